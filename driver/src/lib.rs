@@ -1,0 +1,40 @@
+//! `rhca`: the RHCA KMDF bus-master driver.
+//!
+//! The driver gets its DMA adapter with `IoGetDmaAdapter` on the PDO and never hands the device
+//! a physical address; keeps its work and completion rings in `AllocateCommonBuffer` memory;
+//! maps every MAD per post with `GetScatterGatherList` and releases it on completion; and streams
+//! into an externally supplied circular buffer through one persistent mapping with an explicit
+//! flush per segment. See `../shared/ARCHITECTURE.md` and `docs/dma.md`.
+//!
+//! What this crate owns, as the workspace issues fill it in:
+//! - [`sys`]: the only platform switch (`wdk_sys` on Windows, `wdk_sim` elsewhere);
+//! - `dma`: safe RAII layers over the HAL DMA surface (`Adapter`, `CommonBuffer`, `SgMapping`,
+//!   `PersistentMapping`), where the driver's DMA `unsafe` lives;
+//! - the KMDF callbacks: `DriverEntry`, `EvtDriverDeviceAdd`, PnP/power, ISR/DPC, the IOCTL queue;
+//! - the MAD send/receive path and the stream engine path, built on `rhca-hw`.
+//!
+//! Today it holds the platform switch only. On Windows the crate does not yet link as a driver:
+//! `DriverEntry` arrives with the driver issue, together with the code it starts.
+//!
+//! # Safety story
+//! `unsafe` is confined to [`sys`], the `dma` module and (later) the KMDF boundary; every block
+//! carries a `// SAFETY:` comment and every `unsafe fn` a `# Safety` section (workspace lints).
+
+#![no_std]
+
+// The kernel runtime pieces of windows-drivers-rs, on Windows only (not under `cfg(test)`, where
+// the standard library's panic handler and allocator are linked instead): wdk-panic bug-checks
+// with code 'RPNC' on a panic.
+#[cfg(all(windows, not(test)))]
+extern crate wdk_panic;
+
+#[cfg(all(windows, not(test)))]
+use wdk_alloc::WdkAllocator;
+
+/// The kernel allocator: `ExAllocatePool2(POOL_FLAG_NON_PAGED, …)` (wdk-alloc). Never used for
+/// memory a device can see: DMA memory comes from the DMA adapter.
+#[cfg(all(windows, not(test)))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
+
+pub mod sys;

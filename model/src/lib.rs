@@ -1,0 +1,74 @@
+//! `rhca-model`: the RHCA device, as hardware in every test.
+//!
+//! The model implements `docs/device.md` from the device's side, on the bus that `wdk-sim`
+//! provides. It will own:
+//! - the BAR0 register file (built from [`rhca_hw::regs::REGISTERS`]), reset, enable, quiesce,
+//!   interrupt cause/mask with MSI-X and `INTx` delivery, error syndromes;
+//! - the work and completion queues: WQE fetch and validation through `rhca_hw::wqe`, gather and
+//!   scatter by logical address only, CQE writes (body, then owner byte), CQ arming and
+//!   moderation, page-list rings;
+//! - a port, a subnet management agent and a small fabric of remote nodes answering SMPs and
+//!   `PerfMgt` GMPs with IBTA layouts;
+//! - the stream engines (descriptor table read once, credits, per-segment records, the
+//!   verifiable data pattern of `rhca_hw::stream`);
+//! - fault injection and counters.
+//!
+//! Today it provides [`DeviceIdentity`], the PCI identity a model instance presents; the device
+//! itself arrives with the device-model issue, once `wdk-sim` has a bus to attach it to.
+
+use rhca_hw::{pci, regs};
+
+/// The PCI identity and capability registers one model instance presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// PCI vendor id.
+    pub vendor_id: u16,
+    /// PCI device id.
+    pub device_id: u16,
+    /// PCI class code.
+    pub class_code: u32,
+    /// Capabilities reported in `CAP0`..`CAP2`.
+    pub caps: regs::Caps,
+}
+
+impl DeviceIdentity {
+    /// The default RHCA: 64-bit DMA and the capability registers' documented reset values.
+    ///
+    /// # Panics
+    /// Never: the reset values are checked against the interface by `rhca-hw`'s tests.
+    #[must_use]
+    pub fn rhca() -> Self {
+        let caps = regs::Caps::decode(regs::CAP0.reset, regs::CAP1.reset, regs::CAP2.reset)
+            .expect("documented reset capabilities are valid");
+        Self {
+            vendor_id: pci::VENDOR_ID,
+            device_id: pci::DEVICE_ID,
+            class_code: pci::CLASS_CODE,
+            caps,
+        }
+    }
+
+    /// The same device driving only 32 address bits, so that the `bounce` profile has to
+    /// double-buffer every transfer above 4 GiB.
+    #[must_use]
+    pub fn rhca_32bit() -> Self {
+        let mut d = Self::rhca();
+        d.caps.dma_width = 32;
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_encode_valid_capabilities() {
+        for id in [DeviceIdentity::rhca(), DeviceIdentity::rhca_32bit()] {
+            let (c0, c1, c2) = id.caps.encode();
+            assert_eq!(regs::Caps::decode(c0, c1, c2), Ok(id.caps));
+            assert_eq!(id.vendor_id, 0x1234);
+        }
+        assert_eq!(DeviceIdentity::rhca_32bit().caps.dma_width, 32);
+    }
+}
