@@ -2,23 +2,71 @@
 //!
 //! It mirrors the items of `wdk-sys` (windows-drivers-rs, bindgen output) that the driver uses,
 //! with the same names, field names, module paths and signatures, so that `driver/src/sys.rs`
-//! can switch between `wdk_sys` and `wdk_sim` and nothing else in the driver changes.
+//! can switch between `wdk_sys` and `wdk_sim` and nothing else in the driver changes. Types and
+//! constants are at the crate root (as in `wdk_sys`), routines in [`ntddk`].
 //!
-//! What it owns, as the workspace issues fill it in:
-//! - the mirrored kernel surface: `NTSTATUS`, `PHYSICAL_ADDRESS`, MDLs, `DEVICE_DESCRIPTION`,
-//!   `DMA_ADAPTER`/`DMA_OPERATIONS`, scatter/gather lists, IRQL, spin locks, pool
-//!   (`ntddk::*` functions as in `wdk_sys::ntddk`);
-//! - simulated physical memory whose addresses are not host pointers, and HAL DMA under the
-//!   platform profiles `coherent`, `iommu`, `bounce`, `noncoherent` and `verifier`, with Driver
-//!   Verifier's DMA checks reported as bug check 0xE6 (`BugCheck` panics);
-//! - the device's side of the bus, for `rhca-model`;
-//! - KMDF objects, queues, requests, interrupts, PnP/power and user-mode handles.
+//! What it owns:
+//! - [`types`]: the mirrored C types (`PHYSICAL_ADDRESS`, `MDL`, `DEVICE_DESCRIPTION`,
+//!   `DMA_ADAPTER`, `DMA_OPERATIONS`, scatter/gather lists, IRQLs, pool flags);
+//! - [`Machine`]: simulated physical memory whose addresses are not host pointers, pool with
+//!   per-tag tracking, MDLs, IRQL per thread, simulated CPUs;
+//! - HAL DMA under the platform profiles `coherent`, `iommu`, `bounce` and `verifier`, with
+//!   Driver Verifier's DMA checks reported as bug check 0xE6 ([`BugCheck`]);
+//! - [`bus`]: the device's side of the bus, for `rhca-model`;
+//! - later (wdk-sim part 2): KMDF objects, queues, requests, interrupts, PnP/power and
+//!   user-mode handles.
 //!
-//! Today it holds the status-code surface (this module); the rest arrives with the wdk-sim
-//! issues. Every item cites the C definition it mirrors; `docs/sim-fidelity.md` lists the known
-//! differences from Windows.
+//! Every mirrored item cites the C definition it mirrors; `docs/sim-fidelity.md` lists what is
+//! modelled, from which source, and the known differences from Windows.
+//!
+//! # Safety story
+//! `unsafe` is confined to this crate's internals: host page allocation (`mem`), copies into and
+//! out of simulated memory, reads of driver-owned structures (MDLs, descriptions) at the
+//! addresses the driver passes, and the `extern "C"` DMA routines. Every block states its
+//! reasoning in a `// SAFETY:` comment.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "the simulator only builds for 64-bit hosts (checked below): usize and u64 have one width, and the remaining u32 casts are of sizes bounded by the C structures"
+)]
+#![expect(
+    clippy::used_underscore_items,
+    reason = "bindgen names anonymous members and flexible arrays with leading underscores"
+)]
+#![expect(
+    clippy::missing_const_for_fn,
+    reason = "simulator routines are runtime code; making them const would promise an API the kernel surface does not have"
+)]
+#![expect(
+    clippy::option_if_let_else,
+    reason = "matches with side effects read clearer than map_or_else chains"
+)]
+#![expect(
+    clippy::redundant_pub_crate,
+    reason = "pub(crate) marks the machine-internal API explicitly; the nursery lint conflicts with rustc's unreachable_pub"
+)]
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("wdk-sim models x64 Windows and needs a 64-bit host");
+
+pub mod bugcheck;
+pub mod bus;
+mod hal;
+mod machine;
+mod mem;
+pub mod ntddk;
+pub mod types;
+
+pub use bugcheck::BugCheck;
+pub use bus::{
+    Attached, DeviceBus, DmaFault, PciFunction, PciIdentity, read_register_ulong,
+    write_register_ulong,
+};
+pub use hal::{AdapterReport, DmaCounters};
+pub use machine::{Config, Entered, Machine, Profile};
+pub use mem::{TagUsage, tag_name};
+pub use types::*;
 
 /// `typedef LONG NTSTATUS;` (`shared/ntdef.h`).
 ///

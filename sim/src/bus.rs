@@ -1,0 +1,447 @@
+//! The device's side of the bus: PCI functions attached to the machine, their BARs and
+//! interrupts, and DMA by logical address.
+//!
+//! A device model implements [`PciFunction`] and is attached with [`crate::Machine::attach`],
+//! which gives it a [`DeviceBus`]: the only way it can touch host memory. Every access names a
+//! logical address; the bus translates it as the platform would (identity, or the IOMMU's table
+//! under the `iommu` profile), checks the device's address width, bus-master enable and
+//! presence, and reports a [`DmaFault`] instead of touching memory it cannot reach. Under the
+//! `iommu` profile an access outside a live mapping stops the machine with E6/0x26, as DMA
+//! remapping does on Windows.
+//!
+//! Register accesses by the driver (`mmio_read32`/`mmio_write32` on a `MmMapIoSpaceEx` mapping)
+//! are routed synchronously to the device that owns the BAR, without the machine lock held, so
+//! the device may perform DMA from inside a register write (a doorbell).
+
+use std::sync::{Arc, Weak};
+
+use crate::bugcheck::BugCheck;
+use crate::machine::{Inner, Machine};
+use crate::types::{_DEVICE_OBJECT, PDEVICE_OBJECT};
+
+/// What a device model must provide to sit on the simulated PCI bus.
+pub trait PciFunction: Send + Sync {
+    /// Vendor id, device id, class code and revision.
+    fn identity(&self) -> PciIdentity;
+    /// Size of memory BAR `bar` in bytes (0: not implemented).
+    fn bar_size(&self, bar: u8) -> u64;
+    /// A 32-bit register read at `offset` of BAR `bar`.
+    fn mmio_read(&self, bar: u8, offset: u64) -> u32;
+    /// A 32-bit register write at `offset` of BAR `bar`.
+    fn mmio_write(&self, bar: u8, offset: u64, value: u32);
+    /// Address bits the device drives on the bus (32 or 64).
+    fn dma_address_width(&self) -> u32;
+}
+
+/// PCI configuration-space identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PciIdentity {
+    /// Vendor id.
+    pub vendor_id: u16,
+    /// Device id.
+    pub device_id: u16,
+    /// Class code (base, sub, interface).
+    pub class_code: u32,
+    /// Revision.
+    pub revision: u8,
+}
+
+/// Why a device's DMA did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaFault {
+    /// The device has been removed from the bus.
+    NotPresent,
+    /// Bus-master enable is off.
+    BusMasterDisabled,
+    /// The address needs more bits than the device drives.
+    BeyondAddressWidth(u64),
+    /// DMA remapping found no live mapping (the machine stopped with E6/0x26).
+    IommuFault(u64),
+    /// No memory answers at this physical address (master abort).
+    NoMemory(u64),
+    /// The machine has stopped.
+    MachineHalted,
+}
+
+/// Direction of a device access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) pdo: Box<_DEVICE_OBJECT>,
+    pub(crate) bar_phys: [u64; 6],
+    pub(crate) bar_len: [u64; 6],
+    pub(crate) present: bool,
+    pub(crate) bus_master: bool,
+    pub(crate) width: u32,
+    pub(crate) identity: PciIdentity,
+    pub(crate) stray: Vec<(u64, usize, bool)>,
+}
+
+#[expect(
+    clippy::non_send_fields_in_send_ty,
+    reason = "see the SAFETY comment: the pointers are identifiers only"
+)]
+// SAFETY: the PDO's pointer fields are never dereferenced by the simulator (they are null or
+// point at machine-owned objects); the slot moves between threads only inside the machine lock.
+unsafe impl Send for Slot {}
+
+/// One `MmMapIoSpaceEx` mapping of a BAR.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IoMapping {
+    pub(crate) va: usize,
+    pub(crate) len: usize,
+    pub(crate) device: usize,
+    pub(crate) bar: u8,
+    pub(crate) offset: u64,
+}
+
+/// The bus: attached devices and register mappings.
+#[derive(Default)]
+pub(crate) struct Bus {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) functions: Vec<Arc<dyn PciFunction>>,
+    pub(crate) io_maps: Vec<IoMapping>,
+    next_bar: u64,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("slots", &self.slots.len())
+            .field("io_maps", &self.io_maps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// The slot whose PDO is `pdo`.
+    pub(crate) fn slot_of_pdo(&self, pdo: PDEVICE_OBJECT) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|s| std::ptr::eq(&raw const *s.pdo, pdo))
+    }
+
+    /// The device and BAR offset that physical address range `pa .. pa + len` falls in.
+    pub(crate) fn bar_at(&self, pa: u64, len: u64) -> Option<(usize, u8, u64)> {
+        for (i, s) in self.slots.iter().enumerate() {
+            for bar in 0..6u8 {
+                let (b, l) = (s.bar_phys[bar as usize], s.bar_len[bar as usize]);
+                if l > 0 && pa >= b && pa + len <= b + l {
+                    return Some((i, bar, pa - b));
+                }
+            }
+        }
+        None
+    }
+
+    /// The register mapping containing `va .. va + 4`.
+    pub(crate) fn io_map_at(&self, va: usize) -> Option<IoMapping> {
+        self.io_maps
+            .iter()
+            .copied()
+            .find(|m| va >= m.va && va + 4 <= m.va + m.len)
+    }
+}
+
+/// A device's handle on the bus.
+#[derive(Clone, Debug)]
+pub struct DeviceBus {
+    machine: Weak<Inner>,
+    slot: usize,
+}
+
+/// The PDO and resources of an attached device, for the `PnP` harness and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attached {
+    /// The physical device object (what `WdfDeviceWdmGetPhysicalDevice` returns).
+    pub pdo: PDEVICE_OBJECT,
+    /// Physical base address of each implemented BAR (0 otherwise).
+    pub bar_phys: [u64; 6],
+    /// Length of each BAR.
+    pub bar_len: [u64; 6],
+    /// The slot number.
+    pub slot: usize,
+}
+
+// SAFETY: `Attached` only carries the PDO's address as an identifier; the PDO itself is owned
+// by the machine and never dereferenced through this copy outside the machine.
+unsafe impl Send for Attached {}
+
+impl Machine {
+    /// Attaches a PCI function: assigns BAR addresses, creates its PDO and enables bus mastering.
+    #[expect(
+        clippy::significant_drop_tightening,
+        reason = "the lock covers the whole slot creation"
+    )]
+    pub fn attach(&self, function: Arc<dyn PciFunction>) -> (Attached, DeviceBus) {
+        let identity = function.identity();
+        let width = function.dma_address_width();
+        let mut st = self.0.lock();
+        let bus = &mut st.bus;
+        let slot = bus.slots.len();
+        let mut bar_phys = [0u64; 6];
+        let mut bar_len = [0u64; 6];
+        for bar in 0..6u8 {
+            let len = function.bar_size(bar);
+            if len > 0 {
+                // BARs live in a 64-bit window above all RAM frames, naturally aligned.
+                let base = 0x80_0000_0000 + bus.next_bar;
+                let len = len.next_power_of_two().max(0x1000);
+                let base = base.div_ceil(len) * len;
+                bus.next_bar = base + len - 0x80_0000_0000;
+                bar_phys[bar as usize] = base;
+                bar_len[bar as usize] = len;
+            }
+        }
+        let pdo = Box::new(_DEVICE_OBJECT {
+            Type: 3,
+            Size: 0,
+            ReferenceCount: 1,
+            DriverObject: std::ptr::null_mut(),
+            NextDevice: std::ptr::null_mut(),
+            AttachedDevice: std::ptr::null_mut(),
+            CurrentIrp: std::ptr::null_mut(),
+            Flags: 0,
+            Characteristics: 0,
+            DeviceExtension: std::ptr::null_mut(),
+            DeviceType: 0,
+            StackSize: 1,
+            AlignmentRequirement: 0,
+        });
+        let pdo_ptr = std::ptr::from_ref(&*pdo).cast_mut();
+        bus.slots.push(Slot {
+            pdo,
+            bar_phys,
+            bar_len,
+            present: true,
+            bus_master: true,
+            width,
+            identity,
+            stray: Vec::new(),
+        });
+        bus.functions.push(function);
+        (
+            Attached {
+                pdo: pdo_ptr,
+                bar_phys,
+                bar_len,
+                slot,
+            },
+            DeviceBus {
+                machine: Arc::downgrade(&self.0),
+                slot,
+            },
+        )
+    }
+
+    /// Removes a device from the bus abruptly (surprise removal): its registers read all-ones,
+    /// writes are dropped and it can no longer perform DMA.
+    pub fn surprise_remove(&self, slot: usize) {
+        if let Some(s) = self.0.lock().bus.slots.get_mut(slot) {
+            s.present = false;
+        }
+    }
+
+    /// The PCI identity of the device in `slot`.
+    #[must_use]
+    pub fn identity(&self, slot: usize) -> Option<PciIdentity> {
+        self.0.lock().bus.slots.get(slot).map(|s| s.identity)
+    }
+
+    /// Sets the device's bus-master enable bit (PCI command register).
+    pub fn set_bus_master(&self, slot: usize, enabled: bool) {
+        if let Some(s) = self.0.lock().bus.slots.get_mut(slot) {
+            s.bus_master = enabled;
+        }
+    }
+
+    /// DMA the device performed outside every range the driver mapped for it, on profiles where
+    /// that does not stop the machine: `(logical address, length, was a write)`.
+    #[must_use]
+    pub fn stray_dma(&self, slot: usize) -> Vec<(u64, usize, bool)> {
+        self.0
+            .lock()
+            .bus
+            .slots
+            .get(slot)
+            .map(|s| s.stray.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl DeviceBus {
+    fn machine(&self) -> Result<Arc<Inner>, DmaFault> {
+        let m = self.machine.upgrade().ok_or(DmaFault::MachineHalted)?;
+        if m.halted().is_some() {
+            return Err(DmaFault::MachineHalted);
+        }
+        Ok(m)
+    }
+
+    #[expect(
+        clippy::significant_drop_tightening,
+        reason = "the lock covers translation and the copy, as one bus transaction"
+    )]
+    fn access(
+        &self,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        f: &mut dyn FnMut(&mut crate::mem::Memory, u64) -> Result<(), u64>,
+    ) -> Result<(), DmaFault> {
+        let m = self.machine()?;
+        let fault = {
+            let mut guard = m.lock();
+            let st = &mut *guard;
+            let slot = st.bus.slots.get(self.slot).ok_or(DmaFault::NotPresent)?;
+            if !slot.present {
+                return Err(DmaFault::NotPresent);
+            }
+            if !slot.bus_master {
+                return Err(DmaFault::BusMasterDisabled);
+            }
+            let end = logical
+                .checked_add(len as u64)
+                .ok_or(DmaFault::BeyondAddressWidth(logical))?;
+            if slot.width < 64 && end > 1u64 << slot.width {
+                return Err(DmaFault::BeyondAddressWidth(logical));
+            }
+            let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
+            match st.hal.translate(logical, len, kind, m.config.profile.iommu) {
+                Ok(runs) => {
+                    if !st.hal.device_visible(logical, len, m.config.profile.iommu) {
+                        st.bus.slots[self.slot]
+                            .stray
+                            .push((logical, len, kind == Access::Write));
+                    }
+                    for (pa, off, _n) in runs {
+                        let _ = off;
+                        if let Err(at) = f(&mut st.mem, pa) {
+                            return Err(DmaFault::NoMemory(at));
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(at) => BugCheck::dma(
+                    0x26,
+                    pdo,
+                    at,
+                    if kind == Access::Write { 2 } else { 1 },
+                    "IOMMU detected DMA violation: device access outside every live mapping",
+                    "windows-dma.md §5.2, §6",
+                ),
+            }
+        };
+        m.record(fault);
+        Err(DmaFault::IommuFault(fault.params[2]))
+    }
+
+    /// Reads `buf.len()` bytes at logical address `logical`.
+    ///
+    /// # Errors
+    /// A [`DmaFault`]; nothing is read then.
+    pub fn dma_read(&self, logical: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        let len = buf.len();
+        let mut done = 0usize;
+        self.access(logical, len, Access::Read, &mut |mem, pa| {
+            // Runs arrive in order; each covers the next bytes up to a page boundary.
+            let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
+            mem.read_phys(pa, &mut buf[done..done + n])?;
+            done += n;
+            Ok(())
+        })
+    }
+
+    /// Writes `buf` at logical address `logical`.
+    ///
+    /// # Errors
+    /// A [`DmaFault`]; nothing is written then.
+    pub fn dma_write(&self, logical: u64, buf: &[u8]) -> Result<(), DmaFault> {
+        let len = buf.len();
+        let mut done = 0usize;
+        self.access(logical, len, Access::Write, &mut |mem, pa| {
+            let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
+            mem.write_phys(pa, &buf[done..done + n])?;
+            done += n;
+            Ok(())
+        })
+    }
+
+    /// The device's slot number.
+    #[must_use]
+    pub const fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Whether the device is still on the bus.
+    #[must_use]
+    pub fn present(&self) -> bool {
+        self.machine
+            .upgrade()
+            .is_some_and(|m| m.lock().bus.slots.get(self.slot).is_some_and(|s| s.present))
+    }
+}
+
+/// Reads a 32-bit device register through a `MmMapIoSpaceEx` mapping (the simulator's
+/// `READ_REGISTER_ULONG`; the driver's `sys.rs` calls it on non-Windows hosts). A removed device
+/// reads all-ones.
+///
+/// # Safety
+/// `register` must lie in a live register mapping of the current machine.
+#[must_use]
+pub unsafe fn read_register_ulong(register: *const u32) -> u32 {
+    let va = register as usize;
+    let (func, bar, offset, present) = crate::machine::with_state(|st, _| {
+        let m = st.bus.io_map_at(va).ok_or_else(|| {
+            BugCheck::sim(
+                crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
+                va as u64,
+                0,
+                "register read outside any MmMapIoSpaceEx mapping",
+            )
+        })?;
+        Ok((
+            st.bus.functions[m.device].clone(),
+            m.bar,
+            m.offset + (va - m.va) as u64,
+            st.bus.slots[m.device].present,
+        ))
+    });
+    if !present {
+        return u32::MAX;
+    }
+    func.mmio_read(bar, offset)
+}
+
+/// Writes a 32-bit device register through a `MmMapIoSpaceEx` mapping (the simulator's
+/// `WRITE_REGISTER_ULONG`). Writes to a removed device are dropped.
+///
+/// # Safety
+/// `register` must lie in a live register mapping of the current machine.
+pub unsafe fn write_register_ulong(register: *mut u32, value: u32) {
+    let va = register as usize;
+    let (func, bar, offset, present) = crate::machine::with_state(|st, _| {
+        let m = st.bus.io_map_at(va).ok_or_else(|| {
+            BugCheck::sim(
+                crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
+                va as u64,
+                1,
+                "register write outside any MmMapIoSpaceEx mapping",
+            )
+        })?;
+        Ok((
+            st.bus.functions[m.device].clone(),
+            m.bar,
+            m.offset + (va - m.va) as u64,
+            st.bus.slots[m.device].present,
+        ))
+    });
+    if present {
+        func.mmio_write(bar, offset, value);
+    }
+}

@@ -1,0 +1,1064 @@
+//! HAL DMA: adapters, common buffers, scatter/gather mappings, map registers, DMA remapping and
+//! Driver Verifier's double buffering, and the translation the bus applies to device accesses.
+//!
+//! The `DMA_OPERATIONS` routines themselves are in [`ops`]; this module holds the state they
+//! change and the rules they check (`../shared/reference/windows-dma.md` §2–§5, §10).
+//!
+//! How a mapping reaches the device, per profile:
+//! - `coherent`: logical = physical; each physically contiguous run of the buffer is one
+//!   scatter/gather element.
+//! - `bounce`: a device whose address width cannot reach a page of the buffer gets a bounce copy
+//!   in low memory (map registers): memory→device data is copied at map time, device→memory data
+//!   copied back only at `PutScatterGatherList`/`FlushDmaBuffer`.
+//! - `iommu`: every mapping gets a fresh IOVA range (delayed reuse, so a stale IOVA faults);
+//!   memory→device mappings are read-only to the device.
+//! - `verifier`: every mapped transfer is double-buffered in a buffer flanked by `DmaVrfy0` tags
+//!   and 0x0F padding, checked at Put; released buffers are filled with 0x0F and checked again
+//!   before reuse.
+
+pub(crate) mod ops;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use crate::bugcheck::{BugCheck, sim_rule};
+use crate::bus::Access;
+use crate::machine::{Config, State};
+use crate::mem::{Kind, PAGE, Zone};
+use crate::types::PDRIVER_LIST_CONTROL;
+
+/// Verifier's guard tag.
+pub(crate) const VERIFIER_TAG: &[u8; 8] = b"DmaVrfy0";
+/// Verifier's padding and free-buffer fill byte.
+pub(crate) const VERIFIER_FILL: u8 = 0x0F;
+/// First IOVA page handed out (1 MiB).
+const IOVA_FIRST: u64 = 0x100;
+/// One past the last IOVA page (4 GiB: every device can reach every IOVA).
+const IOVA_END: u64 = 0x10_0000;
+/// Freed IOVA ranges wait this long (in ranges) before reuse.
+const IOVA_REUSE_DELAY: usize = 256;
+/// Verifier keeps this many released double buffers filled with 0x0F before freeing them.
+const QUARANTINE: usize = 16;
+
+/// The `!dma` counters of one adapter.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DmaCounters {
+    /// Common buffers allocated.
+    pub common_buffers_allocated: u64,
+    /// Common buffers freed.
+    pub common_buffers_freed: u64,
+    /// Scatter/gather lists built.
+    pub sg_lists_allocated: u64,
+    /// Scatter/gather lists put.
+    pub sg_lists_freed: u64,
+    /// Map registers allocated (one per page a mapping spans).
+    pub map_registers_allocated: u64,
+    /// Map registers freed.
+    pub map_registers_freed: u64,
+    /// Requests that waited for map registers.
+    pub requests_queued: u64,
+    /// Bytes copied by bounce or verifier double buffering.
+    pub bytes_double_buffered: u64,
+}
+
+/// What `!dma` would print for one adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterReport {
+    /// The adapter's address.
+    pub adapter: usize,
+    /// The `DEVICE_DESCRIPTION` version it was granted with.
+    pub version: u32,
+    /// Address width in bits.
+    pub width: u32,
+    /// Map registers granted.
+    pub map_registers: u32,
+    /// Whether `PutDmaAdapter` was called.
+    pub released: bool,
+    /// Common buffers still allocated.
+    pub common_buffers: usize,
+    /// Scatter/gather lists not yet put.
+    pub sg_lists: usize,
+    /// Requests still waiting for map registers.
+    pub waiting: usize,
+    /// Counters.
+    pub counters: DmaCounters,
+}
+
+impl AdapterReport {
+    /// Whether anything is outstanding (a leak once the device is removed).
+    #[must_use]
+    pub const fn leaks(&self) -> bool {
+        !self.released || self.common_buffers > 0 || self.sg_lists > 0 || self.waiting > 0
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommonBuf {
+    pub(crate) len: u32,
+    pub(crate) logical: u64,
+    pub(crate) cache: u8,
+    region: usize,
+    iova: Option<(u64, u64)>,
+}
+
+/// How a mapping's data reach the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The device accesses the buffer's own pages.
+    Direct,
+    /// Through a copy at `va` inside region `region`.
+    Copy {
+        region: usize,
+        va: usize,
+        verifier: bool,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct SgMap {
+    write: bool,
+    /// The buffer as the driver sees it: (virtual address, length) pieces in order.
+    pieces: Vec<(usize, usize)>,
+    length: usize,
+    route: Route,
+    registers: u32,
+    iova: Option<(u64, u64)>,
+    visible: Vec<(u64, u64)>,
+    /// Storage of a list the HAL allocated (`GetScatterGatherList`); `None` for Build. Owned here
+    /// so that the list stays valid until Put and is freed by it.
+    #[expect(
+        dead_code,
+        reason = "owns the list memory; never read, only dropped at Put"
+    )]
+    storage: Option<Box<[u64]>>,
+}
+
+/// A request waiting for map registers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    pub(crate) device: usize,
+    pub(crate) request: Request,
+    pub(crate) routine: PDRIVER_LIST_CONTROL,
+    pub(crate) context: usize,
+}
+
+/// What to map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) mdl: usize,
+    pub(crate) current_va: usize,
+    pub(crate) length: usize,
+    pub(crate) write: bool,
+    /// A caller-supplied list buffer (`BuildScatterGatherList`).
+    pub(crate) buffer: Option<(usize, usize)>,
+    pub(crate) registers: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Adapter {
+    pub(crate) version: u32,
+    pub(crate) width: u32,
+    pub(crate) granted: u32,
+    pub(crate) pdo: usize,
+    pub(crate) released: bool,
+    pub(crate) common: HashMap<usize, CommonBuf>,
+    freed_common: HashSet<usize>,
+    pub(crate) maps: HashMap<usize, SgMap>,
+    registers_in_use: u32,
+    pub(crate) waiting: VecDeque<Pending>,
+    pub(crate) counters: DmaCounters,
+}
+
+impl Adapter {
+    pub(crate) fn new(version: u32, width: u32, granted: u32, pdo: usize) -> Self {
+        Self {
+            version,
+            width,
+            granted,
+            pdo,
+            released: false,
+            common: HashMap::new(),
+            freed_common: HashSet::new(),
+            maps: HashMap::new(),
+            registers_in_use: 0,
+            waiting: VecDeque::new(),
+            counters: DmaCounters::default(),
+        }
+    }
+
+    /// Map registers not held by a live mapping.
+    pub(crate) const fn free_registers(&self) -> u32 {
+        self.granted.saturating_sub(self.registers_in_use)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Iommu {
+    table: HashMap<u64, (u64, bool)>,
+    next: u64,
+    freed: VecDeque<(u64, u64)>,
+}
+
+impl Iommu {
+    fn alloc(&mut self, pages: u64) -> Option<u64> {
+        if self.next == 0 {
+            self.next = IOVA_FIRST;
+        }
+        if self.freed.len() > IOVA_REUSE_DELAY
+            && let Some(i) = self.freed.iter().position(|&(_, n)| n >= pages)
+        {
+            let (s, n) = self.freed.remove(i)?;
+            if n > pages {
+                self.freed.push_back((s + pages, n - pages));
+            }
+            return Some(s);
+        }
+        if self.next + pages > IOVA_END {
+            return None;
+        }
+        let s = self.next;
+        self.next += pages;
+        Some(s)
+    }
+
+    fn map(&mut self, start: u64, pfns: &[u64], device_writable: bool) {
+        for (i, &pfn) in pfns.iter().enumerate() {
+            self.table.insert(start + i as u64, (pfn, device_writable));
+        }
+    }
+
+    fn unmap(&mut self, start: u64, pages: u64) {
+        for p in start..start + pages {
+            self.table.remove(&p);
+        }
+        self.freed.push_back((start, pages));
+    }
+}
+
+/// HAL state.
+#[derive(Debug, Default)]
+pub(crate) struct Hal {
+    pub(crate) adapters: HashMap<usize, Adapter>,
+    iommu: Iommu,
+    /// Logical ranges a device may touch on non-remapped profiles (for stray-DMA reports).
+    visible: BTreeMap<u64, u64>,
+    /// Verifier: released double buffers, filled with 0x0F: (region, va, len).
+    quarantine: VecDeque<(usize, usize, usize)>,
+}
+
+impl Hal {
+    /// Translates a device access into physical runs `(pa, 0, len)`; `Err(address)` on an
+    /// IOMMU fault.
+    pub(crate) fn translate(
+        &self,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        iommu: bool,
+    ) -> Result<Vec<(u64, u64, usize)>, u64> {
+        let mut runs = Vec::new();
+        let mut at = logical;
+        let end = logical + len as u64;
+        while at < end {
+            let n = (0x1000 - (at & 0xFFF)).min(end - at);
+            let pa = if iommu {
+                let &(pfn, writable) = self.iommu.table.get(&(at >> 12)).ok_or(at)?;
+                if kind == Access::Write && !writable {
+                    return Err(at);
+                }
+                (pfn << 12) | (at & 0xFFF)
+            } else {
+                at
+            };
+            // CAST: n <= 4096.
+            runs.push((pa, 0, n as usize));
+            at += n;
+        }
+        Ok(runs)
+    }
+
+    /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
+    pub(crate) fn device_visible(&self, logical: u64, len: usize, iommu: bool) -> bool {
+        if iommu {
+            return true;
+        }
+        self.visible
+            .range(..=logical)
+            .next_back()
+            .is_some_and(|(&s, &l)| logical + len as u64 <= s + l)
+    }
+
+    fn add_visible(&mut self, start: u64, len: u64) {
+        self.visible.insert(start, len);
+    }
+
+    fn remove_visible(&mut self, start: u64) {
+        self.visible.remove(&start);
+    }
+}
+
+/// `BYTES_TO_PAGES(n)`.
+pub(crate) const fn bytes_to_pages(n: u64) -> u64 {
+    n.div_ceil(PAGE as u64)
+}
+
+/// `ADDRESS_AND_SIZE_TO_SPAN_PAGES(va, size)`.
+pub(crate) const fn span_pages(va: usize, size: usize) -> u64 {
+    if size == 0 {
+        return 0;
+    }
+    (((va & (PAGE - 1)) + size).div_ceil(PAGE)) as u64
+}
+
+/// Allocates a common buffer for `adapter`: physically contiguous (and below the adapter's
+/// reach) without remapping, scattered behind a contiguous IOVA range with it.
+pub(crate) fn alloc_common(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    len: u32,
+    max_address: Option<u64>,
+    cache: u8,
+) -> Option<(usize, u64)> {
+    let width = st.hal.adapters.get(&adapter)?.width;
+    let pages = bytes_to_pages(u64::from(len)).max(1);
+    let limit = max_address
+        .map_or(u64::MAX, |m| m.saturating_add(1))
+        .min(if width >= 64 { u64::MAX } else { 1u64 << width });
+    let (region, logical, iova) = if cfg.profile.iommu {
+        let region =
+            st.mem
+                .alloc_region(pages as usize, Kind::CommonBuffer, Zone::General, false)?;
+        let pfns = st.mem.region_pfns(region)?.to_vec();
+        let Some(start) = st.hal.iommu.alloc(pages) else {
+            st.mem.free_region(region);
+            return None;
+        };
+        st.hal.iommu.map(start, &pfns, true);
+        (region, start << 12, Some((start, pages)))
+    } else {
+        // Without remapping the device sees physical addresses: the buffer must be contiguous
+        // and entirely below the adapter's limit.
+        let zone = if st.mem.general_is_reachable(limit) {
+            Zone::General
+        } else {
+            Zone::Low
+        };
+        let region = st
+            .mem
+            .alloc_region(pages as usize, Kind::CommonBuffer, zone, true)?;
+        let pa = st.mem.pfn_of(region)? << 12;
+        if pa + pages * PAGE as u64 > limit {
+            st.mem.free_region(region);
+            return None;
+        }
+        (region, pa, None)
+    };
+    // Common buffer contents are undefined; a pattern makes a driver that forgets to
+    // initialise a ring fail visibly.
+    st.mem.fill_va(region, 0xCB, pages as usize * PAGE);
+    if !cfg.profile.iommu {
+        st.hal.add_visible(logical, pages * PAGE as u64);
+    }
+    let a = st.hal.adapters.get_mut(&adapter)?;
+    a.common.insert(
+        region,
+        CommonBuf {
+            len,
+            logical,
+            cache,
+            region,
+            iova,
+        },
+    );
+    a.freed_common.remove(&region);
+    a.counters.common_buffers_allocated += 1;
+    Some((region, logical))
+}
+
+/// Frees a common buffer; the arguments must match the allocation exactly.
+pub(crate) fn free_common(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    len: u32,
+    logical: u64,
+    va: usize,
+    cache: u8,
+) -> Result<(), BugCheck> {
+    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+        BugCheck::dma(
+            0x19,
+            0,
+            0,
+            0,
+            "NULL or unknown DMA adapter",
+            "windows-dma.md §5.2",
+        )
+    })?;
+    let Some(cb) = a.common.get(&va).copied() else {
+        if a.freed_common.contains(&va) {
+            return Err(BugCheck::dma(
+                0x03,
+                1,
+                va as u64,
+                0,
+                "freed a common buffer that was already freed",
+                "windows-dma.md §2.4, §5.2",
+            ));
+        }
+        return Err(BugCheck::dma(
+            0x03,
+            1,
+            va as u64,
+            u64::from(len),
+            "FreeCommonBuffer of an address that is not a common buffer of this adapter",
+            "windows-dma.md §2.4, §10 rule 14",
+        ));
+    };
+    if cb.len != len || cb.logical != logical || cb.cache != cache {
+        return Err(BugCheck::sim(
+            sim_rule::BAD_DMA_MDL + 0x10,
+            va as u64,
+            u64::from(len),
+            "FreeCommonBuffer arguments differ from the allocation (length, logical address, virtual address and CacheEnabled must match exactly)",
+        ));
+    }
+    a.common.remove(&va);
+    a.freed_common.insert(va);
+    a.counters.common_buffers_freed += 1;
+    if let Some((start, pages)) = cb.iova {
+        st.hal.iommu.unmap(start, pages);
+    } else if !cfg.profile.iommu {
+        st.hal.remove_visible(cb.logical);
+    }
+    st.mem.free_region(cb.region);
+    Ok(())
+}
+
+/// The result of trying to map a request.
+pub(crate) enum MapOutcome {
+    /// Mapped: the list's address.
+    Mapped(usize),
+    /// The caller's buffer is too small (`BuildScatterGatherList`).
+    BufferTooSmall,
+    /// Not enough memory for bounce or verifier buffers.
+    NoMemory,
+}
+
+fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck> {
+    // The bytes to map: `length` bytes from `current_va`, walking the MDL chain.
+    let mut pieces = Vec::new();
+    let mut mdl = req.mdl;
+    let mut remaining = req.length;
+    let mut first = true;
+    while remaining > 0 {
+        if mdl == 0 {
+            return Err(BugCheck::dma(
+                0x1F,
+                3,
+                req.current_va as u64,
+                remaining as u64,
+                "transfer length runs past the end of the MDL chain",
+                "windows-dma.md §5.2, §10 rule 20",
+            ));
+        }
+        if !st.mem.mdls.contains_key(&mdl) {
+            return Err(BugCheck::sim(
+                sim_rule::BAD_MDL,
+                mdl as u64,
+                0,
+                "DMA routine given an unknown or freed MDL",
+            ));
+        }
+        // SAFETY: `mdl` is a live MDL the machine allocated (checked above); its header is
+        // plain data.
+        let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+        let va = m.StartVa as usize + m.ByteOffset as usize;
+        let end = va + m.ByteCount as usize;
+        let start = if first {
+            if req.current_va < va {
+                return Err(BugCheck::dma(
+                    0x1F,
+                    1,
+                    req.current_va as u64,
+                    mdl as u64,
+                    "CurrentVa lies before the first MDL",
+                    "windows-dma.md §5.2, §10 rule 20",
+                ));
+            }
+            if req.current_va >= end {
+                return Err(BugCheck::dma(
+                    0x1F,
+                    2,
+                    req.current_va as u64,
+                    mdl as u64,
+                    "CurrentVa lies after the first MDL",
+                    "windows-dma.md §5.2, §10 rule 20",
+                ));
+            }
+            req.current_va
+        } else {
+            va
+        };
+        let locked = i32::from(m.MdlFlags)
+            & i32::from(
+                crate::types::MDL_PAGES_LOCKED
+                    | crate::types::MDL_SOURCE_IS_NONPAGED_POOL
+                    | crate::types::MDL_PARTIAL,
+            )
+            != 0;
+        if !locked {
+            return Err(BugCheck::dma(
+                0x0E,
+                mdl as u64,
+                0,
+                0,
+                "DMA on a buffer whose pages are not locked (MDL neither probed and locked nor built for non-paged pool)",
+                "windows-dma.md §5.2, §10 rule 22",
+            ));
+        }
+        if st.mem.region_of(start).is_none() {
+            return Err(BugCheck::dma(
+                0x22,
+                mdl as u64,
+                0,
+                0,
+                "DMA buffer not mapped in system virtual address space",
+                "windows-dma.md §5.2, §10 rule 22",
+            ));
+        }
+        let n = (end - start).min(remaining);
+        pieces.push((start, n));
+        remaining -= n;
+        mdl = m.Next as usize;
+        first = false;
+    }
+    Ok(pieces)
+}
+
+/// Validates a request against the MDL and returns the map registers it needs.
+pub(crate) fn check_request(st: &State, req: &Request) -> Result<u32, BugCheck> {
+    if req.length == 0 {
+        return Err(BugCheck::dma(
+            0x21,
+            req.current_va as u64,
+            req.mdl as u64,
+            0,
+            "mapped a zero-length buffer",
+            "windows-dma.md §5.2, §10 rule 20",
+        ));
+    }
+    let pieces = mdl_pieces(st, req)?;
+    let regs: u64 = pieces.iter().map(|&(va, n)| span_pages(va, n)).sum();
+    Ok(u32::try_from(regs).unwrap_or(u32::MAX))
+}
+
+/// Maps a request on `adapter` (registers already reserved by the caller) and writes its list.
+#[expect(
+    clippy::too_many_lines,
+    clippy::single_match_else,
+    reason = "the per-profile mapping decision reads best as one sequence: pieces, route, copy, elements, list"
+)]
+pub(crate) fn map_request(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    req: &Request,
+) -> Result<MapOutcome, BugCheck> {
+    let pieces = mdl_pieces(st, req)?;
+    let width = st.hal.adapters.get(&adapter).map_or(64, |a| a.width);
+    let limit = if width >= 64 { u64::MAX } else { 1u64 << width };
+    let length = req.length;
+
+    // Physical runs of the buffer.
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    for &(va, n) in &pieces {
+        let mut at = va;
+        while at < va + n {
+            let chunk = (PAGE - (at & (PAGE - 1))).min(va + n - at);
+            let pfn = st.mem.pfn_of(at).ok_or_else(|| {
+                BugCheck::dma(
+                    0x22,
+                    req.mdl as u64,
+                    at as u64,
+                    0,
+                    "DMA buffer page is not mapped",
+                    "windows-dma.md §5.2",
+                )
+            })?;
+            let pa = (pfn << 12) | (at & (PAGE - 1)) as u64;
+            match runs.last_mut() {
+                Some((s, l)) if *s + *l as u64 == pa => *l += chunk,
+                _ => runs.push((pa, chunk)),
+            }
+            at += chunk;
+        }
+    }
+    let reachable = runs.iter().all(|&(pa, l)| pa + l as u64 <= limit);
+
+    let mut route = Route::Direct;
+    let mut device_base: Option<(usize, usize)> = None; // (va of device copy, offset of data)
+    if cfg.profile.verifier {
+        // Verifier double-buffers every transfer: a guard page of 0x0F padding ending in the
+        // tag, the data, the tag, and 0x0F padding to the end of the next page.
+        let data_off = PAGE;
+        let pages = (data_off + length + 8).div_ceil(PAGE) + 1;
+        let zone = if width <= 32 || !st.mem.general_is_reachable(limit) {
+            Zone::Low
+        } else {
+            Zone::General
+        };
+        let Some(region) = st
+            .mem
+            .alloc_region(pages, Kind::Hal, zone, !cfg.profile.iommu)
+        else {
+            return Ok(MapOutcome::NoMemory);
+        };
+        st.mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
+        st.mem.copy_from_slice(region + data_off - 8, VERIFIER_TAG);
+        st.mem
+            .copy_from_slice(region + data_off + length, VERIFIER_TAG);
+        route = Route::Copy {
+            region,
+            va: region + data_off,
+            verifier: true,
+        };
+        device_base = Some((region, data_off));
+    } else if !cfg.profile.iommu && !reachable {
+        // Map registers: a bounce copy below the adapter's limit, at the buffer's page offset.
+        let off = pieces[0].0 & (PAGE - 1);
+        let pages = (off + length).div_ceil(PAGE);
+        let Some(region) = st.mem.alloc_region(pages, Kind::Hal, Zone::Low, true) else {
+            return Ok(MapOutcome::NoMemory);
+        };
+        route = Route::Copy {
+            region,
+            va: region + off,
+            verifier: false,
+        };
+        device_base = Some((region, off));
+    }
+
+    // Memory→device data are captured now: CPU writes after mapping do not reach the device.
+    if let Route::Copy { va, .. } = route {
+        if req.write {
+            let mut at = va;
+            for &(src, n) in &pieces {
+                st.mem.copy_va(at, src, n);
+                at += n;
+            }
+        }
+        if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+            a.counters.bytes_double_buffered += length as u64;
+        }
+    }
+
+    // Elements as the device sees them.
+    let mut iova = None;
+    let mut visible = Vec::new();
+    let elements: Vec<(u64, u32)> = if cfg.profile.iommu {
+        let (first_va, pfns) = match device_base {
+            Some((region, off)) => {
+                let all = st
+                    .mem
+                    .region_pfns(region)
+                    .map(<[u64]>::to_vec)
+                    .unwrap_or_default();
+                let first_page = off / PAGE;
+                let last_page = (off + length - 1) / PAGE;
+                (region + off, all[first_page..=last_page].to_vec())
+            }
+            None => {
+                let mut pfns = Vec::new();
+                for &(va, n) in &pieces {
+                    let mut p = va & !(PAGE - 1);
+                    while p < va + n {
+                        pfns.push(st.mem.pfn_of(p).unwrap_or(0));
+                        p += PAGE;
+                    }
+                }
+                (pieces[0].0, pfns)
+            }
+        };
+        let pages = pfns.len() as u64;
+        let Some(start) = st.hal.iommu.alloc(pages) else {
+            if let Route::Copy { region, .. } = route {
+                st.mem.free_region(region);
+            }
+            return Ok(MapOutcome::NoMemory);
+        };
+        // A memory→device mapping is read-only to the device.
+        st.hal.iommu.map(start, &pfns, !req.write);
+        iova = Some((start, pages));
+        vec![(
+            (start << 12) | (first_va & (PAGE - 1)) as u64,
+            u32::try_from(length).unwrap_or(u32::MAX),
+        )]
+    } else if let Some((region, off)) = device_base {
+        let pa = (st.mem.pfn_of(region).unwrap_or(0) << 12) + off as u64;
+        visible.push((pa, length as u64));
+        vec![(pa, u32::try_from(length).unwrap_or(u32::MAX))]
+    } else {
+        for &(pa, l) in &runs {
+            visible.push((pa, l as u64));
+        }
+        runs.iter()
+            .map(|&(pa, l)| (pa, u32::try_from(l).unwrap_or(u32::MAX)))
+            .collect()
+    };
+
+    // The list: header (NumberOfElements, Reserved) then 24-byte elements.
+    let need = 16 + elements.len() * 24;
+    let (list, storage) = match req.buffer {
+        Some((buf, len)) => {
+            if len < need {
+                if let Route::Copy { region, .. } = route {
+                    st.mem.free_region(region);
+                }
+                if let Some((s, p)) = iova {
+                    st.hal.iommu.unmap(s, p);
+                }
+                return Ok(MapOutcome::BufferTooSmall);
+            }
+            (buf, None)
+        }
+        None => {
+            let mut b = vec![0u64; need / 8].into_boxed_slice();
+            (b.as_mut_ptr() as usize, Some(b))
+        }
+    };
+    write_list(list, &elements);
+    for &(s, l) in &visible {
+        st.hal.add_visible(s, l);
+    }
+    let registers = req.registers;
+    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+        BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
+    })?;
+    a.counters.sg_lists_allocated += 1;
+    a.counters.map_registers_allocated += u64::from(registers);
+    a.maps.insert(
+        list,
+        SgMap {
+            write: req.write,
+            pieces,
+            length,
+            route,
+            registers,
+            iova,
+            visible,
+            storage,
+        },
+    );
+    Ok(MapOutcome::Mapped(list))
+}
+
+fn write_list(list: usize, elements: &[(u64, u32)]) {
+    let l = list as *mut crate::types::_SCATTER_GATHER_LIST;
+    // SAFETY: `list` points to at least 16 + 24 * n writable bytes, 8-byte aligned (HAL storage
+    // or a caller buffer whose size was checked); the writes stay inside it.
+    let header = unsafe { &mut *l };
+    header.NumberOfElements = u32::try_from(elements.len()).unwrap_or(u32::MAX);
+    // The HAL's own mark; drivers must not touch Reserved.
+    header.Reserved = 0x5347_4C53;
+    let first = header.Elements.as_mut_ptr();
+    for (i, &(addr, len)) in elements.iter().enumerate() {
+        // SAFETY: element `i` lies at 16 + 24 * i, inside the checked size.
+        let e = unsafe { first.add(i) };
+        // SAFETY: `e` is in bounds and suitably aligned (8-byte elements after a 16-byte header).
+        unsafe {
+            e.write(crate::types::_SCATTER_GATHER_ELEMENT {
+                Address: crate::types::_LARGE_INTEGER {
+                    QuadPart: addr.cast_signed(),
+                },
+                Length: len,
+                Reserved: 0,
+            });
+        }
+    }
+}
+
+/// Releases a mapping (PutScatterGatherList): copies device→memory data back, checks the
+/// verifier guards, unmaps, frees the registers.
+pub(crate) fn put_map(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    list: usize,
+    write: bool,
+) -> Result<(), BugCheck> {
+    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+        BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
+    })?;
+    let Some(map) = a.maps.remove(&list) else {
+        return Err(BugCheck::dma(
+            0x06,
+            a.counters.sg_lists_allocated,
+            a.counters.sg_lists_freed + 1,
+            list as u64,
+            "freed a scatter/gather list that is not outstanding (double Put, or a list of another adapter)",
+            "windows-dma.md §5.2, §10 rule 27",
+        ));
+    };
+    if map.write != write {
+        a.maps.insert(list, map);
+        return Err(BugCheck::sim(
+            sim_rule::DIRECTION_MISMATCH,
+            list as u64,
+            u64::from(write),
+            "PutScatterGatherList with a WriteToDevice different from the mapping's",
+        ));
+    }
+    a.counters.sg_lists_freed += 1;
+    a.counters.map_registers_freed += u64::from(map.registers);
+    a.registers_in_use = a.registers_in_use.saturating_sub(map.registers);
+    let result = release_route(st, cfg, &map);
+    for &(s, _) in &map.visible {
+        st.hal.remove_visible(s);
+    }
+    if let Some((s, p)) = map.iova {
+        st.hal.iommu.unmap(s, p);
+    }
+    result
+}
+
+fn release_route(st: &mut State, cfg: &Config, map: &SgMap) -> Result<(), BugCheck> {
+    let Route::Copy {
+        region,
+        va,
+        verifier,
+    } = map.route
+    else {
+        return Ok(());
+    };
+    let check = if verifier {
+        check_guards(st, va, map.length)
+    } else {
+        Ok(())
+    };
+    if !map.write {
+        sync_back(st, map);
+    }
+    if verifier && cfg.profile.verifier {
+        // Released double buffers are filled with 0x0F and watched: a device write after Put
+        // is caught when the buffer leaves quarantine.
+        let pages = st.mem.region_of(region).map_or(1, |r| r.1);
+        st.mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
+        st.hal.quarantine.push_back((region, region, pages * PAGE));
+        while st.hal.quarantine.len() > QUARANTINE {
+            let q = st.hal.quarantine.pop_front().unwrap_or_default();
+            check_quarantine(st, q)?;
+        }
+    } else {
+        st.mem.free_region(region);
+    }
+    check
+}
+
+/// Copies the device's copy of a device→memory mapping back to the driver's buffer.
+fn sync_back(st: &State, map: &SgMap) {
+    if let Route::Copy { va, .. } = map.route {
+        let mut at = va;
+        for &(dst, n) in &map.pieces {
+            st.mem.copy_va(dst, at, n);
+            at += n;
+        }
+    }
+}
+
+fn check_guards(st: &State, data: usize, length: usize) -> Result<(), BugCheck> {
+    let mut tag = [0u8; 8];
+    st.mem.read_va(data - 8, &mut tag);
+    if &tag != VERIFIER_TAG {
+        return Err(BugCheck::dma(
+            0x0F,
+            1,
+            length as u64,
+            data as u64,
+            "wrote outside the DMA buffer: the tag before it was modified (expected DmaVrfy0)",
+            "windows-dma.md §5.1, §5.2",
+        ));
+    }
+    st.mem.read_va(data + length, &mut tag);
+    if &tag != VERIFIER_TAG {
+        return Err(BugCheck::dma(
+            0x0F,
+            2,
+            length as u64,
+            (data + length) as u64,
+            "wrote outside the DMA buffer: the tag after it was modified (expected DmaVrfy0)",
+            "windows-dma.md §5.1, §5.2",
+        ));
+    }
+    let region = data - PAGE;
+    let mut pad = vec![0u8; PAGE - 8];
+    st.mem.read_va(region, &mut pad);
+    if let Some(i) = pad.iter().position(|&b| b != VERIFIER_FILL) {
+        return Err(BugCheck::dma(
+            0x0F,
+            4,
+            length as u64,
+            (region + i) as u64,
+            "wrote outside the DMA buffer: padding before it was modified (expected 0x0F)",
+            "windows-dma.md §5.1, §5.2",
+        ));
+    }
+    let after = data + length + 8;
+    let end = (after.div_ceil(PAGE) + 1) * PAGE;
+    let mut pad = vec![0u8; end - after];
+    st.mem.read_va(after, &mut pad);
+    if let Some(i) = pad.iter().position(|&b| b != VERIFIER_FILL) {
+        return Err(BugCheck::dma(
+            0x0F,
+            5,
+            length as u64,
+            (after + i) as u64,
+            "wrote outside the DMA buffer: padding after it was modified (expected 0x0F)",
+            "windows-dma.md §5.1, §5.2",
+        ));
+    }
+    Ok(())
+}
+
+fn check_quarantine(
+    st: &mut State,
+    (region, va, len): (usize, usize, usize),
+) -> Result<(), BugCheck> {
+    let mut buf = vec![0u8; len];
+    st.mem.read_va(va, &mut buf);
+    let bad = buf.iter().position(|&b| b != VERIFIER_FILL);
+    st.mem.free_region(region);
+    bad.map_or(Ok(()), |i| Err(BugCheck::dma(
+            0x0F,
+            3,
+            len as u64,
+            (va + i) as u64,
+            "a released map register buffer was overwritten (expected 0x0F): DMA after PutScatterGatherList",
+            "windows-dma.md §5.1, §5.2",
+        )))
+}
+
+/// Verifier: checks every quarantined buffer now (at `PutDmaAdapter` and in leak checks).
+pub(crate) fn drain_quarantine(st: &mut State) -> Result<(), BugCheck> {
+    while let Some(q) = st.hal.quarantine.pop_front() {
+        check_quarantine(st, q)?;
+    }
+    Ok(())
+}
+
+/// `FlushDmaBuffer`: makes the part of a live mapping that `mdl` describes consistent between
+/// the driver's buffer and the device's copy, without ending the mapping.
+pub(crate) fn flush_dma_buffer(
+    st: &mut State,
+    adapter: usize,
+    mdl: usize,
+    read_operation: bool,
+) -> Result<bool, BugCheck> {
+    // SAFETY: callers checked that `mdl` is a live MDL of this machine.
+    let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+    let va = m.StartVa as usize + m.ByteOffset as usize;
+    let len = m.ByteCount as usize;
+    let a = st.hal.adapters.get(&adapter).ok_or_else(|| {
+        BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
+    })?;
+    // Find the live mapping whose buffer contains [va, va + len).
+    let mut found = None;
+    for map in a.maps.values() {
+        let mut offset = 0usize;
+        for &(p, n) in &map.pieces {
+            if va >= p && va + len <= p + n {
+                found = Some((map.route, offset + (va - p), map.write));
+            }
+            offset += n;
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    let Some((route, offset, write)) = found else {
+        return Ok(false);
+    };
+    if let Route::Copy { va: copy, .. } = route {
+        if read_operation {
+            if write {
+                return Err(BugCheck::sim(
+                    sim_rule::DIRECTION_MISMATCH,
+                    mdl as u64,
+                    1,
+                    "FlushDmaBuffer(ReadOperation = TRUE) on a memory→device mapping",
+                ));
+            }
+            st.mem.copy_va(va, copy + offset, len);
+        } else {
+            if !write {
+                return Err(BugCheck::sim(
+                    sim_rule::DIRECTION_MISMATCH,
+                    mdl as u64,
+                    0,
+                    "FlushDmaBuffer(ReadOperation = FALSE) on a device→memory mapping",
+                ));
+            }
+            st.mem.copy_va(copy + offset, va, len);
+        }
+        if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+            a.counters.bytes_double_buffered += len as u64;
+        }
+    }
+    Ok(true)
+}
+
+/// Reserves registers for a request, or tells the caller to queue it.
+pub(crate) fn reserve_registers(st: &mut State, adapter: usize, registers: u32) -> bool {
+    let Some(a) = st.hal.adapters.get_mut(&adapter) else {
+        return false;
+    };
+    if a.waiting.is_empty() && a.free_registers() >= registers {
+        a.registers_in_use += registers;
+        true
+    } else {
+        false
+    }
+}
+
+/// Takes the waiting requests that now fit, in FIFO order, reserving their registers.
+pub(crate) fn dequeue_ready(st: &mut State, adapter: usize) -> Vec<Pending> {
+    let mut out = Vec::new();
+    if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+        while let Some(p) = a.waiting.front() {
+            if a.free_registers() < p.request.registers {
+                break;
+            }
+            a.registers_in_use += p.request.registers;
+            out.push(p.to_owned());
+            a.waiting.pop_front();
+        }
+    }
+    out
+}
+
+/// Per-adapter reports.
+pub(crate) fn reports(st: &State) -> Vec<AdapterReport> {
+    let mut v: Vec<AdapterReport> = st
+        .hal
+        .adapters
+        .iter()
+        .map(|(&adapter, a)| AdapterReport {
+            adapter,
+            version: a.version,
+            width: a.width,
+            map_registers: a.granted,
+            released: a.released,
+            common_buffers: a.common.len(),
+            sg_lists: a.maps.len(),
+            waiting: a.waiting.len(),
+            counters: a.counters,
+        })
+        .collect();
+    v.sort_by_key(|r| r.adapter);
+    v
+}
+
+/// The IOMMU's live page count (for tests).
+pub(crate) fn iommu_pages(st: &State) -> usize {
+    st.hal.iommu.table.len()
+}

@@ -1,0 +1,1001 @@
+//! The `DMA_OPERATIONS` routines and the three tables `IoGetDmaAdapter` hands out (version 1,
+//! 2 and 3; members beyond a table's `Size` are `None`).
+//!
+//! Every routine first checks the adapter (NULL: E6/0x19; released: E6/0x18) and its documented
+//! IRQL (E6/0x13; windows-dma.md §2.1 table), then does its work under the machine lock, and
+//! calls driver callbacks only after releasing it, at `DISPATCH_LEVEL`.
+//!
+//! Routines that the simulator does not model yet stop the machine with a simulator bug check
+//! naming the routine (`docs/sim-fidelity.md` lists them), rather than pretending to work.
+
+use core::mem::offset_of;
+
+use super::{MapOutcome, Pending, Request};
+use crate::bugcheck::BugCheck;
+use crate::machine::{State, at_dispatch, irql, with_state};
+use crate::types::{
+    _DMA_OPERATIONS, BOOLEAN, DISPATCH_LEVEL, DMA_ADAPTER_INFO_V1, DMA_ADAPTER_INFO_VERSION1,
+    DMA_TRANSFER_CONTEXT_SIZE_V1, DMA_TRANSFER_INFO_V1, DMA_TRANSFER_INFO_V2,
+    DMA_TRANSFER_INFO_VERSION1, DMA_TRANSFER_INFO_VERSION2, HANDLE, IO_ALLOCATION_ACTION, KIRQL,
+    MEMORY_CACHING_TYPE, NODE_REQUIREMENT, PASSIVE_LEVEL, PDEVICE_OBJECT, PDMA_ADAPTER,
+    PDMA_ADAPTER_INFO, PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION, PDMA_COMMON_BUFFER_VECTOR,
+    PDMA_COMPLETION_ROUTINE, PDMA_OPERATIONS, PDMA_TRANSFER_INFO, PDRIVER_CONTROL,
+    PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS, PMDL, PPHYSICAL_ADDRESS, PSCATTER_GATHER_LIST, PULONG,
+    PVOID, ULONG, ULONGLONG,
+};
+use crate::{
+    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
+    STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+};
+
+/// First parameter of 0xC4 for a routine the simulator does not model yet.
+pub(crate) const NOT_MODELLED: u64 = 0x51FF;
+
+/// An IRQL requirement from windows-dma.md §2.1.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Level {
+    /// Must be called at exactly this IRQL.
+    Exact(KIRQL),
+    /// Must be called at or below this IRQL.
+    Max(KIRQL),
+}
+
+/// Checks the caller's IRQL for a DMA routine (E6/0x13).
+pub(crate) fn check_irql(level: Level, routine: &'static str) -> Result<(), BugCheck> {
+    let cur = irql();
+    match level {
+        Level::Exact(want) if cur != want => Err(BugCheck::dma(
+            0x13,
+            1,
+            u64::from(want),
+            u64::from(cur),
+            leak_name(
+                "DMA routine called at an IRQL different from the one required",
+                routine,
+            ),
+            "windows-dma.md §2.1, §10 rule 11",
+        )),
+        Level::Max(max) if cur > max => Err(BugCheck::dma(
+            0x13,
+            2,
+            u64::from(max),
+            u64::from(cur),
+            leak_name("DMA routine called above its maximum IRQL", routine),
+            "windows-dma.md §2.1, §10 rules 11-12",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Combines a rule and a routine name into a `'static` message (bug checks are rare and end
+/// the machine, so the few bytes this leaks do not matter).
+fn leak_name(rule: &str, routine: &str) -> &'static str {
+    Box::leak(format!("{rule}: {routine}").into_boxed_str())
+}
+
+/// Checks the adapter pointer: NULL is E6/0x19, a released adapter E6/0x18.
+pub(crate) fn check_adapter(st: &State, a: PDMA_ADAPTER) -> Result<usize, BugCheck> {
+    if a.is_null() {
+        return Err(BugCheck::dma(
+            0x19,
+            0,
+            0,
+            0,
+            "NULL DMA_ADAPTER passed to a HAL DMA routine",
+            "windows-dma.md §5.2, §10 rule 7",
+        ));
+    }
+    let key = a as usize;
+    match st.hal.adapters.get(&key) {
+        None => Err(BugCheck::dma(
+            0x19,
+            key as u64,
+            0,
+            0,
+            "pointer is not a DMA adapter of this machine",
+            "windows-dma.md §5.2, §10 rule 7",
+        )),
+        Some(ad) if ad.released => Err(BugCheck::dma(
+            0x18,
+            key as u64,
+            0,
+            0,
+            "used a DMA adapter after PutDmaAdapter",
+            "windows-dma.md §5.2, §10 rule 8",
+        )),
+        Some(_) => Ok(key),
+    }
+}
+
+fn prologue(
+    st: &State,
+    a: PDMA_ADAPTER,
+    level: Level,
+    routine: &'static str,
+) -> Result<usize, BugCheck> {
+    let key = check_adapter(st, a)?;
+    check_irql(level, routine)?;
+    Ok(key)
+}
+
+fn not_modelled(a: PDMA_ADAPTER, routine: &'static str) -> ! {
+    with_state(|st, _| {
+        check_adapter(st, a)?;
+        Err::<(), _>(BugCheck::sim(
+            NOT_MODELLED,
+            a as u64,
+            0,
+            leak_name(
+                "DMA routine not modelled by wdk-sim yet (docs/sim-fidelity.md)",
+                routine,
+            ),
+        ))
+    });
+    unreachable!("with_state halts on Err")
+}
+
+// ---- version 1 ----
+
+unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
+    with_state(|st, _cfg| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "PutDmaAdapter")?;
+        super::drain_quarantine(st)?;
+        let ad = &st.hal.adapters[&key];
+        if !ad.common.is_empty() {
+            return Err(BugCheck::dma(
+                0x07,
+                key as u64,
+                ad.common.len() as u64,
+                0,
+                "adapter released with outstanding common buffers",
+                "windows-dma.md §5.2, §10 rule 9",
+            ));
+        }
+        if !ad.maps.is_empty() || !ad.waiting.is_empty() {
+            return Err(BugCheck::dma(
+                0x0A,
+                key as u64,
+                (ad.maps.len() + ad.waiting.len()) as u64,
+                0,
+                "adapter released with outstanding scatter/gather lists",
+                "windows-dma.md §5.2, §10 rule 9",
+            ));
+        }
+        if ad.free_registers() < ad.granted {
+            return Err(BugCheck::dma(
+                0x09,
+                key as u64,
+                u64::from(ad.granted - ad.free_registers()),
+                0,
+                "adapter released with outstanding map registers",
+                "windows-dma.md §5.2, §10 rule 9",
+            ));
+        }
+        if let Some(ad) = st.hal.adapters.get_mut(&key) {
+            ad.released = true;
+        }
+        Ok(())
+    });
+}
+
+unsafe extern "C" fn allocate_common_buffer(
+    a: PDMA_ADAPTER,
+    length: ULONG,
+    logical: PPHYSICAL_ADDRESS,
+    cache: BOOLEAN,
+) -> PVOID {
+    common_buffer(a, None, length, logical, cache, "AllocateCommonBuffer")
+}
+
+fn common_buffer(
+    a: PDMA_ADAPTER,
+    max: Option<u64>,
+    length: ULONG,
+    logical: PPHYSICAL_ADDRESS,
+    cache: BOOLEAN,
+    routine: &'static str,
+) -> PVOID {
+    let got = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(PASSIVE_LEVEL), routine)?;
+        if length == 0 || logical.is_null() {
+            return Ok(None);
+        }
+        // BYTES_TO_PAGES(Length) cannot exceed the map registers granted (windows-dma.md §2.4).
+        if super::bytes_to_pages(u64::from(length)) > u64::from(st.hal.adapters[&key].granted) {
+            return Ok(None);
+        }
+        Ok(super::alloc_common(st, cfg, key, length, max, cache))
+    });
+    match got {
+        Some((va, la)) => {
+            // SAFETY: `logical` is non-null (checked) and points to the caller's PHYSICAL_ADDRESS.
+            unsafe {
+                logical.write(PHYSICAL_ADDRESS {
+                    QuadPart: la.cast_signed(),
+                });
+            }
+            va as PVOID
+        }
+        None => core::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn free_common_buffer(
+    a: PDMA_ADAPTER,
+    length: ULONG,
+    logical: PHYSICAL_ADDRESS,
+    va: PVOID,
+    cache: BOOLEAN,
+) {
+    with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(PASSIVE_LEVEL), "FreeCommonBuffer")?;
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        let la = unsafe { logical.QuadPart }.cast_unsigned();
+        super::free_common(st, cfg, key, length, la, va as usize, cache)
+    });
+}
+
+unsafe extern "C" fn allocate_adapter_channel(
+    a: PDMA_ADAPTER,
+    _d: PDEVICE_OBJECT,
+    _n: ULONG,
+    _r: PDRIVER_CONTROL,
+    _c: PVOID,
+) -> NTSTATUS {
+    not_modelled(a, "AllocateAdapterChannel")
+}
+
+unsafe extern "C" fn flush_adapter_buffers(
+    a: PDMA_ADAPTER,
+    _m: PMDL,
+    _b: PVOID,
+    _v: PVOID,
+    _l: ULONG,
+    _w: BOOLEAN,
+) -> BOOLEAN {
+    not_modelled(a, "FlushAdapterBuffers")
+}
+
+unsafe extern "C" fn free_adapter_channel(a: PDMA_ADAPTER) {
+    not_modelled(a, "FreeAdapterChannel")
+}
+
+unsafe extern "C" fn free_map_registers(a: PDMA_ADAPTER, _b: PVOID, _n: ULONG) {
+    not_modelled(a, "FreeMapRegisters")
+}
+
+unsafe extern "C" fn map_transfer(
+    a: PDMA_ADAPTER,
+    _m: PMDL,
+    _b: PVOID,
+    _v: PVOID,
+    _l: PULONG,
+    _w: BOOLEAN,
+) -> PHYSICAL_ADDRESS {
+    not_modelled(a, "MapTransfer")
+}
+
+unsafe extern "C" fn get_dma_alignment(a: PDMA_ADAPTER) -> ULONG {
+    with_state(|st, cfg| {
+        prologue(st, a, Level::Max(PASSIVE_LEVEL), "GetDmaAlignment")?;
+        Ok(cfg.dma_alignment)
+    })
+}
+
+unsafe extern "C" fn read_dma_counter(a: PDMA_ADAPTER) -> ULONG {
+    // Only subordinate (system DMA) adapters have a counter; RHCA's adapters are bus masters.
+    with_state(|st, _| {
+        prologue(st, a, Level::Max(DISPATCH_LEVEL), "ReadDmaCounter")?;
+        Ok(0)
+    })
+}
+
+enum Start {
+    Status(NTSTATUS),
+    Run(usize, NTSTATUS),
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors GetScatterGatherList/BuildScatterGatherList"
+)]
+fn start_mapping(
+    a: PDMA_ADAPTER,
+    device: PDEVICE_OBJECT,
+    mdl: PMDL,
+    current_va: PVOID,
+    length: ULONG,
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+    buffer: Option<(usize, usize)>,
+    name: &'static str,
+) -> NTSTATUS {
+    let start = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), name)?;
+        if routine.is_none() || mdl.is_null() {
+            return Ok(Start::Status(STATUS_INVALID_PARAMETER));
+        }
+        let mut req = Request {
+            mdl: mdl as usize,
+            current_va: current_va as usize,
+            length: length as usize,
+            write: write != 0,
+            buffer,
+            registers: 0,
+        };
+        req.registers = super::check_request(st, &req)?;
+        if req.registers > st.hal.adapters[&key].granted {
+            return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
+        }
+        if let Some((_, len)) = buffer
+            && len < 16 + 24 * req.registers as usize
+        {
+            return Ok(Start::Status(STATUS_BUFFER_TOO_SMALL));
+        }
+        if !super::reserve_registers(st, key, req.registers) {
+            let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+            ad.counters.requests_queued += 1;
+            ad.waiting.push_back(Pending {
+                device: device as usize,
+                request: req,
+                routine,
+                context: context as usize,
+            });
+            return Ok(Start::Status(STATUS_SUCCESS));
+        }
+        match super::map_request(st, cfg, key, &req)? {
+            MapOutcome::Mapped(list) => Ok(Start::Run(list, STATUS_SUCCESS)),
+            other => {
+                let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+                ad.registers_in_use -= req.registers;
+                Ok(Start::Status(
+                    if matches!(other, MapOutcome::BufferTooSmall) {
+                        STATUS_BUFFER_TOO_SMALL
+                    } else {
+                        STATUS_INSUFFICIENT_RESOURCES
+                    },
+                ))
+            }
+        }
+    });
+    match start {
+        Start::Status(s) => s,
+        Start::Run(list, s) => {
+            call_list_control(routine, device as usize, list, context as usize);
+            s
+        }
+    }
+}
+
+/// Calls a driver's `DRIVER_LIST_CONTROL` at `DISPATCH_LEVEL` with `Irp = DeviceObject->CurrentIrp`.
+fn call_list_control(routine: PDRIVER_LIST_CONTROL, device: usize, list: usize, context: usize) {
+    let Some(f) = routine else { return };
+    let dev = device as PDEVICE_OBJECT;
+    let irp = if dev.is_null() {
+        core::ptr::null_mut()
+    } else {
+        // SAFETY: a non-null device object passed by the driver is a live DEVICE_OBJECT.
+        unsafe { (*dev).CurrentIrp }
+    };
+    at_dispatch(|| {
+        // SAFETY: the routine is the driver's execution routine with the documented signature;
+        // the list stays valid until the driver puts it.
+        unsafe { f(dev, irp, list as PSCATTER_GATHER_LIST, context as PVOID) }
+    });
+}
+
+unsafe extern "C" fn get_scatter_gather_list(
+    a: PDMA_ADAPTER,
+    device: PDEVICE_OBJECT,
+    mdl: PMDL,
+    current_va: PVOID,
+    length: ULONG,
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+) -> NTSTATUS {
+    start_mapping(
+        a,
+        device,
+        mdl,
+        current_va,
+        length,
+        routine,
+        context,
+        write,
+        None,
+        "GetScatterGatherList",
+    )
+}
+
+unsafe extern "C" fn put_scatter_gather_list(
+    a: PDMA_ADAPTER,
+    list: PSCATTER_GATHER_LIST,
+    write: BOOLEAN,
+) {
+    let ready = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "PutScatterGatherList")?;
+        super::put_map(st, cfg, key, list as usize, write != 0)?;
+        let mut run = Vec::new();
+        for p in super::dequeue_ready(st, key) {
+            if let MapOutcome::Mapped(l) = super::map_request(st, cfg, key, &p.request)? {
+                run.push((p, l));
+            } else {
+                {
+                    // Out of bounce memory: the request keeps waiting, at the head of the queue.
+                    let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+                    ad.registers_in_use -= p.request.registers;
+                    ad.waiting.push_front(p);
+                    break;
+                }
+            }
+        }
+        Ok(run)
+    });
+    for (p, l) in ready {
+        call_list_control(p.routine, p.device, l, p.context);
+    }
+}
+
+// ---- version 2 ----
+
+unsafe extern "C" fn calculate_scatter_gather_list(
+    a: PDMA_ADAPTER,
+    mdl: PMDL,
+    current_va: PVOID,
+    length: ULONG,
+    size: PULONG,
+    registers: PULONG,
+) -> NTSTATUS {
+    let r = with_state(|st, _| {
+        let key = check_adapter(st, a)?;
+        let regs = if mdl.is_null() {
+            super::bytes_to_pages(u64::from(length)) + 1
+        } else {
+            let req = Request {
+                mdl: mdl as usize,
+                current_va: current_va as usize,
+                length: length as usize,
+                write: false,
+                buffer: None,
+                registers: 0,
+            };
+            u64::from(super::check_request(st, &req)?)
+        };
+        Ok((regs, st.hal.adapters[&key].granted))
+    });
+    let (regs, granted) = r;
+    if size.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let bytes = u32::try_from(16 + 24 * regs).unwrap_or(u32::MAX);
+    // SAFETY: `size` is non-null and points to the caller's ULONG.
+    unsafe { size.write(bytes) };
+    if !registers.is_null() {
+        // SAFETY: `registers` is non-null and points to the caller's ULONG.
+        unsafe { registers.write(u32::try_from(regs).unwrap_or(u32::MAX)) };
+    }
+    if regs > u64::from(granted) {
+        STATUS_INSUFFICIENT_RESOURCES
+    } else {
+        STATUS_SUCCESS
+    }
+}
+
+unsafe extern "C" fn build_scatter_gather_list(
+    a: PDMA_ADAPTER,
+    device: PDEVICE_OBJECT,
+    mdl: PMDL,
+    current_va: PVOID,
+    length: ULONG,
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+    buffer: PVOID,
+    buffer_length: ULONG,
+) -> NTSTATUS {
+    if buffer.is_null() || !(buffer as usize).is_multiple_of(8) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    start_mapping(
+        a,
+        device,
+        mdl,
+        current_va,
+        length,
+        routine,
+        context,
+        write,
+        Some((buffer as usize, buffer_length as usize)),
+        "BuildScatterGatherList",
+    )
+}
+
+unsafe extern "C" fn build_mdl_from_scatter_gather_list(
+    a: PDMA_ADAPTER,
+    _l: PSCATTER_GATHER_LIST,
+    _o: PMDL,
+    _t: *mut PMDL,
+) -> NTSTATUS {
+    not_modelled(a, "BuildMdlFromScatterGatherList")
+}
+
+// ---- version 3 ----
+
+unsafe extern "C" fn get_dma_adapter_info(a: PDMA_ADAPTER, info: PDMA_ADAPTER_INFO) -> NTSTATUS {
+    let (width, granted) = with_state(|st, _| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "GetDmaAdapterInfo")?;
+        let ad = &st.hal.adapters[&key];
+        Ok((ad.width, ad.granted))
+    });
+    if info.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: `info` is non-null and points to the caller's DMA_ADAPTER_INFO.
+    let version = unsafe { (*info).Version };
+    if version != DMA_ADAPTER_INFO_VERSION1 {
+        return STATUS_NOT_SUPPORTED;
+    }
+    let v1 = DMA_ADAPTER_INFO_V1 {
+        ReadDmaCounterAvailable: 0,
+        ScatterGatherLimit: granted,
+        DmaAddressWidth: width,
+        Flags: 0,
+        MinimumTransferUnit: 1,
+    };
+    // SAFETY: as above: `info` is valid and exclusively the caller's for this call.
+    let info = unsafe { &mut *info };
+    // Version 1 defines the V1 member.
+    info.__bindgen_anon_1.V1 = v1;
+    STATUS_SUCCESS
+}
+
+unsafe extern "C" fn get_dma_transfer_info(
+    a: PDMA_ADAPTER,
+    mdl: PMDL,
+    offset: ULONGLONG,
+    length: ULONG,
+    _write_only: BOOLEAN,
+    info: PDMA_TRANSFER_INFO,
+) -> NTSTATUS {
+    let regs = with_state(|st, _| {
+        prologue(st, a, Level::Max(DISPATCH_LEVEL), "GetDmaTransferInfo")?;
+        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+            return Ok(None);
+        }
+        // SAFETY: `mdl` is a live MDL of this machine.
+        let m = unsafe { core::ptr::read(mdl) };
+        let total = u64::from(m.ByteCount);
+        if offset >= total || length == 0 || u64::from(length) > total - offset {
+            return Ok(None);
+        }
+        let va = m.StartVa as usize
+            + m.ByteOffset as usize
+            + usize::try_from(offset).unwrap_or(usize::MAX);
+        Ok(Some(super::span_pages(va, length as usize)))
+    });
+    let Some(regs) = regs else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    if info.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: `info` is non-null and points to the caller's DMA_TRANSFER_INFO.
+    let version = unsafe { (*info).Version };
+    let regs = u32::try_from(regs).unwrap_or(u32::MAX);
+    let v2 = DMA_TRANSFER_INFO_V2 {
+        MapRegisterCount: regs,
+        ScatterGatherElementCount: regs,
+        ScatterGatherListSize: 16 + 24 * regs,
+        LogicalPageCount: regs,
+    };
+    // SAFETY: `info` is valid (above) and exclusively the caller's for this call.
+    let info = unsafe { &mut *info };
+    match version {
+        DMA_TRANSFER_INFO_VERSION1 => {
+            info.__bindgen_anon_1.V1 = DMA_TRANSFER_INFO_V1 {
+                MapRegisterCount: regs,
+                ScatterGatherElementCount: regs,
+                ScatterGatherListSize: 16 + 24 * regs,
+            };
+        }
+        DMA_TRANSFER_INFO_VERSION2 => info.__bindgen_anon_1.V2 = v2,
+        _ => return STATUS_NOT_SUPPORTED,
+    }
+    STATUS_SUCCESS
+}
+
+unsafe extern "C" fn initialize_dma_transfer_context(a: PDMA_ADAPTER, context: PVOID) -> NTSTATUS {
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Max(DISPATCH_LEVEL),
+            "InitializeDmaTransferContext",
+        )
+        .map(|_| ())
+    });
+    if context.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the caller supplies DMA_TRANSFER_CONTEXT_SIZE_V1 writable bytes.
+    unsafe {
+        core::ptr::write_bytes(
+            context.cast::<u8>(),
+            0,
+            DMA_TRANSFER_CONTEXT_SIZE_V1 as usize,
+        );
+    };
+    STATUS_SUCCESS
+}
+
+unsafe extern "C" fn allocate_common_buffer_ex(
+    a: PDMA_ADAPTER,
+    max: PPHYSICAL_ADDRESS,
+    length: ULONG,
+    logical: PPHYSICAL_ADDRESS,
+    cache: BOOLEAN,
+    _node: NODE_REQUIREMENT,
+) -> PVOID {
+    let max = if max.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null MaximumAddress points to the caller's PHYSICAL_ADDRESS.
+        let m = unsafe { max.read() };
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        Some(unsafe { m.QuadPart }.cast_unsigned())
+    };
+    common_buffer(a, max, length, logical, cache, "AllocateCommonBufferEx")
+}
+
+unsafe extern "C" fn allocate_adapter_channel_ex(
+    a: PDMA_ADAPTER,
+    _d: PDEVICE_OBJECT,
+    _c: PVOID,
+    _n: ULONG,
+    _f: ULONG,
+    _r: PDRIVER_CONTROL,
+    _x: PVOID,
+    _b: *mut PVOID,
+) -> NTSTATUS {
+    not_modelled(a, "AllocateAdapterChannelEx")
+}
+
+unsafe extern "C" fn configure_adapter_channel(a: PDMA_ADAPTER, _f: ULONG, _c: PVOID) -> NTSTATUS {
+    // System-DMA adapters only (windows-dma.md §2.4).
+    with_state(|st, _| {
+        prologue(st, a, Level::Max(DISPATCH_LEVEL), "ConfigureAdapterChannel").map(|_| ())
+    });
+    STATUS_NOT_SUPPORTED
+}
+
+unsafe extern "C" fn cancel_adapter_channel(
+    a: PDMA_ADAPTER,
+    _d: PDEVICE_OBJECT,
+    _c: PVOID,
+) -> BOOLEAN {
+    not_modelled(a, "CancelAdapterChannel")
+}
+
+unsafe extern "C" fn map_transfer_ex(
+    a: PDMA_ADAPTER,
+    _m: PMDL,
+    _b: PVOID,
+    _o: ULONGLONG,
+    _d: ULONG,
+    _l: PULONG,
+    _w: BOOLEAN,
+    _s: PSCATTER_GATHER_LIST,
+    _sl: ULONG,
+    _r: PDMA_COMPLETION_ROUTINE,
+    _c: PVOID,
+) -> NTSTATUS {
+    not_modelled(a, "MapTransferEx")
+}
+
+unsafe extern "C" fn get_scatter_gather_list_ex(
+    a: PDMA_ADAPTER,
+    _d: PDEVICE_OBJECT,
+    _t: PVOID,
+    _m: PMDL,
+    _o: ULONGLONG,
+    _l: ULONG,
+    _f: ULONG,
+    _r: PDRIVER_LIST_CONTROL,
+    _c: PVOID,
+    _w: BOOLEAN,
+    _cr: PDMA_COMPLETION_ROUTINE,
+    _cc: PVOID,
+    _s: *mut PSCATTER_GATHER_LIST,
+) -> NTSTATUS {
+    not_modelled(a, "GetScatterGatherListEx")
+}
+
+unsafe extern "C" fn build_scatter_gather_list_ex(
+    a: PDMA_ADAPTER,
+    _d: PDEVICE_OBJECT,
+    _t: PVOID,
+    _m: PMDL,
+    _o: ULONGLONG,
+    _l: ULONG,
+    _f: ULONG,
+    _r: PDRIVER_LIST_CONTROL,
+    _c: PVOID,
+    _w: BOOLEAN,
+    _b: PVOID,
+    _bl: ULONG,
+    _cr: PDMA_COMPLETION_ROUTINE,
+    _cc: PVOID,
+    _s: *mut PSCATTER_GATHER_LIST,
+) -> NTSTATUS {
+    not_modelled(a, "BuildScatterGatherListEx")
+}
+
+unsafe extern "C" fn flush_adapter_buffers_ex(
+    a: PDMA_ADAPTER,
+    _m: PMDL,
+    _b: PVOID,
+    _o: ULONGLONG,
+    _l: ULONG,
+    _w: BOOLEAN,
+) -> NTSTATUS {
+    not_modelled(a, "FlushAdapterBuffersEx")
+}
+
+unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, _action: IO_ALLOCATION_ACTION) {
+    not_modelled(a, "FreeAdapterObject")
+}
+
+unsafe extern "C" fn cancel_mapped_transfer(a: PDMA_ADAPTER, _c: PVOID) -> NTSTATUS {
+    not_modelled(a, "CancelMappedTransfer")
+}
+
+// ---- Windows 10 and later ----
+
+unsafe extern "C" fn allocate_domain_common_buffer(
+    a: PDMA_ADAPTER,
+    _h: HANDLE,
+    _m: PPHYSICAL_ADDRESS,
+    _l: ULONG,
+    _f: ULONG,
+    _c: *mut MEMORY_CACHING_TYPE,
+    _n: NODE_REQUIREMENT,
+    _la: PPHYSICAL_ADDRESS,
+    _va: *mut PVOID,
+) -> NTSTATUS {
+    // DMA domains are not modelled: the call fails as on a system without domain support.
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Max(PASSIVE_LEVEL),
+            "AllocateDomainCommonBuffer",
+        )
+        .map(|_| ())
+    });
+    STATUS_NOT_SUPPORTED
+}
+
+unsafe extern "C" fn flush_dma_buffer(
+    a: PDMA_ADAPTER,
+    mdl: PMDL,
+    read_operation: BOOLEAN,
+) -> NTSTATUS {
+    let found = with_state(|st, _| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushDmaBuffer")?;
+        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+            return Err(BugCheck::sim(
+                crate::bugcheck::sim_rule::BAD_MDL,
+                mdl as u64,
+                0,
+                "FlushDmaBuffer given an unknown MDL",
+            ));
+        }
+        super::flush_dma_buffer(st, key, mdl as usize, read_operation != 0)
+    });
+    if found {
+        STATUS_SUCCESS
+    } else {
+        STATUS_INVALID_PARAMETER
+    }
+}
+
+unsafe extern "C" fn join_dma_domain(a: PDMA_ADAPTER, _h: HANDLE) -> NTSTATUS {
+    with_state(|st, _| prologue(st, a, Level::Max(PASSIVE_LEVEL), "JoinDmaDomain").map(|_| ()));
+    STATUS_NOT_SUPPORTED
+}
+
+unsafe extern "C" fn leave_dma_domain(a: PDMA_ADAPTER) -> NTSTATUS {
+    with_state(|st, _| prologue(st, a, Level::Max(PASSIVE_LEVEL), "LeaveDmaDomain").map(|_| ()));
+    STATUS_NOT_SUPPORTED
+}
+
+unsafe extern "C" fn get_dma_domain(a: PDMA_ADAPTER) -> HANDLE {
+    with_state(|st, _| prologue(st, a, Level::Max(PASSIVE_LEVEL), "GetDmaDomain").map(|_| ()));
+    core::ptr::null_mut()
+}
+
+unsafe extern "C" fn allocate_common_buffer_with_bounds(
+    a: PDMA_ADAPTER,
+    _min: PPHYSICAL_ADDRESS,
+    max: PPHYSICAL_ADDRESS,
+    length: ULONG,
+    _flags: ULONG,
+    _c: *mut MEMORY_CACHING_TYPE,
+    _n: NODE_REQUIREMENT,
+    logical: PPHYSICAL_ADDRESS,
+) -> PVOID {
+    let max = if max.is_null() {
+        None
+    } else {
+        // SAFETY: a non-null MaximumAddress points to the caller's PHYSICAL_ADDRESS.
+        let m = unsafe { max.read() };
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        Some(unsafe { m.QuadPart }.cast_unsigned())
+    };
+    common_buffer(a, max, length, logical, 1, "AllocateCommonBufferWithBounds")
+}
+
+unsafe extern "C" fn allocate_common_buffer_vector(
+    a: PDMA_ADAPTER,
+    _l: PHYSICAL_ADDRESS,
+    _h: PHYSICAL_ADDRESS,
+    _c: MEMORY_CACHING_TYPE,
+    _i: ULONG,
+    _f: ULONG,
+    _n: ULONG,
+    _s: ULONGLONG,
+    _v: *mut PDMA_COMMON_BUFFER_VECTOR,
+) -> NTSTATUS {
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Max(PASSIVE_LEVEL),
+            "AllocateCommonBufferVector",
+        )
+        .map(|_| ())
+    });
+    STATUS_NOT_SUPPORTED
+}
+
+fn no_vector(a: PDMA_ADAPTER, index: ULONG) -> ! {
+    with_state(|st, _| {
+        check_adapter(st, a)?;
+        Err::<(), _>(BugCheck::new(
+            0x1DC,
+            [0x03, 0, u64::from(index), 0],
+            "common buffer vector index out of bounds: this machine never allocates vectors",
+            "windows-dma.md §5.2",
+        ))
+    });
+    unreachable!("with_state halts on Err")
+}
+
+unsafe extern "C" fn get_common_buffer_from_vector_by_index(
+    a: PDMA_ADAPTER,
+    _v: PDMA_COMMON_BUFFER_VECTOR,
+    index: ULONG,
+    _va: *mut PVOID,
+    _la: PPHYSICAL_ADDRESS,
+) {
+    no_vector(a, index)
+}
+
+unsafe extern "C" fn free_common_buffer_from_vector(
+    a: PDMA_ADAPTER,
+    _v: PDMA_COMMON_BUFFER_VECTOR,
+    index: ULONG,
+) {
+    no_vector(a, index)
+}
+
+unsafe extern "C" fn free_common_buffer_vector(a: PDMA_ADAPTER, _v: PDMA_COMMON_BUFFER_VECTOR) {
+    no_vector(a, 0)
+}
+
+unsafe extern "C" fn create_common_buffer_from_mdl(
+    a: PDMA_ADAPTER,
+    _m: PMDL,
+    _e: PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION,
+    _n: ULONG,
+    _l: PPHYSICAL_ADDRESS,
+) -> NTSTATUS {
+    not_modelled(a, "CreateCommonBufferFromMdl")
+}
+
+const FULL: _DMA_OPERATIONS = _DMA_OPERATIONS {
+    Size: core::mem::size_of::<_DMA_OPERATIONS>() as ULONG,
+    PutDmaAdapter: Some(put_dma_adapter),
+    AllocateCommonBuffer: Some(allocate_common_buffer),
+    FreeCommonBuffer: Some(free_common_buffer),
+    AllocateAdapterChannel: Some(allocate_adapter_channel),
+    FlushAdapterBuffers: Some(flush_adapter_buffers),
+    FreeAdapterChannel: Some(free_adapter_channel),
+    FreeMapRegisters: Some(free_map_registers),
+    MapTransfer: Some(map_transfer),
+    GetDmaAlignment: Some(get_dma_alignment),
+    ReadDmaCounter: Some(read_dma_counter),
+    GetScatterGatherList: Some(get_scatter_gather_list),
+    PutScatterGatherList: Some(put_scatter_gather_list),
+    CalculateScatterGatherList: Some(calculate_scatter_gather_list),
+    BuildScatterGatherList: Some(build_scatter_gather_list),
+    BuildMdlFromScatterGatherList: Some(build_mdl_from_scatter_gather_list),
+    GetDmaAdapterInfo: Some(get_dma_adapter_info),
+    GetDmaTransferInfo: Some(get_dma_transfer_info),
+    InitializeDmaTransferContext: Some(initialize_dma_transfer_context),
+    AllocateCommonBufferEx: Some(allocate_common_buffer_ex),
+    AllocateAdapterChannelEx: Some(allocate_adapter_channel_ex),
+    ConfigureAdapterChannel: Some(configure_adapter_channel),
+    CancelAdapterChannel: Some(cancel_adapter_channel),
+    MapTransferEx: Some(map_transfer_ex),
+    GetScatterGatherListEx: Some(get_scatter_gather_list_ex),
+    BuildScatterGatherListEx: Some(build_scatter_gather_list_ex),
+    FlushAdapterBuffersEx: Some(flush_adapter_buffers_ex),
+    FreeAdapterObject: Some(free_adapter_object),
+    CancelMappedTransfer: Some(cancel_mapped_transfer),
+    AllocateDomainCommonBuffer: Some(allocate_domain_common_buffer),
+    FlushDmaBuffer: Some(flush_dma_buffer),
+    JoinDmaDomain: Some(join_dma_domain),
+    LeaveDmaDomain: Some(leave_dma_domain),
+    GetDmaDomain: Some(get_dma_domain),
+    AllocateCommonBufferWithBounds: Some(allocate_common_buffer_with_bounds),
+    AllocateCommonBufferVector: Some(allocate_common_buffer_vector),
+    GetCommonBufferFromVectorByIndex: Some(get_common_buffer_from_vector_by_index),
+    FreeCommonBufferFromVector: Some(free_common_buffer_from_vector),
+    FreeCommonBufferVector: Some(free_common_buffer_vector),
+    CreateCommonBufferFromMdl: Some(create_common_buffer_from_mdl),
+};
+
+/// The version 3 table (Windows Server 2022: every member present).
+static OPS_V3: _DMA_OPERATIONS = FULL;
+
+/// The version 2 table: members from `GetDmaAdapterInfo` on are absent.
+static OPS_V2: _DMA_OPERATIONS = _DMA_OPERATIONS {
+    Size: offset_of!(_DMA_OPERATIONS, GetDmaAdapterInfo) as ULONG,
+    GetDmaAdapterInfo: None,
+    GetDmaTransferInfo: None,
+    InitializeDmaTransferContext: None,
+    AllocateCommonBufferEx: None,
+    AllocateAdapterChannelEx: None,
+    ConfigureAdapterChannel: None,
+    CancelAdapterChannel: None,
+    MapTransferEx: None,
+    GetScatterGatherListEx: None,
+    BuildScatterGatherListEx: None,
+    FlushAdapterBuffersEx: None,
+    FreeAdapterObject: None,
+    CancelMappedTransfer: None,
+    AllocateDomainCommonBuffer: None,
+    FlushDmaBuffer: None,
+    JoinDmaDomain: None,
+    LeaveDmaDomain: None,
+    GetDmaDomain: None,
+    AllocateCommonBufferWithBounds: None,
+    AllocateCommonBufferVector: None,
+    GetCommonBufferFromVectorByIndex: None,
+    FreeCommonBufferFromVector: None,
+    FreeCommonBufferVector: None,
+    CreateCommonBufferFromMdl: None,
+    ..FULL
+};
+
+/// The version 1 table: members from `CalculateScatterGatherList` on are absent.
+static OPS_V1: _DMA_OPERATIONS = _DMA_OPERATIONS {
+    Size: offset_of!(_DMA_OPERATIONS, CalculateScatterGatherList) as ULONG,
+    CalculateScatterGatherList: None,
+    BuildScatterGatherList: None,
+    BuildMdlFromScatterGatherList: None,
+    ..OPS_V2
+};
+
+/// The table for a granted version (1, 2 or 3). Drivers never write through it.
+pub(crate) fn table(version: u32) -> PDMA_OPERATIONS {
+    let t: &'static _DMA_OPERATIONS = match version {
+        0 | 1 => &OPS_V1,
+        2 => &OPS_V2,
+        _ => &OPS_V3,
+    };
+    core::ptr::from_ref(t).cast_mut()
+}

@@ -1,0 +1,507 @@
+//! The simulated machine: configuration, platform profiles, simulated CPUs, per-thread IRQL and
+//! the "current machine" every mirrored kernel routine works on.
+//!
+//! A [`Machine`] owns all simulated state (physical memory, pool, MDLs, DMA adapters, the bus).
+//! Kernel routines find it through a thread-local set by [`Machine::run`] (a simulated CPU) or
+//! [`Machine::enter`] (the calling thread joins the machine). State lives behind one mutex that
+//! is never held while driver code runs: routines take it, change state, drop it, and only then
+//! call driver callbacks or stop the machine.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::bugcheck::{self, BugCheck};
+use crate::types::{DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
+
+/// Platform profiles; they combine (`verifier+iommu`).
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent platform switches that combine freely"
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Profile {
+    /// DMA remapping: logical addresses are IOVAs allocated per mapping; device accesses outside
+    /// live mappings fault with E6/0x26.
+    pub iommu: bool,
+    /// All general memory lies above 4 GiB, so a device narrower than 64 bits is bounce-buffered
+    /// through map registers.
+    pub bounce: bool,
+    /// Non-coherent caches: CPU writes are invisible to the device and device writes invisible
+    /// to the CPU until the documented flush routines run.
+    pub noncoherent: bool,
+    /// Driver Verifier DMA checking (flag 0x80): every mapped transfer double-buffered with
+    /// guard tags, every rule of windows-dma.md §10 enforced, leak checks.
+    pub verifier: bool,
+}
+
+impl Profile {
+    /// x64 with coherent DMA and identity logical addresses.
+    pub const COHERENT: Self = Self {
+        iommu: false,
+        bounce: false,
+        noncoherent: false,
+        verifier: false,
+    };
+    /// DMA remapping on.
+    pub const IOMMU: Self = Self {
+        iommu: true,
+        ..Self::COHERENT
+    };
+    /// Memory above 4 GiB: narrow devices bounce.
+    pub const BOUNCE: Self = Self {
+        bounce: true,
+        ..Self::COHERENT
+    };
+    /// Non-coherent caches.
+    pub const NONCOHERENT: Self = Self {
+        noncoherent: true,
+        ..Self::COHERENT
+    };
+    /// Driver Verifier DMA checking.
+    pub const VERIFIER: Self = Self {
+        verifier: true,
+        ..Self::COHERENT
+    };
+
+    /// Parses `coherent`, `iommu`, `bounce`, `noncoherent`, `verifier`, joined with `+`.
+    ///
+    /// # Errors
+    /// The unknown profile name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut p = Self::COHERENT;
+        for part in s.split('+').map(str::trim) {
+            match part {
+                "coherent" => {}
+                "iommu" => p.iommu = true,
+                "bounce" => p.bounce = true,
+                "noncoherent" => p.noncoherent = true,
+                "verifier" => p.verifier = true,
+                other => return Err(format!("unknown profile `{other}`")),
+            }
+        }
+        Ok(p)
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.verifier {
+            parts.push("verifier");
+        }
+        if self.iommu {
+            parts.push("iommu");
+        }
+        if self.bounce {
+            parts.push("bounce");
+        }
+        if self.noncoherent {
+            parts.push("noncoherent");
+        }
+        if parts.is_empty() {
+            parts.push("coherent");
+        }
+        f.write_str(&parts.join("+"))
+    }
+}
+
+/// How the machine is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Platform profiles.
+    pub profile: Profile,
+    /// Seed of every pseudo-random choice (page frame placement, pool offsets).
+    pub seed: u64,
+    /// Caps the map registers `IoGetDmaAdapter` grants (to force starvation); `None` grants
+    /// `BYTES_TO_PAGES(MaximumLength) + 1`.
+    pub map_register_limit: Option<u32>,
+    /// The highest `DEVICE_DESCRIPTION` version `IoGetDmaAdapter` accepts (to simulate older
+    /// systems that refuse version 3).
+    pub max_description_version: u32,
+    /// What `GetDmaAlignment` returns.
+    pub dma_alignment: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::COHERENT,
+            seed: 1,
+            map_register_limit: None,
+            max_description_version: 3,
+            dma_alignment: 1,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration with `profile`.
+    #[must_use]
+    pub fn with_profile(profile: Profile) -> Self {
+        Self {
+            profile,
+            ..Self::default()
+        }
+    }
+}
+
+/// Everything the machine simulates, behind one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) mem: crate::mem::Memory,
+    pub(crate) hal: crate::hal::Hal,
+    pub(crate) bus: crate::bus::Bus,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    state: Mutex<State>,
+    halted: Mutex<Option<BugCheck>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Locks the state. A poisoned lock means a simulator bug panicked while holding it; the
+    /// state is still used (tests report the original panic).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn halted(&self) -> Option<BugCheck> {
+        *self
+            .halted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a bug check (the first one stops the machine; later ones are ignored).
+    pub(crate) fn record(&self, b: BugCheck) {
+        let mut h = self
+            .halted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if h.is_none() {
+            *h = Some(b);
+        }
+    }
+}
+
+type HaltHook = Box<dyn Fn(BugCheck)>;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };
+    static HALT_HOOK: RefCell<Option<HaltHook>> = const { RefCell::new(None) };
+}
+
+/// The machine of the calling thread.
+///
+/// # Panics
+/// When the thread has not entered a machine: calling a kernel routine outside any machine is a
+/// test-harness error.
+pub(crate) fn current() -> Arc<Inner> {
+    CURRENT.with(|c| c.borrow().clone()).expect(
+        "wdk-sim: kernel routine called outside a machine (use Machine::run or Machine::enter)",
+    )
+}
+
+/// Stops the machine with `b`. On a simulated CPU the thread parks forever; elsewhere it panics
+/// with the [`BugCheck`] as payload.
+pub(crate) fn halt(b: BugCheck) -> ! {
+    if let Some(m) = CURRENT.with(|c| c.borrow().clone()) {
+        m.record(b);
+    }
+    let hooked = HALT_HOOK.with(|h| {
+        if let Some(hook) = h.borrow().as_ref() {
+            hook(b);
+            true
+        } else {
+            false
+        }
+    });
+    if hooked {
+        // The CPU stops here, as a real one does at KeBugCheckEx. Parking (rather than
+        // unwinding) keeps every extern "C" frame of driver code below us untouched.
+        loop {
+            std::thread::park();
+        }
+    }
+    std::panic::panic_any(b)
+}
+
+/// Runs `f` on the machine state; a returned bug check stops the machine after the lock is
+/// released. A machine that has already stopped stops the caller too.
+pub(crate) fn with_state<R>(f: impl FnOnce(&mut State, &Config) -> Result<R, BugCheck>) -> R {
+    let m = current();
+    if let Some(b) = m.halted() {
+        halt(b);
+    }
+    let r = {
+        let mut st = m.lock();
+        f(&mut st, &m.config)
+    };
+    r.unwrap_or_else(|b| halt(b))
+}
+
+/// The calling thread's IRQL.
+pub(crate) fn irql() -> KIRQL {
+    IRQL.with(Cell::get)
+}
+
+/// Sets the calling thread's IRQL (no checks).
+pub(crate) fn set_irql(v: KIRQL) {
+    IRQL.with(|i| i.set(v));
+}
+
+/// Runs `f` at `DISPATCH_LEVEL` (as the HAL calls execution routines), restoring the IRQL after.
+pub(crate) fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
+    let old = irql();
+    set_irql(DISPATCH_LEVEL.max(old));
+    let r = f();
+    set_irql(old);
+    r
+}
+
+enum Outcome<R> {
+    Done(R),
+    Halted(BugCheck),
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// A simulated machine. Cloning shares it.
+#[derive(Clone, Debug)]
+pub struct Machine(pub(crate) Arc<Inner>);
+
+/// The guard of [`Machine::enter`]: the thread leaves the machine when it drops.
+#[derive(Debug)]
+pub struct Entered {
+    previous: Option<Arc<Inner>>,
+    previous_irql: KIRQL,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let prev = self.previous.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+        set_irql(self.previous_irql);
+    }
+}
+
+impl Machine {
+    /// Builds a machine.
+    #[must_use]
+    ///
+    /// # Panics
+    /// For the `noncoherent` profile, which is not modelled yet (`docs/sim-fidelity.md`): a
+    /// machine that silently behaved coherently would pass drivers that forget to flush.
+    pub fn new(config: Config) -> Self {
+        assert!(
+            !config.profile.noncoherent,
+            "wdk-sim: the noncoherent profile is not modelled yet (docs/sim-fidelity.md)"
+        );
+        let state = State {
+            mem: crate::mem::Memory::new(&config),
+            hal: crate::hal::Hal::default(),
+            bus: crate::bus::Bus::default(),
+        };
+        Self(Arc::new(Inner {
+            config,
+            state: Mutex::new(state),
+            halted: Mutex::new(None),
+        }))
+    }
+
+    /// A machine with the default configuration and `profile`.
+    #[must_use]
+    pub fn with_profile(profile: Profile) -> Self {
+        Self::new(Config::with_profile(profile))
+    }
+
+    /// What `!dma` would show: one report per DMA adapter ever created.
+    #[must_use]
+    pub fn dma_adapters(&self) -> Vec<crate::hal::AdapterReport> {
+        crate::hal::reports(&self.0.lock())
+    }
+
+    /// Live pool allocations by tag.
+    #[must_use]
+    pub fn pool_usage(&self) -> Vec<(String, crate::mem::TagUsage)> {
+        self.0
+            .lock()
+            .mem
+            .outstanding_pool()
+            .into_iter()
+            .map(|(t, u)| (crate::mem::tag_name(t), u))
+            .collect()
+    }
+
+    /// Live MDLs.
+    #[must_use]
+    pub fn live_mdls(&self) -> usize {
+        self.0.lock().mem.mdls.len()
+    }
+
+    /// Pages mapped in the IOMMU (0 without remapping).
+    #[must_use]
+    pub fn iommu_pages(&self) -> usize {
+        crate::hal::iommu_pages(&self.0.lock())
+    }
+
+    /// Everything the driver still holds: adapters not put (or with resources), pool by tag and
+    /// MDLs. Empty when the driver cleaned up. Under `verifier` it also checks the released
+    /// double buffers for late device writes.
+    ///
+    /// # Errors
+    /// The bug check a late device write into a released verifier buffer causes.
+    #[expect(
+        clippy::significant_drop_tightening,
+        reason = "the report reads state under the lock"
+    )]
+    pub fn leaks(&self) -> Result<Vec<String>, BugCheck> {
+        let mut st = self.0.lock();
+        crate::hal::drain_quarantine(&mut st)?;
+        let mut out = Vec::new();
+        for r in crate::hal::reports(&st).iter().filter(|r| r.leaks()) {
+            out.push(format!(
+                "DMA adapter {:#x}: released={} common buffers={} scatter/gather lists={} waiting={}",
+                r.adapter, r.released, r.common_buffers, r.sg_lists, r.waiting
+            ));
+        }
+        for (tag, u) in st.mem.outstanding_pool() {
+            out.push(format!(
+                "pool tag '{}': {} allocations, {} bytes",
+                crate::mem::tag_name(tag),
+                u.allocations,
+                u.bytes
+            ));
+        }
+        if !st.mem.mdls.is_empty() {
+            out.push(format!("{} MDLs not freed", st.mem.mdls.len()));
+        }
+        Ok(out)
+    }
+
+    /// Allocates zeroed memory in a simulated user process (the caller's buffer for direct I/O).
+    ///
+    /// # Panics
+    /// When simulated memory is exhausted.
+    #[must_use]
+    pub fn alloc_user(&self, len: usize) -> usize {
+        self.0
+            .lock()
+            .mem
+            .alloc_user(len)
+            .expect("simulated memory exhausted")
+    }
+
+    /// Releases user memory (process exit): later device DMA to it is a fault.
+    pub fn free_user(&self, va: usize) {
+        self.0.lock().mem.free_region(va & !(crate::mem::PAGE - 1));
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// The bug check that stopped the machine, if any.
+    #[must_use]
+    pub fn bugcheck(&self) -> Option<BugCheck> {
+        self.0.halted()
+    }
+
+    /// Makes the calling thread a CPU of this machine at `PASSIVE_LEVEL` until the guard drops.
+    /// Bug checks on this thread panic with a [`BugCheck`] payload.
+    #[must_use]
+    pub fn enter(&self) -> Entered {
+        let previous = CURRENT.with(|c| c.borrow_mut().replace(self.0.clone()));
+        let previous_irql = irql();
+        set_irql(PASSIVE_LEVEL);
+        Entered {
+            previous,
+            previous_irql,
+        }
+    }
+
+    /// Runs `f` on a fresh simulated CPU at `PASSIVE_LEVEL` and waits for it.
+    ///
+    /// # Errors
+    /// The [`BugCheck`] that stopped the machine, if `f` (or anything before it) stopped it.
+    /// A CPU that returns above `PASSIVE_LEVEL` stops the machine with
+    /// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE` (0x4A), as a thread returning to user mode would.
+    ///
+    /// # Panics
+    /// Re-raises any panic of `f` that is not a bug check (a failed assertion in a test).
+    pub fn run<F, R>(&self, f: F) -> Result<R, BugCheck>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if let Some(b) = self.bugcheck() {
+            return Err(b);
+        }
+        let (tx, rx) = mpsc::channel::<Outcome<R>>();
+        let inner = self.0.clone();
+        let spawned = std::thread::Builder::new().name("sim-cpu".into()).spawn(move || {
+            CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
+            set_irql(PASSIVE_LEVEL);
+            let halt_tx = tx.clone();
+            HALT_HOOK.with(|h| {
+                *h.borrow_mut() = Some(Box::new(move |b| {
+                    let _ = halt_tx.send(Outcome::Halted(b));
+                }));
+            });
+            let out = catch_unwind(AssertUnwindSafe(f));
+            let level = irql();
+            let msg = match out {
+                Ok(_) if level != PASSIVE_LEVEL => {
+                    let b = BugCheck::new(
+                        0x4A,
+                        [0, u64::from(level), 0, 0],
+                        "IRQL_GT_ZERO_AT_SYSTEM_SERVICE: returned from the driver above PASSIVE_LEVEL",
+                        "windows-dma.md §2.1",
+                    );
+                    inner.record(b);
+                    Outcome::Halted(b)
+                }
+                Ok(v) => Outcome::Done(v),
+                Err(p) => match bugcheck::from_panic(p.as_ref()) {
+                    Some(b) => {
+                        inner.record(b);
+                        Outcome::Halted(b)
+                    }
+                    None => Outcome::Panicked(p),
+                },
+            };
+            let _ = tx.send(msg);
+        });
+        if let Err(e) = spawned {
+            panic!("wdk-sim: cannot start a simulated CPU: {e}");
+        }
+        match rx.recv() {
+            Ok(Outcome::Done(v)) => Ok(v),
+            Ok(Outcome::Halted(b)) => Err(b),
+            Ok(Outcome::Panicked(p)) => resume_unwind(p),
+            Err(_) => Err(self.bugcheck().unwrap_or_else(|| {
+                BugCheck::new(
+                    0xDEAD,
+                    [0; 4],
+                    "simulated CPU vanished",
+                    "docs/sim-fidelity.md",
+                )
+            })),
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! Simulated physical memory, non-paged pool, user memory and MDL bookkeeping.
+//!
+//! Virtual addresses the driver dereferences are real host addresses (the driver writes its
+//! rings and buffers through pointers, as on Windows). Behind every host page the machine keeps a
+//! **page frame number** of its own: physical addresses are `pfn << 12`, never host pointers, and
+//! are handed out in a scattered, seeded order so that a multi-page buffer is physically
+//! discontiguous. Non-`bounce` profiles place general memory below 4 GiB, the `bounce` profile
+//! above it; map registers (bounce pages) always come from below 4 GiB.
+//!
+//! A device reaches memory only by physical page frame (after the HAL translated a logical
+//! address); frames that are not allocated are faults, never silently readable.
+//!
+//! # Safety story
+//! Host pages come from `std::alloc` with page alignment and are freed only when their region is
+//! freed. Device accesses copy through raw pointers into live pages; the machine lock is held for
+//! the duration of the copy, and the driver side accesses device-visible memory with volatile
+//! operations, as it must on real hardware.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use crate::machine::Config;
+
+/// Bytes per page.
+pub const PAGE: usize = 4096;
+
+/// Page frames below 4 GiB: 16 MiB .. 2 GiB.
+const LOW: (u64, u64) = (0x1000, 0x8_0000);
+/// Page frames above 4 GiB: 8 GiB .. 40 GiB.
+const HIGH: (u64, u64) = (0x20_0000, 0xA0_0000);
+
+/// What a region of host pages is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Non-paged pool (`ExAllocatePool2`).
+    Pool,
+    /// A DMA common buffer.
+    CommonBuffer,
+    /// Memory of a simulated user process.
+    User,
+    /// A HAL bounce or verifier double-buffer.
+    Hal,
+    /// A mapping of device registers (`MmMapIoSpaceEx`).
+    IoSpace,
+}
+
+/// Where new frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    /// Below 4 GiB.
+    Low,
+    /// General memory: below 4 GiB, or above it under the `bounce` profile.
+    General,
+}
+
+#[derive(Debug)]
+struct Region {
+    base: usize,
+    pages: usize,
+    kind: Kind,
+    pfns: Vec<u64>,
+}
+
+/// A frame allocator over one range: a seeded permutation for scattered frames, runs for
+/// contiguous ones, and FIFO reuse of freed frames (so a stale address soon names new memory).
+#[derive(Debug)]
+struct Frames {
+    base: u64,
+    size: u64,
+    next: u64,
+    stride: u64,
+    freed: VecDeque<u64>,
+    contig_next: u64,
+    contig_free: Vec<(u64, u64)>,
+}
+
+impl Frames {
+    fn new(range: (u64, u64), seed: u64) -> Self {
+        let total = range.1 - range.0;
+        // The first half serves scattered frames, the second half contiguous runs.
+        let size = total / 2;
+        // An odd stride is coprime with the power-of-two size: the walk is a permutation.
+        let stride = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % size) | 1;
+        Self {
+            base: range.0,
+            size,
+            next: 0,
+            stride,
+            freed: VecDeque::new(),
+            contig_next: range.0 + size,
+            contig_free: Vec::new(),
+        }
+    }
+
+    fn scattered(&mut self) -> Option<u64> {
+        if self.freed.len() > 64 {
+            return self.freed.pop_front();
+        }
+        if self.next < self.size {
+            let pfn = self.base + (self.next.wrapping_mul(self.stride) % self.size);
+            self.next += 1;
+            return Some(pfn);
+        }
+        self.freed.pop_front()
+    }
+
+    fn contiguous(&mut self, n: u64) -> Option<u64> {
+        if let Some(i) = self.contig_free.iter().position(|&(_, len)| len >= n) {
+            let (start, len) = self.contig_free[i];
+            if len == n {
+                self.contig_free.remove(i);
+            } else {
+                self.contig_free[i] = (start + n, len - n);
+            }
+            return Some(start);
+        }
+        let start = self.contig_next;
+        if start + n > self.base + 2 * self.size {
+            return None;
+        }
+        self.contig_next += n;
+        Some(start)
+    }
+
+    fn contains_contig(&self, pfn: u64) -> bool {
+        pfn >= self.base + self.size && pfn < self.base + 2 * self.size
+    }
+
+    fn free(&mut self, pfn: u64) {
+        if self.contains_contig(pfn) {
+            self.contig_free.push((pfn, 1));
+            Self::coalesce(&mut self.contig_free);
+        } else {
+            self.freed.push_back(pfn);
+        }
+    }
+
+    fn coalesce(runs: &mut Vec<(u64, u64)>) {
+        runs.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(runs.len());
+        for &(s, l) in runs.iter() {
+            match out.last_mut() {
+                Some((ps, pl)) if *ps + *pl == s => *pl += l,
+                _ => out.push((s, l)),
+            }
+        }
+        *runs = out;
+    }
+}
+
+/// One live pool allocation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolAlloc {
+    pub(crate) tag: u32,
+    pub(crate) size: usize,
+    region: usize,
+}
+
+/// Per-tag pool accounting, as `!poolused` shows it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TagUsage {
+    /// Live allocations.
+    pub allocations: u64,
+    /// Live bytes.
+    pub bytes: u64,
+    /// Frees so far.
+    pub frees: u64,
+}
+
+/// MDL bookkeeping (the MDL itself lives in host memory, laid out as `_MDL` + PFN array).
+#[derive(Debug, Clone)]
+pub(crate) struct MdlInfo {
+    pub(crate) layout_size: usize,
+    pub(crate) locked: bool,
+    pub(crate) partial: bool,
+}
+
+/// The machine's memory.
+#[derive(Debug)]
+pub(crate) struct Memory {
+    low: Frames,
+    high: Frames,
+    general_high: bool,
+    frames: HashMap<u64, usize>,
+    va_pages: HashMap<usize, u64>,
+    regions: BTreeMap<usize, Region>,
+    pub(crate) pool: HashMap<usize, PoolAlloc>,
+    freed_pool: HashSet<usize>,
+    pub(crate) tags: BTreeMap<u32, TagUsage>,
+    pub(crate) mdls: HashMap<usize, MdlInfo>,
+    freed_mdls: HashSet<usize>,
+    rng: u64,
+}
+
+mod host {
+    //! The only place host pages are allocated and freed.
+
+    use super::{Layout, PAGE, alloc_zeroed, dealloc};
+
+    fn layout(pages: usize) -> Layout {
+        Layout::from_size_align(pages * PAGE, PAGE).expect("page layout")
+    }
+
+    /// Allocates `pages` zeroed, page-aligned host pages.
+    pub(super) fn alloc(pages: usize) -> usize {
+        let l = layout(pages.max(1));
+        // SAFETY: the layout has non-zero size (at least one page).
+        let p = unsafe { alloc_zeroed(l) };
+        if p.is_null() {
+            std::alloc::handle_alloc_error(l);
+        }
+        p as usize
+    }
+
+    /// Frees pages from [`alloc`].
+    ///
+    /// # Safety
+    /// `base` and `pages` must come from one `alloc` call and not have been freed.
+    pub(super) unsafe fn free(base: usize, pages: usize) {
+        // SAFETY: per the contract, `base` was returned by `alloc` with this layout.
+        unsafe { dealloc(base as *mut u8, layout(pages.max(1))) }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        for r in self.regions.values() {
+            // SAFETY: every region was allocated by host::alloc with exactly these pages and is
+            // freed once, here or in free_region (which removes it from the map).
+            unsafe { host::free(r.base, r.pages) };
+        }
+    }
+}
+
+impl Memory {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            low: Frames::new(LOW, config.seed),
+            high: Frames::new(HIGH, config.seed ^ 0x5555),
+            general_high: config.profile.bounce,
+            frames: HashMap::new(),
+            va_pages: HashMap::new(),
+            regions: BTreeMap::new(),
+            pool: HashMap::new(),
+            freed_pool: HashSet::new(),
+            tags: BTreeMap::new(),
+            mdls: HashMap::new(),
+            freed_mdls: HashSet::new(),
+            rng: config.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
+        }
+    }
+
+    /// A seeded pseudo-random number (xorshift64).
+    pub(crate) fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn zone(&mut self, zone: Zone) -> &mut Frames {
+        match zone {
+            Zone::General if self.general_high => &mut self.high,
+            Zone::Low | Zone::General => &mut self.low,
+        }
+    }
+
+    /// Allocates a region of `pages` host pages with frames from `zone`, scattered or
+    /// physically contiguous. Returns the base virtual address.
+    pub(crate) fn alloc_region(
+        &mut self,
+        pages: usize,
+        kind: Kind,
+        zone: Zone,
+        contiguous: bool,
+    ) -> Option<usize> {
+        let pages = pages.max(1);
+        let pfns: Vec<u64> = if contiguous {
+            let start = self.zone(zone).contiguous(pages as u64)?;
+            (start..start + pages as u64).collect()
+        } else {
+            let mut v = Vec::with_capacity(pages);
+            for _ in 0..pages {
+                let Some(p) = self.zone(zone).scattered() else {
+                    for p in v {
+                        self.free_frame(p);
+                    }
+                    return None;
+                };
+                v.push(p);
+            }
+            v
+        };
+        let base = host::alloc(pages);
+        for (i, &pfn) in pfns.iter().enumerate() {
+            let va = base + i * PAGE;
+            self.frames.insert(pfn, va);
+            self.va_pages.insert(va / PAGE, pfn);
+        }
+        self.regions.insert(
+            base,
+            Region {
+                base,
+                pages,
+                kind,
+                pfns,
+            },
+        );
+        Some(base)
+    }
+
+    fn free_frame(&mut self, pfn: u64) {
+        if pfn >= HIGH.0 {
+            self.high.free(pfn);
+        } else {
+            self.low.free(pfn);
+        }
+    }
+
+    /// Frees a region by its base address; returns its kind.
+    pub(crate) fn free_region(&mut self, base: usize) -> Option<Kind> {
+        let r = self.regions.remove(&base)?;
+        for (i, &pfn) in r.pfns.iter().enumerate() {
+            self.frames.remove(&pfn);
+            self.va_pages.remove(&(r.base / PAGE + i));
+            self.free_frame(pfn);
+        }
+        // SAFETY: the region came from host::alloc with `r.pages` pages and was just removed
+        // from the map, so it is freed exactly once.
+        unsafe { host::free(r.base, r.pages) };
+        Some(r.kind)
+    }
+
+    /// The region containing `va`: (base, pages, kind).
+    pub(crate) fn region_of(&self, va: usize) -> Option<(usize, usize, Kind)> {
+        let (_, r) = self.regions.range(..=va).next_back()?;
+        (va < r.base + r.pages * PAGE).then_some((r.base, r.pages, r.kind))
+    }
+
+    /// The frames of the region at `base`.
+    pub(crate) fn region_pfns(&self, base: usize) -> Option<&[u64]> {
+        self.regions.get(&base).map(|r| r.pfns.as_slice())
+    }
+
+    /// The frame behind virtual address `va`.
+    pub(crate) fn pfn_of(&self, va: usize) -> Option<u64> {
+        self.va_pages.get(&(va / PAGE)).copied()
+    }
+
+    /// The host address of frame `pfn`, if it is allocated.
+    pub(crate) fn frame(&self, pfn: u64) -> Option<usize> {
+        self.frames.get(&pfn).copied()
+    }
+
+    /// Copies physical memory at `pa` into `buf`; `Err(pa)` names the first unallocated byte.
+    pub(crate) fn read_phys(&self, pa: u64, buf: &mut [u8]) -> Result<(), u64> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = pa + done as u64;
+            let host = self.frame(addr >> 12).ok_or(addr)?;
+            let off = (addr & 0xFFF) as usize;
+            let n = (PAGE - off).min(buf.len() - done);
+            // SAFETY: `host` is a live page of PAGE bytes (frames holds only allocated pages)
+            // and `off + n <= PAGE`; `buf[done..done + n]` is in bounds.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (host + off) as *const u8,
+                    buf[done..].as_mut_ptr(),
+                    n,
+                );
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `buf` into physical memory at `pa`; `Err(pa)` names the first unallocated byte
+    /// (nothing is written in that case).
+    #[expect(
+        clippy::needless_pass_by_ref_mut,
+        reason = "it writes simulated memory: &mut documents the exclusive access"
+    )]
+    pub(crate) fn write_phys(&mut self, pa: u64, buf: &[u8]) -> Result<(), u64> {
+        // Check the whole range first so that a faulting write changes nothing.
+        let mut at = pa & !0xFFF;
+        while at < pa + buf.len() as u64 {
+            self.frame(at >> 12).ok_or_else(|| at.max(pa))?;
+            at += PAGE as u64;
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let addr = pa + done as u64;
+            let host = self.frame(addr >> 12).ok_or(addr)?;
+            let off = (addr & 0xFFF) as usize;
+            let n = (PAGE - off).min(buf.len() - done);
+            // SAFETY: as in read_phys, the destination is a live page and in bounds.
+            unsafe {
+                std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), (host + off) as *mut u8, n);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Whether general memory lies entirely below `limit` (an exclusive physical bound).
+    pub(crate) const fn general_is_reachable(&self, limit: u64) -> bool {
+        let top = if self.general_high { HIGH.1 } else { LOW.1 };
+        limit >= top << 12
+    }
+
+    /// Writes `src` at a virtual address the machine maps.
+    #[expect(
+        clippy::unused_self,
+        reason = "taking the memory ties the access to holding the machine lock"
+    )]
+    pub(crate) fn copy_from_slice(&self, dst: usize, src: &[u8]) {
+        // SAFETY: callers pass ranges inside live regions; `src` is a distinct host buffer.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+    }
+
+    /// Allocates zeroed user memory for a simulated process.
+    pub(crate) fn alloc_user(&mut self, len: usize) -> Option<usize> {
+        self.alloc_region(len.div_ceil(PAGE), Kind::User, Zone::General, false)
+    }
+
+    /// Copies between two virtual ranges the machine maps (used by bounce buffering).
+    #[expect(
+        clippy::unused_self,
+        reason = "taking the memory ties the access to holding the machine lock"
+    )]
+    pub(crate) fn copy_va(&self, dst: usize, src: usize, len: usize) {
+        // SAFETY: callers pass ranges inside live regions (mapped buffers and their bounce
+        // copies), which never overlap because they are distinct allocations.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
+    }
+
+    /// Fills a virtual range the machine maps.
+    #[expect(
+        clippy::unused_self,
+        reason = "taking the memory ties the access to holding the machine lock"
+    )]
+    pub(crate) fn fill_va(&self, dst: usize, byte: u8, len: usize) {
+        // SAFETY: callers pass ranges inside live regions.
+        unsafe { std::ptr::write_bytes(dst as *mut u8, byte, len) };
+    }
+
+    /// Reads a virtual range the machine maps.
+    #[expect(
+        clippy::unused_self,
+        reason = "taking the memory ties the access to holding the machine lock"
+    )]
+    pub(crate) fn read_va(&self, src: usize, out: &mut [u8]) {
+        // SAFETY: callers pass ranges inside live regions; `out` is a distinct host buffer.
+        unsafe { std::ptr::copy_nonoverlapping(src as *const u8, out.as_mut_ptr(), out.len()) };
+    }
+
+    // ---- pool ----
+
+    /// Allocates `size` bytes of non-paged pool with `tag`; small allocations are placed at a
+    /// seeded 16-byte-aligned offset and may straddle a page boundary, as pool blocks do.
+    pub(crate) fn pool_alloc(
+        &mut self,
+        size: usize,
+        tag: u32,
+        cache_aligned: bool,
+        zero: bool,
+    ) -> Option<usize> {
+        let align = if cache_aligned { 64 } else { 16 };
+        let offset = if size < PAGE {
+            (self.random() as usize % PAGE) & !(align - 1)
+        } else {
+            0
+        };
+        let pages = (offset + size).div_ceil(PAGE);
+        let base = self.alloc_region(pages, Kind::Pool, Zone::General, false)?;
+        let p = base + offset;
+        if !zero {
+            // Uninitialised pool is not zero on Windows either; a recognisable pattern lets tests
+            // find bytes the driver copies out without writing them.
+            self.fill_va(p, 0xAB, size);
+        }
+        self.pool.insert(
+            p,
+            PoolAlloc {
+                tag,
+                size,
+                region: base,
+            },
+        );
+        self.freed_pool.remove(&p);
+        let t = self.tags.entry(tag).or_default();
+        t.allocations += 1;
+        t.bytes += size as u64;
+        Some(p)
+    }
+
+    /// Frees a pool block. `Err(1)`: already freed; `Err(2)`: never allocated; `Err(3)`: tag
+    /// mismatch (the expected tag is returned in the `Ok` of the caller's check).
+    pub(crate) fn pool_free(&mut self, p: usize, tag: Option<u32>) -> Result<(), (u8, u32)> {
+        let Some(a) = self.pool.get(&p).copied() else {
+            return Err((if self.freed_pool.contains(&p) { 1 } else { 2 }, 0));
+        };
+        if let Some(t) = tag
+            && t != 0
+            && t != a.tag
+        {
+            return Err((3, a.tag));
+        }
+        self.pool.remove(&p);
+        self.freed_pool.insert(p);
+        let t = self.tags.entry(a.tag).or_default();
+        t.allocations -= 1;
+        t.bytes -= a.size as u64;
+        t.frees += 1;
+        self.free_region(a.region);
+        Ok(())
+    }
+
+    /// Whether `va .. va + len` lies inside one live pool block or common buffer (non-paged
+    /// system memory the driver owns).
+    pub(crate) fn is_nonpaged(&self, va: usize, len: usize) -> bool {
+        match self.region_of(va) {
+            Some((base, pages, Kind::Pool | Kind::CommonBuffer | Kind::Hal)) => {
+                va + len <= base + pages * PAGE
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `va .. va + len` lies inside one live user region.
+    pub(crate) fn is_user(&self, va: usize, len: usize) -> bool {
+        matches!(self.region_of(va), Some((base, pages, Kind::User)) if va + len <= base + pages * PAGE)
+    }
+
+    // ---- MDL bookkeeping ----
+
+    pub(crate) fn mdl_insert(&mut self, mdl: usize, info: MdlInfo) {
+        self.freed_mdls.remove(&mdl);
+        self.mdls.insert(mdl, info);
+    }
+
+    pub(crate) fn mdl_remove(&mut self, mdl: usize) -> Option<MdlInfo> {
+        let i = self.mdls.remove(&mdl)?;
+        self.freed_mdls.insert(mdl);
+        Some(i)
+    }
+
+    /// Live pool allocations by tag.
+    pub(crate) fn outstanding_pool(&self) -> Vec<(u32, TagUsage)> {
+        self.tags
+            .iter()
+            .filter(|(_, u)| u.allocations > 0)
+            .map(|(t, u)| (*t, *u))
+            .collect()
+    }
+}
+
+/// Renders a pool tag (`'RHCA'` is stored little-endian, first character in the low byte).
+#[must_use]
+pub fn tag_name(tag: u32) -> String {
+    tag.to_le_bytes()
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_scattered_unique_and_reused_fifo() {
+        let mut f = Frames::new(LOW, 7);
+        let v: Vec<u64> = (0..1000).map(|_| f.scattered().unwrap()).collect();
+        let set: HashSet<_> = v.iter().collect();
+        assert_eq!(set.len(), v.len());
+        let adjacent = v.windows(2).filter(|w| w[1] == w[0] + 1).count();
+        assert!(
+            adjacent < 10,
+            "frames must not come out in order ({adjacent} adjacent pairs)"
+        );
+        assert!(v.iter().all(|&p| (LOW.0..LOW.1).contains(&p)));
+        let c = f.contiguous(8).unwrap();
+        assert!(f.contains_contig(c) && f.contains_contig(c + 7));
+        for p in c..c + 8 {
+            f.free(p);
+        }
+        assert_eq!(
+            f.contiguous(8),
+            Some(c),
+            "freed runs coalesce and are reused"
+        );
+    }
+
+    #[test]
+    fn physical_access_follows_frames() {
+        let mut m = Memory::new(&Config::default());
+        let base = m.alloc_region(2, Kind::Pool, Zone::General, false).unwrap();
+        let (p0, p1) = (m.pfn_of(base).unwrap(), m.pfn_of(base + PAGE).unwrap());
+        m.fill_va(base + PAGE - 4, 0x11, 8);
+        let mut b = [0u8; 4];
+        m.read_phys((p0 << 12) + 4092, &mut b).unwrap();
+        assert_eq!(b, [0x11; 4]);
+        m.read_phys(p1 << 12, &mut b).unwrap();
+        assert_eq!(b, [0x11; 4]);
+        assert!(m.write_phys(0x10, &b).is_err(), "unallocated frame");
+        m.free_region(base);
+        assert!(m.read_phys(p0 << 12, &mut b).is_err(), "freed frame");
+        assert_eq!(m.pfn_of(base), None);
+    }
+
+    #[test]
+    fn bounce_profile_puts_general_memory_above_4g() {
+        let cfg = Config::with_profile(crate::Profile::BOUNCE);
+        let mut m = Memory::new(&cfg);
+        let g = m.alloc_region(1, Kind::Pool, Zone::General, false).unwrap();
+        let l = m.alloc_region(1, Kind::Hal, Zone::Low, false).unwrap();
+        assert!(m.pfn_of(g).unwrap() << 12 >= 1 << 32);
+        assert!(m.pfn_of(l).unwrap() << 12 < 1 << 32);
+        let mut c = Memory::new(&Config::default());
+        let g = c.alloc_region(1, Kind::Pool, Zone::General, false).unwrap();
+        assert!(c.pfn_of(g).unwrap() << 12 < 1 << 32);
+    }
+
+    #[test]
+    fn pool_tracks_tags_and_double_frees() {
+        let mut m = Memory::new(&Config::default());
+        let tag = u32::from_le_bytes(*b"RHCA");
+        let a = m.pool_alloc(296, tag, false, true).unwrap();
+        let b = m.pool_alloc(5000, tag, false, false).unwrap();
+        assert_eq!(a % 16, 0);
+        assert_eq!(
+            m.outstanding_pool(),
+            vec![(
+                tag,
+                TagUsage {
+                    allocations: 2,
+                    bytes: 5296,
+                    frees: 0
+                }
+            )]
+        );
+        let mut x = [0u8; 4];
+        m.read_va(b, &mut x);
+        assert_eq!(x, [0xAB; 4], "uninitialised pool is patterned");
+        assert_eq!(
+            m.pool_free(a, Some(u32::from_le_bytes(*b"XXXX"))),
+            Err((3, tag))
+        );
+        assert_eq!(m.pool_free(a, Some(tag)), Ok(()));
+        assert_eq!(m.pool_free(a, None), Err((1, 0)));
+        assert_eq!(m.pool_free(12345, None), Err((2, 0)));
+        m.pool_free(b, None).unwrap();
+        assert!(m.outstanding_pool().is_empty());
+        assert_eq!(tag_name(tag), "RHCA");
+    }
+}

@@ -1,0 +1,997 @@
+//! The kernel routines, at the module path wdk-sys generates them (`wdk_sys::ntddk::…`).
+//!
+//! Each routine checks its documented IRQL: DMA routines with E6/0x13, `IoGetDmaAdapter` with
+//! the `IrqlIoPassive5` rule (0xC4/0x2000E), and the others with `IRQL_NOT_LESS_OR_EQUAL`
+//! (0xA) naming the routine. They are Rust-ABI `unsafe fn`s with the C parameter names and
+//! types; wdk-sys declares them in an `extern "C"` block. Calls are written the same way
+//! (`unsafe { ntddk::IoAllocateMdl(…) }`); only taking a function pointer would differ
+//! (`docs/sim-fidelity.md`).
+
+#![expect(non_snake_case, reason = "mirrors the C routine and parameter names")]
+
+use core::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::bugcheck::{BugCheck, sim_rule};
+use crate::hal;
+use crate::machine::{irql, set_irql, with_state};
+use crate::mem::{Kind, MdlInfo, PAGE};
+use crate::types::{
+    _DEVICE_DESCRIPTION, _DMA_ADAPTER, _LOCK_OPERATION, _MDL, _MEMORY_CACHING_TYPE, APC_LEVEL,
+    BOOLEAN, DEVICE_DESCRIPTION_VERSION3, DISPATCH_LEVEL, KIRQL, KPROCESSOR_MODE, LARGE_INTEGER,
+    LOCK_OPERATION, MDL_ALLOCATED_FIXED_SIZE, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED,
+    MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, MDL_WRITE_OPERATION, MEMORY_CACHING_TYPE,
+    PASSIVE_LEVEL, PDEVICE_OBJECT, PFN_NUMBER, PHYSICAL_ADDRESS, PIRP, PKIRQL, PKSPIN_LOCK, PMDL,
+    POOL_FLAG_CACHE_ALIGNED, POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED,
+    POOL_FLAG_UNINITIALIZED, POOL_FLAGS, PULONG, PVOID, SIZE_T, ULONG,
+};
+
+/// A non-DMA routine called above its maximum IRQL: `IRQL_NOT_LESS_OR_EQUAL`.
+fn check_max(max: KIRQL, routine: &'static str) {
+    let cur = irql();
+    if cur > max {
+        crate::machine::halt(BugCheck::new(
+            crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+            [0, u64::from(cur), u64::from(max), 0],
+            Box::leak(format!("{routine} called above its maximum IRQL").into_boxed_str()),
+            "windows-dma.md §2.1, §5.3",
+        ));
+    }
+}
+
+/// `KIRQL KeGetCurrentIrql(VOID)` (`wdm.h`, NTKERNELAPI unless inlined).
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn KeGetCurrentIrql() -> KIRQL {
+    irql()
+}
+
+/// `VOID KeRaiseIrql(KIRQL NewIrql, PKIRQL OldIrql)`.
+///
+/// An inline (CR8) macro on x64 that wdk-sys does not generate; the driver's `sys.rs` provides it on Windows. Raising to a lower level is
+/// 0xC4/0x30 (Driver Verifier).
+///
+/// # Safety
+/// `OldIrql` must be writable.
+pub unsafe fn KeRaiseIrql(NewIrql: KIRQL, OldIrql: PKIRQL) {
+    let cur = irql();
+    if NewIrql < cur {
+        crate::machine::halt(BugCheck::new(
+            0xC4,
+            [0x30, u64::from(cur), u64::from(NewIrql), 0],
+            "KeRaiseIrql to a level below the current IRQL",
+            "docs/sim-fidelity.md",
+        ));
+    }
+    // SAFETY: the caller passes a writable KIRQL.
+    unsafe { OldIrql.write(cur) };
+    set_irql(NewIrql);
+}
+
+/// `VOID KeLowerIrql(KIRQL NewIrql)` — inline on x64 (see [`KeRaiseIrql`]). Lowering to a higher
+/// level is 0xC4/0x31.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
+    let cur = irql();
+    if NewIrql > cur {
+        crate::machine::halt(BugCheck::new(
+            0xC4,
+            [0x31, u64::from(cur), u64::from(NewIrql), 0],
+            "KeLowerIrql to a level above the current IRQL",
+            "docs/sim-fidelity.md",
+        ));
+    }
+    set_irql(NewIrql);
+}
+
+/// `VOID KeInitializeSpinLock(PKSPIN_LOCK)` — inline (`*SpinLock = 0`) on x64, not generated.
+///
+/// # Safety
+/// `SpinLock` must be writable.
+pub unsafe fn KeInitializeSpinLock(SpinLock: PKSPIN_LOCK) {
+    // SAFETY: the caller passes a writable KSPIN_LOCK.
+    unsafe { SpinLock.write(0) };
+}
+
+fn lock_word<'a>(lock: PKSPIN_LOCK) -> &'a AtomicU64 {
+    // SAFETY: a KSPIN_LOCK is an aligned ULONG_PTR the caller owns for the lock's lifetime; all
+    // simulator accesses to it are atomic.
+    unsafe { AtomicU64::from_ptr(lock) }
+}
+
+/// `KIRQL KeAcquireSpinLockRaiseToDpc(PKSPIN_LOCK)` (what `KeAcquireSpinLock` expands to on x64):
+/// raises to `DISPATCH_LEVEL` and spins until the lock is free.
+///
+/// # Safety
+/// `SpinLock` must be an initialised spin lock.
+#[must_use]
+pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: PKSPIN_LOCK) -> KIRQL {
+    check_max(DISPATCH_LEVEL, "KeAcquireSpinLockRaiseToDpc");
+    let old = irql();
+    set_irql(DISPATCH_LEVEL);
+    acquire(SpinLock);
+    old
+}
+
+fn acquire(lock: PKSPIN_LOCK) {
+    let w = lock_word(lock);
+    let me = thread_token();
+    loop {
+        match w.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(owner) if owner == me => crate::machine::halt(BugCheck::sim(
+                sim_rule::SPIN_LOCK_MISUSE,
+                lock as u64,
+                1,
+                "recursive acquisition of a spin lock (the CPU would deadlock)",
+            )),
+            Err(_) => std::hint::spin_loop(),
+        }
+    }
+}
+
+fn thread_token() -> u64 {
+    thread_local!(static TOKEN: u64 = {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    });
+    TOKEN.with(|t| *t)
+}
+
+/// `VOID KeReleaseSpinLock(PKSPIN_LOCK, KIRQL NewIrql)`: releases and lowers to `NewIrql`.
+///
+/// # Safety
+/// `SpinLock` must be held by the caller.
+pub unsafe fn KeReleaseSpinLock(SpinLock: PKSPIN_LOCK, NewIrql: KIRQL) {
+    release(SpinLock);
+    if NewIrql > irql() {
+        crate::machine::halt(BugCheck::new(
+            0xC4,
+            [0x31, u64::from(irql()), u64::from(NewIrql), 0],
+            "KeReleaseSpinLock to a level above the current IRQL",
+            "docs/sim-fidelity.md",
+        ));
+    }
+    set_irql(NewIrql);
+}
+
+fn release(lock: PKSPIN_LOCK) {
+    if irql() < DISPATCH_LEVEL {
+        crate::machine::halt(BugCheck::sim(
+            sim_rule::SPIN_LOCK_MISUSE,
+            lock as u64,
+            2,
+            "spin lock released below DISPATCH_LEVEL",
+        ));
+    }
+    let w = lock_word(lock);
+    if w.compare_exchange(thread_token(), 0, Ordering::Release, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::machine::halt(BugCheck::sim(
+            sim_rule::SPIN_LOCK_MISUSE,
+            lock as u64,
+            3,
+            "released a spin lock this CPU does not hold",
+        ));
+    }
+}
+
+/// `VOID KeAcquireSpinLockAtDpcLevel(PKSPIN_LOCK)`: caller already at `DISPATCH_LEVEL` or above.
+///
+/// # Safety
+/// `SpinLock` must be an initialised spin lock.
+pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: PKSPIN_LOCK) {
+    if irql() < DISPATCH_LEVEL {
+        crate::machine::halt(BugCheck::sim(
+            sim_rule::SPIN_LOCK_MISUSE,
+            SpinLock as u64,
+            4,
+            "KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL",
+        ));
+    }
+    acquire(SpinLock);
+}
+
+/// `VOID KeReleaseSpinLockFromDpcLevel(PKSPIN_LOCK)`.
+///
+/// # Safety
+/// `SpinLock` must be held by the caller.
+pub unsafe fn KeReleaseSpinLockFromDpcLevel(SpinLock: PKSPIN_LOCK) {
+    release(SpinLock);
+}
+
+/// `VOID KeStallExecutionProcessor(ULONG MicroSeconds)` (HAL; any IRQL).
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn KeStallExecutionProcessor(MicroSeconds: ULONG) {
+    let until = Instant::now() + std::time::Duration::from_micros(u64::from(MicroSeconds));
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `LARGE_INTEGER KeQueryPerformanceCounter(PLARGE_INTEGER PerformanceFrequency)`: a 10 MHz
+/// counter, as on current x64 Windows.
+///
+/// # Safety
+/// `PerformanceFrequency` must be null or writable.
+pub unsafe fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER {
+    if !PerformanceFrequency.is_null() {
+        // SAFETY: non-null and writable per the contract.
+        unsafe {
+            PerformanceFrequency.write(LARGE_INTEGER {
+                QuadPart: 10_000_000,
+            });
+        }
+    }
+    let ticks = epoch().elapsed().as_nanos() / 100;
+    LARGE_INTEGER {
+        QuadPart: i64::try_from(ticks).unwrap_or(i64::MAX),
+    }
+}
+
+/// `PVOID ExAllocatePool2(POOL_FLAGS Flags, SIZE_T NumberOfBytes, ULONG Tag)`.
+///
+/// Exactly one of `POOL_FLAG_NON_PAGED`, `POOL_FLAG_NON_PAGED_EXECUTE`, `POOL_FLAG_PAGED` must be
+/// set; paged pool is served as non-paged memory but its IRQL limit (`APC_LEVEL`) is enforced.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
+    let kinds = Flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
+    if kinds.count_ones() != 1 || NumberOfBytes == 0 {
+        return core::ptr::null_mut();
+    }
+    check_max(
+        if kinds == POOL_FLAG_PAGED {
+            APC_LEVEL
+        } else {
+            DISPATCH_LEVEL
+        },
+        "ExAllocatePool2",
+    );
+    let size = usize::try_from(NumberOfBytes).unwrap_or(usize::MAX);
+    with_state(|st, _| {
+        Ok(st.mem.pool_alloc(
+            size,
+            Tag,
+            Flags & POOL_FLAG_CACHE_ALIGNED != 0,
+            Flags & POOL_FLAG_UNINITIALIZED == 0,
+        ))
+    })
+    .map_or(core::ptr::null_mut(), |p| p as PVOID)
+}
+
+fn pool_free(p: PVOID, tag: Option<ULONG>, routine: &'static str) {
+    check_max(DISPATCH_LEVEL, routine);
+    with_state(|st, _| match st.mem.pool_free(p as usize, tag) {
+        Ok(()) => Ok(()),
+        Err((1, _)) => Err(BugCheck::new(
+            crate::bugcheck::BAD_POOL_CALLER,
+            [0x07, 0, p as u64, 0],
+            "freed pool that was already freed",
+            "docs/sim-fidelity.md",
+        )),
+        Err((3, expected)) => Err(BugCheck::new(
+            crate::bugcheck::BAD_POOL_CALLER,
+            [
+                0x0A,
+                p as u64,
+                u64::from(tag.unwrap_or(0)),
+                u64::from(expected),
+            ],
+            "ExFreePoolWithTag with a tag that differs from the allocation's",
+            "docs/sim-fidelity.md",
+        )),
+        Err(_) => Err(BugCheck::new(
+            crate::bugcheck::BAD_POOL_CALLER,
+            [0x99, p as u64, 0, 0],
+            "freed an address that is not a pool allocation",
+            "docs/sim-fidelity.md",
+        )),
+    });
+}
+
+/// `VOID ExFreePoolWithTag(PVOID P, ULONG Tag)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
+    pool_free(P, Some(Tag), "ExFreePoolWithTag");
+}
+
+/// `VOID ExFreePool(PVOID P)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn ExFreePool(P: PVOID) {
+    pool_free(P, None, "ExFreePool");
+}
+
+fn mdl_header(mdl: PMDL) -> _MDL {
+    // SAFETY: callers pass MDLs the machine allocated (checked against its MDL table first).
+    unsafe { core::ptr::read(mdl) }
+}
+
+fn pfn_array(mdl: PMDL) -> *mut PFN_NUMBER {
+    // SAFETY: the PFN array immediately follows the MDL header in the same allocation.
+    unsafe { mdl.add(1).cast::<PFN_NUMBER>() }
+}
+
+fn mdl_layout(pages: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(core::mem::size_of::<_MDL>() + pages * 8, 8)
+        .expect("MDL layout")
+}
+
+/// `PMDL IoAllocateMdl(PVOID VirtualAddress, ULONG Length, BOOLEAN SecondaryBuffer, BOOLEAN
+/// ChargeQuota, PIRP Irp)`. `Irp` must be NULL (KMDF drivers never attach MDLs to IRPs here).
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn IoAllocateMdl(
+    VirtualAddress: PVOID,
+    Length: ULONG,
+    _SecondaryBuffer: BOOLEAN,
+    _ChargeQuota: BOOLEAN,
+    Irp: PIRP,
+) -> PMDL {
+    check_max(DISPATCH_LEVEL, "IoAllocateMdl");
+    if Length == 0 || !Irp.is_null() {
+        return core::ptr::null_mut();
+    }
+    let va = VirtualAddress as usize;
+    let pages = usize::try_from(hal::span_pages(va, Length as usize)).unwrap_or(usize::MAX);
+    let layout = mdl_layout(pages);
+    // SAFETY: the layout is non-zero sized.
+    let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+    #[expect(
+        clippy::cast_ptr_alignment,
+        reason = "allocated with the 8-byte alignment of _MDL"
+    )]
+    let mdl = raw.cast::<_MDL>();
+    if mdl.is_null() {
+        return mdl;
+    }
+    let header = _MDL {
+        Next: core::ptr::null_mut(),
+        Size: i16::try_from(layout.size()).unwrap_or(i16::MAX),
+        MdlFlags: MDL_ALLOCATED_FIXED_SIZE,
+        Process: core::ptr::null_mut(),
+        MappedSystemVa: core::ptr::null_mut(),
+        StartVa: (va & !(PAGE - 1)) as PVOID,
+        ByteCount: Length,
+        ByteOffset: u32::try_from(va & (PAGE - 1)).unwrap_or(0),
+    };
+    // SAFETY: `mdl` was just allocated with room for the header.
+    unsafe { mdl.write(header) };
+    with_state(|st, _| {
+        st.mem.mdl_insert(
+            mdl as usize,
+            MdlInfo {
+                layout_size: layout.size(),
+                locked: false,
+                partial: false,
+            },
+        );
+        Ok(())
+    });
+    mdl
+}
+
+fn known_mdl(st: &crate::machine::State, mdl: PMDL, routine: &'static str) -> Result<(), BugCheck> {
+    if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+        return Err(BugCheck::sim(
+            sim_rule::BAD_MDL,
+            mdl as u64,
+            0,
+            Box::leak(format!("{routine}: unknown or freed MDL").into_boxed_str()),
+        ));
+    }
+    Ok(())
+}
+
+fn fill_pfns(st: &crate::machine::State, mdl: PMDL) -> Result<(), BugCheck> {
+    let h = mdl_header(mdl);
+    let va = h.StartVa as usize + h.ByteOffset as usize;
+    let pages = hal::span_pages(va, h.ByteCount as usize) as usize;
+    for i in 0..pages {
+        let page_va = h.StartVa as usize + i * PAGE;
+        let pfn = st.mem.pfn_of(page_va).ok_or_else(|| {
+            BugCheck::sim(
+                sim_rule::BAD_ADDRESS,
+                page_va as u64,
+                mdl as u64,
+                "MDL describes an address the machine does not map",
+            )
+        })?;
+        // SAFETY: the PFN array has `pages` entries (IoAllocateMdl sized it from the same span).
+        let slot = unsafe { pfn_array(mdl).add(i) };
+        // SAFETY: `slot` is in bounds (above) and aligned (the array follows an 8-aligned header).
+        unsafe { slot.write(pfn) };
+    }
+    Ok(())
+}
+
+/// `VOID MmBuildMdlForNonPagedPool(PMDL MemoryDescriptorList)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL) {
+    check_max(DISPATCH_LEVEL, "MmBuildMdlForNonPagedPool");
+    let mdl = MemoryDescriptorList;
+    with_state(|st, _| {
+        known_mdl(st, mdl, "MmBuildMdlForNonPagedPool")?;
+        let h = mdl_header(mdl);
+        let va = h.StartVa as usize + h.ByteOffset as usize;
+        if !st.mem.is_nonpaged(va, h.ByteCount as usize) {
+            return Err(BugCheck::sim(
+                sim_rule::NOT_NONPAGED,
+                va as u64,
+                mdl as u64,
+                "MmBuildMdlForNonPagedPool on memory that is not non-paged system memory",
+            ));
+        }
+        fill_pfns(st, mdl)?;
+        // SAFETY: `mdl` is live (checked); updating its flags and mapping is what the routine does.
+        let m = unsafe { &mut *mdl };
+        m.MdlFlags |= MDL_SOURCE_IS_NONPAGED_POOL;
+        m.MappedSystemVa = va as PVOID;
+        Ok(())
+    });
+}
+
+/// `VOID MmProbeAndLockPages(PMDL, KPROCESSOR_MODE, LOCK_OPERATION)`.
+///
+/// The machine has no structured exceptions: an invalid buffer stops the machine instead of
+/// raising `STATUS_ACCESS_VIOLATION` (`docs/sim-fidelity.md`).
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn MmProbeAndLockPages(
+    MemoryDescriptorList: PMDL,
+    _AccessMode: KPROCESSOR_MODE,
+    Operation: LOCK_OPERATION,
+) {
+    let mdl = MemoryDescriptorList;
+    with_state(|st, _| {
+        known_mdl(st, mdl, "MmProbeAndLockPages")?;
+        let h = mdl_header(mdl);
+        let va = h.StartVa as usize + h.ByteOffset as usize;
+        let user = st.mem.is_user(va, h.ByteCount as usize);
+        let max = if user { APC_LEVEL } else { DISPATCH_LEVEL };
+        if irql() > max {
+            return Err(BugCheck::new(
+                crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                [0, u64::from(irql()), u64::from(max), 0],
+                "MmProbeAndLockPages called above its maximum IRQL",
+                "windows-dma.md §4",
+            ));
+        }
+        if !user && !st.mem.is_nonpaged(va, h.ByteCount as usize) {
+            return Err(BugCheck::sim(
+                sim_rule::BAD_ADDRESS,
+                va as u64,
+                mdl as u64,
+                "MmProbeAndLockPages on an address range the machine does not map",
+            ));
+        }
+        if st.mem.mdls[&(mdl as usize)].locked {
+            return Err(BugCheck::sim(
+                sim_rule::LOCK_STATE,
+                mdl as u64,
+                0,
+                "MmProbeAndLockPages on an MDL that is already locked",
+            ));
+        }
+        fill_pfns(st, mdl)?;
+        if let Some(i) = st.mem.mdls.get_mut(&(mdl as usize)) {
+            i.locked = true;
+        }
+        // SAFETY: `mdl` is live; set the flags the routine sets.
+        let m = unsafe { &mut *mdl };
+        m.MdlFlags |= MDL_PAGES_LOCKED;
+        if Operation != _LOCK_OPERATION::IoReadAccess {
+            m.MdlFlags |= MDL_WRITE_OPERATION;
+        }
+        Ok(())
+    });
+}
+
+/// `VOID MmUnlockPages(PMDL MemoryDescriptorList)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+///
+/// # Panics
+/// Never: the MDL table entry is checked before it is used.
+pub unsafe fn MmUnlockPages(MemoryDescriptorList: PMDL) {
+    check_max(DISPATCH_LEVEL, "MmUnlockPages");
+    let mdl = MemoryDescriptorList;
+    with_state(|st, _| {
+        known_mdl(st, mdl, "MmUnlockPages")?;
+        let info = st.mem.mdls.get_mut(&(mdl as usize)).expect("checked");
+        if !info.locked {
+            return Err(BugCheck::sim(
+                sim_rule::LOCK_STATE,
+                mdl as u64,
+                1,
+                "MmUnlockPages on an MDL that is not locked",
+            ));
+        }
+        info.locked = false;
+        // SAFETY: `mdl` is live.
+        unsafe {
+            (*mdl).MdlFlags &= !(MDL_PAGES_LOCKED | MDL_MAPPED_TO_SYSTEM_VA | MDL_WRITE_OPERATION);
+        }
+        Ok(())
+    });
+}
+
+/// `VOID IoBuildPartialMdl(PMDL SourceMdl, PMDL TargetMdl, PVOID VirtualAddress, ULONG Length)`.
+/// A `Length` of 0 means "to the end of the source".
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn IoBuildPartialMdl(
+    SourceMdl: PMDL,
+    TargetMdl: PMDL,
+    VirtualAddress: PVOID,
+    Length: ULONG,
+) {
+    check_max(DISPATCH_LEVEL, "IoBuildPartialMdl");
+    with_state(|st, _| {
+        known_mdl(st, SourceMdl, "IoBuildPartialMdl")?;
+        known_mdl(st, TargetMdl, "IoBuildPartialMdl")?;
+        let s = mdl_header(SourceMdl);
+        let s_va = s.StartVa as usize + s.ByteOffset as usize;
+        let s_end = s_va + s.ByteCount as usize;
+        let va = VirtualAddress as usize;
+        let len = if Length == 0 {
+            s_end.saturating_sub(va)
+        } else {
+            Length as usize
+        };
+        if va < s_va || va + len > s_end || len == 0 {
+            return Err(BugCheck::sim(
+                sim_rule::PARTIAL_OUTSIDE_SOURCE,
+                va as u64,
+                SourceMdl as u64,
+                "IoBuildPartialMdl range lies outside the source MDL",
+            ));
+        }
+        let t = mdl_header(TargetMdl);
+        let pages = hal::span_pages(va, len) as usize;
+        let capacity =
+            (st.mem.mdls[&(TargetMdl as usize)].layout_size - core::mem::size_of::<_MDL>()) / 8;
+        if pages > capacity {
+            return Err(BugCheck::sim(
+                sim_rule::PARTIAL_OUTSIDE_SOURCE,
+                va as u64,
+                TargetMdl as u64,
+                "IoBuildPartialMdl target MDL too small for the range",
+            ));
+        }
+        let first = (va & !(PAGE - 1)) - s.StartVa as usize;
+        for i in 0..pages {
+            // SAFETY: the source array covers the range (checked above).
+            let from = unsafe { pfn_array(SourceMdl).add(first / PAGE + i) };
+            // SAFETY: the target array has `capacity >= pages` entries.
+            let to = unsafe { pfn_array(TargetMdl).add(i) };
+            // SAFETY: `from` is an in-bounds, aligned PFN entry of a live MDL.
+            let pfn = unsafe { from.read() };
+            // SAFETY: `to` is an in-bounds, aligned PFN entry of another live MDL.
+            unsafe { to.write(pfn) };
+        }
+        let mapped = i32::from(s.MdlFlags)
+            & i32::from(MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL)
+            != 0;
+        // SAFETY: `TargetMdl` is live; this is the header the routine writes.
+        unsafe {
+            TargetMdl.write(_MDL {
+                Next: core::ptr::null_mut(),
+                Size: t.Size,
+                MdlFlags: MDL_ALLOCATED_FIXED_SIZE
+                    | MDL_PARTIAL
+                    | if mapped { MDL_MAPPED_TO_SYSTEM_VA } else { 0 },
+                Process: s.Process,
+                MappedSystemVa: if mapped {
+                    va as PVOID
+                } else {
+                    core::ptr::null_mut()
+                },
+                StartVa: (va & !(PAGE - 1)) as PVOID,
+                ByteCount: u32::try_from(len).unwrap_or(u32::MAX),
+                ByteOffset: u32::try_from(va & (PAGE - 1)).unwrap_or(0),
+            });
+        }
+        if let Some(i) = st.mem.mdls.get_mut(&(TargetMdl as usize)) {
+            i.partial = true;
+        }
+        Ok(())
+    });
+}
+
+/// `VOID IoFreeMdl(PMDL Mdl)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+///
+/// # Panics
+/// Never: the MDL table entry is checked before it is used.
+pub unsafe fn IoFreeMdl(Mdl: PMDL) {
+    check_max(DISPATCH_LEVEL, "IoFreeMdl");
+    let info = with_state(|st, _| {
+        known_mdl(st, Mdl, "IoFreeMdl")?;
+        if st.mem.mdls[&(Mdl as usize)].locked {
+            return Err(BugCheck::sim(
+                sim_rule::FREE_LOCKED_MDL,
+                Mdl as u64,
+                0,
+                "IoFreeMdl on an MDL whose pages are still locked (MmUnlockPages first)",
+            ));
+        }
+        Ok(st.mem.mdl_remove(Mdl as usize).expect("checked"))
+    });
+    // SAFETY: the MDL was allocated by IoAllocateMdl with this layout size and is freed once
+    // (it was just removed from the table).
+    unsafe {
+        std::alloc::dealloc(
+            Mdl.cast::<u8>(),
+            std::alloc::Layout::from_size_align(info.layout_size, 8).expect("layout"),
+        );
+    }
+}
+
+/// `PVOID MmMapLockedPagesSpecifyCache(PMDL, KPROCESSOR_MODE, MEMORY_CACHING_TYPE, PVOID, …)`.
+///
+/// The system mapping `MmGetSystemAddressForMdlSafe` asks for. The machine's
+/// system and user addresses coincide, so the mapping is the buffer's own address.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn MmMapLockedPagesSpecifyCache(
+    MemoryDescriptorList: PMDL,
+    _AccessMode: KPROCESSOR_MODE,
+    _CacheType: MEMORY_CACHING_TYPE,
+    _RequestedAddress: PVOID,
+    _BugCheckOnFailure: ULONG,
+    _Priority: ULONG,
+) -> PVOID {
+    check_max(DISPATCH_LEVEL, "MmMapLockedPagesSpecifyCache");
+    let mdl = MemoryDescriptorList;
+    with_state(|st, _| {
+        known_mdl(st, mdl, "MmMapLockedPagesSpecifyCache")?;
+        let h = mdl_header(mdl);
+        if i32::from(h.MdlFlags) & i32::from(MDL_PAGES_LOCKED | MDL_PARTIAL) == 0 {
+            return Err(BugCheck::sim(
+                sim_rule::LOCK_STATE,
+                mdl as u64,
+                2,
+                "mapping an MDL whose pages are not locked",
+            ));
+        }
+        let va = (h.StartVa as usize + h.ByteOffset as usize) as PVOID;
+        // SAFETY: `mdl` is live.
+        let m = unsafe { &mut *mdl };
+        m.MappedSystemVa = va;
+        m.MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
+        Ok(va)
+    })
+}
+
+/// `VOID MmUnmapLockedPages(PVOID BaseAddress, PMDL MemoryDescriptorList)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn MmUnmapLockedPages(_BaseAddress: PVOID, MemoryDescriptorList: PMDL) {
+    check_max(DISPATCH_LEVEL, "MmUnmapLockedPages");
+    let mdl = MemoryDescriptorList;
+    with_state(|st, _| {
+        known_mdl(st, mdl, "MmUnmapLockedPages")?;
+        // SAFETY: `mdl` is live.
+        unsafe { (*mdl).MdlFlags &= !MDL_MAPPED_TO_SYSTEM_VA };
+        Ok(())
+    });
+}
+
+/// `PHYSICAL_ADDRESS MmGetPhysicalAddress(PVOID BaseAddress)`: the CPU physical address. Under
+/// DMA remapping it is useless to a device, which only reaches logical addresses.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn MmGetPhysicalAddress(BaseAddress: PVOID) -> PHYSICAL_ADDRESS {
+    let va = BaseAddress as usize;
+    let pa = with_state(|st, _| {
+        Ok(st
+            .mem
+            .pfn_of(va)
+            .map_or(0, |pfn| (pfn << 12) | (va & (PAGE - 1)) as u64))
+    });
+    PHYSICAL_ADDRESS {
+        QuadPart: pa.cast_signed(),
+    }
+}
+
+/// `PVOID MmMapIoSpaceEx(PHYSICAL_ADDRESS, SIZE_T, ULONG Protect)`: maps device registers.
+///
+/// Accesses through the mapping must use the register routines
+/// ([`crate::bus::read_register_ulong`]), which reach the device synchronously.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn MmMapIoSpaceEx(
+    PhysicalAddress: PHYSICAL_ADDRESS,
+    NumberOfBytes: SIZE_T,
+    _Protect: ULONG,
+) -> PVOID {
+    check_max(DISPATCH_LEVEL, "MmMapIoSpaceEx");
+    // SAFETY: every bit pattern of the union is a valid LONGLONG.
+    let pa = unsafe { PhysicalAddress.QuadPart }.cast_unsigned();
+    let len = usize::try_from(NumberOfBytes).unwrap_or(0);
+    with_state(|st, _| {
+        let Some((device, bar, offset)) = st.bus.bar_at(pa, len as u64) else {
+            return Ok(core::ptr::null_mut());
+        };
+        let pages = (len + (pa as usize & (PAGE - 1))).div_ceil(PAGE);
+        let Some(base) = st
+            .mem
+            .alloc_region(pages, Kind::IoSpace, crate::mem::Zone::Low, false)
+        else {
+            return Ok(core::ptr::null_mut());
+        };
+        let va = base + (pa as usize & (PAGE - 1));
+        st.bus.io_maps.push(crate::bus::IoMapping {
+            va,
+            len,
+            device,
+            bar,
+            offset,
+        });
+        Ok(va as PVOID)
+    })
+}
+
+/// `VOID MmUnmapIoSpace(PVOID BaseAddress, SIZE_T NumberOfBytes)`.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: SIZE_T) {
+    check_max(DISPATCH_LEVEL, "MmUnmapIoSpace");
+    let va = BaseAddress as usize;
+    with_state(|st, _| {
+        let i = st
+            .bus
+            .io_maps
+            .iter()
+            .position(|m| m.va == va && m.len as u64 == NumberOfBytes)
+            .ok_or_else(|| {
+                BugCheck::sim(
+                    sim_rule::BAD_IO_SPACE_UNMAP,
+                    va as u64,
+                    NumberOfBytes,
+                    "MmUnmapIoSpace of an address and size that were not mapped",
+                )
+            })?;
+        st.bus.io_maps.remove(i);
+        st.mem.free_region(va & !(PAGE - 1));
+        Ok(())
+    });
+}
+
+/// `VOID KeFlushIoBuffers(PMDL Mdl, BOOLEAN ReadOperation, BOOLEAN DmaOperation)`: a no-op on
+/// coherent x64 (windows-dma.md §4), with its IRQL rule enforced.
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+pub unsafe fn KeFlushIoBuffers(Mdl: PMDL, _ReadOperation: BOOLEAN, _DmaOperation: BOOLEAN) {
+    check_max(DISPATCH_LEVEL, "KeFlushIoBuffers");
+    with_state(|st, _| known_mdl(st, Mdl, "KeFlushIoBuffers"));
+}
+
+/// `struct _DMA_ADAPTER *IoGetDmaAdapter(PDEVICE_OBJECT PhysicalDeviceObject, struct
+/// _DEVICE_DESCRIPTION *DeviceDescription, PULONG NumberOfMapRegisters)` (windows-dma.md §1).
+///
+/// # Safety
+/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
+/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[must_use]
+pub unsafe fn IoGetDmaAdapter(
+    PhysicalDeviceObject: PDEVICE_OBJECT,
+    DeviceDescription: *mut _DEVICE_DESCRIPTION,
+    NumberOfMapRegisters: PULONG,
+) -> *mut _DMA_ADAPTER {
+    if irql() != PASSIVE_LEVEL {
+        crate::machine::halt(BugCheck::new(
+            0xC4,
+            [0x0002_000E, u64::from(irql()), 0, 0],
+            "IoGetDmaAdapter called above PASSIVE_LEVEL (IrqlIoPassive5)",
+            "windows-dma.md §5.3, §10 rule 1",
+        ));
+    }
+    if DeviceDescription.is_null() || NumberOfMapRegisters.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: non-null; the caller passes a DEVICE_DESCRIPTION it initialised.
+    let d = unsafe { core::ptr::read(DeviceDescription) };
+    let granted = with_state(|st, cfg| {
+        if d.Version > DEVICE_DESCRIPTION_VERSION3 {
+            if cfg.profile.verifier {
+                return Err(BugCheck::dma(
+                    0x25,
+                    u64::from(d.Version),
+                    0,
+                    0,
+                    "unknown DEVICE_DESCRIPTION version",
+                    "windows-dma.md §5.2, §10 rule 2",
+                ));
+            }
+            return Ok(None);
+        }
+        if d.Version > cfg.max_description_version || d.Reserved1 != 0 || d.Master == 0 {
+            return Ok(None);
+        }
+        let width = match d.Version {
+            DEVICE_DESCRIPTION_VERSION3 => {
+                if d.DmaAddressWidth == 0 || d.DmaAddressWidth > 64 {
+                    return Ok(None);
+                }
+                d.DmaAddressWidth
+            }
+            _ if d.Dma64BitAddresses != 0 => 64,
+            _ => 32,
+        };
+        let Some(slot) = st.bus.slot_of_pdo(PhysicalDeviceObject) else {
+            return Err(BugCheck::sim(
+                sim_rule::BAD_ADDRESS,
+                PhysicalDeviceObject as u64,
+                0,
+                "IoGetDmaAdapter given something that is not a PDO of this machine",
+            ));
+        };
+        let _ = slot;
+        let wanted =
+            u32::try_from(hal::bytes_to_pages(u64::from(d.MaximumLength)) + 1).unwrap_or(u32::MAX);
+        let granted = cfg
+            .map_register_limit
+            .map_or(wanted, |l| wanted.min(l))
+            .max(1);
+        if cfg.profile.verifier {
+            let outstanding = st
+                .hal
+                .adapters
+                .values()
+                .filter(|a| !a.released && a.pdo == PhysicalDeviceObject as usize)
+                .count();
+            if outstanding >= 8 {
+                return Err(BugCheck::dma(
+                    0x11,
+                    outstanding as u64 + 1,
+                    PhysicalDeviceObject as u64,
+                    0,
+                    "too many outstanding DMA adapter references for one device",
+                    "windows-dma.md §5.2",
+                ));
+            }
+        }
+        let version = d.Version.max(1);
+        let adapter = Box::into_raw(Box::new(_DMA_ADAPTER {
+            Version: 1,
+            Size: u16::try_from(core::mem::size_of::<_DMA_ADAPTER>()).unwrap_or(u16::MAX),
+            DmaOperations: hal::ops::table(version),
+        }));
+        st.hal.adapters.insert(
+            adapter as usize,
+            hal::Adapter::new(version, width, granted, PhysicalDeviceObject as usize),
+        );
+        Ok(Some((adapter, granted)))
+    });
+    match granted {
+        Some((adapter, n)) => {
+            // SAFETY: non-null (checked) and points to the caller's ULONG.
+            unsafe { NumberOfMapRegisters.write(n) };
+            adapter
+        }
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// `MmGetSystemAddressForMdlSafe` is an inline function in `wdm.h` that wdk-sys does not generate;
+/// this is its body, for the simulator's own tests (the driver's `sys.rs` carries its own).
+///
+/// # Safety
+/// `mdl` must be a locked or non-paged-pool MDL.
+#[must_use]
+pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: PMDL, priority: ULONG) -> PVOID {
+    // SAFETY: `mdl` is a live MDL per the contract.
+    let h = unsafe { core::ptr::read(mdl) };
+    if i32::from(h.MdlFlags) & i32::from(MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0
+    {
+        h.MappedSystemVa
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe {
+            MmMapLockedPagesSpecifyCache(
+                mdl,
+                0,
+                _MEMORY_CACHING_TYPE::MmCached,
+                core::ptr::null_mut(),
+                0,
+                priority,
+            )
+        }
+    }
+}
+
+/// The `wdm.h` MDL accessor macros, for the simulator's tests (the driver's `sys.rs` carries
+/// its own, for both platforms).
+pub mod mdl_macros {
+    use super::{PMDL, PVOID, ULONG};
+
+    /// `MmGetMdlVirtualAddress(Mdl)`.
+    ///
+    /// # Safety
+    /// `mdl` must be a live MDL.
+    #[must_use]
+    pub unsafe fn MmGetMdlVirtualAddress(mdl: PMDL) -> PVOID {
+        // SAFETY: per the contract.
+        let h = unsafe { core::ptr::read(mdl) };
+        (h.StartVa as usize + h.ByteOffset as usize) as PVOID
+    }
+
+    /// `MmGetMdlByteCount(Mdl)`.
+    ///
+    /// # Safety
+    /// `mdl` must be a live MDL.
+    #[must_use]
+    pub unsafe fn MmGetMdlByteCount(mdl: PMDL) -> ULONG {
+        // SAFETY: per the contract.
+        unsafe { (*mdl).ByteCount }
+    }
+
+    /// `MmGetMdlByteOffset(Mdl)`.
+    ///
+    /// # Safety
+    /// `mdl` must be a live MDL.
+    #[must_use]
+    pub unsafe fn MmGetMdlByteOffset(mdl: PMDL) -> ULONG {
+        // SAFETY: per the contract.
+        unsafe { (*mdl).ByteOffset }
+    }
+}
+
+/// Keeps `c_void` referenced for the mirrored signatures above.
+const _: Option<*mut c_void> = None;

@@ -1,0 +1,265 @@
+//! Shared helpers of the wdk-sim integration tests: a trivial PCI function and wrappers that
+//! call the mirrored routines the way a driver does.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wdk_sim::ntddk;
+use wdk_sim::*;
+
+/// A device with one 4 KiB register BAR of plain read/write registers.
+pub struct TestDevice {
+    pub regs: Vec<AtomicU32>,
+    pub width: u32,
+}
+
+impl TestDevice {
+    pub fn new(width: u32) -> Arc<Self> {
+        Arc::new(Self {
+            regs: (0..1024).map(|_| AtomicU32::new(0)).collect(),
+            width,
+        })
+    }
+}
+
+impl PciFunction for TestDevice {
+    fn identity(&self) -> PciIdentity {
+        PciIdentity {
+            vendor_id: 0x1234,
+            device_id: 0x0001,
+            class_code: 0xFF_00_00,
+            revision: 1,
+        }
+    }
+    fn bar_size(&self, bar: u8) -> u64 {
+        if bar == 0 { 4096 } else { 0 }
+    }
+    fn mmio_read(&self, _bar: u8, offset: u64) -> u32 {
+        self.regs[usize::try_from(offset / 4).unwrap()].load(Ordering::SeqCst)
+    }
+    fn mmio_write(&self, _bar: u8, offset: u64, value: u32) {
+        self.regs[usize::try_from(offset / 4).unwrap()].store(value, Ordering::SeqCst);
+    }
+    fn dma_address_width(&self) -> u32 {
+        self.width
+    }
+}
+
+/// A machine with one attached test device.
+pub fn machine(profile: Profile, width: u32) -> (Machine, Attached, DeviceBus) {
+    machine_with(Config::with_profile(profile), width)
+}
+
+/// As [`machine`] with a full configuration.
+pub fn machine_with(config: Config, width: u32) -> (Machine, Attached, DeviceBus) {
+    let m = Machine::new(config);
+    let (att, bus) = m.attach(TestDevice::new(width));
+    (m, att, bus)
+}
+
+/// A `Send` wrapper for raw addresses moved into simulated CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addr(pub usize);
+
+/// `IoGetDmaAdapter` with a zeroed version-`version` description of a bus master.
+pub fn adapter(pdo: PDEVICE_OBJECT, version: u32, width: u32, max_len: u32) -> (PDMA_ADAPTER, u32) {
+    let mut d = DEVICE_DESCRIPTION {
+        Version: version,
+        Master: TRUE,
+        ScatterGather: TRUE,
+        InterfaceType: _INTERFACE_TYPE::PCIBus,
+        MaximumLength: max_len,
+        DmaAddressWidth: if version >= 3 { width } else { 0 },
+        Dma64BitAddresses: u8::from(width == 64 && version < 3),
+        ..DEVICE_DESCRIPTION::default()
+    };
+    let mut n = 0u32;
+    // SAFETY: test code; valid arguments.
+    let a = unsafe { ntddk::IoGetDmaAdapter(pdo, &raw mut d, &raw mut n) };
+    (a, n)
+}
+
+/// The operations table of an adapter.
+pub fn ops(a: PDMA_ADAPTER) -> &'static DMA_OPERATIONS {
+    // SAFETY: `a` is a live adapter.
+    let table = unsafe { (*a).DmaOperations };
+    // SAFETY: the table is static and never written.
+    unsafe { &*table }
+}
+
+/// Runs `f` at `DISPATCH_LEVEL`.
+pub fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
+    let mut old = 0;
+    // SAFETY: test code; raising from PASSIVE.
+    unsafe { ntddk::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
+    let r = f();
+    // SAFETY: restoring the level we came from.
+    unsafe { ntddk::KeLowerIrql(old) };
+    r
+}
+
+/// Non-paged pool with an MDL built for it.
+pub fn pool_buffer(len: usize) -> (usize, PMDL) {
+    // SAFETY: test code.
+    let p = unsafe {
+        ntddk::ExAllocatePool2(
+            POOL_FLAG_NON_PAGED,
+            len as u64,
+            u32::from_le_bytes(*b"Test"),
+        )
+    };
+    assert!(!p.is_null());
+    // SAFETY: test code; `p` is a live pool block of `len` bytes.
+    let mdl = unsafe {
+        ntddk::IoAllocateMdl(
+            p,
+            u32::try_from(len).unwrap(),
+            FALSE,
+            FALSE,
+            std::ptr::null_mut(),
+        )
+    };
+    // SAFETY: `mdl` describes pool memory.
+    unsafe { ntddk::MmBuildMdlForNonPagedPool(mdl) };
+    (p as usize, mdl)
+}
+
+/// Frees what [`pool_buffer`] allocated.
+pub fn free_pool_buffer(p: usize, mdl: PMDL) {
+    // SAFETY: test code; both were allocated by pool_buffer.
+    unsafe {
+        ntddk::IoFreeMdl(mdl);
+    }
+    // SAFETY: as above.
+    unsafe { ntddk::ExFreePool(p as PVOID) };
+}
+
+/// The execution routine tests use: records the list and the IRQL it ran at.
+pub unsafe extern "C" fn record_list(
+    _d: PDEVICE_OBJECT,
+    _i: PIRP,
+    list: PSCATTER_GATHER_LIST,
+    ctx: PVOID,
+) {
+    let out = ctx.cast::<[usize; 2]>();
+    // SAFETY: reading the simulated CPU's IRQL has no preconditions on a machine CPU.
+    let irql = unsafe { ntddk::KeGetCurrentIrql() };
+    // SAFETY: tests pass a [usize; 2] as context.
+    unsafe { *out = [list as usize, usize::from(irql)] };
+}
+
+/// `GetScatterGatherList` at `DISPATCH_LEVEL`; returns the status and the list (0 if not yet run).
+pub fn get_sg(a: PDMA_ADAPTER, mdl: PMDL, va: usize, len: u32, write: bool) -> (NTSTATUS, usize) {
+    let mut out = [0usize; 2];
+    let get = ops(a).GetScatterGatherList.unwrap();
+    let st = at_dispatch(|| {
+        // SAFETY: test code; the routine and context are valid for the call.
+        unsafe {
+            get(
+                a,
+                std::ptr::null_mut(),
+                mdl,
+                va as PVOID,
+                len,
+                Some(record_list),
+                (&raw mut out).cast(),
+                u8::from(write),
+            )
+        }
+    });
+    if out[0] != 0 {
+        assert_eq!(
+            out[1],
+            usize::from(DISPATCH_LEVEL),
+            "execution routines run at DISPATCH_LEVEL"
+        );
+    }
+    (st, out[0])
+}
+
+/// `PutScatterGatherList` at `DISPATCH_LEVEL`.
+pub fn put_sg(a: PDMA_ADAPTER, list: usize, write: bool) {
+    let put = ops(a).PutScatterGatherList.unwrap();
+    // SAFETY: test code.
+    at_dispatch(|| unsafe { put(a, list as PSCATTER_GATHER_LIST, u8::from(write)) });
+}
+
+/// The elements of a list: (logical address, length).
+pub fn elements(list: usize) -> Vec<(u64, u32)> {
+    let l = list as PSCATTER_GATHER_LIST;
+    // SAFETY: a live list built by the HAL.
+    let list = unsafe { &*l };
+    // SAFETY: the HAL wrote NumberOfElements elements after the header.
+    let elems = unsafe { list.Elements.as_slice(list.NumberOfElements as usize) };
+    elems
+        .iter()
+        .map(|e| {
+            // SAFETY: every bit pattern of the union is a valid LONGLONG.
+            (unsafe { e.Address.QuadPart }.cast_unsigned(), e.Length)
+        })
+        .collect()
+}
+
+/// `AllocateCommonBuffer` at `PASSIVE_LEVEL`.
+pub fn common_buffer(a: PDMA_ADAPTER, len: u32) -> (usize, u64) {
+    let mut la = PHYSICAL_ADDRESS::default();
+    let alloc = ops(a).AllocateCommonBuffer.unwrap();
+    // SAFETY: test code.
+    let va = unsafe { alloc(a, len, &raw mut la, TRUE) };
+    // SAFETY: the HAL wrote the logical address.
+    (va as usize, unsafe { la.QuadPart }.cast_unsigned())
+}
+
+/// `FreeCommonBuffer` with the allocation's arguments.
+pub fn free_common(a: PDMA_ADAPTER, len: u32, va: usize, la: u64) {
+    let free = ops(a).FreeCommonBuffer.unwrap();
+    // SAFETY: test code.
+    unsafe {
+        free(
+            a,
+            len,
+            PHYSICAL_ADDRESS {
+                QuadPart: la.cast_signed(),
+            },
+            va as PVOID,
+            TRUE,
+        );
+    }
+}
+
+/// `PutDmaAdapter`.
+pub fn put_adapter(a: PDMA_ADAPTER) {
+    let put = ops(a).PutDmaAdapter.unwrap();
+    // SAFETY: test code.
+    unsafe { put(a) };
+}
+
+/// Runs `f` on a simulated CPU and expects it to stop the machine with E6 and `p1`.
+pub fn expect_dma_bugcheck<F: FnOnce() + Send + 'static>(m: &Machine, p1: u64, f: F) -> BugCheck {
+    let b = m.run(f).expect_err("the misuse must stop the machine");
+    assert!(b.is_dma(p1), "expected E6/{p1:#x}, got {b}");
+    assert_eq!(m.bugcheck(), Some(b), "the machine records the stop");
+    assert_eq!(
+        m.run(|| ()).unwrap_err(),
+        b,
+        "a stopped machine runs nothing"
+    );
+    b
+}
+
+/// Runs `f` on a simulated CPU and expects it to stop the machine with `code`/`p1`.
+pub fn expect_bugcheck<F: FnOnce() + Send + 'static>(
+    m: &Machine,
+    code: u32,
+    p1: u64,
+    f: F,
+) -> BugCheck {
+    let b = m.run(f).expect_err("the misuse must stop the machine");
+    assert_eq!((b.code, b.params[0]), (code, p1), "got {b}");
+    b
+}
