@@ -263,3 +263,137 @@ pub fn expect_bugcheck<F: FnOnce() + Send + 'static>(
     assert_eq!((b.code, b.params[0]), (code, p1), "got {b}");
     b
 }
+
+/// `ExAllocatePool2`.
+pub fn alloc(flags: POOL_FLAGS, size: u64, tag: u32) -> PVOID {
+    // SAFETY: pool allocation has no pointer preconditions.
+    unsafe { ntddk::ExAllocatePool2(flags, size, tag) }
+}
+
+/// `ExFreePool`.
+pub fn free(p: PVOID) {
+    // SAFETY: test code; misuse is what some tests provoke, and the machine checks it.
+    unsafe { ntddk::ExFreePool(p) };
+}
+
+/// `ExFreePoolWithTag`.
+pub fn free_tag(p: PVOID, tag: u32) {
+    // SAFETY: as for `free`.
+    unsafe { ntddk::ExFreePoolWithTag(p, tag) };
+}
+
+/// `KeRaiseIrql`; returns the old level.
+pub fn raise(level: KIRQL) -> KIRQL {
+    let mut old = 0;
+    // SAFETY: `old` is writable.
+    unsafe { ntddk::KeRaiseIrql(level, &raw mut old) };
+    old
+}
+
+/// `KeLowerIrql`.
+pub fn lower(level: KIRQL) {
+    // SAFETY: no pointer arguments; the machine checks the level.
+    unsafe { ntddk::KeLowerIrql(level) };
+}
+
+/// `KeGetCurrentIrql`.
+pub fn current_irql() -> KIRQL {
+    // SAFETY: no preconditions on a machine CPU.
+    unsafe { ntddk::KeGetCurrentIrql() }
+}
+
+/// `MmGetPhysicalAddress(p).QuadPart`.
+pub fn physical(p: usize) -> u64 {
+    // SAFETY: the routine only looks the address up.
+    let pa = unsafe { ntddk::MmGetPhysicalAddress(p as PVOID) };
+    // SAFETY: every bit pattern of the union is a valid LONGLONG.
+    unsafe { pa.QuadPart }.cast_unsigned()
+}
+
+/// `KeAcquireSpinLockRaiseToDpc`.
+pub fn acquire(lock: PKSPIN_LOCK) -> KIRQL {
+    // SAFETY: tests pass a lock that lives for the call.
+    unsafe { ntddk::KeAcquireSpinLockRaiseToDpc(lock) }
+}
+
+/// `KeReleaseSpinLock`.
+pub fn release(lock: PKSPIN_LOCK, old: KIRQL) {
+    // SAFETY: tests pass a lock that lives for the call.
+    unsafe { ntddk::KeReleaseSpinLock(lock, old) };
+}
+
+/// `IoAllocateMdl` without an IRP.
+pub fn alloc_mdl(va: usize, len: u32) -> PMDL {
+    // SAFETY: IoAllocateMdl only records the address.
+    unsafe { ntddk::IoAllocateMdl(va as PVOID, len, FALSE, FALSE, std::ptr::null_mut()) }
+}
+
+/// `IoFreeMdl`.
+pub fn free_mdl(mdl: PMDL) {
+    // SAFETY: the machine checks the MDL.
+    unsafe { ntddk::IoFreeMdl(mdl) };
+}
+
+/// `IoBuildPartialMdl`.
+pub fn partial_mdl(source: PMDL, target: PMDL, va: usize, len: u32) {
+    // SAFETY: the machine checks both MDLs and the range.
+    unsafe { ntddk::IoBuildPartialMdl(source, target, va as PVOID, len) };
+}
+
+/// `MmProbeAndLockPages` in user mode.
+pub fn probe_and_lock(mdl: PMDL, op: LOCK_OPERATION) {
+    // SAFETY: the machine checks the MDL and the range.
+    unsafe { ntddk::MmProbeAndLockPages(mdl, 1, op) };
+}
+
+/// `MmUnlockPages`.
+pub fn unlock(mdl: PMDL) {
+    // SAFETY: the machine checks the MDL.
+    unsafe { ntddk::MmUnlockPages(mdl) };
+}
+
+/// A copy of an MDL's header.
+pub const fn mdl_header(mdl: PMDL) -> MDL {
+    // SAFETY: tests pass live MDLs.
+    unsafe { mdl.read() }
+}
+
+/// The first entry of an MDL's PFN array.
+pub const fn first_pfn(mdl: PMDL) -> u64 {
+    // SAFETY: the PFN array follows the header of a live MDL.
+    let array = unsafe { mdl.add(1) }.cast::<u64>();
+    // SAFETY: a live MDL has at least one PFN entry.
+    unsafe { array.read() }
+}
+
+/// Reads a device register through a mapping.
+pub fn read_reg(base: usize, index: usize) -> u32 {
+    // SAFETY: tests pass a live register mapping.
+    unsafe { read_register_ulong((base as *const u32).wrapping_add(index)) }
+}
+
+/// Writes a device register through a mapping.
+pub fn write_reg(base: usize, index: usize, value: u32) {
+    // SAFETY: tests pass a live register mapping.
+    unsafe { write_register_ulong((base as *mut u32).wrapping_add(index), value) };
+}
+
+/// `MmMapIoSpaceEx` of a BAR.
+pub fn map_io(pa: u64, len: u64) -> usize {
+    // SAFETY: the routine checks that `pa` is a BAR of an attached device.
+    unsafe {
+        ntddk::MmMapIoSpaceEx(
+            PHYSICAL_ADDRESS {
+                QuadPart: pa.cast_signed(),
+            },
+            len,
+            PAGE_READWRITE | PAGE_NOCACHE,
+        ) as usize
+    }
+}
+
+/// `MmUnmapIoSpace`.
+pub fn unmap_io(va: usize, len: u64) {
+    // SAFETY: the routine checks the mapping.
+    unsafe { ntddk::MmUnmapIoSpace(va as PVOID, len) };
+}
