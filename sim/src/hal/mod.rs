@@ -17,6 +17,7 @@
 //!   before reuse.
 
 pub(crate) mod ops;
+pub(crate) mod packet;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -58,6 +59,10 @@ pub struct DmaCounters {
     pub requests_queued: u64,
     /// Bytes copied by bounce or verifier double buffering.
     pub bytes_double_buffered: u64,
+    /// Adapter channels allocated (`AllocateAdapterChannel`).
+    pub adapter_channels_allocated: u64,
+    /// Adapter channels released.
+    pub adapter_channels_freed: u64,
 }
 
 /// What `!dma` would print for one adapter.
@@ -79,6 +84,8 @@ pub struct AdapterReport {
     pub sg_lists: usize,
     /// Requests still waiting for map registers.
     pub waiting: usize,
+    /// Map register files (`AllocateAdapterChannel`) not yet freed.
+    pub register_files: usize,
     /// Counters.
     pub counters: DmaCounters,
 }
@@ -87,7 +94,11 @@ impl AdapterReport {
     /// Whether anything is outstanding (a leak once the device is removed).
     #[must_use]
     pub const fn leaks(&self) -> bool {
-        !self.released || self.common_buffers > 0 || self.sg_lists > 0 || self.waiting > 0
+        !self.released
+            || self.common_buffers > 0
+            || self.sg_lists > 0
+            || self.waiting > 0
+            || self.register_files > 0
     }
 }
 
@@ -113,16 +124,24 @@ enum Route {
     },
 }
 
+/// A buffer mapped for a device (one scatter/gather list, or one `MapTransfer` run).
 #[derive(Debug)]
-pub(crate) struct SgMap {
+pub(crate) struct Mapped {
     write: bool,
     /// The buffer as the driver sees it: (virtual address, length) pieces in order.
     pieces: Vec<(usize, usize)>,
     length: usize,
     route: Route,
-    registers: u32,
     iova: Option<(u64, u64)>,
     visible: Vec<(u64, u64)>,
+    /// The elements as the device sees them: (logical address, length).
+    elements: Vec<(u64, u32)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SgMap {
+    mapped: Mapped,
+    registers: u32,
     /// Storage of a list the HAL allocated (`GetScatterGatherList`); `None` for Build. Owned here
     /// so that the list stays valid until Put and is freed by it.
     #[expect(
@@ -163,9 +182,17 @@ pub(crate) struct Adapter {
     pub(crate) common: HashMap<usize, CommonBuf>,
     freed_common: HashSet<usize>,
     pub(crate) maps: HashMap<usize, SgMap>,
-    registers_in_use: u32,
+    pub(crate) registers_in_use: u32,
     pub(crate) waiting: VecDeque<Pending>,
     pub(crate) counters: DmaCounters,
+    /// Map register files of `AllocateAdapterChannel`, by `MapRegisterBase`.
+    pub(crate) files: HashMap<usize, packet::RegisterFile>,
+    pub(crate) freed_files: HashSet<usize>,
+    /// An adapter channel is allocated (from the allocation until the execution routine
+    /// returns, and after it while it returned `KeepObject`).
+    pub(crate) channel: bool,
+    /// A channel request waiting for map registers.
+    pub(crate) waiting_channel: Option<packet::PendingChannel>,
 }
 
 impl Adapter {
@@ -182,6 +209,10 @@ impl Adapter {
             registers_in_use: 0,
             waiting: VecDeque::new(),
             counters: DmaCounters::default(),
+            files: HashMap::new(),
+            freed_files: HashSet::new(),
+            channel: false,
+            waiting_channel: None,
         }
     }
 
@@ -553,22 +584,25 @@ pub(crate) fn check_request(st: &State, req: &Request) -> Result<u32, BugCheck> 
     Ok(u32::try_from(regs).unwrap_or(u32::MAX))
 }
 
-/// Maps a request on `adapter` (registers already reserved by the caller) and writes its list.
+/// Maps `pieces` of a driver buffer for the device as the profile requires (directly, through a
+/// bounce copy, or through a verifier double buffer; behind IOVAs under remapping).
+/// `Ok(None)` when bounce or verifier memory is exhausted.
 #[expect(
     clippy::too_many_lines,
     clippy::single_match_else,
     reason = "the per-profile mapping decision reads best as one sequence: pieces, route, copy, elements, list"
 )]
-pub(crate) fn map_request(
+pub(crate) fn map_pieces(
     st: &mut State,
     cfg: &Config,
     adapter: usize,
-    req: &Request,
-) -> Result<MapOutcome, BugCheck> {
-    let pieces = mdl_pieces(st, req)?;
+    pieces: Vec<(usize, usize)>,
+    write: bool,
+    mdl: usize,
+) -> Result<Option<Mapped>, BugCheck> {
     let width = st.hal.adapters.get(&adapter).map_or(64, |a| a.width);
     let limit = if width >= 64 { u64::MAX } else { 1u64 << width };
-    let length = req.length;
+    let length: usize = pieces.iter().map(|p| p.1).sum();
 
     // Physical runs of the buffer.
     let mut runs: Vec<(u64, usize)> = Vec::new();
@@ -579,7 +613,7 @@ pub(crate) fn map_request(
             let pfn = st.mem.pfn_of(at).ok_or_else(|| {
                 BugCheck::dma(
                     0x22,
-                    req.mdl as u64,
+                    mdl as u64,
                     at as u64,
                     0,
                     "DMA buffer page is not mapped",
@@ -612,7 +646,7 @@ pub(crate) fn map_request(
             .mem
             .alloc_region(pages, Kind::Hal, zone, !cfg.profile.iommu)
         else {
-            return Ok(MapOutcome::NoMemory);
+            return Ok(None);
         };
         st.mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
         st.mem.copy_from_slice(region + data_off - 8, VERIFIER_TAG);
@@ -629,7 +663,7 @@ pub(crate) fn map_request(
         let off = pieces[0].0 & (PAGE - 1);
         let pages = (off + length).div_ceil(PAGE);
         let Some(region) = st.mem.alloc_region(pages, Kind::Hal, Zone::Low, true) else {
-            return Ok(MapOutcome::NoMemory);
+            return Ok(None);
         };
         route = Route::Copy {
             region,
@@ -641,7 +675,7 @@ pub(crate) fn map_request(
 
     // Memory→device data are captured now: CPU writes after mapping do not reach the device.
     if let Route::Copy { va, .. } = route {
-        if req.write {
+        if write {
             let mut at = va;
             for &(src, n) in &pieces {
                 st.mem.copy_va(at, src, n);
@@ -685,10 +719,10 @@ pub(crate) fn map_request(
             if let Route::Copy { region, .. } = route {
                 st.mem.free_region(region);
             }
-            return Ok(MapOutcome::NoMemory);
+            return Ok(None);
         };
         // A memory→device mapping is read-only to the device.
-        st.hal.iommu.map(start, &pfns, !req.write);
+        st.hal.iommu.map(start, &pfns, !write);
         iova = Some((start, pages));
         vec![(
             (start << 12) | (first_va & (PAGE - 1)) as u64,
@@ -707,30 +741,57 @@ pub(crate) fn map_request(
             .collect()
     };
 
-    // The list: header (NumberOfElements, Reserved) then 24-byte elements.
-    let need = 16 + elements.len() * 24;
-    let (list, storage) = match req.buffer {
-        Some((buf, len)) => {
-            if len < need {
-                if let Route::Copy { region, .. } = route {
-                    st.mem.free_region(region);
-                }
-                if let Some((s, p)) = iova {
-                    st.hal.iommu.unmap(s, p);
-                }
-                return Ok(MapOutcome::BufferTooSmall);
-            }
-            (buf, None)
-        }
-        None => {
-            let mut b = vec![0u64; need / 8].into_boxed_slice();
-            (b.as_mut_ptr() as usize, Some(b))
-        }
-    };
-    write_list(list, &elements);
     for &(s, l) in &visible {
         st.hal.add_visible(s, l);
     }
+    Ok(Some(Mapped {
+        write,
+        pieces,
+        length,
+        route,
+        iova,
+        visible,
+        elements,
+    }))
+}
+
+/// Undoes a mapping whose list could not be written (the caller's buffer was too small).
+fn unmap_unused(st: &mut State, m: &Mapped) {
+    if let Route::Copy { region, .. } = m.route {
+        st.mem.free_region(region);
+    }
+    for &(s, _) in &m.visible {
+        st.hal.remove_visible(s);
+    }
+    if let Some((s, p)) = m.iova {
+        st.hal.iommu.unmap(s, p);
+    }
+}
+
+/// Maps a request on `adapter` (registers already reserved by the caller) and writes its list.
+pub(crate) fn map_request(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    req: &Request,
+) -> Result<MapOutcome, BugCheck> {
+    let pieces = mdl_pieces(st, req)?;
+    let Some(mapped) = map_pieces(st, cfg, adapter, pieces, req.write, req.mdl)? else {
+        return Ok(MapOutcome::NoMemory);
+    };
+    // The list: header (NumberOfElements, Reserved) then 24-byte elements.
+    let need = 16 + mapped.elements.len() * 24;
+    let (list, storage) = if let Some((buf, len)) = req.buffer {
+        if len < need {
+            unmap_unused(st, &mapped);
+            return Ok(MapOutcome::BufferTooSmall);
+        }
+        (buf, None)
+    } else {
+        let mut b = vec![0u64; need / 8].into_boxed_slice();
+        (b.as_mut_ptr() as usize, Some(b))
+    };
+    write_list(list, &mapped.elements);
     let registers = req.registers;
     let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
         BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
@@ -740,13 +801,8 @@ pub(crate) fn map_request(
     a.maps.insert(
         list,
         SgMap {
-            write: req.write,
-            pieces,
-            length,
-            route,
+            mapped,
             registers,
-            iova,
-            visible,
             storage,
         },
     );
@@ -800,7 +856,7 @@ pub(crate) fn put_map(
             "windows-dma.md §5.2, §10 rule 27",
         ));
     };
-    if map.write != write {
+    if map.mapped.write != write {
         a.maps.insert(list, map);
         return Err(BugCheck::sim(
             sim_rule::DIRECTION_MISMATCH,
@@ -812,17 +868,22 @@ pub(crate) fn put_map(
     a.counters.sg_lists_freed += 1;
     a.counters.map_registers_freed += u64::from(map.registers);
     a.registers_in_use = a.registers_in_use.saturating_sub(map.registers);
-    let result = release_route(st, cfg, &map);
-    for &(s, _) in &map.visible {
+    release_mapped(st, cfg, &map.mapped)
+}
+
+/// Ends a mapping: copies device→memory data back, checks the verifier guards, unmaps.
+pub(crate) fn release_mapped(st: &mut State, cfg: &Config, m: &Mapped) -> Result<(), BugCheck> {
+    let result = release_route(st, cfg, m);
+    for &(s, _) in &m.visible {
         st.hal.remove_visible(s);
     }
-    if let Some((s, p)) = map.iova {
+    if let Some((s, p)) = m.iova {
         st.hal.iommu.unmap(s, p);
     }
     result
 }
 
-fn release_route(st: &mut State, cfg: &Config, map: &SgMap) -> Result<(), BugCheck> {
+fn release_route(st: &mut State, cfg: &Config, map: &Mapped) -> Result<(), BugCheck> {
     let Route::Copy {
         region,
         va,
@@ -856,7 +917,7 @@ fn release_route(st: &mut State, cfg: &Config, map: &SgMap) -> Result<(), BugChe
 }
 
 /// Copies the device's copy of a device→memory mapping back to the driver's buffer.
-fn sync_back(st: &State, map: &SgMap) {
+fn sync_back(st: &State, map: &Mapped) {
     if let Route::Copy { va, .. } = map.route {
         let mut at = va;
         for &(dst, n) in &map.pieces {
@@ -965,9 +1026,9 @@ pub(crate) fn flush_dma_buffer(
     let mut found = None;
     for map in a.maps.values() {
         let mut offset = 0usize;
-        for &(p, n) in &map.pieces {
+        for &(p, n) in &map.mapped.pieces {
             if va >= p && va + len <= p + n {
-                found = Some((map.route, offset + (va - p), map.write));
+                found = Some((map.mapped.route, offset + (va - p), map.mapped.write));
             }
             offset += n;
         }
@@ -1050,7 +1111,8 @@ pub(crate) fn reports(st: &State) -> Vec<AdapterReport> {
             released: a.released,
             common_buffers: a.common.len(),
             sg_lists: a.maps.len(),
-            waiting: a.waiting.len(),
+            waiting: a.waiting.len() + usize::from(a.waiting_channel.is_some()),
+            register_files: a.files.len(),
             counters: a.counters,
         })
         .collect();

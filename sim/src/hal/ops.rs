@@ -10,6 +10,7 @@
 
 use core::mem::offset_of;
 
+use super::packet::{self, Channel, PendingChannel};
 use super::{MapOutcome, Pending, Request};
 use crate::bugcheck::BugCheck;
 use crate::machine::{State, at_dispatch, irql, with_state};
@@ -21,7 +22,7 @@ use crate::types::{
     PDMA_ADAPTER_INFO, PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION, PDMA_COMMON_BUFFER_VECTOR,
     PDMA_COMPLETION_ROUTINE, PDMA_OPERATIONS, PDMA_TRANSFER_INFO, PDRIVER_CONTROL,
     PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS, PMDL, PPHYSICAL_ADDRESS, PSCATTER_GATHER_LIST, PULONG,
-    PVOID, ULONG, ULONGLONG,
+    PVOID, TRUE, ULONG, ULONGLONG,
 };
 use crate::{
     NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
@@ -151,6 +152,22 @@ unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
                 "windows-dma.md §5.2, §10 rule 9",
             ));
         }
+        let channels = ad
+            .files
+            .values()
+            .filter(|f| f.holder != packet::Holder::Registers)
+            .count()
+            + usize::from(ad.waiting_channel.is_some());
+        if channels > 0 {
+            return Err(BugCheck::dma(
+                0x08,
+                key as u64,
+                channels as u64,
+                0,
+                "adapter released with an outstanding adapter channel",
+                "windows-dma.md §5.2, §10 rule 9",
+            ));
+        }
         if !ad.maps.is_empty() || !ad.waiting.is_empty() {
             return Err(BugCheck::dma(
                 0x0A,
@@ -237,42 +254,184 @@ unsafe extern "C" fn free_common_buffer(
 
 unsafe extern "C" fn allocate_adapter_channel(
     a: PDMA_ADAPTER,
-    _d: PDEVICE_OBJECT,
-    _n: ULONG,
-    _r: PDRIVER_CONTROL,
-    _c: PVOID,
+    device: PDEVICE_OBJECT,
+    registers: ULONG,
+    routine: PDRIVER_CONTROL,
+    context: PVOID,
 ) -> NTSTATUS {
-    not_modelled(a, "AllocateAdapterChannel")
+    let decided = with_state(|st, cfg| {
+        let key = prologue(
+            st,
+            a,
+            Level::Exact(DISPATCH_LEVEL),
+            "AllocateAdapterChannel",
+        )?;
+        if routine.is_none() {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        }
+        let req = PendingChannel {
+            device: device as usize,
+            registers,
+            routine,
+            context: context as usize,
+        };
+        Ok(match packet::allocate_channel(st, cfg, key, req)? {
+            Channel::Run(base) => Ok(Some((key, req, base))),
+            Channel::Queued => Ok(None),
+            Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
+        })
+    });
+    match decided {
+        Err(status) => status,
+        Ok(None) => STATUS_SUCCESS,
+        Ok(Some((key, req, base))) => {
+            run_channel(key, req, base);
+            STATUS_SUCCESS
+        }
+    }
+}
+
+/// Runs a driver's `DRIVER_CONTROL` at `DISPATCH_LEVEL`, applies its `IO_ALLOCATION_ACTION`,
+/// then starts whatever the released resources let run.
+fn run_channel(key: usize, req: PendingChannel, base: usize) {
+    let Some(f) = req.routine else { return };
+    let dev = req.device as PDEVICE_OBJECT;
+    let irp = if dev.is_null() {
+        core::ptr::null_mut()
+    } else {
+        // SAFETY: a non-null device object passed by the driver is a live DEVICE_OBJECT.
+        unsafe { (*dev).CurrentIrp }
+    };
+    let action = at_dispatch(|| {
+        // SAFETY: the driver's execution routine with the documented signature.
+        unsafe { f(dev, irp, base as PVOID, req.context as PVOID) }
+    });
+    let ready = with_state(|st, cfg| {
+        packet::after_execution(st, key, base, action)?;
+        collect_ready(st, cfg, key)
+    });
+    run_ready(ready);
+}
+
+/// Work that freed map registers made possible, in the order it runs.
+enum Ready {
+    List(Pending, usize),
+    Channel(usize, PendingChannel, usize),
+}
+
+/// Maps the waiting scatter/gather requests that now fit (FIFO), then a waiting channel.
+fn collect_ready(
+    st: &mut State,
+    cfg: &crate::machine::Config,
+    key: usize,
+) -> Result<Vec<Ready>, BugCheck> {
+    let mut run = Vec::new();
+    for p in super::dequeue_ready(st, key) {
+        if let MapOutcome::Mapped(l) = super::map_request(st, cfg, key, &p.request)? {
+            run.push(Ready::List(p, l));
+        } else {
+            // Out of bounce memory: the request keeps waiting, at the head of the queue.
+            let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+            ad.registers_in_use -= p.request.registers;
+            ad.waiting.push_front(p);
+            break;
+        }
+    }
+    if let Some((p, base)) = packet::dequeue_channel(st, key)? {
+        run.push(Ready::Channel(key, p, base));
+    }
+    Ok(run)
+}
+
+fn run_ready(ready: Vec<Ready>) {
+    for r in ready {
+        match r {
+            Ready::List(p, l) => call_list_control(p.routine, p.device, l, p.context),
+            Ready::Channel(key, p, base) => run_channel(key, p, base),
+        }
+    }
 }
 
 unsafe extern "C" fn flush_adapter_buffers(
     a: PDMA_ADAPTER,
-    _m: PMDL,
-    _b: PVOID,
-    _v: PVOID,
-    _l: ULONG,
-    _w: BOOLEAN,
+    mdl: PMDL,
+    base: PVOID,
+    current_va: PVOID,
+    length: ULONG,
+    write: BOOLEAN,
 ) -> BOOLEAN {
-    not_modelled(a, "FlushAdapterBuffers")
+    with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushAdapterBuffers")?;
+        packet::flush_adapter_buffers(
+            st,
+            cfg,
+            key,
+            mdl as usize,
+            base as usize,
+            current_va as usize,
+            length as usize,
+            write != 0,
+        )
+    });
+    TRUE
 }
 
 unsafe extern "C" fn free_adapter_channel(a: PDMA_ADAPTER) {
-    not_modelled(a, "FreeAdapterChannel")
+    let ready = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "FreeAdapterChannel")?;
+        packet::free_adapter_channel(st, key)?;
+        collect_ready(st, cfg, key)
+    });
+    run_ready(ready);
 }
 
-unsafe extern "C" fn free_map_registers(a: PDMA_ADAPTER, _b: PVOID, _n: ULONG) {
-    not_modelled(a, "FreeMapRegisters")
+unsafe extern "C" fn free_map_registers(a: PDMA_ADAPTER, base: PVOID, registers: ULONG) {
+    let ready = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "FreeMapRegisters")?;
+        packet::free_map_registers(st, key, base as usize, registers)?;
+        collect_ready(st, cfg, key)
+    });
+    run_ready(ready);
 }
 
 unsafe extern "C" fn map_transfer(
     a: PDMA_ADAPTER,
-    _m: PMDL,
-    _b: PVOID,
-    _v: PVOID,
-    _l: PULONG,
-    _w: BOOLEAN,
+    mdl: PMDL,
+    base: PVOID,
+    current_va: PVOID,
+    length: PULONG,
+    write: BOOLEAN,
 ) -> PHYSICAL_ADDRESS {
-    not_modelled(a, "MapTransfer")
+    let (logical, mapped) = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "MapTransfer")?;
+        if length.is_null() {
+            return Err(BugCheck::dma(
+                0x21,
+                current_va as u64,
+                mdl as u64,
+                0,
+                "MapTransfer without a Length",
+                "windows-dma.md §5.2",
+            ));
+        }
+        // SAFETY: `length` is non-null and points to the caller's ULONG.
+        let wanted = unsafe { length.read() } as usize;
+        packet::map_transfer(
+            st,
+            cfg,
+            key,
+            mdl as usize,
+            base as usize,
+            current_va as usize,
+            wanted,
+            write != 0,
+        )
+    });
+    // SAFETY: checked non-null above; MapTransfer reports the bytes it mapped.
+    unsafe { length.write(u32::try_from(mapped).unwrap_or(u32::MAX)) };
+    PHYSICAL_ADDRESS {
+        QuadPart: logical.cast_signed(),
+    }
 }
 
 unsafe extern "C" fn get_dma_alignment(a: PDMA_ADAPTER) -> ULONG {
@@ -417,25 +576,9 @@ unsafe extern "C" fn put_scatter_gather_list(
     let ready = with_state(|st, cfg| {
         let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "PutScatterGatherList")?;
         super::put_map(st, cfg, key, list as usize, write != 0)?;
-        let mut run = Vec::new();
-        for p in super::dequeue_ready(st, key) {
-            if let MapOutcome::Mapped(l) = super::map_request(st, cfg, key, &p.request)? {
-                run.push((p, l));
-            } else {
-                {
-                    // Out of bounce memory: the request keeps waiting, at the head of the queue.
-                    let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
-                    ad.registers_in_use -= p.request.registers;
-                    ad.waiting.push_front(p);
-                    break;
-                }
-            }
-        }
-        Ok(run)
+        collect_ready(st, cfg, key)
     });
-    for (p, l) in ready {
-        call_list_control(p.routine, p.device, l, p.context);
-    }
+    run_ready(ready);
 }
 
 // ---- version 2 ----

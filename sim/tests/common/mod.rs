@@ -397,3 +397,86 @@ pub fn unmap_io(va: usize, len: u64) {
     // SAFETY: the routine checks the mapping.
     unsafe { ntddk::MmUnmapIoSpace(va as PVOID, len) };
 }
+
+/// The test body an execution routine runs: receives `MapRegisterBase`, returns the action.
+pub type Exec = Box<dyn FnMut(usize) -> IO_ALLOCATION_ACTION>;
+
+unsafe extern "C" fn exec_trampoline(
+    _d: PDEVICE_OBJECT,
+    _i: PIRP,
+    base: PVOID,
+    ctx: PVOID,
+) -> IO_ALLOCATION_ACTION {
+    let f = ctx.cast::<Exec>();
+    // SAFETY: `allocate_channel` passes a leaked, live `Exec`.
+    unsafe { (*f)(base as usize) }
+}
+
+/// `AllocateAdapterChannel` at `DISPATCH_LEVEL` with `body` as the execution routine. The body
+/// is leaked so that a queued routine can still run later.
+pub fn allocate_channel(
+    a: PDMA_ADAPTER,
+    registers: u32,
+    body: impl FnMut(usize) -> IO_ALLOCATION_ACTION + 'static,
+) -> NTSTATUS {
+    let ctx: &'static mut Exec = Box::leak(Box::new(Box::new(body)));
+    let alloc = ops(a).AllocateAdapterChannel.unwrap();
+    let ctx = std::ptr::from_mut(ctx).cast::<core::ffi::c_void>();
+    // SAFETY: test code; the context lives forever.
+    at_dispatch(|| unsafe {
+        alloc(
+            a,
+            std::ptr::null_mut(),
+            registers,
+            Some(exec_trampoline),
+            ctx,
+        )
+    })
+}
+
+/// `MapTransfer`; returns (logical address, bytes mapped).
+pub fn map_transfer(
+    a: PDMA_ADAPTER,
+    mdl: PMDL,
+    base: usize,
+    va: usize,
+    len: u32,
+    write: bool,
+) -> (u64, u32) {
+    let mut n = len;
+    let map = ops(a).MapTransfer.unwrap();
+    // SAFETY: test code; `n` is writable.
+    let la = unsafe {
+        map(
+            a,
+            mdl,
+            base as PVOID,
+            va as PVOID,
+            &raw mut n,
+            u8::from(write),
+        )
+    };
+    // SAFETY: every bit pattern of the union is a valid LONGLONG.
+    (unsafe { la.QuadPart }.cast_unsigned(), n)
+}
+
+/// `FlushAdapterBuffers`.
+pub fn flush_adapter(a: PDMA_ADAPTER, mdl: PMDL, base: usize, va: usize, len: u32, write: bool) {
+    let flush = ops(a).FlushAdapterBuffers.unwrap();
+    // SAFETY: test code.
+    unsafe { flush(a, mdl, base as PVOID, va as PVOID, len, u8::from(write)) };
+}
+
+/// `FreeMapRegisters` at `DISPATCH_LEVEL`.
+pub fn free_map_registers(a: PDMA_ADAPTER, base: usize, registers: u32) {
+    let free = ops(a).FreeMapRegisters.unwrap();
+    // SAFETY: test code.
+    at_dispatch(|| unsafe { free(a, base as PVOID, registers) });
+}
+
+/// `FreeAdapterChannel` at `DISPATCH_LEVEL`.
+pub fn free_adapter_channel(a: PDMA_ADAPTER) {
+    let free = ops(a).FreeAdapterChannel.unwrap();
+    // SAFETY: test code.
+    at_dispatch(|| unsafe { free(a) });
+}
