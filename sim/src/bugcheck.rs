@@ -51,6 +51,8 @@ pub mod sim_rule {
     pub const LOCK_STATE: u64 = 0x5109;
     /// A DMA routine was called with an MDL the routine cannot use (not a single buffer).
     pub const BAD_DMA_MDL: u64 = 0x510A;
+    /// An MDL was unlocked or freed while a `CreateCommonBufferFromMdl` buffer still uses it.
+    pub const MDL_BACKS_COMMON_BUFFER: u64 = 0x510B;
 }
 
 /// A stop of the simulated machine.

@@ -533,6 +533,14 @@ pub unsafe fn MmUnlockPages(MemoryDescriptorList: PMDL) {
     let mdl = MemoryDescriptorList;
     with_state(|st, _| {
         known_mdl(st, mdl, "MmUnlockPages")?;
+        if crate::hal::mdl_backs_common_buffer(st, mdl as usize) {
+            return Err(BugCheck::sim(
+                sim_rule::MDL_BACKS_COMMON_BUFFER,
+                mdl as u64,
+                0,
+                "MmUnlockPages on an MDL whose pages back a live common buffer (FreeCommonBuffer first)",
+            ));
+        }
         let info = st.mem.mdls.get_mut(&(mdl as usize)).expect("checked");
         if !info.locked {
             return Err(BugCheck::sim(
@@ -648,6 +656,14 @@ pub unsafe fn IoFreeMdl(Mdl: PMDL) {
     check_max(DISPATCH_LEVEL, "IoFreeMdl");
     let info = with_state(|st, _| {
         known_mdl(st, Mdl, "IoFreeMdl")?;
+        if crate::hal::mdl_backs_common_buffer(st, Mdl as usize) {
+            return Err(BugCheck::sim(
+                sim_rule::MDL_BACKS_COMMON_BUFFER,
+                Mdl as u64,
+                1,
+                "IoFreeMdl on an MDL whose pages back a live common buffer (FreeCommonBuffer first)",
+            ));
+        }
         if st.mem.mdls[&(Mdl as usize)].locked {
             return Err(BugCheck::sim(
                 sim_rule::FREE_LOCKED_MDL,

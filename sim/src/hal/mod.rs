@@ -106,8 +106,13 @@ impl AdapterReport {
 pub(crate) struct CommonBuf {
     pub(crate) len: u32,
     pub(crate) logical: u64,
-    pub(crate) cache: u8,
-    region: usize,
+    /// `CacheEnabled` of the allocation; `None` for a buffer made from an MDL.
+    pub(crate) cache: Option<u8>,
+    /// The HAL's own region, freed with the buffer; `None` for a buffer made from an MDL (the
+    /// driver owns those pages).
+    region: Option<usize>,
+    /// The MDL a `CreateCommonBufferFromMdl` buffer was made from.
+    pub(crate) mdl: Option<usize>,
     iova: Option<(u64, u64)>,
 }
 
@@ -158,6 +163,17 @@ pub(crate) struct Pending {
     pub(crate) request: Request,
     pub(crate) routine: PDRIVER_LIST_CONTROL,
     pub(crate) context: usize,
+    /// The version 3 transfer context backing the request (0 for version 1/2 routines).
+    pub(crate) transfer_context: usize,
+}
+
+/// The state of a version 3 DMA transfer context (`InitializeDmaTransferContext`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TransferContext {
+    /// A request backed by this context is waiting for resources.
+    pub(crate) busy: bool,
+    /// `CancelAdapterChannel` ran before the allocation: the next one is cancelled.
+    pub(crate) precancelled: bool,
 }
 
 /// What to map.
@@ -193,6 +209,11 @@ pub(crate) struct Adapter {
     pub(crate) channel: bool,
     /// A channel request waiting for map registers.
     pub(crate) waiting_channel: Option<packet::PendingChannel>,
+    /// Version 3 transfer contexts, by address.
+    pub(crate) contexts: HashMap<usize, TransferContext>,
+    /// Adapter objects held by synchronous, routine-less version 3 allocations until
+    /// `FreeAdapterObject`.
+    pub(crate) held_objects: u32,
 }
 
 impl Adapter {
@@ -213,6 +234,8 @@ impl Adapter {
             freed_files: HashSet::new(),
             channel: false,
             waiting_channel: None,
+            contexts: HashMap::new(),
+            held_objects: 0,
         }
     }
 
@@ -396,8 +419,9 @@ pub(crate) fn alloc_common(
         CommonBuf {
             len,
             logical,
-            cache,
-            region,
+            cache: Some(cache),
+            region: Some(region),
+            mdl: None,
             iova,
         },
     );
@@ -446,7 +470,7 @@ pub(crate) fn free_common(
             "windows-dma.md §2.4, §10 rule 14",
         ));
     };
-    if cb.len != len || cb.logical != logical || cb.cache != cache {
+    if cb.len != len || cb.logical != logical || cb.cache.is_some_and(|c| c != cache) {
         return Err(BugCheck::sim(
             sim_rule::BAD_DMA_MDL + 0x10,
             va as u64,
@@ -462,8 +486,98 @@ pub(crate) fn free_common(
     } else if !cfg.profile.iommu {
         st.hal.remove_visible(cb.logical);
     }
-    st.mem.free_region(cb.region);
+    if let Some(region) = cb.region {
+        st.mem.free_region(region);
+    }
     Ok(())
+}
+
+/// `CreateCommonBufferFromMdl`: makes the pages an MDL describes a common buffer (one logical
+/// range), or says why not (`Err(status)`).
+pub(crate) fn common_from_mdl(
+    st: &mut State,
+    cfg: &Config,
+    adapter: usize,
+    mdl: usize,
+) -> Result<Result<(usize, u64), crate::NTSTATUS>, BugCheck> {
+    use crate::{STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER};
+    if !st.mem.mdls.contains_key(&mdl) {
+        return Err(BugCheck::sim(
+            sim_rule::BAD_MDL,
+            mdl as u64,
+            0,
+            "CreateCommonBufferFromMdl given an unknown or freed MDL",
+        ));
+    }
+    // SAFETY: `mdl` is a live MDL of this machine (checked above).
+    let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+    let resident = i32::from(m.MdlFlags)
+        & i32::from(crate::types::MDL_PAGES_LOCKED | crate::types::MDL_SOURCE_IS_NONPAGED_POOL)
+        != 0;
+    let va = m.StartVa as usize;
+    let len = m.ByteCount as usize;
+    // The MDL must be resident, page aligned, a whole number of pages and not chained
+    // (windows-dma.md §9).
+    if !resident || m.ByteOffset != 0 || len == 0 || !len.is_multiple_of(PAGE) || !m.Next.is_null()
+    {
+        return Ok(Err(STATUS_INVALID_PARAMETER));
+    }
+    let mut pfns = Vec::with_capacity(len / PAGE);
+    for i in 0..len / PAGE {
+        let Some(pfn) = st.mem.pfn_of(va + i * PAGE) else {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        };
+        pfns.push(pfn);
+    }
+    let width = st.hal.adapters.get(&adapter).map_or(64, |a| a.width);
+    let (logical, iova) = if cfg.profile.iommu {
+        let Some(start) = st.hal.iommu.alloc(pfns.len() as u64) else {
+            return Ok(Err(STATUS_INSUFFICIENT_RESOURCES));
+        };
+        st.hal.iommu.map(start, &pfns, true);
+        (start << 12, Some((start, pfns.len() as u64)))
+    } else {
+        // Without remapping the device needs the pages physically contiguous and in reach.
+        if pfns.windows(2).any(|w| w[1] != w[0] + 1) {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        }
+        let pa = pfns[0] << 12;
+        if width < 64 && pa + len as u64 > 1u64 << width {
+            return Ok(Err(STATUS_INSUFFICIENT_RESOURCES));
+        }
+        st.hal.add_visible(pa, len as u64);
+        (pa, None)
+    };
+    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+        BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
+    })?;
+    let sys_va = if m.MappedSystemVa.is_null() {
+        va
+    } else {
+        m.MappedSystemVa as usize
+    };
+    a.common.insert(
+        sys_va,
+        CommonBuf {
+            len: m.ByteCount,
+            logical,
+            cache: None,
+            region: None,
+            mdl: Some(mdl),
+            iova,
+        },
+    );
+    a.freed_common.remove(&sys_va);
+    a.counters.common_buffers_allocated += 1;
+    Ok(Ok((sys_va, logical)))
+}
+
+/// Whether `mdl` backs a live common buffer (its pages must stay locked until it is freed).
+pub(crate) fn mdl_backs_common_buffer(st: &State, mdl: usize) -> bool {
+    st.hal
+        .adapters
+        .values()
+        .any(|a| a.common.values().any(|c| c.mdl == Some(mdl)))
 }
 
 /// The result of trying to map a request.

@@ -15,18 +15,18 @@ use super::{MapOutcome, Pending, Request};
 use crate::bugcheck::BugCheck;
 use crate::machine::{State, at_dispatch, irql, with_state};
 use crate::types::{
-    _DMA_OPERATIONS, BOOLEAN, DISPATCH_LEVEL, DMA_ADAPTER_INFO_V1, DMA_ADAPTER_INFO_VERSION1,
-    DMA_TRANSFER_CONTEXT_SIZE_V1, DMA_TRANSFER_INFO_V1, DMA_TRANSFER_INFO_V2,
-    DMA_TRANSFER_INFO_VERSION1, DMA_TRANSFER_INFO_VERSION2, HANDLE, IO_ALLOCATION_ACTION, KIRQL,
-    MEMORY_CACHING_TYPE, NODE_REQUIREMENT, PASSIVE_LEVEL, PDEVICE_OBJECT, PDMA_ADAPTER,
-    PDMA_ADAPTER_INFO, PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION, PDMA_COMMON_BUFFER_VECTOR,
-    PDMA_COMPLETION_ROUTINE, PDMA_OPERATIONS, PDMA_TRANSFER_INFO, PDRIVER_CONTROL,
-    PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS, PMDL, PPHYSICAL_ADDRESS, PSCATTER_GATHER_LIST, PULONG,
-    PVOID, TRUE, ULONG, ULONGLONG,
+    _DMA_OPERATIONS, _IO_ALLOCATION_ACTION, BOOLEAN, DISPATCH_LEVEL, DMA_ADAPTER_INFO_V1,
+    DMA_ADAPTER_INFO_VERSION1, DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT_SIZE_V1,
+    DMA_TRANSFER_INFO_V1, DMA_TRANSFER_INFO_V2, DMA_TRANSFER_INFO_VERSION1,
+    DMA_TRANSFER_INFO_VERSION2, HANDLE, IO_ALLOCATION_ACTION, KIRQL, MEMORY_CACHING_TYPE,
+    NODE_REQUIREMENT, PASSIVE_LEVEL, PDEVICE_OBJECT, PDMA_ADAPTER, PDMA_ADAPTER_INFO,
+    PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION, PDMA_COMMON_BUFFER_VECTOR, PDMA_COMPLETION_ROUTINE,
+    PDMA_OPERATIONS, PDMA_TRANSFER_INFO, PDRIVER_CONTROL, PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS,
+    PMDL, PPHYSICAL_ADDRESS, PSCATTER_GATHER_LIST, PULONG, PVOID, TRUE, ULONG, ULONGLONG,
 };
 use crate::{
-    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
 };
 
 /// First parameter of 0xC4 for a routine the simulator does not model yet.
@@ -176,6 +176,16 @@ unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
                 0,
                 "adapter released with outstanding scatter/gather lists",
                 "windows-dma.md §5.2, §10 rule 9",
+            ));
+        }
+        if ad.held_objects > 0 {
+            return Err(BugCheck::dma(
+                0x08,
+                key as u64,
+                u64::from(ad.held_objects),
+                0,
+                "adapter released while an adapter object is held (FreeAdapterObject missing)",
+                "windows-dma.md §5.2, §10 rule 37",
             ));
         }
         if ad.free_registers() < ad.granted {
@@ -328,6 +338,14 @@ fn collect_ready(
     let mut run = Vec::new();
     for p in super::dequeue_ready(st, key) {
         if let MapOutcome::Mapped(l) = super::map_request(st, cfg, key, &p.request)? {
+            if let Some(tc) = st
+                .hal
+                .adapters
+                .get_mut(&key)
+                .and_then(|ad| ad.contexts.get_mut(&p.transfer_context))
+            {
+                tc.busy = false;
+            }
             run.push(Ready::List(p, l));
         } else {
             // Out of bounce memory: the request keeps waiting, at the head of the queue.
@@ -452,6 +470,18 @@ unsafe extern "C" fn read_dma_counter(a: PDMA_ADAPTER) -> ULONG {
 enum Start {
     Status(NTSTATUS),
     Run(usize, NTSTATUS),
+    Return(usize),
+}
+
+/// The version 3 (`…ScatterGatherListEx`) parts of a mapping request.
+#[derive(Debug, Clone, Copy)]
+struct Ex {
+    /// `DMA_SYNCHRONOUS_CALLBACK`: never queue; fail at once without resources.
+    sync: bool,
+    /// The `DmaTransferContext`.
+    context: usize,
+    /// Where to return the list when there is no execution routine.
+    out: usize,
 }
 
 #[expect(
@@ -468,12 +498,37 @@ fn start_mapping(
     context: PVOID,
     write: BOOLEAN,
     buffer: Option<(usize, usize)>,
+    level: Level,
+    ex: Option<Ex>,
     name: &'static str,
 ) -> NTSTATUS {
     let start = with_state(|st, cfg| {
-        let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), name)?;
-        if routine.is_none() || mdl.is_null() {
+        let key = prologue(st, a, level, name)?;
+        if mdl.is_null() {
             return Ok(Start::Status(STATUS_INVALID_PARAMETER));
+        }
+        match ex {
+            None if routine.is_none() => return Ok(Start::Status(STATUS_INVALID_PARAMETER)),
+            // Without DMA_SYNCHRONOUS_CALLBACK an execution routine is required; with it and
+            // without a routine, the list is returned through ScatterGatherList.
+            Some(e) if routine.is_none() && (!e.sync || e.out == 0) => {
+                return Ok(Start::Status(STATUS_INVALID_PARAMETER));
+            }
+            Some(e) => {
+                let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+                let Some(tc) = ad.contexts.get_mut(&e.context) else {
+                    // InitializeDmaTransferContext must come first (windows-dma.md §10 rule 35).
+                    return Ok(Start::Status(STATUS_INVALID_PARAMETER));
+                };
+                if tc.busy {
+                    return Ok(Start::Status(STATUS_INVALID_PARAMETER));
+                }
+                if tc.precancelled {
+                    tc.precancelled = false;
+                    return Ok(Start::Status(STATUS_CANCELLED));
+                }
+            }
+            None => {}
         }
         let mut req = Request {
             mdl: mdl as usize,
@@ -493,17 +548,32 @@ fn start_mapping(
             return Ok(Start::Status(STATUS_BUFFER_TOO_SMALL));
         }
         if !super::reserve_registers(st, key, req.registers) {
+            if ex.is_some_and(|e| e.sync) {
+                return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
+            }
             let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
             ad.counters.requests_queued += 1;
+            let transfer_context = ex.map_or(0, |e| e.context);
+            if let Some(tc) = ad.contexts.get_mut(&transfer_context) {
+                tc.busy = true;
+            }
             ad.waiting.push_back(Pending {
                 device: device as usize,
                 request: req,
                 routine,
                 context: context as usize,
+                transfer_context,
             });
             return Ok(Start::Status(STATUS_SUCCESS));
         }
         match super::map_request(st, cfg, key, &req)? {
+            MapOutcome::Mapped(list) if routine.is_none() => {
+                // Synchronous and routine-less: the caller holds the adapter object until
+                // FreeAdapterObject.
+                let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+                ad.held_objects += 1;
+                Ok(Start::Return(list))
+            }
             MapOutcome::Mapped(list) => Ok(Start::Run(list, STATUS_SUCCESS)),
             other => {
                 let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
@@ -520,7 +590,19 @@ fn start_mapping(
     });
     match start {
         Start::Status(s) => s,
+        Start::Return(list) => {
+            let out = ex.map_or(0, |e| e.out) as *mut PSCATTER_GATHER_LIST;
+            // SAFETY: checked non-null above; the caller's out pointer.
+            unsafe { out.write(list as PSCATTER_GATHER_LIST) };
+            STATUS_SUCCESS
+        }
         Start::Run(list, s) => {
+            if let Some(e) = ex
+                && e.out != 0
+            {
+                // SAFETY: a non-null out pointer from the caller.
+                unsafe { (e.out as *mut PSCATTER_GATHER_LIST).write(list as PSCATTER_GATHER_LIST) };
+            }
             call_list_control(routine, device as usize, list, context as usize);
             s
         }
@@ -563,6 +645,8 @@ unsafe extern "C" fn get_scatter_gather_list(
         routine,
         context,
         write,
+        None,
+        Level::Exact(DISPATCH_LEVEL),
         None,
         "GetScatterGatherList",
     )
@@ -651,17 +735,35 @@ unsafe extern "C" fn build_scatter_gather_list(
         context,
         write,
         Some((buffer as usize, buffer_length as usize)),
+        Level::Exact(DISPATCH_LEVEL),
+        None,
         "BuildScatterGatherList",
     )
 }
 
 unsafe extern "C" fn build_mdl_from_scatter_gather_list(
     a: PDMA_ADAPTER,
-    _l: PSCATTER_GATHER_LIST,
-    _o: PMDL,
-    _t: *mut PMDL,
+    _list: PSCATTER_GATHER_LIST,
+    original: PMDL,
+    target: *mut PMDL,
 ) -> NTSTATUS {
-    not_modelled(a, "BuildMdlFromScatterGatherList")
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Max(DISPATCH_LEVEL),
+            "BuildMdlFromScatterGatherList",
+        )
+        .map(|_| ())
+    });
+    if original.is_null() || target.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // "Reserved for system use" (windows-dma.md §2.4). The simulator supports the documented
+    // case where the list describes the original buffer: the target is the original MDL.
+    // SAFETY: `target` is non-null and points to the caller's PMDL.
+    unsafe { target.write(original) };
+    STATUS_SUCCESS
 }
 
 // ---- version 3 ----
@@ -750,16 +852,16 @@ unsafe extern "C" fn get_dma_transfer_info(
 }
 
 unsafe extern "C" fn initialize_dma_transfer_context(a: PDMA_ADAPTER, context: PVOID) -> NTSTATUS {
-    with_state(|st, _| {
-        prologue(
-            st,
-            a,
-            Level::Max(DISPATCH_LEVEL),
-            "InitializeDmaTransferContext",
-        )
-        .map(|_| ())
-    });
     if context.is_null() {
+        with_state(|st, _| {
+            prologue(
+                st,
+                a,
+                Level::Max(DISPATCH_LEVEL),
+                "InitializeDmaTransferContext",
+            )
+            .map(|_| ())
+        });
         return STATUS_INVALID_PARAMETER;
     }
     // SAFETY: the caller supplies DMA_TRANSFER_CONTEXT_SIZE_V1 writable bytes.
@@ -769,7 +871,19 @@ unsafe extern "C" fn initialize_dma_transfer_context(a: PDMA_ADAPTER, context: P
             0,
             DMA_TRANSFER_CONTEXT_SIZE_V1 as usize,
         );
-    };
+    }
+    with_state(|st, _| {
+        let key = prologue(
+            st,
+            a,
+            Level::Max(DISPATCH_LEVEL),
+            "InitializeDmaTransferContext",
+        )?;
+        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+        ad.contexts
+            .insert(context as usize, super::TransferContext::default());
+        Ok(())
+    });
     STATUS_SUCCESS
 }
 
@@ -815,10 +929,31 @@ unsafe extern "C" fn configure_adapter_channel(a: PDMA_ADAPTER, _f: ULONG, _c: P
 
 unsafe extern "C" fn cancel_adapter_channel(
     a: PDMA_ADAPTER,
-    _d: PDEVICE_OBJECT,
-    _c: PVOID,
+    _device: PDEVICE_OBJECT,
+    transfer_context: PVOID,
 ) -> BOOLEAN {
-    not_modelled(a, "CancelAdapterChannel")
+    let cancelled = with_state(|st, _| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "CancelAdapterChannel")?;
+        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+        let ctx = transfer_context as usize;
+        if let Some(i) = ad.waiting.iter().position(|p| p.transfer_context == ctx) {
+            // Still queued: it will never run.
+            ad.waiting.remove(i);
+            if let Some(tc) = ad.contexts.get_mut(&ctx) {
+                tc.busy = false;
+            }
+            return Ok(true);
+        }
+        match ad.contexts.get_mut(&ctx) {
+            // Not yet allocated: the next request on this context is cancelled in advance.
+            Some(tc) if !tc.busy => {
+                tc.precancelled = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    });
+    u8::from(cancelled)
 }
 
 unsafe extern "C" fn map_transfer_ex(
@@ -839,40 +974,135 @@ unsafe extern "C" fn map_transfer_ex(
 
 unsafe extern "C" fn get_scatter_gather_list_ex(
     a: PDMA_ADAPTER,
-    _d: PDEVICE_OBJECT,
-    _t: PVOID,
-    _m: PMDL,
-    _o: ULONGLONG,
-    _l: ULONG,
-    _f: ULONG,
-    _r: PDRIVER_LIST_CONTROL,
-    _c: PVOID,
-    _w: BOOLEAN,
-    _cr: PDMA_COMPLETION_ROUTINE,
-    _cc: PVOID,
-    _s: *mut PSCATTER_GATHER_LIST,
+    device: PDEVICE_OBJECT,
+    transfer_context: PVOID,
+    mdl: PMDL,
+    offset: ULONGLONG,
+    length: ULONG,
+    flags: ULONG,
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+    completion: PDMA_COMPLETION_ROUTINE,
+    _completion_context: PVOID,
+    list: *mut PSCATTER_GATHER_LIST,
 ) -> NTSTATUS {
-    not_modelled(a, "GetScatterGatherListEx")
+    with_state(|st, _| {
+        prologue(st, a, Level::Max(DISPATCH_LEVEL), "GetScatterGatherListEx").map(|_| ())
+    });
+    let Some(va) = ex_va(mdl, offset, length, flags, completion) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let ex = Ex {
+        sync: flags & DMA_SYNCHRONOUS_CALLBACK != 0,
+        context: transfer_context as usize,
+        out: list as usize,
+    };
+    start_mapping(
+        a,
+        device,
+        mdl,
+        va as PVOID,
+        length,
+        routine,
+        context,
+        write,
+        None,
+        Level::Max(DISPATCH_LEVEL),
+        Some(ex),
+        "GetScatterGatherListEx",
+    )
+}
+
+/// The version 3 mapping routines' shared parameter checks: bus masters take no completion
+/// routine, `Offset`/`Length` must lie in the MDL chain, and the only flag is
+/// `DMA_SYNCHRONOUS_CALLBACK` (windows-dma.md §2.4, §10 rules 36, 38).
+fn ex_va(
+    mdl: PMDL,
+    offset: ULONGLONG,
+    length: ULONG,
+    flags: ULONG,
+    completion: PDMA_COMPLETION_ROUTINE,
+) -> Option<usize> {
+    if completion.is_some()
+        || flags & !DMA_SYNCHRONOUS_CALLBACK != 0
+        || mdl.is_null()
+        || length == 0
+    {
+        return None;
+    }
+    let known = with_state(|st, _| Ok(st.mem.mdls.contains_key(&(mdl as usize))));
+    if !known {
+        return None;
+    }
+    // The chain is walked through its headers.
+    let mut total = 0u64;
+    let mut m = mdl;
+    while !m.is_null() {
+        // SAFETY: every MDL of a chain the driver passes is live.
+        let h = unsafe { m.read() };
+        total += u64::from(h.ByteCount);
+        m = h.Next;
+    }
+    if offset >= total || u64::from(length) > total - offset {
+        return None;
+    }
+    // SAFETY: `mdl` is live (checked above).
+    let h = unsafe { mdl.read() };
+    Some(h.StartVa as usize + h.ByteOffset as usize + usize::try_from(offset).ok()?)
 }
 
 unsafe extern "C" fn build_scatter_gather_list_ex(
     a: PDMA_ADAPTER,
-    _d: PDEVICE_OBJECT,
-    _t: PVOID,
-    _m: PMDL,
-    _o: ULONGLONG,
-    _l: ULONG,
-    _f: ULONG,
-    _r: PDRIVER_LIST_CONTROL,
-    _c: PVOID,
-    _w: BOOLEAN,
-    _b: PVOID,
-    _bl: ULONG,
-    _cr: PDMA_COMPLETION_ROUTINE,
-    _cc: PVOID,
-    _s: *mut PSCATTER_GATHER_LIST,
+    device: PDEVICE_OBJECT,
+    transfer_context: PVOID,
+    mdl: PMDL,
+    offset: ULONGLONG,
+    length: ULONG,
+    flags: ULONG,
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+    buffer: PVOID,
+    buffer_length: ULONG,
+    completion: PDMA_COMPLETION_ROUTINE,
+    _completion_context: PVOID,
+    list: *mut PSCATTER_GATHER_LIST,
 ) -> NTSTATUS {
-    not_modelled(a, "BuildScatterGatherListEx")
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Exact(DISPATCH_LEVEL),
+            "BuildScatterGatherListEx",
+        )
+        .map(|_| ())
+    });
+    let Some(va) = ex_va(mdl, offset, length, flags, completion) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    if buffer.is_null() || !(buffer as usize).is_multiple_of(8) {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let ex = Ex {
+        sync: flags & DMA_SYNCHRONOUS_CALLBACK != 0,
+        context: transfer_context as usize,
+        out: list as usize,
+    };
+    start_mapping(
+        a,
+        device,
+        mdl,
+        va as PVOID,
+        length,
+        routine,
+        context,
+        write,
+        Some((buffer as usize, buffer_length as usize)),
+        Level::Exact(DISPATCH_LEVEL),
+        Some(ex),
+        "BuildScatterGatherListEx",
+    )
 }
 
 unsafe extern "C" fn flush_adapter_buffers_ex(
@@ -886,8 +1116,28 @@ unsafe extern "C" fn flush_adapter_buffers_ex(
     not_modelled(a, "FlushAdapterBuffersEx")
 }
 
-unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, _action: IO_ALLOCATION_ACTION) {
-    not_modelled(a, "FreeAdapterObject")
+unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, action: IO_ALLOCATION_ACTION) {
+    with_state(|st, _| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FreeAdapterObject")?;
+        if action == _IO_ALLOCATION_ACTION::KeepObject {
+            // KeepObject has no effect (windows-dma.md §2.4).
+            return Ok(());
+        }
+        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+        if ad.held_objects == 0 {
+            return Err(BugCheck::dma(
+                0x04,
+                1,
+                key as u64,
+                0,
+                "FreeAdapterObject with no adapter object held",
+                "windows-dma.md §5.2, §10 rule 37",
+            ));
+        }
+        ad.held_objects -= 1;
+        ad.counters.adapter_channels_freed += 1;
+        Ok(())
+    });
 }
 
 unsafe extern "C" fn cancel_mapped_transfer(a: PDMA_ADAPTER, _c: PVOID) -> NTSTATUS {
@@ -1040,12 +1290,39 @@ unsafe extern "C" fn free_common_buffer_vector(a: PDMA_ADAPTER, _v: PDMA_COMMON_
 
 unsafe extern "C" fn create_common_buffer_from_mdl(
     a: PDMA_ADAPTER,
-    _m: PMDL,
-    _e: PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION,
-    _n: ULONG,
-    _l: PPHYSICAL_ADDRESS,
+    mdl: PMDL,
+    _configs: PDMA_COMMON_BUFFER_EXTENDED_CONFIGURATION,
+    config_count: ULONG,
+    logical: PPHYSICAL_ADDRESS,
 ) -> NTSTATUS {
-    not_modelled(a, "CreateCommonBufferFromMdl")
+    let made = with_state(|st, cfg| {
+        let key = prologue(
+            st,
+            a,
+            Level::Max(PASSIVE_LEVEL),
+            "CreateCommonBufferFromMdl",
+        )?;
+        if mdl.is_null() || logical.is_null() {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        }
+        if config_count != 0 {
+            // Extended configurations (bounds, subsections, access rights) are not modelled.
+            return Ok(Err(STATUS_NOT_SUPPORTED));
+        }
+        super::common_from_mdl(st, cfg, key, mdl as usize)
+    });
+    match made {
+        Ok((_, la)) => {
+            // SAFETY: `logical` is non-null (checked) and points to the caller's PHYSICAL_ADDRESS.
+            unsafe {
+                logical.write(PHYSICAL_ADDRESS {
+                    QuadPart: la.cast_signed(),
+                });
+            }
+            STATUS_SUCCESS
+        }
+        Err(status) => status,
+    }
 }
 
 const FULL: _DMA_OPERATIONS = _DMA_OPERATIONS {
