@@ -301,15 +301,7 @@ impl Drop for Entered {
 impl Machine {
     /// Builds a machine.
     #[must_use]
-    ///
-    /// # Panics
-    /// For the `noncoherent` profile, which is not modelled yet (`docs/sim-fidelity.md`): a
-    /// machine that silently behaved coherently would pass drivers that forget to flush.
     pub fn new(config: Config) -> Self {
-        assert!(
-            !config.profile.noncoherent,
-            "wdk-sim: the noncoherent profile is not modelled yet (docs/sim-fidelity.md)"
-        );
         let state = State {
             mem: crate::mem::Memory::new(&config),
             hal: crate::hal::Hal::default(),

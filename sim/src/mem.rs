@@ -190,6 +190,10 @@ pub(crate) struct Memory {
     pub(crate) mdls: HashMap<usize, MdlInfo>,
     freed_mdls: HashSet<usize>,
     rng: u64,
+    /// `noncoherent` profile: the memory ("RAM") copy of cached pages, which is what a device
+    /// reads and writes; the host page is the CPU's cached view.
+    noncoherent: bool,
+    ram: HashMap<u64, Box<[u8]>>,
 }
 
 mod host {
@@ -247,6 +251,8 @@ impl Memory {
             mdls: HashMap::new(),
             freed_mdls: HashSet::new(),
             rng: config.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
+            noncoherent: config.profile.noncoherent,
+            ram: HashMap::new(),
         }
     }
 
@@ -294,10 +300,16 @@ impl Memory {
             v
         };
         let base = host::alloc(pages);
+        // On a non-coherent platform pool and user pages are cached; common buffers and HAL
+        // buffers are uncached (ACPI _CCA = 0 makes the OS map them so), hence coherent.
+        let cached = self.noncoherent && matches!(kind, Kind::Pool | Kind::User);
         for (i, &pfn) in pfns.iter().enumerate() {
             let va = base + i * PAGE;
             self.frames.insert(pfn, va);
             self.va_pages.insert(va / PAGE, pfn);
+            if cached {
+                self.ram.insert(pfn, vec![0u8; PAGE].into_boxed_slice());
+            }
         }
         self.regions.insert(
             base,
@@ -323,6 +335,7 @@ impl Memory {
     pub(crate) fn free_region(&mut self, base: usize) -> Option<Kind> {
         let r = self.regions.remove(&base)?;
         for (i, &pfn) in r.pfns.iter().enumerate() {
+            self.ram.remove(&pfn);
             self.frames.remove(&pfn);
             self.va_pages.remove(&(r.base / PAGE + i));
             self.free_frame(pfn);
@@ -362,6 +375,11 @@ impl Memory {
             let host = self.frame(addr >> 12).ok_or(addr)?;
             let off = (addr & 0xFFF) as usize;
             let n = (PAGE - off).min(buf.len() - done);
+            if let Some(ram) = self.ram.get(&(addr >> 12)) {
+                buf[done..done + n].copy_from_slice(&ram[off..off + n]);
+                done += n;
+                continue;
+            }
             // SAFETY: `host` is a live page of PAGE bytes (frames holds only allocated pages)
             // and `off + n <= PAGE`; `buf[done..done + n]` is in bounds.
             unsafe {
@@ -378,10 +396,6 @@ impl Memory {
 
     /// Copies `buf` into physical memory at `pa`; `Err(pa)` names the first unallocated byte
     /// (nothing is written in that case).
-    #[expect(
-        clippy::needless_pass_by_ref_mut,
-        reason = "it writes simulated memory: &mut documents the exclusive access"
-    )]
     pub(crate) fn write_phys(&mut self, pa: u64, buf: &[u8]) -> Result<(), u64> {
         // Check the whole range first so that a faulting write changes nothing.
         let mut at = pa & !0xFFF;
@@ -395,6 +409,11 @@ impl Memory {
             let host = self.frame(addr >> 12).ok_or(addr)?;
             let off = (addr & 0xFFF) as usize;
             let n = (PAGE - off).min(buf.len() - done);
+            if let Some(ram) = self.ram.get_mut(&(addr >> 12)) {
+                ram[off..off + n].copy_from_slice(&buf[done..done + n]);
+                done += n;
+                continue;
+            }
             // SAFETY: as in read_phys, the destination is a live page and in bounds.
             unsafe {
                 std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), (host + off) as *mut u8, n);
@@ -402,6 +421,33 @@ impl Memory {
             done += n;
         }
         Ok(())
+    }
+
+    /// Cache maintenance on `va .. va + len` (no-op for coherent pages): `clean` writes the
+    /// CPU's cached bytes back to memory, otherwise the cache is invalidated and the CPU sees
+    /// memory's bytes. Returns the bytes that were non-coherent.
+    pub(crate) fn cache_sync(&mut self, va: usize, len: usize, clean: bool) -> usize {
+        let mut synced = 0;
+        let mut at = va;
+        while at < va + len {
+            let off = at & (PAGE - 1);
+            let n = (PAGE - off).min(va + len - at);
+            if let Some(pfn) = self.pfn_of(at)
+                && let Some(ram) = self.ram.get_mut(&pfn)
+            {
+                let cpu = at as *mut u8;
+                if clean {
+                    // SAFETY: `at .. at + n` lies in one live host page (it has a frame).
+                    unsafe { std::ptr::copy_nonoverlapping(cpu, ram[off..].as_mut_ptr(), n) };
+                } else {
+                    // SAFETY: as above.
+                    unsafe { std::ptr::copy_nonoverlapping(ram[off..].as_ptr(), cpu, n) };
+                }
+                synced += n;
+            }
+            at += n;
+        }
+        synced
     }
 
     /// Whether general memory lies entirely below `limit` (an exclusive physical bound).

@@ -833,9 +833,25 @@ pub unsafe fn MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: SIZE_T) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
-pub unsafe fn KeFlushIoBuffers(Mdl: PMDL, _ReadOperation: BOOLEAN, _DmaOperation: BOOLEAN) {
+pub unsafe fn KeFlushIoBuffers(Mdl: PMDL, ReadOperation: BOOLEAN, _DmaOperation: BOOLEAN) {
     check_max(DISPATCH_LEVEL, "KeFlushIoBuffers");
-    with_state(|st, _| known_mdl(st, Mdl, "KeFlushIoBuffers"));
+    with_state(|st, _| {
+        known_mdl(st, Mdl, "KeFlushIoBuffers")?;
+        // Coherent pages need nothing (x64: a no-op). On a non-coherent platform a read
+        // (device→memory) invalidates the CPU caches over the buffer and a write cleans them
+        // (windows-dma.md §4; simulator reading in docs/sim-fidelity.md).
+        let mut mdl = Mdl;
+        while !mdl.is_null() {
+            let h = mdl_header(mdl);
+            st.mem.cache_sync(
+                h.StartVa as usize + h.ByteOffset as usize,
+                h.ByteCount as usize,
+                ReadOperation == 0,
+            );
+            mdl = h.Next;
+        }
+        Ok(())
+    });
 }
 
 /// `struct _DMA_ADAPTER *IoGetDmaAdapter(PDEVICE_OBJECT PhysicalDeviceObject, struct

@@ -186,6 +186,8 @@ pub(crate) struct Request {
     /// A caller-supplied list buffer (`BuildScatterGatherList`).
     pub(crate) buffer: Option<(usize, usize)>,
     pub(crate) registers: u32,
+    /// A version 3 routine: it performs the cache maintenance itself (windows-dma.md §4).
+    pub(crate) v3: bool,
 }
 
 #[derive(Debug)]
@@ -890,6 +892,12 @@ pub(crate) fn map_request(
     req: &Request,
 ) -> Result<MapOutcome, BugCheck> {
     let pieces = mdl_pieces(st, req)?;
+    if req.v3 && req.write {
+        // Version 3 mapping cleans the CPU caches before a memory→device transfer.
+        for &(va, n) in &pieces {
+            st.mem.cache_sync(va, n, true);
+        }
+    }
     let Some(mapped) = map_pieces(st, cfg, adapter, pieces, req.write, req.mdl)? else {
         return Ok(MapOutcome::NoMemory);
     };
@@ -998,6 +1006,13 @@ pub(crate) fn release_mapped(st: &mut State, cfg: &Config, m: &Mapped) -> Result
 }
 
 fn release_route(st: &mut State, cfg: &Config, map: &Mapped) -> Result<(), BugCheck> {
+    if !map.write && map.route == Route::Direct {
+        // The end of a device→memory transfer invalidates the CPU caches over the buffer
+        // (FlushAdapterBuffers, PutScatterGatherList).
+        for &(va, n) in &map.pieces {
+            st.mem.cache_sync(va, n, false);
+        }
+    }
     let Route::Copy {
         region,
         va,
@@ -1151,8 +1166,21 @@ pub(crate) fn flush_dma_buffer(
         }
     }
     let Some((route, offset, write)) = found else {
-        return Ok(false);
+        // A buffer made with CreateCommonBufferFromMdl needs only cache maintenance.
+        let in_mdl_buffer = a
+            .common
+            .iter()
+            .any(|(&base, c)| c.mdl.is_some() && va >= base && va + len <= base + c.len as usize);
+        if in_mdl_buffer {
+            st.mem.cache_sync(va, len, !read_operation);
+        }
+        return Ok(in_mdl_buffer);
     };
+    if route == Route::Direct {
+        // Read: invalidate so the CPU sees what the device wrote; write: clean so the device
+        // sees what the CPU wrote.
+        st.mem.cache_sync(va, len, !read_operation);
+    }
     if let Route::Copy { va: copy, .. } = route {
         if read_operation {
             if write {

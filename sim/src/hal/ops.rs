@@ -537,6 +537,7 @@ fn start_mapping(
             write: write != 0,
             buffer,
             registers: 0,
+            v3: ex.is_some(),
         };
         req.registers = super::check_request(st, &req)?;
         if req.registers > st.hal.adapters[&key].granted {
@@ -687,6 +688,7 @@ unsafe extern "C" fn calculate_scatter_gather_list(
                 write: false,
                 buffer: None,
                 registers: 0,
+                v3: false,
             };
             u64::from(super::check_request(st, &req)?)
         };
