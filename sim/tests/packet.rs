@@ -335,3 +335,200 @@ fn queued_channel_runs_when_registers_free() {
     );
     assert_eq!(m.leaks().unwrap(), Vec::<String>::new());
 }
+
+/// A transfer context registered with the adapter (boxed: the HAL knows it by address).
+#[expect(
+    clippy::unnecessary_box_returns,
+    reason = "the HAL knows a transfer context by its address: it must not move"
+)]
+fn transfer_context(a: PDMA_ADAPTER) -> Box<[u8; 128]> {
+    let mut ctx = Box::new([0u8; 128]);
+    let init = ops(a).InitializeDmaTransferContext.unwrap();
+    // SAFETY: 128 writable bytes.
+    let st = unsafe { init(a, ctx.as_mut_ptr().cast()) };
+    assert_eq!(st, STATUS_SUCCESS);
+    ctx
+}
+
+/// `AllocateAdapterChannelEx`, synchronous and routine-less; returns the status and base.
+fn allocate_channel_ex_sync(
+    a: PDMA_ADAPTER,
+    ctx: &mut [u8; 128],
+    registers: u32,
+) -> (NTSTATUS, usize) {
+    let mut base: PVOID = std::ptr::null_mut();
+    let alloc = ops(a).AllocateAdapterChannelEx.unwrap();
+    // SAFETY: test code.
+    let st = at_dispatch(|| unsafe {
+        alloc(
+            a,
+            std::ptr::null_mut(),
+            ctx.as_mut_ptr().cast(),
+            registers,
+            DMA_SYNCHRONOUS_CALLBACK,
+            None,
+            std::ptr::null_mut(),
+            &raw mut base,
+        )
+    });
+    (st, base as usize)
+}
+
+/// `MapTransferEx` of `len` bytes at `offset`; returns (status, element, bytes mapped).
+fn map_ex(
+    a: PDMA_ADAPTER,
+    mdl: PMDL,
+    base: usize,
+    offset: u64,
+    len: u32,
+    write: bool,
+) -> (NTSTATUS, (u64, u32), u32) {
+    let mut buf = [0u64; 8];
+    let mut n = len;
+    let map = ops(a).MapTransferEx.unwrap();
+    // SAFETY: test code; a 64-byte list buffer holds two elements.
+    let st = unsafe {
+        map(
+            a,
+            mdl,
+            base as PVOID,
+            offset,
+            0,
+            &raw mut n,
+            u8::from(write),
+            buf.as_mut_ptr().cast(),
+            64,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    let el = if st == STATUS_SUCCESS {
+        elements(buf.as_mut_ptr() as usize)[0]
+    } else {
+        (0, 0)
+    };
+    (st, el, n)
+}
+
+#[test]
+fn version_3_packet_transfer() {
+    let (m, att, bus) = machine(Profile::VERIFIER, 64);
+    let pdo = Addr(att.pdo as usize);
+    m.run(move || {
+        let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 1 << 20);
+        let mut ctx = transfer_context(a);
+        let (p, mdl) = pool_buffer(6000);
+        let (st, base) = allocate_channel_ex_sync(a, &mut ctx, 4);
+        assert_eq!(st, STATUS_SUCCESS);
+        let (st, (la, len), n) = at_dispatch(|| map_ex(a, mdl, base, 1000, 3000, false));
+        assert_eq!((st, len, n), (STATUS_SUCCESS, 3000, 3000));
+        bus.dma_write(la, &[0xAA; 3000]).unwrap();
+        let flush = ops(a).FlushAdapterBuffersEx.unwrap();
+        // SAFETY: test code.
+        let st = at_dispatch(|| unsafe { flush(a, mdl, base as PVOID, 1000, 3000, 0) });
+        assert_eq!(st, STATUS_SUCCESS);
+        // SAFETY: the buffer is live.
+        let got = unsafe { std::slice::from_raw_parts((p + 1000) as *const u8, 3000) };
+        assert!(got.iter().all(|&b| b == 0xAA));
+        let free = ops(a).FreeAdapterObject.unwrap();
+        // SAFETY: test code.
+        at_dispatch(|| unsafe { free(a, _IO_ALLOCATION_ACTION::DeallocateObjectKeepRegisters) });
+        free_map_registers(a, base, 4);
+        free_pool_buffer(p, mdl);
+        put_adapter(a);
+    })
+    .unwrap();
+    assert_eq!(m.leaks().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn version_3_packet_rules() {
+    // Each MapTransferEx must be flushed before the next.
+    let (m, pdo) = packet_machine(Profile::VERIFIER);
+    expect_dma_bugcheck(&m, 0x0D, move || {
+        let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 1 << 20);
+        let mut ctx = transfer_context(a);
+        let (p, mdl) = pool_buffer(4096);
+        let _ = p;
+        let (_, base) = allocate_channel_ex_sync(a, &mut ctx, 2);
+        at_dispatch(|| {
+            let _ = map_ex(a, mdl, base, 0, 256, true);
+            let _ = map_ex(a, mdl, base, 256, 256, true);
+        });
+    });
+    // Parameter rules.
+    let (m, pdo) = packet_machine(Profile::COHERENT);
+    m.run(move || {
+        let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 1 << 20);
+        let mut ctx = transfer_context(a);
+        let alloc = ops(a).AllocateAdapterChannelEx.unwrap();
+        let mut base: PVOID = std::ptr::null_mut();
+        // Asynchronous with an out pointer, and neither routine nor out pointer: invalid.
+        // SAFETY: test code.
+        let st = at_dispatch(|| unsafe {
+            alloc(
+                a,
+                std::ptr::null_mut(),
+                ctx.as_mut_ptr().cast(),
+                1,
+                0,
+                None,
+                std::ptr::null_mut(),
+                &raw mut base,
+            )
+        });
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+        // SAFETY: test code.
+        let st = at_dispatch(|| unsafe {
+            alloc(
+                a,
+                std::ptr::null_mut(),
+                ctx.as_mut_ptr().cast(),
+                1,
+                DMA_SYNCHRONOUS_CALLBACK,
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        });
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+        // A context that was never initialised.
+        let mut fresh = [0u8; 128];
+        let (st, _) = allocate_channel_ex_sync(a, &mut fresh, 1);
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+        // Synchronous allocation of more registers than are free fails at once.
+        let (st, base) = allocate_channel_ex_sync(a, &mut ctx, 1);
+        assert_eq!(st, STATUS_SUCCESS);
+        let (p, mdl) = pool_buffer(4096);
+        // MapTransferEx needs a list buffer, no device offset and no completion routine.
+        let map = ops(a).MapTransferEx.unwrap();
+        let mut n = 64u32;
+        // SAFETY: test code.
+        let st = unsafe {
+            map(
+                a,
+                mdl,
+                base as PVOID,
+                0,
+                0,
+                &raw mut n,
+                1,
+                std::ptr::null_mut(),
+                0,
+                None,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+        let cancel = ops(a).CancelMappedTransfer.unwrap();
+        // SAFETY: test code: bus masters have nothing to cancel.
+        let st = unsafe { cancel(a, ctx.as_mut_ptr().cast()) };
+        assert_eq!(st, STATUS_INVALID_PARAMETER);
+        let free = ops(a).FreeAdapterObject.unwrap();
+        // SAFETY: test code.
+        at_dispatch(|| unsafe { free(a, _IO_ALLOCATION_ACTION::DeallocateObject) });
+        free_pool_buffer(p, mdl);
+        put_adapter(a);
+    })
+    .unwrap();
+}

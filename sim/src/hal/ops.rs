@@ -5,8 +5,8 @@
 //! IRQL (E6/0x13; windows-dma.md §2.1 table), then does its work under the machine lock, and
 //! calls driver callbacks only after releasing it, at `DISPATCH_LEVEL`.
 //!
-//! Routines that the simulator does not model yet stop the machine with a simulator bug check
-//! naming the routine (`docs/sim-fidelity.md` lists them), rather than pretending to work.
+//! Every member of the table is modelled; `docs/sim-fidelity.md` says how, and where the model
+//! is an inference.
 
 use core::mem::offset_of;
 
@@ -28,9 +28,6 @@ use crate::{
     NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
 };
-
-/// First parameter of 0xC4 for a routine the simulator does not model yet.
-pub(crate) const NOT_MODELLED: u64 = 0x51FF;
 
 /// An IRQL requirement from windows-dma.md §2.1.
 #[derive(Debug, Clone, Copy)]
@@ -117,22 +114,6 @@ fn prologue(
     let key = check_adapter(st, a)?;
     check_irql(level, routine)?;
     Ok(key)
-}
-
-fn not_modelled(a: PDMA_ADAPTER, routine: &'static str) -> ! {
-    with_state(|st, _| {
-        check_adapter(st, a)?;
-        Err::<(), _>(BugCheck::sim(
-            NOT_MODELLED,
-            a as u64,
-            0,
-            leak_name(
-                "DMA routine not modelled by wdk-sim yet (docs/sim-fidelity.md)",
-                routine,
-            ),
-        ))
-    });
-    unreachable!("with_state halts on Err")
 }
 
 // ---- version 1 ----
@@ -284,8 +265,9 @@ unsafe extern "C" fn allocate_adapter_channel(
             registers,
             routine,
             context: context as usize,
+            transfer_context: 0,
         };
-        Ok(match packet::allocate_channel(st, cfg, key, req)? {
+        Ok(match packet::allocate_channel(st, cfg, key, req, false)? {
             Channel::Run(base) => Ok(Some((key, req, base))),
             Channel::Queued => Ok(None),
             Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
@@ -356,6 +338,14 @@ fn collect_ready(
         }
     }
     if let Some((p, base)) = packet::dequeue_channel(st, key)? {
+        if let Some(tc) = st
+            .hal
+            .adapters
+            .get_mut(&key)
+            .and_then(|ad| ad.contexts.get_mut(&p.transfer_context))
+        {
+            tc.busy = false;
+        }
         run.push(Ready::Channel(key, p, base));
     }
     Ok(run)
@@ -443,6 +433,7 @@ unsafe extern "C" fn map_transfer(
             current_va as usize,
             wanted,
             write != 0,
+            false,
         )
     });
     // SAFETY: checked non-null above; MapTransfer reports the bytes it mapped.
@@ -724,6 +715,15 @@ unsafe extern "C" fn build_scatter_gather_list(
     buffer: PVOID,
     buffer_length: ULONG,
 ) -> NTSTATUS {
+    with_state(|st, _| {
+        prologue(
+            st,
+            a,
+            Level::Exact(DISPATCH_LEVEL),
+            "BuildScatterGatherList",
+        )
+        .map(|_| ())
+    });
     if buffer.is_null() || !(buffer as usize).is_multiple_of(8) {
         return STATUS_INVALID_PARAMETER;
     }
@@ -910,15 +910,84 @@ unsafe extern "C" fn allocate_common_buffer_ex(
 
 unsafe extern "C" fn allocate_adapter_channel_ex(
     a: PDMA_ADAPTER,
-    _d: PDEVICE_OBJECT,
-    _c: PVOID,
-    _n: ULONG,
-    _f: ULONG,
-    _r: PDRIVER_CONTROL,
-    _x: PVOID,
-    _b: *mut PVOID,
+    device: PDEVICE_OBJECT,
+    transfer_context: PVOID,
+    registers: ULONG,
+    flags: ULONG,
+    routine: PDRIVER_CONTROL,
+    context: PVOID,
+    base_out: *mut PVOID,
 ) -> NTSTATUS {
-    not_modelled(a, "AllocateAdapterChannelEx")
+    let sync = flags & DMA_SYNCHRONOUS_CALLBACK != 0;
+    let decided = with_state(|st, cfg| {
+        let key = prologue(
+            st,
+            a,
+            Level::Exact(DISPATCH_LEVEL),
+            "AllocateAdapterChannelEx",
+        )?;
+        // windows-dma.md §2.4: a routine excludes MapRegisterBase; without a routine the call
+        // must be synchronous and return MapRegisterBase.
+        let valid = flags & !DMA_SYNCHRONOUS_CALLBACK == 0
+            && if routine.is_some() {
+                base_out.is_null()
+            } else {
+                sync && !base_out.is_null()
+            };
+        if !valid {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        }
+        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
+        let Some(tc) = ad.contexts.get_mut(&(transfer_context as usize)) else {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        };
+        if tc.busy {
+            return Ok(Err(STATUS_INVALID_PARAMETER));
+        }
+        if tc.precancelled {
+            tc.precancelled = false;
+            return Ok(Err(STATUS_CANCELLED));
+        }
+        let req = PendingChannel {
+            device: device as usize,
+            registers,
+            routine,
+            context: context as usize,
+            transfer_context: transfer_context as usize,
+        };
+        Ok(match packet::allocate_channel(st, cfg, key, req, sync)? {
+            Channel::Run(base) if routine.is_none() => {
+                packet::hold_object(st, key, base)?;
+                Ok(Some((key, req, base, false)))
+            }
+            Channel::Run(base) => Ok(Some((key, req, base, true))),
+            Channel::Queued => {
+                if let Some(tc) = st
+                    .hal
+                    .adapters
+                    .get_mut(&key)
+                    .and_then(|ad| ad.contexts.get_mut(&(transfer_context as usize)))
+                {
+                    tc.busy = true;
+                }
+                Ok(None)
+            }
+            Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
+        })
+    });
+    match decided {
+        Err(status) => status,
+        Ok(None) => STATUS_SUCCESS,
+        Ok(Some((key, req, base, run))) => {
+            if run {
+                run_channel(key, req, base);
+            } else {
+                // SAFETY: checked non-null above; the caller's out pointer.
+                unsafe { base_out.write(base as PVOID) };
+            }
+            STATUS_SUCCESS
+        }
+    }
 }
 
 unsafe extern "C" fn configure_adapter_channel(a: PDMA_ADAPTER, _f: ULONG, _c: PVOID) -> NTSTATUS {
@@ -936,8 +1005,19 @@ unsafe extern "C" fn cancel_adapter_channel(
 ) -> BOOLEAN {
     let cancelled = with_state(|st, _| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "CancelAdapterChannel")?;
-        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
         let ctx = transfer_context as usize;
+        if packet::cancel_channel(st, key, ctx)? {
+            if let Some(tc) = st
+                .hal
+                .adapters
+                .get_mut(&key)
+                .and_then(|ad| ad.contexts.get_mut(&ctx))
+            {
+                tc.busy = false;
+            }
+            return Ok(true);
+        }
+        let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
         if let Some(i) = ad.waiting.iter().position(|p| p.transfer_context == ctx) {
             // Still queued: it will never run.
             ad.waiting.remove(i);
@@ -960,18 +1040,81 @@ unsafe extern "C" fn cancel_adapter_channel(
 
 unsafe extern "C" fn map_transfer_ex(
     a: PDMA_ADAPTER,
-    _m: PMDL,
-    _b: PVOID,
-    _o: ULONGLONG,
-    _d: ULONG,
-    _l: PULONG,
-    _w: BOOLEAN,
-    _s: PSCATTER_GATHER_LIST,
-    _sl: ULONG,
-    _r: PDMA_COMPLETION_ROUTINE,
-    _c: PVOID,
+    mdl: PMDL,
+    base: PVOID,
+    offset: ULONGLONG,
+    device_offset: ULONG,
+    length: PULONG,
+    write: BOOLEAN,
+    list: PSCATTER_GATHER_LIST,
+    list_length: ULONG,
+    completion: PDMA_COMPLETION_ROUTINE,
+    _completion_context: PVOID,
 ) -> NTSTATUS {
-    not_modelled(a, "MapTransferEx")
+    let mapped = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "MapTransferEx")?;
+        // Bus masters: a list buffer for at least one element, no completion routine, no
+        // device offset (windows-dma.md §2.4, §10 rule 39).
+        if length.is_null()
+            || list.is_null()
+            || (list_length as usize) < 16 + 24
+            || completion.is_some()
+            || device_offset != 0
+            || mdl.is_null()
+        {
+            return Ok(None);
+        }
+        if !st.mem.mdls.contains_key(&(mdl as usize)) {
+            return Ok(None);
+        }
+        // SAFETY: `mdl` is a live MDL of this machine.
+        let h = unsafe { mdl.read() };
+        // SAFETY: `length` is non-null and points to the caller's ULONG.
+        let wanted = u64::from(unsafe { length.read() });
+        if offset >= u64::from(h.ByteCount)
+            || wanted == 0
+            || wanted > u64::from(h.ByteCount) - offset
+        {
+            return Ok(None);
+        }
+        let va = h.StartVa as usize
+            + h.ByteOffset as usize
+            + usize::try_from(offset).unwrap_or(usize::MAX);
+        let r = packet::map_transfer(
+            st,
+            cfg,
+            key,
+            mdl as usize,
+            base as usize,
+            va,
+            usize::try_from(wanted).unwrap_or(usize::MAX),
+            write != 0,
+            true,
+        )?;
+        Ok(Some(r))
+    });
+    let Some((logical, n)) = mapped else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    // SAFETY: checked non-null and large enough for one element above.
+    let header = unsafe { &mut *list };
+    header.NumberOfElements = 1;
+    // SAFETY: the buffer holds at least one element after the header.
+    unsafe {
+        header
+            .Elements
+            .as_mut_ptr()
+            .write(crate::types::_SCATTER_GATHER_ELEMENT {
+                Address: PHYSICAL_ADDRESS {
+                    QuadPart: logical.cast_signed(),
+                },
+                Length: u32::try_from(n).unwrap_or(u32::MAX),
+                Reserved: 0,
+            });
+    }
+    // SAFETY: checked non-null above; MapTransferEx reports the bytes it mapped.
+    unsafe { length.write(u32::try_from(n).unwrap_or(u32::MAX)) };
+    STATUS_SUCCESS
 }
 
 unsafe extern "C" fn get_scatter_gather_list_ex(
@@ -1109,13 +1252,42 @@ unsafe extern "C" fn build_scatter_gather_list_ex(
 
 unsafe extern "C" fn flush_adapter_buffers_ex(
     a: PDMA_ADAPTER,
-    _m: PMDL,
-    _b: PVOID,
-    _o: ULONGLONG,
-    _l: ULONG,
-    _w: BOOLEAN,
+    mdl: PMDL,
+    base: PVOID,
+    offset: ULONGLONG,
+    length: ULONG,
+    write: BOOLEAN,
 ) -> NTSTATUS {
-    not_modelled(a, "FlushAdapterBuffersEx")
+    let done = with_state(|st, cfg| {
+        let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushAdapterBuffersEx")?;
+        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+            return Ok(false);
+        }
+        // SAFETY: `mdl` is a live MDL of this machine.
+        let h = unsafe { mdl.read() };
+        if offset >= u64::from(h.ByteCount) {
+            return Ok(false);
+        }
+        let va = h.StartVa as usize
+            + h.ByteOffset as usize
+            + usize::try_from(offset).unwrap_or(usize::MAX);
+        packet::flush_adapter_buffers(
+            st,
+            cfg,
+            key,
+            mdl as usize,
+            base as usize,
+            va,
+            length as usize,
+            write != 0,
+        )?;
+        Ok(true)
+    });
+    if done {
+        STATUS_SUCCESS
+    } else {
+        STATUS_INVALID_PARAMETER
+    }
 }
 
 unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, action: IO_ALLOCATION_ACTION) {
@@ -1123,6 +1295,9 @@ unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, action: IO_ALLOCATION_
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FreeAdapterObject")?;
         if action == _IO_ALLOCATION_ACTION::KeepObject {
             // KeepObject has no effect (windows-dma.md §2.4).
+            return Ok(());
+        }
+        if packet::free_object(st, key, action)? {
             return Ok(());
         }
         let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
@@ -1142,8 +1317,12 @@ unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, action: IO_ALLOCATION_
     });
 }
 
-unsafe extern "C" fn cancel_mapped_transfer(a: PDMA_ADAPTER, _c: PVOID) -> NTSTATUS {
-    not_modelled(a, "CancelMappedTransfer")
+unsafe extern "C" fn cancel_mapped_transfer(a: PDMA_ADAPTER, _transfer_context: PVOID) -> NTSTATUS {
+    // System DMA only (windows-dma.md §2.4): a bus-master adapter has nothing to cancel.
+    with_state(|st, _| {
+        prologue(st, a, Level::Max(DISPATCH_LEVEL), "CancelMappedTransfer").map(|_| ())
+    });
+    STATUS_INVALID_PARAMETER
 }
 
 // ---- Windows 10 and later ----

@@ -41,6 +41,9 @@ pub(crate) enum Holder {
     Channel,
     /// It returned `DeallocateObjectKeepRegisters`: registers held until `FreeMapRegisters`.
     Registers,
+    /// A synchronous `AllocateAdapterChannelEx` without a routine: held until
+    /// `FreeAdapterObject`.
+    Object,
 }
 
 /// A map register file.
@@ -65,6 +68,8 @@ pub(crate) struct PendingChannel {
     pub(crate) registers: u32,
     pub(crate) routine: PDRIVER_CONTROL,
     pub(crate) context: usize,
+    /// The version 3 transfer context (0 for `AllocateAdapterChannel`).
+    pub(crate) transfer_context: usize,
 }
 
 /// What `AllocateAdapterChannel` decided.
@@ -106,12 +111,13 @@ fn new_file(st: &mut State, adapter: usize, registers: u32) -> Result<usize, Bug
     Ok(base)
 }
 
-/// `AllocateAdapterChannel` after the adapter and IRQL checks.
+/// `AllocateAdapterChannel(Ex)` after the adapter and IRQL checks; `sync` never queues.
 pub(crate) fn allocate_channel(
     st: &mut State,
     cfg: &Config,
     adapter: usize,
     request: PendingChannel,
+    sync: bool,
 ) -> Result<Channel, BugCheck> {
     let a = adapter_mut(st, adapter)?;
     if request.registers > a.granted {
@@ -141,6 +147,9 @@ pub(crate) fn allocate_channel(
         a.registers_in_use += request.registers;
         return Ok(Channel::Run(new_file(st, adapter, request.registers)?));
     }
+    if sync {
+        return Ok(Channel::TooMany);
+    }
     a.waiting_channel = Some(request);
     a.counters.requests_queued += 1;
     Ok(Channel::Queued)
@@ -162,6 +171,46 @@ pub(crate) fn dequeue_channel(
     a.registers_in_use += p.registers;
     let base = new_file(st, adapter, p.registers)?;
     Ok(Some((p, base)))
+}
+
+/// `FreeAdapterObject` for a channel held by a routine-less `AllocateAdapterChannelEx`: applies
+/// `action` as if an execution routine had returned it. `Ok(false)` when no such channel exists.
+pub(crate) fn free_object(
+    st: &mut State,
+    adapter: usize,
+    action: IO_ALLOCATION_ACTION,
+) -> Result<bool, BugCheck> {
+    let a = adapter_mut(st, adapter)?;
+    let Some((&base, _)) = a.files.iter().find(|(_, f)| f.holder == Holder::Object) else {
+        return Ok(false);
+    };
+    after_execution(st, adapter, base, action)?;
+    Ok(true)
+}
+
+/// Marks a routine-less synchronous allocation's file as held by the caller.
+pub(crate) fn hold_object(st: &mut State, adapter: usize, base: usize) -> Result<(), BugCheck> {
+    if let Some(f) = adapter_mut(st, adapter)?.files.get_mut(&base) {
+        f.holder = Holder::Object;
+    }
+    Ok(())
+}
+
+/// Cancels a queued `AllocateAdapterChannelEx` backed by `transfer_context`.
+pub(crate) fn cancel_channel(
+    st: &mut State,
+    adapter: usize,
+    transfer_context: usize,
+) -> Result<bool, BugCheck> {
+    let a = adapter_mut(st, adapter)?;
+    if transfer_context != 0
+        && a.waiting_channel
+            .is_some_and(|p| p.transfer_context == transfer_context)
+    {
+        a.waiting_channel = None;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Applies the execution routine's `IO_ALLOCATION_ACTION`.
@@ -306,6 +355,7 @@ pub(crate) fn map_transfer(
     current_va: usize,
     length: usize,
     write: bool,
+    single: bool,
 ) -> Result<(u64, usize), BugCheck> {
     if length == 0 {
         return Err(BugCheck::dma(
@@ -368,10 +418,12 @@ pub(crate) fn map_transfer(
     };
     // A call either continues the last transfer or starts a new one; a new one may not overlap
     // a mapped range (0x1D), and the previous one must have been flushed (0x0D).
-    let continues = file
-        .transfers
-        .last()
-        .is_some_and(|t| t.mdl == mdl && t.next == current_va && t.write == write);
+    // MapTransferEx maps one transfer per call: each must be flushed before the next.
+    let continues = !single
+        && file
+            .transfers
+            .last()
+            .is_some_and(|t| t.mdl == mdl && t.next == current_va && t.write == write);
     if !continues {
         for t in &file.transfers {
             if t.mdl == mdl && current_va < t.next && current_va + length > t.start {
