@@ -63,6 +63,23 @@ pub enum DmaFault {
     MachineHalted,
 }
 
+/// An interrupt a device signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// An MSI-X message for `vector` (a posted memory write: it needs bus-master enable).
+    Msi {
+        /// The table entry.
+        vector: u32,
+    },
+    /// The `INTx` line went from deasserted to asserted.
+    IntxAsserted,
+    /// The `INTx` line was deasserted.
+    IntxDeasserted,
+}
+
+/// Where a device's interrupts go: the interrupt controller of wdk-sim part 2 (KMDF) or a test.
+pub type InterruptSink = Arc<dyn Fn(Interrupt) + Send + Sync>;
+
 /// Direction of a device access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -80,6 +97,8 @@ pub(crate) struct Slot {
     pub(crate) width: u32,
     pub(crate) identity: PciIdentity,
     pub(crate) stray: Vec<(u64, usize, bool)>,
+    pub(crate) intx: bool,
+    pub(crate) pending: Vec<Interrupt>,
 }
 
 #[expect(
@@ -105,6 +124,7 @@ pub(crate) struct IoMapping {
 pub(crate) struct Bus {
     pub(crate) slots: Vec<Slot>,
     pub(crate) functions: Vec<Arc<dyn PciFunction>>,
+    pub(crate) sinks: Vec<Option<InterruptSink>>,
     pub(crate) io_maps: Vec<IoMapping>,
     next_bar: u64,
 }
@@ -223,8 +243,11 @@ impl Machine {
             width,
             identity,
             stray: Vec::new(),
+            intx: false,
+            pending: Vec::new(),
         });
         bus.functions.push(function);
+        bus.sinks.push(None);
         (
             Attached {
                 pdo: pdo_ptr,
@@ -251,6 +274,37 @@ impl Machine {
     #[must_use]
     pub fn identity(&self, slot: usize) -> Option<PciIdentity> {
         self.0.lock().bus.slots.get(slot).map(|s| s.identity)
+    }
+
+    /// Routes the interrupts of the device in `slot` to `sink` (called without the machine lock);
+    /// signals that arrived before are delivered to it now, in order.
+    pub fn set_interrupt_sink(&self, slot: usize, sink: &InterruptSink) {
+        let pending = {
+            let mut st = self.0.lock();
+            if let Some(s) = st.bus.sinks.get_mut(slot) {
+                *s = Some(sink.clone());
+            }
+            st.bus
+                .slots
+                .get_mut(slot)
+                .map(|s| std::mem::take(&mut s.pending))
+                .unwrap_or_default()
+        };
+        for i in pending {
+            sink(i);
+        }
+    }
+
+    /// Interrupts the device in `slot` signalled while no sink was set.
+    #[must_use]
+    pub fn take_interrupts(&self, slot: usize) -> Vec<Interrupt> {
+        self.0
+            .lock()
+            .bus
+            .slots
+            .get_mut(slot)
+            .map(|s| std::mem::take(&mut s.pending))
+            .unwrap_or_default()
     }
 
     /// Sets the device's bus-master enable bit (PCI command register).
@@ -369,6 +423,54 @@ impl DeviceBus {
             mem.write_phys(pa, &buf[done..done + n])?;
             done += n;
             Ok(())
+        })
+    }
+
+    fn signal(&self, i: Interrupt) -> bool {
+        let Ok(m) = self.machine() else { return false };
+        let sink = {
+            let mut st = m.lock();
+            let Some(slot) = st.bus.slots.get_mut(self.slot) else {
+                return false;
+            };
+            if !slot.present {
+                return false;
+            }
+            match i {
+                // An MSI is a posted memory write by the device: bus mastering must be on.
+                Interrupt::Msi { .. } if !slot.bus_master => return false,
+                Interrupt::IntxAsserted if slot.intx => return true,
+                Interrupt::IntxDeasserted if !slot.intx => return true,
+                Interrupt::IntxAsserted => slot.intx = true,
+                Interrupt::IntxDeasserted => slot.intx = false,
+                Interrupt::Msi { .. } => {}
+            }
+            let sink = st.bus.sinks.get(self.slot).cloned().flatten();
+            if sink.is_none() {
+                st.bus.slots[self.slot].pending.push(i);
+            }
+            sink
+        };
+        if let Some(s) = sink {
+            s(i);
+        }
+        true
+    }
+
+    /// Sends MSI-X message `vector`. Returns whether it left the device (not when the device is
+    /// removed or bus mastering is off).
+    #[must_use = "false means the message never left the device"]
+    pub fn signal_msi(&self, vector: u32) -> bool {
+        self.signal(Interrupt::Msi { vector })
+    }
+
+    /// Drives the `INTx` line. Only level changes are signalled.
+    #[must_use = "false means the device is gone"]
+    pub fn set_intx(&self, asserted: bool) -> bool {
+        self.signal(if asserted {
+            Interrupt::IntxAsserted
+        } else {
+            Interrupt::IntxDeasserted
         })
     }
 

@@ -60,10 +60,10 @@ pub mod types;
 
 pub use bugcheck::BugCheck;
 pub use bus::{
-    Attached, DeviceBus, DmaFault, PciFunction, PciIdentity, read_register_ulong,
-    write_register_ulong,
+    Attached, DeviceBus, DmaFault, Interrupt, InterruptSink, PciFunction, PciIdentity,
+    read_register_ulong, write_register_ulong,
 };
-pub use hal::{AdapterReport, DmaCounters};
+pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};
 pub use machine::{Config, Entered, Machine, Profile};
 pub use mem::{TagUsage, tag_name};
 pub use types::*;

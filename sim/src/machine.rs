@@ -122,6 +122,8 @@ pub struct Config {
     pub max_description_version: u32,
     /// What `GetDmaAlignment` returns.
     pub dma_alignment: u32,
+    /// The IOMMU cost model (`iommu` profile); `None` charges nothing.
+    pub iommu_cost: Option<crate::hal::IommuCost>,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for Config {
             map_register_limit: None,
             max_description_version: 3,
             dma_alignment: 1,
+            iommu_cost: None,
         }
     }
 }
@@ -304,7 +307,7 @@ impl Machine {
     pub fn new(config: Config) -> Self {
         let state = State {
             mem: crate::mem::Memory::new(&config),
-            hal: crate::hal::Hal::default(),
+            hal: crate::hal::Hal::new(&config),
             bus: crate::bus::Bus::default(),
         };
         Self(Arc::new(Inner {
@@ -342,6 +345,12 @@ impl Machine {
     #[must_use]
     pub fn live_mdls(&self) -> usize {
         self.0.lock().mem.mdls.len()
+    }
+
+    /// What the IOMMU did (maps, unmaps, invalidations, time charged by the cost model).
+    #[must_use]
+    pub fn iommu_stats(&self) -> crate::hal::IommuStats {
+        self.0.lock().hal.iommu_stats()
     }
 
     /// Pages mapped in the IOMMU (0 without remapping).

@@ -1,0 +1,126 @@
+//! The device's side of the bus: interrupts, bus-master enable, removal, address width, and the
+//! IOMMU cost model.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use wdk_sim::*;
+
+#[test]
+fn interrupts_queue_until_a_sink_is_set_then_flow_to_it() {
+    let (m, att, bus) = machine(Profile::COHERENT, 64);
+    assert!(bus.signal_msi(1));
+    assert!(bus.set_intx(true));
+    assert!(
+        bus.set_intx(true),
+        "same level: accepted, not signalled twice"
+    );
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let sink: InterruptSink = Arc::new(move |i| g.lock().unwrap().push(i));
+    m.set_interrupt_sink(att.slot, &sink);
+    assert!(bus.set_intx(false));
+    assert!(bus.signal_msi(0));
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec![
+            Interrupt::Msi { vector: 1 },
+            Interrupt::IntxAsserted,
+            Interrupt::IntxDeasserted,
+            Interrupt::Msi { vector: 0 }
+        ]
+    );
+    assert!(m.take_interrupts(att.slot).is_empty());
+}
+
+#[test]
+fn msi_needs_bus_mastering_and_a_present_device() {
+    let (m, att, bus) = machine(Profile::COHERENT, 64);
+    m.set_bus_master(att.slot, false);
+    assert!(!bus.signal_msi(0), "an MSI is a memory write");
+    assert!(bus.set_intx(true), "INTx is a wire");
+    let mut b = [0u8; 4];
+    assert_eq!(
+        bus.dma_read(0x1000, &mut b),
+        Err(DmaFault::BusMasterDisabled)
+    );
+    m.set_bus_master(att.slot, true);
+    m.surprise_remove(att.slot);
+    assert!(!bus.signal_msi(0));
+    assert!(!bus.present());
+    assert_eq!(bus.dma_read(0x1000, &mut b), Err(DmaFault::NotPresent));
+    assert_eq!(m.take_interrupts(att.slot), vec![Interrupt::IntxAsserted]);
+}
+
+#[test]
+fn a_32_bit_device_cannot_reach_above_4_gib() {
+    let (_m, _att, bus) = machine(Profile::COHERENT, 32);
+    let mut b = [0u8; 8];
+    assert_eq!(
+        bus.dma_read(0xFFFF_FFFC, &mut b),
+        Err(DmaFault::BeyondAddressWidth(0xFFFF_FFFC))
+    );
+    assert!(
+        matches!(bus.dma_read(0x10_0000, &mut b), Err(DmaFault::NoMemory(_))),
+        "no memory answers there"
+    );
+}
+
+fn map_unmap_cycles(cost: Option<IommuCost>, cycles: usize) -> (IommuStats, std::time::Duration) {
+    let cfg = Config {
+        iommu_cost: cost,
+        ..Config::with_profile(Profile::IOMMU)
+    };
+    let (machine, att, _) = machine_with(cfg, 64);
+    let pdo = Addr(att.pdo as usize);
+    let start = std::time::Instant::now();
+    machine
+        .run(move || {
+            let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 65536);
+            let (p, mdl) = pool_buffer(256);
+            for _ in 0..cycles {
+                let (_, list) = get_sg(a, mdl, p, 256, false);
+                put_sg(a, list, false);
+            }
+            free_pool_buffer(p, mdl);
+            put_adapter(a);
+        })
+        .unwrap();
+    (machine.iommu_stats(), start.elapsed())
+}
+
+#[test]
+fn iommu_cost_model_counts_and_charges() {
+    let (free, _) = map_unmap_cycles(None, 20);
+    assert_eq!(
+        (free.maps, free.unmaps, free.invalidations, free.charged_ns),
+        (20, 20, 20, 0)
+    );
+    let strict = IommuCost {
+        map_ns: 1000,
+        unmap_ns: 1000,
+        invalidate_ns: 10_000,
+        deferred: false,
+        batch: 1,
+    };
+    let (s, elapsed) = map_unmap_cycles(Some(strict), 20);
+    assert_eq!(s.invalidations, 20, "strict: one invalidation per unmap");
+    assert_eq!(s.charged_ns, 20 * (1000 + 1000 + 10_000));
+    assert!(
+        elapsed.as_nanos() >= u128::from(s.charged_ns),
+        "the cost is really spent"
+    );
+    let deferred = IommuCost {
+        deferred: true,
+        batch: 8,
+        ..strict
+    };
+    let (d, _) = map_unmap_cycles(Some(deferred), 20);
+    assert_eq!(
+        d.invalidations, 2,
+        "deferred: one invalidation per 8 unmaps"
+    );
+    assert_eq!(d.charged_ns, 20 * 2000 + 2 * 10_000);
+}
