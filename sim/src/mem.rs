@@ -582,6 +582,15 @@ impl Memory {
 
     // ---- MDL bookkeeping ----
 
+    /// The header of a live MDL the machine allocated, or `None` for anything else.
+    pub(crate) fn mdl(&self, mdl: usize) -> Option<crate::types::_MDL> {
+        self.mdls.contains_key(&mdl).then(|| {
+            // SAFETY: `mdl` is in the MDL table, so it points to a live `_MDL` header that
+            // IoAllocateMdl wrote; reading a copy of plain data is sound.
+            unsafe { std::ptr::read(mdl as *const crate::types::_MDL) }
+        })
+    }
+
     pub(crate) fn mdl_insert(&mut self, mdl: usize, info: MdlInfo) {
         self.freed_mdls.remove(&mdl);
         self.mdls.insert(mdl, info);

@@ -578,16 +578,14 @@ pub(crate) fn common_from_mdl(
     mdl: usize,
 ) -> Result<Result<(usize, u64), crate::NTSTATUS>, BugCheck> {
     use crate::{STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER};
-    if !st.mem.mdls.contains_key(&mdl) {
+    let Some(m) = st.mem.mdl(mdl) else {
         return Err(BugCheck::sim(
             sim_rule::BAD_MDL,
             mdl as u64,
             0,
             "CreateCommonBufferFromMdl given an unknown or freed MDL",
         ));
-    }
-    // SAFETY: `mdl` is a live MDL of this machine (checked above).
-    let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+    };
     let resident = i32::from(m.MdlFlags)
         & i32::from(crate::types::MDL_PAGES_LOCKED | crate::types::MDL_SOURCE_IS_NONPAGED_POOL)
         != 0;
@@ -684,17 +682,14 @@ fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck
                 "windows-dma.md §5.2, §10 rule 20",
             ));
         }
-        if !st.mem.mdls.contains_key(&mdl) {
+        let Some(m) = st.mem.mdl(mdl) else {
             return Err(BugCheck::sim(
                 sim_rule::BAD_MDL,
                 mdl as u64,
                 0,
                 "DMA routine given an unknown or freed MDL",
             ));
-        }
-        // SAFETY: `mdl` is a live MDL the machine allocated (checked above); its header is
-        // plain data.
-        let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+        };
         let va = m.StartVa as usize + m.ByteOffset as usize;
         let end = va + m.ByteCount as usize;
         let start = if first {
@@ -1219,8 +1214,14 @@ pub(crate) fn flush_dma_buffer(
     mdl: usize,
     read_operation: bool,
 ) -> Result<bool, BugCheck> {
-    // SAFETY: callers checked that `mdl` is a live MDL of this machine.
-    let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+    let Some(m) = st.mem.mdl(mdl) else {
+        return Err(BugCheck::sim(
+            sim_rule::BAD_MDL,
+            mdl as u64,
+            0,
+            "FlushDmaBuffer given an unknown MDL",
+        ));
+    };
     let va = m.StartVa as usize + m.ByteOffset as usize;
     let len = m.ByteCount as usize;
     let a = st.hal.adapters.get(&adapter).ok_or_else(|| {

@@ -808,11 +808,9 @@ unsafe extern "C" fn get_dma_transfer_info(
 ) -> NTSTATUS {
     let regs = with_state(|st, _| {
         prologue(st, a, Level::Max(DISPATCH_LEVEL), "GetDmaTransferInfo")?;
-        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+        let Some(m) = st.mem.mdl(mdl as usize) else {
             return Ok(None);
-        }
-        // SAFETY: `mdl` is a live MDL of this machine.
-        let m = unsafe { core::ptr::read(mdl) };
+        };
         let total = u64::from(m.ByteCount);
         if offset >= total || length == 0 || u64::from(length) > total - offset {
             return Ok(None);
@@ -1064,11 +1062,9 @@ unsafe extern "C" fn map_transfer_ex(
         {
             return Ok(None);
         }
-        if !st.mem.mdls.contains_key(&(mdl as usize)) {
+        let Some(h) = st.mem.mdl(mdl as usize) else {
             return Ok(None);
-        }
-        // SAFETY: `mdl` is a live MDL of this machine.
-        let h = unsafe { mdl.read() };
+        };
         // SAFETY: `length` is non-null and points to the caller's ULONG.
         let wanted = u64::from(unsafe { length.read() });
         if offset >= u64::from(h.ByteCount)
@@ -1132,9 +1128,43 @@ unsafe extern "C" fn get_scatter_gather_list_ex(
     _completion_context: PVOID,
     list: *mut PSCATTER_GATHER_LIST,
 ) -> NTSTATUS {
-    with_state(|st, _| {
-        prologue(st, a, Level::Max(DISPATCH_LEVEL), "GetScatterGatherListEx").map(|_| ())
-    });
+    start_ex(
+        a,
+        device,
+        transfer_context,
+        mdl,
+        (offset, length, flags),
+        routine,
+        context,
+        write,
+        None,
+        completion,
+        list,
+        (Level::Max(DISPATCH_LEVEL), "GetScatterGatherListEx"),
+    )
+}
+
+/// The shared body of `GetScatterGatherListEx` and `BuildScatterGatherListEx`:
+/// `range` is `(Offset, Length, Flags)`, `routine_of` the IRQL rule and name.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors the version 3 routines' parameters"
+)]
+fn start_ex(
+    a: PDMA_ADAPTER,
+    device: PDEVICE_OBJECT,
+    transfer_context: PVOID,
+    mdl: PMDL,
+    (offset, length, flags): (ULONGLONG, ULONG, ULONG),
+    routine: PDRIVER_LIST_CONTROL,
+    context: PVOID,
+    write: BOOLEAN,
+    buffer: Option<(usize, usize)>,
+    completion: PDMA_COMPLETION_ROUTINE,
+    list: *mut PSCATTER_GATHER_LIST,
+    (level, name): (Level, &'static str),
+) -> NTSTATUS {
+    with_state(|st, _| prologue(st, a, level, name).map(|_| ()));
     let Some(va) = ex_va(mdl, offset, length, flags, completion) else {
         return STATUS_INVALID_PARAMETER;
     };
@@ -1152,10 +1182,10 @@ unsafe extern "C" fn get_scatter_gather_list_ex(
         routine,
         context,
         write,
-        None,
-        Level::Max(DISPATCH_LEVEL),
+        buffer,
+        level,
         Some(ex),
-        "GetScatterGatherListEx",
+        name,
     )
 }
 
@@ -1176,25 +1206,30 @@ fn ex_va(
     {
         return None;
     }
-    let known = with_state(|st, _| Ok(st.mem.mdls.contains_key(&(mdl as usize))));
-    if !known {
-        return None;
-    }
-    // The chain is walked through its headers.
-    let mut total = 0u64;
-    let mut m = mdl;
-    while !m.is_null() {
-        // SAFETY: every MDL of a chain the driver passes is live.
-        let h = unsafe { m.read() };
-        total += u64::from(h.ByteCount);
-        m = h.Next;
-    }
-    if offset >= total || u64::from(length) > total - offset {
-        return None;
-    }
-    // SAFETY: `mdl` is live (checked above).
-    let h = unsafe { mdl.read() };
-    Some(h.StartVa as usize + h.ByteOffset as usize + usize::try_from(offset).ok()?)
+    with_state(|st, _| {
+        let Some(first) = st.mem.mdl(mdl as usize) else {
+            return Ok(None);
+        };
+        // The chain's total length bounds Offset and Length; an unknown MDL in it is refused.
+        let mut total = 0u64;
+        let mut h = first;
+        loop {
+            total += u64::from(h.ByteCount);
+            if h.Next.is_null() {
+                break;
+            }
+            let Some(next) = st.mem.mdl(h.Next as usize) else {
+                return Ok(None);
+            };
+            h = next;
+        }
+        if offset >= total || u64::from(length) > total - offset {
+            return Ok(None);
+        }
+        Ok(usize::try_from(offset)
+            .ok()
+            .map(|o| first.StartVa as usize + first.ByteOffset as usize + o))
+    })
 }
 
 unsafe extern "C" fn build_scatter_gather_list_ex(
@@ -1214,39 +1249,31 @@ unsafe extern "C" fn build_scatter_gather_list_ex(
     _completion_context: PVOID,
     list: *mut PSCATTER_GATHER_LIST,
 ) -> NTSTATUS {
-    with_state(|st, _| {
-        prologue(
-            st,
-            a,
-            Level::Exact(DISPATCH_LEVEL),
-            "BuildScatterGatherListEx",
-        )
-        .map(|_| ())
-    });
-    let Some(va) = ex_va(mdl, offset, length, flags, completion) else {
-        return STATUS_INVALID_PARAMETER;
-    };
     if buffer.is_null() || !(buffer as usize).is_multiple_of(8) {
+        with_state(|st, _| {
+            prologue(
+                st,
+                a,
+                Level::Exact(DISPATCH_LEVEL),
+                "BuildScatterGatherListEx",
+            )
+            .map(|_| ())
+        });
         return STATUS_INVALID_PARAMETER;
     }
-    let ex = Ex {
-        sync: flags & DMA_SYNCHRONOUS_CALLBACK != 0,
-        context: transfer_context as usize,
-        out: list as usize,
-    };
-    start_mapping(
+    start_ex(
         a,
         device,
+        transfer_context,
         mdl,
-        va as PVOID,
-        length,
+        (offset, length, flags),
         routine,
         context,
         write,
         Some((buffer as usize, buffer_length as usize)),
-        Level::Exact(DISPATCH_LEVEL),
-        Some(ex),
-        "BuildScatterGatherListEx",
+        completion,
+        list,
+        (Level::Exact(DISPATCH_LEVEL), "BuildScatterGatherListEx"),
     )
 }
 
@@ -1260,11 +1287,9 @@ unsafe extern "C" fn flush_adapter_buffers_ex(
 ) -> NTSTATUS {
     let done = with_state(|st, cfg| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushAdapterBuffersEx")?;
-        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
+        let Some(h) = st.mem.mdl(mdl as usize) else {
             return Ok(false);
-        }
-        // SAFETY: `mdl` is a live MDL of this machine.
-        let h = unsafe { mdl.read() };
+        };
         if offset >= u64::from(h.ByteCount) {
             return Ok(false);
         }
@@ -1358,14 +1383,6 @@ unsafe extern "C" fn flush_dma_buffer(
 ) -> NTSTATUS {
     let found = with_state(|st, _| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushDmaBuffer")?;
-        if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
-            return Err(BugCheck::sim(
-                crate::bugcheck::sim_rule::BAD_MDL,
-                mdl as u64,
-                0,
-                "FlushDmaBuffer given an unknown MDL",
-            ));
-        }
         super::flush_dma_buffer(st, key, mdl as usize, read_operation != 0)
     });
     if found {

@@ -367,16 +367,14 @@ pub(crate) fn map_transfer(
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
-    if !st.mem.mdls.contains_key(&mdl) {
+    let Some(m) = st.mem.mdl(mdl) else {
         return Err(BugCheck::sim(
             sim_rule::BAD_MDL,
             mdl as u64,
             0,
             "MapTransfer given an unknown or freed MDL",
         ));
-    }
-    // SAFETY: `mdl` is a live MDL of this machine (checked above).
-    let m = unsafe { std::ptr::read(mdl as *const crate::types::_MDL) };
+    };
     let mdl_va = m.StartVa as usize + m.ByteOffset as usize;
     let mdl_end = mdl_va + m.ByteCount as usize;
     if current_va < mdl_va || current_va >= mdl_end || current_va + length > mdl_end {
