@@ -9,7 +9,7 @@
 //! - [`ring`]: ring index arithmetic (wrap, owner/phase parity, distance, free slots);
 //! - [`wqe`], [`cqe`]: work and completion queue entries;
 //! - [`stream`]: the stream engine's descriptor table, completion records and data pattern;
-//! - [`mad`]: MAD and GRH layouts;
+//! - [`mad`]: MAD and GRH layouts; [`attrs`]: the IBTA attributes RHCA's agents exchange;
 //! - [`ioctl`]: the user-mode ABI (control codes and versioned request/response structures).
 //!
 //! # Safety story
@@ -23,6 +23,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod attrs;
 pub mod cqe;
 pub mod error;
 pub mod ioctl;
