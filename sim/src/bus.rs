@@ -474,6 +474,16 @@ impl DeviceBus {
         })
     }
 
+    /// Removes the device from the bus, as a hot-unplug would (used by fault injection): its
+    /// registers read all-ones, writes are dropped, DMA and interrupts stop.
+    pub fn surprise_remove(&self) {
+        if let Some(m) = self.machine.upgrade()
+            && let Some(s) = m.lock().bus.slots.get_mut(self.slot)
+        {
+            s.present = false;
+        }
+    }
+
     /// The device's slot number.
     #[must_use]
     pub const fn slot(&self) -> usize {

@@ -13,6 +13,7 @@
 //! - HAL DMA under the platform profiles `coherent`, `iommu`, `bounce` and `verifier`, with
 //!   Driver Verifier's DMA checks reported as bug check 0xE6 ([`BugCheck`]);
 //! - [`bus`]: the device's side of the bus, for `rhca-model`;
+//! - [`testkit`]: safe adapter, buffer and mapping handles for tests that play the driver;
 //! - later (wdk-sim part 2): KMDF objects, queues, requests, interrupts, PnP/power and
 //!   user-mode handles.
 //!
@@ -56,6 +57,7 @@ mod hal;
 mod machine;
 mod mem;
 pub mod ntddk;
+pub mod testkit;
 pub mod types;
 
 pub use bugcheck::BugCheck;
