@@ -1,20 +1,51 @@
 //! `rhca-model`: the RHCA device, as hardware in every test.
 //!
 //! The model implements `docs/device.md` from the device's side, on the bus that `wdk-sim`
-//! provides. It will own:
-//! - the BAR0 register file (built from [`rhca_hw::regs::REGISTERS`]), reset, enable, quiesce,
-//!   interrupt cause/mask with MSI-X and `INTx` delivery, error syndromes;
+//! provides. It owns:
+//! - [`RhcaDevice`]: the BAR0 register file (reset, enable, quiesce, capabilities with a
+//!   configurable DMA width), interrupt cause/mask with MSI-X and `INTx` delivery, the error
+//!   latch, doorbells;
 //! - the work and completion queues: WQE fetch and validation through `rhca_hw::wqe`, gather and
-//!   scatter by logical address only, CQE writes (body, then owner byte), CQ arming and
-//!   moderation, page-list rings;
-//! - a port, a subnet management agent and a small fabric of remote nodes answering SMPs and
-//!   `PerfMgt` GMPs with IBTA layouts;
+//!   scatter by logical address only, CQE writes (body, release barrier, owner byte), CQ arming
+//!   and moderation, page-list rings, overflow and the flush of a failed queue;
+//! - [`fabric`]: a port, a subnet management agent and a small fabric of remote nodes answering
+//!   SMPs and `PerfMgt` GMPs with IBTA layouts, unsolicited SMPs, loopback;
 //! - the stream engines (descriptor table read once, credits, per-segment records, the
-//!   verifiable data pattern of `rhca_hw::stream`);
-//! - fault injection and counters.
+//!   verifiable data pattern of `rhca_hw::stream`, rates);
+//! - fault injection ([`Fault`], [`RandomFaults`]) and [`Counters`].
 //!
-//! Today it provides [`DeviceIdentity`], the PCI identity a model instance presents; the device
-//! itself arrives with the device-model issue, once `wdk-sim` has a bus to attach it to.
+//! The model is a careful ASIC, not a helper: it trusts nothing the driver wrote, and reports
+//! every mistake a real device would notice through `ERR_SYNDROME` and CQE status.
+//!
+//! # Safety story
+//! None: the crate forbids `unsafe`. Host memory is reached only through
+//! [`wdk_sim::DeviceBus`], by logical address.
+
+#![forbid(unsafe_code)]
+#![expect(
+    clippy::struct_excessive_bools,
+    reason = "device state mirrors register bits, each a named flag of the datasheet"
+)]
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "register fields are 32-bit halves of 64-bit addresses and ring indices bounded by 2^16; each cast is of a value the interface bounds"
+)]
+
+pub mod config;
+pub mod device;
+pub mod fabric;
+
+pub use config::{Counters, FabricConfig, Fault, ModelConfig, RandomFaults, RemoteNode};
+pub use device::{RhcaDevice, Worker};
+pub use fabric::{Fabric, Packet};
+
+/// Why a model could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The configuration is outside what the interface allows.
+    #[error("invalid model configuration: {0}")]
+    BadConfig(&'static str),
+}
 
 use rhca_hw::{pci, regs};
 

@@ -1,0 +1,795 @@
+//! The RHCA device: its BAR0 register file, interrupts, error latch, faults and counters, and
+//! the service loop that moves work.
+//!
+//! # How the device runs
+//! Register writes only record what the driver asked (a producer index, credits, a start); the
+//! work itself happens in [`RhcaDevice::service`], one round at a time, as the ASIC's engines
+//! would run beside the CPU. Tests call [`RhcaDevice::run_until_idle`] for deterministic
+//! interleavings; the lab and the driver tests start a [`Worker`] thread that services the device
+//! continuously and wakes on every doorbell. Either way the device touches host memory only by
+//! logical address through its [`DeviceBus`].
+//!
+//! # Locking
+//! One mutex guards the device state. The device may take the machine's lock (every DMA does)
+//! while holding its own; the machine never calls into the device while holding its lock.
+//! Interrupts are signalled only after the device lock is released, because an interrupt sink
+//! (the driver's ISR) reads device registers.
+
+mod engine;
+mod queues;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rhca_hw::regs::{self, Caps, ErrorCode, ErrorSource, cause};
+use wdk_sim::{Attached, DeviceBus, DmaFault, Interrupt, Machine, PciFunction, PciIdentity};
+
+use crate::ModelError;
+use crate::config::{Counters, Fault, ModelConfig, RandomFaults};
+use crate::fabric::{Fabric, Packet};
+
+use engine::Engine;
+use queues::{Cq, Wq};
+
+/// BAR0's size (`docs/device.md` §1).
+pub const BAR0_SIZE: u64 = 0x4000;
+/// Offset of the MSI-X table in BAR0.
+pub const MSIX_TABLE: u64 = 0x2000;
+/// Offset of the MSI-X pending bit array in BAR0.
+pub const MSIX_PBA: u64 = 0x3000;
+/// The doorbell page.
+const DOORBELLS: u64 = 0x1000;
+
+/// The first error latched since `INT_CAUSE.ERROR` was last cleared (§4.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Latch {
+    syndrome: u32,
+    info: u32,
+    addr: u64,
+}
+
+/// Fault injection state.
+#[derive(Debug, Default)]
+struct Faults {
+    dma_error_send: bool,
+    dma_error_recv: bool,
+    cq_overflow: [bool; 4],
+    hostile_index: bool,
+    hostile_length: bool,
+    hostile_opcode: bool,
+    remove_after: Option<u64>,
+    slow: Duration,
+    stream_error: [bool; 8],
+    random: Option<(RandomFaults, u64)>,
+}
+
+impl Faults {
+    /// Draws from the seeded generator: true with probability `ppm` per million.
+    fn roll(&mut self, pick: impl Fn(&RandomFaults) -> u32) -> bool {
+        let Some((cfg, state)) = self.random.as_mut() else {
+            return false;
+        };
+        let ppm = pick(cfg);
+        if ppm == 0 {
+            return false;
+        }
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let draw = rhca_hw::stream::pattern_word(*state, 0x5EED) % 1_000_000;
+        draw < u64::from(ppm)
+    }
+}
+
+/// Everything behind the device lock.
+struct State {
+    cfg: ModelConfig,
+    bus: Option<DeviceBus>,
+    removed: bool,
+    enable: bool,
+    quiesce: bool,
+    fatal: bool,
+    ready_at: Option<Instant>,
+    int_cfg: u32,
+    int_cause: u32,
+    int_mask: u32,
+    latched: Option<Latch>,
+    port: u32,
+    wq: [Wq; 4],
+    cq: [Cq; 4],
+    se: Vec<Engine>,
+    msix: [[u32; 4]; 16],
+    pba: u32,
+    intx: bool,
+    fabric: Fabric,
+    /// Inbound MADs waiting for a receive WQE, per QP.
+    rx: [VecDeque<Packet>; 2],
+    next_unsolicited: Option<Instant>,
+    faults: Faults,
+    counters: Counters,
+    /// Interrupts to signal once the lock is released.
+    out: Vec<Interrupt>,
+}
+
+/// The RHCA device model, a [`PciFunction`] on a `wdk-sim` machine.
+pub struct RhcaDevice {
+    state: Mutex<State>,
+    bus: OnceLock<DeviceBus>,
+    wake: Condvar,
+}
+
+impl std::fmt::Debug for RhcaDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RhcaDevice")
+            .field("slot", &self.bus.get().map(DeviceBus::slot))
+            .finish_non_exhaustive()
+    }
+}
+
+impl RhcaDevice {
+    /// Builds a device from `cfg`, not yet on a bus.
+    ///
+    /// # Errors
+    /// [`ModelError::BadConfig`] for capabilities outside the interface or a fabric whose LIDs
+    /// collide.
+    pub fn new(cfg: ModelConfig) -> Result<Arc<Self>, ModelError> {
+        let (c0, c1, c2) = cfg.caps.encode();
+        if Caps::decode(c0, c1, c2) != Ok(cfg.caps) {
+            return Err(ModelError::BadConfig("capabilities outside the interface"));
+        }
+        let mut lids: Vec<u16> = cfg.fabric.remotes.iter().map(|r| r.lid).collect();
+        lids.push(cfg.lid);
+        if cfg.fabric.switch_lid != 0 {
+            lids.push(cfg.fabric.switch_lid);
+        }
+        let n = lids.len();
+        lids.sort_unstable();
+        lids.dedup();
+        if lids.len() != n || lids.contains(&0) || lids.iter().any(|&l| l >= 0xC000) {
+            return Err(ModelError::BadConfig(
+                "fabric LIDs must be unique unicast LIDs",
+            ));
+        }
+        let engines = cfg.caps.stream_engines as usize;
+        let fabric = Fabric::new(&cfg);
+        Ok(Arc::new(Self {
+            state: Mutex::new(State {
+                cfg,
+                bus: None,
+                removed: false,
+                enable: false,
+                quiesce: false,
+                fatal: false,
+                ready_at: None,
+                int_cfg: 0,
+                int_cause: 0,
+                int_mask: u32::MAX,
+                latched: None,
+                port: 1,
+                wq: Default::default(),
+                cq: Default::default(),
+                se: (0..engines).map(|_| Engine::default()).collect(),
+                // The OS programs and unmasks the MSI-X table when the driver connects its
+                // interrupts; the model starts with every entry unmasked (docs/sim-fidelity.md).
+                msix: [[0; 4]; 16],
+                pba: 0,
+                intx: false,
+                fabric,
+                rx: [VecDeque::new(), VecDeque::new()],
+                next_unsolicited: None,
+                faults: Faults::default(),
+                counters: Counters::default(),
+                out: Vec::new(),
+            }),
+            bus: OnceLock::new(),
+            wake: Condvar::new(),
+        }))
+    }
+
+    /// Builds a device and attaches it to `machine`.
+    ///
+    /// # Errors
+    /// As [`RhcaDevice::new`].
+    pub fn attach(
+        machine: &Machine,
+        cfg: ModelConfig,
+    ) -> Result<(Arc<Self>, Attached), ModelError> {
+        let dev = Self::new(cfg)?;
+        let (att, bus) = machine.attach(dev.clone());
+        dev.lock().bus = Some(bus.clone());
+        let _ = dev.bus.set(bus);
+        Ok((dev, att))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held (a failed test assertion elsewhere) leaves the state
+        // consistent enough to read counters; keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the state, then signals the interrupts it produced without the lock held.
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let (r, out) = {
+            let mut st = self.lock();
+            let r = f(&mut st);
+            (r, std::mem::take(&mut st.out))
+        };
+        if let Some(bus) = self.bus.get() {
+            for i in out {
+                let _ = match i {
+                    Interrupt::Msi { vector } => bus.signal_msi(vector),
+                    Interrupt::IntxAsserted => bus.set_intx(true),
+                    Interrupt::IntxDeasserted => bus.set_intx(false),
+                };
+            }
+        }
+        r
+    }
+
+    /// One round of device work: fetch and execute posted WQEs, deliver inbound MADs, move
+    /// stream data as credits allow, fire moderation timers. Returns whether anything moved.
+    pub fn service(&self) -> bool {
+        let slow = self.with(|st| {
+            let p = st.service();
+            (p, st.faults.slow)
+        });
+        if slow.0 && !slow.1.is_zero() {
+            std::thread::sleep(slow.1);
+        }
+        slow.0
+    }
+
+    /// Services the device until a round makes no progress (at most `10^6` rounds). Returns the
+    /// number of rounds that made progress.
+    pub fn run_until_idle(&self) -> usize {
+        let mut n = 0;
+        while n < 1_000_000 && self.service() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Injects a fault.
+    pub fn inject(&self, f: Fault) {
+        self.with(|st| st.inject(f));
+        self.wake.notify_all();
+    }
+
+    /// Turns on (or off) random faults from a seeded generator.
+    pub fn set_random_faults(&self, r: Option<RandomFaults>) {
+        self.with(|st| st.faults.random = r.map(|r| (r, r.seed)));
+    }
+
+    /// What the device has done.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.lock().counters
+    }
+
+    /// The fabric's view of the local port (`PortInfo`), as the SMA answers it.
+    #[must_use]
+    pub fn port_info(&self) -> rhca_hw::attrs::PortInfo {
+        self.lock().fabric.local_port_info()
+    }
+
+    /// Delivers `p` to the local port as if it arrived from the fabric.
+    pub fn receive(&self, p: Packet) {
+        self.with(|st| st.inbound(p));
+        self.wake.notify_all();
+    }
+
+    /// Starts a thread that services the device continuously until the handle drops.
+    ///
+    /// # Panics
+    /// When the host cannot start a thread.
+    #[must_use]
+    pub fn spawn_worker(self: &Arc<Self>) -> Worker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let dev = self.clone();
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("rhca-model".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    if !dev.service() {
+                        let st = dev.lock();
+                        // Sleep until a doorbell, or briefly, so that timers (moderation,
+                        // stream rate, unsolicited MADs) still fire.
+                        let _ = dev.wake.wait_timeout(st, Duration::from_micros(200));
+                    }
+                }
+            })
+            .expect("spawning the device thread");
+        Worker {
+            stop,
+            dev: self.clone(),
+            handle: Some(handle),
+        }
+    }
+}
+
+/// The device's service thread; stops and joins when dropped.
+#[derive(Debug)]
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    dev: Arc<RhcaDevice>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.dev.wake.notify_all();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl PciFunction for RhcaDevice {
+    fn identity(&self) -> PciIdentity {
+        PciIdentity {
+            vendor_id: rhca_hw::pci::VENDOR_ID,
+            device_id: rhca_hw::pci::DEVICE_ID,
+            class_code: rhca_hw::pci::CLASS_CODE,
+            revision: rhca_hw::pci::REVISION_ID,
+        }
+    }
+
+    fn bar_size(&self, bar: u8) -> u64 {
+        if bar == 0 { BAR0_SIZE } else { 0 }
+    }
+
+    fn mmio_read(&self, bar: u8, offset: u64) -> u32 {
+        if bar != 0 {
+            return regs::ALL_ONES;
+        }
+        self.with(|st| st.read(offset))
+    }
+
+    fn mmio_write(&self, bar: u8, offset: u64, value: u32) {
+        if bar != 0 {
+            return;
+        }
+        self.with(|st| st.write(offset, value));
+        if offset >= DOORBELLS {
+            self.wake.notify_all();
+        }
+    }
+
+    fn dma_address_width(&self) -> u32 {
+        self.lock().cfg.caps.dma_width
+    }
+}
+
+impl State {
+    fn ready(&mut self) -> bool {
+        match self.ready_at {
+            None => true,
+            Some(t) if Instant::now() >= t => {
+                self.ready_at = None;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Whether the device may fetch work and move data now.
+    fn running(&mut self) -> bool {
+        !self.removed && self.ready() && self.enable && !self.quiesce && !self.fatal
+    }
+
+    // ---- DMA ----
+
+    fn dma_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        if self.removed {
+            return Err(DmaFault::NotPresent);
+        }
+        self.bus
+            .as_ref()
+            .ok_or(DmaFault::NotPresent)?
+            .dma_read(addr, buf)
+    }
+
+    fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault> {
+        if self.removed {
+            return Err(DmaFault::NotPresent);
+        }
+        self.bus
+            .as_ref()
+            .ok_or(DmaFault::NotPresent)?
+            .dma_write(addr, buf)
+    }
+
+    // ---- interrupts ----
+
+    fn nvec(&self) -> u32 {
+        regs::INT_CFG_NVEC
+            .get(self.int_cfg)
+            .min(self.cfg.caps.msix_vectors)
+    }
+
+    /// Sets cause bits; a bit going from 0 to 1 while unmasked sends its message.
+    fn raise(&mut self, bits: u32) {
+        let newly = bits & !self.int_cause;
+        self.int_cause |= bits;
+        self.deliver(newly & !self.int_mask);
+    }
+
+    /// Sends the messages for `bits` (which are pending and unmasked), or updates `INTx`.
+    fn deliver(&mut self, bits: u32) {
+        let nvec = self.nvec();
+        if nvec == 0 {
+            self.update_intx();
+            return;
+        }
+        let mut sent = 0u32;
+        for bit in 0..32 {
+            if bits & (1 << bit) != 0 {
+                let v = cause::vector(bit, nvec);
+                if sent & (1 << v) == 0 {
+                    sent |= 1 << v;
+                    self.send_msi(v);
+                }
+            }
+        }
+    }
+
+    fn send_msi(&mut self, v: u32) {
+        if self.removed || v >= self.cfg.caps.msix_vectors {
+            return;
+        }
+        if self.msix[v as usize][3] & 1 != 0 {
+            self.pba |= 1 << v;
+        } else {
+            self.counters.interrupts += 1;
+            self.out.push(Interrupt::Msi { vector: v });
+        }
+    }
+
+    fn update_intx(&mut self) {
+        let level = !self.removed && self.nvec() == 0 && self.int_cause & !self.int_mask != 0;
+        if level != self.intx {
+            self.intx = level;
+            if level {
+                self.counters.interrupts += 1;
+                self.out.push(Interrupt::IntxAsserted);
+            } else {
+                self.out.push(Interrupt::IntxDeasserted);
+            }
+        }
+    }
+
+    /// Latches an error (the first since `INT_CAUSE.ERROR` was cleared) and raises ERROR.
+    fn error(&mut self, code: ErrorCode, source: ErrorSource, info: u32, addr: u64) {
+        self.counters.errors += 1;
+        if self.latched.is_none() {
+            let l = Latch {
+                syndrome: regs::ERR_SYNDROME_SOURCE.set(
+                    regs::ERR_SYNDROME_CODE.set(0, code as u32),
+                    u32::from(source.encode()),
+                ),
+                info,
+                addr,
+            };
+            self.latched = Some(l);
+        }
+        self.raise(cause::ERROR);
+    }
+
+    // ---- registers ----
+
+    fn read(&mut self, offset: u64) -> u32 {
+        if self.removed {
+            return regs::ALL_ONES;
+        }
+        let Ok(off) = u32::try_from(offset) else {
+            return 0;
+        };
+        if off & 3 != 0 {
+            return 0;
+        }
+        let (c0, c1, c2) = self.cfg.caps.encode();
+        match off {
+            0x000 => regs::ID_VALUE,
+            0x004 => regs::VERSION.reset,
+            0x008 => c0,
+            0x00C => c1,
+            0x010 => c2,
+            0x014 => flag(self.enable, regs::CTRL_ENABLE) | flag(self.quiesce, regs::CTRL_QUIESCE),
+            0x018 => {
+                let ready = self.ready();
+                flag(ready, regs::STATUS_READY)
+                    | flag(ready && self.enable, regs::STATUS_ENABLED)
+                    | flag(ready && self.quiesce, regs::STATUS_QUIESCED)
+                    | flag(self.fatal, regs::STATUS_FATAL)
+            }
+            0x01C => self.int_cfg,
+            0x020 => self.int_cause,
+            0x024 => self.int_mask,
+            0x028 => self.latched.map_or(0, |l| l.syndrome),
+            0x02C => self.latched.map_or(0, |l| l.info),
+            0x030 => self.latched.map_or(0, |l| l.addr as u32),
+            0x034 => self.latched.map_or(0, |l| (l.addr >> 32) as u32),
+            0x040 => regs::PORT_STATE_LID.set(
+                self.port,
+                u32::from(self.cfg.lid) * u32::from(self.port >= 2),
+            ),
+            0x048 => self.cfg.node_guid as u32,
+            0x04C => (self.cfg.node_guid >> 32) as u32,
+            0x100..0x180 => self.read_wq((off - 0x100) / 0x20, off % 0x20),
+            0x200..0x280 => self.read_cq((off - 0x200) / 0x20, off % 0x20),
+            0x400..0x600 => self.read_se((off - 0x400) / 0x40, off % 0x40),
+            0x2000..0x2100 => {
+                let v = (off - 0x2000) / 16;
+                if v < self.cfg.caps.msix_vectors {
+                    self.msix[v as usize][((off % 16) / 4) as usize]
+                } else {
+                    0
+                }
+            }
+            0x3000 => self.pba,
+            _ => 0,
+        }
+    }
+
+    fn write(&mut self, offset: u64, value: u32) {
+        if self.removed {
+            return;
+        }
+        let Ok(off) = u32::try_from(offset) else {
+            return;
+        };
+        if off & 3 != 0 {
+            return;
+        }
+        match off {
+            0x014 => self.write_ctrl(value),
+            0x01C => {
+                self.int_cfg = value & regs::INT_CFG_NVEC.mask();
+                self.update_intx();
+            }
+            0x020 => {
+                self.int_cause &= !value;
+                if value & cause::ERROR != 0 {
+                    self.latched = None;
+                }
+                self.update_intx();
+            }
+            0x024 => {
+                let unmasked = self.int_mask & !value;
+                self.int_mask = value;
+                self.deliver(unmasked & self.int_cause);
+                self.update_intx();
+            }
+            0x100..0x180 => self.write_wq((off - 0x100) / 0x20, off % 0x20, value),
+            0x200..0x280 => self.write_cq((off - 0x200) / 0x20, off % 0x20, value),
+            0x400..0x600 => self.write_se((off - 0x400) / 0x40, off % 0x40, value),
+            0x1000..0x2000 => self.doorbell(off, value),
+            0x2000..0x2100 => {
+                let v = (off - 0x2000) / 16;
+                let word = ((off % 16) / 4) as usize;
+                if v < self.cfg.caps.msix_vectors {
+                    self.msix[v as usize][word] = value;
+                    if word == 3 && value & 1 == 0 && self.pba & (1 << v) != 0 {
+                        self.pba &= !(1 << v);
+                        self.send_msi(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn write_ctrl(&mut self, value: u32) {
+        if regs::CTRL_RESET.is_set(value) {
+            self.reset();
+            return;
+        }
+        let enable = regs::CTRL_ENABLE.is_set(value);
+        let quiesce = regs::CTRL_QUIESCE.is_set(value);
+        if (quiesce && !self.quiesce) || (self.enable && !enable) {
+            // Quiesce (or disable) stops every engine at a burst boundary; queues stop fetching
+            // because `running()` is now false. All of it happens under this lock, so by the
+            // time STATUS.QUIESCED can be read no DMA is in flight.
+            let ack = quiesce;
+            for n in 0..self.se.len() {
+                self.stop_engine(n, ack);
+            }
+        }
+        if enable && !self.enable && self.port < 4 {
+            // The subnet manager brings the link to Active once the port is enabled.
+            self.port = 4;
+            self.raise(cause::PORT);
+        }
+        self.enable = enable;
+        self.quiesce = quiesce;
+    }
+
+    /// `CTRL.RESET`: abandon everything without DMA (§3.2).
+    fn reset(&mut self) {
+        let fabric = Fabric::new(&self.cfg);
+        self.enable = false;
+        self.quiesce = false;
+        self.fatal = false;
+        self.ready_at = Some(Instant::now() + self.cfg.reset_time);
+        self.int_cause = 0;
+        self.int_mask = u32::MAX;
+        self.int_cfg = 0;
+        self.latched = None;
+        self.port = 1;
+        self.wq = Default::default();
+        self.cq = Default::default();
+        for e in &mut self.se {
+            *e = Engine::default();
+        }
+        self.pba = 0;
+        self.rx = [VecDeque::new(), VecDeque::new()];
+        self.fabric = fabric;
+        self.update_intx();
+    }
+
+    // ---- faults ----
+
+    fn inject(&mut self, f: Fault) {
+        match f {
+            Fault::DmaErrorNextSend => self.faults.dma_error_send = true,
+            Fault::DmaErrorNextReceive => self.faults.dma_error_recv = true,
+            Fault::CqOverflow(n) => {
+                if let Some(c) = self.faults.cq_overflow.get_mut(n as usize) {
+                    *c = true;
+                }
+            }
+            Fault::StuckQueue(n) | Fault::UnstickQueue(n) => {
+                if let Some(w) = self.wq.get_mut(n as usize) {
+                    w.stuck = matches!(f, Fault::StuckQueue(_));
+                    self.counters.faults_injected += u64::from(w.stuck);
+                }
+            }
+            Fault::HostileCqeIndex => self.faults.hostile_index = true,
+            Fault::HostileCqeLength => self.faults.hostile_length = true,
+            Fault::HostileCqeOpcode => self.faults.hostile_opcode = true,
+            Fault::InterruptStorm(n) => {
+                self.counters.faults_injected += 1;
+                for _ in 0..n {
+                    if self.nvec() == 0 {
+                        // A level-triggered line that bounces with no cause behind it.
+                        self.out.push(Interrupt::IntxAsserted);
+                        self.out.push(Interrupt::IntxDeasserted);
+                        self.counters.interrupts += 1;
+                    } else {
+                        self.send_msi(u32::from(self.nvec() > 1));
+                    }
+                }
+            }
+            Fault::SurpriseRemoval => self.remove(),
+            Fault::RemoveAfterWqes(n) => {
+                self.faults.remove_after = Some(self.counters.wqes_fetched + n);
+            }
+            Fault::Slow(d) => self.faults.slow = d,
+            Fault::StreamDmaError(n) => {
+                if let Some(e) = self.faults.stream_error.get_mut(n as usize) {
+                    *e = true;
+                }
+            }
+        }
+    }
+
+    /// Surprise removal: the device leaves the bus. No further DMA, registers read all-ones.
+    fn remove(&mut self) {
+        if self.removed {
+            return;
+        }
+        self.counters.faults_injected += 1;
+        if let Some(b) = &self.bus {
+            b.surprise_remove();
+        }
+        self.removed = true;
+        self.out.clear();
+    }
+
+    // ---- the service round ----
+
+    fn service(&mut self) -> bool {
+        if self.removed {
+            return false;
+        }
+        let mut progress = false;
+        if self.running() {
+            for n in 0..4 {
+                progress |= self.service_wq(n);
+                if self.removed {
+                    return true;
+                }
+            }
+            self.unsolicited();
+            progress |= self.deliver_rx();
+            for n in 0..self.se.len() {
+                progress |= self.service_engine(n);
+            }
+        }
+        self.moderation_timers();
+        progress
+    }
+
+    /// Unsolicited SMPs from the subnet manager at the configured rate.
+    fn unsolicited(&mut self) {
+        let rate = self.fabric.config().unsolicited_per_sec;
+        if rate == 0 {
+            return;
+        }
+        let period = Duration::from_secs(1) / rate;
+        let now = Instant::now();
+        match self.next_unsolicited {
+            None => self.next_unsolicited = Some(now + period),
+            Some(t) if now >= t => {
+                let p = self.fabric.unsolicited_subn_set();
+                self.inbound(p);
+                // Catch up at most one period: a device that was not serviced for a while
+                // does not burst.
+                self.next_unsolicited =
+                    Some(t.max(now.checked_sub(period).unwrap_or(now)) + period);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// An inbound MAD: queued for the QP's receive queue, or dropped when the device's receive
+    /// buffering is full (a real HCA drops too; the sender's retry logic recovers).
+    #[expect(
+        clippy::large_types_passed_by_value,
+        reason = "the packet moves into the receive backlog"
+    )]
+    fn inbound(&mut self, p: Packet) {
+        let qp = usize::from(p.dst_qp != 0);
+        if p.dst_qp > 1 || self.rx[qp].len() >= self.cfg.receive_buffering {
+            self.counters.rx_drops += 1;
+            return;
+        }
+        self.rx[qp].push_back(p);
+    }
+
+    fn moderation_timers(&mut self) {
+        let now = Instant::now();
+        for n in 0..4 {
+            if self.cq[n].timer_due(now) {
+                self.cq_event(n);
+            }
+        }
+        for n in 0..self.se.len() {
+            if self.se[n].timer_due(now) {
+                self.se[n].unreported = 0;
+                self.se[n].first_unreported = None;
+                self.raise(cause::se_segment(n as u32));
+            }
+        }
+    }
+}
+
+/// The moderation rule shared by CQs and stream engines (§7.3): report when `count` events are
+/// unreported, or `usec` after the first unreported one.
+fn moderation_due(modr: u32, unreported: u32, first: Option<Instant>, now: Instant) -> bool {
+    let count = regs::cq::MOD_COUNT.get(modr);
+    let usec = regs::cq::MOD_USEC.get(modr);
+    if unreported == 0 {
+        return false;
+    }
+    if count <= 1 || unreported >= count {
+        return true;
+    }
+    usec != 0
+        && first.is_some_and(|t| now.duration_since(t) >= Duration::from_micros(u64::from(usec)))
+}
+
+/// `b`'s mask when `on`, else 0: one status bit.
+const fn flag(on: bool, b: regs::Bit) -> u32 {
+    if on { b.mask() } else { 0 }
+}
+
+/// The `ErrorSource` of work queue `n`.
+const fn wq_source(n: usize) -> ErrorSource {
+    ErrorSource::Wq(n as u8)
+}

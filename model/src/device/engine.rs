@@ -1,0 +1,422 @@
+//! Stream engines (§8): the descriptor table read once at START, credits, segment-by-segment
+//! data movement in bursts of at most 64 KiB, per-segment records (body, barrier, owner byte),
+//! the verifiable pattern, STOP with a `Stopped` record, and moderation.
+
+use std::sync::atomic::{Ordering, fence};
+use std::time::Instant;
+
+use rhca_hw::regs::{ErrorCode, ErrorSource, cause, se};
+use rhca_hw::ring::Ring;
+use rhca_hw::stream::{self, Descriptor, Direction, Record, RecordStatus};
+
+use super::{State, flag, moderation_due};
+
+/// The largest single DMA burst of an engine; STOP takes effect between bursts.
+const BURST: u32 = 64 * 1024;
+/// Segments an unthrottled engine moves per service round, so that queues get their turn.
+const SEGMENTS_PER_ROUND: u32 = 4;
+
+/// One stream engine's registers and state.
+#[derive(Debug, Default)]
+pub(super) struct Engine {
+    desc: u64,
+    desc_count: u32,
+    seg_size: u32,
+    seg_count: u32,
+    rec: u64,
+    ctrl: u32,
+    modr: u32,
+    running: bool,
+    stopped: bool,
+    error: bool,
+    credits: u32,
+    seq: u64,
+    /// Bytes of the current segment already moved.
+    pos: u32,
+    /// The configuration snapshot taken at START.
+    config: Option<stream::Config>,
+    verify: bool,
+    mismatch: bool,
+    /// The circular buffer's pieces: (logical address, length, buffer offset of the piece).
+    table: Vec<(u64, u32, u64)>,
+    pub(super) unreported: u32,
+    pub(super) first_unreported: Option<Instant>,
+    tokens: u64,
+    last_refill: Option<Instant>,
+    scratch: Vec<u8>,
+}
+
+impl Engine {
+    pub(super) fn timer_due(&self, now: Instant) -> bool {
+        moderation_due(self.modr, self.unreported, self.first_unreported, now)
+    }
+}
+
+const fn source(n: usize) -> ErrorSource {
+    ErrorSource::StreamEngine(n as u8)
+}
+
+impl State {
+    pub(super) fn read_se(&self, n: u32, reg: u32) -> u32 {
+        let Some(e) = self.se.get(n as usize) else {
+            return 0;
+        };
+        match reg {
+            se::DESC_LO => e.desc as u32,
+            se::DESC_HI => (e.desc >> 32) as u32,
+            se::DESC_COUNT => e.desc_count,
+            se::SEG_SIZE => e.seg_size,
+            se::SEG_COUNT => e.seg_count,
+            se::REC_LO => e.rec as u32,
+            se::REC_HI => (e.rec >> 32) as u32,
+            se::CTRL => e.ctrl & (se::CTRL_DIR.mask() | se::CTRL_VERIFY.mask()),
+            se::STATUS => {
+                flag(e.running, se::STATUS_RUNNING)
+                    | flag(e.stopped, se::STATUS_STOPPED)
+                    | flag(e.error, se::STATUS_ERROR)
+                    | se::STATUS_CREDITS.set(0, e.credits.min(0xFFFF))
+            }
+            se::SEQ => e.seq as u32,
+            se::MOD => e.modr,
+            _ => 0,
+        }
+    }
+
+    pub(super) fn write_se(&mut self, n: u32, reg: u32, value: u32) {
+        let i = n as usize;
+        let Some(e) = self.se.get_mut(i) else { return };
+        match reg {
+            se::DESC_LO => e.desc = (e.desc & !0xFFFF_FFFF) | u64::from(value),
+            se::DESC_HI => e.desc = (e.desc & 0xFFFF_FFFF) | (u64::from(value) << 32),
+            se::DESC_COUNT => e.desc_count = value,
+            se::SEG_SIZE => e.seg_size = value,
+            se::SEG_COUNT => e.seg_count = value,
+            se::REC_LO => e.rec = (e.rec & !0xFFFF_FFFF) | u64::from(value),
+            se::REC_HI => e.rec = (e.rec & 0xFFFF_FFFF) | (u64::from(value) << 32),
+            se::MOD => e.modr = value,
+            se::CTRL => {
+                e.ctrl = value & (se::CTRL_DIR.mask() | se::CTRL_VERIFY.mask());
+                if se::CTRL_STOP.is_set(value) {
+                    self.stop_engine(i, true);
+                } else if se::CTRL_START.is_set(value) {
+                    self.start_engine(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// START: validate the configuration, read and validate the descriptor table once.
+    fn start_engine(&mut self, n: usize) {
+        if !self.running() {
+            self.error(ErrorCode::NotEnabled, source(n), 0, 0);
+            return;
+        }
+        let e = &self.se[n];
+        if e.running {
+            self.error(ErrorCode::BadStreamConfig, source(n), 0, e.desc);
+            return;
+        }
+        let config = stream::Config {
+            direction: if se::CTRL_DIR.is_set(e.ctrl) {
+                Direction::Playback
+            } else {
+                Direction::Capture
+            },
+            seg_size: e.seg_size,
+            seg_count: e.seg_count,
+            desc_count: e.desc_count,
+            desc_addr: e.desc,
+            rec_addr: e.rec,
+        };
+        let verify = se::CTRL_VERIFY.is_set(e.ctrl);
+        if config.validate(&self.cfg.caps).is_err()
+            || (verify && config.direction == Direction::Capture)
+        {
+            self.se[n].error = true;
+            self.error(
+                ErrorCode::BadStreamConfig,
+                source(n),
+                config.desc_count,
+                config.desc_addr,
+            );
+            return;
+        }
+        let mut raw = vec![0u8; config.desc_count as usize * stream::DESC_SIZE];
+        if self.dma_read(config.desc_addr, &mut raw).is_err() {
+            self.se[n].error = true;
+            self.error(ErrorCode::DmaReadFault, source(n), 0, config.desc_addr);
+            return;
+        }
+        if stream::validate_table(&raw, config.desc_count, config.buffer_len()).is_err() {
+            self.se[n].error = true;
+            self.error(
+                ErrorCode::BadStreamConfig,
+                source(n),
+                config.desc_count,
+                config.desc_addr,
+            );
+            return;
+        }
+        let mut table = Vec::with_capacity(config.desc_count as usize);
+        let mut offset = 0u64;
+        for chunk in raw.chunks_exact(stream::DESC_SIZE) {
+            let Ok(d) = Descriptor::decode(chunk) else {
+                return;
+            };
+            table.push((d.addr, d.len, offset));
+            offset += u64::from(d.len);
+        }
+        let e = &mut self.se[n];
+        e.config = Some(config);
+        e.verify = verify;
+        e.table = table;
+        e.running = true;
+        e.stopped = false;
+        e.error = false;
+        e.credits = 0;
+        e.seq = 0;
+        e.pos = 0;
+        e.mismatch = false;
+        e.unreported = 0;
+        e.first_unreported = None;
+        e.tokens = 0;
+        e.last_refill = None;
+    }
+
+    /// STOP (or quiesce): stop at a burst boundary, write a `Stopped` record for a partial
+    /// segment, acknowledge.
+    pub(super) fn stop_engine(&mut self, n: usize, ack: bool) {
+        let was_running = self.se[n].running;
+        if was_running && self.se[n].pos > 0 {
+            let pos = self.se[n].pos;
+            self.finish_segment(n, RecordStatus::Stopped, pos);
+        }
+        let e = &mut self.se[n];
+        e.running = false;
+        e.stopped = true;
+        e.credits = 0;
+        if ack && (was_running || e.config.is_some()) {
+            self.raise(cause::se_stopped(n as u32));
+        }
+    }
+
+    /// `SEn_CREDIT`: segments handed to the engine.
+    pub(super) fn credit(&mut self, n: usize, value: u32) {
+        let e = &mut self.se[n];
+        if !e.running {
+            // Credits are zeroed at START; a grant to a stopped engine has nothing to do.
+            return;
+        }
+        let total = u64::from(e.credits) + u64::from(value);
+        if total > u64::from(e.seg_count) {
+            e.running = false;
+            e.error = true;
+            e.stopped = true;
+            self.error(ErrorCode::CreditOverflow, source(n), value, 0);
+            return;
+        }
+        e.credits = total as u32;
+    }
+
+    /// Moves data for engine `n` as its credits and rate allow.
+    pub(super) fn service_engine(&mut self, n: usize) -> bool {
+        let Some(cfg) = self.se[n].config else {
+            return false;
+        };
+        if !self.se[n].running || self.se[n].credits == 0 {
+            self.se[n].last_refill = None;
+            return false;
+        }
+        let mut allowance = match self.cfg.stream_rate {
+            None => u64::from(cfg.seg_size) * u64::from(SEGMENTS_PER_ROUND),
+            Some(rate) => {
+                let now = Instant::now();
+                let e = &mut self.se[n];
+                let last = *e.last_refill.get_or_insert(now);
+                let earned =
+                    rate.saturating_mul(now.duration_since(last).as_nanos() as u64) / 1_000_000_000;
+                if earned > 0 {
+                    e.last_refill = Some(now);
+                }
+                e.tokens = (e.tokens + earned).min(u64::from(cfg.seg_size));
+                let t = e.tokens;
+                e.tokens = 0;
+                t
+            }
+        };
+        let mut progress = false;
+        while allowance > 0 && self.se[n].running && self.se[n].credits > 0 {
+            let e = &self.se[n];
+            // The pattern is made of 8-byte words, so a throttled engine moves whole words.
+            let chunk = (cfg.seg_size - e.pos)
+                .min(BURST)
+                .min(allowance.min(u64::from(BURST)) as u32)
+                & !7;
+            if chunk == 0 {
+                break;
+            }
+            if !self.move_chunk(n, cfg, chunk) {
+                return true;
+            }
+            allowance -= u64::from(chunk);
+            progress = true;
+            if self.se[n].pos == cfg.seg_size {
+                let status = if self.se[n].mismatch {
+                    RecordStatus::PatternMismatch
+                } else {
+                    RecordStatus::Ok
+                };
+                self.finish_segment(n, status, cfg.seg_size);
+            }
+        }
+        if self.cfg.stream_rate.is_some() {
+            // Unused allowance returns to the bucket (bounded by one segment).
+            self.se[n].tokens = allowance.min(u64::from(cfg.seg_size));
+        }
+        progress
+    }
+
+    /// Moves `len` bytes at the current position. Returns false when the engine stopped on a
+    /// DMA fault.
+    fn move_chunk(&mut self, n: usize, cfg: stream::Config, len: u32) -> bool {
+        let e = &mut self.se[n];
+        let seg = e.seq % u64::from(cfg.seg_count);
+        let start = seg * u64::from(cfg.seg_size) + u64::from(e.pos);
+        let seq = e.seq;
+        let pos = e.pos;
+        let mut scratch = std::mem::take(&mut e.scratch);
+        scratch.resize(len as usize, 0);
+        let capture = cfg.direction == Direction::Capture;
+        if capture {
+            let _ = stream::fill_pattern(&mut scratch, seq, u64::from(pos));
+        }
+        let inject = std::mem::take(&mut self.faults.stream_error[n]);
+        let mut ok = !inject;
+        let mut fault_addr = 0;
+        if ok {
+            // Walk the descriptor pieces that cover [start, start + len).
+            let table = std::mem::take(&mut self.se[n].table);
+            let first = table.partition_point(|&(_, l, off)| off + u64::from(l) <= start);
+            let mut done = 0usize;
+            for &(addr, l, off) in &table[first..] {
+                if done == scratch.len() {
+                    break;
+                }
+                let at = start + done as u64;
+                let inner = at - off;
+                let take = ((u64::from(l) - inner) as usize).min(scratch.len() - done);
+                let r = if capture {
+                    self.dma_write(addr + inner, &scratch[done..done + take])
+                } else {
+                    self.dma_read(addr + inner, &mut scratch[done..done + take])
+                };
+                if r.is_err() {
+                    ok = false;
+                    fault_addr = addr + inner;
+                    break;
+                }
+                done += take;
+            }
+            self.se[n].table = table;
+        } else {
+            self.counters.faults_injected += 1;
+        }
+        if ok
+            && !capture
+            && self.se[n].verify
+            && stream::verify_pattern(&scratch, seq, u64::from(pos))
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            self.se[n].mismatch = true;
+        }
+        self.se[n].scratch = scratch;
+        if !ok {
+            let code = if capture {
+                ErrorCode::DmaWriteFault
+            } else {
+                ErrorCode::DmaReadFault
+            };
+            self.finish_segment(n, RecordStatus::DmaError, pos);
+            let e = &mut self.se[n];
+            e.running = false;
+            e.error = true;
+            e.stopped = true;
+            self.error(code, source(n), seq as u32, fault_addr);
+            return false;
+        }
+        self.se[n].pos += len;
+        self.counters.bytes_streamed += u64::from(len);
+        true
+    }
+
+    /// Writes the record of the current segment and moves to the next one.
+    fn finish_segment(&mut self, n: usize, status: RecordStatus, byte_count: u32) {
+        let Some(cfg) = self.se[n].config else { return };
+        let e = &self.se[n];
+        let Ok(ring) = Ring::new(cfg.seg_count) else {
+            return;
+        };
+        let modulus = 2 * u64::from(cfg.seg_count);
+        let Ok(idx) = ring.index((e.seq % modulus) as u32) else {
+            return;
+        };
+        let rec = Record {
+            seq: e.seq,
+            byte_count,
+            status,
+            owner: ring.owner(idx),
+        };
+        let mut bytes = [0u8; stream::RECORD_SIZE];
+        if rec.encode(&mut bytes).is_err() {
+            return;
+        }
+        let addr = cfg.rec_addr + u64::from(ring.slot(idx)) * stream::RECORD_SIZE as u64;
+        let body = self.dma_write(addr, &bytes[..stream::RECORD_OWNER_OFFSET]);
+        // A segment's data and its record body are visible before the owner byte (§8.3).
+        fence(Ordering::Release);
+        let owner = body.and_then(|()| {
+            self.dma_write(
+                addr + stream::RECORD_OWNER_OFFSET as u64,
+                &bytes[stream::RECORD_OWNER_OFFSET..],
+            )
+        });
+        let e = &mut self.se[n];
+        e.seq += 1;
+        e.pos = 0;
+        e.mismatch = false;
+        e.credits = e.credits.saturating_sub(1);
+        if owner.is_err() {
+            e.running = false;
+            e.error = true;
+            e.stopped = true;
+            self.error(ErrorCode::DmaWriteFault, source(n), rec.seq as u32, addr);
+            return;
+        }
+        self.counters.segments += 1;
+        e.unreported += 1;
+        if e.unreported == 1 {
+            e.first_unreported = Some(Instant::now());
+        }
+        if moderation_due(e.modr, e.unreported, e.first_unreported, Instant::now()) {
+            e.unreported = 0;
+            e.first_unreported = None;
+            self.raise(cause::se_segment(n as u32));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_divide_every_legal_segment_size() {
+        for log in 12..=30u32 {
+            let seg = 1u32 << log;
+            assert!(seg.is_multiple_of(BURST) || BURST.is_multiple_of(seg));
+        }
+    }
+}
