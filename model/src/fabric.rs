@@ -176,12 +176,16 @@ impl Fabric {
             _ => None,
         };
         let Some(t) = target else { return Vec::new() };
+        let responder_lid = self.node(t).lid;
+        // The agent answers after its port counted the request, and before it counts the
+        // response: a PortCounters answer includes the query itself.
+        if let Some(n) = self.all_nodes_mut().find(|n| n.lid == responder_lid) {
+            Self::count_rcv(n, mad::MAD_SIZE);
+        }
         let Some(response) = self.answer(t, &hdr, &p.mad, p.dst_qp) else {
             return Vec::new();
         };
-        let responder_lid = self.node(t).lid;
         if let Some(n) = self.all_nodes_mut().find(|n| n.lid == responder_lid) {
-            Self::count_rcv(n, mad::MAD_SIZE);
             Self::count_xmit(n, mad::MAD_SIZE);
         }
         Self::count_rcv(&mut self.local, mad::MAD_SIZE);

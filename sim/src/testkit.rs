@@ -220,6 +220,64 @@ impl TestAdapter {
         self.map_va(p as usize, len, device_writes, true)
     }
 
+    /// Allocates non-paged pool, fills it with `data` and maps it for the device to read: the
+    /// order a driver must follow, because a bounce buffer is filled when the mapping is made.
+    ///
+    /// # Errors
+    /// As [`TestAdapter::map_pool`].
+    pub fn map_pool_with(&self, data: &[u8]) -> Result<Mapping, KitError> {
+        let len = u32::try_from(data.len()).map_err(|_| KitError::BadRange)?;
+        // SAFETY: pool allocation has no pointer preconditions.
+        let p = unsafe {
+            ntddk::ExAllocatePool2(
+                POOL_FLAG_NON_PAGED,
+                u64::from(len),
+                u32::from_le_bytes(*b"Tkit"),
+            )
+        };
+        if p.is_null() {
+            return Err(KitError::NoMemory);
+        }
+        crate::machine::with_state(|st, _| {
+            st.mem.copy_from_slice(p as usize, data);
+            Ok(())
+        });
+        self.map_va(p as usize, len, false, true)
+    }
+
+    /// Unmaps like [`TestAdapter::unmap`] and returns the buffer's contents as the CPU sees
+    /// them after the unmap (bounce buffers copied back, caches flushed).
+    #[must_use]
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "consuming the handle makes a second unmap impossible"
+    )]
+    pub fn unmap_read(&self, m: Mapping) -> Vec<u8> {
+        let (va, len, mdl) = (m.va, m.len as usize, m.mdl);
+        let pool = m.pool;
+        if let Some(put) = self.ops().PutScatterGatherList {
+            at_dispatch(|| {
+                // SAFETY: as in `unmap`.
+                unsafe {
+                    put(
+                        self.adapter,
+                        m.list as PSCATTER_GATHER_LIST,
+                        u8::from(!m.device_writes),
+                    );
+                }
+            });
+        }
+        // SAFETY: the MDL is live until release_mdl below.
+        unsafe { ntddk::KeFlushIoBuffers(mdl as PMDL, TRUE, TRUE) };
+        let mut out = vec![0u8; len];
+        crate::machine::with_state(|st, _| {
+            st.mem.read_va(va, &mut out);
+            Ok(())
+        });
+        release_mdl(mdl as PMDL, pool, va);
+        out
+    }
+
     /// Maps `len` bytes of memory at `va` (pool, or user memory from [`Machine::alloc_user`])
     /// with an MDL and `GetScatterGatherList`.
     ///

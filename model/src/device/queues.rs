@@ -52,6 +52,8 @@ pub(super) struct Wq {
     /// Ring index of the oldest WQE not yet completed.
     done: u32,
     error: bool,
+    /// The error that stopped the queue: the syndrome of its flushed completions.
+    fail_code: Option<ErrorCode>,
     pub(super) stuck: bool,
     pages: Option<Vec<u64>>,
     recv: VecDeque<PostedRecv>,
@@ -388,6 +390,7 @@ impl State {
             });
         if !valid {
             self.wq[n].error = true;
+            self.wq[n].fail_code = Some(ErrorCode::DoorbellOverrun);
             self.error(ErrorCode::DoorbellOverrun, wq_source(n), value, 0);
             self.flush_wq(n);
             return;
@@ -708,6 +711,7 @@ impl State {
     /// A work queue hit an error: latch it, stop the queue, flush what remains (§4.2).
     fn fail_wq(&mut self, n: usize, code: ErrorCode, info: u32, addr: u64) {
         self.wq[n].error = true;
+        self.wq[n].fail_code = Some(code);
         if code == ErrorCode::WqeNotPosted {
             // The doorbell covered slots the driver never wrote: there is nothing there to
             // complete, so none of them gets a CQE.
@@ -727,12 +731,13 @@ impl State {
         } else {
             cqe::Opcode::Send
         };
+        let syndrome = self.wq[n].fail_code.unwrap_or(ErrorCode::CqOverflow);
         let flushed = |slot: u16| Completion {
             wq: n,
             slot,
             opcode,
             status: cqe::Status::WrFlushed,
-            syndrome: ErrorCode::None,
+            syndrome,
             byte_count: 0,
             rx: None,
             posted_len: 0,

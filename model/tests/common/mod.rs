@@ -1,0 +1,417 @@
+//! The test rig: a machine, an RHCA model on its bus, a DMA adapter, and helpers that do what
+//! a driver does — lay out rings in common buffers, write WQEs, ring doorbells, poll CQEs — by
+//! hand, through the HAL routines and the device's registers. No driver is involved.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "test geometry is small: ring sizes, slots and 32-bit register halves of addresses"
+)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhca_hw::cqe::{CQE_SIZE, Cqe};
+use rhca_hw::mad::{self, MadHeader};
+use rhca_hw::regs::{self, WqId, cq, db, wq};
+use rhca_hw::ring::Ring;
+use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
+use rhca_model::{ModelConfig, RhcaDevice};
+use wdk_sim::testkit::{CommonBuffer, Mapping, TestAdapter};
+use wdk_sim::{Attached, Config, Entered, Machine, PciFunction, Profile};
+
+/// A machine with one RHCA and a DMA adapter, entered on the test's thread.
+pub struct Rig {
+    pub dev: Arc<RhcaDevice>,
+    pub att: Attached,
+    buffers: RefCell<Vec<CommonBuffer>>,
+    mappings: RefCell<Vec<Mapping>>,
+    adapter: Option<TestAdapter>,
+    cpu: Option<Entered>,
+    pub m: Machine,
+}
+
+/// A created work queue as the driver tracks it.
+#[derive(Debug, Clone, Copy)]
+pub struct WqH {
+    pub id: WqId,
+    pub va: usize,
+    pub la: u64,
+    pub ring: Ring,
+    pub stride: usize,
+    /// Producer ring index (next slot to write).
+    pub pi: u32,
+}
+
+/// A created completion queue as the driver tracks it.
+#[derive(Debug, Clone)]
+pub struct CqH {
+    pub n: u32,
+    pub ring: Ring,
+    /// Logical address of every ring byte offset (contiguous or through a page list).
+    pub pages: Vec<usize>,
+    /// Consumer ring index.
+    pub ci: u32,
+}
+
+impl Rig {
+    pub fn new(profile: Profile) -> Self {
+        Self::with(Config::with_profile(profile), ModelConfig::default())
+    }
+
+    pub fn with(config: Config, model: ModelConfig) -> Self {
+        let width = model.caps.dma_width;
+        let m = Machine::new(config);
+        let (dev, att) = RhcaDevice::attach(&m, model).expect("valid model configuration");
+        let cpu = m.enter();
+        let adapter = TestAdapter::new(&att, width, 64 << 20).expect("adapter");
+        Self {
+            dev,
+            att,
+            buffers: RefCell::new(Vec::new()),
+            mappings: RefCell::new(Vec::new()),
+            adapter: Some(adapter),
+            cpu: Some(cpu),
+            m,
+        }
+    }
+
+    pub const fn adapter(&self) -> &TestAdapter {
+        self.adapter.as_ref().expect("adapter")
+    }
+
+    pub fn r(&self, off: u32) -> u32 {
+        self.dev.mmio_read(0, u64::from(off))
+    }
+
+    pub fn w(&self, off: u32, v: u32) {
+        self.dev.mmio_write(0, u64::from(off), v);
+    }
+
+    /// Reset, wait for READY (bounded, as the driver does), enable.
+    pub fn bring_up(&self) {
+        self.w(regs::CTRL.offset, regs::CTRL_RESET.mask());
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while !regs::STATUS_READY.is_set(self.r(regs::STATUS.offset)) {
+            assert!(Instant::now() < deadline, "reset did not complete");
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        self.w(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
+    }
+
+    /// A zeroed common buffer, freed at teardown.
+    pub fn common(&self, len: u32) -> (usize, u64) {
+        let b = self.adapter().common_buffer(len).expect("common buffer");
+        self.m.cpu_write(b.va, &vec![0u8; len as usize]).unwrap();
+        let r = (b.va, b.logical);
+        self.buffers.borrow_mut().push(b);
+        r
+    }
+
+    /// Pool mapped for the device; returns (va, logical address of the first element, the
+    /// elements). Unmapped at teardown.
+    pub fn pool(&self, len: u32, device_writes: bool) -> (usize, Vec<(u64, u32)>) {
+        let m = self
+            .adapter()
+            .map_pool(len, device_writes)
+            .expect("mapping");
+        let r = (m.va, m.elements.clone());
+        self.mappings.borrow_mut().push(m);
+        r
+    }
+
+    /// Unmaps the receive buffer at `va` (copying back a bounce buffer) and returns its bytes.
+    pub fn recv_data(&self, va: usize) -> Vec<u8> {
+        let mut maps = self.mappings.borrow_mut();
+        let i = maps
+            .iter()
+            .position(|m| m.va == va)
+            .expect("a mapped buffer");
+        let m = maps.swap_remove(i);
+        drop(maps);
+        self.adapter().unmap_read(m)
+    }
+
+    pub fn write(&self, va: usize, data: &[u8]) {
+        self.m.cpu_write(va, data).unwrap();
+    }
+
+    pub fn read(&self, va: usize, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.m.cpu_read(va, &mut v).unwrap();
+        v
+    }
+
+    pub fn create_cq(&self, n: u32, log_entries: u32) -> CqH {
+        let ring = Ring::from_log2(log_entries).unwrap();
+        let len = ring.entries() * CQE_SIZE as u32;
+        let (va, la) = self.common(len.max(4096));
+        self.w(cq::offset(n, cq::BASE_LO).unwrap(), la as u32);
+        self.w(cq::offset(n, cq::BASE_HI).unwrap(), (la >> 32) as u32);
+        self.w(
+            cq::offset(n, cq::CFG).unwrap(),
+            cq::CFG_LOG_ENTRIES.set(0, log_entries) | cq::CFG_VALID.mask(),
+        );
+        CqH {
+            n,
+            ring,
+            pages: (0..len.div_ceil(4096) as usize)
+                .map(|i| va + i * 4096)
+                .collect(),
+            ci: 0,
+        }
+    }
+
+    /// A CQ whose ring is `pages` separate 4 KiB common buffers listed in a page list.
+    pub fn create_cq_paged(&self, n: u32, log_entries: u32) -> CqH {
+        let ring = Ring::from_log2(log_entries).unwrap();
+        let len = ring.entries() as usize * CQE_SIZE;
+        assert!(len >= 4096);
+        let (page_list_va, page_list_la) = self.common(4096);
+        let mut pages = Vec::new();
+        let mut list = Vec::new();
+        for _ in 0..len / 4096 {
+            let (va, la) = self.common(4096);
+            pages.push(va);
+            list.extend_from_slice(&la.to_le_bytes());
+        }
+        self.write(page_list_va, &list);
+        self.w(cq::offset(n, cq::BASE_LO).unwrap(), page_list_la as u32);
+        self.w(cq::offset(n, cq::BASE_HI).unwrap(), (page_list_la >> 32) as u32);
+        self.w(
+            cq::offset(n, cq::CFG).unwrap(),
+            cq::CFG_LOG_ENTRIES.set(0, log_entries)
+                | cq::CFG_PAGE_LIST.mask()
+                | cq::CFG_VALID.mask(),
+        );
+        CqH {
+            n,
+            ring,
+            pages,
+            ci: 0,
+        }
+    }
+
+    pub fn create_wq(&self, id: WqId, log_entries: u32, log_stride: u32, cqn: u32) -> WqH {
+        let ring = Ring::from_log2(log_entries).unwrap();
+        let stride = 1usize << log_stride;
+        let len = (ring.entries() as usize * stride).max(4096) as u32;
+        let (va, la) = self.common(len);
+        self.w(wq::offset(id, wq::BASE_LO), la as u32);
+        self.w(wq::offset(id, wq::BASE_HI), (la >> 32) as u32);
+        self.w(
+            wq::offset(id, wq::CFG),
+            wq::CFG_LOG_ENTRIES.set(0, log_entries)
+                | wq::CFG_LOG_STRIDE.set(0, log_stride)
+                | wq::CFG_CQN.set(0, cqn)
+                | wq::CFG_VALID.mask(),
+        );
+        WqH {
+            id,
+            va,
+            la,
+            ring,
+            stride,
+            pi: 0,
+        }
+    }
+
+    /// Writes `w` into the next slot with the right owner bit and index; does not ring.
+    pub fn post(&self, q: &mut WqH, ctrl: Ctrl, payload: Payload<'_>) {
+        let at = q.ring.index(q.pi).unwrap();
+        let slot = q.ring.slot(at);
+        let wqe = Wqe {
+            ctrl: Ctrl {
+                owner: q.ring.owner(at),
+                wqe_index: slot as u16,
+                qpn: q.id.qpn() as u8,
+                ..ctrl
+            },
+            payload,
+        };
+        let mut buf = vec![0u8; q.stride];
+        wqe.encode(&mut buf).unwrap();
+        self.write(q.va + slot as usize * q.stride, &buf);
+        q.pi = q.ring.next(at).raw();
+    }
+
+    pub fn ring(&self, q: &WqH) {
+        // The release fence a driver issues here is implicit: the test thread wrote the WQE
+        // through the machine lock the device's fetch also takes.
+        self.w(db::wq(q.id), q.pi);
+    }
+
+    /// Posts one receive buffer of `len` bytes (pool mapped for device writes); returns its va.
+    pub fn post_recv(&self, q: &mut WqH, len: u32) -> usize {
+        let (va, el) = self.pool(len, true);
+        let mut segs = [DataSeg::default(); 4];
+        for (s, &(addr, l)) in segs.iter_mut().zip(el.iter()) {
+            *s = DataSeg {
+                byte_count: l,
+                lkey: 0,
+                addr,
+            };
+        }
+        self.post(
+            q,
+            Ctrl {
+                opcode: Opcode::Recv as u8,
+                signaled: true,
+                ..Ctrl::default()
+            },
+            Payload::Segments {
+                segs,
+                count: el.len(),
+            },
+        );
+        va
+    }
+
+    /// Posts a send of `mad` from a mapped pool buffer.
+    pub fn post_send(
+        &self,
+        q: &mut WqH,
+        mad_bytes: &[u8; mad::MAD_SIZE],
+        dlid: u16,
+        rqpn: u32,
+        qkey: u32,
+    ) {
+        let m = self.adapter().map_pool_with(mad_bytes).expect("mapping");
+        let el = m.elements.clone();
+        self.mappings.borrow_mut().push(m);
+        let mut segs = [DataSeg::default(); 4];
+        for (s, &(addr, l)) in segs.iter_mut().zip(el.iter()) {
+            *s = DataSeg {
+                byte_count: l,
+                lkey: 0,
+                addr,
+            };
+        }
+        self.post(
+            q,
+            Ctrl {
+                opcode: Opcode::Send as u8,
+                signaled: true,
+                dlid,
+                remote_qpn: rqpn,
+                qkey,
+                ..Ctrl::default()
+            },
+            Payload::Segments {
+                segs,
+                count: el.len(),
+            },
+        );
+    }
+
+    /// The CQE at the consumer index if its owner bit says it is valid.
+    pub fn poll(&self, c: &mut CqH) -> Option<Cqe> {
+        let at = c.ring.index(c.ci).unwrap();
+        let off = c.ring.slot(at) as usize * CQE_SIZE;
+        let va = c.pages[off / 4096] + off % 4096;
+        let bytes = self.read(va, CQE_SIZE);
+        if !c.ring.is_owned(at, Cqe::owner_of(bytes[31])) {
+            return None;
+        }
+        c.ci = c.ring.next(at).raw();
+        Some(Cqe::decode(&bytes).expect("the model writes valid CQEs"))
+    }
+
+    /// Raw bytes of the CQE at the consumer index (valid or not), advancing.
+    pub fn poll_raw(&self, c: &mut CqH) -> Option<Vec<u8>> {
+        let at = c.ring.index(c.ci).unwrap();
+        let off = c.ring.slot(at) as usize * CQE_SIZE;
+        let va = c.pages[off / 4096] + off % 4096;
+        let bytes = self.read(va, CQE_SIZE);
+        if !c.ring.is_owned(at, Cqe::owner_of(bytes[31])) {
+            return None;
+        }
+        c.ci = c.ring.next(at).raw();
+        Some(bytes)
+    }
+
+    pub fn drain(&self, c: &mut CqH) -> Vec<Cqe> {
+        let mut v = Vec::new();
+        while let Some(e) = self.poll(c) {
+            v.push(e);
+        }
+        self.w(db::cq_ci(c.n).unwrap(), c.ci);
+        v
+    }
+
+    pub fn syndrome(&self) -> (u32, u32) {
+        let s = self.r(regs::ERR_SYNDROME.offset);
+        (
+            regs::ERR_SYNDROME_CODE.get(s),
+            regs::ERR_SYNDROME_SOURCE.get(s),
+        )
+    }
+
+    /// Quiesces the device, releases every buffer and the adapter; returns what leaked.
+    pub fn teardown(&mut self) -> Vec<String> {
+        if !regs::ALL_ONES.eq(&self.r(regs::STATUS.offset)) {
+            self.w(
+                regs::CTRL.offset,
+                regs::CTRL_ENABLE.mask() | regs::CTRL_QUIESCE.mask(),
+            );
+            assert!(regs::STATUS_QUIESCED.is_set(self.r(regs::STATUS.offset)));
+        }
+        if let Some(a) = self.adapter.as_ref() {
+            for m in self.mappings.borrow_mut().drain(..) {
+                a.unmap(m);
+            }
+            for b in self.buffers.borrow_mut().drain(..) {
+                a.free_common(b);
+            }
+        }
+        self.adapter = None;
+        let leaks = self.m.leaks().expect("no late device writes");
+        self.cpu = None;
+        leaks
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if self.cpu.is_some() && !std::thread::panicking() && self.m.bugcheck().is_none() {
+            let _ = self.teardown();
+        } else {
+            // A failed test or a stopped machine: releasing now could bug-check inside an
+            // `extern "C"` routine, which cannot unwind. Leak instead; the process ends soon.
+            std::mem::forget(self.adapter.take());
+            std::mem::forget(std::mem::take(&mut *self.mappings.borrow_mut()));
+            std::mem::forget(std::mem::take(&mut *self.buffers.borrow_mut()));
+        }
+    }
+}
+
+/// A MAD with `hdr` and zeroed data.
+pub fn mad_with(hdr: MadHeader) -> [u8; mad::MAD_SIZE] {
+    let mut m = [0u8; mad::MAD_SIZE];
+    hdr.encode(&mut m).unwrap();
+    m
+}
+
+/// A directed-route `SubnGet` of `attr_id` along `path` (hop count = path length - 1).
+pub fn dr_get(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> [u8; mad::MAD_SIZE] {
+    let hops = (path.len() - 1) as u16;
+    let mut m = mad_with(MadHeader {
+        base_version: 1,
+        mgmt_class: mad::class::SUBN_DIRECTED_ROUTE,
+        class_version: 1,
+        method: mad::method::GET,
+        class_specific: hops,
+        tid,
+        attr_id,
+        attr_mod,
+        ..MadHeader::default()
+    });
+    m[mad::smp::DR_SLID..mad::smp::DR_SLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
+    m[mad::smp::DR_DLID..mad::smp::DR_DLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
+    m[mad::smp::INITIAL_PATH..mad::smp::INITIAL_PATH + path.len()].copy_from_slice(path);
+    m
+}
