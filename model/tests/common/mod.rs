@@ -171,17 +171,17 @@ impl Rig {
         let ring = Ring::from_log2(log_entries).unwrap();
         let len = ring.entries() as usize * CQE_SIZE;
         assert!(len >= 4096);
-        let (page_list_va, page_list_la) = self.common(4096);
+        let (table_va, table_logical) = self.common(4096);
         let mut pages = Vec::new();
         let mut list = Vec::new();
         for _ in 0..len / 4096 {
-            let (va, la) = self.common(4096);
-            pages.push(va);
-            list.extend_from_slice(&la.to_le_bytes());
+            let (page_va, page_logical) = self.common(4096);
+            pages.push(page_va);
+            list.extend_from_slice(&page_logical.to_le_bytes());
         }
-        self.write(page_list_va, &list);
-        self.w(cq::offset(n, cq::BASE_LO).unwrap(), page_list_la as u32);
-        self.w(cq::offset(n, cq::BASE_HI).unwrap(), (page_list_la >> 32) as u32);
+        self.write(table_va, &list);
+        self.w(cq::offset(n, cq::BASE_LO).unwrap(), table_logical as u32);
+        self.w(cq::offset(n, cq::BASE_HI).unwrap(), (table_logical >> 32) as u32);
         self.w(
             cq::offset(n, cq::CFG).unwrap(),
             cq::CFG_LOG_ENTRIES.set(0, log_entries)
