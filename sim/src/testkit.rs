@@ -318,6 +318,11 @@ impl TestAdapter {
                 );
             }
         }
+        // Before a transfer a driver flushes the buffer from the processor caches (cleans it
+        // for memory→device, invalidates it for device→memory); `GetScatterGatherList` does
+        // not do this itself (windows-dma.md §4).
+        // SAFETY: the MDL was just built for memory the caller owns.
+        unsafe { ntddk::KeFlushIoBuffers(mdl, u8::from(device_writes), TRUE) };
         let get = self.ops().GetScatterGatherList.ok_or(KitError::NoAdapter)?;
         let mut out = 0usize;
         let st = at_dispatch(|| {
@@ -381,6 +386,24 @@ impl TestAdapter {
             });
         }
         release_mdl(m.mdl as PMDL, m.pool, m.va);
+    }
+
+    /// `FlushDmaBuffer` on the whole mapping, keeping it: after the device wrote (the CPU then
+    /// sees the data), or after the CPU wrote (the device then sees it).
+    ///
+    /// # Errors
+    /// [`KitError::Map`] with the routine's status.
+    pub fn flush_dma(&self, m: &Mapping) -> Result<(), KitError> {
+        let flush = self.ops().FlushDmaBuffer.ok_or(KitError::NoAdapter)?;
+        let st = at_dispatch(|| {
+            // SAFETY: the adapter and the mapping's MDL are live.
+            unsafe { flush(self.adapter, m.mdl as PMDL, u8::from(m.device_writes)) }
+        });
+        if st < 0 {
+            Err(KitError::Map(st))
+        } else {
+            Ok(())
+        }
     }
 
     /// `FlushAdapterBuffers`-free helper: `KeFlushIoBuffers` on the mapping's MDL, the flush a

@@ -124,6 +124,25 @@ impl Rig {
         r
     }
 
+    /// Maps `len` bytes of a user buffer (the application's circular buffer) for the stream's
+    /// life; returns the mapping's elements. Unmapped at teardown.
+    pub fn map_user(&self, va: usize, len: u32, device_writes: bool) -> Vec<(u64, u32)> {
+        let m = self
+            .adapter()
+            .map_user(va, len, device_writes)
+            .expect("mapping");
+        let el = m.elements.clone();
+        self.mappings.borrow_mut().push(m);
+        el
+    }
+
+    /// `FlushDmaBuffer` on the mapping of `va`.
+    pub fn flush(&self, va: usize) {
+        let maps = self.mappings.borrow();
+        let m = maps.iter().find(|m| m.va == va).expect("a mapped buffer");
+        self.adapter().flush_dma(m).expect("flush");
+    }
+
     /// Unmaps the receive buffer at `va` (copying back a bounce buffer) and returns its bytes.
     pub fn recv_data(&self, va: usize) -> Vec<u8> {
         let mut maps = self.mappings.borrow_mut();
@@ -181,7 +200,10 @@ impl Rig {
         }
         self.write(table_va, &list);
         self.w(cq::offset(n, cq::BASE_LO).unwrap(), table_logical as u32);
-        self.w(cq::offset(n, cq::BASE_HI).unwrap(), (table_logical >> 32) as u32);
+        self.w(
+            cq::offset(n, cq::BASE_HI).unwrap(),
+            (table_logical >> 32) as u32,
+        );
         self.w(
             cq::offset(n, cq::CFG).unwrap(),
             cq::CFG_LOG_ENTRIES.set(0, log_entries)
