@@ -785,3 +785,38 @@ fn cqes_never_fail_the_drivers_checks() {
         }
     }
 }
+
+#[test]
+fn a_worker_thread_services_doorbells_on_its_own() {
+    let rig = Rig::new(Profile::COHERENT);
+    let (mut c, mut qs, _) = rig_with_queues(&rig, 0);
+    let worker = rig.dev.spawn_worker();
+    let mut seen = 0;
+    for _ in 0..10 {
+        rig.post(
+            &mut qs[2],
+            Ctrl {
+                opcode: Opcode::Nop as u8,
+                signaled: true,
+                ..Ctrl::default()
+            },
+            Payload::None,
+        );
+        rig.ring(&qs[2]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = rig.drain(&mut c).len();
+            seen += got;
+            if got > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never completed the NOP"
+            );
+            std::thread::yield_now();
+        }
+    }
+    drop(worker);
+    assert_eq!(seen, 10);
+}
