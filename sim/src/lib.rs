@@ -14,8 +14,8 @@
 //!   Driver Verifier's DMA checks reported as bug check 0xE6 ([`BugCheck`]);
 //! - [`bus`]: the device's side of the bus, for `rhca-model`;
 //! - [`testkit`]: safe adapter, buffer and mapping handles for tests that play the driver;
-//! - later (wdk-sim part 2): KMDF objects, queues, requests, interrupts, PnP/power and
-//!   user-mode handles.
+//! - [`wdf`] (part 2): KMDF objects, queues, requests, interrupts, and the [`wdf::host`] harness
+//!   that plays `PnP`, power and user-mode processes with handles.
 //!
 //! Every mirrored item cites the C definition it mirrors; `docs/sim-fidelity.md` lists what is
 //! modelled, from which source, and the known differences from Windows.
@@ -59,6 +59,7 @@ mod mem;
 pub mod ntddk;
 pub mod testkit;
 pub mod types;
+pub mod wdf;
 
 pub use bugcheck::BugCheck;
 pub use bus::{
@@ -69,6 +70,7 @@ pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};
 pub use machine::{Config, Entered, Machine, Profile};
 pub use mem::{TagUsage, tag_name};
 pub use types::*;
+pub use wdf::types::*;
 
 /// `typedef LONG NTSTATUS;` (`shared/ntdef.h`).
 ///

@@ -156,6 +156,7 @@ pub(crate) struct State {
     pub(crate) mem: crate::mem::Memory,
     pub(crate) hal: crate::hal::Hal,
     pub(crate) bus: crate::bus::Bus,
+    pub(crate) wdf: crate::wdf::WdfState,
 }
 
 pub(crate) struct Inner {
@@ -309,6 +310,7 @@ impl Machine {
             mem: crate::mem::Memory::new(&config),
             hal: crate::hal::Hal::new(&config),
             bus: crate::bus::Bus::default(),
+            wdf: crate::wdf::WdfState::default(),
         };
         Self(Arc::new(Inner {
             config,
@@ -434,6 +436,28 @@ impl Machine {
             previous,
             previous_irql,
         }
+    }
+
+    /// Starts a long-lived simulated CPU (an interrupt or DPC processor) running `f`. A bug
+    /// check on it stops the machine and parks the thread, as on any CPU.
+    pub(crate) fn spawn_cpu<F>(&self, name: &str, f: F) -> std::thread::JoinHandle<()>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let inner = self.0.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
+                set_irql(PASSIVE_LEVEL);
+                HALT_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(|_| {})));
+                if let Err(p) = catch_unwind(AssertUnwindSafe(f))
+                    && let Some(b) = bugcheck::from_panic(p.as_ref())
+                {
+                    inner.record(b);
+                }
+            })
+            .expect("wdk-sim: cannot start a simulated CPU")
     }
 
     /// Runs `f` on a fresh simulated CPU at `PASSIVE_LEVEL` and waits for it.

@@ -28,7 +28,7 @@ use crate::types::{
 };
 
 /// A non-DMA routine called above its maximum IRQL: `IRQL_NOT_LESS_OR_EQUAL`.
-fn check_max(max: KIRQL, routine: &'static str) {
+pub(crate) fn check_max(max: KIRQL, routine: &'static str) {
     let cur = irql();
     if cur > max {
         crate::machine::halt(BugCheck::new(
@@ -120,6 +120,11 @@ pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: PKSPIN_LOCK) -> KIRQL {
     old
 }
 
+/// Spins until `lock` is free and takes it (no IRQL change).
+pub(crate) fn spin_acquire(lock: PKSPIN_LOCK) {
+    acquire(lock);
+}
+
 fn acquire(lock: PKSPIN_LOCK) {
     let w = lock_word(lock);
     let me = thread_token();
@@ -160,6 +165,11 @@ pub unsafe fn KeReleaseSpinLock(SpinLock: PKSPIN_LOCK, NewIrql: KIRQL) {
         ));
     }
     set_irql(NewIrql);
+}
+
+/// Releases `lock` (held by this CPU, at `DISPATCH_LEVEL` or above).
+pub(crate) fn spin_release(lock: PKSPIN_LOCK) {
+    release(lock);
 }
 
 fn release(lock: PKSPIN_LOCK) {

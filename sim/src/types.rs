@@ -62,6 +62,8 @@ pub type POOL_FLAGS = ULONG64;
 pub type KIRQL = UCHAR;
 /// `typedef KIRQL *PKIRQL;`
 pub type PKIRQL = *mut KIRQL;
+/// `typedef ULONG_PTR KAFFINITY;`
+pub type KAFFINITY = ULONG_PTR;
 /// `typedef ULONG_PTR KSPIN_LOCK;` (`wdm.h`).
 pub type KSPIN_LOCK = ULONG_PTR;
 /// `typedef KSPIN_LOCK *PKSPIN_LOCK;`

@@ -1,0 +1,1011 @@
+//! The WDF methods, mirrored from `wdf*.h` (KMDF 1.33) without the `DriverGlobals` parameter,
+//! as `call_unsafe_wdf_function_binding!` passes them. Each cites its C prototype and IRQL.
+//!
+//! # Safety
+//! Every method is an `unsafe fn`: pointer arguments must be valid as the WDK documents for the
+//! method, and the caller must run on a CPU of a [`crate::Machine`].
+
+#![expect(
+    clippy::missing_safety_doc,
+    reason = "the module documents the one safety contract every WDF method shares"
+)]
+#![expect(non_snake_case, reason = "mirrors the C method and parameter names")]
+
+use core::ptr::null_mut;
+
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the methods use the mirrored surface wholesale"
+)]
+use super::types::*;
+use super::{Kind, ReqKind, ReqState, SpinLockData, WDF_VIOLATION, WdfState, wdf_rule};
+use crate::bugcheck::BugCheck;
+use crate::machine::{halt, irql, set_irql, with_state};
+use crate::ntddk::check_max;
+use crate::types::{
+    DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG,
+    ULONG_PTR,
+};
+use crate::{
+    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+};
+
+/// `STATUS_NO_MORE_ENTRIES` (0x8000001A).
+pub const STATUS_NO_MORE_ENTRIES: NTSTATUS = 0x8000_001A_u32.cast_signed();
+
+/// The device IRQL the simulator gives every interrupt (a DIRQL above `DISPATCH_LEVEL`).
+pub const SIM_DIRQL: KIRQL = 9;
+
+fn wdf<R>(f: impl FnOnce(&mut WdfState) -> Result<R, BugCheck>) -> R {
+    with_state(|st, _| f(&mut st.wdf))
+}
+
+fn null_arg(what: &'static str) -> ! {
+    halt(BugCheck::new(
+        WDF_VIOLATION,
+        [0x4, 0, 0, 0],
+        Box::leak(format!("NULL passed as {what}, which must not be NULL").into_boxed_str()),
+        "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x4",
+    ))
+}
+
+/// Calls a driver callback and checks it returned at the IRQL it was called at (KMDF Verifier:
+/// 0x10D, parameter 1 = 0xE).
+pub(crate) fn callback<R>(f: impl FnOnce() -> R) -> R {
+    let before = irql();
+    let r = f();
+    let after = irql();
+    if before != after {
+        halt(BugCheck::new(
+            WDF_VIOLATION,
+            [0xE, u64::from(before), u64::from(after), 0],
+            "an event callback returned at another IRQL than it was called at",
+            "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0xE",
+        ));
+    }
+    r
+}
+
+fn attrs<'a>(a: PWDF_OBJECT_ATTRIBUTES) -> Option<&'a WDF_OBJECT_ATTRIBUTES> {
+    // SAFETY: WDF_NO_OBJECT_ATTRIBUTES is NULL; otherwise the driver passes a live struct.
+    (!a.is_null()).then(|| unsafe { &*a })
+}
+
+fn parent_of(a: Option<&WDF_OBJECT_ATTRIBUTES>, default: usize) -> usize {
+    a.map(|a| a.ParentObject as usize)
+        .filter(|&p| p != 0)
+        .unwrap_or(default)
+}
+
+// ---- driver ----
+
+/// `NTSTATUS WdfDriverCreate(PDRIVER_OBJECT, PCUNICODE_STRING RegistryPath,
+/// PWDF_OBJECT_ATTRIBUTES, PWDF_DRIVER_CONFIG, WDFDRIVER *Driver)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDriverCreate(
+    DriverObject: PDRIVER_OBJECT,
+    _RegistryPath: PCUNICODE_STRING,
+    DriverAttributes: PWDF_OBJECT_ATTRIBUTES,
+    DriverConfig: PWDF_DRIVER_CONFIG,
+    Driver: *mut WDFDRIVER,
+) -> NTSTATUS {
+    check_max(PASSIVE_LEVEL, "WdfDriverCreate");
+    if DriverObject.is_null() || DriverConfig.is_null() {
+        null_arg("DriverObject or DriverConfig");
+    }
+    // SAFETY: checked non-null; the driver passes its config.
+    let config = unsafe { *DriverConfig };
+    let a = attrs(DriverAttributes);
+    let h = wdf(|w| {
+        if w.driver.is_some() {
+            return Ok(None);
+        }
+        let h = w.insert(Kind::Driver(config), None, a);
+        w.driver = Some(h);
+        Ok(Some(h))
+    });
+    let Some(h) = h else {
+        return STATUS_INVALID_DEVICE_REQUEST;
+    };
+    if !Driver.is_null() {
+        // SAFETY: the driver passes a writable handle slot (or WDF_NO_HANDLE).
+        unsafe { *Driver = h as WDFDRIVER };
+    }
+    STATUS_SUCCESS
+}
+
+// ---- device init ----
+
+fn with_init<R>(init: PWDFDEVICE_INIT, f: impl FnOnce(&mut super::DeviceInitData) -> R) -> R {
+    wdf(|w| {
+        let d = w.inits.get_mut(&(init as usize)).ok_or_else(|| {
+            BugCheck::sim(
+                wdf_rule::BAD_DEVICE_INIT,
+                init as u64,
+                0,
+                "a WDFDEVICE_INIT that is not live (used after WdfDeviceCreate, or never given)",
+            )
+        })?;
+        if d.created.is_some() {
+            return Err(BugCheck::sim(
+                wdf_rule::BAD_DEVICE_INIT,
+                init as u64,
+                1,
+                "WDFDEVICE_INIT used after WdfDeviceCreate consumed it",
+            ));
+        }
+        Ok(f(d))
+    })
+}
+
+/// `VOID WdfDeviceInitSetPnpPowerEventCallbacks(PWDFDEVICE_INIT, PWDF_PNPPOWER_EVENT_CALLBACKS)`;
+/// PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceInitSetPnpPowerEventCallbacks(
+    DeviceInit: PWDFDEVICE_INIT,
+    PnpPowerEventCallbacks: PWDF_PNPPOWER_EVENT_CALLBACKS,
+) {
+    check_max(PASSIVE_LEVEL, "WdfDeviceInitSetPnpPowerEventCallbacks");
+    if PnpPowerEventCallbacks.is_null() {
+        null_arg("PnpPowerEventCallbacks");
+    }
+    // SAFETY: checked non-null.
+    let cb = unsafe { *PnpPowerEventCallbacks };
+    with_init(DeviceInit, |d| d.pnp = cb);
+}
+
+/// `VOID WdfDeviceInitSetIoType(PWDFDEVICE_INIT, WDF_DEVICE_IO_TYPE)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceInitSetIoType(DeviceInit: PWDFDEVICE_INIT, IoType: WDF_DEVICE_IO_TYPE) {
+    check_max(PASSIVE_LEVEL, "WdfDeviceInitSetIoType");
+    with_init(DeviceInit, |d| d.io_type = IoType);
+}
+
+/// `VOID WdfDeviceInitSetFileObjectConfig(PWDFDEVICE_INIT, PWDF_FILEOBJECT_CONFIG,
+/// PWDF_OBJECT_ATTRIBUTES)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceInitSetFileObjectConfig(
+    DeviceInit: PWDFDEVICE_INIT,
+    FileObjectConfig: PWDF_FILEOBJECT_CONFIG,
+    _FileObjectAttributes: PWDF_OBJECT_ATTRIBUTES,
+) {
+    check_max(PASSIVE_LEVEL, "WdfDeviceInitSetFileObjectConfig");
+    if FileObjectConfig.is_null() {
+        null_arg("FileObjectConfig");
+    }
+    // SAFETY: checked non-null.
+    let cfg = unsafe { *FileObjectConfig };
+    with_init(DeviceInit, |d| d.file = cfg);
+}
+
+/// `VOID WdfDeviceInitSetExclusive(PWDFDEVICE_INIT, BOOLEAN IsExclusive)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceInitSetExclusive(
+    DeviceInit: PWDFDEVICE_INIT,
+    IsExclusive: crate::types::BOOLEAN,
+) {
+    check_max(PASSIVE_LEVEL, "WdfDeviceInitSetExclusive");
+    with_init(DeviceInit, |d| d.exclusive = IsExclusive != 0);
+}
+
+/// `NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES,
+/// WDFDEVICE *Device)`; PASSIVE_LEVEL. On success `*DeviceInit` becomes NULL.
+pub unsafe fn WdfDeviceCreate(
+    DeviceInit: *mut PWDFDEVICE_INIT,
+    DeviceAttributes: PWDF_OBJECT_ATTRIBUTES,
+    Device: *mut WDFDEVICE,
+) -> NTSTATUS {
+    check_max(PASSIVE_LEVEL, "WdfDeviceCreate");
+    if DeviceInit.is_null() || Device.is_null() {
+        null_arg("DeviceInit or Device");
+    }
+    // SAFETY: checked non-null; the driver passes the address of its PWDFDEVICE_INIT.
+    let init = unsafe { *DeviceInit };
+    let a = attrs(DeviceAttributes);
+    let h = wdf(|w| {
+        let driver = w.driver.ok_or_else(|| {
+            BugCheck::sim(
+                wdf_rule::BAD_DEVICE_INIT,
+                0,
+                2,
+                "WdfDeviceCreate before WdfDriverCreate",
+            )
+        })?;
+        let d = w.inits.get_mut(&(init as usize)).ok_or_else(|| {
+            BugCheck::sim(
+                wdf_rule::BAD_DEVICE_INIT,
+                init as u64,
+                0,
+                "WdfDeviceCreate with a dead WDFDEVICE_INIT",
+            )
+        })?;
+        let data = super::DeviceData {
+            pnp: d.pnp,
+            file: d.file,
+            pdo: d.pdo,
+            fdo: Box::new(crate::types::_DEVICE_OBJECT {
+                Type: 3,
+                Size: 0,
+                ReferenceCount: 0,
+                DriverObject: null_mut(),
+                NextDevice: null_mut(),
+                AttachedDevice: d.pdo as PDEVICE_OBJECT,
+                CurrentIrp: null_mut(),
+                Flags: 0,
+                Characteristics: 0,
+                DeviceExtension: null_mut(),
+                DeviceType: FILE_DEVICE_UNKNOWN,
+                StackSize: 2,
+                AlignmentRequirement: 0,
+            }),
+            slot: d.slot,
+            interfaces: Vec::new(),
+            default_queue: None,
+            ioctl_queue: None,
+            queues: Vec::new(),
+            interrupts: Vec::new(),
+            in_d0: false,
+            failed: false,
+            res_lists: None,
+        };
+        let h = w.insert(Kind::Device(Box::new(data)), Some(driver), a);
+        if let Some(d) = w.inits.get_mut(&(init as usize)) {
+            d.created = Some(h);
+        }
+        Ok(h)
+    });
+    // SAFETY: as above.
+    unsafe { *DeviceInit = null_mut() };
+    // SAFETY: as above.
+    unsafe { *Device = h as WDFDEVICE };
+    STATUS_SUCCESS
+}
+
+/// `NTSTATUS WdfDeviceCreateDeviceInterface(WDFDEVICE, const GUID *InterfaceClassGUID,
+/// PCUNICODE_STRING ReferenceString)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceCreateDeviceInterface(
+    Device: WDFDEVICE,
+    InterfaceClassGUID: *const GUID,
+    _ReferenceString: PCUNICODE_STRING,
+) -> NTSTATUS {
+    check_max(PASSIVE_LEVEL, "WdfDeviceCreateDeviceInterface");
+    if InterfaceClassGUID.is_null() {
+        null_arg("InterfaceClassGUID");
+    }
+    // SAFETY: checked non-null.
+    let g = unsafe { *InterfaceClassGUID };
+    wdf(|w| {
+        w.device(Device as usize)?.interfaces.push(g);
+        Ok(())
+    });
+    STATUS_SUCCESS
+}
+
+/// `PDEVICE_OBJECT WdfDeviceWdmGetPhysicalDevice(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfDeviceWdmGetPhysicalDevice(Device: WDFDEVICE) -> PDEVICE_OBJECT {
+    check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetPhysicalDevice");
+    wdf(|w| Ok(w.device(Device as usize)?.pdo as PDEVICE_OBJECT))
+}
+
+/// `PDEVICE_OBJECT WdfDeviceWdmGetDeviceObject(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfDeviceWdmGetDeviceObject(Device: WDFDEVICE) -> PDEVICE_OBJECT {
+    check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetDeviceObject");
+    wdf(|w| {
+        let d = w.device(Device as usize)?;
+        Ok(core::ptr::from_mut(&mut *d.fdo))
+    })
+}
+
+/// `VOID WdfDeviceSetFailed(WDFDEVICE, WDF_DEVICE_FAILED_ACTION)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfDeviceSetFailed(Device: WDFDEVICE, _FailedAction: WDF_DEVICE_FAILED_ACTION) {
+    check_max(DISPATCH_LEVEL, "WdfDeviceSetFailed");
+    wdf(|w| {
+        w.device(Device as usize)?.failed = true;
+        Ok(())
+    });
+}
+
+// ---- resources ----
+
+fn res_list(w: &WdfState, h: usize) -> Result<&[CM_PARTIAL_RESOURCE_DESCRIPTOR], BugCheck> {
+    match &w.get(h, "WDFCMRESLIST")?.kind {
+        Kind::ResList(l) => Ok(l),
+        k => Err(BugCheck::new(
+            WDF_VIOLATION,
+            [0x5, h as u64, 0, 0],
+            Box::leak(
+                format!(
+                    "a {} handle passed where a WDFCMRESLIST is required",
+                    k.name()
+                )
+                .into_boxed_str(),
+            ),
+            "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5",
+        )),
+    }
+}
+
+/// `ULONG WdfCmResourceListGetCount(WDFCMRESLIST)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfCmResourceListGetCount(List: WDFCMRESLIST) -> ULONG {
+    check_max(DISPATCH_LEVEL, "WdfCmResourceListGetCount");
+    wdf(|w| Ok(res_list(w, List as usize)?.len() as ULONG))
+}
+
+/// `PCM_PARTIAL_RESOURCE_DESCRIPTOR WdfCmResourceListGetDescriptor(WDFCMRESLIST, ULONG Index)`;
+/// `<= DISPATCH_LEVEL`. NULL for an index beyond the list.
+pub unsafe fn WdfCmResourceListGetDescriptor(
+    List: WDFCMRESLIST,
+    Index: ULONG,
+) -> PCM_PARTIAL_RESOURCE_DESCRIPTOR {
+    check_max(DISPATCH_LEVEL, "WdfCmResourceListGetDescriptor");
+    wdf(|w| {
+        let l = res_list(w, List as usize)?;
+        Ok(l.get(Index as usize)
+            .map_or(null_mut(), |d| core::ptr::from_ref(d).cast_mut()))
+    })
+}
+
+// ---- interrupts ----
+
+/// `NTSTATUS WdfInterruptCreate(WDFDEVICE, PWDF_INTERRUPT_CONFIG, PWDF_OBJECT_ATTRIBUTES,
+/// WDFINTERRUPT *Interrupt)`; PASSIVE_LEVEL (in `EvtDriverDeviceAdd` or
+/// `EvtDevicePrepareHardware`). Interrupts take message numbers in creation order.
+pub unsafe fn WdfInterruptCreate(
+    Device: WDFDEVICE,
+    Configuration: PWDF_INTERRUPT_CONFIG,
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    Interrupt: *mut WDFINTERRUPT,
+) -> NTSTATUS {
+    check_max(PASSIVE_LEVEL, "WdfInterruptCreate");
+    if Configuration.is_null() || Interrupt.is_null() {
+        null_arg("Configuration or Interrupt");
+    }
+    // SAFETY: checked non-null.
+    let config = unsafe { *Configuration };
+    if config.EvtInterruptIsr.is_none() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let a = attrs(Attributes);
+    let h = wdf(|w| {
+        let dev = Device as usize;
+        let message = w.device(dev)?.interrupts.len() as u32;
+        let data = super::InterruptData {
+            config,
+            device: dev,
+            lock: Box::new(0),
+            message,
+            irql: SIM_DIRQL,
+            connected: false,
+            dpc_queued: false,
+            held_irql: 0,
+        };
+        let h = w.insert(Kind::Interrupt(Box::new(data)), Some(parent_of(a, dev)), a);
+        w.device(dev)?.interrupts.push(h);
+        Ok(h)
+    });
+    // SAFETY: checked non-null.
+    unsafe { *Interrupt = h as WDFINTERRUPT };
+    STATUS_SUCCESS
+}
+
+/// `BOOLEAN WdfInterruptQueueDpcForIsr(WDFINTERRUPT)`; any IRQL. FALSE when already queued.
+pub unsafe fn WdfInterruptQueueDpcForIsr(Interrupt: WDFINTERRUPT) -> crate::types::BOOLEAN {
+    let (queued, tx) = wdf(|w| {
+        let i = w.interrupt(Interrupt as usize)?;
+        if i.dpc_queued {
+            return Ok((false, None));
+        }
+        i.dpc_queued = true;
+        w.dpcs.push_back(Interrupt as usize);
+        Ok((true, w.irq_tx.clone()))
+    });
+    if let Some(tx) = tx {
+        let _ = tx.send(super::host::IrqEvent::Dpc);
+    }
+    u8::from(queued)
+}
+
+fn interrupt_lock(h: usize) -> (*mut crate::types::KSPIN_LOCK, KIRQL) {
+    wdf(|w| {
+        let i = w.interrupt(h)?;
+        Ok((core::ptr::from_mut(&mut *i.lock), i.irql))
+    })
+}
+
+/// Acquires an interrupt's lock at its DIRQL; returns the previous IRQL.
+pub(crate) fn acquire_interrupt_lock(h: usize) -> KIRQL {
+    let (lock, dirql) = interrupt_lock(h);
+    let old = irql();
+    if old > dirql {
+        halt(BugCheck::new(
+            crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+            [0, u64::from(old), u64::from(dirql), 0],
+            "interrupt lock acquired above the interrupt's DIRQL",
+            "wdfinterrupt.h: WdfInterruptAcquireLock, IRQL <= DIRQL",
+        ));
+    }
+    set_irql(dirql);
+    crate::ntddk::spin_acquire(lock);
+    old
+}
+
+/// Releases an interrupt's lock and returns to `old`.
+pub(crate) fn release_interrupt_lock(h: usize, old: KIRQL) {
+    let (lock, _) = interrupt_lock(h);
+    crate::ntddk::spin_release(lock);
+    set_irql(old);
+}
+
+/// `VOID WdfInterruptAcquireLock(WDFINTERRUPT)`; `<= DIRQL`, raises to DIRQL.
+pub unsafe fn WdfInterruptAcquireLock(Interrupt: WDFINTERRUPT) {
+    let old = acquire_interrupt_lock(Interrupt as usize);
+    wdf(|w| {
+        w.interrupt(Interrupt as usize)?.held_irql = old;
+        Ok(())
+    });
+}
+
+/// `VOID WdfInterruptReleaseLock(WDFINTERRUPT)`; at DIRQL, returns to the acquiring IRQL.
+pub unsafe fn WdfInterruptReleaseLock(Interrupt: WDFINTERRUPT) {
+    let old = wdf(|w| Ok(w.interrupt(Interrupt as usize)?.held_irql));
+    release_interrupt_lock(Interrupt as usize, old);
+}
+
+/// `BOOLEAN WdfInterruptSynchronize(WDFINTERRUPT, PFN_WDF_INTERRUPT_SYNCHRONIZE, WDFCONTEXT)`;
+/// `<= DISPATCH_LEVEL`: runs the callback at DIRQL under the interrupt's lock.
+pub unsafe fn WdfInterruptSynchronize(
+    Interrupt: WDFINTERRUPT,
+    Callback: PFN_WDF_INTERRUPT_SYNCHRONIZE,
+    Context: WDFCONTEXT,
+) -> crate::types::BOOLEAN {
+    check_max(DISPATCH_LEVEL, "WdfInterruptSynchronize");
+    let Some(cb) = Callback else {
+        null_arg("Callback")
+    };
+    let old = acquire_interrupt_lock(Interrupt as usize);
+    // SAFETY: the driver's synchronize callback with its own context, at DIRQL under the lock.
+    let r = callback(|| unsafe { cb(Interrupt, Context) });
+    release_interrupt_lock(Interrupt as usize, old);
+    r
+}
+
+/// `WDFDEVICE WdfInterruptGetDevice(WDFINTERRUPT)`; `<= DIRQL`.
+pub unsafe fn WdfInterruptGetDevice(Interrupt: WDFINTERRUPT) -> WDFDEVICE {
+    wdf(|w| Ok(w.interrupt(Interrupt as usize)?.device as WDFDEVICE))
+}
+
+// ---- spin locks ----
+
+/// `NTSTATUS WdfSpinLockCreate(PWDF_OBJECT_ATTRIBUTES, WDFSPINLOCK *SpinLock)`;
+/// `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfSpinLockCreate(
+    SpinLockAttributes: PWDF_OBJECT_ATTRIBUTES,
+    SpinLock: *mut WDFSPINLOCK,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfSpinLockCreate");
+    if SpinLock.is_null() {
+        null_arg("SpinLock");
+    }
+    let a = attrs(SpinLockAttributes);
+    let h = wdf(|w| {
+        let parent = parent_of(a, w.driver.unwrap_or(0));
+        Ok(w.insert(
+            Kind::SpinLock(Box::new(SpinLockData {
+                lock: Box::new(0),
+                old_irql: 0,
+            })),
+            (parent != 0).then_some(parent),
+            a,
+        ))
+    });
+    // SAFETY: checked non-null.
+    unsafe { *SpinLock = h as WDFSPINLOCK };
+    STATUS_SUCCESS
+}
+
+fn spin(h: usize) -> *mut crate::types::KSPIN_LOCK {
+    wdf(|w| match &mut w.get_mut(h, "WDFSPINLOCK")?.kind {
+        Kind::SpinLock(s) => Ok(core::ptr::from_mut(&mut *s.lock)),
+        k => Err(BugCheck::new(
+            WDF_VIOLATION,
+            [0x5, h as u64, 0, 0],
+            Box::leak(
+                format!(
+                    "a {} handle passed where a WDFSPINLOCK is required",
+                    k.name()
+                )
+                .into_boxed_str(),
+            ),
+            "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5",
+        )),
+    })
+}
+
+/// `VOID WdfSpinLockAcquire(WDFSPINLOCK)`; `<= DISPATCH_LEVEL`, raises to `DISPATCH_LEVEL`.
+pub unsafe fn WdfSpinLockAcquire(SpinLock: WDFSPINLOCK) {
+    check_max(DISPATCH_LEVEL, "WdfSpinLockAcquire");
+    let lock = spin(SpinLock as usize);
+    let old = irql();
+    set_irql(DISPATCH_LEVEL);
+    crate::ntddk::spin_acquire(lock);
+    wdf(|w| {
+        if let Kind::SpinLock(s) = &mut w.get_mut(SpinLock as usize, "WDFSPINLOCK")?.kind {
+            s.old_irql = old;
+        }
+        Ok(())
+    });
+}
+
+/// `VOID WdfSpinLockRelease(WDFSPINLOCK)`; at `DISPATCH_LEVEL`, returns to the acquiring IRQL.
+pub unsafe fn WdfSpinLockRelease(SpinLock: WDFSPINLOCK) {
+    let lock = spin(SpinLock as usize);
+    let old = wdf(|w| match &w.get(SpinLock as usize, "WDFSPINLOCK")?.kind {
+        Kind::SpinLock(s) => Ok(s.old_irql),
+        _ => Ok(DISPATCH_LEVEL),
+    });
+    crate::ntddk::spin_release(lock);
+    set_irql(old);
+}
+
+// ---- objects ----
+
+/// `VOID WdfObjectDelete(WDFOBJECT)`; `<= DISPATCH_LEVEL`. Deletes the object and its
+/// children: cleanup callbacks children first, then destroy callbacks. An object the driver
+/// still references gets its cleanup now and its destroy at the last dereference.
+pub unsafe fn WdfObjectDelete(Object: WDFOBJECT) {
+    check_max(DISPATCH_LEVEL, "WdfObjectDelete");
+    let h = Object as usize;
+    let (objs, zombie_cleanup) = wdf(|w| {
+        let o = w.get_mut(h, "WDFOBJECT")?;
+        if matches!(
+            o.kind,
+            Kind::Request(_) | Kind::Device(_) | Kind::Driver(_) | Kind::File(_)
+        ) {
+            // Requests are deleted by completing them, devices and drivers by the framework.
+            return Err(BugCheck::new(
+                WDF_VIOLATION,
+                [0x7, h as u64, 0, 0],
+                "WdfObjectDelete on an object the framework deletes itself",
+                "Bug check 0x10D WDF_VIOLATION (framework-owned object deleted by the driver)",
+            ));
+        }
+        if o.refs > 0 {
+            if o.zombie {
+                return Ok((Vec::new(), None));
+            }
+            o.zombie = true;
+            return Ok((Vec::new(), o.cleanup));
+        }
+        Ok((w.detach_tree(h), None))
+    });
+    if let Some(f) = zombie_cleanup {
+        // SAFETY: the driver's cleanup callback for its object.
+        unsafe { f(Object) };
+    }
+    super::run_cleanup(objs);
+}
+
+/// `VOID WdfObjectReferenceActual(WDFOBJECT, PVOID Tag, LONG Line, PCHAR File)` (what the
+/// `WdfObjectReference` macro calls); `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfObjectReferenceActual(
+    Handle: WDFOBJECT,
+    _Tag: PVOID,
+    _Line: crate::types::LONG,
+    _File: *mut core::ffi::c_char,
+) {
+    check_max(DISPATCH_LEVEL, "WdfObjectReferenceActual");
+    wdf(|w| {
+        w.get_mut(Handle as usize, "WDFOBJECT")?.refs += 1;
+        Ok(())
+    });
+}
+
+/// `VOID WdfObjectDereferenceActual(WDFOBJECT, PVOID Tag, LONG Line, PCHAR File)`;
+/// `<= DISPATCH_LEVEL`. The last dereference of a deleted object destroys it.
+pub unsafe fn WdfObjectDereferenceActual(
+    Handle: WDFOBJECT,
+    _Tag: PVOID,
+    _Line: crate::types::LONG,
+    _File: *mut core::ffi::c_char,
+) {
+    check_max(DISPATCH_LEVEL, "WdfObjectDereferenceActual");
+    let h = Handle as usize;
+    let objs = wdf(|w| {
+        let o = w.get_mut(h, "WDFOBJECT")?;
+        if o.refs == 0 {
+            return Err(BugCheck::new(
+                WDF_VIOLATION,
+                [0x7, h as u64, 0, 0],
+                "WdfObjectDereference without a matching reference",
+                "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x7",
+            ));
+        }
+        o.refs -= 1;
+        if o.refs == 0 && o.zombie {
+            let mut objs = w.detach_tree(h);
+            // Its cleanup already ran at WdfObjectDelete.
+            if let Some((_, o)) = objs.iter_mut().find(|(x, _)| *x == h) {
+                o.cleanup = None;
+            }
+            return Ok(objs);
+        }
+        Ok(Vec::new())
+    });
+    super::run_cleanup(objs);
+}
+
+/// `PVOID WdfObjectGetTypedContextWorker(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO)`; any IRQL.
+/// NULL when the object has no context of that type.
+pub unsafe fn WdfObjectGetTypedContextWorker(
+    Handle: WDFOBJECT,
+    TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO,
+) -> PVOID {
+    if TypeInfo.is_null() {
+        null_arg("TypeInfo");
+    }
+    // SAFETY: checked non-null; a static type info.
+    let info = unsafe { &*TypeInfo };
+    let unique = if info.UniqueType.is_null() {
+        TypeInfo as usize
+    } else {
+        info.UniqueType as usize
+    };
+    wdf(|w| {
+        let o = w.get_mut(Handle as usize, "WDFOBJECT")?;
+        Ok(o.contexts
+            .iter_mut()
+            .find(|(t, _)| *t == unique)
+            .map_or(null_mut(), |(_, mem)| mem.as_mut_ptr().cast()))
+    })
+}
+
+// ---- queues ----
+
+/// `NTSTATUS WdfIoQueueCreate(WDFDEVICE, PWDF_IO_QUEUE_CONFIG, PWDF_OBJECT_ATTRIBUTES,
+/// WDFQUEUE *Queue)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfIoQueueCreate(
+    Device: WDFDEVICE,
+    Config: PWDF_IO_QUEUE_CONFIG,
+    QueueAttributes: PWDF_OBJECT_ATTRIBUTES,
+    Queue: *mut WDFQUEUE,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfIoQueueCreate");
+    if Config.is_null() {
+        null_arg("Config");
+    }
+    // SAFETY: checked non-null.
+    let config = unsafe { *Config };
+    if !(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
+        ..=_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual)
+        .contains(&config.DispatchType)
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let a = attrs(QueueAttributes);
+    let h = wdf(|w| {
+        let dev = Device as usize;
+        let in_d0 = w.device(dev)?.in_d0;
+        let pm = config.PowerManaged != _WDF_TRI_STATE::WdfFalse;
+        let data = super::QueueData {
+            config,
+            device: dev,
+            started: !pm || in_d0,
+            power_managed: pm,
+            waiting: std::collections::VecDeque::new(),
+            presented: 0,
+            accepting: true,
+        };
+        let h = w.insert(Kind::Queue(Box::new(data)), Some(parent_of(a, dev)), a);
+        let d = w.device(dev)?;
+        d.queues.push(h);
+        if config.DefaultQueue != 0 {
+            d.default_queue = Some(h);
+        }
+        Ok(h)
+    });
+    if !Queue.is_null() {
+        // SAFETY: a writable slot (or WDF_NO_HANDLE).
+        unsafe { *Queue = h as WDFQUEUE };
+    }
+    STATUS_SUCCESS
+}
+
+/// `NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE, WDFQUEUE, WDF_REQUEST_TYPE)`;
+/// PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceConfigureRequestDispatching(
+    Device: WDFDEVICE,
+    Queue: WDFQUEUE,
+    RequestType: WDF_REQUEST_TYPE,
+) -> NTSTATUS {
+    check_max(PASSIVE_LEVEL, "WdfDeviceConfigureRequestDispatching");
+    if RequestType != _WDF_REQUEST_TYPE::WdfRequestTypeDeviceControl {
+        return STATUS_INVALID_PARAMETER;
+    }
+    wdf(|w| {
+        w.queue(Queue as usize)?;
+        w.device(Device as usize)?.ioctl_queue = Some(Queue as usize);
+        Ok(())
+    });
+    STATUS_SUCCESS
+}
+
+/// `WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfIoQueueGetDevice(Queue: WDFQUEUE) -> WDFDEVICE {
+    wdf(|w| Ok(w.queue(Queue as usize)?.device as WDFDEVICE))
+}
+
+/// `NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE, WDFREQUEST *OutRequest)`;
+/// `<= DISPATCH_LEVEL`. `STATUS_NO_MORE_ENTRIES` when the queue is empty.
+pub unsafe fn WdfIoQueueRetrieveNextRequest(
+    Queue: WDFQUEUE,
+    OutRequest: *mut WDFREQUEST,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfIoQueueRetrieveNextRequest");
+    if OutRequest.is_null() {
+        null_arg("OutRequest");
+    }
+    let r = wdf(|w| {
+        let q = w.queue(Queue as usize)?;
+        if !q.started && q.power_managed {
+            return Ok(None);
+        }
+        let Some(r) = q.waiting.pop_front() else {
+            return Ok(None);
+        };
+        q.presented += 1;
+        w.request(r)?.state = ReqState::Presented;
+        Ok(Some(r))
+    });
+    match r {
+        Some(r) => {
+            // SAFETY: checked non-null.
+            unsafe { *OutRequest = r as WDFREQUEST };
+            STATUS_SUCCESS
+        }
+        None => STATUS_NO_MORE_ENTRIES,
+    }
+}
+
+/// `VOID WdfIoQueueStart(WDFQUEUE)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfIoQueueStart(Queue: WDFQUEUE) {
+    check_max(DISPATCH_LEVEL, "WdfIoQueueStart");
+    wdf(|w| {
+        let q = w.queue(Queue as usize)?;
+        q.started = true;
+        q.accepting = true;
+        Ok(())
+    });
+    super::host::dispatch(Queue as usize);
+}
+
+/// `VOID WdfIoQueueStopSynchronously(WDFQUEUE)`; PASSIVE_LEVEL. New requests wait in the queue.
+pub unsafe fn WdfIoQueueStopSynchronously(Queue: WDFQUEUE) {
+    check_max(PASSIVE_LEVEL, "WdfIoQueueStopSynchronously");
+    wdf(|w| {
+        w.queue(Queue as usize)?.started = false;
+        Ok(())
+    });
+}
+
+/// `VOID WdfIoQueuePurgeSynchronously(WDFQUEUE)`; PASSIVE_LEVEL. Waiting requests are cancelled
+/// (`EvtIoCanceledOnQueue`, or completed with `STATUS_CANCELLED`); the queue stops accepting.
+pub unsafe fn WdfIoQueuePurgeSynchronously(Queue: WDFQUEUE) {
+    check_max(PASSIVE_LEVEL, "WdfIoQueuePurgeSynchronously");
+    super::host::purge(Queue as usize);
+}
+
+// ---- requests ----
+
+/// `NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST, size_t MinimumRequiredLength,
+/// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestRetrieveInputBuffer(
+    Request: WDFREQUEST,
+    MinimumRequiredLength: usize,
+    Buffer: *mut PVOID,
+    Length: *mut usize,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestRetrieveInputBuffer");
+    retrieve(Request, MinimumRequiredLength, Buffer, Length, false)
+}
+
+/// `NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST, size_t MinimumRequiredSize,
+/// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestRetrieveOutputBuffer(
+    Request: WDFREQUEST,
+    MinimumRequiredSize: usize,
+    Buffer: *mut PVOID,
+    Length: *mut usize,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestRetrieveOutputBuffer");
+    retrieve(Request, MinimumRequiredSize, Buffer, Length, true)
+}
+
+fn retrieve(
+    Request: WDFREQUEST,
+    min: usize,
+    Buffer: *mut PVOID,
+    Length: *mut usize,
+    output: bool,
+) -> NTSTATUS {
+    if Buffer.is_null() {
+        null_arg("Buffer");
+    }
+    let (buf, len) = wdf(|w| {
+        let r = w.request(Request as usize)?;
+        Ok(if output {
+            (r.out_buf, r.out_len)
+        } else {
+            (r.in_buf, r.in_len)
+        })
+    });
+    if len == 0 || buf == 0 {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    if len < min {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: checked non-null.
+    unsafe { *Buffer = buf as PVOID };
+    if !Length.is_null() {
+        // SAFETY: checked non-null (Length is optional).
+        unsafe { *Length = len };
+    }
+    STATUS_SUCCESS
+}
+
+/// `NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`.
+/// The MDL of a `METHOD_OUT_DIRECT`/`IN_DIRECT` buffer, locked for the request's life.
+pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestRetrieveOutputWdmMdl");
+    if Mdl.is_null() {
+        null_arg("Mdl");
+    }
+    let m = wdf(|w| Ok(w.request(Request as usize)?.out_mdl));
+    if m == 0 {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: checked non-null.
+    unsafe { *Mdl = m as PMDL };
+    STATUS_SUCCESS
+}
+
+/// `VOID WdfRequestGetParameters(WDFREQUEST, PWDF_REQUEST_PARAMETERS)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestGetParameters(Request: WDFREQUEST, Parameters: PWDF_REQUEST_PARAMETERS) {
+    check_max(DISPATCH_LEVEL, "WdfRequestGetParameters");
+    if Parameters.is_null() {
+        null_arg("Parameters");
+    }
+    let (kind, in_len, out_len) = wdf(|w| {
+        let r = w.request(Request as usize)?;
+        Ok((r.kind, r.in_len, r.out_len))
+    });
+    let mut p = WDF_REQUEST_PARAMETERS {
+        Size: core::mem::size_of::<WDF_REQUEST_PARAMETERS>() as u16,
+        ..WDF_REQUEST_PARAMETERS::default()
+    };
+    match kind {
+        ReqKind::Ioctl { code } => {
+            p.Type = _WDF_REQUEST_TYPE::WdfRequestTypeDeviceControl;
+            p.Parameters.DeviceIoControl = _WDF_REQUEST_PARAMETERS__bindgen_ty_1__bindgen_ty_4 {
+                OutputBufferLength: out_len,
+                InputBufferLength: in_len,
+                IoControlCode: code,
+                Type3InputBuffer: null_mut(),
+            };
+        }
+        ReqKind::Create => p.Type = _WDF_REQUEST_TYPE::WdfRequestTypeCreate,
+    }
+    // SAFETY: checked non-null.
+    unsafe { *Parameters = p };
+}
+
+/// `WDFFILEOBJECT WdfRequestGetFileObject(WDFREQUEST)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestGetFileObject(Request: WDFREQUEST) -> WDFFILEOBJECT {
+    check_max(DISPATCH_LEVEL, "WdfRequestGetFileObject");
+    wdf(|w| Ok(w.request(Request as usize)?.file as WDFFILEOBJECT))
+}
+
+/// `WDFDEVICE WdfFileObjectGetDevice(WDFFILEOBJECT)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfFileObjectGetDevice(FileObject: WDFFILEOBJECT) -> WDFDEVICE {
+    wdf(
+        |w| match &w.get(FileObject as usize, "WDFFILEOBJECT")?.kind {
+            Kind::File(f) => Ok(f.device as WDFDEVICE),
+            _ => Ok(null_mut()),
+        },
+    )
+}
+
+/// `VOID WdfRequestComplete(WDFREQUEST, NTSTATUS)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestComplete(Request: WDFREQUEST, Status: NTSTATUS) {
+    check_max(DISPATCH_LEVEL, "WdfRequestComplete");
+    let info = wdf(|w| Ok(w.request(Request as usize)?.info));
+    super::host::complete(Request as usize, Status, info);
+}
+
+/// `VOID WdfRequestCompleteWithInformation(WDFREQUEST, NTSTATUS, ULONG_PTR Information)`;
+/// `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestCompleteWithInformation(
+    Request: WDFREQUEST,
+    Status: NTSTATUS,
+    Information: ULONG_PTR,
+) {
+    check_max(DISPATCH_LEVEL, "WdfRequestCompleteWithInformation");
+    super::host::complete(Request as usize, Status, Information as usize);
+}
+
+/// `VOID WdfRequestSetInformation(WDFREQUEST, ULONG_PTR Information)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfRequestSetInformation(Request: WDFREQUEST, Information: ULONG_PTR) {
+    check_max(DISPATCH_LEVEL, "WdfRequestSetInformation");
+    wdf(|w| {
+        w.request(Request as usize)?.info = Information as usize;
+        Ok(())
+    });
+}
+
+/// `NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST, PFN_WDF_REQUEST_CANCEL)`;
+/// `<= DISPATCH_LEVEL`. `STATUS_CANCELLED` if the request was already cancelled (the routine is
+/// then not registered and the driver must complete the request).
+pub unsafe fn WdfRequestMarkCancelableEx(
+    Request: WDFREQUEST,
+    EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestMarkCancelableEx");
+    if EvtRequestCancel.is_none() {
+        null_arg("EvtRequestCancel");
+    }
+    wdf(|w| {
+        let r = w.request(Request as usize)?;
+        if r.cancelled {
+            return Ok(STATUS_CANCELLED);
+        }
+        r.cancel = EvtRequestCancel;
+        Ok(STATUS_SUCCESS)
+    })
+}
+
+/// `NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST)`; `<= DISPATCH_LEVEL`. `STATUS_CANCELLED`
+/// when the cancel routine has run or is about to (the driver must not complete the request
+/// then; the cancel routine does).
+pub unsafe fn WdfRequestUnmarkCancelable(Request: WDFREQUEST) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestUnmarkCancelable");
+    wdf(|w| {
+        let r = w.request(Request as usize)?;
+        if r.cancelled && r.cancel.is_none() {
+            return Ok(STATUS_CANCELLED);
+        }
+        r.cancel = None;
+        Ok(STATUS_SUCCESS)
+    })
+}
+
+/// `NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST, WDFQUEUE DestinationQueue)`;
+/// `<= DISPATCH_LEVEL`. The request leaves the driver and waits in the destination queue.
+pub unsafe fn WdfRequestForwardToIoQueue(
+    Request: WDFREQUEST,
+    DestinationQueue: WDFQUEUE,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestForwardToIoQueue");
+    let (from, to) = (Request as usize, DestinationQueue as usize);
+    let source = wdf(|w| {
+        w.queue(to)?;
+        let r = w.request(from)?;
+        if r.state != ReqState::Presented || r.cancel.is_some() {
+            return Ok(Err(STATUS_INVALID_DEVICE_REQUEST));
+        }
+        let src = r.queue;
+        r.queue = Some(to);
+        r.state = ReqState::Queued;
+        if let Some(s) = src {
+            let q = w.queue(s)?;
+            q.presented = q.presented.saturating_sub(1);
+        }
+        w.queue(to)?.waiting.push_back(from);
+        Ok(Ok(src))
+    });
+    match source {
+        Ok(src) => {
+            super::host::dispatch(to);
+            if let Some(s) = src {
+                super::host::dispatch(s);
+            }
+            STATUS_SUCCESS
+        }
+        Err(st) => st,
+    }
+}

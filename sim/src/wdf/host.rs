@@ -1,0 +1,1457 @@
+//! The harness that plays Windows around a KMDF driver: the PnP manager (add, start, stop,
+//! surprise removal, removal), the power manager (D0 ↔ D3), the I/O manager (requests from
+//! user-mode handles, buffered and direct transfers, cancellation, process termination), and an
+//! interrupt CPU that runs ISRs at DIRQL and DPCs at `DISPATCH_LEVEL`.
+//!
+//! Execution is threaded: each PnP step and each system call runs on a fresh simulated CPU, the
+//! interrupt CPU runs beside them, and the device model runs on its own thread. After every
+//! transition that releases hardware the harness checks that no DMA adapter, common buffer,
+//! map register or scatter/gather list is left, and at removal that no request was lost.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::functions::{SIM_DIRQL, acquire_interrupt_lock, callback, release_interrupt_lock};
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the harness uses the mirrored surface wholesale"
+)]
+use super::types::*;
+use super::{Completion, Kind, ReqKind, ReqState, RequestData, wdf_rule};
+use crate::bugcheck::BugCheck;
+use crate::bus::{Attached, Interrupt, InterruptSink};
+use crate::machine::{Machine, set_irql, with_state};
+use crate::types::{
+    _DRIVER_OBJECT, DISPATCH_LEVEL, FALSE, PASSIVE_LEVEL, PDRIVER_OBJECT, PMDL,
+    POOL_FLAG_NON_PAGED, PVOID, ULONG,
+};
+use crate::{
+    NT_SUCCESS, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_SUCCESS, ntddk,
+};
+
+/// What the interrupt CPU is told.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IrqEvent {
+    /// A device signalled (slot, signal).
+    Device(usize, Interrupt),
+    /// A DPC was queued.
+    Dpc,
+    /// The host is going away.
+    Quit,
+}
+
+/// The driver's `DriverEntry`, as the driver crate exports it.
+pub type DriverEntry = unsafe extern "system" fn(PDRIVER_OBJECT, PCUNICODE_STRING) -> NTSTATUS;
+
+/// Why a harness step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostError {
+    /// The machine stopped.
+    BugCheck(BugCheck),
+    /// The driver failed the step with this status.
+    Status(NTSTATUS),
+    /// The step is not valid now.
+    State(&'static str),
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BugCheck(b) => write!(f, "{b}"),
+            Self::Status(s) => write!(f, "the driver failed with {:#010x}", s.cast_unsigned()),
+            Self::State(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<BugCheck> for HostError {
+    fn from(b: BugCheck) -> Self {
+        Self::BugCheck(b)
+    }
+}
+
+/// Interrupt resources the PnP manager assigns to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptResources {
+    /// `n` MSI-X messages.
+    Msi(u32),
+    /// One level-triggered line (`INTx`).
+    Line,
+}
+
+/// A device the PnP manager knows.
+#[derive(Debug, Clone, Copy)]
+pub struct DevNode {
+    /// The `WDFDEVICE` handle (an opaque number).
+    pub device: usize,
+    /// The bus slot.
+    pub slot: usize,
+    att: Attached,
+    interrupts: InterruptResources,
+}
+
+#[derive(Debug)]
+struct Core {
+    machine: Machine,
+    driver_object: usize,
+    registry: usize,
+    tx: Sender<IrqEvent>,
+}
+
+/// A loaded driver on a machine.
+pub struct Host {
+    core: Arc<Core>,
+    irq: Option<std::thread::JoinHandle<()>>,
+    _buffers: (Box<_DRIVER_OBJECT>, Box<UNICODE_STRING>, Box<[u16]>),
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").finish_non_exhaustive()
+    }
+}
+
+/// The `Send` form of a raw address moved onto a simulated CPU.
+#[derive(Debug, Clone, Copy)]
+struct Addr(usize);
+
+fn run<R: Send + 'static>(
+    m: &Machine,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, HostError> {
+    m.run(f).map_err(HostError::BugCheck)
+}
+
+impl Host {
+    /// Loads the driver: calls `DriverEntry` on a simulated CPU and starts the interrupt CPU.
+    ///
+    /// # Errors
+    /// The status `DriverEntry` failed with, or the bug check it caused.
+    pub fn load(machine: &Machine, entry: DriverEntry) -> Result<Self, HostError> {
+        let mut driver = Box::new(_DRIVER_OBJECT {
+            Type: 4,
+            Size: 0,
+            DeviceObject: core::ptr::null_mut(),
+            Flags: 0,
+        });
+        let mut text: Box<[u16]> = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rhca"
+            .encode_utf16()
+            .collect();
+        let mut reg = Box::new(UNICODE_STRING {
+            Length: (text.len() * 2) as u16,
+            MaximumLength: (text.len() * 2) as u16,
+            Buffer: text.as_mut_ptr(),
+        });
+        let (tx, rx) = channel();
+        let core = Arc::new(Core {
+            machine: machine.clone(),
+            driver_object: core::ptr::from_mut(&mut *driver) as usize,
+            registry: core::ptr::from_mut(&mut *reg) as usize,
+            tx: tx.clone(),
+        });
+        machine.0.lock().wdf.irq_tx = Some(tx);
+        let (d, r) = (Addr(core.driver_object), Addr(core.registry));
+        let status = run(machine, move || {
+            // SAFETY: the driver object and registry path live in the Host for the driver's life.
+            unsafe { entry(d.0 as PDRIVER_OBJECT, r.0 as PCUNICODE_STRING) }
+        })?;
+        if !NT_SUCCESS(status) {
+            return Err(HostError::Status(status));
+        }
+        let irq = machine.spawn_cpu("sim-interrupt-cpu", move || interrupt_cpu(&rx));
+        Ok(Self {
+            core,
+            irq: Some(irq),
+            _buffers: (driver, reg, text),
+        })
+    }
+
+    /// The machine.
+    #[must_use]
+    pub fn machine(&self) -> &Machine {
+        &self.core.machine
+    }
+
+    /// `IRP_MN_START_DEVICE`'s predecessor: `EvtDriverDeviceAdd` for an attached device.
+    ///
+    /// # Errors
+    /// The status or bug check of `EvtDriverDeviceAdd`.
+    pub fn add_device(
+        &self,
+        att: &Attached,
+        interrupts: InterruptResources,
+    ) -> Result<DevNode, HostError> {
+        let (pdo, slot) = (att.pdo as usize, att.slot);
+        let created = run(&self.core.machine, move || {
+            let (driver, add, init) = with_state(|st, _| {
+                let w = &mut st.wdf;
+                let driver = w.driver.ok_or_else(|| {
+                    BugCheck::sim(wdf_rule::BAD_DEVICE_INIT, 0, 3, "no WDFDRIVER")
+                })?;
+                let add = match &w.get(driver, "WDFDRIVER")?.kind {
+                    Kind::Driver(c) => c.EvtDriverDeviceAdd,
+                    _ => None,
+                };
+                let init = w.new_handle();
+                w.inits.insert(
+                    init,
+                    super::DeviceInitData {
+                        pdo,
+                        slot,
+                        ..Default::default()
+                    },
+                );
+                Ok((driver, add, init))
+            });
+            let status = add.map_or(STATUS_INVALID_DEVICE_REQUEST, |f| {
+                // SAFETY: the driver's EvtDriverDeviceAdd with its driver handle and a live init.
+                callback(|| unsafe { f(driver as WDFDRIVER, init as PWDFDEVICE_INIT) })
+            });
+            let dev = with_state(|st, _| Ok(st.wdf.inits.remove(&init).and_then(|i| i.created)));
+            (status, dev)
+        })?;
+        match created {
+            (s, Some(device)) if NT_SUCCESS(s) => Ok(DevNode {
+                device,
+                slot,
+                att: *att,
+                interrupts,
+            }),
+            (s, _) if !NT_SUCCESS(s) => Err(HostError::Status(s)),
+            _ => Err(HostError::State(
+                "EvtDriverDeviceAdd returned success without creating a device",
+            )),
+        }
+    }
+
+    /// `IRP_MN_START_DEVICE`: resources, `EvtDevicePrepareHardware`, `EvtDeviceD0Entry`,
+    /// interrupts connected and enabled, power-managed queues started.
+    ///
+    /// # Errors
+    /// The failing callback's status (hardware released again), or a bug check.
+    pub fn start(&self, d: &DevNode) -> Result<(), HostError> {
+        let node = *d;
+        let tx = self.core.tx.clone();
+        let m = self.core.machine.clone();
+        let sink: InterruptSink = Arc::new(move |i| {
+            let _ = tx.send(IrqEvent::Device(node.slot, i));
+        });
+        let status = run(&self.core.machine, move || start_device(&node))?;
+        if !NT_SUCCESS(status) {
+            return Err(HostError::Status(status));
+        }
+        m.set_interrupt_sink(node.slot, &sink);
+        Ok(())
+    }
+
+    /// Query-stop and stop (resource rebalance): queues held, interrupts disabled,
+    /// `EvtDeviceD0Exit(WdfPowerDeviceD3Final)`, `EvtDeviceReleaseHardware`, then the DMA check.
+    ///
+    /// # Errors
+    /// A bug check (a DMA resource held after release, an IRQL violation).
+    pub fn stop(&self, d: &DevNode) -> Result<(), HostError> {
+        let node = *d;
+        run(&self.core.machine, move || {
+            stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, true);
+        })?;
+        Ok(())
+    }
+
+    /// The device goes to D3 (queues held, interrupts disabled, `EvtDeviceD0Exit(D3)`), keeping
+    /// its hardware resources.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn power_down(&self, d: &DevNode) -> Result<(), HostError> {
+        let node = *d;
+        run(&self.core.machine, move || {
+            stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3, false);
+        })?;
+        Ok(())
+    }
+
+    /// The device returns to D0 (`EvtDeviceD0Entry(D3)`, interrupts, queues restarted).
+    ///
+    /// # Errors
+    /// The status `EvtDeviceD0Entry` failed with, or a bug check.
+    pub fn power_up(&self, d: &DevNode) -> Result<(), HostError> {
+        let node = *d;
+        let s = run(&self.core.machine, move || {
+            enter_d0(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3)
+        })?;
+        if NT_SUCCESS(s) {
+            Ok(())
+        } else {
+            Err(HostError::Status(s))
+        }
+    }
+
+    /// Surprise removal: the device vanishes from the bus first (registers read all-ones), then
+    /// `EvtDeviceSurpriseRemoval`, D0 exit and hardware release, then removal.
+    ///
+    /// # Errors
+    /// A bug check (including a request lost or a DMA resource left).
+    pub fn surprise_remove(&self, d: &DevNode) -> Result<(), HostError> {
+        self.core.machine.surprise_remove(d.slot);
+        let node = *d;
+        run(&self.core.machine, move || {
+            let cb =
+                with_state(|st, _| Ok(st.wdf.device(node.device)?.pnp.EvtDeviceSurpriseRemoval));
+            if let Some(f) = cb {
+                // SAFETY: the driver's callback with its device handle.
+                callback(|| unsafe { f(node.device as WDFDEVICE) });
+            }
+            stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, true);
+        })?;
+        self.remove(d)
+    }
+
+    /// Orderly removal: stop if started, purge every queue, `EvtDeviceSelfManagedIoCleanup`,
+    /// delete the device and its children; no request may remain.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn remove(&self, d: &DevNode) -> Result<(), HostError> {
+        let node = *d;
+        run(&self.core.machine, move || remove_device(&node))?;
+        Ok(())
+    }
+
+    /// Unloads the driver: `EvtDriverUnload`, the driver object and its children deleted. Objects
+    /// still referenced (`WdfObjectReference` without a matching dereference) are leaks: the
+    /// machine stops, as KMDF Verifier's handle tracking reports them.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn unload(mut self) -> Result<(), HostError> {
+        let r = run(&self.core.machine, unload_driver);
+        let _ = self.core.tx.send(IrqEvent::Quit);
+        if let Some(h) = self.irq.take() {
+            let _ = h.join();
+        }
+        r
+    }
+
+    /// A new user-mode process.
+    #[must_use]
+    pub fn process(&self) -> Process {
+        Process {
+            core: self.core.clone(),
+            handles: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.core.tx.send(IrqEvent::Quit);
+        if let Some(h) = self.irq.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+// ---- PnP and power, on a simulated CPU ----
+
+fn start_device(d: &DevNode) -> NTSTATUS {
+    let (raw, trans, prepare) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let dev = d.device;
+        let (rawl, transl) = resources(&d.att, d.interrupts);
+        let raw = w.insert(Kind::ResList(rawl.into_boxed_slice()), Some(dev), None);
+        let trans = w.insert(Kind::ResList(transl.into_boxed_slice()), Some(dev), None);
+        Ok((raw, trans, w.device(dev)?.pnp.EvtDevicePrepareHardware))
+    });
+    if let Some(f) = prepare {
+        // SAFETY: the driver's callback with its device and the resource lists.
+        let s = callback(|| unsafe {
+            f(
+                d.device as WDFDEVICE,
+                raw as WDFCMRESLIST,
+                trans as WDFCMRESLIST,
+            )
+        });
+        if !NT_SUCCESS(s) {
+            release_hardware(d, trans);
+            return s;
+        }
+    }
+    with_state(|st, _| {
+        st.wdf.device(d.device)?.res_lists = Some((raw, trans));
+        Ok(())
+    });
+    let s = enter_d0(d, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final);
+    if !NT_SUCCESS(s) {
+        release_hardware(d, trans);
+    }
+    s
+}
+
+/// D0 entry, interrupts connected and enabled, post-interrupt entry, queues started.
+fn enter_d0(d: &DevNode, from: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
+    let (pnp, interrupts) = with_state(|st, _| {
+        let dev = st.wdf.device(d.device)?;
+        Ok((dev.pnp, dev.interrupts.clone()))
+    });
+    if let Some(f) = pnp.EvtDeviceD0Entry {
+        // SAFETY: the driver's callback.
+        let s = callback(|| unsafe { f(d.device as WDFDEVICE, from) });
+        if !NT_SUCCESS(s) {
+            return s;
+        }
+    }
+    for &i in &interrupts {
+        let enable = with_state(|st, _| {
+            let int = st.wdf.interrupt(i)?;
+            int.connected = true;
+            Ok(int.config.EvtInterruptEnable)
+        });
+        if let Some(f) = enable {
+            let old = acquire_interrupt_lock(i);
+            // SAFETY: the driver's enable callback at DIRQL under the interrupt lock.
+            let s = callback(|| unsafe { f(i as WDFINTERRUPT, d.device as WDFDEVICE) });
+            release_interrupt_lock(i, old);
+            if !NT_SUCCESS(s) {
+                return s;
+            }
+        }
+    }
+    if let Some(f) = pnp.EvtDeviceD0EntryPostInterruptsEnabled {
+        // SAFETY: the driver's callback.
+        let s = callback(|| unsafe { f(d.device as WDFDEVICE, from) });
+        if !NT_SUCCESS(s) {
+            return s;
+        }
+    }
+    let queues = with_state(|st, _| {
+        let dev = st.wdf.device(d.device)?;
+        dev.in_d0 = true;
+        let qs = dev.queues.clone();
+        for &q in &qs {
+            let q = st.wdf.queue(q)?;
+            if q.power_managed {
+                q.started = true;
+            }
+        }
+        Ok(qs)
+    });
+    for q in queues {
+        dispatch(q);
+    }
+    STATUS_SUCCESS
+}
+
+/// Power-managed queues held (`EvtIoStop` for requests the driver owns), interrupts disabled,
+/// D0 exit; with `release`, hardware released and the DMA check made.
+fn stop_device(d: &DevNode, target: WDF_POWER_DEVICE_STATE, release: bool) {
+    let (pnp, interrupts, queues, in_d0) = with_state(|st, _| {
+        let dev = st.wdf.device(d.device)?;
+        Ok((
+            dev.pnp,
+            dev.interrupts.clone(),
+            dev.queues.clone(),
+            dev.in_d0,
+        ))
+    });
+    if in_d0 {
+        for &q in &queues {
+            let (stop, owned) = with_state(|st, _| {
+                let qd = st.wdf.queue(q)?;
+                if !qd.power_managed {
+                    return Ok((None, Vec::new()));
+                }
+                qd.started = false;
+                let stop = qd.config.EvtIoStop;
+                let owned = presented_on(&st.wdf, q);
+                Ok((stop, owned))
+            });
+            if let Some(f) = stop {
+                for r in owned {
+                    // SAFETY: the driver's EvtIoStop for a request it owns.
+                    callback(|| unsafe {
+                        f(
+                            q as WDFQUEUE,
+                            r as WDFREQUEST,
+                            _WDF_REQUEST_STOP_ACTION_FLAGS::WdfRequestStopActionSuspend as ULONG,
+                        );
+                    });
+                }
+            }
+        }
+        if let Some(f) = pnp.EvtDeviceD0ExitPreInterruptsDisabled {
+            // SAFETY: the driver's callback.
+            let _ = callback(|| unsafe { f(d.device as WDFDEVICE, target) });
+        }
+        for &i in &interrupts {
+            let disable = with_state(|st, _| Ok(st.wdf.interrupt(i)?.config.EvtInterruptDisable));
+            if let Some(f) = disable {
+                let old = acquire_interrupt_lock(i);
+                // SAFETY: the driver's disable callback at DIRQL under the interrupt lock.
+                let _ = callback(|| unsafe { f(i as WDFINTERRUPT, d.device as WDFDEVICE) });
+                release_interrupt_lock(i, old);
+            }
+            with_state(|st, _| {
+                st.wdf.interrupt(i)?.connected = false;
+                Ok(())
+            });
+        }
+        if let Some(f) = pnp.EvtDeviceD0Exit {
+            // SAFETY: the driver's callback.
+            let _ = callback(|| unsafe { f(d.device as WDFDEVICE, target) });
+        }
+        with_state(|st, _| {
+            st.wdf.device(d.device)?.in_d0 = false;
+            Ok(())
+        });
+    }
+    if release {
+        let lists = with_state(|st, _| Ok(st.wdf.device(d.device)?.res_lists.take()));
+        if let Some((_, trans)) = lists {
+            release_hardware(d, trans);
+        }
+    }
+}
+
+fn release_hardware(d: &DevNode, trans: usize) {
+    let f = with_state(|st, _| Ok(st.wdf.device(d.device)?.pnp.EvtDeviceReleaseHardware));
+    if let Some(f) = f {
+        // SAFETY: the driver's callback with the translated list of this start.
+        let _ = callback(|| unsafe { f(d.device as WDFDEVICE, trans as WDFCMRESLIST) });
+    }
+    let objs = with_state(|st, _| {
+        let mut objs = Vec::new();
+        for (h, _) in st.wdf.live() {
+            if let Some(o) = st.wdf.objects.get(&h)
+                && matches!(o.kind, Kind::ResList(_))
+                && o.parent == Some(d.device)
+            {
+                objs.extend(st.wdf.detach_tree(h));
+            }
+        }
+        // Everything DMA must be gone once the hardware is released (Device Fundamentals'
+        // rebalance and removal tests look for exactly this).
+        for r in crate::hal::reports(st) {
+            if r.leaks() {
+                return Err(BugCheck::sim(
+                    wdf_rule::DMA_AFTER_RELEASE,
+                    r.adapter as u64,
+                    (r.common_buffers + r.sg_lists + r.register_files) as u64,
+                    "a DMA adapter, common buffer, scatter/gather list or map register file is still held after EvtDeviceReleaseHardware",
+                ));
+            }
+        }
+        Ok(objs)
+    });
+    super::run_cleanup(objs);
+}
+
+fn remove_device(d: &DevNode) {
+    stop_device(d, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, true);
+    let queues = with_state(|st, _| Ok(st.wdf.device(d.device)?.queues.clone()));
+    for q in queues {
+        purge(q);
+    }
+    let cleanup =
+        with_state(|st, _| Ok(st.wdf.device(d.device)?.pnp.EvtDeviceSelfManagedIoCleanup));
+    if let Some(f) = cleanup {
+        // SAFETY: the driver's callback.
+        callback(|| unsafe { f(d.device as WDFDEVICE) });
+    }
+    let objs = with_state(|st, _| {
+        let live: Vec<usize> = st
+            .wdf
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(&o.kind, Kind::Request(r) if r.device == d.device))
+            .map(|(&h, _)| h)
+            .collect();
+        if let Some(&r) = live.first() {
+            return Err(BugCheck::sim(
+                wdf_rule::REQUEST_LEAKED,
+                r as u64,
+                live.len() as u64,
+                "requests still outstanding when the device was removed (never completed)",
+            ));
+        }
+        Ok(st.wdf.detach_tree(d.device))
+    });
+    super::run_cleanup(objs);
+}
+
+fn unload_driver() {
+    let (driver, unload) = with_state(|st, _| {
+        let Some(h) = st.wdf.driver else {
+            return Ok((0, None));
+        };
+        let f = match &st.wdf.get(h, "WDFDRIVER")?.kind {
+            Kind::Driver(c) => c.EvtDriverUnload,
+            _ => None,
+        };
+        Ok((h, f))
+    });
+    if let Some(f) = unload {
+        // SAFETY: the driver's unload callback with its driver handle.
+        callback(|| unsafe { f(driver as WDFDRIVER) });
+    }
+    let objs = with_state(|st, _| {
+        let referenced: Vec<(usize, &'static str)> = st
+            .wdf
+            .objects
+            .iter()
+            .filter(|(_, o)| o.refs > 0)
+            .map(|(&h, o)| (h, o.kind.name()))
+            .collect();
+        if let Some(&(h, _)) = referenced.first() {
+            let names: Vec<String> = referenced
+                .iter()
+                .map(|(h, n)| format!("{n} {h:#x}"))
+                .collect();
+            return Err(BugCheck::sim(
+                wdf_rule::OBJECTS_LEAKED,
+                h as u64,
+                referenced.len() as u64,
+                Box::leak(
+                    format!(
+                        "framework objects still referenced at driver unload: {}",
+                        names.join(", ")
+                    )
+                    .into_boxed_str(),
+                ),
+            ));
+        }
+        let objs = if driver == 0 {
+            Vec::new()
+        } else {
+            st.wdf.detach_tree(driver)
+        };
+        st.wdf.driver = None;
+        if !st.wdf.objects.is_empty() {
+            let names: Vec<String> = st
+                .wdf
+                .live()
+                .iter()
+                .map(|(h, n)| format!("{n} {h:#x}"))
+                .collect();
+            return Err(BugCheck::sim(
+                wdf_rule::OBJECTS_LEAKED,
+                st.wdf.live()[0].0 as u64,
+                names.len() as u64,
+                Box::leak(
+                    format!(
+                        "framework objects outside the driver's tree at unload: {}",
+                        names.join(", ")
+                    )
+                    .into_boxed_str(),
+                ),
+            ));
+        }
+        Ok(objs)
+    });
+    super::run_cleanup(objs);
+}
+
+/// The raw and translated resource lists of a device: its memory BARs, then its interrupts.
+fn resources(
+    att: &Attached,
+    ints: InterruptResources,
+) -> (
+    Vec<CM_PARTIAL_RESOURCE_DESCRIPTOR>,
+    Vec<CM_PARTIAL_RESOURCE_DESCRIPTOR>,
+) {
+    let mut raw = Vec::new();
+    let mut trans = Vec::new();
+    for bar in 0..6 {
+        if att.bar_len[bar] == 0 {
+            continue;
+        }
+        let mem = CM_PARTIAL_RESOURCE_DESCRIPTOR {
+            Type: CmResourceTypeMemory as u8,
+            ShareDisposition: 1,
+            Flags: CM_RESOURCE_MEMORY_READ_WRITE as u16,
+            u: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
+                Memory: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_1 {
+                    Start: crate::types::PHYSICAL_ADDRESS {
+                        QuadPart: att.bar_phys[bar].cast_signed(),
+                    },
+                    Length: att.bar_len[bar] as u32,
+                },
+            },
+        };
+        raw.push(mem);
+        trans.push(mem);
+    }
+    let (n, flags) = match ints {
+        InterruptResources::Msi(n) => (
+            n,
+            (CM_RESOURCE_INTERRUPT_LATCHED | CM_RESOURCE_INTERRUPT_MESSAGE) as u16,
+        ),
+        InterruptResources::Line => (1, CM_RESOURCE_INTERRUPT_LEVEL_SENSITIVE as u16),
+    };
+    for k in 0..n {
+        let translated = _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_3 {
+            Level: u16::from(SIM_DIRQL),
+            Group: 0,
+            Vector: 0x80 + k,
+            Affinity: 1,
+        };
+        let u_raw = if flags & CM_RESOURCE_INTERRUPT_MESSAGE as u16 != 0 {
+            _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
+                MessageInterrupt: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4 {
+                    __bindgen_anon_1: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4__bindgen_ty_1 {
+                        Raw: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4__bindgen_ty_1__bindgen_ty_1 {
+                            Group: 0,
+                            MessageCount: 1,
+                            Vector: 0xFEE0_0000,
+                            Affinity: 1,
+                        },
+                    },
+                },
+            }
+        } else {
+            _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
+                Interrupt: translated,
+            }
+        };
+        let d = |u| CM_PARTIAL_RESOURCE_DESCRIPTOR {
+            Type: CmResourceTypeInterrupt as u8,
+            ShareDisposition: if ints == InterruptResources::Line {
+                3
+            } else {
+                1
+            },
+            Flags: flags,
+            u,
+        };
+        raw.push(d(u_raw));
+        trans.push(d(_CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
+            Interrupt: translated,
+        }));
+    }
+    (raw, trans)
+}
+
+// ---- the interrupt CPU ----
+
+fn interrupt_cpu(rx: &Receiver<IrqEvent>) {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(IrqEvent::Quit) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(IrqEvent::Device(slot, Interrupt::Msi { vector })) => isr(slot, vector),
+            Ok(IrqEvent::Device(slot, Interrupt::IntxAsserted)) => isr(slot, 0),
+            Ok(IrqEvent::Device(_, Interrupt::IntxDeasserted) | IrqEvent::Dpc) | Err(_) => {}
+        }
+        run_dpcs();
+    }
+}
+
+fn isr(slot: usize, message: u32) {
+    let target = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let found = w.objects.iter().find_map(|(&h, o)| match &o.kind {
+            Kind::Interrupt(i) if i.connected && i.message == message => {
+                let dev_slot = match w.objects.get(&i.device).map(|o| &o.kind) {
+                    Some(Kind::Device(d)) => d.slot,
+                    _ => usize::MAX,
+                };
+                (dev_slot == slot).then_some((h, i.config.EvtInterruptIsr))
+            }
+            _ => None,
+        });
+        Ok(found)
+    });
+    let Some((h, Some(f))) = target else { return };
+    let old = acquire_interrupt_lock(h);
+    // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
+    let _claimed = callback(|| unsafe { f(h as WDFINTERRUPT, message) });
+    release_interrupt_lock(h, old);
+}
+
+fn run_dpcs() {
+    set_irql(DISPATCH_LEVEL);
+    loop {
+        let next = with_state(|st, _| {
+            let w = &mut st.wdf;
+            let Some(h) = w.dpcs.pop_front() else {
+                return Ok(None);
+            };
+            let Ok(i) = w.interrupt(h) else {
+                return Ok(Some((h, None, 0)));
+            };
+            i.dpc_queued = false;
+            Ok(Some((h, i.config.EvtInterruptDpc, i.device)))
+        });
+        let Some((h, f, dev)) = next else { break };
+        if let Some(f) = f {
+            // SAFETY: the driver's DPC at DISPATCH_LEVEL with its interrupt and device.
+            callback(|| unsafe { f(h as WDFINTERRUPT, dev as PVOID) });
+        }
+    }
+    set_irql(PASSIVE_LEVEL);
+}
+
+// ---- queues and requests ----
+
+fn presented_on(w: &super::WdfState, q: usize) -> Vec<usize> {
+    w.objects
+        .iter()
+        .filter(|(_, o)| matches!(&o.kind, Kind::Request(r) if r.queue == Some(q) && r.state == ReqState::Presented))
+        .map(|(&h, _)| h)
+        .collect()
+}
+
+/// Presents waiting requests to the driver as the queue's dispatch type allows.
+pub(crate) fn dispatch(q: usize) {
+    loop {
+        let next = with_state(|st, _| {
+            let w = &mut st.wdf;
+            let Ok(qd) = w.queue(q) else { return Ok(None) };
+            if !qd.started
+                || qd.config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual
+            {
+                return Ok(None);
+            }
+            if qd.config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
+                && qd.presented > 0
+            {
+                return Ok(None);
+            }
+            let Some(r) = qd.waiting.pop_front() else {
+                return Ok(None);
+            };
+            qd.presented += 1;
+            let cfg = qd.config;
+            let rd = w.request(r)?;
+            rd.state = ReqState::Presented;
+            Ok(Some((r, cfg, rd.kind, rd.in_len, rd.out_len)))
+        });
+        let Some((r, cfg, kind, in_len, out_len)) = next else {
+            return;
+        };
+        match (kind, cfg.EvtIoDeviceControl, cfg.EvtIoDefault) {
+            (ReqKind::Ioctl { code }, Some(f), _) => {
+                // SAFETY: the driver's EvtIoDeviceControl with a request it now owns.
+                callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, out_len, in_len, code) });
+            }
+            (_, _, Some(f)) => {
+                // SAFETY: the driver's EvtIoDefault with a request it now owns.
+                callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST) });
+            }
+            _ => complete(r, STATUS_INVALID_DEVICE_REQUEST, 0),
+        }
+    }
+}
+
+/// Completes a request: copies a buffered output back, releases the system buffer and the
+/// locked pages, wakes the waiting thread, deletes the request, presents the next one.
+pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
+    let (rd, queue, objs) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let rd = w.request(r)?;
+        let queue = rd.queue;
+        let presented = rd.state == ReqState::Presented;
+        let snapshot = (
+            rd.sys_buf,
+            rd.user_out,
+            rd.out_len,
+            rd.out_mdl,
+            rd.method,
+            rd.completion.clone(),
+        );
+        if let Some(qh) = queue
+            && presented
+            && let Ok(q) = w.queue(qh)
+        {
+            q.presented = q.presented.saturating_sub(1);
+        }
+        if let Some(qh) = queue
+            && let Ok(q) = w.queue(qh)
+        {
+            q.waiting.retain(|&x| x != r);
+        }
+        if snapshot.4 == 0 && snapshot.0 != 0 && snapshot.1 != 0 && NT_SUCCESS(status) {
+            // METHOD_BUFFERED: the I/O manager copies Information bytes back to the caller.
+            st.mem.copy_va(snapshot.1, snapshot.0, info.min(snapshot.2));
+        }
+        let objs = st.wdf.detach_tree(r);
+        Ok((snapshot, queue, objs))
+    });
+    let (sys_buf, _, _, out_mdl, _, completion) = rd;
+    if out_mdl != 0 {
+        // SAFETY: the I/O manager's MDL for this request, locked at dispatch.
+        unsafe { ntddk::MmUnlockPages(out_mdl as PMDL) };
+        // SAFETY: unlocked above; freed once.
+        unsafe { ntddk::IoFreeMdl(out_mdl as PMDL) };
+    }
+    if sys_buf != 0 {
+        // SAFETY: the system buffer allocated at dispatch, freed once.
+        unsafe { ntddk::ExFreePool(sys_buf as PVOID) };
+    }
+    super::run_cleanup(objs);
+    {
+        let mut done = completion
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *done = Some((status, info));
+    }
+    completion.cv.notify_all();
+    if let Some(q) = queue {
+        dispatch(q);
+    }
+}
+
+/// Cancels a request (`CancelIo`, handle close, process exit).
+pub(crate) fn cancel(r: usize) {
+    enum Act {
+        Nothing,
+        OnQueue(usize, PFN_WDF_IO_QUEUE_IO_CANCELED_ON_QUEUE),
+        Routine(PFN_WDF_REQUEST_CANCEL),
+    }
+    let act = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let Ok(rd) = w.request(r) else {
+            return Ok(Act::Nothing);
+        };
+        rd.cancelled = true;
+        match (rd.state, rd.queue) {
+            (ReqState::Queued, Some(q)) => {
+                let qd = w.queue(q)?;
+                qd.waiting.retain(|&x| x != r);
+                let cb = qd.config.EvtIoCanceledOnQueue;
+                if cb.is_some() {
+                    qd.presented += 1;
+                    w.request(r)?.state = ReqState::Presented;
+                }
+                Ok(Act::OnQueue(q, cb))
+            }
+            (ReqState::Queued, None) => Ok(Act::OnQueue(0, None)),
+            (ReqState::Presented, _) => Ok(Act::Routine(rd.cancel.take())),
+        }
+    });
+    match act {
+        Act::Nothing | Act::Routine(None) => {}
+        Act::OnQueue(q, Some(f)) => {
+            // SAFETY: the driver's EvtIoCanceledOnQueue for a request it now owns.
+            callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST) });
+        }
+        Act::OnQueue(_, None) => complete(r, STATUS_CANCELLED, 0),
+        Act::Routine(Some(f)) => {
+            let old = crate::machine::irql();
+            set_irql(DISPATCH_LEVEL.max(old));
+            // SAFETY: the driver's cancel routine, at DISPATCH_LEVEL as KMDF calls it.
+            callback(|| unsafe { f(r as WDFREQUEST) });
+            set_irql(old);
+        }
+    }
+}
+
+/// Purges a queue: waiting requests cancelled, owned ones offered to `EvtIoStop(Purge)` or
+/// their cancel routine, then a bounded wait for the driver to complete them.
+pub(crate) fn purge(q: usize) {
+    let (waiting, owned, stop) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let qd = w.queue(q)?;
+        qd.started = false;
+        qd.accepting = false;
+        let waiting: Vec<usize> = qd.waiting.iter().copied().collect();
+        let stop = qd.config.EvtIoStop;
+        Ok((waiting, presented_on(w, q), stop))
+    });
+    for r in waiting {
+        cancel(r);
+    }
+    for r in owned {
+        if let Some(f) = stop {
+            // SAFETY: the driver's EvtIoStop for a request it owns.
+            callback(|| unsafe {
+                f(
+                    q as WDFQUEUE,
+                    r as WDFREQUEST,
+                    _WDF_REQUEST_STOP_ACTION_FLAGS::WdfRequestStopActionPurge as ULONG,
+                );
+            });
+        } else {
+            cancel(r);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let left = with_state(|st, _| Ok(presented_on(&st.wdf, q).len()));
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+// ---- user mode ----
+
+/// A simulated user-mode process.
+pub struct Process {
+    core: Arc<Core>,
+    handles: Mutex<Vec<usize>>,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").finish_non_exhaustive()
+    }
+}
+
+/// An open handle to a device (a file object).
+#[derive(Debug, Clone, Copy)]
+pub struct Handle {
+    file: usize,
+    device: usize,
+}
+
+/// The result of an I/O request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoResult {
+    /// Final status.
+    pub status: NTSTATUS,
+    /// `IoStatus.Information`.
+    pub information: usize,
+    /// The output buffer after completion (buffered I/O), `information` bytes.
+    pub output: Vec<u8>,
+}
+
+/// An overlapped request in flight.
+#[derive(Debug)]
+pub struct Pending {
+    core: Arc<Core>,
+    request: usize,
+    completion: Arc<Completion>,
+    user_out: usize,
+    out_len: usize,
+}
+
+impl Pending {
+    /// Waits up to `timeout` for completion.
+    #[must_use]
+    pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self
+            .completion
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while g.is_none() {
+            let now = Instant::now();
+            if now >= deadline || self.core.machine.bugcheck().is_some() {
+                return None;
+            }
+            g = self
+                .completion
+                .cv
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(20)))
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        let (status, information) = (*g)?;
+        drop(g);
+        let mut output = vec![0u8; information.min(self.out_len)];
+        if self.user_out != 0 && !output.is_empty() {
+            let _ = self.core.machine.cpu_read(self.user_out, &mut output);
+        }
+        Some(IoResult {
+            status,
+            information,
+            output,
+        })
+    }
+
+    /// `CancelIoEx` for this request.
+    ///
+    /// # Errors
+    /// A bug check the cancellation caused.
+    pub fn cancel(&self) -> Result<(), HostError> {
+        let r = self.request;
+        if self
+            .completion
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
+            return Ok(());
+        }
+        run(&self.core.machine, move || cancel(r))
+    }
+
+    /// The request's handle value (for tests that inspect the framework).
+    #[must_use]
+    pub const fn request(&self) -> usize {
+        self.request
+    }
+}
+
+impl Process {
+    /// `CreateFile` on the device: a file object, `EvtDeviceFileCreate`.
+    ///
+    /// # Errors
+    /// The status the driver failed the create with, or a bug check.
+    pub fn open(&self, d: &DevNode) -> Result<Handle, HostError> {
+        let dev = d.device;
+        let (file, pending) = run(&self.core.machine, move || {
+            let (file, req, cb, completion) = with_state(|st, _| {
+                let w = &mut st.wdf;
+                if !w.objects.contains_key(&dev) {
+                    return Ok(None);
+                }
+                let cb = w.device(dev)?.file.EvtDeviceFileCreate;
+                let file = w.insert(
+                    Kind::File(Box::new(super::FileData { device: dev })),
+                    Some(dev),
+                    None,
+                );
+                let completion = Arc::new(Completion::default());
+                let req = w.insert(
+                    Kind::Request(Box::new(RequestData::new(
+                        ReqKind::Create,
+                        dev,
+                        file,
+                        completion.clone(),
+                    ))),
+                    Some(dev),
+                    None,
+                );
+                w.request(req)?.state = ReqState::Presented;
+                Ok(Some((file, req, cb, completion)))
+            })
+            .ok_or(HostError::Status(STATUS_DEVICE_REMOVED))?;
+            match cb {
+                // SAFETY: the driver's create callback with a create request it must complete.
+                Some(f) => callback(|| unsafe {
+                    f(dev as WDFDEVICE, req as WDFREQUEST, file as WDFFILEOBJECT);
+                }),
+                None => complete(req, STATUS_SUCCESS, 0),
+            }
+            Ok::<_, HostError>((file, completion))
+        })??;
+        let p = Pending {
+            core: self.core.clone(),
+            request: 0,
+            completion: pending,
+            user_out: 0,
+            out_len: 0,
+        };
+        let r = p
+            .wait(Duration::from_secs(5))
+            .ok_or(HostError::State("the create request was never completed"))?;
+        if !NT_SUCCESS(r.status) {
+            let c = self.core.clone();
+            run(&c.machine, move || {
+                let objs = with_state(|st, _| Ok(st.wdf.detach_tree(file)));
+                super::run_cleanup(objs);
+            })?;
+            return Err(HostError::Status(r.status));
+        }
+        self.handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(file);
+        Ok(Handle { file, device: dev })
+    }
+
+    /// User memory of this process (a buffer for direct I/O).
+    #[must_use]
+    pub fn alloc(&self, len: usize) -> usize {
+        self.core.machine.alloc_user(len)
+    }
+
+    /// `DeviceIoControl`, synchronous.
+    ///
+    /// # Errors
+    /// A bug check, or `State` when the request never completes (5 s).
+    pub fn ioctl(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<IoResult, HostError> {
+        let p = self.ioctl_async(h, code, input, out_len)?;
+        p.wait(Duration::from_secs(5)).ok_or_else(|| {
+            self.core.machine.bugcheck().map_or(
+                HostError::State("the request never completed"),
+                HostError::BugCheck,
+            )
+        })
+    }
+
+    /// `DeviceIoControl` on an overlapped handle: returns once the driver has the request.
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn ioctl_async(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let method = code & 3;
+        let user_in = if input.is_empty() {
+            0
+        } else {
+            self.alloc(input.len())
+        };
+        if user_in != 0 {
+            let _ = self.core.machine.cpu_write(user_in, input);
+        }
+        let user_out = if out_len == 0 { 0 } else { self.alloc(out_len) };
+        self.submit(h, code, method, user_in, input.len(), user_out, out_len)
+    }
+
+    /// `DeviceIoControl` with a caller-supplied output buffer (`METHOD_OUT_DIRECT`/`IN_DIRECT`:
+    /// the buffer is locked for the request's life and described by an MDL).
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn ioctl_with_buffer(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        user_out: usize,
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let user_in = if input.is_empty() {
+            0
+        } else {
+            self.alloc(input.len())
+        };
+        if user_in != 0 {
+            let _ = self.core.machine.cpu_write(user_in, input);
+        }
+        self.submit(h, code, code & 3, user_in, input.len(), user_out, out_len)
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of one DeviceIoControl call"
+    )]
+    fn submit(
+        &self,
+        h: &Handle,
+        code: u32,
+        method: u32,
+        user_in: usize,
+        in_len: usize,
+        user_out: usize,
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let (file, dev) = (h.file, h.device);
+        let (req, completion) = run(&self.core.machine, move || {
+            submit_ioctl(dev, file, code, method, user_in, in_len, user_out, out_len)
+        })?;
+        Ok(Pending {
+            core: self.core.clone(),
+            request: req,
+            completion,
+            user_out,
+            out_len,
+        })
+    }
+
+    /// `CloseHandle`: pending requests of the handle cancelled, then `EvtFileCleanup` and
+    /// `EvtFileClose`, and the file object deleted.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn close(&self, h: Handle) -> Result<(), HostError> {
+        self.handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|&f| f != h.file);
+        let (file, dev) = (h.file, h.device);
+        run(&self.core.machine, move || close_file(dev, file))
+    }
+
+    /// The process is terminated: every handle closed abruptly (pending requests cancelled),
+    /// its memory released — a device DMA into it afterwards is a fault.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn kill(&self) -> Result<(), HostError> {
+        let files: Vec<usize> = std::mem::take(
+            &mut *self
+                .handles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for f in files {
+            let dev = run(&self.core.machine, move || {
+                with_state(|st, _| {
+                    Ok(match st.wdf.objects.get(&f).map(|o| &o.kind) {
+                        Some(Kind::File(fd)) => fd.device,
+                        _ => 0,
+                    })
+                })
+            })?;
+            if dev != 0 {
+                run(&self.core.machine, move || close_file(dev, f))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    clippy::too_many_lines,
+    reason = "the fields of one DeviceIoControl call, and the I/O manager's buffer setup for each method in one place"
+)]
+fn submit_ioctl(
+    dev: usize,
+    file: usize,
+    code: u32,
+    method: u32,
+    user_in: usize,
+    in_len: usize,
+    user_out: usize,
+    out_len: usize,
+) -> (usize, Arc<Completion>) {
+    let completion = Arc::new(Completion::default());
+    // The I/O manager builds the buffers before the driver sees the request.
+    let mut sys_buf = 0usize;
+    let mut out_mdl = 0usize;
+    let (in_buf, out_buf) = match method {
+        0 => {
+            let len = in_len.max(out_len);
+            if len > 0 {
+                // SAFETY: pool allocation has no pointer preconditions.
+                sys_buf = unsafe {
+                    ntddk::ExAllocatePool2(
+                        POOL_FLAG_NON_PAGED,
+                        len as u64,
+                        u32::from_le_bytes(*b"Irp "),
+                    )
+                } as usize;
+                if in_len > 0 {
+                    with_state(|st, _| {
+                        st.mem.copy_va(sys_buf, user_in, in_len);
+                        Ok(())
+                    });
+                }
+            }
+            (
+                if in_len > 0 { sys_buf } else { 0 },
+                if out_len > 0 { sys_buf } else { 0 },
+            )
+        }
+        1 | 2 => {
+            if in_len > 0 {
+                // SAFETY: as above.
+                sys_buf = unsafe {
+                    ntddk::ExAllocatePool2(
+                        POOL_FLAG_NON_PAGED,
+                        in_len as u64,
+                        u32::from_le_bytes(*b"Irp "),
+                    )
+                } as usize;
+                with_state(|st, _| {
+                    st.mem.copy_va(sys_buf, user_in, in_len);
+                    Ok(())
+                });
+            }
+            if out_len > 0 {
+                // SAFETY: the user buffer belongs to the calling process; the MDL only records it.
+                let mdl = unsafe {
+                    ntddk::IoAllocateMdl(
+                        user_out as PVOID,
+                        out_len as u32,
+                        FALSE,
+                        FALSE,
+                        core::ptr::null_mut(),
+                    )
+                };
+                let op = if method == 2 {
+                    crate::types::_LOCK_OPERATION::IoWriteAccess
+                } else {
+                    crate::types::_LOCK_OPERATION::IoReadAccess
+                };
+                // SAFETY: the MDL describes the caller's user buffer; the machine checks the range.
+                unsafe { ntddk::MmProbeAndLockPages(mdl, 1, op) };
+                out_mdl = mdl as usize;
+            }
+            (if in_len > 0 { sys_buf } else { 0 }, user_out)
+        }
+        _ => (user_in, user_out),
+    };
+    let queued = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let Ok(d) = w.device(dev) else {
+            return Ok(None);
+        };
+        let q = d.ioctl_queue.or(d.default_queue);
+        let mut rd = RequestData::new(ReqKind::Ioctl { code }, dev, file, completion.clone());
+        rd.in_len = in_len;
+        rd.out_len = out_len;
+        rd.in_buf = in_buf;
+        rd.out_buf = out_buf;
+        rd.out_mdl = out_mdl;
+        rd.sys_buf = sys_buf;
+        rd.user_out = if method == 0 { user_out } else { 0 };
+        rd.method = method;
+        rd.queue = q;
+        let accepting = q.is_some_and(|q| w.queue(q).is_ok_and(|qd| qd.accepting));
+        let r = w.insert(Kind::Request(Box::new(rd)), Some(dev), None);
+        if accepting && let Some(q) = q {
+            w.queue(q)?.waiting.push_back(r);
+        }
+        Ok(Some((r, q, accepting)))
+    });
+    match queued {
+        Some((r, Some(q), true)) => {
+            dispatch(q);
+            (r, completion)
+        }
+        Some((r, _, _)) => {
+            complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
+            (r, completion)
+        }
+        None => {
+            if sys_buf != 0 {
+                // SAFETY: allocated above, never handed out.
+                unsafe { ntddk::ExFreePool(sys_buf as PVOID) };
+            }
+            *completion
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((STATUS_DEVICE_REMOVED, 0));
+            (0, completion)
+        }
+    }
+}
+
+fn close_file(dev: usize, file: usize) {
+    // Cancel every request of this handle, then cleanup and close.
+    let (mine, cfg) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let mine: Vec<usize> = w
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(&o.kind, Kind::Request(r) if r.file == file))
+            .map(|(&h, _)| h)
+            .collect();
+        let cfg = w.device(dev).map(|d| d.file).unwrap_or_default();
+        Ok((mine, cfg))
+    });
+    for r in mine {
+        cancel(r);
+    }
+    if let Some(f) = cfg.EvtFileCleanup {
+        // SAFETY: the driver's cleanup callback with the closing file object.
+        callback(|| unsafe { f(file as WDFFILEOBJECT) });
+    }
+    if let Some(f) = cfg.EvtFileClose {
+        // SAFETY: the driver's close callback.
+        callback(|| unsafe { f(file as WDFFILEOBJECT) });
+    }
+    let objs = with_state(|st, _| Ok(st.wdf.detach_tree(file)));
+    super::run_cleanup(objs);
+}

@@ -1,0 +1,469 @@
+//! wdk-sim part 2: the Kernel-Mode Driver Framework (KMDF 1.33) as the driver sees it.
+//!
+//! What it owns:
+//! - [`types`]: the mirrored WDF types (re-exported at the crate root, as in wdk-sys);
+//! - [`functions`]: the WDF methods, called with [`crate::call_unsafe_wdf_function_binding!`]
+//!   exactly as with wdk-sys (method name, then the arguments without `DriverGlobals`);
+//! - the object model: handles, parent/child trees, cleanup then destroy callbacks, typed
+//!   context memory, deletion with the parent, and a leak report at unload;
+//! - I/O queues and requests (sequential, parallel, manual; power-managed or not), buffered and
+//!   direct transfers, cancellation;
+//! - interrupts delivered from the device model to `EvtInterruptIsr` at DIRQL under the
+//!   interrupt's spin lock, and `EvtInterruptDpc` at `DISPATCH_LEVEL`, on an interrupt CPU;
+//! - [`host`]: the harness that plays the PnP manager, the power manager and user-mode
+//!   processes with handles.
+//!
+//! Violations of KMDF rules stop the machine with the bug check KMDF Verifier raises where one
+//! is documented (0x10D `WDF_VIOLATION`) and with a simulator rule otherwise; both are listed in
+//! `docs/sim-fidelity.md`.
+//!
+//! # Safety story
+//! The WDF methods are `unsafe fn`s because they take raw pointers from the driver (configs,
+//! out-parameters, context type infos); each one reads or writes exactly the structure its
+//! C prototype names, after checking the pointer is non-null. Handles are opaque numbers that the
+//! simulator never dereferences: every handle is looked up in the object table, so a stale or
+//! wrong-type handle is a bug check, not undefined behaviour. Driver callbacks are called
+//! without the machine lock held.
+
+#![expect(
+    clippy::doc_markdown,
+    reason = "the docs quote C prototypes and IRQL names (PASSIVE_LEVEL, DIRQL) verbatim"
+)]
+#![expect(
+    clippy::too_long_first_doc_paragraph,
+    reason = "each method's first paragraph is its C prototype, which is long"
+)]
+
+pub mod functions;
+pub mod host;
+pub mod types;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::NTSTATUS;
+use crate::bugcheck::BugCheck;
+use crate::types::{KIRQL, KSPIN_LOCK, PVOID};
+use types::{
+    _GUID, CM_PARTIAL_RESOURCE_DESCRIPTOR, PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+    PFN_WDF_OBJECT_CONTEXT_DESTROY, PFN_WDF_REQUEST_CANCEL, WDF_DRIVER_CONFIG,
+    WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS,
+};
+
+/// Calls a WDF method with wdk-sys's syntax: `call_unsafe_wdf_function_binding!(WdfName, args…)`.
+/// The call must sit inside `unsafe {}` (the methods are `unsafe fn`), a wrong argument count or
+/// type fails to compile, and an unknown method name fails to resolve — as with wdk-sys, whose
+/// macro reads the method from `WdfFunctions` and prepends `WdfDriverGlobals`.
+#[macro_export]
+macro_rules! call_unsafe_wdf_function_binding {
+    ($name:ident $(, $arg:expr)* $(,)?) => {
+        $crate::wdf::functions::$name($($arg),*)
+    };
+}
+
+/// `WDF_VIOLATION`.
+pub const WDF_VIOLATION: u32 = 0x10D;
+
+/// Simulator rules of the KMDF layer (bug check 0xC4 with these as parameter 1), for checks
+/// KMDF Verifier makes without a documented 0x10D code.
+pub mod wdf_rule {
+    /// A request was completed twice (the handle is already gone).
+    pub const DOUBLE_COMPLETION: u64 = 0x5200;
+    /// A request was still outstanding when the device's hardware was released or removed.
+    pub const REQUEST_LEAKED: u64 = 0x5201;
+    /// Framework objects were alive when the driver unloaded.
+    pub const OBJECTS_LEAKED: u64 = 0x5202;
+    /// A DMA resource was still held after `EvtDeviceReleaseHardware`.
+    pub const DMA_AFTER_RELEASE: u64 = 0x5203;
+    /// A handle that names no live object, or an object of another type.
+    pub const BAD_HANDLE: u64 = 0x5204;
+    /// A buffer retrieval on a request whose buffer is too short.
+    pub const BAD_DEVICE_INIT: u64 = 0x5205;
+}
+
+/// Base of handle values: kernel-looking addresses the simulator never dereferences.
+const HANDLE_BASE: usize = 0xFFFF_B000_0000_0000;
+
+/// Where a request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReqState {
+    /// Waiting in a queue (not yet presented to the driver).
+    Queued,
+    /// Owned by the driver.
+    Presented,
+}
+
+/// The result a user thread waits for.
+#[derive(Debug, Default)]
+pub(crate) struct Completion {
+    pub(crate) done: Mutex<Option<(NTSTATUS, usize)>>,
+    pub(crate) cv: Condvar,
+}
+
+/// What kind of I/O a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReqKind {
+    Create,
+    Ioctl { code: u32 },
+}
+
+/// A framework request.
+#[derive(Debug)]
+pub(crate) struct RequestData {
+    pub(crate) kind: ReqKind,
+    pub(crate) device: usize,
+    pub(crate) file: usize,
+    pub(crate) queue: Option<usize>,
+    pub(crate) state: ReqState,
+    pub(crate) in_len: usize,
+    pub(crate) out_len: usize,
+    /// Input buffer (system buffer for BUFFERED and DIRECT input).
+    pub(crate) in_buf: usize,
+    /// Output buffer as the driver sees it (the system buffer, or the user pages for DIRECT).
+    pub(crate) out_buf: usize,
+    /// The MDL of a DIRECT output buffer.
+    pub(crate) out_mdl: usize,
+    pub(crate) cancel: PFN_WDF_REQUEST_CANCEL,
+    pub(crate) cancelled: bool,
+    pub(crate) completion: Arc<Completion>,
+    pub(crate) info: usize,
+    /// The I/O manager's system buffer (pool), freed at completion.
+    pub(crate) sys_buf: usize,
+    /// The caller's output buffer (buffered I/O copies back into it).
+    pub(crate) user_out: usize,
+    /// `CTL_CODE` transfer method (0 buffered, 1 in-direct, 2 out-direct, 3 neither).
+    pub(crate) method: u32,
+}
+
+impl RequestData {
+    pub(crate) const fn new(
+        kind: ReqKind,
+        device: usize,
+        file: usize,
+        completion: Arc<Completion>,
+    ) -> Self {
+        Self {
+            kind,
+            device,
+            file,
+            queue: None,
+            state: ReqState::Queued,
+            in_len: 0,
+            out_len: 0,
+            in_buf: 0,
+            out_buf: 0,
+            out_mdl: 0,
+            cancel: None,
+            cancelled: false,
+            completion,
+            info: 0,
+            sys_buf: 0,
+            user_out: 0,
+            method: 0,
+        }
+    }
+}
+
+/// A framework queue.
+#[derive(Debug)]
+pub(crate) struct QueueData {
+    pub(crate) config: WDF_IO_QUEUE_CONFIG,
+    pub(crate) device: usize,
+    pub(crate) started: bool,
+    pub(crate) power_managed: bool,
+    pub(crate) waiting: VecDeque<usize>,
+    pub(crate) presented: usize,
+    /// False after a purge: new requests fail until the queue is started again.
+    pub(crate) accepting: bool,
+}
+
+/// A framework interrupt.
+#[derive(Debug)]
+pub(crate) struct InterruptData {
+    pub(crate) config: WDF_INTERRUPT_CONFIG,
+    pub(crate) device: usize,
+    pub(crate) lock: Box<KSPIN_LOCK>,
+    pub(crate) message: u32,
+    pub(crate) irql: KIRQL,
+    pub(crate) connected: bool,
+    pub(crate) dpc_queued: bool,
+    pub(crate) held_irql: KIRQL,
+}
+
+/// A framework spin lock.
+#[derive(Debug)]
+pub(crate) struct SpinLockData {
+    pub(crate) lock: Box<KSPIN_LOCK>,
+    pub(crate) old_irql: KIRQL,
+}
+
+/// A framework device.
+#[derive(Debug)]
+pub(crate) struct DeviceData {
+    pub(crate) pnp: WDF_PNPPOWER_EVENT_CALLBACKS,
+    pub(crate) file: WDF_FILEOBJECT_CONFIG,
+    pub(crate) pdo: usize,
+    pub(crate) fdo: Box<crate::types::_DEVICE_OBJECT>,
+    pub(crate) slot: usize,
+    pub(crate) interfaces: Vec<_GUID>,
+    pub(crate) default_queue: Option<usize>,
+    pub(crate) ioctl_queue: Option<usize>,
+    pub(crate) queues: Vec<usize>,
+    pub(crate) interrupts: Vec<usize>,
+    pub(crate) in_d0: bool,
+    pub(crate) failed: bool,
+    /// The raw and translated resource lists of the current start.
+    pub(crate) res_lists: Option<(usize, usize)>,
+}
+
+/// A file object (one per open handle).
+#[derive(Debug)]
+pub(crate) struct FileData {
+    pub(crate) device: usize,
+}
+
+/// The type-specific part of an object.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Driver(WDF_DRIVER_CONFIG),
+    Device(Box<DeviceData>),
+    Queue(Box<QueueData>),
+    Request(Box<RequestData>),
+    Interrupt(Box<InterruptData>),
+    SpinLock(Box<SpinLockData>),
+    ResList(Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>),
+    File(Box<FileData>),
+}
+
+impl Kind {
+    pub(crate) const fn name(&self) -> &'static str {
+        match self {
+            Self::Driver(_) => "WDFDRIVER",
+            Self::Device(_) => "WDFDEVICE",
+            Self::Queue(_) => "WDFQUEUE",
+            Self::Request(_) => "WDFREQUEST",
+            Self::Interrupt(_) => "WDFINTERRUPT",
+            Self::SpinLock(_) => "WDFSPINLOCK",
+            Self::ResList(_) => "WDFCMRESLIST",
+            Self::File(_) => "WDFFILEOBJECT",
+        }
+    }
+}
+
+/// One framework object.
+#[derive(Debug)]
+pub(crate) struct Obj {
+    pub(crate) kind: Kind,
+    pub(crate) parent: Option<usize>,
+    pub(crate) children: Vec<usize>,
+    pub(crate) cleanup: PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+    pub(crate) destroy: PFN_WDF_OBJECT_CONTEXT_DESTROY,
+    /// Context memory per context type: (type identity, zeroed storage).
+    pub(crate) contexts: Vec<(usize, Box<[u64]>)>,
+    /// `WdfObjectReference` count beyond the framework's own.
+    pub(crate) refs: u32,
+    /// Deleted while referenced: cleanup has run, destroy waits for the last dereference.
+    pub(crate) zombie: bool,
+}
+
+/// What `WdfDeviceInit*` recorded before `WdfDeviceCreate`.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceInitData {
+    pub(crate) pnp: WDF_PNPPOWER_EVENT_CALLBACKS,
+    pub(crate) file: WDF_FILEOBJECT_CONFIG,
+    pub(crate) io_type: i32,
+    pub(crate) exclusive: bool,
+    pub(crate) pdo: usize,
+    pub(crate) slot: usize,
+    pub(crate) created: Option<usize>,
+}
+
+/// The framework's state inside the machine.
+#[derive(Debug, Default)]
+pub(crate) struct WdfState {
+    pub(crate) objects: HashMap<usize, Obj>,
+    next: usize,
+    pub(crate) driver: Option<usize>,
+    pub(crate) inits: HashMap<usize, DeviceInitData>,
+    /// Interrupts whose DPC is queued, in order.
+    pub(crate) dpcs: VecDeque<usize>,
+    /// The interrupt CPU's mailbox.
+    pub(crate) irq_tx: Option<std::sync::mpsc::Sender<host::IrqEvent>>,
+}
+
+#[expect(
+    clippy::non_send_fields_in_send_ty,
+    reason = "see the SAFETY comment: the pointers are identifiers and copies"
+)]
+// SAFETY: the state holds driver pointers (configs' handle fields, the device object's links)
+// only as identifiers and copies; it is reached only under the machine lock.
+unsafe impl Send for WdfState {}
+
+impl WdfState {
+    /// A new handle value.
+    pub(crate) const fn new_handle(&mut self) -> usize {
+        self.next += 1;
+        HANDLE_BASE + self.next * 0x40
+    }
+
+    /// Inserts an object under `parent`; returns its handle.
+    pub(crate) fn insert(
+        &mut self,
+        kind: Kind,
+        parent: Option<usize>,
+        attrs: Option<&types::WDF_OBJECT_ATTRIBUTES>,
+    ) -> usize {
+        let h = self.new_handle();
+        let mut obj = Obj {
+            kind,
+            parent,
+            children: Vec::new(),
+            cleanup: None,
+            destroy: None,
+            contexts: Vec::new(),
+            refs: 0,
+            zombie: false,
+        };
+        if let Some(a) = attrs {
+            obj.cleanup = a.EvtCleanupCallback;
+            obj.destroy = a.EvtDestroyCallback;
+            if !a.ContextTypeInfo.is_null() {
+                // SAFETY: a non-null ContextTypeInfo points at the driver's static type info
+                // (WDF_DECLARE_CONTEXT_TYPE); the caller checked the attributes pointer.
+                let info = unsafe { &*a.ContextTypeInfo };
+                let unique = if info.UniqueType.is_null() {
+                    a.ContextTypeInfo as usize
+                } else {
+                    info.UniqueType as usize
+                };
+                let size = info.ContextSize.max(a.ContextSizeOverride);
+                obj.contexts.push((
+                    unique,
+                    vec![0u64; size.div_ceil(8).max(1)].into_boxed_slice(),
+                ));
+            }
+        }
+        if let Some(p) = parent
+            && let Some(po) = self.objects.get_mut(&p)
+        {
+            po.children.push(h);
+        }
+        self.objects.insert(h, obj);
+        h
+    }
+
+    /// The object behind `h`, or the bug check for a bad handle.
+    pub(crate) fn get(&self, h: usize, what: &'static str) -> Result<&Obj, BugCheck> {
+        self.objects.get(&h).ok_or_else(|| bad_handle(h, what))
+    }
+
+    /// The object behind `h`, mutably.
+    pub(crate) fn get_mut(&mut self, h: usize, what: &'static str) -> Result<&mut Obj, BugCheck> {
+        self.objects.get_mut(&h).ok_or_else(|| bad_handle(h, what))
+    }
+
+    pub(crate) fn device(&mut self, h: usize) -> Result<&mut DeviceData, BugCheck> {
+        match &mut self.get_mut(h, "WDFDEVICE")?.kind {
+            Kind::Device(d) => Ok(d),
+            k => Err(wrong_type(h, k.name(), "WDFDEVICE")),
+        }
+    }
+
+    pub(crate) fn queue(&mut self, h: usize) -> Result<&mut QueueData, BugCheck> {
+        match &mut self.get_mut(h, "WDFQUEUE")?.kind {
+            Kind::Queue(q) => Ok(q),
+            k => Err(wrong_type(h, k.name(), "WDFQUEUE")),
+        }
+    }
+
+    pub(crate) fn request(&mut self, h: usize) -> Result<&mut RequestData, BugCheck> {
+        match self.objects.get_mut(&h).map(|o| &mut o.kind) {
+            Some(Kind::Request(r)) => Ok(r),
+            Some(k) => Err(wrong_type(h, k.name(), "WDFREQUEST")),
+            None => Err(BugCheck::sim(
+                wdf_rule::DOUBLE_COMPLETION,
+                h as u64,
+                0,
+                "a WDFREQUEST handle that names no live request (completed already, or never valid)",
+            )),
+        }
+    }
+
+    pub(crate) fn interrupt(&mut self, h: usize) -> Result<&mut InterruptData, BugCheck> {
+        match &mut self.get_mut(h, "WDFINTERRUPT")?.kind {
+            Kind::Interrupt(i) => Ok(i),
+            k => Err(wrong_type(h, k.name(), "WDFINTERRUPT")),
+        }
+    }
+
+    /// Removes `h` and its subtree from the table, children first; returns the removed objects
+    /// in the order their cleanup callbacks must run (children before parents).
+    pub(crate) fn detach_tree(&mut self, h: usize) -> Vec<(usize, Obj)> {
+        let mut out = Vec::new();
+        let children = self
+            .objects
+            .get(&h)
+            .map(|o| o.children.clone())
+            .unwrap_or_default();
+        for c in children {
+            out.extend(self.detach_tree(c));
+        }
+        if let Some(o) = self.objects.remove(&h) {
+            if let Some(p) = o.parent
+                && let Some(po) = self.objects.get_mut(&p)
+            {
+                po.children.retain(|&c| c != h);
+            }
+            out.push((h, o));
+        }
+        out
+    }
+
+    /// Live objects, for the leak report: (handle, type name).
+    pub(crate) fn live(&self) -> Vec<(usize, &'static str)> {
+        let mut v: Vec<_> = self
+            .objects
+            .iter()
+            .map(|(&h, o)| (h, o.kind.name()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn bad_handle(h: usize, what: &'static str) -> BugCheck {
+    BugCheck::sim(
+        wdf_rule::BAD_HANDLE,
+        h as u64,
+        0,
+        Box::leak(format!("{what} handle {h:#x} names no live framework object").into_boxed_str()),
+    )
+}
+
+fn wrong_type(h: usize, found: &'static str, want: &'static str) -> BugCheck {
+    BugCheck::new(
+        WDF_VIOLATION,
+        [0x5, h as u64, 0, 0],
+        Box::leak(format!("a {found} handle passed where a {want} is required").into_boxed_str()),
+        "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5 (incorrect framework object type)",
+    )
+}
+
+/// Runs the cleanup and destroy callbacks of detached objects (children first), without the
+/// machine lock, at the caller's IRQL.
+pub(crate) fn run_cleanup(objs: Vec<(usize, Obj)>) {
+    for (h, o) in &objs {
+        if let Some(f) = o.cleanup {
+            // SAFETY: the driver registered this cleanup callback for this object; the object's
+            // context memory is still alive (dropped below).
+            unsafe { f(*h as PVOID) };
+        }
+    }
+    for (h, o) in &objs {
+        if let Some(f) = o.destroy {
+            // SAFETY: as above; destroy runs after every cleanup of the tree.
+            unsafe { f(*h as PVOID) };
+        }
+    }
+    drop(objs);
+}
