@@ -233,6 +233,9 @@ pub(crate) enum Kind {
     SpinLock(Box<SpinLockData>),
     ResList(Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>),
     File(Box<FileData>),
+    /// An object deleted while the driver still held a reference: only its name remains, until
+    /// the last dereference (or the leak report at unload).
+    Zombie(&'static str),
 }
 
 impl Kind {
@@ -246,6 +249,7 @@ impl Kind {
             Self::SpinLock(_) => "WDFSPINLOCK",
             Self::ResList(_) => "WDFCMRESLIST",
             Self::File(_) => "WDFFILEOBJECT",
+            Self::Zombie(n) => n,
         }
     }
 }
@@ -408,11 +412,26 @@ impl WdfState {
         for c in children {
             out.extend(self.detach_tree(c));
         }
-        if let Some(o) = self.objects.remove(&h) {
+        if let Some(mut o) = self.objects.remove(&h) {
             if let Some(p) = o.parent
                 && let Some(po) = self.objects.get_mut(&p)
             {
                 po.children.retain(|&c| c != h);
+            }
+            if o.refs > 0 {
+                // Deleted while referenced: cleanup runs now, destroy waits for the last
+                // dereference; a stub keeps the handle valid for WdfObjectDereference.
+                let stub = Obj {
+                    kind: Kind::Zombie(o.kind.name()),
+                    parent: None,
+                    children: Vec::new(),
+                    cleanup: None,
+                    destroy: o.destroy.take(),
+                    contexts: Vec::new(),
+                    refs: o.refs,
+                    zombie: true,
+                };
+                self.objects.insert(h, stub);
             }
             out.push((h, o));
         }
