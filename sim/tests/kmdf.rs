@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use wdk_sim::call_unsafe_wdf_function_binding;
 use wdk_sim::ntddk;
-use wdk_sim::wdf::host::{DevNode, Host, HostError, InterruptResources};
+use wdk_sim::wdf::host::{DevNode, Host, HostError, InterruptResources, Mode};
 use wdk_sim::*;
 
 // ---- the fake device ----
@@ -760,11 +760,14 @@ struct Rig {
     m: Machine,
 }
 
-fn rig(bugs: u32) -> Rig {
-    rig_with(bugs, InterruptResources::Msi(1))
+/// Every test runs in both execution modes.
+const MODES: [Mode; 2] = [Mode::Threaded, Mode::Deterministic { seed: 0x5EED }];
+
+fn rig(mode: Mode, bugs: u32) -> Rig {
+    rig_with(mode, bugs, InterruptResources::Msi(1))
 }
 
-fn rig_with(bugs: u32, ints: InterruptResources) -> Rig {
+fn rig_with(mode: Mode, bugs: u32, ints: InterruptResources) -> Rig {
     let m = Machine::with_profile(Profile::VERIFIER);
     let dev = Arc::new(EchoDevice {
         bugs,
@@ -774,7 +777,7 @@ fn rig_with(bugs: u32, ints: InterruptResources) -> Rig {
     });
     let (att, device_bus) = m.attach(dev.clone());
     let _ = dev.bus.set(device_bus);
-    let host = Host::load(&m, driver_entry).expect("DriverEntry");
+    let host = Host::load_with(&m, driver_entry, mode).expect("DriverEntry");
     let node = host.add_device(&att, ints).expect("AddDevice");
     host.start(&node).expect("start");
     Rig {
@@ -802,57 +805,134 @@ const T: Duration = Duration::from_secs(5);
 
 #[test]
 fn ioctl_round_trips() {
-    let r = rig(0);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    for n in 1..=20usize {
-        let input: Vec<u8> = (0..n as u8).collect();
-        let out = p.ioctl(&h, IOCTL_ECHO, &input, n).unwrap();
-        assert_eq!(out.status, STATUS_SUCCESS);
-        assert_eq!(out.information, n);
-        let mut want = input.clone();
-        want.reverse();
-        assert_eq!(out.output, want);
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for n in 1..=20usize {
+            let input: Vec<u8> = (0..n as u8).collect();
+            let out = p.ioctl(&h, IOCTL_ECHO, &input, n).unwrap();
+            assert_eq!(out.status, STATUS_SUCCESS);
+            assert_eq!(out.information, n);
+            let mut want = input.clone();
+            want.reverse();
+            assert_eq!(out.output, want);
+        }
+        let short = p.ioctl(&h, IOCTL_ECHO, &[1, 2, 3], 1).unwrap();
+        assert_eq!(
+            short.status, STATUS_BUFFER_TOO_SMALL,
+            "a short output buffer is refused"
+        );
+        assert_eq!(
+            p.ioctl(&h, ctl(0x8FF, 0), &[], 0).unwrap().status,
+            STATUS_INVALID_DEVICE_REQUEST
+        );
+        // OUT_DIRECT into the caller's pages.
+        let buf = p.alloc(8192);
+        let pend = p.ioctl_with_buffer(&h, IOCTL_FILL, &[], buf, 8192).unwrap();
+        assert_eq!(pend.wait(T).unwrap().status, STATUS_SUCCESS);
+        let mut got = vec![0u8; 8192];
+        r.m.cpu_read(buf, &mut got).unwrap();
+        assert!(got.iter().all(|&b| b == 0xA5));
+        p.close(h).unwrap();
+        r.finish();
     }
-    let short = p.ioctl(&h, IOCTL_ECHO, &[1, 2, 3], 1).unwrap();
-    assert_eq!(
-        short.status, STATUS_BUFFER_TOO_SMALL,
-        "a short output buffer is refused"
-    );
-    assert_eq!(
-        p.ioctl(&h, ctl(0x8FF, 0), &[], 0).unwrap().status,
-        STATUS_INVALID_DEVICE_REQUEST
-    );
-    // OUT_DIRECT into the caller's pages.
-    let buf = p.alloc(8192);
-    let pend = p.ioctl_with_buffer(&h, IOCTL_FILL, &[], buf, 8192).unwrap();
-    assert_eq!(pend.wait(T).unwrap().status, STATUS_SUCCESS);
-    let mut got = vec![0u8; 8192];
-    r.m.cpu_read(buf, &mut got).unwrap();
-    assert!(got.iter().all(|&b| b == 0xA5));
-    p.close(h).unwrap();
-    r.finish();
 }
 
 #[test]
 fn interrupts_reach_the_isr_and_the_dpc_completes_the_waiter() {
-    for ints in [InterruptResources::Msi(1), InterruptResources::Line] {
-        let r = rig_with(0, ints);
+    for mode in MODES {
+        for ints in [InterruptResources::Msi(1), InterruptResources::Line] {
+            let r = rig_with(mode, 0, ints);
+            let p = r.host().process();
+            let h = p.open(&r.node).unwrap();
+            for v in [5u32, 7, 1000] {
+                let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+                assert!(
+                    wait.wait(Duration::from_millis(20)).is_none(),
+                    "parked until the interrupt"
+                );
+                assert_eq!(
+                    p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                    STATUS_SUCCESS
+                );
+                let done = wait.wait(T).expect("completed by the DPC");
+                assert_eq!((done.status, done.information), (STATUS_SUCCESS, 4));
+                assert_eq!(done.output, (v * 2 + 1).to_le_bytes());
+            }
+            p.close(h).unwrap();
+            r.finish();
+        }
+    }
+}
+
+#[test]
+fn cancellation_on_queue_and_in_the_driver() {
+    for mode in MODES {
+        let r = rig(mode, 0);
         let p = r.host().process();
         let h = p.open(&r.node).unwrap();
-        for v in [5u32, 7, 1000] {
+        let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+        let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
+        wait.cancel().unwrap();
+        pend.cancel().unwrap();
+        assert_eq!(
+            wait.wait(T).unwrap().status,
+            STATUS_CANCELLED,
+            "cancelled in the manual queue"
+        );
+        assert_eq!(
+            pend.wait(T).unwrap().status,
+            STATUS_CANCELLED,
+            "cancelled by EvtRequestCancel"
+        );
+        p.close(h).unwrap();
+        r.finish();
+    }
+}
+
+#[test]
+fn closing_a_handle_or_killing_the_process_cancels_its_requests() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        for kill in [false, true] {
+            let p = r.host().process();
+            let h = p.open(&r.node).unwrap();
             let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
-            assert!(
-                wait.wait(Duration::from_millis(20)).is_none(),
-                "parked until the interrupt"
-            );
+            let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
+            if kill {
+                p.kill().unwrap();
+            } else {
+                p.close(h).unwrap();
+            }
+            assert_eq!(wait.wait(T).unwrap().status, STATUS_CANCELLED);
+            assert_eq!(pend.wait(T).unwrap().status, STATUS_CANCELLED);
+        }
+        r.finish();
+    }
+}
+
+#[test]
+fn stop_and_start_twenty_times() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for _ in 0..20 {
+            r.host().stop(&r.node).unwrap();
+            r.host().start(&r.node).unwrap();
             assert_eq!(
-                p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                p.ioctl(&h, IOCTL_ECHO, &[1, 2], 2).unwrap().output,
+                vec![2, 1]
+            );
+            let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            assert_eq!(
+                p.ioctl(&h, IOCTL_KICK, &3u32.to_le_bytes(), 0)
+                    .unwrap()
+                    .status,
                 STATUS_SUCCESS
             );
-            let done = wait.wait(T).expect("completed by the DPC");
-            assert_eq!((done.status, done.information), (STATUS_SUCCESS, 4));
-            assert_eq!(done.output, (v * 2 + 1).to_le_bytes());
+            assert_eq!(wait.wait(T).unwrap().output, 7u32.to_le_bytes());
         }
         p.close(h).unwrap();
         r.finish();
@@ -860,209 +940,189 @@ fn interrupts_reach_the_isr_and_the_dpc_completes_the_waiter() {
 }
 
 #[test]
-fn cancellation_on_queue_and_in_the_driver() {
-    let r = rig(0);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
-    let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
-    wait.cancel().unwrap();
-    pend.cancel().unwrap();
-    assert_eq!(
-        wait.wait(T).unwrap().status,
-        STATUS_CANCELLED,
-        "cancelled in the manual queue"
-    );
-    assert_eq!(
-        pend.wait(T).unwrap().status,
-        STATUS_CANCELLED,
-        "cancelled by EvtRequestCancel"
-    );
-    p.close(h).unwrap();
-    r.finish();
-}
-
-#[test]
-fn closing_a_handle_or_killing_the_process_cancels_its_requests() {
-    let r = rig(0);
-    for kill in [false, true] {
+fn surprise_removal_with_requests_pending() {
+    for mode in MODES {
+        let mut r = rig(mode, 0);
         let p = r.host().process();
         let h = p.open(&r.node).unwrap();
         let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
         let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
-        if kill {
-            p.kill().unwrap();
-        } else {
-            p.close(h).unwrap();
-        }
+        let host = r.host.take().unwrap();
+        host.surprise_remove(&r.node).unwrap();
         assert_eq!(wait.wait(T).unwrap().status, STATUS_CANCELLED);
         assert_eq!(pend.wait(T).unwrap().status, STATUS_CANCELLED);
-    }
-    r.finish();
-}
-
-#[test]
-fn stop_and_start_twenty_times() {
-    let r = rig(0);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    for _ in 0..20 {
-        r.host().stop(&r.node).unwrap();
-        r.host().start(&r.node).unwrap();
+        // The handle outlives the device: new requests fail, closing still works.
         assert_eq!(
-            p.ioctl(&h, IOCTL_ECHO, &[1, 2], 2).unwrap().output,
-            vec![2, 1]
+            p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap().status,
+            STATUS_DEVICE_REMOVED
         );
-        let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
-        assert_eq!(
-            p.ioctl(&h, IOCTL_KICK, &3u32.to_le_bytes(), 0)
-                .unwrap()
-                .status,
-            STATUS_SUCCESS
-        );
-        assert_eq!(wait.wait(T).unwrap().output, 7u32.to_le_bytes());
+        p.close(h).unwrap();
+        host.unload().unwrap();
+        assert_eq!(r.m.leaks().unwrap(), Vec::<String>::new());
+        assert!(r.m.bugcheck().is_none());
     }
-    p.close(h).unwrap();
-    r.finish();
-}
-
-#[test]
-fn surprise_removal_with_requests_pending() {
-    let mut r = rig(0);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
-    let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
-    let host = r.host.take().unwrap();
-    host.surprise_remove(&r.node).unwrap();
-    assert_eq!(wait.wait(T).unwrap().status, STATUS_CANCELLED);
-    assert_eq!(pend.wait(T).unwrap().status, STATUS_CANCELLED);
-    // The handle outlives the device: new requests fail, closing still works.
-    assert_eq!(
-        p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap().status,
-        STATUS_DEVICE_REMOVED
-    );
-    p.close(h).unwrap();
-    host.unload().unwrap();
-    assert_eq!(r.m.leaks().unwrap(), Vec::<String>::new());
-    assert!(r.m.bugcheck().is_none());
 }
 
 #[test]
 fn d3_holds_requests_in_power_managed_queues() {
-    let r = rig(0);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    r.host().power_down(&r.node).unwrap();
-    let echo = p.ioctl_async(&h, IOCTL_ECHO, &[9, 8], 2).unwrap();
-    assert!(
-        echo.wait(Duration::from_millis(100)).is_none(),
-        "held while in D3"
-    );
-    r.host().power_up(&r.node).unwrap();
-    assert_eq!(echo.wait(T).unwrap().output, vec![8, 9]);
-    p.close(h).unwrap();
-    r.finish();
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        r.host().power_down(&r.node).unwrap();
+        let echo = p.ioctl_async(&h, IOCTL_ECHO, &[9, 8], 2).unwrap();
+        assert!(
+            echo.wait(Duration::from_millis(100)).is_none(),
+            "held while in D3"
+        );
+        r.host().power_up(&r.node).unwrap();
+        assert_eq!(echo.wait(T).unwrap().output, vec![8, 9]);
+        p.close(h).unwrap();
+        r.finish();
+    }
 }
 
 // ---- each check fires on a buggy driver ----
 
 #[test]
 fn a_leaked_request_is_caught_at_removal() {
-    let mut r = rig(BUG_LEAK_PEND);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let _pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
-    let host = r.host.take().unwrap();
-    let e = host.remove(&r.node).unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        (b.code, b.params[0]),
-        (0xC4, wdf::wdf_rule::REQUEST_LEAKED),
-        "{b}"
-    );
+    for mode in MODES {
+        let mut r = rig(mode, BUG_LEAK_PEND);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let _pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
+        let host = r.host.take().unwrap();
+        let e = host.remove(&r.node).unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (b.code, b.params[0]),
+            (0xC4, wdf::wdf_rule::REQUEST_LEAKED),
+            "{b}"
+        );
+    }
 }
 
 #[test]
 fn a_double_completion_is_caught() {
-    let r = rig(BUG_DOUBLE_COMPLETE);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        (b.code, b.params[0]),
-        (0xC4, wdf::wdf_rule::DOUBLE_COMPLETION),
-        "{b}"
-    );
+    for mode in MODES {
+        let r = rig(mode, BUG_DOUBLE_COMPLETE);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (b.code, b.params[0]),
+            (0xC4, wdf::wdf_rule::DOUBLE_COMPLETION),
+            "{b}"
+        );
+    }
 }
 
 #[test]
 fn an_irql_violation_is_caught() {
-    let r = rig(BUG_IRQL);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
-    };
-    assert_eq!(b.code, 0xA, "IRQL_NOT_LESS_OR_EQUAL: {b}");
+    for mode in MODES {
+        let r = rig(mode, BUG_IRQL);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(b.code, 0xA, "IRQL_NOT_LESS_OR_EQUAL: {b}");
+    }
 }
 
 #[test]
 fn a_callback_returning_at_another_irql_is_caught() {
-    let r = rig(BUG_RAISED_RETURN);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        (b.code, b.params[0], b.params[1], b.params[2]),
-        (0x10D, 0xE, 0, 2),
-        "{b}"
-    );
+    for mode in MODES {
+        let r = rig(mode, BUG_RAISED_RETURN);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let e = p.ioctl(&h, IOCTL_ECHO, &[1], 1).unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (b.code, b.params[0], b.params[1], b.params[2]),
+            (0x10D, 0xE, 0, 2),
+            "{b}"
+        );
+    }
 }
 
 #[test]
 fn an_object_leaked_at_unload_is_caught() {
-    let mut r = rig(BUG_REFERENCE_LEAK);
-    let p = r.host().process();
-    let h = p.open(&r.node).unwrap();
-    let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
-    pend.cancel().unwrap();
-    let _ = pend.wait(T);
-    p.close(h).unwrap();
-    let host = r.host.take().unwrap();
-    host.remove(&r.node).unwrap();
-    // The referenced spin lock outlives its parent's deletion; the outstanding reference is
-    // reported when the driver unloads.
-    let e = host.unload().unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
-    };
-    assert_eq!(
-        (b.code, b.params[0]),
-        (0xC4, wdf::wdf_rule::OBJECTS_LEAKED),
-        "{b}"
-    );
+    for mode in MODES {
+        let mut r = rig(mode, BUG_REFERENCE_LEAK);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
+        pend.cancel().unwrap();
+        let _ = pend.wait(T);
+        p.close(h).unwrap();
+        let host = r.host.take().unwrap();
+        host.remove(&r.node).unwrap();
+        // The referenced spin lock outlives its parent's deletion; the outstanding reference is
+        // reported when the driver unloads.
+        let e = host.unload().unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (b.code, b.params[0]),
+            (0xC4, wdf::wdf_rule::OBJECTS_LEAKED),
+            "{b}"
+        );
+    }
 }
 
 #[test]
 fn dma_resources_kept_after_release_are_caught() {
-    let r = rig(BUG_KEEP_ADAPTER);
-    let e = r.host().stop(&r.node).unwrap_err();
-    let HostError::BugCheck(b) = e else {
-        panic!("{e}")
+    for mode in MODES {
+        let r = rig(mode, BUG_KEEP_ADAPTER);
+        let e = r.host().stop(&r.node).unwrap_err();
+        let HostError::BugCheck(b) = e else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            (b.code, b.params[0]),
+            (0xC4, wdf::wdf_rule::DMA_AFTER_RELEASE),
+            "{b}"
+        );
+    }
+}
+
+#[test]
+fn a_deterministic_seed_replays_exactly() {
+    let scenario = |seed: u64| {
+        let r = rig(Mode::Deterministic { seed }, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let mut seen = Vec::new();
+        for v in 0..30u32 {
+            let w = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            assert_eq!(
+                p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                STATUS_SUCCESS
+            );
+            let e = p.ioctl_async(&h, IOCTL_ECHO, &[v as u8, 1], 2).unwrap();
+            seen.push(w.wait(T).unwrap().output);
+            seen.push(e.wait(T).unwrap().output);
+        }
+        p.close(h).unwrap();
+        let trace = r.host().trace();
+        r.finish();
+        (trace, seen)
     };
-    assert_eq!(
-        (b.code, b.params[0]),
-        (0xC4, wdf::wdf_rule::DMA_AFTER_RELEASE),
-        "{b}"
-    );
+    let (a, seen_a) = scenario(1);
+    let (b, seen_b) = scenario(1);
+    assert_eq!(a, b, "same seed, same schedule");
+    assert_eq!(seen_a, seen_b);
+    let (c, seen_c) = scenario(2);
+    assert_ne!(a, c, "another seed, another schedule");
+    assert_eq!(seen_a, seen_c, "the results do not depend on the schedule");
 }

@@ -98,6 +98,99 @@ struct Core {
     driver_object: usize,
     registry: usize,
     tx: Sender<IrqEvent>,
+    mode: Mode,
+    det: Mutex<DetState>,
+}
+
+/// How the host schedules interrupts and DPCs against everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An interrupt CPU runs ISRs and DPCs beside the callers, as on a multiprocessor: real races.
+    Threaded,
+    /// One event loop: interrupts and DPCs are delivered only between harness steps and while a
+    /// caller waits, in an order drawn from `seed`, so a failing seed replays exactly.
+    Deterministic {
+        /// The scheduling seed.
+        seed: u64,
+    },
+}
+
+/// The deterministic event loop's state.
+#[derive(Debug, Default)]
+struct DetState {
+    rx: Option<Receiver<IrqEvent>>,
+    pending: std::collections::VecDeque<IrqEvent>,
+    rng: u64,
+    trace: Vec<String>,
+}
+
+impl DetState {
+    fn next(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Runs one harness step on a simulated CPU; in deterministic mode, then lets the event loop
+/// deliver a seeded share of the pending interrupts.
+fn step<R: Send + 'static>(
+    core: &Core,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, HostError> {
+    let r = run(&core.machine, f)?;
+    pump(core, false)?;
+    Ok(r)
+}
+
+/// Deterministic mode: delivers pending interrupts and DPCs (all of them when `force`, else a
+/// seeded number of them). Returns whether anything was delivered.
+fn pump(core: &Core, force: bool) -> Result<bool, HostError> {
+    if core.mode == Mode::Threaded {
+        return Ok(false);
+    }
+    let batch: Vec<IrqEvent> = {
+        let mut st = core
+            .det
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut incoming = Vec::new();
+        if let Some(rx) = &st.rx {
+            while let Ok(e) = rx.try_recv() {
+                incoming.push(e);
+            }
+        }
+        st.pending.extend(incoming);
+        let n = st.pending.len();
+        if n == 0 {
+            return Ok(false);
+        }
+        let k = if force {
+            n
+        } else {
+            (st.next() % (n as u64 + 1)) as usize
+        };
+        let batch: Vec<IrqEvent> = st.pending.drain(..k).collect();
+        let mark = format!("deliver {k} of {n}");
+        st.trace.push(mark);
+        for e in &batch {
+            let t = format!("{e:?}");
+            st.trace.push(t);
+        }
+        batch
+    };
+    if batch.is_empty() {
+        return Ok(false);
+    }
+    run(&core.machine, move || {
+        for e in batch {
+            deliver(e);
+            run_dpcs();
+        }
+    })?;
+    Ok(true)
 }
 
 /// A loaded driver on a machine.
@@ -130,6 +223,14 @@ impl Host {
     /// # Errors
     /// The status `DriverEntry` failed with, or the bug check it caused.
     pub fn load(machine: &Machine, entry: DriverEntry) -> Result<Self, HostError> {
+        Self::load_with(machine, entry, Mode::Threaded)
+    }
+
+    /// As [`Host::load`], with an execution mode.
+    ///
+    /// # Errors
+    /// As [`Host::load`].
+    pub fn load_with(machine: &Machine, entry: DriverEntry, mode: Mode) -> Result<Self, HostError> {
         let mut driver = Box::new(_DRIVER_OBJECT {
             Type: 4,
             Size: 0,
@@ -150,6 +251,8 @@ impl Host {
             driver_object: core::ptr::from_mut(&mut *driver) as usize,
             registry: core::ptr::from_mut(&mut *reg) as usize,
             tx: tx.clone(),
+            mode,
+            det: Mutex::new(DetState::default()),
         });
         machine.0.lock().wdf.irq_tx = Some(tx);
         let (d, r) = (Addr(core.driver_object), Addr(core.registry));
@@ -160,10 +263,23 @@ impl Host {
         if !NT_SUCCESS(status) {
             return Err(HostError::Status(status));
         }
-        let irq = machine.spawn_cpu("sim-interrupt-cpu", move || interrupt_cpu(&rx));
+        let irq = match mode {
+            Mode::Threaded => {
+                Some(machine.spawn_cpu("sim-interrupt-cpu", move || interrupt_cpu(&rx)))
+            }
+            Mode::Deterministic { seed } => {
+                let mut st = core
+                    .det
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.rx = Some(rx);
+                st.rng = seed;
+                None
+            }
+        };
         Ok(Self {
             core,
-            irq: Some(irq),
+            irq,
             _buffers: (driver, reg, text),
         })
     }
@@ -184,7 +300,7 @@ impl Host {
         interrupts: InterruptResources,
     ) -> Result<DevNode, HostError> {
         let (pdo, slot) = (att.pdo as usize, att.slot);
-        let created = run(&self.core.machine, move || {
+        let created = step(&self.core, move || {
             let (driver, add, init) = with_state(|st, _| {
                 let w = &mut st.wdf;
                 let driver = w.driver.ok_or_else(|| {
@@ -238,7 +354,7 @@ impl Host {
         let sink: InterruptSink = Arc::new(move |i| {
             let _ = tx.send(IrqEvent::Device(node.slot, i));
         });
-        let status = run(&self.core.machine, move || start_device(&node))?;
+        let status = step(&self.core, move || start_device(&node))?;
         if !NT_SUCCESS(status) {
             return Err(HostError::Status(status));
         }
@@ -253,7 +369,7 @@ impl Host {
     /// A bug check (a DMA resource held after release, an IRQL violation).
     pub fn stop(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
-        run(&self.core.machine, move || {
+        step(&self.core, move || {
             stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, true);
         })?;
         Ok(())
@@ -266,7 +382,7 @@ impl Host {
     /// A bug check.
     pub fn power_down(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
-        run(&self.core.machine, move || {
+        step(&self.core, move || {
             stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3, false);
         })?;
         Ok(())
@@ -278,7 +394,7 @@ impl Host {
     /// The status `EvtDeviceD0Entry` failed with, or a bug check.
     pub fn power_up(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
-        let s = run(&self.core.machine, move || {
+        let s = step(&self.core, move || {
             enter_d0(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3)
         })?;
         if NT_SUCCESS(s) {
@@ -296,7 +412,7 @@ impl Host {
     pub fn surprise_remove(&self, d: &DevNode) -> Result<(), HostError> {
         self.core.machine.surprise_remove(d.slot);
         let node = *d;
-        run(&self.core.machine, move || {
+        step(&self.core, move || {
             let cb =
                 with_state(|st, _| Ok(st.wdf.device(node.device)?.pnp.EvtDeviceSurpriseRemoval));
             if let Some(f) = cb {
@@ -315,7 +431,7 @@ impl Host {
     /// A bug check.
     pub fn remove(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
-        run(&self.core.machine, move || remove_device(&node))?;
+        step(&self.core, move || remove_device(&node))?;
         Ok(())
     }
 
@@ -326,12 +442,32 @@ impl Host {
     /// # Errors
     /// A bug check.
     pub fn unload(mut self) -> Result<(), HostError> {
-        let r = run(&self.core.machine, unload_driver);
+        let r = step(&self.core, unload_driver);
         let _ = self.core.tx.send(IrqEvent::Quit);
         if let Some(h) = self.irq.take() {
             let _ = h.join();
         }
         r
+    }
+
+    /// Deterministic mode: the events the loop delivered, in order (for replay checks).
+    #[must_use]
+    pub fn trace(&self) -> Vec<String> {
+        self.core
+            .det
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .trace
+            .clone()
+    }
+
+    /// Deterministic mode: delivers every pending interrupt and DPC now.
+    ///
+    /// # Errors
+    /// A bug check an ISR or DPC caused.
+    pub fn settle(&self) -> Result<(), HostError> {
+        while pump(&self.core, true)? {}
+        Ok(())
     }
 
     /// A new user-mode process.
@@ -738,11 +874,18 @@ fn interrupt_cpu(rx: &Receiver<IrqEvent>) {
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(IrqEvent::Quit) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-            Ok(IrqEvent::Device(slot, Interrupt::Msi { vector })) => isr(slot, vector),
-            Ok(IrqEvent::Device(slot, Interrupt::IntxAsserted)) => isr(slot, 0),
-            Ok(IrqEvent::Device(_, Interrupt::IntxDeasserted) | IrqEvent::Dpc) | Err(_) => {}
+            Ok(e) => deliver(e),
+            Err(_) => {}
         }
         run_dpcs();
+    }
+}
+
+fn deliver(e: IrqEvent) {
+    match e {
+        IrqEvent::Device(slot, Interrupt::Msi { vector }) => isr(slot, vector),
+        IrqEvent::Device(slot, Interrupt::IntxAsserted) => isr(slot, 0),
+        IrqEvent::Device(_, Interrupt::IntxDeasserted) | IrqEvent::Dpc | IrqEvent::Quit => {}
     }
 }
 
@@ -1043,6 +1186,19 @@ impl Pending {
             if now >= deadline || self.core.machine.bugcheck().is_some() {
                 return None;
             }
+            if self.core.mode != Mode::Threaded {
+                // The waiting thread drives the event loop: deliver everything pending.
+                drop(g);
+                let delivered = pump(&self.core, true).unwrap_or(false);
+                g = self
+                    .completion
+                    .done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if delivered || g.is_some() {
+                    continue;
+                }
+            }
             g = self
                 .completion
                 .cv
@@ -1077,7 +1233,7 @@ impl Pending {
         {
             return Ok(());
         }
-        run(&self.core.machine, move || cancel(r))
+        step(&self.core, move || cancel(r))
     }
 
     /// The request's handle value (for tests that inspect the framework).
@@ -1094,7 +1250,7 @@ impl Process {
     /// The status the driver failed the create with, or a bug check.
     pub fn open(&self, d: &DevNode) -> Result<Handle, HostError> {
         let dev = d.device;
-        let (file, pending) = run(&self.core.machine, move || {
+        let (file, pending) = step(&self.core, move || {
             let (file, req, cb, completion) = with_state(|st, _| {
                 let w = &mut st.wdf;
                 if !w.objects.contains_key(&dev) {
@@ -1142,7 +1298,7 @@ impl Process {
             .ok_or(HostError::State("the create request was never completed"))?;
         if !NT_SUCCESS(r.status) {
             let c = self.core.clone();
-            run(&c.machine, move || {
+            step(&c, move || {
                 let objs = with_state(|st, _| Ok(st.wdf.detach_tree(file)));
                 super::run_cleanup(objs);
             })?;
@@ -1244,7 +1400,7 @@ impl Process {
         out_len: usize,
     ) -> Result<Pending, HostError> {
         let (file, dev) = (h.file, h.device);
-        let (req, completion) = run(&self.core.machine, move || {
+        let (req, completion) = step(&self.core, move || {
             submit_ioctl(dev, file, code, method, user_in, in_len, user_out, out_len)
         })?;
         Ok(Pending {
@@ -1267,7 +1423,7 @@ impl Process {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|&f| f != h.file);
         let (file, dev) = (h.file, h.device);
-        run(&self.core.machine, move || close_file(dev, file))
+        step(&self.core, move || close_file(dev, file))
     }
 
     /// The process is terminated: every handle closed abruptly (pending requests cancelled),
@@ -1283,7 +1439,7 @@ impl Process {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for f in files {
-            let dev = run(&self.core.machine, move || {
+            let dev = step(&self.core, move || {
                 with_state(|st, _| {
                     Ok(match st.wdf.objects.get(&f).map(|o| &o.kind) {
                         Some(Kind::File(fd)) => fd.device,
@@ -1292,7 +1448,7 @@ impl Process {
                 })
             })?;
             if dev != 0 {
-                run(&self.core.machine, move || close_file(dev, f))?;
+                step(&self.core, move || close_file(dev, f))?;
             }
         }
         Ok(())
