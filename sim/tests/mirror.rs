@@ -424,3 +424,83 @@ fn ntddk_routines_have_the_c_signatures() {
     let _: unsafe fn(PMDL) -> ULONG = ntddk::mdl_macros::MmGetMdlByteCount;
     let _: unsafe fn(PMDL) -> ULONG = ntddk::mdl_macros::MmGetMdlByteOffset;
 }
+
+/// The KMDF structures have the sizes and field offsets of the 1.33 headers on x64 (`wdf*.h`,
+/// `wdm.h` with `#pragma pack(4)` for resource descriptors).
+#[test]
+fn wdf_structures_have_c_layouts() {
+    use std::mem::offset_of;
+    assert_eq!(size_of::<WDF_DRIVER_CONFIG>(), 32);
+    assert_eq!(size_of::<WDF_OBJECT_ATTRIBUTES>(), 0x38);
+    assert_eq!(offset_of!(WDF_OBJECT_ATTRIBUTES, ParentObject), 0x20);
+    assert_eq!(offset_of!(WDF_OBJECT_ATTRIBUTES, ContextTypeInfo), 0x30);
+    assert_eq!(size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>(), 40);
+    assert_eq!(
+        size_of::<WDF_PNPPOWER_EVENT_CALLBACKS>(),
+        0x90,
+        "17 callbacks after Size"
+    );
+    assert_eq!(
+        offset_of!(WDF_PNPPOWER_EVENT_CALLBACKS, EvtDevicePrepareHardware),
+        0x28
+    );
+    assert_eq!(size_of::<WDF_FILEOBJECT_CONFIG>(), 40);
+    assert_eq!(size_of::<WDF_IO_QUEUE_CONFIG>(), 0x60);
+    assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoDeviceControl), 0x28);
+    assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, Driver), 0x58);
+    assert_eq!(size_of::<WDF_INTERRUPT_CONFIG>(), 0x68);
+    assert_eq!(offset_of!(WDF_INTERRUPT_CONFIG, EvtInterruptIsr), 0x18);
+    assert_eq!(offset_of!(WDF_INTERRUPT_CONFIG, InterruptTranslated), 0x48);
+    assert_eq!(size_of::<WDF_REQUEST_PARAMETERS>(), 40);
+    assert_eq!(offset_of!(WDF_REQUEST_PARAMETERS, Parameters), 8);
+    assert_eq!(size_of::<CM_PARTIAL_RESOURCE_DESCRIPTOR>(), 20);
+    assert_eq!(offset_of!(CM_PARTIAL_RESOURCE_DESCRIPTOR, u), 4);
+    assert_eq!(size_of::<GUID>(), 16);
+    assert_eq!(size_of::<UNICODE_STRING>(), 16);
+    // Handles are pointers to opaque DECLARE_HANDLE structs; WDFOBJECT is a plain HANDLE.
+    assert_eq!(size_of::<WDFDEVICE>(), 8);
+    let _: WDFOBJECT = std::ptr::null_mut::<core::ffi::c_void>();
+    assert_eq!(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual, 3);
+    assert_eq!(_WDF_REQUEST_TYPE::WdfRequestTypeDeviceControl, 0xE);
+    assert_eq!(_WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, 5);
+    assert_eq!((CmResourceTypeMemory, CmResourceTypeInterrupt), (3, 2));
+}
+
+/// The WDF methods take the C parameters minus `DriverGlobals`, as
+/// `call_unsafe_wdf_function_binding!` passes them.
+#[test]
+fn wdf_methods_have_the_c_signatures() {
+    use wdk_sim::wdf::functions as f;
+    let _: unsafe fn(
+        PDRIVER_OBJECT,
+        PCUNICODE_STRING,
+        PWDF_OBJECT_ATTRIBUTES,
+        PWDF_DRIVER_CONFIG,
+        *mut WDFDRIVER,
+    ) -> NTSTATUS = f::WdfDriverCreate;
+    let _: unsafe fn(*mut PWDFDEVICE_INIT, PWDF_OBJECT_ATTRIBUTES, *mut WDFDEVICE) -> NTSTATUS =
+        f::WdfDeviceCreate;
+    let _: unsafe fn(
+        WDFDEVICE,
+        PWDF_IO_QUEUE_CONFIG,
+        PWDF_OBJECT_ATTRIBUTES,
+        *mut WDFQUEUE,
+    ) -> NTSTATUS = f::WdfIoQueueCreate;
+    let _: unsafe fn(
+        WDFDEVICE,
+        PWDF_INTERRUPT_CONFIG,
+        PWDF_OBJECT_ATTRIBUTES,
+        *mut WDFINTERRUPT,
+    ) -> NTSTATUS = f::WdfInterruptCreate;
+    let _: unsafe fn(WDFREQUEST, usize, *mut PVOID, *mut usize) -> NTSTATUS =
+        f::WdfRequestRetrieveInputBuffer;
+    let _: unsafe fn(WDFREQUEST, NTSTATUS, ULONG_PTR) = f::WdfRequestCompleteWithInformation;
+    let _: unsafe fn(WDFREQUEST, PFN_WDF_REQUEST_CANCEL) -> NTSTATUS =
+        f::WdfRequestMarkCancelableEx;
+    let _: unsafe fn(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO) -> PVOID =
+        f::WdfObjectGetTypedContextWorker;
+    let _: unsafe fn(WDFCMRESLIST, ULONG) -> PCM_PARTIAL_RESOURCE_DESCRIPTOR =
+        f::WdfCmResourceListGetDescriptor;
+    let _: unsafe fn(WDFINTERRUPT, PFN_WDF_INTERRUPT_SYNCHRONIZE, WDFCONTEXT) -> BOOLEAN =
+        f::WdfInterruptSynchronize;
+}
