@@ -104,6 +104,7 @@ const BUG_IRQL: u32 = 1 << 2;
 const BUG_REFERENCE_LEAK: u32 = 1 << 3;
 const BUG_KEEP_ADAPTER: u32 = 1 << 4;
 const BUG_RAISED_RETURN: u32 = 1 << 5;
+const BUG_FAIL_START: u32 = 1 << 6;
 
 // ---- the driver ----
 
@@ -403,6 +404,10 @@ unsafe extern "C" fn prepare_hardware(
     c.common_va = unsafe { ops.AllocateCommonBuffer.unwrap()(c.adapter, 4096, &raw mut la, TRUE) };
     // SAFETY: the HAL wrote the union.
     c.common_la = unsafe { la.QuadPart };
+    if c.bugs & BUG_FAIL_START != 0 {
+        // A start that fails after taking resources: the framework calls ReleaseHardware.
+        return STATUS_DEVICE_HARDWARE_ERROR;
+    }
     STATUS_SUCCESS
 }
 
@@ -901,7 +906,13 @@ fn closing_a_handle_or_killing_the_process_cancels_its_requests() {
             let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
             let pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
             if kill {
+                let buf = p.alloc(4096);
                 p.kill().unwrap();
+                let mut b = [0u8; 4];
+                assert!(
+                    r.m.cpu_read(buf, &mut b).is_err(),
+                    "the process's memory is gone"
+                );
             } else {
                 p.close(h).unwrap();
             }
@@ -1125,4 +1136,33 @@ fn a_deterministic_seed_replays_exactly() {
     let (c, seen_c) = scenario(2);
     assert_ne!(a, c, "another seed, another schedule");
     assert_eq!(seen_a, seen_c, "the results do not depend on the schedule");
+}
+
+#[test]
+fn a_failed_start_releases_what_it_took() {
+    for mode in MODES {
+        let m = Machine::with_profile(Profile::VERIFIER);
+        let dev = Arc::new(EchoDevice {
+            bugs: BUG_FAIL_START,
+            line: false,
+            regs: Default::default(),
+            bus: OnceLock::new(),
+        });
+        let (att, device_bus) = m.attach(dev.clone());
+        let _ = dev.bus.set(device_bus);
+        let host = Host::load_with(&m, driver_entry, mode).unwrap();
+        let node = host.add_device(&att, InterruptResources::Msi(1)).unwrap();
+        assert_eq!(
+            host.start(&node).unwrap_err(),
+            HostError::Status(STATUS_DEVICE_HARDWARE_ERROR)
+        );
+        host.remove(&node).unwrap();
+        host.unload().unwrap();
+        assert_eq!(
+            m.leaks().unwrap(),
+            Vec::<String>::new(),
+            "the adapter and buffer were released"
+        );
+        assert!(m.bugcheck().is_none());
+    }
 }

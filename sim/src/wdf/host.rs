@@ -476,6 +476,7 @@ impl Host {
         Process {
             core: self.core.clone(),
             handles: Mutex::new(Vec::new()),
+            memory: Mutex::new(Vec::new()),
         }
     }
 }
@@ -1135,6 +1136,7 @@ pub(crate) fn purge(q: usize) {
 pub struct Process {
     core: Arc<Core>,
     handles: Mutex<Vec<usize>>,
+    memory: Mutex<Vec<usize>>,
 }
 
 impl std::fmt::Debug for Process {
@@ -1314,7 +1316,12 @@ impl Process {
     /// User memory of this process (a buffer for direct I/O).
     #[must_use]
     pub fn alloc(&self, len: usize) -> usize {
-        self.core.machine.alloc_user(len)
+        let va = self.core.machine.alloc_user(len);
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(va);
+        va
     }
 
     /// `DeviceIoControl`, synchronous.
@@ -1450,6 +1457,16 @@ impl Process {
             if dev != 0 {
                 step(&self.core, move || close_file(dev, f))?;
             }
+        }
+        // The address space goes away: later device DMA into these pages is a fault.
+        let memory: Vec<usize> = std::mem::take(
+            &mut *self
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for va in memory {
+            self.core.machine.free_user(va);
         }
         Ok(())
     }
