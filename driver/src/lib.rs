@@ -13,14 +13,16 @@
 //! - the KMDF callbacks: `DriverEntry`, `EvtDriverDeviceAdd`, PnP/power, ISR/DPC, the IOCTL queue;
 //! - the MAD send/receive path and the stream engine path, built on `rhca-hw`.
 //!
-//! Today it holds the platform switch only. On Windows the crate does not yet link as a driver:
-//! `DriverEntry` arrives with the driver issue, together with the code it starts.
+//! Today it holds the platform switch and the DMA layer ([`dma`]). On Windows the crate does not
+//! yet link as a driver: `DriverEntry` arrives with the rest of the driver issue.
 //!
 //! # Safety story
 //! `unsafe` is confined to [`sys`], the `dma` module and (later) the KMDF boundary; every block
-//! carries a `// SAFETY:` comment and every `unsafe fn` a `# Safety` section (workspace lints).
+//! carries a SAFETY comment and every `unsafe fn` a `# Safety` section (workspace lints).
 
 #![no_std]
+
+extern crate alloc;
 
 // The kernel runtime pieces of windows-drivers-rs, on Windows only (not under `cfg(test)`, where
 // the standard library's panic handler and allocator are linked instead): wdk-panic bug-checks
@@ -37,4 +39,5 @@ use wdk_alloc::WdkAllocator;
 #[global_allocator]
 static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
+pub mod dma;
 pub mod sys;

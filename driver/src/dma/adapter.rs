@@ -1,0 +1,149 @@
+//! The DMA adapter.
+
+use alloc::sync::Arc;
+use core::ptr::NonNull;
+
+use super::DmaError;
+use crate::sys::{
+    _INTERFACE_TYPE, DEVICE_DESCRIPTION, DMA_ADAPTER, DMA_OPERATIONS, FALSE, PDEVICE_OBJECT,
+    PDMA_ADAPTER, TRUE, ntddk,
+};
+
+/// The shared part of an adapter: the pointer and its operations table. Dropped (Put) when the
+/// [`Adapter`] and every buffer and mapping made from it are gone.
+#[derive(Debug)]
+pub(super) struct AdapterInner {
+    pub(super) raw: NonNull<DMA_ADAPTER>,
+    pub(super) ops: &'static DMA_OPERATIONS,
+    /// The device object the mapping routines name (the driver's FDO).
+    pub(super) device: PDEVICE_OBJECT,
+}
+
+// SAFETY: a DMA adapter may be used from any CPU; the HAL serialises its own state.
+unsafe impl Send for AdapterInner {}
+// SAFETY: as above; the table is immutable.
+unsafe impl Sync for AdapterInner {}
+
+impl AdapterInner {
+    pub(super) const fn ptr(&self) -> PDMA_ADAPTER {
+        self.raw.as_ptr()
+    }
+}
+
+impl Drop for AdapterInner {
+    fn drop(&mut self) {
+        if let Some(put) = self.ops.PutDmaAdapter {
+            // SAFETY: the adapter is live and this is the last reference to it; every common
+            // buffer and mapping held an `Arc` of this and has been released.
+            unsafe { put(self.raw.as_ptr()) };
+        }
+    }
+}
+
+/// The device's DMA adapter.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub(super) inner: Arc<AdapterInner>,
+    version: u32,
+    map_registers: u32,
+}
+
+/// Byte offset of a `DMA_OPERATIONS` member, to compare with the table's `Size`.
+macro_rules! member_end {
+    ($field:ident) => {
+        core::mem::offset_of!(DMA_OPERATIONS, $field) + core::mem::size_of::<usize>()
+    };
+}
+
+impl Adapter {
+    /// `IoGetDmaAdapter` for a scatter/gather bus master on PCI that drives `width` address
+    /// bits and transfers at most `max_len` bytes at once: a version 3 description
+    /// (`DmaAddressWidth`), or version 2 (`Dma64BitAddresses`/`Dma32BitAddresses`) when the
+    /// system refuses version 3. Call at `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`DmaError::NoAdapter`]; [`DmaError::MissingRoutine`] when the table lacks the
+    /// scatter/gather or common-buffer routines.
+    ///
+    /// # Safety
+    /// `pdo` must be the device's physical device object (`WdfDeviceWdmGetPhysicalDevice`) and
+    /// `device` the driver's device object for it (`WdfDeviceWdmGetDeviceObject`), both live
+    /// for the adapter's life.
+    pub unsafe fn new(
+        pdo: PDEVICE_OBJECT,
+        device: PDEVICE_OBJECT,
+        width: u32,
+        max_len: u32,
+    ) -> Result<Self, DmaError> {
+        for version in [3u32, 2] {
+            let mut d = DEVICE_DESCRIPTION {
+                Version: version,
+                Master: TRUE,
+                ScatterGather: TRUE,
+                InterfaceType: _INTERFACE_TYPE::PCIBus,
+                MaximumLength: max_len,
+                ..DEVICE_DESCRIPTION::default()
+            };
+            if version == 3 {
+                d.DmaAddressWidth = width;
+            } else {
+                d.Dma64BitAddresses = if width == 64 { TRUE } else { FALSE };
+                d.Dma32BitAddresses = if width == 64 { FALSE } else { TRUE };
+            }
+            let mut n = 0u32;
+            // SAFETY: `pdo` is the device's PDO (caller's contract); `d` and `n` are live locals.
+            let raw = unsafe { ntddk::IoGetDmaAdapter(pdo, &raw mut d, &raw mut n) };
+            let Some(raw) = NonNull::new(raw) else {
+                continue;
+            };
+            // SAFETY: a non-null adapter from IoGetDmaAdapter is live until PutDmaAdapter.
+            let table = unsafe { raw.as_ref() }.DmaOperations;
+            // SAFETY: the HAL's operations tables are statics that are never written.
+            let ops: &'static DMA_OPERATIONS = unsafe { &*table };
+            let inner = Arc::new(AdapterInner { raw, ops, device });
+            let adapter = Self {
+                inner,
+                version,
+                map_registers: n,
+            };
+            for (name, present) in [
+                ("AllocateCommonBuffer", ops.AllocateCommonBuffer.is_some()),
+                ("FreeCommonBuffer", ops.FreeCommonBuffer.is_some()),
+                ("GetScatterGatherList", ops.GetScatterGatherList.is_some()),
+                ("PutScatterGatherList", ops.PutScatterGatherList.is_some()),
+            ] {
+                if !present {
+                    return Err(DmaError::MissingRoutine(name));
+                }
+            }
+            return Ok(adapter);
+        }
+        Err(DmaError::NoAdapter)
+    }
+
+    /// The `DEVICE_DESCRIPTION` version the adapter was granted with (3, or 2 as a fallback).
+    #[must_use]
+    pub const fn description_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Map registers `IoGetDmaAdapter` granted: the most pages one transfer may span at once.
+    #[must_use]
+    pub const fn map_registers(&self) -> u32 {
+        self.map_registers
+    }
+
+    /// Whether the operations table is large enough to hold `FlushDmaBuffer` (version 3
+    /// tables); the driver checks `Size` before it uses any newer member.
+    #[must_use]
+    pub fn has_flush_dma_buffer(&self) -> bool {
+        self.inner.ops.Size as usize >= member_end!(FlushDmaBuffer)
+            && self.inner.ops.FlushDmaBuffer.is_some()
+    }
+
+    /// The raw adapter, for reports.
+    #[must_use]
+    pub fn raw(&self) -> PDMA_ADAPTER {
+        self.inner.ptr()
+    }
+}

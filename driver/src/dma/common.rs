@@ -1,0 +1,166 @@
+//! Common buffers: memory the device and the CPU share for the buffer's whole life.
+
+use alloc::sync::Arc;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use super::adapter::AdapterInner;
+use super::{Adapter, DmaError};
+use crate::sys::{PHYSICAL_ADDRESS, TRUE};
+
+/// An `AllocateCommonBuffer` allocation (cached; the HAL makes it coherent where the platform
+/// is not).
+///
+/// Freed on drop with exactly the arguments of the allocation (length, logical
+/// address, virtual address, `CacheEnabled`), as Driver Verifier demands.
+///
+/// The device may read or write any byte at any time while the buffer lives, so the CPU side
+/// works with copies ([`CommonBuffer::read`], [`CommonBuffer::write`]) and one-byte atomic
+/// loads and stores for owner bits — never a `&mut [u8]`.
+#[derive(Debug)]
+pub struct CommonBuffer {
+    adapter: Arc<AdapterInner>,
+    va: NonNull<u8>,
+    logical: u64,
+    len: u32,
+}
+
+// SAFETY: the buffer is shared memory accessed only by copies and atomics; the adapter is Sync.
+unsafe impl Send for CommonBuffer {}
+// SAFETY: as above: `&CommonBuffer` exposes only copy and atomic access.
+unsafe impl Sync for CommonBuffer {}
+
+impl Adapter {
+    /// `AllocateCommonBuffer(len, CacheEnabled = TRUE)`, zeroed. Call at `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`DmaError::NoCommonBuffer`].
+    pub fn common_buffer(&self, len: u32) -> Result<CommonBuffer, DmaError> {
+        let alloc = self
+            .inner
+            .ops
+            .AllocateCommonBuffer
+            .ok_or(DmaError::MissingRoutine("AllocateCommonBuffer"))?;
+        let mut la = PHYSICAL_ADDRESS::default();
+        // SAFETY: a live adapter and a live out parameter.
+        let va = unsafe { alloc(self.inner.ptr(), len, &raw mut la, TRUE) };
+        let va = NonNull::new(va.cast::<u8>()).ok_or(DmaError::NoCommonBuffer { len })?;
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        let logical = unsafe { la.QuadPart }.cast_unsigned();
+        let b = CommonBuffer {
+            adapter: self.inner.clone(),
+            va,
+            logical,
+            len,
+        };
+        b.fill(0);
+        Ok(b)
+    }
+}
+
+impl CommonBuffer {
+    /// The logical address to give the device.
+    #[must_use]
+    pub const fn logical(&self) -> u64 {
+        self.logical
+    }
+
+    /// Length in bytes.
+    #[must_use]
+    pub const fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether the buffer is empty (never, for a successful allocation).
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn check(&self, offset: usize, n: usize) -> bool {
+        offset
+            .checked_add(n)
+            .is_some_and(|end| end <= self.len as usize)
+    }
+
+    /// Copies `out.len()` bytes at `offset` out of the buffer.
+    ///
+    /// # Panics
+    /// When the range is outside the buffer (a driver bug, not a device one: offsets come from
+    /// the driver's own ring arithmetic).
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(
+            self.check(offset, out.len()),
+            "common buffer read out of range"
+        );
+        // SAFETY: the range is inside the allocation (checked); the source may change under
+        // the device's writes, which a byte copy tolerates (the owner-bit protocol decides
+        // whether the bytes are meaningful).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.va.as_ptr().wrapping_add(offset),
+                out.as_mut_ptr(),
+                out.len(),
+            );
+        }
+    }
+
+    /// Copies `data` into the buffer at `offset`.
+    ///
+    /// # Panics
+    /// When the range is outside the buffer.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(
+            self.check(offset, data.len()),
+            "common buffer write out of range"
+        );
+        // SAFETY: the range is inside the allocation (checked); the driver writes only slots
+        // it owns by the ring protocol.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.va.as_ptr().wrapping_add(offset),
+                data.len(),
+            );
+        }
+    }
+
+    /// Fills the whole buffer with `byte` (rings are zeroed before a queue is created).
+    pub const fn fill(&self, byte: u8) {
+        // SAFETY: the whole allocation, which this buffer owns.
+        unsafe { core::ptr::write_bytes(self.va.as_ptr(), byte, self.len as usize) };
+    }
+
+    /// The byte at `offset` read with `Acquire` ordering: an owner byte the device writes last.
+    ///
+    /// # Panics
+    /// When `offset` is outside the buffer.
+    #[must_use]
+    pub fn load_acquire(&self, offset: usize) -> u8 {
+        assert!(self.check(offset, 1), "common buffer load out of range");
+        // SAFETY: inside the allocation (checked); u8 has no alignment requirement and the
+        // memory lives as long as `self`.
+        let cell = unsafe { AtomicU8::from_ptr(self.va.as_ptr().wrapping_add(offset)) };
+        cell.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for CommonBuffer {
+    fn drop(&mut self) {
+        if let Some(free) = self.adapter.ops.FreeCommonBuffer {
+            // SAFETY: the arguments of the allocation, once; the adapter outlives this call
+            // (this buffer holds a reference to it).
+            unsafe {
+                free(
+                    self.adapter.ptr(),
+                    self.len,
+                    PHYSICAL_ADDRESS {
+                        QuadPart: self.logical.cast_signed(),
+                    },
+                    self.va.as_ptr().cast(),
+                    TRUE,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Scatter/gather mappings made with `GetScatterGatherList`, one per transfer.
+//!
+//! `GetScatterGatherList` calls its execution routine either before it returns (map registers
+//! were free) or later, when another transfer releases registers. [`Adapter::map`] reports the
+//! two cases as [`MapOutcome::Ready`] and [`MapOutcome::Waiting`]; a waiting mapping becomes
+//! ready when the routine has run ([`PendingMapping::poll`]). The routine itself only records the
+//! list: it may run inside another CPU's `PutScatterGatherList`, where taking driver locks could
+//! deadlock.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use super::adapter::AdapterInner;
+use super::{Adapter, Direction, DmaBuffer, DmaError};
+use crate::sys::{
+    AtDispatch, KSpinLock, NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID,
+    SCATTER_GATHER_LIST, ntddk,
+};
+
+const WAITING: u8 = 0;
+const ARRIVED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// The execution routine's context: where the list lands, and what an abandoned mapping leaves
+/// for the routine to release.
+struct MapCell {
+    state: AtomicU8,
+    list: AtomicUsize,
+    adapter: Arc<AdapterInner>,
+    write_to_device: u8,
+    /// Set only when the mapping is abandoned before the list arrived: the routine then puts the
+    /// list and frees the buffer (which must stay alive until the HAL is done with it).
+    orphan: UnsafeCell<Option<DmaBuffer>>,
+}
+
+/// The result of [`Adapter::map`].
+#[derive(Debug)]
+pub enum MapOutcome {
+    /// The list was built before `GetScatterGatherList` returned.
+    Ready(SgMapping),
+    /// Map registers were busy: the list arrives when another transfer releases them.
+    Waiting(PendingMapping),
+}
+
+/// A live scatter/gather mapping: the device may access the buffer through
+/// [`SgMapping::elements`] until [`SgMapping::unmap`] (or drop) puts the list.
+#[derive(Debug)]
+pub struct SgMapping {
+    adapter: Arc<AdapterInner>,
+    list: NonNull<SCATTER_GATHER_LIST>,
+    dir: Direction,
+    buffer: Option<DmaBuffer>,
+}
+
+// SAFETY: the list is owned by this value until it is put; the HAL allows Put from any CPU.
+unsafe impl Send for SgMapping {}
+
+/// A mapping whose list has not arrived yet.
+pub struct PendingMapping {
+    cell: NonNull<MapCell>,
+    dir: Direction,
+    buffer: Option<DmaBuffer>,
+}
+
+// SAFETY: the cell is shared with the execution routine only through atomics; the buffer moves
+// with this value.
+unsafe impl Send for PendingMapping {}
+
+impl core::fmt::Debug for PendingMapping {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingMapping")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The execution routine (`PDRIVER_LIST_CONTROL`), at `DISPATCH_LEVEL`.
+unsafe extern "C" fn list_arrived(
+    _device: PDEVICE_OBJECT,
+    _irp: PIRP,
+    list: PSCATTER_GATHER_LIST,
+    context: PVOID,
+) {
+    let cell = context.cast::<MapCell>();
+    // SAFETY: `map` passes a live, leaked MapCell as the context; it is freed only after the
+    // routine has run (by the waiting side once it sees ARRIVED, or here when abandoned).
+    let c = unsafe { &*cell };
+    c.list.store(list as usize, Ordering::Release);
+    if c.state
+        .compare_exchange(WAITING, ARRIVED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Abandoned: nobody will use the list. Put it and free what the mapping left behind.
+        if let Some(put) = c.adapter.ops.PutScatterGatherList {
+            // SAFETY: the list the HAL just built for this adapter, put once, at DISPATCH_LEVEL.
+            unsafe { put(c.adapter.ptr(), list, c.write_to_device) };
+        }
+        // SAFETY: the cell was leaked by `map` and abandoned by the waiting side, which no longer
+        // touches it; this is its last use.
+        drop(unsafe { Box::from_raw(cell) });
+    }
+}
+
+impl Adapter {
+    /// Maps `buffer` for a transfer in direction `dir` with `GetScatterGatherList`, at
+    /// `DISPATCH_LEVEL`. On failure the buffer is handed back unchanged, so nothing is lost.
+    ///
+    /// # Errors
+    /// [`DmaError::Map`] with the routine's status (`STATUS_INSUFFICIENT_RESOURCES` when the
+    /// transfer needs more map registers than the adapter has), and the buffer.
+    pub fn map(
+        &self,
+        buffer: DmaBuffer,
+        dir: Direction,
+        _at: &AtDispatch<'_>,
+    ) -> Result<MapOutcome, (DmaError, DmaBuffer)> {
+        let Some(get) = self.inner.ops.GetScatterGatherList else {
+            return Err((DmaError::MissingRoutine("GetScatterGatherList"), buffer));
+        };
+        // Before a transfer the buffer leaves the processor caches (cleaned for memory→device,
+        // invalidated for device→memory): `GetScatterGatherList` does not do it on platforms
+        // whose DMA is not cache-coherent (windows-dma.md §4).
+        // SAFETY: the buffer's own MDL, describing memory it owns.
+        unsafe { ntddk::KeFlushIoBuffers(buffer.mdl(), u8::from(dir == Direction::FromDevice), 1) };
+        let cell = Box::into_raw(Box::new(MapCell {
+            state: AtomicU8::new(WAITING),
+            list: AtomicUsize::new(0),
+            adapter: self.inner.clone(),
+            write_to_device: dir.write_to_device(),
+            orphan: UnsafeCell::new(None),
+        }));
+        // SAFETY: a live adapter; the buffer's MDL and address; a context that outlives the
+        // routine; the caller is at DISPATCH_LEVEL (`_at`).
+        let st = unsafe {
+            get(
+                self.inner.ptr(),
+                self.inner.device,
+                buffer.mdl(),
+                buffer.va().cast(),
+                buffer.len(),
+                Some(list_arrived),
+                cell.cast(),
+                dir.write_to_device(),
+            )
+        };
+        if !NT_SUCCESS(st) {
+            // SAFETY: on failure the routine never runs; the cell is still ours alone.
+            drop(unsafe { Box::from_raw(cell) });
+            return Err((DmaError::Map(st), buffer));
+        }
+        // SAFETY: `cell` is live until one side frees it (see list_arrived).
+        let arrived = unsafe { &*cell }.state.load(Ordering::Acquire) == ARRIVED;
+        let pending = PendingMapping {
+            // SAFETY: Box::into_raw never returns null.
+            cell: unsafe { NonNull::new_unchecked(cell) },
+            dir,
+            buffer: Some(buffer),
+        };
+        if arrived {
+            return Ok(MapOutcome::Ready(pending.finish()));
+        }
+        Ok(MapOutcome::Waiting(pending))
+    }
+}
+
+impl PendingMapping {
+    /// The mapping, once the execution routine has run; otherwise `self` back.
+    ///
+    /// # Errors
+    /// `self`, when the list has not arrived yet.
+    pub fn poll(self) -> Result<SgMapping, Self> {
+        // SAFETY: the cell is live while this value is (the routine frees it only if abandoned).
+        let arrived = unsafe { self.cell.as_ref() }.state.load(Ordering::Acquire) == ARRIVED;
+        if arrived {
+            Ok(self.finish())
+        } else {
+            Err(self)
+        }
+    }
+
+    fn finish(mut self) -> SgMapping {
+        // SAFETY: ARRIVED was observed: the routine has finished with the cell and will not
+        // touch it again; we free it here, once.
+        let cell = unsafe { Box::from_raw(self.cell.as_ptr()) };
+        let list = cell.list.load(Ordering::Acquire) as PSCATTER_GATHER_LIST;
+        let buffer = self.buffer.take();
+        core::mem::forget(self);
+        SgMapping {
+            adapter: cell.adapter.clone(),
+            // SAFETY: the HAL passes a non-null list to the execution routine.
+            list: unsafe { NonNull::new_unchecked(list) },
+            dir: if cell.write_to_device != 0 {
+                Direction::ToDevice
+            } else {
+                Direction::FromDevice
+            },
+            buffer,
+        }
+    }
+}
+
+impl Drop for PendingMapping {
+    fn drop(&mut self) {
+        // SAFETY: the cell is live while this value is.
+        let cell = unsafe { self.cell.as_ref() };
+        // Hand the buffer to the cell first, so that the routine can free it after the Put.
+        // SAFETY: nobody else touches `orphan` before the state says ABANDONED.
+        unsafe { *cell.orphan.get() = self.buffer.take() };
+        if cell
+            .state
+            .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // The routine will put the list and free the cell and the buffer.
+            return;
+        }
+        // The list arrived meanwhile: release it here, at DISPATCH_LEVEL.
+        let raise = KSpinLock::new();
+        let _at = raise.lock();
+        // SAFETY: ARRIVED: the routine is done with the cell; it is ours to free, once.
+        let cell = unsafe { Box::from_raw(self.cell.as_ptr()) };
+        let list = cell.list.load(Ordering::Acquire) as PSCATTER_GATHER_LIST;
+        if let Some(put) = cell.adapter.ops.PutScatterGatherList {
+            // SAFETY: the list built for this adapter, put once with its direction.
+            unsafe { put(cell.adapter.ptr(), list, cell.write_to_device) };
+        }
+        drop(cell);
+    }
+}
+
+impl SgMapping {
+    /// The list's elements: (logical address, length), in buffer order.
+    pub fn elements(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        // SAFETY: the list is live until this mapping puts it.
+        let l = unsafe { self.list.as_ref() };
+        // SAFETY: the HAL wrote `NumberOfElements` elements after the header.
+        let e = unsafe { l.Elements.as_slice(l.NumberOfElements as usize) };
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        e.iter()
+            .map(|e| (unsafe { e.Address.QuadPart }.cast_unsigned(), e.Length))
+    }
+
+    /// The transfer direction.
+    #[must_use]
+    pub const fn direction(&self) -> Direction {
+        self.dir
+    }
+
+    /// `PutScatterGatherList` with the mapping's direction, at `DISPATCH_LEVEL`; the buffer
+    /// returns to the CPU (for a device→memory transfer, with the device's data now visible).
+    ///
+    /// # Panics
+    /// Never: a live mapping always owns its buffer.
+    #[must_use]
+    pub fn unmap(mut self, _at: &AtDispatch<'_>) -> DmaBuffer {
+        self.put();
+        let b = self.buffer.take().expect("a live mapping owns its buffer");
+        drop(self);
+        b
+    }
+
+    fn put(&mut self) {
+        if self.buffer.is_none() {
+            return;
+        }
+        // PutScatterGatherList runs at DISPATCH_LEVEL: a private spin lock raises to it when the
+        // caller is lower (a drop at PASSIVE_LEVEL during teardown).
+        let raise = KSpinLock::new();
+        let _at = raise.lock();
+        if let Some(put) = self.adapter.ops.PutScatterGatherList {
+            // SAFETY: the list this mapping owns, put once with the direction it was built with.
+            unsafe {
+                put(
+                    self.adapter.ptr(),
+                    self.list.as_ptr(),
+                    self.dir.write_to_device(),
+                );
+            }
+        }
+    }
+}
+
+impl Drop for SgMapping {
+    fn drop(&mut self) {
+        // Dropping a live mapping puts it (the caller holds the CPU at DISPATCH_LEVEL or knows
+        // the device can no longer access the buffer: quiesced or removed).
+        self.put();
+    }
+}
