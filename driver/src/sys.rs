@@ -101,3 +101,207 @@ impl Drop for KSpinGuard<'_> {
         unsafe { ntddk::KeReleaseSpinLock(self.lock.word.get(), self.old) };
     }
 }
+
+/// A spin-locked value: [`KSpinLock`] around an `UnsafeCell<T>`, raising to `DISPATCH_LEVEL`
+/// while held.
+#[derive(Debug, Default)]
+pub struct SpinMutex<T> {
+    lock: KSpinLock,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: access to `value` is serialised by the lock.
+unsafe impl<T: Send> Sync for SpinMutex<T> {}
+// SAFETY: moving the mutex moves the value.
+unsafe impl<T: Send> Send for SpinMutex<T> {}
+
+impl<T> SpinMutex<T> {
+    /// A released mutex holding `value`.
+    pub const fn new(value: T) -> Self {
+        Self {
+            lock: KSpinLock::new(),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` on the value with the lock held, giving it the `DISPATCH_LEVEL` proof the lock
+    /// provides (the guard cannot lend both at once).
+    pub fn with<R>(&self, f: impl FnOnce(&mut T, &AtDispatch<'_>) -> R) -> R {
+        let mut g = self.lock();
+        let at = AtDispatch { _held: PhantomData };
+        f(&mut g, &at)
+    }
+
+    /// Acquires the lock (callable at `<= DISPATCH_LEVEL`).
+    #[must_use]
+    pub fn lock(&self) -> SpinMutexGuard<'_, T> {
+        SpinMutexGuard {
+            guard: self.lock.lock(),
+            value: &self.value,
+        }
+    }
+}
+
+/// The held [`SpinMutex`]: derefs to the value.
+#[derive(Debug)]
+pub struct SpinMutexGuard<'a, T> {
+    guard: KSpinGuard<'a>,
+    value: &'a UnsafeCell<T>,
+}
+
+impl<T> SpinMutexGuard<'_, T> {
+    /// The proof that this CPU is at `DISPATCH_LEVEL` while the guard lives.
+    #[must_use]
+    pub const fn at_dispatch(&self) -> AtDispatch<'_> {
+        self.guard.at_dispatch()
+    }
+}
+
+impl<T> core::ops::Deref for SpinMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held for the guard's life, so no other reference exists.
+        unsafe { &*self.value.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for SpinMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as above, and `&mut self` makes this the only reference through the guard.
+        unsafe { &mut *self.value.get() }
+    }
+}
+
+/// A mapped register BAR (`MmMapIoSpaceEx` with `PAGE_READWRITE | PAGE_NOCACHE`), unmapped on
+/// drop.
+///
+/// Accesses are aligned 32-bit volatile reads and writes (`READ_REGISTER_ULONG` and
+/// `WRITE_REGISTER_ULONG` are inline functions that wdk-sys does not generate).
+#[derive(Debug)]
+pub struct Mmio {
+    va: core::ptr::NonNull<u32>,
+    len: usize,
+}
+
+// SAFETY: device registers may be accessed from any CPU; each access is one volatile operation.
+unsafe impl Send for Mmio {}
+// SAFETY: as above.
+unsafe impl Sync for Mmio {}
+
+impl Mmio {
+    /// Maps `len` bytes of a memory BAR at physical address `start`. `<= DISPATCH_LEVEL`.
+    ///
+    /// # Safety
+    /// `start .. start + len` must be a memory BAR of this driver's device (a translated
+    /// `CmResourceTypeMemory` resource).
+    #[must_use]
+    pub unsafe fn map(start: i64, len: usize) -> Option<Self> {
+        // SAFETY: the caller passes the device's BAR.
+        let va = unsafe {
+            ntddk::MmMapIoSpaceEx(
+                PHYSICAL_ADDRESS { QuadPart: start },
+                len as SIZE_T,
+                PAGE_READWRITE | PAGE_NOCACHE,
+            )
+        };
+        core::ptr::NonNull::new(va.cast::<u32>()).map(|va| Self { va, len })
+    }
+
+    fn reg(&self, offset: u32) -> *mut u32 {
+        assert!(
+            offset.is_multiple_of(4) && (offset as usize) + 4 <= self.len,
+            "register offset {offset:#x} outside the BAR"
+        );
+        self.va.as_ptr().wrapping_add(offset as usize / 4)
+    }
+
+    /// A 32-bit register read.
+    ///
+    /// # Panics
+    /// When `offset` is not an aligned offset inside the BAR (a driver bug).
+    #[must_use]
+    pub fn read(&self, offset: u32) -> u32 {
+        let r = self.reg(offset);
+        #[cfg(windows)]
+        {
+            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+            // SAFETY: an aligned register inside the mapped BAR.
+            unsafe { r.read_volatile() }
+        }
+        #[cfg(not(windows))]
+        {
+            // SAFETY: an aligned register inside the mapped BAR.
+            unsafe { wdk_sim::read_register_ulong(r) }
+        }
+    }
+
+    /// A 32-bit register write.
+    ///
+    /// # Panics
+    /// As [`Mmio::read`].
+    pub fn write(&self, offset: u32, value: u32) {
+        let r = self.reg(offset);
+        #[cfg(windows)]
+        {
+            // SAFETY: an aligned register inside the mapped BAR.
+            unsafe { r.write_volatile(value) };
+            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        }
+        #[cfg(not(windows))]
+        {
+            // SAFETY: an aligned register inside the mapped BAR.
+            unsafe { wdk_sim::write_register_ulong(r, value) };
+        }
+    }
+}
+
+impl Drop for Mmio {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { ntddk::MmUnmapIoSpace(self.va.as_ptr().cast(), self.len as SIZE_T) };
+    }
+}
+
+pub mod wdf;
+
+/// Busy-waits `us` microseconds (`KeStallExecutionProcessor`), for bounded register polls.
+pub fn stall_us(us: u32) {
+    // SAFETY: no pointer arguments; callable at any IRQL.
+    unsafe { ntddk::KeStallExecutionProcessor(us) };
+}
+
+/// The registers as the ISR reaches them: without a lock (an ISR runs at DIRQL, above every
+/// spin lock the driver holds).
+///
+/// Published after the BAR is mapped and before interrupts are
+/// connected; withdrawn after they are disconnected and before the mapping is dropped — the
+/// protocol that makes [`IsrRegs::with`] sound.
+#[derive(Debug, Default)]
+pub struct IsrRegs(core::sync::atomic::AtomicPtr<Mmio>);
+
+impl IsrRegs {
+    /// Publishes `regs`, which must stay alive until [`IsrRegs::withdraw`].
+    pub fn publish(&self, regs: &alloc::sync::Arc<Mmio>) {
+        self.0.store(
+            alloc::sync::Arc::as_ptr(regs).cast_mut(),
+            core::sync::atomic::Ordering::Release,
+        );
+    }
+
+    /// Withdraws the registers (interrupts are disconnected by now).
+    pub fn withdraw(&self) {
+        self.0
+            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+    }
+
+    /// Runs `f` on the published registers, if any.
+    pub fn with<R>(&self, f: impl FnOnce(&Mmio) -> R) -> Option<R> {
+        let p = self.0.load(core::sync::atomic::Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: published registers stay alive until withdrawn, and withdrawal happens only
+        // after the interrupts (the only lock-free users) are disconnected.
+        Some(f(unsafe { &*p }))
+    }
+}

@@ -121,6 +121,20 @@ impl Adapter {
         Err(DmaError::NoAdapter)
     }
 
+    /// [`Adapter::new`] for a framework device: its PDO and its device object.
+    ///
+    /// # Errors
+    /// As [`Adapter::new`].
+    pub fn for_device(
+        device: crate::sys::wdf::Device,
+        width: u32,
+        max_len: u32,
+    ) -> Result<Self, DmaError> {
+        // SAFETY: the framework gives the device's own PDO and device object, which live as long
+        // as the device (and the adapter is released in EvtDeviceReleaseHardware, before that).
+        unsafe { Self::new(device.pdo(), device.wdm_device(), width, max_len) }
+    }
+
     /// The `DEVICE_DESCRIPTION` version the adapter was granted with (3, or 2 as a fallback).
     #[must_use]
     pub const fn description_version(&self) -> u32 {

@@ -445,7 +445,10 @@ impl Host {
         let r = step(&self.core, unload_driver);
         let _ = self.core.tx.send(IrqEvent::Quit);
         if let Some(h) = self.irq.take() {
-            let _ = h.join();
+            // A CPU that bug-checked is parked for good: joining it would hang the caller.
+            if self.core.machine.bugcheck().is_none() {
+                let _ = h.join();
+            }
         }
         r
     }
@@ -485,7 +488,10 @@ impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.core.tx.send(IrqEvent::Quit);
         if let Some(h) = self.irq.take() {
-            let _ = h.join();
+            // A CPU that bug-checked is parked for good: joining it would hang the caller.
+            if self.core.machine.bugcheck().is_none() {
+                let _ = h.join();
+            }
         }
     }
 }

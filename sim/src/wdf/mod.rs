@@ -469,20 +469,48 @@ fn wrong_type(h: usize, found: &'static str, want: &'static str) -> BugCheck {
 }
 
 /// Runs the cleanup and destroy callbacks of detached objects (children first), without the
-/// machine lock, at the caller's IRQL.
+/// machine lock, at the caller's IRQL. The objects stay reachable by handle (their context
+/// memory included) until both callbacks have run, as KMDF documents for
+/// `EvtCleanupCallback` and `EvtDestroyCallback`.
 pub(crate) fn run_cleanup(objs: Vec<(usize, Obj)>) {
-    for (h, o) in &objs {
-        if let Some(f) = o.cleanup {
-            // SAFETY: the driver registered this cleanup callback for this object; the object's
-            // context memory is still alive (dropped below).
-            unsafe { f(*h as PVOID) };
+    if objs.is_empty() {
+        return;
+    }
+    let calls: Vec<(
+        usize,
+        PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+        PFN_WDF_OBJECT_CONTEXT_DESTROY,
+    )> = objs
+        .iter()
+        .map(|(h, o)| (*h, o.cleanup, o.destroy))
+        .collect();
+    crate::machine::with_state(|st, _| {
+        for (h, o) in objs {
+            st.wdf.objects.entry(h).or_insert(o);
+        }
+        Ok(())
+    });
+    for &(h, cleanup, _) in &calls {
+        if let Some(f) = cleanup {
+            // SAFETY: the driver registered this cleanup callback for this object, which is
+            // still reachable with its context.
+            unsafe { f(h as PVOID) };
         }
     }
-    for (h, o) in &objs {
-        if let Some(f) = o.destroy {
+    for &(h, _, destroy) in &calls {
+        if let Some(f) = destroy {
             // SAFETY: as above; destroy runs after every cleanup of the tree.
-            unsafe { f(*h as PVOID) };
+            unsafe { f(h as PVOID) };
         }
     }
-    drop(objs);
+    let gone = crate::machine::with_state(|st, _| {
+        let mut gone = Vec::new();
+        for &(h, _, _) in &calls {
+            if st.wdf.objects.get(&h).is_some_and(|o| !o.zombie) {
+                gone.extend(st.wdf.objects.remove(&h));
+            }
+        }
+        Ok(gone)
+    });
+    drop(gone);
 }

@@ -1,0 +1,899 @@
+//! The HCA as the driver runs it: rings in common buffers, the MAD send and receive paths, the
+//! completion queue poll, quiesce — everything between the KMDF callbacks and the registers.
+//!
+//! The state lives behind the device's spin lock ([`crate::sys::SpinMutex`]); every method here
+//! runs with it held, at `DISPATCH_LEVEL`, which is what the mapping routines need. No `unsafe`:
+//! DMA goes through [`crate::dma`], registers through [`crate::sys::Mmio`].
+//!
+//! Teardown order (the field order of [`Hca`]): outstanding mappings, then the rings, then the
+//! adapter (its last reference), then the register mapping. The device is quiesced or reset
+//! before any of it is released.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{Ordering, fence};
+
+use rhca_hw::cqe::{self, CQE_SIZE, Cqe, Posted};
+use rhca_hw::ioctl::{RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
+use rhca_hw::mad::{self, GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
+use rhca_hw::regs::{self, Caps, WqId, cause, cq, db, wq};
+use rhca_hw::ring::Ring;
+use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
+
+use crate::dma::{
+    Adapter, CommonBuffer, Direction, DmaBuffer, DmaError, MapOutcome, PendingMapping, SgMapping,
+    TAG_MAD,
+};
+use crate::sys::wdf::Request;
+use crate::sys::{
+    AtDispatch, Mmio, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_SUCCESS, stall_us,
+};
+
+/// Why the hardware could not be brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HwError {
+    /// The registers read all-ones: the device is gone.
+    Gone,
+    /// The device reports an interface version or capabilities this driver does not know.
+    Unsupported,
+    /// Reset or quiesce did not complete within its bound.
+    Timeout,
+    /// A DMA resource could not be obtained.
+    Dma(DmaError),
+    /// A queue configuration the device refused.
+    QueueRefused(u32),
+}
+
+const CQ_LOG: u32 = 8;
+const SQ_LOG: u32 = 6;
+const RQ_LOG: u32 = 5;
+const SQ_LOG_STRIDE: u32 = 9;
+const RQ_LOG_STRIDE: u32 = 6;
+/// Receive buffers kept posted per QP.
+pub const RECV_DEPTH: usize = 32;
+/// MADs kept when no receive request is pending.
+pub const BACKLOG: usize = 64;
+const PAGE: usize = 4096;
+
+/// A ring's memory: one common buffer when it fits a page, else one common buffer per page
+/// and a page list (`docs/device.md` §5.5), so no contiguous allocation beyond a page is needed.
+#[derive(Debug)]
+struct RingMem {
+    pages: Vec<CommonBuffer>,
+    list: Option<CommonBuffer>,
+}
+
+impl RingMem {
+    fn new(adapter: &Adapter, bytes: usize) -> Result<Self, DmaError> {
+        if bytes <= PAGE {
+            return Ok(Self {
+                pages: alloc::vec![adapter.common_buffer(PAGE as u32)?],
+                list: None,
+            });
+        }
+        let n = bytes.div_ceil(PAGE);
+        let list = adapter.common_buffer(PAGE as u32)?;
+        let mut pages = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = adapter.common_buffer(PAGE as u32)?;
+            list.write(i * 8, &p.logical().to_le_bytes());
+            pages.push(p);
+        }
+        Ok(Self {
+            pages,
+            list: Some(list),
+        })
+    }
+
+    fn base(&self) -> u64 {
+        self.list
+            .as_ref()
+            .map_or_else(|| self.pages[0].logical(), CommonBuffer::logical)
+    }
+
+    const fn paged(&self) -> bool {
+        self.list.is_some()
+    }
+
+    fn page(&self, off: usize) -> (&CommonBuffer, usize) {
+        (&self.pages[off / PAGE], off % PAGE)
+    }
+
+    fn write(&self, off: usize, data: &[u8]) {
+        let (p, o) = self.page(off);
+        p.write(o, data);
+    }
+
+    fn read(&self, off: usize, out: &mut [u8]) {
+        let (p, o) = self.page(off);
+        p.read(o, out);
+    }
+
+    fn load_acquire(&self, off: usize) -> u8 {
+        let (p, o) = self.page(off);
+        p.load_acquire(o)
+    }
+}
+
+/// A posted send.
+#[derive(Debug)]
+struct SendSlot {
+    request: Option<Request>,
+    mapping: Option<SgMapping>,
+    tid: u64,
+}
+
+/// A send waiting for room in the send queue or for map registers.
+#[derive(Debug)]
+struct Waiting {
+    request: Request,
+    input: SendMadIn,
+    mapping: Option<PendingMapping>,
+}
+
+#[derive(Debug)]
+struct SendQueue {
+    id: WqId,
+    ring: Ring,
+    mem: RingMem,
+    stride: usize,
+    pi: u32,
+    ci: u32,
+    slots: Vec<Option<SendSlot>>,
+}
+
+#[derive(Debug)]
+struct RecvQueue {
+    id: WqId,
+    ring: Ring,
+    mem: RingMem,
+    stride: usize,
+    pi: u32,
+    slots: Vec<Option<SgMapping>>,
+    /// Receive buffers whose mapping waits for map registers.
+    waiting: VecDeque<PendingMapping>,
+}
+
+#[derive(Debug)]
+struct CompletionQueue {
+    ring: Ring,
+    mem: RingMem,
+    ci: u32,
+}
+
+/// The running HCA.
+#[derive(Debug)]
+pub struct Hca {
+    // Field order is teardown order.
+    overflow: VecDeque<Waiting>,
+    sq: [SendQueue; 2],
+    rq: [RecvQueue; 2],
+    cq: CompletionQueue,
+    backlog: VecDeque<RecvMadOut>,
+    /// Counters reported by `IOCTL_RHCA_STATISTICS`.
+    pub stats: StatisticsOut,
+    adapter: Adapter,
+    caps: Caps,
+    node_guid: u64,
+    vectors: u32,
+    running: bool,
+    regs: Arc<Mmio>,
+}
+
+/// What the DPC hands back to the KMDF layer: nothing to do outside the lock today, but the
+/// count tells the caller whether the CQ moved.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Polled {
+    /// CQEs consumed.
+    pub cqes: usize,
+}
+
+const fn gone(v: u32) -> bool {
+    v == regs::ALL_ONES
+}
+
+/// Resets the device and waits for READY (100 ms bound).
+///
+/// # Errors
+/// [`HwError::Gone`] or [`HwError::Timeout`].
+pub fn reset(regs: &Mmio) -> Result<(), HwError> {
+    regs.write(regs::CTRL.offset, regs::CTRL_RESET.mask());
+    for _ in 0..2000 {
+        let s = regs.read(regs::STATUS.offset);
+        if gone(s) {
+            return Err(HwError::Gone);
+        }
+        if regs::STATUS_READY.is_set(s) {
+            return Ok(());
+        }
+        stall_us(50);
+    }
+    Err(HwError::Timeout)
+}
+
+/// Reads and validates the identity and capabilities.
+///
+/// # Errors
+/// [`HwError::Gone`] or [`HwError::Unsupported`].
+pub fn identify(regs: &Mmio) -> Result<(Caps, u64), HwError> {
+    let id = regs.read(regs::ID.offset);
+    if gone(id) {
+        return Err(HwError::Gone);
+    }
+    let v = regs.read(regs::VERSION.offset);
+    if id != regs::ID_VALUE || regs::VERSION_MAJOR.get(v) != regs::INTERFACE_MAJOR {
+        return Err(HwError::Unsupported);
+    }
+    let caps = Caps::decode(
+        regs.read(regs::CAP0.offset),
+        regs.read(regs::CAP1.offset),
+        regs.read(regs::CAP2.offset),
+    )
+    .map_err(|_| HwError::Unsupported)?;
+    let guid = u64::from(regs.read(regs::NODE_GUID_LO.offset))
+        | (u64::from(regs.read(regs::NODE_GUID_HI.offset)) << 32);
+    Ok((caps, guid))
+}
+
+impl Hca {
+    /// Allocates the rings and programs the queues of a device that has just been reset.
+    ///
+    /// # Errors
+    /// A DMA allocation failure, or a queue the device refused.
+    pub fn new(
+        regs: Arc<Mmio>,
+        adapter: Adapter,
+        caps: Caps,
+        node_guid: u64,
+        vectors: u32,
+    ) -> Result<Self, HwError> {
+        let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HwError::Unsupported)?;
+        let cq_mem =
+            RingMem::new(&adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HwError::Dma)?;
+        let sq = |id: WqId| -> Result<SendQueue, HwError> {
+            let ring =
+                Ring::from_log2(SQ_LOG.min(caps.log_max_wq)).map_err(|_| HwError::Unsupported)?;
+            let stride = 1usize << SQ_LOG_STRIDE.min(caps.log_max_stride);
+            let mem =
+                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HwError::Dma)?;
+            Ok(SendQueue {
+                id,
+                ring,
+                mem,
+                stride,
+                pi: 0,
+                ci: 0,
+                slots: (0..ring.entries()).map(|_| None).collect(),
+            })
+        };
+        let rq = |id: WqId| -> Result<RecvQueue, HwError> {
+            let ring =
+                Ring::from_log2(RQ_LOG.min(caps.log_max_wq)).map_err(|_| HwError::Unsupported)?;
+            let stride = 1usize << RQ_LOG_STRIDE;
+            let mem =
+                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HwError::Dma)?;
+            Ok(RecvQueue {
+                id,
+                ring,
+                mem,
+                stride,
+                pi: 0,
+                slots: (0..ring.entries()).map(|_| None).collect(),
+                waiting: VecDeque::new(),
+            })
+        };
+        let hca = Self {
+            overflow: VecDeque::new(),
+            sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],
+            rq: [rq(WqId::Qp0Recv)?, rq(WqId::Qp1Recv)?],
+            cq: CompletionQueue {
+                ring: cq_ring,
+                mem: cq_mem,
+                ci: 0,
+            },
+            backlog: VecDeque::new(),
+            stats: StatisticsOut::default(),
+            adapter,
+            caps,
+            node_guid,
+            vectors,
+            running: false,
+            regs,
+        };
+        hca.program()?;
+        Ok(hca)
+    }
+
+    fn program(&self) -> Result<(), HwError> {
+        let r = &self.regs;
+        let base = self.cq.mem.base();
+        let off = |reg| cq::offset(0, reg).unwrap_or(0);
+        r.write(off(cq::BASE_LO), base as u32);
+        r.write(off(cq::BASE_HI), (base >> 32) as u32);
+        let mut cfg = cq::CFG_LOG_ENTRIES.set(0, CQ_LOG) | cq::CFG_VALID.mask();
+        if self.cq.mem.paged() {
+            cfg |= cq::CFG_PAGE_LIST.mask();
+        }
+        r.write(off(cq::CFG), cfg);
+        if cq::STATUS_ERROR.is_set(r.read(off(cq::STATUS))) {
+            return Err(HwError::QueueRefused(0x10));
+        }
+        let program_wq =
+            |id: WqId, mem: &RingMem, ring: Ring, stride: usize| -> Result<(), HwError> {
+                let base = mem.base();
+                r.write(wq::offset(id, wq::BASE_LO), base as u32);
+                r.write(wq::offset(id, wq::BASE_HI), (base >> 32) as u32);
+                let mut cfg = wq::CFG_LOG_ENTRIES.set(0, ring.entries().trailing_zeros())
+                    | wq::CFG_LOG_STRIDE.set(0, stride.trailing_zeros())
+                    | wq::CFG_VALID.mask();
+                if mem.paged() {
+                    cfg |= wq::CFG_PAGE_LIST.mask();
+                }
+                r.write(wq::offset(id, wq::CFG), cfg);
+                if wq::STATUS_ERROR.is_set(r.read(wq::offset(id, wq::STATUS))) {
+                    return Err(HwError::QueueRefused(id.index()));
+                }
+                Ok(())
+            };
+        for q in &self.sq {
+            program_wq(q.id, &q.mem, q.ring, q.stride)?;
+        }
+        for q in &self.rq {
+            program_wq(q.id, &q.mem, q.ring, q.stride)?;
+        }
+        Ok(())
+    }
+
+    /// The capabilities read at start.
+    #[must_use]
+    pub const fn caps(&self) -> &Caps {
+        &self.caps
+    }
+
+    /// The node GUID.
+    #[must_use]
+    pub const fn node_guid(&self) -> u64 {
+        self.node_guid
+    }
+
+    /// The adapter.
+    #[must_use]
+    pub const fn adapter(&self) -> &Adapter {
+        &self.adapter
+    }
+
+    /// The registers.
+    #[must_use]
+    pub const fn regs(&self) -> &Arc<Mmio> {
+        &self.regs
+    }
+
+    /// D0 entry: interrupts configured, device enabled, receive rings filled, CQ armed.
+    ///
+    /// # Errors
+    /// [`HwError::Gone`].
+    pub fn enable(&mut self, at: &AtDispatch<'_>) -> Result<(), HwError> {
+        let r = self.regs.clone();
+        r.write(regs::INT_CFG.offset, self.vectors);
+        r.write(regs::INT_CAUSE.offset, u32::MAX);
+        r.write(regs::INT_MASK.offset, !(cause::ALL_CQ | cause::ERROR));
+        r.write(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
+        if gone(r.read(regs::STATUS.offset)) {
+            return Err(HwError::Gone);
+        }
+        self.running = true;
+        for q in 0..2 {
+            while self.posted_receives(q) < RECV_DEPTH.min(self.rq[q].ring.entries() as usize) {
+                if !self.post_receive(q, None, at) {
+                    break;
+                }
+            }
+        }
+        r.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
+        Ok(())
+    }
+
+    fn posted_receives(&self, q: usize) -> usize {
+        self.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.rq[q].waiting.len()
+    }
+
+    /// D0 exit: quiesce and wait for the acknowledgement (100 ms; a removed device is not waited
+    /// for), then fail what is in flight and release every mapping.
+    pub fn quiesce(&mut self, at: &AtDispatch<'_>) {
+        let r = self.regs.clone();
+        if self.running {
+            r.write(
+                regs::CTRL.offset,
+                regs::CTRL_ENABLE.mask() | regs::CTRL_QUIESCE.mask(),
+            );
+            for _ in 0..2000 {
+                let s = r.read(regs::STATUS.offset);
+                if gone(s) || regs::STATUS_QUIESCED.is_set(s) {
+                    break;
+                }
+                stall_us(50);
+            }
+        }
+        self.running = false;
+        // The device performs no more DMA: completions already written are still honoured.
+        let _ = self.poll(at);
+        let removed = gone(r.read(regs::STATUS.offset));
+        let status = if removed {
+            STATUS_DEVICE_REMOVED
+        } else {
+            STATUS_CANCELLED
+        };
+        for q in &mut self.sq {
+            for s in q.slots.iter_mut().filter_map(Option::take) {
+                if let Some(m) = s.mapping {
+                    let _ = m.unmap(at);
+                    self.stats.mappings_released += 1;
+                }
+                if let Some(req) = s.request {
+                    req.complete(status, 0);
+                }
+            }
+            q.ci = q.pi;
+        }
+        for w in self.overflow.drain(..) {
+            drop(w.mapping);
+            w.request.complete(status, 0);
+        }
+        for q in &mut self.rq {
+            for m in q.slots.iter_mut().filter_map(Option::take) {
+                let _ = m.unmap(at);
+                self.stats.mappings_released += 1;
+            }
+            q.waiting.clear();
+        }
+        if !removed {
+            // Back to a clean state: the rings are reprogrammed at the next D0 entry.
+            let _ = reset(&r);
+            for q in &mut self.sq {
+                q.pi = 0;
+                q.ci = 0;
+                q.mem.pages.iter().for_each(|p| p.fill(0));
+            }
+            for q in &mut self.rq {
+                q.pi = 0;
+                q.mem.pages.iter().for_each(|p| p.fill(0));
+            }
+            self.cq.ci = 0;
+            self.cq.mem.pages.iter().for_each(|p| p.fill(0));
+            let _ = self.program();
+        }
+    }
+
+    fn ring_doorbell(&self, id: WqId, pi: u32) {
+        // Every WQE byte must be visible to the device before the doorbell is: the release
+        // fence pairs with the device's read of the ring after it sees the doorbell.
+        fence(Ordering::Release);
+        self.regs.write(db::wq(id), pi);
+    }
+
+    /// Maps a fresh (or recycled) receive buffer and posts it on receive queue `q`. Returns
+    /// false when the ring is full or mapping failed (the buffer is dropped then).
+    fn post_receive(&mut self, q: usize, buffer: Option<DmaBuffer>, at: &AtDispatch<'_>) -> bool {
+        let rq = &self.rq[q];
+        let Ok(pi) = rq.ring.index(rq.pi) else {
+            return false;
+        };
+        if rq.slots[rq.ring.slot(pi) as usize].is_some() {
+            return false;
+        }
+        let buf = match buffer {
+            Some(b) => b,
+            None => match DmaBuffer::new(RECV_BUF_SIZE as u32, TAG_MAD) {
+                Ok(b) => b,
+                Err(_) => return false,
+            },
+        };
+        match self.adapter.map(buf, Direction::FromDevice, at) {
+            Ok(MapOutcome::Ready(m)) => {
+                self.stats.mappings_made += 1;
+                self.write_recv_wqe(q, m)
+            }
+            Ok(MapOutcome::Waiting(p)) => {
+                self.stats.mappings_made += 1;
+                self.rq[q].waiting.push_back(p);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
+        let max_sge = self.caps.max_sge as usize;
+        let rq = &mut self.rq[q];
+        let Ok(pi) = rq.ring.index(rq.pi) else {
+            return false;
+        };
+        let slot = rq.ring.slot(pi);
+        let mut segs = [DataSeg::default(); 4];
+        let mut n = 0;
+        for (addr, len) in m.elements() {
+            if n == max_sge.min(4) {
+                return false;
+            }
+            segs[n] = DataSeg {
+                byte_count: len,
+                lkey: 0,
+                addr,
+            };
+            n += 1;
+        }
+        let w = Wqe {
+            ctrl: Ctrl {
+                opcode: Opcode::Recv as u8,
+                signaled: true,
+                owner: rq.ring.owner(pi),
+                wqe_index: slot as u16,
+                qpn: rq.id.qpn() as u8,
+                ..Ctrl::default()
+            },
+            payload: Payload::Segments { segs, count: n },
+        };
+        let mut bytes = alloc::vec![0u8; rq.stride];
+        if w.encode(&mut bytes).is_err() {
+            return false;
+        }
+        rq.mem.write(slot as usize * rq.stride, &bytes);
+        rq.slots[slot as usize] = Some(m);
+        rq.pi = rq.ring.next(pi).raw();
+        let (id, pi) = (rq.id, rq.pi);
+        self.ring_doorbell(id, pi);
+        true
+    }
+
+    /// A validated `SEND_MAD`: posted now, or queued (FIFO) behind earlier sends when the send
+    /// queue is full or map registers are busy. Completes when its CQE arrives.
+    pub fn send(&mut self, request: Request, input: SendMadIn, at: &AtDispatch<'_>) {
+        if !self.running {
+            request.complete(crate::sys::STATUS_DEVICE_NOT_READY, 0);
+            return;
+        }
+        if !self.overflow.is_empty() || self.sq_full(usize::from(input.qp)) {
+            self.stats.overflow_waits += 1;
+        }
+        self.overflow.push_back(Waiting {
+            request,
+            input,
+            mapping: None,
+        });
+        self.pump(at);
+    }
+
+    fn sq_full(&self, q: usize) -> bool {
+        let s = &self.sq[q];
+        match (s.ring.index(s.pi), s.ring.index(s.ci)) {
+            (Ok(p), Ok(c)) => s.ring.free(p, c).unwrap_or(0) == 0,
+            _ => true,
+        }
+    }
+
+    const fn inline_ok(&self, q: usize) -> bool {
+        MAD_SIZE <= self.caps.max_inline as usize
+            && 16 + (4 + MAD_SIZE).div_ceil(16) * 16 <= self.sq[q].stride
+    }
+
+    /// Posts waiting sends in order while there is room and mappings are ready.
+    fn pump(&mut self, at: &AtDispatch<'_>) {
+        while let Some(q) = self.overflow.front().map(|w| usize::from(w.input.qp)) {
+            if self.sq_full(q) {
+                return;
+            }
+            let inline = self.inline_ok(q);
+            let Some(front) = self.overflow.front_mut() else {
+                return;
+            };
+            let mapping = if inline {
+                None
+            } else if let Some(p) = front.mapping.take() {
+                match p.poll() {
+                    Ok(m) => Some(m),
+                    Err(p) => {
+                        front.mapping = Some(p);
+                        return;
+                    }
+                }
+            } else {
+                let Ok(mut b) = DmaBuffer::new(MAD_SIZE as u32, TAG_MAD) else {
+                    return;
+                };
+                b.as_mut_slice().copy_from_slice(&front.input.mad);
+                match self.adapter.map(b, Direction::ToDevice, at) {
+                    Ok(MapOutcome::Ready(m)) => {
+                        self.stats.mappings_made += 1;
+                        Some(m)
+                    }
+                    Ok(MapOutcome::Waiting(p)) => {
+                        self.stats.mappings_made += 1;
+                        front.mapping = Some(p);
+                        return;
+                    }
+                    // Not enough map registers right now: retry when a completion frees some.
+                    Err(_) => return,
+                }
+            };
+            let Some(w) = self.overflow.pop_front() else {
+                return;
+            };
+            self.post_send(q, w, mapping);
+        }
+    }
+
+    #[expect(
+        clippy::many_single_char_names,
+        clippy::needless_pass_by_value,
+        reason = "q, w, s, n follow the datasheet's queue, WQE and segment names; the waiting send is consumed into its slot"
+    )]
+    fn post_send(&mut self, q: usize, w: Waiting, mapping: Option<SgMapping>) {
+        let max_sge = self.caps.max_sge as usize;
+        let s = &mut self.sq[q];
+        let Ok(pi) = s.ring.index(s.pi) else { return };
+        let slot = s.ring.slot(pi);
+        let ctrl = Ctrl {
+            opcode: Opcode::Send as u8,
+            signaled: true,
+            owner: s.ring.owner(pi),
+            wqe_index: slot as u16,
+            qpn: q as u8,
+            sl: w.input.sl,
+            dlid: w.input.dlid,
+            remote_qpn: w.input.remote_qpn,
+            pkey_index: w.input.pkey_index,
+            qkey: w.input.qkey,
+            ..Ctrl::default()
+        };
+        let mut segs = [DataSeg::default(); 4];
+        let mut n = 0;
+        let payload = match &mapping {
+            None => Payload::Inline(&w.input.mad),
+            Some(m) => {
+                for (addr, len) in m.elements() {
+                    if n < max_sge.min(4) {
+                        segs[n] = DataSeg {
+                            byte_count: len,
+                            lkey: 0,
+                            addr,
+                        };
+                    }
+                    n += 1;
+                }
+                Payload::Segments {
+                    segs,
+                    count: n.min(4),
+                }
+            }
+        };
+        let mut bytes = alloc::vec![0u8; s.stride];
+        if n > max_sge || (Wqe { ctrl, payload }).encode(&mut bytes).is_err() {
+            drop(mapping);
+            self.stats.mappings_released += 1;
+            self.stats.send_errors += 1;
+            w.request.complete(crate::sys::STATUS_INVALID_PARAMETER, 0);
+            return;
+        }
+        s.mem.write(slot as usize * s.stride, &bytes);
+        let tid = u64::from_be_bytes(w.input.mad[8..16].try_into().unwrap_or([0; 8]));
+        if mapping.is_none() {
+            self.stats.mad_sends_inline += 1;
+        }
+        s.slots[slot as usize] = Some(SendSlot {
+            request: Some(w.request),
+            mapping,
+            tid,
+        });
+        s.pi = s.ring.next(pi).raw();
+        let (id, pi) = (s.id, s.pi);
+        self.ring_doorbell(id, pi);
+    }
+
+    /// The DPC's work: consume valid CQEs (owner byte read with Acquire first), complete their
+    /// sends and receives, recycle receive buffers, post waiting sends, re-arm the CQ.
+    pub fn poll(&mut self, at: &AtDispatch<'_>) -> Polled {
+        let mut out = Polled::default();
+        self.stats.dpcs += 1;
+        // Receive mappings that were waiting for registers may be ready now.
+        for q in 0..2 {
+            while let Some(p) = self.rq[q].waiting.pop_front() {
+                match p.poll() {
+                    Ok(m) => {
+                        let _ = self.write_recv_wqe(q, m);
+                    }
+                    Err(p) => {
+                        self.rq[q].waiting.push_front(p);
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let ring = self.cq.ring;
+            let Ok(at_idx) = ring.index(self.cq.ci) else {
+                break;
+            };
+            let off = ring.slot(at_idx) as usize * CQE_SIZE;
+            let owner = self.cq.mem.load_acquire(off + cqe::OWNER_OFFSET);
+            if !ring.is_owned(at_idx, Cqe::owner_of(owner)) {
+                break;
+            }
+            let mut bytes = [0u8; CQE_SIZE];
+            self.cq.mem.read(off, &mut bytes);
+            self.cq.ci = ring.next(at_idx).raw();
+            out.cqes += 1;
+            match Cqe::decode(&bytes) {
+                Ok(c) => self.complete(&c, at),
+                Err(_) => self.stats.hostile_cqes += 1,
+            }
+        }
+        self.pump(at);
+        if self.running {
+            for q in 0..2 {
+                while self.posted_receives(q) < RECV_DEPTH.min(self.rq[q].ring.entries() as usize) {
+                    if !self.post_receive(q, None, at) {
+                        break;
+                    }
+                }
+            }
+            self.regs.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
+        }
+        out
+    }
+
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the two completion kinds"
+    )]
+    fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
+        let q = usize::from(c.qpn.min(1));
+        match c.opcode {
+            cqe::Opcode::Send => {
+                let s = &mut self.sq[q];
+                let entries = s.ring.entries();
+                // The CQE must name the oldest outstanding send (completions are in order).
+                let expected = s.ring.index(s.ci).map(|i| s.ring.slot(i)).ok();
+                let valid = c
+                    .check(&Posted {
+                        entries,
+                        len: MAD_SIZE as u32,
+                    })
+                    .is_ok()
+                    && Some(u32::from(c.wqe_index)) == expected
+                    && s.slots[usize::from(c.wqe_index)].is_some();
+                if !valid {
+                    self.stats.hostile_cqes += 1;
+                    return;
+                }
+                let Some(slot) = s.slots[usize::from(c.wqe_index)].take() else {
+                    return;
+                };
+                if let Ok(i) = s.ring.index(s.ci) {
+                    s.ci = s.ring.next(i).raw();
+                }
+                if let Some(m) = slot.mapping {
+                    let _ = m.unmap(at);
+                    self.stats.mappings_released += 1;
+                }
+                if c.status == cqe::Status::Success {
+                    self.stats.mad_sends += 1;
+                } else {
+                    self.stats.send_errors += 1;
+                }
+                if let Some(req) = slot.request {
+                    let reply = SendMadOut {
+                        status: c.status as u32,
+                        syndrome: u32::from(c.syndrome),
+                        tid: slot.tid,
+                        ..SendMadOut::default()
+                    };
+                    let mut b = [0u8; SendMadOut::SIZE];
+                    let st = match reply.encode(&mut b) {
+                        Ok(_) => req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS),
+                        Err(_) => crate::sys::STATUS_INVALID_PARAMETER,
+                    };
+                    req.complete(
+                        st,
+                        if st == STATUS_SUCCESS {
+                            SendMadOut::SIZE
+                        } else {
+                            0
+                        },
+                    );
+                }
+            }
+            cqe::Opcode::Recv => {
+                let r = &mut self.rq[q];
+                let entries = r.ring.entries();
+                let slot = usize::from(c.wqe_index);
+                if c.check(&Posted {
+                    entries,
+                    len: RECV_BUF_SIZE as u32,
+                })
+                .is_err()
+                    || slot >= r.slots.len()
+                    || r.slots[slot].is_none()
+                {
+                    self.stats.hostile_cqes += 1;
+                    return;
+                }
+                let Some(m) = r.slots[slot].take() else {
+                    return;
+                };
+                let buf = m.unmap(at);
+                self.stats.mappings_released += 1;
+                if c.status == cqe::Status::Success {
+                    self.stats.mad_receives += 1;
+                    let data = buf.as_slice();
+                    let mut out = RecvMadOut {
+                        qp: q as u8,
+                        sl: c.sl,
+                        grh_present: u8::from(c.grh),
+                        slid: c.slid,
+                        pkey_index: c.pkey_index,
+                        src_qpn: c.src_qpn,
+                        byte_count: c.byte_count,
+                        ..RecvMadOut::default()
+                    };
+                    out.grh.copy_from_slice(&data[..GRH_SIZE]);
+                    out.mad
+                        .copy_from_slice(&data[GRH_SIZE..GRH_SIZE + MAD_SIZE]);
+                    if self.backlog.len() >= BACKLOG {
+                        self.stats.mad_receive_drops += 1;
+                    } else {
+                        self.backlog.push_back(out);
+                    }
+                }
+                if self.running {
+                    let _ = self.post_receive(q, Some(buf), at);
+                }
+            }
+        }
+    }
+
+    /// The oldest received MAD not yet handed to a request.
+    pub fn take_received(&mut self) -> Option<RecvMadOut> {
+        self.backlog.pop_front()
+    }
+
+    /// Puts a MAD back at the head of the backlog (its request could not take it).
+    pub fn untake_received(&mut self, m: RecvMadOut) {
+        self.backlog.push_front(m);
+    }
+
+    /// Whether MADs wait for a receive request.
+    #[must_use]
+    pub fn has_received(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Whether the device is enabled and serving.
+    #[must_use]
+    pub const fn running(&self) -> bool {
+        self.running
+    }
+
+    /// The receive-side status of the last MAD sent on QP `q`, for diagnostics.
+    #[must_use]
+    pub fn outstanding_sends(&self) -> usize {
+        self.sq
+            .iter()
+            .map(|s| s.slots.iter().filter(|x| x.is_some()).count())
+            .sum::<usize>()
+            + self.overflow.len()
+    }
+
+    /// Checks a raw `SEND_MAD` input and decodes it.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_PARAMETER` for anything `rhca-hw` rejects.
+    pub fn decode_send(bytes: &[u8]) -> Result<SendMadIn, NTSTATUS> {
+        let input = SendMadIn::decode(bytes).map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+        input
+            .validate()
+            .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+        let _ = mad::MAD_SIZE;
+        Ok(input)
+    }
+}

@@ -1,0 +1,394 @@
+//! The KMDF callbacks: device add, `PnP` and power, the ISR and DPC, and the IOCTL queue. This
+//! is the only place errors become `NTSTATUS` values.
+//!
+//! Locking: the [`Hca`] lives in the device context behind one spin lock. `PnP` and power
+//! callbacks, the DPC and the IOCTL handlers take it; the ISR never does (it runs at DIRQL and
+//! reaches the registers through [`IsrRegs`]). Requests are completed with the lock held: the
+//! IOCTL queue is parallel and the receive queue manual, so the framework never calls back into
+//! the driver from a completion.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
+use rhca_hw::regs::{self, cause};
+
+use crate::dma::Adapter;
+use crate::hca::{self, Hca, HwError};
+use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource};
+use crate::sys::{
+    _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN, FALSE,
+    GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED,
+    STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
+    STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    SpinMutex, TRUE, ULONG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG,
+    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
+    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST,
+};
+
+/// The device context.
+#[derive(Debug, Default)]
+pub struct DeviceCtx {
+    hca: SpinMutex<Option<Hca>>,
+    isr_regs: IsrRegs,
+    recv_queue: SpinMutex<Option<Queue>>,
+    vectors: SpinMutex<u32>,
+    interrupts: AtomicU64,
+    /// Statistics that outlive a stop/start (the HCA's own restart at each start).
+    carried: SpinMutex<ioctl::StatisticsOut>,
+}
+
+/// `MaximumLength` of the DMA adapter. Every mapping holds its map registers until it is put,
+/// and the driver keeps up to `2 × RECV_DEPTH` receive buffers and a send ring of mappings
+/// outstanding (each at most two pages): 2 MiB of registers covers them all, so posting never
+/// waits on itself.
+const ADAPTER_MAX_LENGTH: u32 = 2 * 1024 * 1024;
+
+fn ctx(device: Device) -> Option<&'static DeviceCtx> {
+    device.context::<DeviceCtx>()
+}
+
+/// `EvtDriverDeviceAdd`.
+pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let init = DeviceInit(init);
+    init.set_pnp_power(&WDF_PNPPOWER_EVENT_CALLBACKS {
+        EvtDevicePrepareHardware: Some(evt_prepare_hardware),
+        EvtDeviceReleaseHardware: Some(evt_release_hardware),
+        EvtDeviceD0Entry: Some(evt_d0_entry),
+        EvtDeviceD0Exit: Some(evt_d0_exit),
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    });
+    init.set_io_type(_WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered);
+    init.set_file_callbacks(Some(evt_file_create), None);
+    init.set_exclusive(false);
+    let device = match init.create(DeviceCtx::default()) {
+        Ok(d) => d,
+        Err(st) => return st,
+    };
+    let (d1, d2, d3, d4) = ioctl::DEVICE_INTERFACE_GUID;
+    let guid = GUID {
+        Data1: d1,
+        Data2: d2,
+        Data3: d3,
+        Data4: d4,
+    };
+    if let Err(st) = device.create_interface(&guid) {
+        return st;
+    }
+    let io = WDF_IO_QUEUE_CONFIG {
+        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
+        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+        DefaultQueue: 1,
+        EvtIoDeviceControl: Some(evt_io_device_control),
+        ..WDF_IO_QUEUE_CONFIG::default()
+    };
+    if let Err(st) = device.create_queue(&io) {
+        return st;
+    }
+    // Receive requests wait here, oldest first; the framework cancels them on handle close.
+    let recv = WDF_IO_QUEUE_CONFIG {
+        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual,
+        PowerManaged: _WDF_TRI_STATE::WdfFalse,
+        ..WDF_IO_QUEUE_CONFIG::default()
+    };
+    let recv = match device.create_queue(&recv) {
+        Ok(q) => q,
+        Err(st) => return st,
+    };
+    if let Some(c) = ctx(device) {
+        *c.recv_queue.lock() = Some(recv);
+    }
+    let interrupt = WDF_INTERRUPT_CONFIG {
+        EvtInterruptIsr: Some(evt_isr),
+        EvtInterruptDpc: Some(evt_dpc),
+        ..WDF_INTERRUPT_CONFIG::default()
+    };
+    match device.create_interrupt(&interrupt) {
+        Ok(_) => STATUS_SUCCESS,
+        Err(st) => st,
+    }
+}
+
+extern "C" fn evt_file_create(_device: WDFDEVICE, request: WDFREQUEST, _file: WDFFILEOBJECT) {
+    Request(request).complete(STATUS_SUCCESS, 0);
+}
+
+const fn hw_status(e: HwError) -> NTSTATUS {
+    match e {
+        HwError::Gone => STATUS_DEVICE_REMOVED,
+        HwError::Unsupported => STATUS_NOT_SUPPORTED,
+        HwError::Timeout | HwError::QueueRefused(_) => STATUS_DEVICE_HARDWARE_ERROR,
+        HwError::Dma(_) => STATUS_INSUFFICIENT_RESOURCES,
+    }
+}
+
+extern "C" fn evt_prepare_hardware(
+    device: WDFDEVICE,
+    _raw: WDFCMRESLIST,
+    translated: WDFCMRESLIST,
+) -> NTSTATUS {
+    let device = Device(device);
+    let Some(c) = ctx(device) else {
+        return STATUS_INVALID_DEVICE_STATE;
+    };
+    let resources = ResList(translated).resources();
+    let Some(len) = resources.iter().find_map(|r| match *r {
+        Resource::Memory { len, .. } if len >= 0x4000 => Some(len),
+        _ => None,
+    }) else {
+        return STATUS_DEVICE_CONFIGURATION_ERROR;
+    };
+    let vectors = u32::from(resources.contains(&Resource::Message));
+    let Some(regs) = ResList(translated).map_registers(len) else {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    };
+    let regs = alloc::sync::Arc::new(regs);
+    let (caps, guid) = match hca::identify(&regs).and_then(|v| hca::reset(&regs).map(|()| v)) {
+        Ok(v) => v,
+        Err(e) => return hw_status(e),
+    };
+    let adapter = match Adapter::for_device(device, caps.dma_width, ADAPTER_MAX_LENGTH) {
+        Ok(a) => a,
+        Err(e) => return hw_status(HwError::Dma(e)),
+    };
+    let hca = match Hca::new(regs.clone(), adapter, caps, guid, vectors) {
+        Ok(h) => h,
+        Err(e) => return hw_status(e),
+    };
+    c.isr_regs.publish(&regs);
+    *c.vectors.lock() = vectors;
+    *c.hca.lock() = Some(hca);
+    STATUS_SUCCESS
+}
+
+extern "C" fn evt_release_hardware(device: WDFDEVICE, _translated: WDFCMRESLIST) -> NTSTATUS {
+    let Some(c) = ctx(Device(device)) else {
+        return STATUS_SUCCESS;
+    };
+    // Interrupts are disconnected by now: the ISR can no longer reach the registers.
+    c.isr_regs.withdraw();
+    let hca = c.hca.lock().take();
+    if let Some(h) = hca {
+        let mut carried = c.carried.lock();
+        add_stats(&mut carried, &h.stats);
+        drop(carried);
+        let regs = h.regs().clone();
+        if regs.read(regs::STATUS.offset) != regs::ALL_ONES {
+            // No DMA may happen once the memory below is released.
+            let _ = hca::reset(&regs);
+        }
+        // Dropped at PASSIVE_LEVEL, outside the lock: common buffers are freed, then the
+        // adapter is put, then the registers unmapped.
+        drop(h);
+    }
+    STATUS_SUCCESS
+}
+
+extern "C" fn evt_d0_entry(device: WDFDEVICE, _previous: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
+    let Some(c) = ctx(Device(device)) else {
+        return STATUS_INVALID_DEVICE_STATE;
+    };
+    match with_hca(c, super::hca::Hca::enable) {
+        Some(Ok(())) => STATUS_SUCCESS,
+        Some(Err(e)) => hw_status(e),
+        None => STATUS_INVALID_DEVICE_STATE,
+    }
+}
+
+extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
+    let Some(c) = ctx(Device(device)) else {
+        return STATUS_SUCCESS;
+    };
+    with_hca(c, super::hca::Hca::quiesce);
+    STATUS_SUCCESS
+}
+
+/// Runs `f` on the HCA with the lock held and the `DISPATCH_LEVEL` proof it gives.
+fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
+    c.hca.with(|h, at| h.as_mut().map(|h| f(h, at)))
+}
+
+extern "C" fn evt_isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
+    let i = Interrupt(interrupt);
+    let Some(c) = ctx(i.device()) else {
+        return FALSE;
+    };
+    let claimed = c.isr_regs.with(|r| {
+        let causes = r.read(regs::INT_CAUSE.offset);
+        if causes == 0 || causes == regs::ALL_ONES {
+            return false;
+        }
+        // Acknowledge (W1C) and leave everything else to the DPC.
+        r.write(regs::INT_CAUSE.offset, causes & cause::DEFINED);
+        true
+    });
+    if claimed == Some(true) {
+        c.interrupts.fetch_add(1, Ordering::Relaxed);
+        let _ = i.queue_dpc();
+        TRUE
+    } else {
+        FALSE
+    }
+}
+
+extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
+    let Some(c) = ctx(Interrupt(interrupt).device()) else {
+        return;
+    };
+    let recv = *c.recv_queue.lock();
+    with_hca(c, |h, at| {
+        let _ = h.poll(at);
+        deliver_received(h, recv);
+    });
+}
+
+/// Hands received MADs to pending receive requests, oldest first.
+fn deliver_received(h: &mut Hca, recv: Option<Queue>) {
+    let Some(q) = recv else { return };
+    while h.has_received() {
+        let Some(req) = q.retrieve_next() else { return };
+        let Some(m) = h.take_received() else {
+            req.complete(STATUS_CANCELLED, 0);
+            return;
+        };
+        complete_recv(req, &m);
+    }
+}
+
+fn complete_recv(req: Request, m: &RecvMadOut) {
+    let mut b = [0u8; RecvMadOut::SIZE];
+    let st = match m.encode(&mut b) {
+        Ok(_) => req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS),
+        Err(_) => STATUS_INVALID_PARAMETER,
+    };
+    req.complete(
+        st,
+        if st == STATUS_SUCCESS {
+            RecvMadOut::SIZE
+        } else {
+            0
+        },
+    );
+}
+
+const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
+    into.mad_sends += s.mad_sends;
+    into.mad_sends_inline += s.mad_sends_inline;
+    into.mad_receives += s.mad_receives;
+    into.mad_receive_drops += s.mad_receive_drops;
+    into.mappings_made += s.mappings_made;
+    into.mappings_released += s.mappings_released;
+    into.overflow_waits += s.overflow_waits;
+    into.hostile_cqes += s.hostile_cqes;
+    into.send_errors += s.send_errors;
+    into.dpcs += s.dpcs;
+}
+
+extern "C" fn evt_io_device_control(
+    queue: WDFQUEUE,
+    request: WDFREQUEST,
+    out_len: usize,
+    in_len: usize,
+    code: ULONG,
+) {
+    let req = Request(request);
+    let device = Queue(queue).device();
+    let Some(c) = ctx(device) else {
+        req.complete(STATUS_INVALID_DEVICE_STATE, 0);
+        return;
+    };
+    let Ok(ioctl) = Ioctl::from_code(code) else {
+        req.complete(STATUS_INVALID_DEVICE_REQUEST, 0);
+        return;
+    };
+    // Lengths are checked before any buffer is touched.
+    if ioctl.check_lengths(in_len, out_len).is_err() {
+        let st = if out_len < ioctl.min_output_len() {
+            STATUS_BUFFER_TOO_SMALL
+        } else {
+            STATUS_INVALID_PARAMETER
+        };
+        req.complete(st, 0);
+        return;
+    }
+    match ioctl {
+        Ioctl::QueryDevice => query_device(c, req),
+        Ioctl::SendMad => {
+            let mut b = [0u8; SendMadIn::SIZE];
+            let input = req.read_input(&mut b).and_then(|()| Hca::decode_send(&b));
+            match input {
+                Ok(input) => {
+                    if with_hca(c, |h, at| h.send(req, input, at)).is_none() {
+                        req.complete(STATUS_DEVICE_NOT_READY, 0);
+                    }
+                }
+                Err(st) => req.complete(st, 0),
+            }
+        }
+        Ioctl::RecvMad => {
+            let recv = *c.recv_queue.lock();
+            let mut g = c.hca.lock();
+            let taken = g.as_mut().and_then(Hca::take_received);
+            match (taken, recv) {
+                (Some(m), _) => complete_recv(req, &m),
+                (None, Some(q)) => {
+                    // With the lock held, so that a MAD arriving now finds this request.
+                    if let Err(st) = req.forward(q) {
+                        req.complete(st, 0);
+                    }
+                }
+                (None, None) => req.complete(STATUS_INVALID_DEVICE_STATE, 0),
+            }
+            drop(g);
+        }
+        Ioctl::Statistics => {
+            let mut s = *c.carried.lock();
+            if let Some(live) = with_hca(c, |h, _| h.stats) {
+                add_stats(&mut s, &live);
+            }
+            s.interrupts = c.interrupts.load(Ordering::Relaxed);
+            let mut b = [0u8; ioctl::StatisticsOut::SIZE];
+            let st = s.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
+                req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
+            });
+            req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
+        }
+        _ => req.complete(STATUS_NOT_SUPPORTED, 0),
+    }
+}
+
+fn query_device(c: &DeviceCtx, req: Request) {
+    let vectors = *c.vectors.lock();
+    let q = with_hca(c, |h, _| {
+        let caps = *h.caps();
+        QueryDeviceOut {
+            vendor_id: rhca_hw::pci::VENDOR_ID,
+            device_id: rhca_hw::pci::DEVICE_ID,
+            revision: rhca_hw::pci::REVISION_ID,
+            dma_width: caps.dma_width as u8,
+            max_sge: caps.max_sge as u8,
+            stream_engines: caps.stream_engines as u8,
+            interface_version: regs::VERSION.reset,
+            max_inline: caps.max_inline,
+            log_max_wq: caps.log_max_wq as u8,
+            log_max_cq: caps.log_max_cq as u8,
+            interrupt_vectors: vectors as u8,
+            log_min_seg: caps.log_min_seg as u8,
+            log_max_seg: caps.log_max_seg as u8,
+            log_max_segs: caps.log_max_segs as u8,
+            node_guid: h.node_guid(),
+            dma_description_version: h.adapter().description_version(),
+            map_registers: h.adapter().map_registers(),
+            ..QueryDeviceOut::default()
+        }
+    });
+    let Some(q) = q else {
+        req.complete(STATUS_DEVICE_NOT_READY, 0);
+        return;
+    };
+    let mut b = [0u8; QueryDeviceOut::SIZE];
+    let st = q.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
+        req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
+    });
+    req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
+}

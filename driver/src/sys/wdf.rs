@@ -1,0 +1,616 @@
+//! The KMDF boundary: typed handles and the framework methods the driver calls, each wrapping
+//! one `call_unsafe_wdf_function_binding!` with the arguments its C prototype requires.
+//!
+//! Handles are opaque values the framework validates (a stale or wrong handle stops the machine
+//! under KMDF Verifier, it does not corrupt memory), so the wrappers are safe to call with any
+//! handle the framework gave the driver. Callbacks stay `extern "C"` functions in the driver's
+//! modules; they receive raw handles and wrap them here.
+
+use alloc::boxed::Box;
+use core::any::TypeId;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+
+use super::{
+    _WDF_DEVICE_FAILED_ACTION, _WDF_EXECUTION_LEVEL, _WDF_FILEOBJECT_CLASS,
+    _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, CM_RESOURCE_INTERRUPT_MESSAGE,
+    CmResourceTypeInterrupt, CmResourceTypeMemory, GUID, Mmio, NT_SUCCESS, NTSTATUS,
+    PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_OBJECT, PFN_WDF_DEVICE_FILE_CREATE,
+    PFN_WDF_DRIVER_DEVICE_ADD, PFN_WDF_DRIVER_UNLOAD, PFN_WDF_FILE_CLEANUP, PFN_WDF_REQUEST_CANCEL,
+    PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR,
+    WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG, WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG,
+    WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_REQUEST_PARAMETERS,
+    WDFCMRESLIST, WDFDEVICE, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST,
+    call_unsafe_wdf_function_binding,
+};
+
+/// Declares a `Copy` wrapper for a WDF handle.
+macro_rules! handle {
+    ($(#[$m:meta])* $name:ident($raw:ty)) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub $raw);
+        // SAFETY: WDF handles may be used from any CPU at the IRQL each method allows.
+        unsafe impl Send for $name {}
+        // SAFETY: as above.
+        unsafe impl Sync for $name {}
+        impl $name {
+            /// The raw handle.
+            #[must_use]
+            pub const fn raw(self) -> $raw {
+                self.0
+            }
+        }
+    };
+}
+
+handle!(
+    /// A `WDFDEVICE`.
+    Device(WDFDEVICE)
+);
+handle!(
+    /// A `WDFREQUEST` the driver owns.
+    Request(WDFREQUEST)
+);
+handle!(
+    /// A `WDFQUEUE`.
+    Queue(WDFQUEUE)
+);
+handle!(
+    /// A `WDFINTERRUPT`.
+    Interrupt(WDFINTERRUPT)
+);
+handle!(
+    /// A `WDFCMRESLIST`.
+    ResList(WDFCMRESLIST)
+);
+
+/// `sizeof` a WDF structure, for its `Size` field (`WDF_STRUCTURE_SIZE` is not generated).
+const fn size_of_u32<T>() -> u32 {
+    core::mem::size_of::<T>() as u32
+}
+
+/// `WdfDriverCreate` with `EvtDriverDeviceAdd` and `EvtDriverUnload`.
+///
+/// # Safety
+/// `driver` and `registry` are `DriverEntry`'s arguments.
+pub unsafe fn driver_create(
+    driver: PDRIVER_OBJECT,
+    registry: PCUNICODE_STRING,
+    add: PFN_WDF_DRIVER_DEVICE_ADD,
+    unload: PFN_WDF_DRIVER_UNLOAD,
+) -> NTSTATUS {
+    let mut config = WDF_DRIVER_CONFIG {
+        Size: size_of_u32::<WDF_DRIVER_CONFIG>(),
+        EvtDriverDeviceAdd: add,
+        EvtDriverUnload: unload,
+        ..WDF_DRIVER_CONFIG::default()
+    };
+    // SAFETY: the loader's arguments and a live config; no driver handle is needed back.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDriverCreate,
+            driver,
+            registry,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut config,
+            null_mut()
+        )
+    }
+}
+
+/// What `EvtDriverDeviceAdd` configures before the device exists.
+#[derive(Debug)]
+pub struct DeviceInit(pub PWDFDEVICE_INIT);
+
+/// The context slot the framework allocates for a device: the driver's value, boxed, and its
+/// type, checked on every access.
+#[repr(C)]
+struct Slot {
+    value: *mut c_void,
+    type_id: TypeId,
+    drop: unsafe fn(*mut c_void),
+}
+
+static SLOT_TYPE: WDF_OBJECT_CONTEXT_TYPE_INFO = WDF_OBJECT_CONTEXT_TYPE_INFO {
+    Size: size_of_u32::<WDF_OBJECT_CONTEXT_TYPE_INFO>(),
+    ContextName: c"RhcaSlot".as_ptr().cast_mut(),
+    ContextSize: core::mem::size_of::<Slot>(),
+    UniqueType: &raw const SLOT_TYPE,
+    EvtDriverGetUniqueContextType: None,
+};
+
+unsafe fn drop_box<T>(p: *mut c_void) {
+    // SAFETY: `p` came from Box::into_raw of a `Box<T>` in `DeviceInit::create`.
+    drop(unsafe { Box::from_raw(p.cast::<T>()) });
+}
+
+fn slot(object: WDFOBJECT) -> *mut Slot {
+    // SAFETY: the framework returns the context of `object` or NULL; `SLOT_TYPE` is static.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfObjectGetTypedContextWorker,
+            object,
+            &raw const SLOT_TYPE
+        )
+    }
+    .cast()
+}
+
+/// `EvtCleanupCallback` of a device: drops the driver's context value.
+unsafe extern "C" fn cleanup_slot(object: WDFOBJECT) {
+    let s = slot(object);
+    if s.is_null() {
+        return;
+    }
+    // SAFETY: the slot written in `create`, read once here at the device's cleanup.
+    let taken = unsafe { s.read() };
+    if !taken.value.is_null() {
+        // SAFETY: the value and its drop function were stored together in `create`.
+        unsafe { (taken.drop)(taken.value) };
+    }
+    // SAFETY: the slot stays allocated until the framework frees the context; clear it.
+    unsafe { (*s).value = null_mut() };
+}
+
+impl DeviceInit {
+    /// `WdfDeviceInitSetPnpPowerEventCallbacks`.
+    pub fn set_pnp_power(&self, callbacks: &WDF_PNPPOWER_EVENT_CALLBACKS) {
+        let mut c = *callbacks;
+        c.Size = size_of_u32::<WDF_PNPPOWER_EVENT_CALLBACKS>();
+        // SAFETY: the framework's init and a live struct (copied by the framework).
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceInitSetPnpPowerEventCallbacks,
+                self.0,
+                &raw mut c
+            );
+        };
+    }
+
+    /// `WdfDeviceInitSetIoType`.
+    pub fn set_io_type(&self, io_type: WDF_DEVICE_IO_TYPE) {
+        // SAFETY: the framework's init.
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceInitSetIoType, self.0, io_type) };
+    }
+
+    /// `WdfDeviceInitSetFileObjectConfig` with create and cleanup callbacks.
+    pub fn set_file_callbacks(
+        &self,
+        create: PFN_WDF_DEVICE_FILE_CREATE,
+        cleanup: PFN_WDF_FILE_CLEANUP,
+    ) {
+        let mut c = WDF_FILEOBJECT_CONFIG {
+            Size: size_of_u32::<WDF_FILEOBJECT_CONFIG>(),
+            EvtDeviceFileCreate: create,
+            EvtFileCleanup: cleanup,
+            AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+            FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+            ..WDF_FILEOBJECT_CONFIG::default()
+        };
+        // SAFETY: the framework's init and a live struct.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceInitSetFileObjectConfig,
+                self.0,
+                &raw mut c,
+                WDF_NO_OBJECT_ATTRIBUTES
+            );
+        };
+    }
+
+    /// `WdfDeviceInitSetExclusive`.
+    pub fn set_exclusive(&self, exclusive: bool) {
+        // SAFETY: the framework's init.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceInitSetExclusive,
+                self.0,
+                u8::from(exclusive)
+            );
+        };
+    }
+
+    /// `WdfDeviceCreate`, with `value` as the device's context (dropped at the device's cleanup).
+    ///
+    /// # Errors
+    /// The framework's status.
+    pub fn create<T: Send + Sync + 'static>(mut self, value: T) -> Result<Device, NTSTATUS> {
+        let mut attrs = WDF_OBJECT_ATTRIBUTES {
+            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
+            EvtCleanupCallback: Some(cleanup_slot),
+            ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
+            SynchronizationScope:
+                _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+            ContextTypeInfo: &raw const SLOT_TYPE,
+            ..WDF_OBJECT_ATTRIBUTES::default()
+        };
+        let mut device: WDFDEVICE = null_mut();
+        // SAFETY: the framework's init (consumed on success) and live out parameters.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceCreate,
+                &raw mut self.0,
+                &raw mut attrs,
+                &raw mut device
+            )
+        };
+        if !NT_SUCCESS(st) {
+            return Err(st);
+        }
+        let s = slot(device.cast());
+        if s.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let value = Box::into_raw(Box::new(value)).cast::<c_void>();
+        // SAFETY: the framework allocated a Slot-sized context for the new device.
+        unsafe {
+            s.write(Slot {
+                value,
+                type_id: TypeId::of::<T>(),
+                drop: drop_box::<T>,
+            });
+        }
+        Ok(Device(device))
+    }
+}
+
+/// A resource of the translated list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A memory BAR.
+    Memory {
+        /// Physical start.
+        start: i64,
+        /// Length.
+        len: u32,
+    },
+    /// A message-signalled interrupt.
+    Message,
+    /// A line interrupt.
+    Line,
+    /// Something else.
+    Other,
+}
+
+impl ResList {
+    /// The list's resources, in order.
+    #[must_use]
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "n, v, i, d, t: count, list, index, descriptor, type"
+    )]
+    pub fn resources(self) -> alloc::vec::Vec<Resource> {
+        // SAFETY: a list the framework passed to PrepareHardware.
+        let n = unsafe { call_unsafe_wdf_function_binding!(WdfCmResourceListGetCount, self.0) };
+        let mut v = alloc::vec::Vec::new();
+        for i in 0..n {
+            // SAFETY: `i` is below the count.
+            let d = unsafe {
+                call_unsafe_wdf_function_binding!(WdfCmResourceListGetDescriptor, self.0, i)
+            };
+            if d.is_null() {
+                continue;
+            }
+            // SAFETY: a live descriptor of the list.
+            let d = unsafe { d.read_unaligned() };
+            let t = u32::from(d.Type);
+            let r = match t {
+                _ if t == CmResourceTypeMemory => {
+                    // SAFETY: the memory member of a memory descriptor.
+                    let m = unsafe { d.u.Memory };
+                    // SAFETY: every bit pattern of the union is a valid LONGLONG.
+                    let start = unsafe { m.Start.QuadPart };
+                    Resource::Memory {
+                        start,
+                        len: m.Length,
+                    }
+                }
+                _ if t == CmResourceTypeInterrupt
+                    && u32::from(d.Flags) & CM_RESOURCE_INTERRUPT_MESSAGE != 0 =>
+                {
+                    Resource::Message
+                }
+                _ if t == CmResourceTypeInterrupt => Resource::Line,
+                _ => Resource::Other,
+            };
+            v.push(r);
+        }
+        v
+    }
+}
+
+impl ResList {
+    /// Maps the first memory resource of at least `min_len` bytes (the register BAR).
+    #[must_use]
+    pub fn map_registers(self, min_len: u32) -> Option<Mmio> {
+        let (start, len) = self.resources().into_iter().find_map(|r| match r {
+            Resource::Memory { start, len } if len >= min_len => Some((start, len)),
+            _ => None,
+        })?;
+        // SAFETY: a memory resource of the device's translated list is one of its BARs.
+        unsafe { Mmio::map(start, len as usize) }
+    }
+}
+
+impl Device {
+    /// The driver's context value, when it is a `T`.
+    #[must_use]
+    pub fn context<T: 'static>(self) -> Option<&'static T> {
+        let s = slot(self.0.cast());
+        if s.is_null() {
+            return None;
+        }
+        // SAFETY: the slot written at creation (or zeroed by the framework before it).
+        let s = unsafe { &*s };
+        if s.value.is_null() || s.type_id != TypeId::of::<T>() {
+            return None;
+        }
+        // SAFETY: the value is a live `T` (type checked) until the device's cleanup, which runs
+        // after every callback of the device has returned.
+        Some(unsafe { &*s.value.cast::<T>() })
+    }
+
+    /// `WdfDeviceWdmGetPhysicalDevice`.
+    #[must_use]
+    pub fn pdo(self) -> PDEVICE_OBJECT {
+        // SAFETY: a live device.
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceWdmGetPhysicalDevice, self.0) }
+    }
+
+    /// `WdfDeviceWdmGetDeviceObject`.
+    #[must_use]
+    pub fn wdm_device(self) -> PDEVICE_OBJECT {
+        // SAFETY: a live device.
+        unsafe { call_unsafe_wdf_function_binding!(WdfDeviceWdmGetDeviceObject, self.0) }
+    }
+
+    /// `WdfDeviceCreateDeviceInterface` for `guid`.
+    ///
+    /// # Errors
+    /// The framework's status.
+    pub fn create_interface(self, guid: &GUID) -> Result<(), NTSTATUS> {
+        // SAFETY: a live device and GUID; no reference string.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceCreateDeviceInterface,
+                self.0,
+                core::ptr::from_ref(guid),
+                core::ptr::null()
+            )
+        };
+        if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+    }
+
+    /// `WdfIoQueueCreate`.
+    ///
+    /// # Errors
+    /// The framework's status.
+    pub fn create_queue(self, config: &WDF_IO_QUEUE_CONFIG) -> Result<Queue, NTSTATUS> {
+        let mut c = *config;
+        c.Size = size_of_u32::<WDF_IO_QUEUE_CONFIG>();
+        let mut q: WDFQUEUE = null_mut();
+        // SAFETY: a live device, config and out parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfIoQueueCreate,
+                self.0,
+                &raw mut c,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                &raw mut q
+            )
+        };
+        if NT_SUCCESS(st) {
+            Ok(Queue(q))
+        } else {
+            Err(st)
+        }
+    }
+
+    /// `WdfInterruptCreate`.
+    ///
+    /// # Errors
+    /// The framework's status.
+    pub fn create_interrupt(self, config: &WDF_INTERRUPT_CONFIG) -> Result<Interrupt, NTSTATUS> {
+        let mut c = *config;
+        c.Size = size_of_u32::<WDF_INTERRUPT_CONFIG>();
+        let mut i: WDFINTERRUPT = null_mut();
+        // SAFETY: a live device, config and out parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfInterruptCreate,
+                self.0,
+                &raw mut c,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                &raw mut i
+            )
+        };
+        if NT_SUCCESS(st) {
+            Ok(Interrupt(i))
+        } else {
+            Err(st)
+        }
+    }
+
+    /// `WdfDeviceSetFailed(WdfDeviceFailedNoRestart)`.
+    pub fn set_failed(self) {
+        // SAFETY: a live device.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceSetFailed,
+                self.0,
+                _WDF_DEVICE_FAILED_ACTION::WdfDeviceFailedNoRestart
+            );
+        };
+    }
+}
+
+impl Queue {
+    /// `WdfIoQueueGetDevice`.
+    #[must_use]
+    pub fn device(self) -> Device {
+        // SAFETY: a live queue.
+        Device(unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueGetDevice, self.0) })
+    }
+
+    /// `WdfIoQueueRetrieveNextRequest`: the oldest waiting request of a manual queue.
+    #[must_use]
+    pub fn retrieve_next(self) -> Option<Request> {
+        let mut r: WDFREQUEST = null_mut();
+        // SAFETY: a live queue and out parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveNextRequest, self.0, &raw mut r)
+        };
+        (NT_SUCCESS(st) && st != 0x8000_001A_u32.cast_signed() && !r.is_null())
+            .then_some(Request(r))
+    }
+}
+
+impl Interrupt {
+    /// `WdfInterruptQueueDpcForIsr`.
+    #[must_use]
+    pub fn queue_dpc(self) -> bool {
+        // SAFETY: a live interrupt.
+        unsafe { call_unsafe_wdf_function_binding!(WdfInterruptQueueDpcForIsr, self.0) != 0 }
+    }
+
+    /// `WdfInterruptGetDevice`.
+    #[must_use]
+    pub fn device(self) -> Device {
+        // SAFETY: a live interrupt.
+        Device(unsafe { call_unsafe_wdf_function_binding!(WdfInterruptGetDevice, self.0) })
+    }
+}
+
+impl Request {
+    /// The request's IOCTL code and buffer lengths (`WdfRequestGetParameters`).
+    #[must_use]
+    pub fn ioctl_parameters(self) -> (u32, usize, usize) {
+        let mut p = WDF_REQUEST_PARAMETERS {
+            Size: core::mem::size_of::<WDF_REQUEST_PARAMETERS>() as u16,
+            ..WDF_REQUEST_PARAMETERS::default()
+        };
+        // SAFETY: a live request and struct.
+        unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetParameters, self.0, &raw mut p) };
+        // SAFETY: a device control request's parameters are the DeviceIoControl member.
+        let d = unsafe { p.Parameters.DeviceIoControl };
+        (d.IoControlCode, d.InputBufferLength, d.OutputBufferLength)
+    }
+
+    /// Copies the input buffer into `out` (exactly `out.len()` bytes must be available).
+    ///
+    /// # Errors
+    /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
+    pub fn read_input(self, out: &mut [u8]) -> Result<(), NTSTATUS> {
+        let mut p: PVOID = null_mut();
+        let mut len = 0usize;
+        // SAFETY: a live request and out parameters.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveInputBuffer,
+                self.0,
+                out.len(),
+                &raw mut p,
+                &raw mut len
+            )
+        };
+        if !NT_SUCCESS(st) {
+            return Err(st);
+        }
+        if len < out.len() || p.is_null() {
+            return Err(STATUS_BUFFER_TOO_SMALL);
+        }
+        // SAFETY: the framework's buffer holds at least `out.len()` bytes until completion.
+        unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), out.as_mut_ptr(), out.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` into the output buffer.
+    ///
+    /// # Errors
+    /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
+    pub fn write_output(self, data: &[u8]) -> Result<(), NTSTATUS> {
+        let mut p: PVOID = null_mut();
+        let mut len = 0usize;
+        // SAFETY: a live request and out parameters.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveOutputBuffer,
+                self.0,
+                data.len(),
+                &raw mut p,
+                &raw mut len
+            )
+        };
+        if !NT_SUCCESS(st) {
+            return Err(st);
+        }
+        if len < data.len() || p.is_null() {
+            return Err(STATUS_BUFFER_TOO_SMALL);
+        }
+        // SAFETY: the framework's buffer holds at least `data.len()` bytes until completion.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p.cast::<u8>(), data.len()) };
+        Ok(())
+    }
+
+    /// `WdfRequestCompleteWithInformation`: the request is gone afterwards.
+    pub fn complete(self, status: NTSTATUS, information: usize) {
+        // SAFETY: a request the driver owns, completed once (ownership ends here).
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                self.0,
+                status,
+                information as ULONG_PTR
+            );
+        };
+    }
+
+    /// `WdfRequestForwardToIoQueue`.
+    ///
+    /// # Errors
+    /// The framework's status; the driver still owns the request then.
+    pub fn forward(self, queue: Queue) -> Result<(), NTSTATUS> {
+        // SAFETY: a request the driver owns and a live queue.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, self.0, queue.0)
+        };
+        if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+    }
+
+    /// `WdfRequestMarkCancelableEx`.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` when the request was cancelled already (complete it then).
+    pub fn mark_cancelable(self, cancel: PFN_WDF_REQUEST_CANCEL) -> Result<(), NTSTATUS> {
+        // SAFETY: a request the driver owns.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, self.0, cancel)
+        };
+        if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+    }
+
+    /// `WdfRequestUnmarkCancelable`.
+    ///
+    /// # Errors
+    /// `STATUS_CANCELLED` when the cancel routine runs or has run (it completes the request).
+    pub fn unmark_cancelable(self) -> Result<(), NTSTATUS> {
+        // SAFETY: a request the driver owns.
+        let st = unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, self.0) };
+        if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+    }
+}
+
+/// `DriverEntry`: creates the framework driver object with the RHCA's `EvtDriverDeviceAdd`.
+///
+/// # Safety
+/// Called by the kernel loader (or the simulated one) with the driver object and registry path.
+#[cfg_attr(all(windows, not(test)), unsafe(export_name = "DriverEntry"))]
+pub unsafe extern "system" fn driver_entry(
+    driver: PDRIVER_OBJECT,
+    registry: PCUNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: the loader's arguments, passed through.
+    unsafe { driver_create(driver, registry, Some(crate::kmdf::evt_device_add), None) }
+}
