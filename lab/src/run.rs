@@ -1,0 +1,420 @@
+//! `rhca-lab run`: the main job. Boots a simulated machine under Driver Verifier (and DMA
+//! remapping by default), attaches an RHCA with a small fabric, loads the driver, starts the
+//! device, discovers the fabric with SMPs, sends a burst of `PerfMgt` queries, stops and removes
+//! the device, and reports what happened.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use rhca_hw::attrs::{NodeDescription, NodeInfo, PortCounters, PortInfo};
+use rhca_hw::cqe;
+use rhca_hw::ioctl::{self, QueryDeviceOut, RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
+use rhca_hw::mad::{self, MadHeader, attr, class, method, smp};
+use rhca_model::{ModelConfig, RhcaDevice};
+use wdk_sim::wdf::host::{Handle, Host, HostError, InterruptResources, Mode, Process};
+use wdk_sim::{Config, Machine, Profile, STATUS_SUCCESS};
+
+/// What the job found and measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    profile: String,
+    nodes: Vec<(String, u64, String, u16)>,
+    perf_queries: u64,
+    perf_answers: u64,
+    stats: StatisticsOut,
+    sg_lists: u64,
+    sg_lists_put: u64,
+    bugchecks: Vec<String>,
+    leaks: Vec<String>,
+    elapsed: Duration,
+    errors: Vec<String>,
+}
+
+fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> SendMadIn {
+    let mut m = [0u8; mad::MAD_SIZE];
+    let _ = MadHeader {
+        base_version: 1,
+        mgmt_class: class::SUBN_DIRECTED_ROUTE,
+        class_version: 1,
+        method: method::GET,
+        class_specific: u16::try_from(path.len() - 1).unwrap_or(0),
+        tid,
+        attr_id,
+        attr_mod,
+        ..MadHeader::default()
+    }
+    .encode(&mut m);
+    m[smp::DR_SLID..smp::DR_SLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
+    m[smp::DR_DLID..smp::DR_DLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
+    m[smp::INITIAL_PATH..smp::INITIAL_PATH + path.len()].copy_from_slice(path);
+    SendMadIn {
+        qp: 0,
+        dlid: mad::PERMISSIVE_LID,
+        mad: m,
+        ..SendMadIn::default()
+    }
+}
+
+fn perf_query(lid: u16, tid: u64) -> SendMadIn {
+    let mut m = [0u8; mad::MAD_SIZE];
+    let _ = MadHeader {
+        base_version: 1,
+        mgmt_class: class::PERF_MGT,
+        class_version: 1,
+        method: method::GET,
+        tid,
+        attr_id: attr::PORT_COUNTERS,
+        ..MadHeader::default()
+    }
+    .encode(&mut m);
+    m[mad::GMP_DATA + 1] = 1;
+    SendMadIn {
+        qp: 1,
+        dlid: lid,
+        remote_qpn: 1,
+        qkey: mad::QKEY_GSI,
+        mad: m,
+        ..SendMadIn::default()
+    }
+}
+
+struct Session<'a> {
+    p: &'a Process,
+    h: Handle,
+}
+
+impl Session<'_> {
+    /// Sends `q` and waits for the response with the same TID.
+    fn ask(&self, q: &SendMadIn) -> Result<[u8; mad::MAD_SIZE], String> {
+        let mut b = [0u8; SendMadIn::SIZE];
+        q.encode(&mut b).map_err(|e| e.to_string())?;
+        let recv = self
+            .p
+            .ioctl_async(&self.h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+            .map_err(|e| e.to_string())?;
+        let r = self
+            .p
+            .ioctl(&self.h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+            .map_err(|e| e.to_string())?;
+        if r.status != STATUS_SUCCESS {
+            return Err(format!("SEND_MAD failed: {:#x}", r.status));
+        }
+        let out = SendMadOut::decode(&r.output).map_err(|e| e.to_string())?;
+        if out.status != cqe::Status::Success as u32 {
+            return Err(format!("send completed with status {}", out.status));
+        }
+        let got = recv
+            .wait(Duration::from_secs(5))
+            .ok_or("no response within 5 s")?;
+        let m = RecvMadOut::decode(&got.output).map_err(|e| e.to_string())?;
+        Ok(m.mad)
+    }
+}
+
+/// Runs the job on `profile`.
+#[must_use]
+pub fn run(profile: &str, progress: bool) -> Report {
+    let start = Instant::now();
+    let mut rep = Report {
+        profile: profile.to_owned(),
+        ..Report::default()
+    };
+    let say = |what: &str| {
+        if progress {
+            eprintln!("[{:>6.3}s] {what}", start.elapsed().as_secs_f64());
+        }
+    };
+    let p = match Profile::parse(profile) {
+        Ok(p) => p,
+        Err(e) => {
+            rep.errors.push(e);
+            return rep;
+        }
+    };
+    let m = Machine::new(Config::with_profile(p));
+    let model = ModelConfig::default();
+    let (dev, att) = match RhcaDevice::attach(&m, model.clone()) {
+        Ok(v) => v,
+        Err(e) => {
+            rep.errors.push(e.to_string());
+            return rep;
+        }
+    };
+    let worker = dev.spawn_worker();
+    say("machine booted; loading the driver");
+    let result = drive(&m, &att, &model, &mut rep, &say);
+    if let Err(e) = result {
+        rep.errors.push(e.to_string());
+    }
+    drop(worker);
+    for a in m.dma_adapters() {
+        rep.sg_lists += a.counters.sg_lists_allocated;
+        rep.sg_lists_put += a.counters.sg_lists_freed;
+    }
+    rep.bugchecks = m.bugcheck().map(|b| b.to_string()).into_iter().collect();
+    match m.leaks() {
+        Ok(l) => rep.leaks = l,
+        Err(b) => rep.bugchecks.push(b.to_string()),
+    }
+    rep.elapsed = start.elapsed();
+    say("done");
+    rep
+}
+
+#[expect(
+    clippy::many_single_char_names,
+    reason = "m, p, h, s, r: machine, process, handle, session, remote, as in the tests"
+)]
+fn drive(
+    m: &Machine,
+    att: &wdk_sim::Attached,
+    model: &ModelConfig,
+    rep: &mut Report,
+    say: &dyn Fn(&str),
+) -> Result<(), HostError> {
+    let host = Host::load_with(m, rhca::driver_entry, Mode::Threaded)?;
+    let node = host.add_device(att, InterruptResources::Msi(1))?;
+    host.start(&node)?;
+    say("device started; discovering the fabric");
+    let p = host.process();
+    let h = p.open(&node)?;
+    let s = Session { p: &p, h };
+    if let Ok(r) = p.ioctl(
+        &h,
+        ioctl::IOCTL_RHCA_QUERY_DEVICE,
+        &[],
+        QueryDeviceOut::SIZE,
+    ) && let Ok(q) = QueryDeviceOut::decode(&r.output)
+    {
+        say(&format!(
+            "adapter: DEVICE_DESCRIPTION v{}, {} map registers",
+            q.dma_description_version, q.map_registers
+        ));
+    }
+    let mut tid = 0x1000u64;
+    let mut paths: Vec<Vec<u8>> = vec![vec![0], vec![0, 1]];
+    for k in 0..model.fabric.remotes.len() {
+        paths.push(vec![0, 1, u8::try_from(k + 2).unwrap_or(0)]);
+    }
+    for path in &paths {
+        tid += 1;
+        let ni = s
+            .ask(&dr_query(attr::NODE_INFO, 0, path, tid))
+            .map_err(|e| {
+                rep.errors.push(format!("NodeInfo via {path:?}: {e}"));
+                e
+            });
+        tid += 1;
+        let nd = s.ask(&dr_query(attr::NODE_DESCRIPTION, 0, path, tid));
+        tid += 1;
+        let pi = s.ask(&dr_query(attr::PORT_INFO, 1, path, tid));
+        if let (Ok(ni), Ok(nd), Ok(pi)) = (ni, nd, pi) {
+            let ni = NodeInfo::decode(&ni[smp::DATA..]).unwrap_or_default();
+            let text = NodeDescription::decode(&nd[smp::DATA..])
+                .ok()
+                .and_then(|d| d.text().map(str::to_owned))
+                .unwrap_or_default();
+            let lid = PortInfo::decode(&pi[smp::DATA..]).map_or(0, |p| p.lid);
+            let kind = match ni.node_type {
+                1 => "CA",
+                2 => "switch",
+                _ => "?",
+            };
+            rep.nodes.push((kind.to_owned(), ni.node_guid, text, lid));
+        }
+    }
+    say("sending a burst of PerfMgt queries");
+    for r in &model.fabric.remotes {
+        for _ in 0..100 {
+            tid += 1;
+            rep.perf_queries += 1;
+            match s.ask(&perf_query(r.lid, tid)) {
+                Ok(a) if MadHeader::decode(&a).is_ok_and(|h| h.tid == tid && h.status == 0) => {
+                    if PortCounters::decode(&a[mad::GMP_DATA..]).is_ok() {
+                        rep.perf_answers += 1;
+                    }
+                }
+                Ok(_) => rep
+                    .errors
+                    .push(format!("PerfMgt to LID {}: bad answer", r.lid)),
+                Err(e) => rep.errors.push(format!("PerfMgt to LID {}: {e}", r.lid)),
+            }
+        }
+    }
+    if let Ok(r) = p.ioctl(&h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
+        && let Ok(st) = StatisticsOut::decode(&r.output)
+    {
+        rep.stats = st;
+    }
+    p.close(h)?;
+    say("stopping and removing the device");
+    host.stop(&node)?;
+    host.remove(&node)?;
+    host.unload()?;
+    Ok(())
+}
+
+impl Report {
+    /// Whether the run met every expectation.
+    #[must_use]
+    pub const fn ok(&self) -> bool {
+        self.errors.is_empty()
+            && self.bugchecks.is_empty()
+            && self.leaks.is_empty()
+            && self.sg_lists == self.sg_lists_put
+    }
+
+    fn maps_per_mad(&self) -> f64 {
+        let mads = self.stats.mad_sends + self.stats.mad_receives;
+        if mads == 0 {
+            0.0
+        } else {
+            // Both counts are far below 2^52: the ratio is exact enough for a report.
+            #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+            let r = self.sg_lists as f64 / mads as f64;
+            r
+        }
+    }
+
+    /// The human-readable report.
+    #[must_use]
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "rhca-lab run — profile {}, {:.3} s",
+            self.profile,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(o, "\nfabric ({} nodes):", self.nodes.len());
+        for (kind, guid, desc, lid) in &self.nodes {
+            let _ = writeln!(o, "  {kind:<6} GUID {guid:#018x}  LID {lid:<3} {desc}");
+        }
+        let s = &self.stats;
+        let _ = writeln!(
+            o,
+            "\nMADs: {} sent ({} inline), {} received, {} dropped; PerfMgt {}/{} answered",
+            s.mad_sends,
+            s.mad_sends_inline,
+            s.mad_receives,
+            s.mad_receive_drops,
+            self.perf_answers,
+            self.perf_queries
+        );
+        let _ = writeln!(
+            o,
+            "DMA: {} scatter/gather lists built, {} put ({:.2} per MAD); {} interrupts, {} DPCs; {} hostile CQEs",
+            self.sg_lists,
+            self.sg_lists_put,
+            self.maps_per_mad(),
+            s.interrupts,
+            s.dpcs,
+            s.hostile_cqes
+        );
+        let _ = writeln!(
+            o,
+            "verifier: {}",
+            if self.bugchecks.is_empty() {
+                "no bug check".to_owned()
+            } else {
+                self.bugchecks.join("; ")
+            }
+        );
+        let _ = writeln!(
+            o,
+            "leaks: {}",
+            if self.leaks.is_empty() {
+                "0".to_owned()
+            } else {
+                self.leaks.join("; ")
+            }
+        );
+        for e in &self.errors {
+            let _ = writeln!(o, "error: {e}");
+        }
+        let _ = writeln!(o, "\nverdict: {}", if self.ok() { "PASS" } else { "FAIL" });
+        o
+    }
+
+    /// The report as one JSON object.
+    #[must_use]
+    pub fn json(&self) -> String {
+        let list = |v: &[String]| {
+            format!(
+                "[{}]",
+                v.iter().map(|s| json_str(s)).collect::<Vec<_>>().join(",")
+            )
+        };
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(k, g, d, l)| {
+                format!(
+                    "{{\"type\":{},\"guid\":\"{g:#018x}\",\"lid\":{l},\"description\":{}}}",
+                    json_str(k),
+                    json_str(d)
+                )
+            })
+            .collect();
+        format!(
+            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
+            json_str(&self.profile),
+            self.ok(),
+            self.elapsed.as_millis(),
+            nodes.join(","),
+            self.stats.mad_sends,
+            self.stats.mad_sends_inline,
+            self.stats.mad_receives,
+            self.perf_queries,
+            self.perf_answers,
+            self.sg_lists,
+            self.sg_lists_put,
+            self.maps_per_mad(),
+            self.stats.hostile_cqes,
+            list(&self.bugchecks),
+            list(&self.leaks),
+            list(&self.errors),
+        )
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_job_passes_and_reports_json() {
+        let r = run("verifier+iommu", false);
+        assert!(r.ok(), "{}", r.text());
+        assert_eq!(r.nodes.len(), 5, "local HCA, switch and three remotes");
+        assert_eq!(r.perf_answers, 300);
+        let j = r.json();
+        for key in [
+            "\"bugchecks\":[]",
+            "\"leaks\":[]",
+            "\"mads_sent\":315",
+            "\"mads_received\":315",
+            "\"maps_per_mad\":",
+        ] {
+            assert!(j.contains(key), "{key} in {j}");
+        }
+        let bad = run("nonsense", false);
+        assert!(!bad.ok());
+    }
+}
