@@ -178,6 +178,10 @@ pub struct Hca {
     node_guid: u64,
     vectors: u32,
     running: bool,
+    /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
+    /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
+    /// the adapter's grant — otherwise one QP's idle receives could pin every register.
+    recv_depth: usize,
     regs: Arc<Mmio>,
 }
 
@@ -299,8 +303,11 @@ impl Hca {
             node_guid,
             vectors,
             running: false,
+            recv_depth: 0,
             regs,
         };
+        let mut hca = hca;
+        hca.recv_depth = (hca.adapter.map_registers() as usize / 4).clamp(1, RECV_DEPTH);
         hca.program()?;
         Ok(hca)
     }
@@ -384,7 +391,8 @@ impl Hca {
         }
         self.running = true;
         for q in 0..2 {
-            while self.posted_receives(q) < RECV_DEPTH.min(self.rq[q].ring.entries() as usize) {
+            while self.posted_receives(q) < self.recv_depth.min(self.rq[q].ring.entries() as usize)
+            {
                 if !self.post_receive(q, None, at) {
                     break;
                 }
@@ -695,20 +703,7 @@ impl Hca {
     pub fn poll(&mut self, at: &AtDispatch<'_>) -> Polled {
         let mut out = Polled::default();
         self.stats.dpcs += 1;
-        // Receive mappings that were waiting for registers may be ready now.
-        for q in 0..2 {
-            while let Some(p) = self.rq[q].waiting.pop_front() {
-                match p.poll() {
-                    Ok(m) => {
-                        let _ = self.write_recv_wqe(q, m);
-                    }
-                    Err(p) => {
-                        self.rq[q].waiting.push_front(p);
-                        break;
-                    }
-                }
-            }
-        }
+        self.promote_waiting_receives();
         loop {
             let ring = self.cq.ring;
             let Ok(at_idx) = ring.index(self.cq.ci) else {
@@ -729,9 +724,15 @@ impl Hca {
             }
         }
         self.pump(at);
+        // Unmaps above released map registers: receive mappings that waited for them have
+        // their lists now, and must be posted before the CQ is re-armed (no interrupt would
+        // come otherwise while the device holds MADs for want of a receive WQE).
+        self.promote_waiting_receives();
         if self.running {
             for q in 0..2 {
-                while self.posted_receives(q) < RECV_DEPTH.min(self.rq[q].ring.entries() as usize) {
+                while self.posted_receives(q)
+                    < self.recv_depth.min(self.rq[q].ring.entries() as usize)
+                {
                     if !self.post_receive(q, None, at) {
                         break;
                     }
@@ -746,6 +747,23 @@ impl Hca {
         clippy::too_many_lines,
         reason = "one match over the two completion kinds"
     )]
+    /// Posts receive buffers whose mapping has arrived, in order.
+    fn promote_waiting_receives(&mut self) {
+        for q in 0..2 {
+            while let Some(p) = self.rq[q].waiting.pop_front() {
+                match p.poll() {
+                    Ok(m) => {
+                        let _ = self.write_recv_wqe(q, m);
+                    }
+                    Err(p) => {
+                        self.rq[q].waiting.push_front(p);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
         let q = usize::from(c.qpn.min(1));
         match c.opcode {
