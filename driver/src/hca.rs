@@ -743,10 +743,6 @@ impl Hca {
         out
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one match over the two completion kinds"
-    )]
     /// Posts receive buffers whose mapping has arrived, in order.
     fn promote_waiting_receives(&mut self) {
         for q in 0..2 {
@@ -764,7 +760,10 @@ impl Hca {
         }
     }
 
-    #[expect(clippy::too_many_lines, reason = "one match over the two completion kinds")]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the two completion kinds"
+    )]
     fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
         let q = usize::from(c.qpn.min(1));
         match c.opcode {
