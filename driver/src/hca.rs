@@ -162,6 +162,38 @@ struct CompletionQueue {
     ci: u32,
 }
 
+/// A request the HCA has finished with, to be completed once the device lock is released.
+///
+/// Completing under the lock could let the framework present a new request to this driver on
+/// this CPU, which would then wait for the lock it already holds.
+#[derive(Debug)]
+pub struct Done {
+    /// The request.
+    pub request: Request,
+    /// Its final status.
+    pub status: NTSTATUS,
+    /// What to copy into its output buffer first (the status becomes the copy's failure, if
+    /// any).
+    pub output: Option<Vec<u8>>,
+}
+
+impl Done {
+    /// Writes the output and completes the request. Call without the device lock.
+    pub fn finish(self) {
+        let mut status = self.status;
+        let mut info = 0;
+        if let Some(out) = &self.output
+            && crate::sys::NT_SUCCESS(status)
+        {
+            match self.request.write_output(out) {
+                Ok(()) => info = out.len(),
+                Err(e) => status = e,
+            }
+        }
+        self.request.complete(status, info);
+    }
+}
+
 /// The running HCA.
 #[derive(Debug)]
 pub struct Hca {
@@ -173,6 +205,7 @@ pub struct Hca {
     backlog: VecDeque<RecvMadOut>,
     /// Counters reported by `IOCTL_RHCA_STATISTICS`.
     pub stats: StatisticsOut,
+    done: Vec<Done>,
     adapter: Adapter,
     caps: Caps,
     node_guid: u64,
@@ -298,6 +331,7 @@ impl Hca {
             },
             backlog: VecDeque::new(),
             stats: StatisticsOut::default(),
+            done: Vec::new(),
             adapter,
             caps,
             node_guid,
@@ -438,15 +472,23 @@ impl Hca {
                     let _ = m.unmap(at);
                     self.stats.mappings_released += 1;
                 }
-                if let Some(req) = s.request {
-                    req.complete(status, 0);
+                if let Some(request) = s.request {
+                    self.done.push(Done {
+                        request,
+                        status,
+                        output: None,
+                    });
                 }
             }
             q.ci = q.pi;
         }
         for w in self.overflow.drain(..) {
             drop(w.mapping);
-            w.request.complete(status, 0);
+            self.done.push(Done {
+                request: w.request,
+                status,
+                output: None,
+            });
         }
         for q in &mut self.rq {
             for m in q.slots.iter_mut().filter_map(Option::take) {
@@ -558,7 +600,11 @@ impl Hca {
     /// queue is full or map registers are busy. Completes when its CQE arrives.
     pub fn send(&mut self, request: Request, input: SendMadIn, at: &AtDispatch<'_>) {
         if !self.running {
-            request.complete(crate::sys::STATUS_DEVICE_NOT_READY, 0);
+            self.done.push(Done {
+                request,
+                status: crate::sys::STATUS_DEVICE_NOT_READY,
+                output: None,
+            });
             return;
         }
         if !self.overflow.is_empty() || self.sq_full(usize::from(input.qp)) {
@@ -680,7 +726,11 @@ impl Hca {
             drop(mapping);
             self.stats.mappings_released += 1;
             self.stats.send_errors += 1;
-            w.request.complete(crate::sys::STATUS_INVALID_PARAMETER, 0);
+            self.done.push(Done {
+                request: w.request,
+                status: crate::sys::STATUS_INVALID_PARAMETER,
+                output: None,
+            });
             return;
         }
         s.mem.write(slot as usize * s.stride, &bytes);
@@ -760,10 +810,6 @@ impl Hca {
         }
     }
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one match over the two completion kinds"
-    )]
     fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
         let q = usize::from(c.qpn.min(1));
         match c.opcode {
@@ -806,19 +852,17 @@ impl Hca {
                         tid: slot.tid,
                         ..SendMadOut::default()
                     };
-                    let mut b = [0u8; SendMadOut::SIZE];
-                    let st = match reply.encode(&mut b) {
-                        Ok(_) => req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS),
-                        Err(_) => crate::sys::STATUS_INVALID_PARAMETER,
+                    let mut b = alloc::vec![0u8; SendMadOut::SIZE];
+                    let status = if reply.encode(&mut b).is_ok() {
+                        STATUS_SUCCESS
+                    } else {
+                        crate::sys::STATUS_INVALID_PARAMETER
                     };
-                    req.complete(
-                        st,
-                        if st == STATUS_SUCCESS {
-                            SendMadOut::SIZE
-                        } else {
-                            0
-                        },
-                    );
+                    self.done.push(Done {
+                        request: req,
+                        status,
+                        output: Some(b),
+                    });
                 }
             }
             cqe::Opcode::Recv => {
@@ -868,6 +912,11 @@ impl Hca {
                 }
             }
         }
+    }
+
+    /// The requests finished since the last call, to complete without the lock.
+    pub fn take_done(&mut self) -> Vec<Done> {
+        core::mem::take(&mut self.done)
     }
 
     /// The oldest received MAD not yet handed to a request.

@@ -7,17 +7,18 @@
 //! IOCTL queue is parallel and the receive queue manual, so the framework never calls back into
 //! the driver from a completion.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
 use rhca_hw::regs::{self, cause};
 
 use crate::dma::Adapter;
-use crate::hca::{self, Hca, HwError};
+use crate::hca::{self, Done, Hca, HwError};
 use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN, FALSE,
-    GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED,
+    GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
     STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
     STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
@@ -203,9 +204,20 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
     STATUS_SUCCESS
 }
 
-/// Runs `f` on the HCA with the lock held and the `DISPATCH_LEVEL` proof it gives.
+/// Runs `f` on the HCA with the lock held and the `DISPATCH_LEVEL` proof it gives, then
+/// completes the requests it finished, after the lock is released.
 fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
-    c.hca.with(|h, at| h.as_mut().map(|h| f(h, at)))
+    let (r, done) = c.hca.with(|h, at| {
+        h.as_mut().map_or_else(
+            || (None, Vec::new()),
+            |h| {
+                let r = f(h, at);
+                (Some(r), h.take_done())
+            },
+        )
+    });
+    done.into_iter().for_each(Done::finish);
+    r
 }
 
 extern "C" fn evt_isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
@@ -236,23 +248,29 @@ extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
         return;
     };
     let recv = *c.recv_queue.lock();
-    with_hca(c, |h, at| {
+    let handed = with_hca(c, |h, at| {
         let _ = h.poll(at);
-        deliver_received(h, recv);
+        deliver_received(h, recv)
     });
-}
-
-/// Hands received MADs to pending receive requests, oldest first.
-fn deliver_received(h: &mut Hca, recv: Option<Queue>) {
-    let Some(q) = recv else { return };
-    while h.has_received() {
-        let Some(req) = q.retrieve_next() else { return };
-        let Some(m) = h.take_received() else {
-            req.complete(STATUS_CANCELLED, 0);
-            return;
-        };
+    for (req, m) in handed.unwrap_or_default() {
         complete_recv(req, &m);
     }
+}
+
+/// Pairs received MADs with pending receive requests, oldest first (under the lock, so that
+/// the order holds); the caller completes them after the lock is released.
+fn deliver_received(h: &mut Hca, recv: Option<Queue>) -> Vec<(Request, RecvMadOut)> {
+    let mut out = Vec::new();
+    let Some(q) = recv else { return out };
+    while let Some(m) = h.take_received() {
+        if let Some(req) = q.retrieve_next() {
+            out.push((req, m));
+        } else {
+            h.untake_received(m);
+            break;
+        }
+    }
+    out
 }
 
 fn complete_recv(req: Request, m: &RecvMadOut) {
@@ -327,19 +345,18 @@ extern "C" fn evt_io_device_control(
         }
         Ioctl::RecvMad => {
             let recv = *c.recv_queue.lock();
-            let mut g = c.hca.lock();
-            let taken = g.as_mut().and_then(Hca::take_received);
-            match (taken, recv) {
-                (Some(m), _) => complete_recv(req, &m),
-                (None, Some(q)) => {
-                    // With the lock held, so that a MAD arriving now finds this request.
-                    if let Err(st) = req.forward(q) {
-                        req.complete(st, 0);
-                    }
-                }
-                (None, None) => req.complete(STATUS_INVALID_DEVICE_STATE, 0),
+            // Under the lock, so that a MAD arriving meanwhile finds this request queued.
+            let outcome = with_hca(c, |h, _| match (h.take_received(), recv) {
+                (Some(m), _) => Ok(Some(m)),
+                (None, Some(q)) => req.forward(q).map(|()| None),
+                (None, None) => Err(STATUS_INVALID_DEVICE_STATE),
+            });
+            match outcome {
+                Some(Ok(Some(m))) => complete_recv(req, &m),
+                Some(Ok(None)) => {}
+                Some(Err(st)) => req.complete(st, 0),
+                None => req.complete(STATUS_DEVICE_NOT_READY, 0),
             }
-            drop(g);
         }
         Ioctl::Statistics => {
             let mut s = *c.carried.lock();
