@@ -1001,7 +1001,9 @@ pub unsafe fn WdfRequestForwardToIoQueue(
     match source {
         Ok(src) => {
             super::host::dispatch(to);
-            if let Some(s) = src {
+            if let Some(s) = src
+                && super::host::sequential(s)
+            {
                 super::host::dispatch(s);
             }
             STATUS_SUCCESS

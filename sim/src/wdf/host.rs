@@ -951,6 +951,15 @@ fn presented_on(w: &super::WdfState, q: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Whether `q` is a sequential queue.
+pub(crate) fn sequential(q: usize) -> bool {
+    with_state(|st, _| {
+        Ok(st.wdf.queue(q).is_ok_and(|qd| {
+            qd.config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
+        }))
+    })
+}
+
 /// Presents waiting requests to the driver as the queue's dispatch type allows.
 pub(crate) fn dispatch(q: usize) {
     loop {
@@ -1047,7 +1056,12 @@ pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
         *done = Some((status, info));
     }
     completion.cv.notify_all();
-    if let Some(q) = queue {
+    // A completion frees the one slot of a sequential queue: the next request is presented on
+    // this CPU. Parallel queues present each request on the thread that queued it (or at a
+    // queue start), never from another request's completion.
+    if let Some(q) = queue
+        && sequential(q)
+    {
         dispatch(q);
     }
 }
