@@ -204,7 +204,7 @@ fn mad_round_trips_mapped_under_each_profile() {
         // A small inline limit forces every send through GetScatterGatherList.
         model.caps.max_inline = 64;
         let config = Config::with_profile(Profile::parse(profile).unwrap());
-        let n = 100;
+        let n = 10_000;
         let (s, hal) = round_trips(config, model, n);
         assert_eq!(s.mad_sends_inline, 0, "{profile}");
         // Exactly one GetScatterGatherList per send and per receive posted (Linux ib_mad maps
