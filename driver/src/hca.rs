@@ -150,10 +150,26 @@ struct RecvQueue {
     mem: RingMem,
     stride: usize,
     pi: u32,
-    slots: Vec<Option<SgMapping>>,
+    slots: Vec<Option<RecvSlot>>,
+    /// Staging receive buffers in common-buffer memory (13 per page), used instead of per-post
+    /// mappings when map registers are too scarce to keep receives mapped.
+    staging: Vec<CommonBuffer>,
     /// Receive buffers whose mapping waits for map registers.
     waiting: VecDeque<PendingMapping>,
 }
+
+/// A posted receive buffer.
+#[derive(Debug)]
+enum RecvSlot {
+    /// A driver buffer mapped for this post.
+    Mapped(SgMapping),
+    /// A staging slot in common-buffer memory (no mapping).
+    Staged,
+}
+
+/// Bytes per staging receive buffer (296 rounded to 16).
+const STAGE: usize = 304;
+const STAGES_PER_PAGE: usize = PAGE / STAGE;
 
 #[derive(Debug)]
 struct CompletionQueue {
@@ -310,6 +326,17 @@ impl Hca {
             let stride = 1usize << RQ_LOG_STRIDE;
             let mem =
                 RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HwError::Dma)?;
+            // Too few map registers to keep even one buffer per QP mapped: stage receives in
+            // common-buffer memory and copy instead (docs/dma.md).
+            let staging = if adapter.map_registers() < 4 {
+                let pages = (ring.entries() as usize).div_ceil(STAGES_PER_PAGE);
+                (0..pages)
+                    .map(|_| adapter.common_buffer(PAGE as u32))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(HwError::Dma)?
+            } else {
+                Vec::new()
+            };
             Ok(RecvQueue {
                 id,
                 ring,
@@ -317,6 +344,7 @@ impl Hca {
                 stride,
                 pi: 0,
                 slots: (0..ring.entries()).map(|_| None).collect(),
+                staging,
                 waiting: VecDeque::new(),
             })
         };
@@ -491,9 +519,11 @@ impl Hca {
             });
         }
         for q in &mut self.rq {
-            for m in q.slots.iter_mut().filter_map(Option::take) {
-                let _ = m.unmap(at);
-                self.stats.mappings_released += 1;
+            for slot in q.slots.iter_mut().filter_map(Option::take) {
+                if let RecvSlot::Mapped(m) = slot {
+                    let _ = m.unmap(at);
+                    self.stats.mappings_released += 1;
+                }
             }
             q.waiting.clear();
         }
@@ -529,8 +559,14 @@ impl Hca {
         let Ok(pi) = rq.ring.index(rq.pi) else {
             return false;
         };
-        if rq.slots[rq.ring.slot(pi) as usize].is_some() {
+        let slot = rq.ring.slot(pi) as usize;
+        if rq.slots[slot].is_some() {
             return false;
+        }
+        if !rq.staging.is_empty() {
+            let page = &rq.staging[slot / STAGES_PER_PAGE];
+            let addr = page.logical() + ((slot % STAGES_PER_PAGE) * STAGE) as u64;
+            return self.write_recv(q, &[(addr, RECV_BUF_SIZE as u32)], RecvSlot::Staged);
         }
         let buf = match buffer {
             Some(b) => b,
@@ -554,6 +590,11 @@ impl Hca {
     }
 
     fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
+        let el: Vec<(u64, u32)> = m.elements().collect();
+        self.write_recv(q, &el, RecvSlot::Mapped(m))
+    }
+
+    fn write_recv(&mut self, q: usize, el: &[(u64, u32)], value: RecvSlot) -> bool {
         let max_sge = self.caps.max_sge as usize;
         let rq = &mut self.rq[q];
         let Ok(pi) = rq.ring.index(rq.pi) else {
@@ -562,7 +603,7 @@ impl Hca {
         let slot = rq.ring.slot(pi);
         let mut segs = [DataSeg::default(); 4];
         let mut n = 0;
-        for (addr, len) in m.elements() {
+        for &(addr, len) in el {
             if n == max_sge.min(4) {
                 return false;
             }
@@ -589,7 +630,7 @@ impl Hca {
             return false;
         }
         rq.mem.write(slot as usize * rq.stride, &bytes);
-        rq.slots[slot as usize] = Some(m);
+        rq.slots[slot as usize] = Some(value);
         rq.pi = rq.ring.next(pi).raw();
         let (id, pi) = (rq.id, rq.pi);
         self.ring_doorbell(id, pi);
@@ -810,6 +851,10 @@ impl Hca {
         }
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the two completion kinds"
+    )]
     fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
         let q = usize::from(c.qpn.min(1));
         match c.opcode {
@@ -880,14 +925,25 @@ impl Hca {
                     self.stats.hostile_cqes += 1;
                     return;
                 }
-                let Some(m) = r.slots[slot].take() else {
+                let Some(posted) = r.slots[slot].take() else {
                     return;
                 };
-                let buf = m.unmap(at);
-                self.stats.mappings_released += 1;
+                let (buf, data) = match posted {
+                    RecvSlot::Mapped(m) => {
+                        let buf = m.unmap(at);
+                        self.stats.mappings_released += 1;
+                        let data = buf.as_slice().to_vec();
+                        (Some(buf), data)
+                    }
+                    RecvSlot::Staged => {
+                        let mut data = alloc::vec![0u8; RECV_BUF_SIZE];
+                        let page = &r.staging[slot / STAGES_PER_PAGE];
+                        page.read((slot % STAGES_PER_PAGE) * STAGE, &mut data);
+                        (None, data)
+                    }
+                };
                 if c.status == cqe::Status::Success {
                     self.stats.mad_receives += 1;
-                    let data = buf.as_slice();
                     let mut out = RecvMadOut {
                         qp: q as u8,
                         sl: c.sl,
@@ -908,7 +964,7 @@ impl Hca {
                     }
                 }
                 if self.running {
-                    let _ = self.post_receive(q, Some(buf), at);
+                    let _ = self.post_receive(q, buf, at);
                 }
             }
         }

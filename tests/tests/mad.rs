@@ -324,3 +324,55 @@ fn a_hostile_cqe_is_ignored_and_its_request_ends_at_stop() {
     let (_, hal) = l.finish();
     assert_eq!(hal.sg_lists_allocated, hal.sg_lists_freed);
 }
+
+/// A single map register: receives are staged in common-buffer memory (no mapping to pin the
+/// register) and mapped sends take the register one at a time through the FIFO.
+#[test]
+fn one_map_register_starves_nothing_and_keeps_order() {
+    let config = Config {
+        map_register_limit: Some(1),
+        ..Config::with_profile(Profile::parse("verifier+iommu").unwrap())
+    };
+    let mut model = ModelConfig::default();
+    model.caps.max_inline = 64;
+    let l = lab(config, model);
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let mut pend = Vec::new();
+    for tid in 1..=40u64 {
+        let mut b = [0u8; SendMadIn::SIZE];
+        node_info_query(&[0], tid).encode(&mut b).unwrap();
+        pend.push(
+            p.ioctl_async(&h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+                .unwrap(),
+        );
+    }
+    for (i, s) in pend.iter().enumerate() {
+        let r = s
+            .wait(Duration::from_secs(10))
+            .expect("every send completes");
+        assert_eq!(
+            SendMadOut::decode(&r.output).unwrap().tid,
+            i as u64 + 1,
+            "in order"
+        );
+    }
+    for tid in 1..=40u64 {
+        assert_eq!(
+            MadHeader::decode(&recv(&p, &h).mad).unwrap().tid,
+            tid,
+            "none lost"
+        );
+    }
+    p.close(h).unwrap();
+    let (s, hal) = l.finish();
+    assert_eq!(
+        (s.mad_sends, s.mad_sends_inline, s.mad_receive_drops),
+        (40, 0, 0)
+    );
+    assert_eq!(
+        hal.sg_lists_allocated, 40,
+        "one mapping per send, none for staged receives"
+    );
+    assert_eq!(hal.sg_lists_allocated, hal.sg_lists_freed);
+}
