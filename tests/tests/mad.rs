@@ -28,13 +28,15 @@ struct Lab {
 }
 
 fn lab(config: Config, model: ModelConfig) -> Lab {
+    lab_with(config, model, InterruptResources::Msi(1))
+}
+
+fn lab_with(config: Config, model: ModelConfig, ints: InterruptResources) -> Lab {
     let m = Machine::new(config);
     let (dev, att) = RhcaDevice::attach(&m, model).expect("model");
     let worker = dev.spawn_worker();
     let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).expect("DriverEntry");
-    let node = host
-        .add_device(&att, InterruptResources::Msi(1))
-        .expect("AddDevice");
+    let node = host.add_device(&att, ints).expect("AddDevice");
     host.start(&node).expect("start");
     Lab {
         m,
@@ -375,4 +377,74 @@ fn one_map_register_starves_nothing_and_keeps_order() {
         "one mapping per send, none for staged receives"
     );
     assert_eq!(hal.sg_lists_allocated, hal.sg_lists_freed);
+}
+
+#[test]
+fn a_line_interrupt_works_when_no_message_is_granted() {
+    let l = lab_with(
+        Config::with_profile(Profile::VERIFIER),
+        ModelConfig::default(),
+        InterruptResources::Line,
+    );
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    for tid in 1..=50 {
+        assert_eq!(send(&p, &h, &node_info_query(&[0], tid)).tid, tid);
+        assert_eq!(MadHeader::decode(&recv(&p, &h).mad).unwrap().tid, tid);
+    }
+    let q = p
+        .ioctl(
+            &h,
+            ioctl::IOCTL_RHCA_QUERY_DEVICE,
+            &[],
+            ioctl::QueryDeviceOut::SIZE,
+        )
+        .unwrap();
+    assert_eq!(
+        ioctl::QueryDeviceOut::decode(&q.output)
+            .unwrap()
+            .interrupt_vectors,
+        0,
+        "INTx"
+    );
+    p.close(h).unwrap();
+    let _ = l.finish();
+}
+
+#[test]
+fn surprise_removal_with_mads_in_flight() {
+    let mut l = lab(
+        Config::with_profile(Profile::parse("verifier+iommu").unwrap()),
+        ModelConfig::default(),
+    );
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    assert_eq!(send(&p, &h, &node_info_query(&[0], 1)).tid, 1);
+    let _ = recv(&p, &h);
+    // A receive pending in the driver's manual queue, and a send the device never completes.
+    let waiting = p
+        .ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+        .unwrap();
+    l.dev.inject(rhca_model::Fault::StuckQueue(0));
+    let mut b = [0u8; SendMadIn::SIZE];
+    node_info_query(&[0], 2).encode(&mut b).unwrap();
+    let stuck = p
+        .ioctl_async(&h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+        .unwrap();
+    let host = l.host.take().unwrap();
+    host.surprise_remove(&l.node)
+        .expect("removal with I/O in flight");
+    assert_eq!(
+        stuck.wait(Duration::from_secs(5)).unwrap().status,
+        wdk_sim::STATUS_DEVICE_REMOVED
+    );
+    assert_eq!(
+        waiting.wait(Duration::from_secs(5)).unwrap().status,
+        wdk_sim::STATUS_CANCELLED
+    );
+    p.close(h).unwrap();
+    host.unload().unwrap();
+    drop(l.worker.take());
+    assert_eq!(l.m.leaks().unwrap(), Vec::<String>::new());
+    assert!(l.m.bugcheck().is_none());
 }
