@@ -116,6 +116,15 @@ const IOCTL_KICK: u32 = ctl(0x801, 0);
 const IOCTL_WAIT: u32 = ctl(0x802, 0);
 const IOCTL_PEND: u32 = ctl(0x803, 0);
 const IOCTL_FILL: u32 = ctl(0x804, 2);
+const IOCTL_PURGE_WAITERS: u32 = ctl(0x805, 0);
+const IOCTL_INPUT_MDL: u32 = ctl(0x806, 1);
+
+/// Times a purge-complete callback ran (all machines of this test binary).
+static PURGED: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "C" fn purged(_queue: WDFQUEUE, _context: WDFCONTEXT) {
+    PURGED.fetch_add(1, Ordering::SeqCst);
+}
 
 #[repr(C)]
 struct Ctx {
@@ -739,6 +748,42 @@ unsafe extern "C" fn io_control(
                 );
             };
         }
+        IOCTL_PURGE_WAITERS => {
+            // SAFETY: the device's manual queue; the callback is a plain function.
+            unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfIoQueuePurge,
+                    c.manual,
+                    Some(purged),
+                    core::ptr::null_mut()
+                )
+            };
+            // SAFETY: completed once.
+            unsafe {
+                call_unsafe_wdf_function_binding!(WdfRequestComplete, request, STATUS_SUCCESS)
+            };
+        }
+        IOCTL_INPUT_MDL => {
+            let mut mdl: PMDL = core::ptr::null_mut();
+            // SAFETY: a live request.
+            let st = unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfRequestRetrieveInputWdmMdl,
+                    request,
+                    &raw mut mdl
+                )
+            };
+            let ok = NT_SUCCESS(st) && !mdl.is_null();
+            // SAFETY: completed once.
+            unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfRequestCompleteWithInformation,
+                    request,
+                    st,
+                    if ok { in_len as u64 } else { 0 }
+                )
+            };
+        }
         _ => {
             // SAFETY: completed once.
             unsafe {
@@ -1164,5 +1209,27 @@ fn a_failed_start_releases_what_it_took() {
             "the adapter and buffer were released"
         );
         assert!(m.bugcheck().is_none());
+    }
+}
+
+#[test]
+fn an_asynchronous_purge_cancels_waiters_and_reports_idle() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let before = PURGED.load(Ordering::SeqCst);
+        let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+        assert_eq!(
+            p.ioctl(&h, IOCTL_PURGE_WAITERS, &[], 0).unwrap().status,
+            STATUS_SUCCESS
+        );
+        assert_eq!(wait.wait(T).unwrap().status, STATUS_CANCELLED);
+        assert!(PURGED.load(Ordering::SeqCst) > before, "PurgeComplete ran");
+        // An IN_DIRECT request's input buffer gets an MDL on demand, freed with the request.
+        let got = p.ioctl(&h, IOCTL_INPUT_MDL, &[1, 2, 3, 4, 5], 0).unwrap();
+        assert_eq!((got.status, got.information), (STATUS_SUCCESS, 5));
+        p.close(h).unwrap();
+        r.finish();
     }
 }

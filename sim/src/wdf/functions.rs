@@ -690,6 +690,7 @@ pub unsafe fn WdfIoQueueCreate(
             waiting: std::collections::VecDeque::new(),
             presented: 0,
             accepting: true,
+            idle_callback: None,
         };
         let h = w.insert(Kind::Queue(Box::new(data)), Some(parent_of(a, dev)), a);
         let d = w.device(dev)?;
@@ -783,6 +784,57 @@ pub unsafe fn WdfIoQueueStopSynchronously(Queue: WDFQUEUE) {
     });
 }
 
+/// `VOID WdfIoQueueStop(WDFQUEUE, PFN_WDF_IO_QUEUE_STATE StopComplete, WDFCONTEXT Context)`;
+/// `<= DISPATCH_LEVEL`. New requests wait in the queue; `StopComplete` runs once the driver
+/// owns none of the queue's requests (at once if it owns none now).
+pub unsafe fn WdfIoQueueStop(
+    Queue: WDFQUEUE,
+    StopComplete: PFN_WDF_IO_QUEUE_STATE,
+    Context: WDFCONTEXT,
+) {
+    check_max(DISPATCH_LEVEL, "WdfIoQueueStop");
+    arm_idle(Queue as usize, StopComplete, Context as usize, false);
+}
+
+/// `VOID WdfIoQueuePurge(WDFQUEUE, PFN_WDF_IO_QUEUE_STATE PurgeComplete, WDFCONTEXT Context)`;
+/// `<= DISPATCH_LEVEL`. Waiting requests are cancelled; `PurgeComplete` runs once the driver
+/// owns none of the queue's requests.
+pub unsafe fn WdfIoQueuePurge(
+    Queue: WDFQUEUE,
+    PurgeComplete: PFN_WDF_IO_QUEUE_STATE,
+    Context: WDFCONTEXT,
+) {
+    check_max(DISPATCH_LEVEL, "WdfIoQueuePurge");
+    arm_idle(Queue as usize, PurgeComplete, Context as usize, true);
+}
+
+fn arm_idle(q: usize, cb: PFN_WDF_IO_QUEUE_STATE, ctx: usize, purge: bool) {
+    let (waiting, now) = wdf(|w| {
+        let qd = w.queue(q)?;
+        qd.started = false;
+        if purge {
+            qd.accepting = false;
+        }
+        let waiting: Vec<usize> = if purge {
+            qd.waiting.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let now = qd.presented == 0;
+        if !now {
+            qd.idle_callback = Some((cb, ctx));
+        }
+        Ok((waiting, now))
+    });
+    for r in waiting {
+        super::host::cancel(r);
+    }
+    if now && let Some(f) = cb {
+        // SAFETY: the driver's queue-state callback with its own context.
+        super::functions::callback(|| unsafe { f(q as WDFQUEUE, ctx as WDFCONTEXT) });
+    }
+}
+
 /// `VOID WdfIoQueuePurgeSynchronously(WDFQUEUE)`; PASSIVE_LEVEL. Waiting requests are cancelled
 /// (`EvtIoCanceledOnQueue`, or completed with `STATUS_CANCELLED`); the queue stops accepting.
 pub unsafe fn WdfIoQueuePurgeSynchronously(Queue: WDFQUEUE) {
@@ -860,6 +912,42 @@ pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL
     if m == 0 {
         return STATUS_BUFFER_TOO_SMALL;
     }
+    // SAFETY: checked non-null.
+    unsafe { *Mdl = m as PMDL };
+    STATUS_SUCCESS
+}
+
+/// `NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`. An MDL
+/// for the input buffer, built on first use and freed with the request.
+pub unsafe fn WdfRequestRetrieveInputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfRequestRetrieveInputWdmMdl");
+    if Mdl.is_null() {
+        null_arg("Mdl");
+    }
+    let (buf, len, have) = wdf(|w| {
+        let r = w.request(Request as usize)?;
+        Ok((r.in_buf, r.in_len, r.in_mdl))
+    });
+    if buf == 0 || len == 0 {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    let m = if have == 0 {
+        // SAFETY: the request's input buffer (system buffer or user pages) of `len` bytes.
+        let m =
+            unsafe { crate::ntddk::IoAllocateMdl(buf as PVOID, len as ULONG, 0, 0, null_mut()) };
+        if m.is_null() {
+            return crate::STATUS_INSUFFICIENT_RESOURCES;
+        }
+        // SAFETY: the system buffer is non-paged pool.
+        unsafe { crate::ntddk::MmBuildMdlForNonPagedPool(m) };
+        wdf(|w| {
+            w.request(Request as usize)?.in_mdl = m as usize;
+            Ok(())
+        });
+        m as usize
+    } else {
+        have
+    };
     // SAFETY: checked non-null.
     unsafe { *Mdl = m as PMDL };
     STATUS_SUCCESS

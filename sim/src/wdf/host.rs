@@ -1005,11 +1005,12 @@ pub(crate) fn dispatch(q: usize) {
 /// Completes a request: copies a buffered output back, releases the system buffer and the
 /// locked pages, wakes the waiting thread, deletes the request, presents the next one.
 pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
-    let (rd, queue, objs) = with_state(|st, _| {
+    let (rd, queue, objs, in_mdl, idle) = with_state(|st, _| {
         let w = &mut st.wdf;
         let rd = w.request(r)?;
         let queue = rd.queue;
         let presented = rd.state == ReqState::Presented;
+        let in_mdl = rd.in_mdl;
         let snapshot = (
             rd.sys_buf,
             rd.user_out,
@@ -1024,19 +1025,27 @@ pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
         {
             q.presented = q.presented.saturating_sub(1);
         }
+        let mut idle = None;
         if let Some(qh) = queue
             && let Ok(q) = w.queue(qh)
         {
             q.waiting.retain(|&x| x != r);
+            if q.presented == 0 {
+                idle = q.idle_callback.take().map(|(f, c)| (qh, f, c));
+            }
         }
         if snapshot.4 == 0 && snapshot.0 != 0 && snapshot.1 != 0 && NT_SUCCESS(status) {
             // METHOD_BUFFERED: the I/O manager copies Information bytes back to the caller.
             st.mem.copy_va(snapshot.1, snapshot.0, info.min(snapshot.2));
         }
         let objs = st.wdf.detach_tree(r);
-        Ok((snapshot, queue, objs))
+        Ok((snapshot, queue, objs, in_mdl, idle))
     });
     let (sys_buf, _, _, out_mdl, _, completion) = rd;
+    if in_mdl != 0 {
+        // SAFETY: the MDL WdfRequestRetrieveInputWdmMdl built (pages never locked), freed once.
+        unsafe { ntddk::IoFreeMdl(in_mdl as PMDL) };
+    }
     if out_mdl != 0 {
         // SAFETY: the I/O manager's MDL for this request, locked at dispatch.
         unsafe { ntddk::MmUnlockPages(out_mdl as PMDL) };
@@ -1063,6 +1072,10 @@ pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
         && sequential(q)
     {
         dispatch(q);
+    }
+    if let Some((q, Some(f), ctx)) = idle {
+        // SAFETY: the driver's stop/purge-complete callback with its own context.
+        callback(|| unsafe { f(q as WDFQUEUE, ctx as WDFCONTEXT) });
     }
 }
 

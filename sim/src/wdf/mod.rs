@@ -123,6 +123,8 @@ pub(crate) struct RequestData {
     pub(crate) out_buf: usize,
     /// The MDL of a DIRECT output buffer.
     pub(crate) out_mdl: usize,
+    /// An MDL built on demand for the input buffer (`WdfRequestRetrieveInputWdmMdl`).
+    pub(crate) in_mdl: usize,
     pub(crate) cancel: PFN_WDF_REQUEST_CANCEL,
     pub(crate) cancelled: bool,
     pub(crate) completion: Arc<Completion>,
@@ -153,6 +155,7 @@ impl RequestData {
             in_buf: 0,
             out_buf: 0,
             out_mdl: 0,
+            in_mdl: 0,
             cancel: None,
             cancelled: false,
             completion,
@@ -175,6 +178,8 @@ pub(crate) struct QueueData {
     pub(crate) presented: usize,
     /// False after a purge: new requests fail until the queue is started again.
     pub(crate) accepting: bool,
+    /// `WdfIoQueueStop`/`Purge`'s callback, run when the driver owns no more requests of it.
+    pub(crate) idle_callback: Option<(types::PFN_WDF_IO_QUEUE_STATE, usize)>,
 }
 
 /// A framework interrupt.
