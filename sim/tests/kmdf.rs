@@ -756,11 +756,11 @@ unsafe extern "C" fn io_control(
                     c.manual,
                     Some(purged),
                     core::ptr::null_mut()
-                )
+                );
             };
             // SAFETY: completed once.
             unsafe {
-                call_unsafe_wdf_function_binding!(WdfRequestComplete, request, STATUS_SUCCESS)
+                call_unsafe_wdf_function_binding!(WdfRequestComplete, request, STATUS_SUCCESS);
             };
         }
         IOCTL_INPUT_MDL => {
@@ -781,7 +781,7 @@ unsafe extern "C" fn io_control(
                     request,
                     st,
                     if ok { in_len as u64 } else { 0 }
-                )
+                );
             };
         }
         _ => {
