@@ -448,3 +448,76 @@ fn surprise_removal_with_mads_in_flight() {
     assert_eq!(l.m.leaks().unwrap(), Vec::<String>::new());
     assert!(l.m.bugcheck().is_none());
 }
+
+#[test]
+fn a_system_that_refuses_description_version_3_gets_version_2() {
+    let config = Config {
+        max_description_version: 2,
+        ..Config::with_profile(Profile::VERIFIER)
+    };
+    let l = lab(config, ModelConfig::default());
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let q = p
+        .ioctl(
+            &h,
+            ioctl::IOCTL_RHCA_QUERY_DEVICE,
+            &[],
+            ioctl::QueryDeviceOut::SIZE,
+        )
+        .unwrap();
+    assert_eq!(
+        ioctl::QueryDeviceOut::decode(&q.output)
+            .unwrap()
+            .dma_description_version,
+        2
+    );
+    assert_eq!(send(&p, &h, &node_info_query(&[0], 9)).tid, 9);
+    assert_eq!(MadHeader::decode(&recv(&p, &h).mad).unwrap().tid, 9);
+    p.close(h).unwrap();
+    let _ = l.finish();
+}
+
+#[test]
+fn a_device_that_never_gets_ready_fails_the_start_cleanly() {
+    let m = Machine::with_profile(Profile::VERIFIER);
+    let model = ModelConfig {
+        reset_time: Duration::from_millis(400),
+        ..ModelConfig::default()
+    };
+    let (_dev, att) = RhcaDevice::attach(&m, model).unwrap();
+    let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).unwrap();
+    let node = host.add_device(&att, InterruptResources::Msi(1)).unwrap();
+    assert_eq!(
+        host.start(&node).unwrap_err(),
+        wdk_sim::wdf::host::HostError::Status(wdk_sim::STATUS_DEVICE_HARDWARE_ERROR),
+        "the 100 ms reset bound"
+    );
+    host.remove(&node).unwrap();
+    host.unload().unwrap();
+    assert_eq!(m.leaks().unwrap(), Vec::<String>::new());
+    assert!(m.bugcheck().is_none());
+}
+
+#[test]
+fn a_pending_receive_can_be_cancelled() {
+    let l = lab(
+        Config::with_profile(Profile::VERIFIER),
+        ModelConfig::default(),
+    );
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let r = p
+        .ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+        .unwrap();
+    r.cancel().unwrap();
+    assert_eq!(
+        r.wait(Duration::from_secs(5)).unwrap().status,
+        wdk_sim::STATUS_CANCELLED
+    );
+    // A short output buffer is refused before anything is touched.
+    let short = p.ioctl(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], 10).unwrap();
+    assert_eq!(short.status, wdk_sim::STATUS_BUFFER_TOO_SMALL);
+    p.close(h).unwrap();
+    let _ = l.finish();
+}
