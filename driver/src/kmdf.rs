@@ -18,7 +18,7 @@ use crate::hca::{self, Done, Hca, HwError};
 use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN, FALSE,
-    GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
+    FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
     STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
     STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
@@ -62,6 +62,9 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     init.set_io_type(_WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered);
     init.set_file_callbacks(Some(evt_file_create), None);
     init.set_exclusive(false);
+    // Opens of any name under the device object get the device's own security (the INF sets
+    // an SDDL that admits administrators and SYSTEM only).
+    init.add_characteristics(FILE_DEVICE_SECURE_OPEN);
     let device = match init.create(DeviceCtx::default()) {
         Ok(d) => d,
         Err(st) => return st,

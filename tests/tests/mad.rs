@@ -521,3 +521,14 @@ fn a_pending_receive_can_be_cancelled() {
     p.close(h).unwrap();
     let _ = l.finish();
 }
+
+#[test]
+fn the_device_object_is_secure_open() {
+    let l = lab(
+        Config::with_profile(Profile::COHERENT),
+        ModelConfig::default(),
+    );
+    let c = l.host().device_characteristics(&l.node).unwrap();
+    assert_ne!(c & wdk_sim::FILE_DEVICE_SECURE_OPEN, 0);
+    let _ = l.finish();
+}

@@ -200,6 +200,19 @@ impl DeviceInit {
         };
     }
 
+    /// `WdfDeviceInitSetCharacteristics` (or-ed into the defaults).
+    pub fn add_characteristics(&self, characteristics: u32) {
+        // SAFETY: the framework's init.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceInitSetCharacteristics,
+                self.0,
+                characteristics,
+                1
+            );
+        };
+    }
+
     /// `WdfDeviceInitSetExclusive`.
     pub fn set_exclusive(&self, exclusive: bool) {
         // SAFETY: the framework's init.

@@ -184,6 +184,23 @@ pub unsafe fn WdfDeviceInitSetExclusive(
     with_init(DeviceInit, |d| d.exclusive = IsExclusive != 0);
 }
 
+/// `VOID WdfDeviceInitSetCharacteristics(PWDFDEVICE_INIT, ULONG DeviceCharacteristics,
+/// BOOLEAN OrInValues)`; PASSIVE_LEVEL.
+pub unsafe fn WdfDeviceInitSetCharacteristics(
+    DeviceInit: PWDFDEVICE_INIT,
+    DeviceCharacteristics: ULONG,
+    OrInValues: crate::types::BOOLEAN,
+) {
+    check_max(PASSIVE_LEVEL, "WdfDeviceInitSetCharacteristics");
+    with_init(DeviceInit, |d| {
+        d.characteristics = if OrInValues != 0 {
+            d.characteristics | DeviceCharacteristics
+        } else {
+            DeviceCharacteristics
+        };
+    });
+}
+
 /// `NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES,
 /// WDFDEVICE *Device)`; PASSIVE_LEVEL. On success `*DeviceInit` becomes NULL.
 pub unsafe fn WdfDeviceCreate(
@@ -228,7 +245,7 @@ pub unsafe fn WdfDeviceCreate(
                 AttachedDevice: d.pdo as PDEVICE_OBJECT,
                 CurrentIrp: null_mut(),
                 Flags: 0,
-                Characteristics: 0,
+                Characteristics: d.characteristics,
                 DeviceExtension: null_mut(),
                 DeviceType: FILE_DEVICE_UNKNOWN,
                 StackSize: 2,

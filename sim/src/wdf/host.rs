@@ -473,6 +473,18 @@ impl Host {
         Ok(())
     }
 
+    /// The `Characteristics` of the device object the driver created for `d` (what
+    /// `WdfDeviceInitSetCharacteristics` asked for).
+    ///
+    /// # Errors
+    /// A bug check (the device does not exist).
+    pub fn device_characteristics(&self, d: &DevNode) -> Result<u32, HostError> {
+        let dev = d.device;
+        run(&self.core.machine, move || {
+            with_state(|st, _| Ok(st.wdf.device(dev)?.fdo.Characteristics))
+        })
+    }
+
     /// A new user-mode process.
     #[must_use]
     pub fn process(&self) -> Process {

@@ -282,6 +282,7 @@ pub(crate) struct DeviceInitData {
     pub(crate) file: WDF_FILEOBJECT_CONFIG,
     pub(crate) io_type: i32,
     pub(crate) exclusive: bool,
+    pub(crate) characteristics: u32,
     pub(crate) pdo: usize,
     pub(crate) slot: usize,
     pub(crate) created: Option<usize>,

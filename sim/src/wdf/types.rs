@@ -785,6 +785,9 @@ pub const CM_RESOURCE_INTERRUPT_LATCHED: u32 = 1;
 pub const CM_RESOURCE_INTERRUPT_MESSAGE: u32 = 2;
 /// `#define CM_RESOURCE_MEMORY_READ_WRITE 0`.
 pub const CM_RESOURCE_MEMORY_READ_WRITE: u32 = 0;
+/// `#define FILE_DEVICE_SECURE_OPEN 0x00000100` (`wdm.h`): the I/O manager applies the device
+/// object's security to every open, including opens of names inside the device's namespace.
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 /// `#define FILE_DEVICE_UNKNOWN 0x22`.
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 
