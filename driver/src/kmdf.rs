@@ -45,6 +45,9 @@ pub struct DeviceCtx {
 /// waits on itself.
 const ADAPTER_MAX_LENGTH: u32 = 2 * 1024 * 1024;
 
+/// MSI-X vectors the MAD path uses: 0 (errors, port) and 1 (completion queues).
+const INTERRUPT_VECTORS: u32 = 2;
+
 fn ctx(device: Device) -> Option<&'static DeviceCtx> {
     device.context::<DeviceCtx>()
 }
@@ -102,15 +105,21 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     if let Some(c) = ctx(device) {
         *c.recv_queue.lock() = Some(recv);
     }
+    // One interrupt object per MSI-X vector the driver uses (docs/device.md §4): vector 0
+    // carries errors and port events, vector 1 the completion queues. The framework connects
+    // them to the message resources in order; with one message (or a line) every cause arrives
+    // on the first, which handles them all.
     let interrupt = WDF_INTERRUPT_CONFIG {
         EvtInterruptIsr: Some(evt_isr),
         EvtInterruptDpc: Some(evt_dpc),
         ..WDF_INTERRUPT_CONFIG::default()
     };
-    match device.create_interrupt(&interrupt) {
-        Ok(_) => STATUS_SUCCESS,
-        Err(st) => st,
+    for _ in 0..INTERRUPT_VECTORS {
+        if let Err(st) = device.create_interrupt(&interrupt) {
+            return st;
+        }
     }
+    STATUS_SUCCESS
 }
 
 extern "C" fn evt_file_create(_device: WDFDEVICE, request: WDFREQUEST, _file: WDFFILEOBJECT) {
@@ -142,7 +151,12 @@ extern "C" fn evt_prepare_hardware(
     }) else {
         return STATUS_DEVICE_CONFIGURATION_ERROR;
     };
-    let vectors = u32::from(resources.contains(&Resource::Message));
+    // INT_CFG.NVEC: the messages granted that have an interrupt object (0: INTx).
+    let messages = resources
+        .iter()
+        .filter(|r| **r == Resource::Message)
+        .count() as u32;
+    let vectors = messages.min(INTERRUPT_VECTORS);
     let Some(regs) = ResList(translated).map_registers(len) else {
         return STATUS_INSUFFICIENT_RESOURCES;
     };

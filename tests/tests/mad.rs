@@ -77,6 +77,24 @@ impl Lab {
     }
 }
 
+/// The profiles of the done-when list, with the device each needs (a 32-bit one for bounce).
+const PROFILES: [(&str, u32); 6] = [
+    ("coherent", 64),
+    ("iommu", 64),
+    ("bounce", 32),
+    ("noncoherent", 64),
+    ("verifier", 64),
+    ("verifier+iommu", 64),
+];
+
+fn model_for(width: u32) -> ModelConfig {
+    if width == 32 {
+        ModelConfig::dma_32bit()
+    } else {
+        ModelConfig::default()
+    }
+}
+
 fn statistics(p: &Process, h: &Handle) -> StatisticsOut {
     let r = p
         .ioctl(h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
@@ -221,9 +239,18 @@ fn mad_round_trips_mapped_under_each_profile() {
 
 #[test]
 fn unsolicited_mads_reach_a_pending_receive() {
-    let mut model = ModelConfig::default();
+    for (profile, width) in PROFILES {
+        unsolicited(profile, width);
+    }
+}
+
+fn unsolicited(profile: &str, width: u32) {
+    let mut model = model_for(width);
     model.fabric.unsolicited_per_sec = 500;
-    let l = lab(Config::with_profile(Profile::VERIFIER), model);
+    let l = lab(
+        Config::with_profile(Profile::parse(profile).unwrap()),
+        model,
+    );
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
     for _ in 0..3 {
@@ -295,9 +322,15 @@ fn scarce_map_registers_lose_nothing_and_keep_order() {
 
 #[test]
 fn a_hostile_cqe_is_ignored_and_its_request_ends_at_stop() {
+    for (profile, width) in PROFILES {
+        hostile(profile, width);
+    }
+}
+
+fn hostile(profile: &str, width: u32) {
     let l = lab(
-        Config::with_profile(Profile::parse("verifier+iommu").unwrap()),
-        ModelConfig::default(),
+        Config::with_profile(Profile::parse(profile).unwrap()),
+        model_for(width),
     );
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
@@ -331,11 +364,17 @@ fn a_hostile_cqe_is_ignored_and_its_request_ends_at_stop() {
 /// register) and mapped sends take the register one at a time through the FIFO.
 #[test]
 fn one_map_register_starves_nothing_and_keeps_order() {
+    for (profile, width) in PROFILES {
+        one_register(profile, width);
+    }
+}
+
+fn one_register(profile: &str, width: u32) {
     let config = Config {
         map_register_limit: Some(1),
-        ..Config::with_profile(Profile::parse("verifier+iommu").unwrap())
+        ..Config::with_profile(Profile::parse(profile).unwrap())
     };
-    let mut model = ModelConfig::default();
+    let mut model = model_for(width);
     model.caps.max_inline = 64;
     let l = lab(config, model);
     let p = l.host().process();
@@ -530,5 +569,37 @@ fn the_device_object_is_secure_open() {
     );
     let c = l.host().device_characteristics(&l.node).unwrap();
     assert_ne!(c & wdk_sim::FILE_DEVICE_SECURE_OPEN, 0);
+    let _ = l.finish();
+}
+
+#[test]
+fn two_msi_x_vectors_split_errors_from_completions() {
+    let l = lab_with(
+        Config::with_profile(Profile::VERIFIER),
+        ModelConfig::default(),
+        InterruptResources::Msi(4),
+    );
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let q = p
+        .ioctl(
+            &h,
+            ioctl::IOCTL_RHCA_QUERY_DEVICE,
+            &[],
+            ioctl::QueryDeviceOut::SIZE,
+        )
+        .unwrap();
+    assert_eq!(
+        ioctl::QueryDeviceOut::decode(&q.output)
+            .unwrap()
+            .interrupt_vectors,
+        2
+    );
+    for tid in 1..=100 {
+        assert_eq!(send(&p, &h, &node_info_query(&[0], tid)).tid, tid);
+        assert_eq!(MadHeader::decode(&recv(&p, &h).mad).unwrap().tid, tid);
+    }
+    assert!(statistics(&p, &h).interrupts > 0);
+    p.close(h).unwrap();
     let _ = l.finish();
 }
