@@ -16,7 +16,7 @@ use core::sync::atomic::{Ordering, fence};
 
 use rhca_hw::cqe::{self, CQE_SIZE, Cqe, Posted};
 use rhca_hw::ioctl::{RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
-use rhca_hw::mad::{self, GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
+use rhca_hw::mad::{GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
 use rhca_hw::regs::{self, Caps, WqId, cause, cq, db, wq};
 use rhca_hw::ring::Ring;
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
@@ -55,6 +55,8 @@ pub const RECV_DEPTH: usize = 32;
 /// MADs kept when no receive request is pending.
 pub const BACKLOG: usize = 64;
 const PAGE: usize = 4096;
+/// The largest WQE stride the interface allows (`2^LOG_MAX_STRIDE`): WQEs are built on the stack.
+const MAX_STRIDE: usize = 1 << regs::LOG_MAX_STRIDE;
 
 /// A ring's memory: one common buffer when it fits a page, else one common buffer per page
 /// and a page list (`docs/device.md` §5.5), so no contiguous allocation beyond a page is needed.
@@ -232,14 +234,6 @@ pub struct Hca {
     /// the adapter's grant — otherwise one QP's idle receives could pin every register.
     recv_depth: usize,
     regs: Arc<Mmio>,
-}
-
-/// What the DPC hands back to the KMDF layer: nothing to do outside the lock today, but the
-/// count tells the caller whether the CQ moved.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Polled {
-    /// CQEs consumed.
-    pub cqes: usize,
 }
 
 const fn gone(v: u32) -> bool {
@@ -487,7 +481,7 @@ impl Hca {
         }
         self.running = false;
         // The device performs no more DMA: completions already written are still honoured.
-        let _ = self.poll(at);
+        self.poll(at);
         let removed = gone(r.read(regs::STATUS.offset));
         let status = if removed {
             STATUS_DEVICE_REMOVED
@@ -590,8 +584,17 @@ impl Hca {
     }
 
     fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
-        let el: Vec<(u64, u32)> = m.elements().collect();
-        self.write_recv(q, &el, RecvSlot::Mapped(m))
+        // A WQE holds at most four segments: a longer list cannot be posted.
+        let mut el = [(0u64, 0u32); 4];
+        let mut n = 0;
+        for e in m.elements() {
+            if n == el.len() {
+                return false;
+            }
+            el[n] = e;
+            n += 1;
+        }
+        self.write_recv(q, &el[..n], RecvSlot::Mapped(m))
     }
 
     fn write_recv(&mut self, q: usize, el: &[(u64, u32)], value: RecvSlot) -> bool {
@@ -625,11 +628,12 @@ impl Hca {
             },
             payload: Payload::Segments { segs, count: n },
         };
-        let mut bytes = alloc::vec![0u8; rq.stride];
-        if w.encode(&mut bytes).is_err() {
+        let mut buf = [0u8; MAX_STRIDE];
+        let bytes = &mut buf[..rq.stride];
+        if w.encode(bytes).is_err() {
             return false;
         }
-        rq.mem.write(slot as usize * rq.stride, &bytes);
+        rq.mem.write(slot as usize * rq.stride, bytes);
         rq.slots[slot as usize] = Some(value);
         rq.pi = rq.ring.next(pi).raw();
         let (id, pi) = (rq.id, rq.pi);
@@ -762,8 +766,9 @@ impl Hca {
                 }
             }
         };
-        let mut bytes = alloc::vec![0u8; s.stride];
-        if n > max_sge || (Wqe { ctrl, payload }).encode(&mut bytes).is_err() {
+        let mut buf = [0u8; MAX_STRIDE];
+        let bytes = &mut buf[..s.stride];
+        if n > max_sge || (Wqe { ctrl, payload }).encode(bytes).is_err() {
             drop(mapping);
             self.stats.mappings_released += 1;
             self.stats.send_errors += 1;
@@ -774,7 +779,7 @@ impl Hca {
             });
             return;
         }
-        s.mem.write(slot as usize * s.stride, &bytes);
+        s.mem.write(slot as usize * s.stride, bytes);
         let tid = u64::from_be_bytes(w.input.mad[8..16].try_into().unwrap_or([0; 8]));
         if mapping.is_none() {
             self.stats.mad_sends_inline += 1;
@@ -791,8 +796,7 @@ impl Hca {
 
     /// The DPC's work: consume valid CQEs (owner byte read with Acquire first), complete their
     /// sends and receives, recycle receive buffers, post waiting sends, re-arm the CQ.
-    pub fn poll(&mut self, at: &AtDispatch<'_>) -> Polled {
-        let mut out = Polled::default();
+    pub fn poll(&mut self, at: &AtDispatch<'_>) {
         self.stats.dpcs += 1;
         self.promote_waiting_receives();
         loop {
@@ -808,7 +812,6 @@ impl Hca {
             let mut bytes = [0u8; CQE_SIZE];
             self.cq.mem.read(off, &mut bytes);
             self.cq.ci = ring.next(at_idx).raw();
-            out.cqes += 1;
             match Cqe::decode(&bytes) {
                 Ok(c) => self.complete(&c, at),
                 Err(_) => self.stats.hostile_cqes += 1,
@@ -831,7 +834,6 @@ impl Hca {
             }
             self.regs.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
         }
-        out
     }
 
     /// Posts receive buffers whose mapping has arrived, in order.
@@ -928,18 +930,18 @@ impl Hca {
                 let Some(posted) = r.slots[slot].take() else {
                     return;
                 };
-                let (buf, data) = match posted {
+                let mut data = [0u8; RECV_BUF_SIZE];
+                let buf = match posted {
                     RecvSlot::Mapped(m) => {
                         let buf = m.unmap(at);
                         self.stats.mappings_released += 1;
-                        let data = buf.as_slice().to_vec();
-                        (Some(buf), data)
+                        data.copy_from_slice(&buf.as_slice()[..RECV_BUF_SIZE]);
+                        Some(buf)
                     }
                     RecvSlot::Staged => {
-                        let mut data = alloc::vec![0u8; RECV_BUF_SIZE];
                         let page = &r.staging[slot / STAGES_PER_PAGE];
                         page.read((slot % STAGES_PER_PAGE) * STAGE, &mut data);
-                        (None, data)
+                        None
                     }
                 };
                 if c.status == cqe::Status::Success {
@@ -985,28 +987,6 @@ impl Hca {
         self.backlog.push_front(m);
     }
 
-    /// Whether MADs wait for a receive request.
-    #[must_use]
-    pub fn has_received(&self) -> bool {
-        !self.backlog.is_empty()
-    }
-
-    /// Whether the device is enabled and serving.
-    #[must_use]
-    pub const fn running(&self) -> bool {
-        self.running
-    }
-
-    /// The receive-side status of the last MAD sent on QP `q`, for diagnostics.
-    #[must_use]
-    pub fn outstanding_sends(&self) -> usize {
-        self.sq
-            .iter()
-            .map(|s| s.slots.iter().filter(|x| x.is_some()).count())
-            .sum::<usize>()
-            + self.overflow.len()
-    }
-
     /// Checks a raw `SEND_MAD` input and decodes it.
     ///
     /// # Errors
@@ -1016,7 +996,6 @@ impl Hca {
         input
             .validate()
             .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
-        let _ = mad::MAD_SIZE;
         Ok(input)
     }
 }

@@ -266,7 +266,7 @@ extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
     };
     let recv = *c.recv_queue.lock();
     let handed = with_hca(c, |h, at| {
-        let _ = h.poll(at);
+        h.poll(at);
         deliver_received(h, recv)
     });
     for (req, m) in handed.unwrap_or_default() {

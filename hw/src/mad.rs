@@ -292,6 +292,52 @@ impl MadHeader {
     }
 }
 
+/// A directed-route `SubnGet(attr_id, attr_mod)` SMP along `path` (IBTA §14.2.2).
+///
+/// The initial path's entry 0 is unused, entry *i* is the output port at hop *i*, so the hop count is
+/// `path.len() - 1`; `DrSLID` and `DrDLID` are the permissive LID (the whole route is directed).
+///
+/// # Errors
+/// [`Error::LengthTooSmall`] for an empty path, [`Error::LengthTooLarge`] for more than
+/// [`MAX_DR_HOPS`] hops.
+pub fn directed_route_get(
+    attr_id: u16,
+    attr_mod: u32,
+    path: &[u8],
+    tid: u64,
+) -> Result<[u8; MAD_SIZE]> {
+    let hops = path.len().checked_sub(1).ok_or(Error::LengthTooSmall {
+        field: "path",
+        len: 0,
+        min: 1,
+    })?;
+    let hops = u8::try_from(hops)
+        .ok()
+        .filter(|&h| h <= MAX_DR_HOPS)
+        .ok_or_else(|| Error::LengthTooLarge {
+            field: "path",
+            len: path.len() as u64,
+            limit: u64::from(MAX_DR_HOPS) + 1,
+        })?;
+    let mut m = [0u8; MAD_SIZE];
+    MadHeader {
+        base_version: BASE_VERSION,
+        mgmt_class: class::SUBN_DIRECTED_ROUTE,
+        class_version: 1,
+        method: method::GET,
+        class_specific: u16::from(hops),
+        tid,
+        attr_id,
+        attr_mod,
+        ..MadHeader::default()
+    }
+    .encode(&mut m)?;
+    m[smp::DR_SLID..smp::DR_SLID + 2].copy_from_slice(&PERMISSIVE_LID.to_be_bytes());
+    m[smp::DR_DLID..smp::DR_DLID + 2].copy_from_slice(&PERMISSIVE_LID.to_be_bytes());
+    m[smp::INITIAL_PATH..smp::INITIAL_PATH + path.len()].copy_from_slice(path);
+    Ok(m)
+}
+
 /// The 40-byte Global Route Header (IBTA §8.3), big-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Grh {
@@ -352,6 +398,27 @@ impl Grh {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directed_route_get_lays_out_the_route() {
+        let m = directed_route_get(attr::NODE_INFO, 0, &[0, 1, 3], 9).unwrap();
+        let h = MadHeader::decode(&m).unwrap();
+        assert_eq!(
+            (
+                h.mgmt_class,
+                h.method,
+                h.hop_count(),
+                h.hop_pointer(),
+                h.tid
+            ),
+            (class::SUBN_DIRECTED_ROUTE, method::GET, 2, 0, 9)
+        );
+        assert_eq!(&m[smp::DR_SLID..smp::DR_DLID + 2], &[0xFF; 4]);
+        assert_eq!(&m[smp::INITIAL_PATH..smp::INITIAL_PATH + 4], &[0, 1, 3, 0]);
+        assert!(directed_route_get(attr::NODE_INFO, 0, &[], 1).is_err());
+        assert!(directed_route_get(attr::NODE_INFO, 0, &[0; 65], 1).is_err());
+        assert!(directed_route_get(attr::NODE_INFO, 0, &[0; 64], 1).is_ok());
+    }
 
     #[test]
     fn header_layout_is_ibta_big_endian() {

@@ -30,29 +30,13 @@ pub struct Report {
     errors: Vec<String>,
 }
 
-fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> SendMadIn {
-    let mut m = [0u8; mad::MAD_SIZE];
-    let _ = MadHeader {
-        base_version: 1,
-        mgmt_class: class::SUBN_DIRECTED_ROUTE,
-        class_version: 1,
-        method: method::GET,
-        class_specific: u16::try_from(path.len() - 1).unwrap_or(0),
-        tid,
-        attr_id,
-        attr_mod,
-        ..MadHeader::default()
-    }
-    .encode(&mut m);
-    m[smp::DR_SLID..smp::DR_SLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[smp::DR_DLID..smp::DR_DLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[smp::INITIAL_PATH..smp::INITIAL_PATH + path.len()].copy_from_slice(path);
-    SendMadIn {
+fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> Result<SendMadIn, String> {
+    Ok(SendMadIn {
         qp: 0,
         dlid: mad::PERMISSIVE_LID,
-        mad: m,
+        mad: mad::directed_route_get(attr_id, attr_mod, path, tid).map_err(|e| e.to_string())?,
         ..SendMadIn::default()
-    }
+    })
 }
 
 fn perf_query(lid: u16, tid: u64) -> SendMadIn {
@@ -198,16 +182,16 @@ fn drive(
     }
     for path in &paths {
         tid += 1;
-        let ni = s
-            .ask(&dr_query(attr::NODE_INFO, 0, path, tid))
+        let ni = dr_query(attr::NODE_INFO, 0, path, tid)
+            .and_then(|q| s.ask(&q))
             .map_err(|e| {
                 rep.errors.push(format!("NodeInfo via {path:?}: {e}"));
                 e
             });
         tid += 1;
-        let nd = s.ask(&dr_query(attr::NODE_DESCRIPTION, 0, path, tid));
+        let nd = dr_query(attr::NODE_DESCRIPTION, 0, path, tid).and_then(|q| s.ask(&q));
         tid += 1;
-        let pi = s.ask(&dr_query(attr::PORT_INFO, 1, path, tid));
+        let pi = dr_query(attr::PORT_INFO, 1, path, tid).and_then(|q| s.ask(&q));
         if let (Ok(ni), Ok(nd), Ok(pi)) = (ni, nd, pi) {
             let ni = NodeInfo::decode(&ni[smp::DATA..]).unwrap_or_default();
             let text = NodeDescription::decode(&nd[smp::DATA..])

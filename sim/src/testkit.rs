@@ -405,13 +405,6 @@ impl TestAdapter {
             Ok(())
         }
     }
-
-    /// `FlushAdapterBuffers`-free helper: `KeFlushIoBuffers` on the mapping's MDL, the flush a
-    /// driver issues before reading what the device wrote on non-coherent platforms.
-    pub fn flush_for_cpu(&self, m: &Mapping) {
-        // SAFETY: the MDL is live while the mapping is.
-        unsafe { ntddk::KeFlushIoBuffers(m.mdl as PMDL, TRUE, TRUE) };
-    }
 }
 
 impl Drop for TestAdapter {

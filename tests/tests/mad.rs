@@ -2,7 +2,6 @@
 //! the device model (`rhca-model`) — start, MAD round trips through the IOCTL interface, stop,
 //! removal, unload — under each platform profile, with zero bug checks and zero leaks.
 
-#![expect(clippy::cast_possible_truncation, reason = "small test counts")]
 #![expect(
     clippy::many_single_char_names,
     reason = "tests name the lab, process, handle, stats and counters l, p, h, s, n"
@@ -104,26 +103,10 @@ fn statistics(p: &Process, h: &Handle) -> StatisticsOut {
 }
 
 fn node_info_query(path: &[u8], tid: u64) -> SendMadIn {
-    let mut m = [0u8; mad::MAD_SIZE];
-    MadHeader {
-        base_version: 1,
-        mgmt_class: class::SUBN_DIRECTED_ROUTE,
-        class_version: 1,
-        method: method::GET,
-        class_specific: (path.len() - 1) as u16,
-        tid,
-        attr_id: attr::NODE_INFO,
-        ..MadHeader::default()
-    }
-    .encode(&mut m)
-    .unwrap();
-    m[smp::DR_SLID..smp::DR_SLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[smp::DR_DLID..smp::DR_DLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[smp::INITIAL_PATH..smp::INITIAL_PATH + path.len()].copy_from_slice(path);
     SendMadIn {
         qp: 0,
         dlid: mad::PERMISSIVE_LID,
-        mad: m,
+        mad: mad::directed_route_get(attr::NODE_INFO, 0, path, tid).unwrap(),
         ..SendMadIn::default()
     }
 }

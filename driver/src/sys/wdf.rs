@@ -467,7 +467,8 @@ impl Queue {
         Device(unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueGetDevice, self.0) })
     }
 
-    /// `WdfIoQueueRetrieveNextRequest`: the oldest waiting request of a manual queue.
+    /// `WdfIoQueueRetrieveNextRequest`: the oldest waiting request of a manual queue
+    /// (`STATUS_NO_MORE_ENTRIES`, a warning and so not a success, when there is none).
     #[must_use]
     pub fn retrieve_next(self) -> Option<Request> {
         let mut r: WDFREQUEST = null_mut();
@@ -475,8 +476,7 @@ impl Queue {
         let st = unsafe {
             call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveNextRequest, self.0, &raw mut r)
         };
-        (NT_SUCCESS(st) && st != 0x8000_001A_u32.cast_signed() && !r.is_null())
-            .then_some(Request(r))
+        (NT_SUCCESS(st) && !r.is_null()).then_some(Request(r))
     }
 }
 

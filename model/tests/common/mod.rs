@@ -420,20 +420,5 @@ pub fn mad_with(hdr: MadHeader) -> [u8; mad::MAD_SIZE] {
 
 /// A directed-route `SubnGet` of `attr_id` along `path` (hop count = path length - 1).
 pub fn dr_get(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> [u8; mad::MAD_SIZE] {
-    let hops = (path.len() - 1) as u16;
-    let mut m = mad_with(MadHeader {
-        base_version: 1,
-        mgmt_class: mad::class::SUBN_DIRECTED_ROUTE,
-        class_version: 1,
-        method: mad::method::GET,
-        class_specific: hops,
-        tid,
-        attr_id,
-        attr_mod,
-        ..MadHeader::default()
-    });
-    m[mad::smp::DR_SLID..mad::smp::DR_SLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[mad::smp::DR_DLID..mad::smp::DR_DLID + 2].copy_from_slice(&mad::PERMISSIVE_LID.to_be_bytes());
-    m[mad::smp::INITIAL_PATH..mad::smp::INITIAL_PATH + path.len()].copy_from_slice(path);
-    m
+    mad::directed_route_get(attr_id, attr_mod, path, tid).expect("a valid route")
 }

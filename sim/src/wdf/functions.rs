@@ -323,18 +323,7 @@ pub unsafe fn WdfDeviceSetFailed(Device: WDFDEVICE, _FailedAction: WDF_DEVICE_FA
 fn res_list(w: &WdfState, h: usize) -> Result<&[CM_PARTIAL_RESOURCE_DESCRIPTOR], BugCheck> {
     match &w.get(h, "WDFCMRESLIST")?.kind {
         Kind::ResList(l) => Ok(l),
-        k => Err(BugCheck::new(
-            WDF_VIOLATION,
-            [0x5, h as u64, 0, 0],
-            Box::leak(
-                format!(
-                    "a {} handle passed where a WDFCMRESLIST is required",
-                    k.name()
-                )
-                .into_boxed_str(),
-            ),
-            "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5",
-        )),
+        k => Err(super::wrong_type(h, k.name(), "WDFCMRESLIST")),
     }
 }
 
@@ -519,18 +508,7 @@ pub unsafe fn WdfSpinLockCreate(
 fn spin(h: usize) -> *mut crate::types::KSPIN_LOCK {
     wdf(|w| match &mut w.get_mut(h, "WDFSPINLOCK")?.kind {
         Kind::SpinLock(s) => Ok(core::ptr::from_mut(&mut *s.lock)),
-        k => Err(BugCheck::new(
-            WDF_VIOLATION,
-            [0x5, h as u64, 0, 0],
-            Box::leak(
-                format!(
-                    "a {} handle passed where a WDFSPINLOCK is required",
-                    k.name()
-                )
-                .into_boxed_str(),
-            ),
-            "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5",
-        )),
+        k => Err(super::wrong_type(h, k.name(), "WDFSPINLOCK")),
     })
 }
 

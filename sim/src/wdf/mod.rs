@@ -77,7 +77,8 @@ pub mod wdf_rule {
     pub const DMA_AFTER_RELEASE: u64 = 0x5203;
     /// A handle that names no live object, or an object of another type.
     pub const BAD_HANDLE: u64 = 0x5204;
-    /// A buffer retrieval on a request whose buffer is too short.
+    /// A `WDFDEVICE_INIT` used after `WdfDeviceCreate` consumed it, or never given by the
+    /// framework; or `WdfDeviceCreate` before `WdfDriverCreate`.
     pub const BAD_DEVICE_INIT: u64 = 0x5205;
 }
 
@@ -465,7 +466,7 @@ fn bad_handle(h: usize, what: &'static str) -> BugCheck {
     )
 }
 
-fn wrong_type(h: usize, found: &'static str, want: &'static str) -> BugCheck {
+pub(crate) fn wrong_type(h: usize, found: &'static str, want: &'static str) -> BugCheck {
     BugCheck::new(
         WDF_VIOLATION,
         [0x5, h as u64, 0, 0],
