@@ -33,6 +33,11 @@ pub const FILE_WRITE_ACCESS: u32 = 2;
 pub const ABI_VERSION: u32 = 1;
 /// Most segments one WAIT reply reports.
 pub const MAX_WAIT_SEGMENTS: usize = 16;
+/// `StreamStartIn::flags` bit 0: the device checks playback data against the pattern of
+/// `docs/device.md` §8.4 and reports mismatches in the segment's status (`SEn.CTRL.VERIFY`).
+pub const START_FLAG_VERIFY: u32 = 1;
+/// `StreamWaitOut::flags` bit 0: the stream has ended; no more segments will become ready.
+pub const WAIT_FLAG_ENDED: u32 = 1;
 
 /// The device interface class GUID `{c1de4983-6209-40cf-ae20-3f7a1429a10f}` that user mode
 /// opens (`WdfDeviceCreateDeviceInterface`), as `(Data1, Data2, Data3, Data4)`.
@@ -657,7 +662,7 @@ abi_struct! {
         pub segment_size: u32,
         /// [`Strategy`] as `u32` (0: automatic).
         pub strategy: u32,
-        /// Reserved, zero.
+        /// [`START_FLAG_VERIFY`] (playback only); other bits reserved, zero.
         pub flags: u32,
         /// Reserved, zero.
         pub reserved0: u32,
@@ -692,7 +697,11 @@ impl StreamStartIn {
                 value: u64::from(self.direction),
             });
         }
-        if self.flags != 0 || self.reserved0 != 0 {
+        let allowed = match dir {
+            crate::stream::Direction::Playback => START_FLAG_VERIFY,
+            crate::stream::Direction::Capture => 0,
+        };
+        if self.flags & !allowed != 0 || self.reserved0 != 0 {
             return Err(Error::ReservedNonZero {
                 field: "flags",
                 value: u64::from(self.flags),
@@ -1021,6 +1030,39 @@ mod tests {
     }
 
     #[test]
+    fn verify_is_a_playback_flag() {
+        let s = StreamStartIn {
+            segment_size: 65536,
+            ..StreamStartIn::default()
+        };
+        let ok = |s: &StreamStartIn, i, len| s.validate(i, len, 8, 4096, 1 << 20);
+        assert!(
+            ok(
+                &StreamStartIn {
+                    flags: START_FLAG_VERIFY,
+                    direction: 1,
+                    ..s
+                },
+                Ioctl::StreamStartPlayback,
+                4 << 20
+            )
+            .is_ok()
+        );
+        assert!(
+            ok(
+                &StreamStartIn {
+                    flags: 2,
+                    direction: 1,
+                    ..s
+                },
+                Ioctl::StreamStartPlayback,
+                4 << 20
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn stream_start_validation() {
         let s = StreamStartIn {
             segment_size: 65536,
@@ -1088,8 +1130,10 @@ mod tests {
                 Ioctl::StreamStartCapture,
                 4 << 20
             )
-            .is_err()
+            .is_err(),
+            "VERIFY is a playback flag"
         );
+
         assert!(
             ok(
                 &StreamStartIn { direction: 2, ..s },

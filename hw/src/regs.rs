@@ -695,6 +695,9 @@ pub mod se {
     pub const CTRL_DIR: Bit = Bit(8);
     /// `CTRL.VERIFY`: in playback, check the data against the pattern of `docs/device.md` §8.4.
     pub const CTRL_VERIFY: Bit = Bit(9);
+    /// `CTRL.SEG_TABLE`: segment-table mode (`docs/device.md` §8.2): `DESC_COUNT` entries per
+    /// segment, re-read each time the engine begins a segment.
+    pub const CTRL_SEG_TABLE: Bit = Bit(10);
     /// `STATUS.RUNNING`.
     pub const STATUS_RUNNING: Bit = Bit(0);
     /// `STATUS.STOPPED`: the engine has stopped and will not touch the buffer again.

@@ -131,6 +131,9 @@ pub struct Config {
     pub desc_addr: u64,
     /// Completion record ring logical address.
     pub rec_addr: u64,
+    /// Segment-table mode (`SEn.CTRL.SEG_TABLE`, §8.2): `desc_count` entries per segment,
+    /// re-read each time the engine begins a segment.
+    pub per_segment: bool,
 }
 
 impl Config {
@@ -194,6 +197,11 @@ impl Config {
             });
         }
         let max_desc = 1u64 << caps.log_max_desc;
+        let entries = if self.per_segment {
+            self.desc_count as u64 * self.seg_count as u64
+        } else {
+            self.desc_count as u64
+        };
         if self.desc_count == 0 {
             return Err(Error::LengthTooSmall {
                 field: "desc_count",
@@ -201,10 +209,10 @@ impl Config {
                 min: 1,
             });
         }
-        if self.desc_count as u64 > max_desc {
+        if entries > max_desc {
             return Err(Error::LengthTooLarge {
                 field: "desc_count",
-                len: self.desc_count as u64,
+                len: entries,
                 limit: max_desc,
             });
         }
@@ -255,6 +263,50 @@ pub fn validate_table(table: &[u8], count: u32, expected_len: u64) -> Result<u64
         });
     }
     Ok(total)
+}
+
+/// Validates one segment's group of a segment-table mode table (§8.2).
+///
+/// At most `count` entries; the first one marked last ends the group, and the lengths of the
+/// entries up to it add up to exactly `seg_size`. Returns the entries, in order, as (logical
+/// address, length).
+///
+/// # Errors
+/// [`Error::Truncated`] when `group` holds fewer than `count` entries; every error of
+/// [`Descriptor::decode`]; [`Error::InvalidField`] for a group without a last entry or with a
+/// total length other than `seg_size`.
+pub fn validate_group(
+    group: &[u8],
+    count: u32,
+    seg_size: u32,
+) -> Result<impl Iterator<Item = (u64, u32)> + '_> {
+    Reader::require(group, count as usize * DESC_SIZE)?;
+    let mut total = 0u64;
+    let mut used = None;
+    for i in 0..count as usize {
+        let d = Descriptor::decode(&group[i * DESC_SIZE..])?;
+        total += u64::from(d.len);
+        if d.last {
+            used = Some(i + 1);
+            break;
+        }
+    }
+    let Some(used) = used else {
+        return Err(Error::InvalidField {
+            field: "desc.last",
+            value: u64::from(count),
+        });
+    };
+    if total != u64::from(seg_size) {
+        return Err(Error::InvalidField {
+            field: "desc group length",
+            value: total,
+        });
+    }
+    Ok(group[..used * DESC_SIZE]
+        .chunks_exact(DESC_SIZE)
+        .filter_map(|c| Descriptor::decode(c).ok())
+        .map(|d| (d.addr, d.len)))
 }
 
 /// Status of a completed segment.
@@ -463,6 +515,7 @@ mod tests {
             desc_count: 1024,
             desc_addr: 0x10_0000,
             rec_addr: 0x10_4000,
+            per_segment: false,
         }
     }
 
@@ -579,6 +632,47 @@ mod tests {
             .validate(&c)
             .is_err()
         );
+        // Segment-table mode: `desc_count` per segment, all groups within LOG_MAX_DESC.
+        let per = Config {
+            per_segment: true,
+            desc_count: 1024,
+            ..cfg()
+        };
+        assert_eq!(per.validate(&c), Ok(()));
+        assert!(
+            Config {
+                desc_count: 1025,
+                ..per
+            }
+            .validate(&c)
+            .is_err(),
+            "1025 entries x 64 segments"
+        );
+    }
+
+    #[test]
+    fn segment_groups_end_at_their_last_entry_and_cover_one_segment() {
+        let mut g = [0u8; 4 * DESC_SIZE];
+        for (i, (addr, len, last)) in [(0x1000u64, 0x800u32, false), (0x9000, 0x800, true)]
+            .into_iter()
+            .enumerate()
+        {
+            Descriptor { addr, len, last }
+                .encode(&mut g[i * DESC_SIZE..])
+                .unwrap();
+        }
+        // Entries after the last one are ignored, whatever they hold.
+        g[3 * DESC_SIZE..].fill(0xFF);
+        let mut v = validate_group(&g, 4, 0x1000).unwrap();
+        assert_eq!(v.next(), Some((0x1000, 0x800)));
+        assert_eq!(v.next(), Some((0x9000, 0x800)));
+        assert_eq!(v.next(), None);
+        assert!(validate_group(&g, 4, 0x2000).is_err(), "wrong total");
+        assert!(
+            validate_group(&g, 1, 0x800).is_err(),
+            "no last entry in the group"
+        );
+        assert!(validate_group(&g[..16], 4, 0x1000).is_err(), "truncated");
     }
 
     #[test]

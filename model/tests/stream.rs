@@ -355,3 +355,74 @@ fn segment_interrupts_follow_moderation() {
     );
     assert_eq!(rig.r(regs::INT_CAUSE.offset), cause::se_segment(1));
 }
+
+/// Segment-table mode (§8.2): each segment is described by its own group of entries, read when
+/// the engine begins the segment, so the host may map a segment only while it holds it and
+/// rewrite its group before granting it.
+#[test]
+fn segment_table_mode_reads_each_group_when_its_segment_begins() {
+    let rig = Rig::new(Profile::IOMMU);
+    rig.bring_up();
+    let (seg, count, per) = (8192u32, 4u32, 4u32);
+    let va = rig.m.alloc_user((seg * count) as usize);
+    let (tva, tla) = rig.common(4096);
+    let (rec_va, rla) = rig.common(4096);
+    // Map each segment on its own and write its group.
+    let write_group = |s: u32| {
+        let el = rig.map_user(va + (s * seg) as usize, seg, true);
+        assert!(el.len() <= per as usize);
+        let mut g = vec![0u8; per as usize * stream::DESC_SIZE];
+        for (i, (&(addr, len), out)) in el.iter().zip(g.chunks_exact_mut(16)).enumerate() {
+            Descriptor {
+                addr,
+                len,
+                last: i + 1 == el.len(),
+            }
+            .encode(out)
+            .unwrap();
+        }
+        rig.write(tva + (s * per) as usize * stream::DESC_SIZE, &g);
+    };
+    for s in 0..count {
+        write_group(s);
+    }
+    let r = |reg| se::offset(0, reg).unwrap();
+    rig.w(r(se::DESC_LO), tla as u32);
+    rig.w(r(se::DESC_HI), (tla >> 32) as u32);
+    rig.w(r(se::DESC_COUNT), per);
+    rig.w(r(se::SEG_SIZE), seg);
+    rig.w(r(se::SEG_COUNT), count);
+    rig.w(r(se::REC_LO), rla as u32);
+    rig.w(r(se::REC_HI), (rla >> 32) as u32);
+    rig.w(
+        r(se::CTRL),
+        se::CTRL_START.mask() | se::CTRL_SEG_TABLE.mask(),
+    );
+    let mut s = Stream {
+        n: 0,
+        va,
+        seg_size: seg,
+        seg_count: count,
+        rec_va,
+        ring: Ring::new(count).unwrap(),
+        next: 0,
+    };
+    s.grant(&rig, count);
+    rig.dev.run_until_idle();
+    for seq in 0..u64::from(count) {
+        let rec = s.poll(&rig).expect("record");
+        assert_eq!((rec.seq, rec.status), (seq, RecordStatus::Ok));
+        assert_eq!(
+            stream::verify_pattern(&s.segment(&rig, seq), seq, 0),
+            Ok(None)
+        );
+    }
+    // A group without a last entry stops the engine with BadStreamConfig and a DmaError record.
+    rig.write(tva, &[0u8; 4 * stream::DESC_SIZE]);
+    s.grant(&rig, 1);
+    rig.dev.run_until_idle();
+    let rec = s.poll(&rig).expect("record");
+    assert_eq!(rec.status, RecordStatus::DmaError);
+    assert_eq!(rig.syndrome(), (ErrorCode::BadStreamConfig as u32, 0x20));
+    assert!(se::STATUS_ERROR.is_set(s.status(&rig)));
+}

@@ -37,8 +37,11 @@ pub(super) struct Engine {
     config: Option<stream::Config>,
     verify: bool,
     mismatch: bool,
-    /// The circular buffer's pieces: (logical address, length, buffer offset of the piece).
+    /// The circular buffer's pieces: (logical address, length, buffer offset of the piece). In
+    /// segment-table mode, the pieces of the current segment only.
     table: Vec<(u64, u32, u64)>,
+    /// Segment-table mode: the sequence whose group `table` holds.
+    loaded: Option<u64>,
     pub(super) unreported: u32,
     pub(super) first_unreported: Option<Instant>,
     tokens: u64,
@@ -95,7 +98,8 @@ impl State {
             se::REC_HI => e.rec = (e.rec & 0xFFFF_FFFF) | (u64::from(value) << 32),
             se::MOD => e.modr = value,
             se::CTRL => {
-                e.ctrl = value & (se::CTRL_DIR.mask() | se::CTRL_VERIFY.mask());
+                e.ctrl = value
+                    & (se::CTRL_DIR.mask() | se::CTRL_VERIFY.mask() | se::CTRL_SEG_TABLE.mask());
                 if se::CTRL_STOP.is_set(value) {
                     self.stop_engine(i, true);
                 } else if se::CTRL_START.is_set(value) {
@@ -128,6 +132,7 @@ impl State {
             desc_count: e.desc_count,
             desc_addr: e.desc,
             rec_addr: e.rec,
+            per_segment: se::CTRL_SEG_TABLE.is_set(e.ctrl),
         };
         let verify = se::CTRL_VERIFY.is_set(e.ctrl);
         if config.validate(&self.cfg.caps).is_err()
@@ -140,6 +145,12 @@ impl State {
                 config.desc_count,
                 config.desc_addr,
             );
+            return;
+        }
+        if config.per_segment {
+            // Segment-table mode: each group is read when its segment begins.
+            self.se[n].table = Vec::new();
+            self.begin(n, config, verify);
             return;
         }
         let mut raw = vec![0u8; config.desc_count as usize * stream::DESC_SIZE];
@@ -167,10 +178,15 @@ impl State {
             table.push((d.addr, d.len, offset));
             offset += u64::from(d.len);
         }
+        self.se[n].table = table;
+        self.begin(n, config, verify);
+    }
+
+    fn begin(&mut self, n: usize, config: stream::Config, verify: bool) {
         let e = &mut self.se[n];
         e.config = Some(config);
         e.verify = verify;
-        e.table = table;
+        e.loaded = None;
         e.running = true;
         e.stopped = false;
         e.error = false;
@@ -291,6 +307,9 @@ impl State {
         if capture {
             let _ = stream::fill_pattern(&mut scratch, seq, u64::from(pos));
         }
+        if cfg.per_segment && self.se[n].loaded != Some(seq) && !self.load_group(n, cfg, seq) {
+            return false;
+        }
         let inject = std::mem::take(&mut self.faults.stream_error[n]);
         let mut ok = !inject;
         let mut fault_addr = 0;
@@ -350,6 +369,41 @@ impl State {
         self.se[n].pos += len;
         self.counters.bytes_streamed += u64::from(len);
         true
+    }
+
+    /// Segment-table mode: reads and validates the group of the segment with sequence `seq` as
+    /// the engine begins it. A group the device cannot use stops the engine with
+    /// `BadStreamConfig` (or a read fault) and a `DmaError` record.
+    fn load_group(&mut self, n: usize, cfg: stream::Config, seq: u64) -> bool {
+        let slot = seq % u64::from(cfg.seg_count);
+        let entries = cfg.desc_count as usize;
+        let addr = cfg.desc_addr + slot * (entries * stream::DESC_SIZE) as u64;
+        let mut raw = vec![0u8; entries * stream::DESC_SIZE];
+        let code = if self.dma_read(addr, &mut raw).is_err() {
+            Some(ErrorCode::DmaReadFault)
+        } else if let Ok(group) = stream::validate_group(&raw, cfg.desc_count, cfg.seg_size) {
+            let base = slot * u64::from(cfg.seg_size);
+            let mut off = base;
+            let mut table = std::mem::take(&mut self.se[n].table);
+            table.clear();
+            for (a, l) in group {
+                table.push((a, l, off));
+                off += u64::from(l);
+            }
+            self.se[n].table = table;
+            self.se[n].loaded = Some(seq);
+            None
+        } else {
+            Some(ErrorCode::BadStreamConfig)
+        };
+        let Some(code) = code else { return true };
+        self.finish_segment(n, RecordStatus::DmaError, 0);
+        let e = &mut self.se[n];
+        e.running = false;
+        e.error = true;
+        e.stopped = true;
+        self.error(code, source(n), seq as u32, addr);
+        false
     }
 
     /// Writes the record of the current segment and moves to the next one.
