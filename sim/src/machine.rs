@@ -124,6 +124,9 @@ pub struct Config {
     pub dma_alignment: u32,
     /// The IOMMU cost model (`iommu` profile); `None` charges nothing.
     pub iommu_cost: Option<crate::hal::IommuCost>,
+    /// How long a terminated process waits for the driver to complete its requests before the
+    /// simulator reports the rundown hung (Windows waits indefinitely).
+    pub rundown_limit: std::time::Duration,
 }
 
 impl Default for Config {
@@ -135,6 +138,7 @@ impl Default for Config {
             max_description_version: 3,
             dma_alignment: 1,
             iommu_cost: None,
+            rundown_limit: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -1061,6 +1061,41 @@ fn a_leaked_request_is_caught_at_removal() {
 }
 
 #[test]
+fn a_request_never_completed_hangs_process_rundown() {
+    // The buggy driver does not make the pended request cancelable, so killing the process
+    // cancels nothing and the request stays pending: Windows would keep the process (and the
+    // request's locked pages) alive forever.
+    let m = Machine::new(Config {
+        profile: Profile::VERIFIER,
+        rundown_limit: Duration::from_millis(200),
+        ..Config::default()
+    });
+    let dev = Arc::new(EchoDevice {
+        bugs: BUG_LEAK_PEND,
+        line: false,
+        regs: Default::default(),
+        bus: OnceLock::new(),
+    });
+    let (att, device_bus) = m.attach(dev.clone());
+    let _ = dev.bus.set(device_bus);
+    let host = Host::load_with(&m, driver_entry, Mode::Threaded).expect("DriverEntry");
+    let node = host.add_device(&att, InterruptResources::Msi(1)).unwrap();
+    host.start(&node).unwrap();
+    let p = host.process();
+    let h = p.open(&node).unwrap();
+    let _pend = p.ioctl_async(&h, IOCTL_PEND, &[], 0).unwrap();
+    let e = p.kill().unwrap_err();
+    let HostError::BugCheck(b) = e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (b.code, b.params[0]),
+        (0xC4, wdf::wdf_rule::RUNDOWN_HUNG),
+        "{b}"
+    );
+}
+
+#[test]
 fn a_double_completion_is_caught() {
     for mode in MODES {
         let r = rig(mode, BUG_DOUBLE_COMPLETE);

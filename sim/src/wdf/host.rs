@@ -1479,11 +1479,13 @@ impl Process {
     }
 
     /// The process is terminated: every handle closed abruptly (pending requests cancelled),
-    /// its memory released — a device DMA into it afterwards is a fault.
+    /// then, once every request of the process has completed (I/O rundown), its memory
+    /// released — a device DMA into it afterwards is a fault.
     ///
     /// # Errors
     /// A bug check.
     pub fn kill(&self) -> Result<(), HostError> {
+        let mut closed = Vec::new();
         let files: Vec<usize> = std::mem::take(
             &mut *self
                 .handles
@@ -1501,6 +1503,47 @@ impl Process {
             })?;
             if dev != 0 {
                 step(&self.core, move || close_file(dev, f))?;
+            }
+            closed.push(f);
+        }
+        // I/O rundown: Windows deletes the address space only after every request of the
+        // process has completed (thread termination waits for the threads' IRPs, whose locked
+        // pages keep the memory pinned). A driver that never completes a cancelled request
+        // hangs the process there; here that is a bug check after `Config::rundown_limit`.
+        let deadline = Instant::now() + self.core.machine.config().rundown_limit;
+        loop {
+            let files = closed.clone();
+            let left = run(&self.core.machine, move || {
+                with_state(|st, _| {
+                    Ok(st
+                        .wdf
+                        .objects
+                        .iter()
+                        .filter(
+                            |(_, o)| matches!(&o.kind, Kind::Request(r) if files.contains(&r.file)),
+                        )
+                        .map(|(&h, _)| h)
+                        .collect::<Vec<usize>>())
+                })
+            })?;
+            let Some(&first) = left.first() else { break };
+            if Instant::now() >= deadline {
+                let n = left.len() as u64;
+                return run(&self.core.machine, move || {
+                    with_state(|_, _| {
+                        Err(BugCheck::sim(
+                            wdf_rule::RUNDOWN_HUNG,
+                            first as u64,
+                            n,
+                            "process terminated with requests the driver never completed (the process would hang in rundown)",
+                        ))
+                    })
+                });
+            }
+            if self.core.mode == Mode::Threaded {
+                std::thread::sleep(Duration::from_millis(1));
+            } else if !pump(&self.core, true)? {
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
         // The address space goes away: later device DMA into these pages is a fault.

@@ -80,6 +80,9 @@ pub mod wdf_rule {
     /// A `WDFDEVICE_INIT` used after `WdfDeviceCreate` consumed it, or never given by the
     /// framework; or `WdfDeviceCreate` before `WdfDriverCreate`.
     pub const BAD_DEVICE_INIT: u64 = 0x5205;
+    /// A terminated process still had requests outstanding after the rundown limit: on Windows
+    /// the process would hang (its locked pages pinned) until the driver completes them.
+    pub const RUNDOWN_HUNG: u64 = 0x5206;
 }
 
 /// Base of handle values: kernel-looking addresses the simulator never dereferences.
