@@ -1530,19 +1530,18 @@ impl Process {
             if Instant::now() >= deadline {
                 let n = left.len() as u64;
                 return run(&self.core.machine, move || {
-                    with_state(|_, _| {
+                    with_state::<()>(|_, _| {
                         Err(BugCheck::sim(
                             wdf_rule::RUNDOWN_HUNG,
                             first as u64,
                             n,
                             "process terminated with requests the driver never completed (the process would hang in rundown)",
                         ))
-                    })
+                    });
                 });
             }
-            if self.core.mode == Mode::Threaded {
-                std::thread::sleep(Duration::from_millis(1));
-            } else if !pump(&self.core, true)? {
+            // Deterministic mode: this thread drives the interrupts and DPCs that complete them.
+            if !pump(&self.core, true)? {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
