@@ -118,9 +118,36 @@ const IOCTL_PEND: u32 = ctl(0x803, 0);
 const IOCTL_FILL: u32 = ctl(0x804, 2);
 const IOCTL_PURGE_WAITERS: u32 = ctl(0x805, 0);
 const IOCTL_INPUT_MDL: u32 = ctl(0x806, 1);
+const IOCTL_DEFER: u32 = ctl(0x807, 0);
 
 /// Times a purge-complete callback ran (all machines of this test binary).
 static PURGED: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "C" fn deferred_work(work: WDFWORKITEM) {
+    // SAFETY: the work item's parent is the device.
+    let device = unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemGetParentObject, work) };
+    // SAFETY: the driver's live device.
+    let c = unsafe { ctx(device.cast()) };
+    // SAFETY: reading the IRQL has no preconditions.
+    let irql = unsafe { ntddk::KeGetCurrentIrql() };
+    // SAFETY: the device's spin lock.
+    unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, c.lock) };
+    let r = core::mem::replace(&mut c.deferred, core::ptr::null_mut());
+    // SAFETY: as above.
+    unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, c.lock) };
+    if !r.is_null() {
+        // SAFETY: the deferred request, owned by the driver, completed once; Information
+        // reports the IRQL the work item ran at.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                r,
+                STATUS_SUCCESS,
+                ULONG_PTR::from(irql) + 100
+            );
+        };
+    }
+}
 
 unsafe extern "C" fn purged(_queue: WDFQUEUE, _context: WDFCONTEXT) {
     PURGED.fetch_add(1, Ordering::SeqCst);
@@ -137,6 +164,8 @@ struct Ctx {
     adapter: PDMA_ADAPTER,
     common_va: PVOID,
     common_la: i64,
+    work: WDFWORKITEM,
+    deferred: WDFREQUEST,
 }
 
 static CTX_TYPE: WDF_OBJECT_CONTEXT_TYPE_INFO = WDF_OBJECT_CONTEXT_TYPE_INFO {
@@ -329,6 +358,28 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
     // SAFETY: live attributes and out slot.
     let st = unsafe {
         call_unsafe_wdf_function_binding!(WdfSpinLockCreate, &raw mut la, &raw mut c.lock)
+    };
+    if !NT_SUCCESS(st) {
+        return st;
+    }
+    let wc = WDF_WORKITEM_CONFIG {
+        Size: size_of::<WDF_WORKITEM_CONFIG>() as u32,
+        EvtWorkItemFunc: Some(deferred_work),
+        AutomaticSerialization: 0,
+    };
+    let mut wa = WDF_OBJECT_ATTRIBUTES {
+        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
+        ParentObject: device.cast(),
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    };
+    // SAFETY: live config, attributes and out slot.
+    let st = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfWorkItemCreate,
+            (&raw const wc).cast_mut(),
+            &raw mut wa,
+            &raw mut c.work
+        )
     };
     if !NT_SUCCESS(st) {
         return st;
@@ -712,6 +763,17 @@ unsafe extern "C" fn io_control(
                 };
             }
         }
+        IOCTL_DEFER => {
+            // Finished at PASSIVE_LEVEL by the work item (the pattern for work a DPC or a cancel
+            // routine cannot do).
+            // SAFETY: the device's spin lock.
+            unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, c.lock) };
+            c.deferred = request;
+            // SAFETY: as above.
+            unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, c.lock) };
+            // SAFETY: the device's work item; enqueue is allowed at DISPATCH_LEVEL and below.
+            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, c.work) };
+        }
         IOCTL_FILL => {
             // OUT_DIRECT: fill the caller's pages through the MDL's system address.
             let mut mdl: PMDL = core::ptr::null_mut();
@@ -1057,6 +1119,22 @@ fn a_leaked_request_is_caught_at_removal() {
             (0xC4, wdf::wdf_rule::REQUEST_LEAKED),
             "{b}"
         );
+    }
+}
+
+#[test]
+fn a_work_item_runs_at_passive_level() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for _ in 0..3 {
+            let pend = p.ioctl_async(&h, IOCTL_DEFER, &[], 0).unwrap();
+            let done = pend.wait(T).expect("the work item ran");
+            assert_eq!((done.status, done.information), (STATUS_SUCCESS, 100));
+        }
+        p.close(h).unwrap();
+        r.finish();
     }
 }
 

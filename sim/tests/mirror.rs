@@ -448,6 +448,12 @@ fn wdf_structures_have_c_layouts() {
     assert_eq!(size_of::<WDF_IO_QUEUE_CONFIG>(), 0x60);
     assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoDeviceControl), 0x28);
     assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, Driver), 0x58);
+    assert_eq!(size_of::<WDF_WORKITEM_CONFIG>(), 0x18);
+    assert_eq!(offset_of!(WDF_WORKITEM_CONFIG, EvtWorkItemFunc), 0x8);
+    assert_eq!(
+        offset_of!(WDF_WORKITEM_CONFIG, AutomaticSerialization),
+        0x10
+    );
     assert_eq!(size_of::<WDF_INTERRUPT_CONFIG>(), 0x68);
     assert_eq!(offset_of!(WDF_INTERRUPT_CONFIG, EvtInterruptIsr), 0x18);
     assert_eq!(offset_of!(WDF_INTERRUPT_CONFIG, InterruptTranslated), 0x48);
@@ -495,6 +501,11 @@ fn wdf_methods_have_the_c_signatures() {
     let _: unsafe fn(WDFREQUEST, usize, *mut PVOID, *mut usize) -> NTSTATUS =
         f::WdfRequestRetrieveInputBuffer;
     let _: unsafe fn(WDFREQUEST, NTSTATUS, ULONG_PTR) = f::WdfRequestCompleteWithInformation;
+    let _: unsafe fn(PWDF_WORKITEM_CONFIG, PWDF_OBJECT_ATTRIBUTES, *mut WDFWORKITEM) -> NTSTATUS =
+        f::WdfWorkItemCreate;
+    let _: unsafe fn(WDFWORKITEM) = f::WdfWorkItemEnqueue;
+    let _: unsafe fn(WDFWORKITEM) = f::WdfWorkItemFlush;
+    let _: unsafe fn(WDFWORKITEM) -> WDFOBJECT = f::WdfWorkItemGetParentObject;
     let _: unsafe fn(WDFREQUEST, PFN_WDF_REQUEST_CANCEL) -> NTSTATUS =
         f::WdfRequestMarkCancelableEx;
     let _: unsafe fn(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO) -> PVOID =

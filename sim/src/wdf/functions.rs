@@ -538,6 +538,100 @@ pub unsafe fn WdfSpinLockRelease(SpinLock: WDFSPINLOCK) {
     set_irql(old);
 }
 
+// ---- work items ----
+
+/// `NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFWORKITEM *)`;
+/// `<= DISPATCH_LEVEL`. The attributes must name a parent (a device, or an object under one).
+pub unsafe fn WdfWorkItemCreate(
+    Config: PWDF_WORKITEM_CONFIG,
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    WorkItem: *mut WDFWORKITEM,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfWorkItemCreate");
+    if Config.is_null() {
+        null_arg("Config");
+    }
+    if WorkItem.is_null() {
+        null_arg("WorkItem");
+    }
+    // SAFETY: checked non-null; the driver passes a live config.
+    let config = unsafe { *Config };
+    let a = attrs(Attributes);
+    let parent = parent_of(a, 0);
+    if parent == 0 || config.EvtWorkItemFunc.is_none() {
+        return crate::STATUS_INVALID_PARAMETER;
+    }
+    let h = wdf(|w| {
+        w.get(parent, "WDFOBJECT")?;
+        Ok(w.insert(
+            Kind::WorkItem(Box::new(super::WorkItemData {
+                config,
+                queued: false,
+                running: false,
+            })),
+            Some(parent),
+            a,
+        ))
+    });
+    // SAFETY: checked non-null.
+    unsafe { *WorkItem = h as WDFWORKITEM };
+    STATUS_SUCCESS
+}
+
+fn work_item(w: &mut WdfState, h: usize) -> Result<&mut super::WorkItemData, BugCheck> {
+    match &mut w.get_mut(h, "WDFWORKITEM")?.kind {
+        Kind::WorkItem(d) => Ok(d),
+        k => Err(super::wrong_type(h, k.name(), "WDFWORKITEM")),
+    }
+}
+
+/// `VOID WdfWorkItemEnqueue(WDFWORKITEM)`; `<= DISPATCH_LEVEL`. Ignored while the item is
+/// already queued (not yet started).
+pub unsafe fn WdfWorkItemEnqueue(WorkItem: WDFWORKITEM) {
+    check_max(DISPATCH_LEVEL, "WdfWorkItemEnqueue");
+    let tx = wdf(|w| {
+        let d = work_item(w, WorkItem as usize)?;
+        if d.queued {
+            return Ok(None);
+        }
+        d.queued = true;
+        w.work_items.push_back(WorkItem as usize);
+        Ok(w.irq_tx.clone())
+    });
+    if let Some(tx) = tx {
+        let _ = tx.send(super::host::IrqEvent::Dpc);
+    }
+}
+
+/// `VOID WdfWorkItemFlush(WDFWORKITEM)`; `PASSIVE_LEVEL`. Returns when the item is neither
+/// queued nor running; a queued item runs now, on the caller's thread.
+pub unsafe fn WdfWorkItemFlush(WorkItem: WDFWORKITEM) {
+    check_max(PASSIVE_LEVEL, "WdfWorkItemFlush");
+    let h = WorkItem as usize;
+    loop {
+        let (queued, running) = wdf(|w| {
+            let d = work_item(w, h)?;
+            Ok((d.queued, d.running))
+        });
+        if queued {
+            super::host::run_work_item(h);
+        } else if running {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        } else {
+            return;
+        }
+    }
+}
+
+/// `WDFOBJECT WdfWorkItemGetParentObject(WDFWORKITEM)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
+    check_max(DISPATCH_LEVEL, "WdfWorkItemGetParentObject");
+    wdf(|w| {
+        work_item(w, WorkItem as usize)?;
+        Ok(w.get(WorkItem as usize, "WDFWORKITEM")?.parent.unwrap_or(0) as WDFOBJECT)
+    })
+}
+
 // ---- objects ----
 
 /// `VOID WdfObjectDelete(WDFOBJECT)`; `<= DISPATCH_LEVEL`. Deletes the object and its

@@ -189,6 +189,7 @@ fn pump(core: &Core, force: bool) -> Result<bool, HostError> {
             deliver(e);
             run_dpcs();
         }
+        run_work_items();
     })?;
     Ok(true)
 }
@@ -897,7 +898,44 @@ fn interrupt_cpu(rx: &Receiver<IrqEvent>) {
             Err(_) => {}
         }
         run_dpcs();
+        run_work_items();
     }
+}
+
+/// The system worker thread: runs enqueued work items at `PASSIVE_LEVEL`, in order.
+pub(crate) fn run_work_items() {
+    while let Some(h) = with_state(|st, _| Ok(st.wdf.work_items.front().copied())) {
+        run_work_item(h);
+    }
+}
+
+/// Runs work item `h` if it is queued: dequeued, marked running, its callback called at
+/// `PASSIVE_LEVEL`.
+pub(crate) fn run_work_item(h: usize) {
+    let f = with_state(|st, _| {
+        let w = &mut st.wdf;
+        w.work_items.retain(|&x| x != h);
+        match w.objects.get_mut(&h).map(|o| &mut o.kind) {
+            Some(Kind::WorkItem(d)) if d.queued => {
+                d.queued = false;
+                d.running = true;
+                Ok(d.config.EvtWorkItemFunc)
+            }
+            _ => Ok(None),
+        }
+    });
+    let Some(f) = f else { return };
+    let old = crate::machine::irql();
+    set_irql(PASSIVE_LEVEL);
+    // SAFETY: the driver's work item callback at PASSIVE_LEVEL with its work item.
+    callback(|| unsafe { f(h as crate::WDFWORKITEM) });
+    set_irql(old);
+    with_state(|st, _| {
+        if let Some(Kind::WorkItem(d)) = st.wdf.objects.get_mut(&h).map(|o| &mut o.kind) {
+            d.running = false;
+        }
+        Ok(())
+    });
 }
 
 fn deliver(e: IrqEvent) {

@@ -199,6 +199,16 @@ pub(crate) struct InterruptData {
     pub(crate) held_irql: KIRQL,
 }
 
+/// A framework work item.
+#[derive(Debug)]
+pub(crate) struct WorkItemData {
+    pub(crate) config: types::WDF_WORKITEM_CONFIG,
+    /// Enqueued and not yet started (a second enqueue is ignored, as in KMDF).
+    pub(crate) queued: bool,
+    /// The callback is running.
+    pub(crate) running: bool,
+}
+
 /// A framework spin lock.
 #[derive(Debug)]
 pub(crate) struct SpinLockData {
@@ -240,6 +250,7 @@ pub(crate) enum Kind {
     Request(Box<RequestData>),
     Interrupt(Box<InterruptData>),
     SpinLock(Box<SpinLockData>),
+    WorkItem(Box<WorkItemData>),
     ResList(Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>),
     File(Box<FileData>),
     /// An object deleted while the driver still held a reference: only its name remains, until
@@ -256,6 +267,7 @@ impl Kind {
             Self::Request(_) => "WDFREQUEST",
             Self::Interrupt(_) => "WDFINTERRUPT",
             Self::SpinLock(_) => "WDFSPINLOCK",
+            Self::WorkItem(_) => "WDFWORKITEM",
             Self::ResList(_) => "WDFCMRESLIST",
             Self::File(_) => "WDFFILEOBJECT",
             Self::Zombie(n) => n,
@@ -301,6 +313,8 @@ pub(crate) struct WdfState {
     pub(crate) inits: HashMap<usize, DeviceInitData>,
     /// Interrupts whose DPC is queued, in order.
     pub(crate) dpcs: VecDeque<usize>,
+    /// Work items enqueued, in order (run by a system worker thread at `PASSIVE_LEVEL`).
+    pub(crate) work_items: VecDeque<usize>,
     /// The interrupt CPU's mailbox.
     pub(crate) irq_tx: Option<std::sync::mpsc::Sender<host::IrqEvent>>,
 }

@@ -273,7 +273,25 @@ pfn_types! {
     PFN_WDF_INTERRUPT_WORKITEM = fn(Interrupt: WDFINTERRUPT, AssociatedObject: WDFOBJECT);
     /// `BOOLEAN EVT_WDF_INTERRUPT_SYNCHRONIZE(WDFINTERRUPT, WDFCONTEXT)`.
     PFN_WDF_INTERRUPT_SYNCHRONIZE = fn(Interrupt: WDFINTERRUPT, Context: WDFCONTEXT) -> BOOLEAN;
+    /// `VOID EVT_WDF_WORKITEM(WDFWORKITEM)`.
+    PFN_WDF_WORKITEM = fn(WorkItem: WDFWORKITEM);
 }
+
+/// `typedef struct _WDF_WORKITEM_CONFIG {…}` (`wdfworkitem.h`).
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct _WDF_WORKITEM_CONFIG {
+    /// `sizeof(WDF_WORKITEM_CONFIG)`.
+    pub Size: ULONG,
+    /// `EvtWorkItemFunc`, at `PASSIVE_LEVEL`.
+    pub EvtWorkItemFunc: PFN_WDF_WORKITEM,
+    /// Whether the callback is serialized with the parent's other callbacks.
+    pub AutomaticSerialization: BOOLEAN,
+}
+/// `typedef _WDF_WORKITEM_CONFIG WDF_WORKITEM_CONFIG;`
+pub type WDF_WORKITEM_CONFIG = _WDF_WORKITEM_CONFIG;
+/// `*PWDF_WORKITEM_CONFIG`.
+pub type PWDF_WORKITEM_CONFIG = *mut _WDF_WORKITEM_CONFIG;
 
 /// `typedef struct _WDF_DRIVER_CONFIG {…}` (`wdfdriver.h`).
 #[repr(C)]
