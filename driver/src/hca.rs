@@ -212,10 +212,18 @@ impl Done {
     }
 }
 
+pub mod stream;
+
 /// The running HCA.
 #[derive(Debug)]
 pub struct Hca {
-    // Field order is teardown order.
+    // Field order is teardown order. Streams are released before the HCA is dropped (at D0 exit);
+    // any left are dropped first.
+    streams: Vec<Option<alloc::boxed::Box<stream::Stream>>>,
+    /// Engines reserved by a START being built.
+    reserved: u8,
+    /// START requests whose cancel routine and finisher meet.
+    rendezvous: Vec<stream::Rendezvous>,
     overflow: VecDeque<Waiting>,
     sq: [SendQueue; 2],
     rq: [RecvQueue; 2],
@@ -343,6 +351,11 @@ impl Hca {
             })
         };
         let hca = Self {
+            streams: (0..caps.stream_engines.min(regs::MAX_STREAM_ENGINES))
+                .map(|_| None)
+                .collect(),
+            reserved: 0,
+            rendezvous: Vec::new(),
             overflow: VecDeque::new(),
             sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],
             rq: [rq(WqId::Qp0Recv)?, rq(WqId::Qp1Recv)?],
@@ -440,7 +453,10 @@ impl Hca {
         let r = self.regs.clone();
         r.write(regs::INT_CFG.offset, self.vectors);
         r.write(regs::INT_CAUSE.offset, u32::MAX);
-        r.write(regs::INT_MASK.offset, !(cause::ALL_CQ | cause::ERROR));
+        r.write(
+            regs::INT_MASK.offset,
+            !(cause::ALL_CQ | cause::ALL_SE | cause::ERROR),
+        );
         r.write(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
         if gone(r.read(regs::STATUS.offset)) {
             return Err(HwError::Gone);

@@ -7,6 +7,8 @@
 //! IOCTL queue is parallel and the receive queue manual, so the framework never calls back into
 //! the driver from a completion.
 
+mod streams;
+
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +39,10 @@ pub struct DeviceCtx {
     interrupts: AtomicU64,
     /// Statistics that outlive a stop/start (the HCA's own restart at each start).
     carried: SpinMutex<ioctl::StatisticsOut>,
+    /// One manual queue per stream engine, where WAIT requests wait for segments.
+    wait_queues: SpinMutex<Vec<Queue>>,
+    /// Releases ended streams at `PASSIVE_LEVEL`.
+    work: SpinMutex<Option<crate::sys::wdf::WorkItem>>,
 }
 
 /// `MaximumLength` of the DMA adapter. Every mapping holds its map registers until it is put,
@@ -63,7 +69,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
     });
     init.set_io_type(_WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered);
-    init.set_file_callbacks(Some(evt_file_create), None);
+    init.set_file_callbacks(Some(evt_file_create), Some(streams::evt_file_cleanup));
     init.set_exclusive(false);
     // Opens of any name under the device object get the device's own security (the INF sets
     // an SDDL that admits administrators and SYSTEM only).
@@ -102,8 +108,27 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         Ok(q) => q,
         Err(st) => return st,
     };
+    // Stream WAIT requests wait in their engine's queue; the framework cancels them on handle
+    // close.
+    let mut waits = Vec::new();
+    for _ in 0..regs::MAX_STREAM_ENGINES {
+        match device.create_queue(&WDF_IO_QUEUE_CONFIG {
+            DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual,
+            PowerManaged: _WDF_TRI_STATE::WdfFalse,
+            ..WDF_IO_QUEUE_CONFIG::default()
+        }) {
+            Ok(q) => waits.push(q),
+            Err(st) => return st,
+        }
+    }
+    let work = match device.create_work_item(Some(streams::evt_stream_work)) {
+        Ok(w) => w,
+        Err(st) => return st,
+    };
     if let Some(c) = ctx(device) {
         *c.recv_queue.lock() = Some(recv);
+        *c.wait_queues.lock() = waits;
+        *c.work.lock() = Some(work);
     }
     // One interrupt object per MSI-X vector the driver uses (docs/device.md §4): vector 0
     // carries errors and port events, vector 1 the completion queues. The framework connects
@@ -218,6 +243,15 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
         return STATUS_SUCCESS;
     };
     with_hca(c, super::hca::Hca::quiesce);
+    // Quiesced (or gone): no engine moves data any more. Streams end here, their buffers are
+    // released and their START requests completed before the device leaves D0.
+    streams::finish(c, Some(crate::hca::stream::EndReason::PowerDown));
+    // A release already under way in the work item finishes before D0 exit returns (the
+    // handle is copied out first: the flush waits at PASSIVE_LEVEL, not under the spin lock).
+    let work = *c.work.lock();
+    if let Some(w) = work {
+        w.flush();
+    }
     STATUS_SUCCESS
 }
 
@@ -265,12 +299,26 @@ extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
         return;
     };
     let recv = *c.recv_queue.lock();
+    let waits = c.wait_queues.lock().clone();
     let handed = with_hca(c, |h, at| {
         h.poll(at);
-        deliver_received(h, recv)
+        let ending = h.poll_streams(at);
+        (
+            deliver_received(h, recv),
+            streams::deliver_waits(h, &waits),
+            ending,
+        )
     });
-    for (req, m) in handed.unwrap_or_default() {
+    let Some((mads, segments, ending)) = handed else {
+        return;
+    };
+    for (req, m) in mads {
         complete_recv(req, &m);
+    }
+    streams::complete_waits(segments);
+    let work = *c.work.lock();
+    if ending && let Some(w) = work {
+        w.enqueue();
     }
 }
 
@@ -317,6 +365,13 @@ const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
     into.hostile_cqes += s.hostile_cqes;
     into.send_errors += s.send_errors;
     into.dpcs += s.dpcs;
+    into.stream_segments += s.stream_segments;
+    into.stream_bytes += s.stream_bytes;
+    into.stream_flushes += s.stream_flushes;
+    into.stream_errors += s.stream_errors;
+    if s.stream_strategy != 0 {
+        into.stream_strategy = s.stream_strategy;
+    }
 }
 
 extern "C" fn evt_io_device_control(
@@ -387,7 +442,13 @@ extern "C" fn evt_io_device_control(
             });
             req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
         }
-        _ => req.complete(STATUS_NOT_SUPPORTED, 0),
+        Ioctl::StreamStartCapture | Ioctl::StreamStartPlayback => {
+            streams::start(c, device, req, ioctl, out_len);
+        }
+        Ioctl::StreamWait => streams::wait(c, req),
+        Ioctl::StreamRelease => streams::release(c, req),
+        Ioctl::StreamStop => streams::stop(c, req),
+        Ioctl::QueryPort => req.complete(STATUS_NOT_SUPPORTED, 0),
     }
 }
 

@@ -263,6 +263,18 @@ const fn saturate_u32(v: usize) -> u32 {
     }
 }
 
+/// A structure of the IOCTL ABI (every `…In`/`…Out` type): decoded with its header checked.
+pub trait AbiStruct: WireField {
+    /// Decodes from `buf`, checking the header's version and size first.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::UnsupportedVersion`], [`Error::SizeMismatch`].
+    fn decode_abi(buf: &[u8]) -> Result<Self>;
+}
+
+/// The largest ABI structure, for callers that decode into a stack buffer.
+pub const MAX_ABI_SIZE: usize = 512;
+
 /// A fixed-size little-endian field of an ABI structure.
 pub trait WireField: Sized + Copy {
     /// Bytes on the wire.
@@ -376,6 +388,12 @@ macro_rules! abi_struct {
             /// A structure with a correct header and every other field zero.
             fn default() -> Self {
                 Self { header: AbiHeader::for_size($size), ..<Self as WireField>::ZERO }
+            }
+        }
+
+        impl AbiStruct for $name {
+            fn decode_abi(buf: &[u8]) -> Result<Self> {
+                Self::decode(buf)
             }
         }
 
@@ -854,6 +872,25 @@ abi_struct! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_structure_fits_the_decode_buffer() {
+        for size in [
+            QueryDeviceOut::SIZE,
+            QueryPortOut::SIZE,
+            SendMadIn::SIZE,
+            SendMadOut::SIZE,
+            RecvMadOut::SIZE,
+            StreamStartIn::SIZE,
+            StreamWaitIn::SIZE,
+            StreamWaitOut::SIZE,
+            StreamReleaseIn::SIZE,
+            StreamStopIn::SIZE,
+            StatisticsOut::SIZE,
+        ] {
+            assert!(size <= MAX_ABI_SIZE);
+        }
+    }
 
     #[test]
     fn ctl_code_matches_devioctl_h() {

@@ -38,3 +38,275 @@ mod tests {
         assert_eq!(parse_number("x"), None);
     }
 }
+
+/// A user-mode stream client over the simulated machine's handle API.
+///
+/// START with a circular buffer of the process's memory, WAIT, RELEASE, STOP: what an
+/// application does, and what `rhca-lab` and the tests use.
+pub mod stream {
+    use std::time::Duration;
+
+    use rhca_hw::ioctl::{
+        self, SegmentInfo, Strategy, StreamReleaseIn, StreamStartIn, StreamStopIn, StreamWaitIn,
+        StreamWaitOut, WAIT_FLAG_ENDED,
+    };
+    use rhca_hw::stream::{self as hw, Direction, RecordStatus};
+    use wdk_sim::wdf::host::{Handle, IoResult, Pending, Process};
+    use wdk_sim::{Machine, NTSTATUS, STATUS_SUCCESS};
+
+    /// How long a WAIT may take before the client calls the stream stalled.
+    pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+    /// A running stream, from the application's side.
+    pub struct Client<'a> {
+        /// The process.
+        pub p: &'a Process,
+        /// The handle.
+        pub h: &'a Handle,
+        /// The machine (to read and write the process's memory).
+        pub m: &'a Machine,
+        /// Engine.
+        pub engine: u32,
+        /// The circular buffer.
+        pub va: usize,
+        /// Bytes per segment.
+        pub seg: u32,
+        /// Segments.
+        pub count: u32,
+        /// Direction.
+        pub dir: Direction,
+        /// The pending START.
+        pub start: Pending,
+    }
+
+    /// What a run saw.
+    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+    pub struct Outcome {
+        /// Segments whose contents were verified (capture) or that the device verified
+        /// (playback with VERIFY).
+        pub verified: u64,
+        /// Segments with a wrong pattern or a non-Ok status.
+        pub bad: u64,
+        /// Bytes moved.
+        pub bytes: u64,
+        /// The strategy the driver reported.
+        pub strategy: u32,
+        /// The stream ended before the run was over.
+        pub ended_early: bool,
+    }
+
+    impl<'a> Client<'a> {
+        /// Starts a stream. `Err` carries the status of a START that failed at once.
+        ///
+        /// # Errors
+        /// The START's status.
+        ///
+        /// # Panics
+        /// Never for a valid request structure.
+        #[expect(clippy::too_many_arguments, reason = "the fields of one START request")]
+        pub fn start(
+            p: &'a Process,
+            h: &'a Handle,
+            m: &'a Machine,
+            engine: u32,
+            dir: Direction,
+            seg: u32,
+            count: u32,
+            strategy: Strategy,
+            flags: u32,
+        ) -> Result<Self, NTSTATUS> {
+            let len = seg as usize * count as usize;
+            let va = p.alloc(len);
+            let input = StreamStartIn {
+                engine,
+                direction: dir as u32,
+                segment_size: seg,
+                strategy: strategy as u32,
+                flags,
+                ..StreamStartIn::default()
+            };
+            let mut b = [0u8; StreamStartIn::SIZE];
+            input.encode(&mut b).expect("encode");
+            let code = match dir {
+                Direction::Capture => ioctl::IOCTL_RHCA_STREAM_START_CAPTURE,
+                Direction::Playback => ioctl::IOCTL_RHCA_STREAM_START_PLAYBACK,
+            };
+            let start = p
+                .ioctl_with_buffer(h, code, &b, va, len)
+                .map_err(|_| wdk_sim::STATUS_UNSUCCESSFUL)?;
+            if let Some(r) = start.wait(Duration::ZERO) {
+                return Err(r.status);
+            }
+            Ok(Self {
+                p,
+                h,
+                m,
+                engine,
+                va,
+                seg,
+                count,
+                dir,
+                start,
+            })
+        }
+
+        /// WAIT for up to `max` segments.
+        ///
+        /// # Panics
+        /// When the request fails to complete within [`WAIT_LIMIT`] or fails.
+        #[must_use]
+        pub fn wait(&self, max: u32) -> StreamWaitOut {
+            let mut b = [0u8; StreamWaitIn::SIZE];
+            StreamWaitIn {
+                engine: self.engine,
+                max_segments: max,
+                ..StreamWaitIn::default()
+            }
+            .encode(&mut b)
+            .expect("encode");
+            let pend = self
+                .p
+                .ioctl_async(
+                    self.h,
+                    ioctl::IOCTL_RHCA_STREAM_WAIT,
+                    &b,
+                    StreamWaitOut::SIZE,
+                )
+                .expect("WAIT");
+            let r = pend.wait(WAIT_LIMIT).expect("WAIT completes");
+            assert_eq!(r.status, STATUS_SUCCESS, "WAIT status");
+            StreamWaitOut::decode(&r.output).expect("WAIT reply")
+        }
+
+        /// RELEASE `count` segments from `first`.
+        ///
+        /// # Panics
+        /// When the request does not complete.
+        #[must_use]
+        pub fn release(&self, first: u64, count: u32) -> NTSTATUS {
+            let mut b = [0u8; StreamReleaseIn::SIZE];
+            StreamReleaseIn {
+                engine: self.engine,
+                count,
+                first_sequence: first,
+                ..StreamReleaseIn::default()
+            }
+            .encode(&mut b)
+            .expect("encode");
+            self.p
+                .ioctl(self.h, ioctl::IOCTL_RHCA_STREAM_RELEASE, &b, 0)
+                .expect("RELEASE")
+                .status
+        }
+
+        /// STOP (returns once the stream has been released) and the START's result.
+        ///
+        /// # Panics
+        /// When either request does not complete.
+        #[must_use]
+        pub fn stop(self) -> (NTSTATUS, IoResult) {
+            let mut b = [0u8; StreamStopIn::SIZE];
+            StreamStopIn {
+                engine: self.engine,
+                ..StreamStopIn::default()
+            }
+            .encode(&mut b)
+            .expect("encode");
+            let st = self
+                .p
+                .ioctl(self.h, ioctl::IOCTL_RHCA_STREAM_STOP, &b, 0)
+                .expect("STOP")
+                .status;
+            (st, self.finish())
+        }
+
+        /// The START's result (waits for it).
+        ///
+        /// # Panics
+        /// When it never completes.
+        #[must_use]
+        pub fn finish(self) -> IoResult {
+            self.start.wait(WAIT_LIMIT).expect("START completes")
+        }
+
+        const fn segment_va(&self, idx: u32) -> usize {
+            self.va + idx as usize * self.seg as usize
+        }
+
+        /// Reads segment `idx` of the buffer.
+        #[must_use]
+        pub fn read_segment(&self, idx: u32) -> Vec<u8> {
+            let mut v = vec![0u8; self.seg as usize];
+            let _ = self.m.cpu_read(self.segment_va(idx), &mut v);
+            v
+        }
+
+        /// Fills segment `idx` with the pattern of sequence `seq`.
+        ///
+        /// # Panics
+        /// Never: segments are whole pages.
+        pub fn fill_segment(&self, idx: u32, seq: u64) {
+            let mut v = vec![0u8; self.seg as usize];
+            hw::fill_pattern(&mut v, seq, 0).expect("pattern");
+            let _ = self.m.cpu_write(self.segment_va(idx), &v);
+        }
+
+        /// Runs until `total` segments have been moved: capture verifies each segment's
+        /// pattern; playback fills each segment before releasing it and counts the statuses the
+        /// device reported (with VERIFY, a wrong pattern shows as `PatternMismatch`). Stops
+        /// early when the stream ends.
+        ///
+        /// # Panics
+        /// When a WAIT or RELEASE fails.
+        #[must_use]
+        pub fn run(&self, total: u64) -> Outcome {
+            let mut o = Outcome::default();
+            let mut done = 0u64;
+            while done < total {
+                let w = self.wait(16);
+                o.strategy = w.strategy;
+                if w.count == 0 {
+                    o.ended_early = w.flags & WAIT_FLAG_ENDED != 0;
+                    if o.ended_early {
+                        break;
+                    }
+                    continue;
+                }
+                let got: Vec<SegmentInfo> = w.segments[..w.count as usize].to_vec();
+                for s in &got {
+                    match self.dir {
+                        Direction::Capture => {
+                            let data = self.read_segment(s.index);
+                            let ok = s.status == RecordStatus::Ok as u32
+                                && s.bytes == self.seg
+                                && hw::verify_pattern(&data, s.sequence, 0) == Ok(None);
+                            if ok {
+                                o.verified += 1;
+                            } else {
+                                o.bad += 1;
+                            }
+                            o.bytes += u64::from(s.bytes);
+                            done += 1;
+                        }
+                        Direction::Playback => {
+                            // The status is that of the segment's previous play (if any).
+                            if s.sequence >= u64::from(self.count) {
+                                if s.status == RecordStatus::Ok as u32 {
+                                    o.verified += 1;
+                                } else {
+                                    o.bad += 1;
+                                }
+                                o.bytes += u64::from(self.seg);
+                                done += 1;
+                            }
+                            self.fill_segment(s.index, s.sequence);
+                        }
+                    }
+                }
+                let st = self.release(got[0].sequence, w.count);
+                assert_eq!(st, STATUS_SUCCESS, "RELEASE status");
+            }
+            o
+        }
+    }
+}

@@ -5,8 +5,8 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::adapter::AdapterInner;
-use super::{Adapter, DmaError};
-use crate::sys::{PHYSICAL_ADDRESS, TRUE};
+use super::{Adapter, DmaError, UserBuffer};
+use crate::sys::{NT_SUCCESS, PHYSICAL_ADDRESS, TRUE};
 
 /// An `AllocateCommonBuffer` allocation (cached; the HAL makes it coherent where the platform
 /// is not).
@@ -59,6 +59,11 @@ impl Adapter {
 }
 
 impl CommonBuffer {
+    /// The CPU address (for copies inside this module).
+    pub(super) const fn va(&self) -> NonNull<u8> {
+        self.va
+    }
+
     /// The logical address to give the device.
     #[must_use]
     pub const fn logical(&self) -> u64 {
@@ -147,20 +152,120 @@ impl CommonBuffer {
 
 impl Drop for CommonBuffer {
     fn drop(&mut self) {
-        if let Some(free) = self.adapter.ops.FreeCommonBuffer {
-            // SAFETY: the arguments of the allocation, once; the adapter outlives this call
-            // (this buffer holds a reference to it).
-            unsafe {
-                free(
-                    self.adapter.ptr(),
-                    self.len,
-                    PHYSICAL_ADDRESS {
-                        QuadPart: self.logical.cast_signed(),
-                    },
-                    self.va.as_ptr().cast(),
-                    TRUE,
-                );
-            }
+        // SAFETY: the arguments of this allocation, freed once.
+        unsafe { free_common(&self.adapter, self.len, self.logical, self.va) };
+    }
+}
+
+/// `FreeCommonBuffer(len, logical, va, CacheEnabled = TRUE)`, at `PASSIVE_LEVEL`.
+///
+/// # Safety
+/// The arguments must be exactly those of a live common buffer of `adapter` (allocated or made
+/// from an MDL), freed once.
+unsafe fn free_common(adapter: &AdapterInner, len: u32, logical: u64, va: NonNull<u8>) {
+    if let Some(free) = adapter.ops.FreeCommonBuffer {
+        // SAFETY: the caller's contract; the adapter outlives the call (the buffer holds a
+        // reference to it).
+        unsafe {
+            free(
+                adapter.ptr(),
+                len,
+                PHYSICAL_ADDRESS {
+                    QuadPart: logical.cast_signed(),
+                },
+                va.as_ptr().cast(),
+                TRUE,
+            );
         }
+    }
+}
+
+/// A common buffer made over the caller's own pages with `CreateCommonBufferFromMdl`.
+///
+/// The device reaches the application's buffer at one logical address for the stream's life,
+/// with no map registers and no double buffer, so only processor caches need maintenance.
+///
+/// Freed (`FreeCommonBuffer` with the system address) on drop, at `PASSIVE_LEVEL`, which must
+/// happen before the request whose MDL it was made from is completed.
+#[derive(Debug)]
+pub struct MdlCommonBuffer {
+    adapter: Arc<AdapterInner>,
+    sys: NonNull<u8>,
+    logical: u64,
+    len: u32,
+}
+
+// SAFETY: the value only names the allocation; the CPU reaches the bytes through the
+// `UserBuffer` it was made from.
+unsafe impl Send for MdlCommonBuffer {}
+
+/// Byte offset of the end of `DMA_OPERATIONS::CreateCommonBufferFromMdl`.
+const CREATE_FROM_MDL_END: usize =
+    core::mem::offset_of!(crate::sys::DMA_OPERATIONS, CreateCommonBufferFromMdl)
+        + core::mem::size_of::<usize>();
+
+impl Adapter {
+    /// Whether the operations table holds `CreateCommonBufferFromMdl` (Windows Server 2022 and
+    /// later version 3 tables).
+    #[must_use]
+    pub fn has_common_buffer_from_mdl(&self) -> bool {
+        self.inner.ops.Size as usize >= CREATE_FROM_MDL_END
+            && self.inner.ops.CreateCommonBufferFromMdl.is_some()
+    }
+
+    /// `CreateCommonBufferFromMdl` over the whole of `user`. Call at `PASSIVE_LEVEL`.
+    ///
+    /// # Errors
+    /// [`DmaError::MissingRoutine`]; [`DmaError::Map`] with the routine's status: the platform
+    /// refuses when the pages are not page aligned, or, without DMA remapping, not physically
+    /// contiguous and within the device's reach (windows-dma.md §9).
+    pub fn common_buffer_from_mdl(&self, user: &UserBuffer) -> Result<MdlCommonBuffer, DmaError> {
+        if !self.has_common_buffer_from_mdl() {
+            return Err(DmaError::MissingRoutine("CreateCommonBufferFromMdl"));
+        }
+        let create = self
+            .inner
+            .ops
+            .CreateCommonBufferFromMdl
+            .ok_or(DmaError::MissingRoutine("CreateCommonBufferFromMdl"))?;
+        let mut la = PHYSICAL_ADDRESS::default();
+        // SAFETY: a live adapter; the request's locked, system-mapped MDL; no extended
+        // configuration; a live out parameter.
+        let st = unsafe {
+            create(
+                self.inner.ptr(),
+                user.mdl(),
+                core::ptr::null_mut(),
+                0,
+                &raw mut la,
+            )
+        };
+        if !NT_SUCCESS(st) {
+            return Err(DmaError::Map(st));
+        }
+        // SAFETY: every bit pattern of the union is a valid LONGLONG.
+        let logical = unsafe { la.QuadPart }.cast_unsigned();
+        Ok(MdlCommonBuffer {
+            adapter: self.inner.clone(),
+            sys: user.system_va(),
+            logical,
+            len: user.len(),
+        })
+    }
+}
+
+impl MdlCommonBuffer {
+    /// The logical address of byte 0 of the buffer.
+    #[must_use]
+    pub const fn logical(&self) -> u64 {
+        self.logical
+    }
+}
+
+impl Drop for MdlCommonBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the buffer made by CreateCommonBufferFromMdl, freed once with its length,
+        // logical address and system address (windows-dma.md §2.4).
+        unsafe { free_common(&self.adapter, self.len, self.logical, self.sys) };
     }
 }

@@ -12,6 +12,12 @@
 //!   the buffer while mapped (the CPU cannot touch it) and gives it back at
 //!   [`SgMapping::unmap`] (`PutScatterGatherList`, same direction). Dropping a mapping unmaps it.
 //!
+//! - [`UserBuffer`]: the locked MDL of a stream's direct-I/O request, cut into segments (partial
+//!   MDLs), with the per-segment flushes of the persistent strategy and the staging copies.
+//! - [`MdlCommonBuffer`]: `CreateCommonBufferFromMdl` over a [`UserBuffer`].
+//! - [`Adapter::map_range`]: a synchronous `GetScatterGatherListEx` over part of a
+//!   [`UserBuffer`] (the persistent mapping, or one segment).
+//!
 //! Teardown order is enforced by ownership: every buffer and mapping holds the adapter
 //! (reference-counted), so `PutDmaAdapter` runs after the last of them is released.
 //!
@@ -25,11 +31,13 @@ mod adapter;
 mod buffer;
 mod common;
 mod sg;
+mod user;
 
 pub use adapter::Adapter;
 pub use buffer::{DmaBuffer, TAG_MAD};
-pub use common::CommonBuffer;
-pub use sg::{MapOutcome, PendingMapping, SgMapping};
+pub use common::{CommonBuffer, MdlCommonBuffer};
+pub use sg::{MapOutcome, PendingMapping, SgMapping, TransferContext};
+pub use user::UserBuffer;
 
 use crate::sys::NTSTATUS;
 

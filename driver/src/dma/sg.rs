@@ -14,10 +14,10 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use super::adapter::AdapterInner;
-use super::{Adapter, Direction, DmaBuffer, DmaError};
+use super::{Adapter, Direction, DmaBuffer, DmaError, UserBuffer};
 use crate::sys::{
-    AtDispatch, KSpinLock, NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID,
-    SCATTER_GATHER_LIST, ntddk,
+    AtDispatch, DMA_OPERATIONS, DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT_SIZE_V1, KSpinLock,
+    NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID, SCATTER_GATHER_LIST, ntddk,
 };
 
 const WAITING: u8 = 0;
@@ -36,6 +36,19 @@ struct MapCell {
     orphan: UnsafeCell<Option<DmaBuffer>>,
 }
 
+impl MapCell {
+    /// A fresh cell, leaked for the execution routine (freed by whichever side finishes last).
+    fn leak(adapter: &Adapter, dir: Direction) -> *mut Self {
+        Box::into_raw(Box::new(Self {
+            state: AtomicU8::new(WAITING),
+            list: AtomicUsize::new(0),
+            adapter: adapter.inner.clone(),
+            write_to_device: dir.write_to_device(),
+            orphan: UnsafeCell::new(None),
+        }))
+    }
+}
+
 /// The result of [`Adapter::map`].
 #[derive(Debug)]
 pub enum MapOutcome {
@@ -52,7 +65,10 @@ pub struct SgMapping {
     adapter: Arc<AdapterInner>,
     list: NonNull<SCATTER_GATHER_LIST>,
     dir: Direction,
+    /// The driver buffer the mapping owns (`None` for a range of a [`UserBuffer`]).
     buffer: Option<DmaBuffer>,
+    /// Not put yet.
+    live: bool,
 }
 
 // SAFETY: the list is owned by this value until it is put; the HAL allows Put from any CPU.
@@ -125,13 +141,7 @@ impl Adapter {
         // whose DMA is not cache-coherent (windows-dma.md §4).
         // SAFETY: the buffer's own MDL, describing memory it owns.
         unsafe { ntddk::KeFlushIoBuffers(buffer.mdl(), u8::from(dir == Direction::FromDevice), 1) };
-        let cell = Box::into_raw(Box::new(MapCell {
-            state: AtomicU8::new(WAITING),
-            list: AtomicUsize::new(0),
-            adapter: self.inner.clone(),
-            write_to_device: dir.write_to_device(),
-            orphan: UnsafeCell::new(None),
-        }));
+        let cell = MapCell::leak(self, dir);
         // SAFETY: a live adapter; the buffer's MDL and address; a context that outlives the
         // routine; the caller is at DISPATCH_LEVEL (`_at`).
         let st = unsafe {
@@ -163,6 +173,120 @@ impl Adapter {
             return Ok(MapOutcome::Ready(pending.finish()));
         }
         Ok(MapOutcome::Waiting(pending))
+    }
+}
+
+/// A version 3 DMA transfer context (`DMA_TRANSFER_CONTEXT_SIZE_V1` bytes), initialised with
+/// `InitializeDmaTransferContext` before each mapping request made with it.
+#[derive(Debug)]
+pub struct TransferContext(Box<[u64; DMA_TRANSFER_CONTEXT_SIZE_V1 as usize / 8]>);
+
+impl Default for TransferContext {
+    fn default() -> Self {
+        Self(Box::new([0; DMA_TRANSFER_CONTEXT_SIZE_V1 as usize / 8]))
+    }
+}
+
+/// Byte offset of the end of a `DMA_OPERATIONS` member, to compare with the table's `Size`.
+macro_rules! end_of {
+    ($field:ident) => {
+        core::mem::offset_of!(DMA_OPERATIONS, $field) + core::mem::size_of::<usize>()
+    };
+}
+
+impl Adapter {
+    /// Whether the table has the version 3 routines [`Adapter::map_range`] uses
+    /// (`InitializeDmaTransferContext`, `GetScatterGatherListEx`).
+    #[must_use]
+    pub fn has_synchronous_mapping(&self) -> bool {
+        let ops = self.inner.ops;
+        ops.Size as usize >= end_of!(GetScatterGatherListEx)
+            && ops.InitializeDmaTransferContext.is_some()
+            && ops.GetScatterGatherListEx.is_some()
+    }
+
+    /// Maps `segments` segments of `user` from segment `first` for a transfer in direction
+    /// `dir`: `GetScatterGatherListEx` with `DMA_SYNCHRONOUS_CALLBACK`, so the list is built
+    /// before the call returns or the call fails — a mapping of the caller's pages is never left
+    /// waiting for map registers after the driver has given up on it. `<= DISPATCH_LEVEL`.
+    ///
+    /// # Errors
+    /// [`DmaError::MissingRoutine`]; [`DmaError::Map`] with the routine's status
+    /// (`STATUS_INSUFFICIENT_RESOURCES`: more map registers than the adapter has, or not free now).
+    pub fn map_range(
+        &self,
+        user: &UserBuffer,
+        first: u32,
+        segments: u32,
+        dir: Direction,
+        ctx: &mut TransferContext,
+        _at: &AtDispatch<'_>,
+    ) -> Result<SgMapping, DmaError> {
+        if !self.has_synchronous_mapping() {
+            return Err(DmaError::MissingRoutine("GetScatterGatherListEx"));
+        }
+        let (Some(init), Some(get)) = (
+            self.inner.ops.InitializeDmaTransferContext,
+            self.inner.ops.GetScatterGatherListEx,
+        ) else {
+            return Err(DmaError::MissingRoutine("GetScatterGatherListEx"));
+        };
+        if segments == 0
+            || first
+                .checked_add(segments)
+                .is_none_or(|e| e > user.segments())
+        {
+            return Err(DmaError::BadLength(segments as usize));
+        }
+        // The bytes leave the processor caches before the transfer (windows-dma.md §4).
+        for i in first..first + segments {
+            user.cache_flush_segment(i, dir == Direction::FromDevice);
+        }
+        let ctx_ptr: PVOID = ctx.0.as_mut_ptr().cast();
+        // SAFETY: a live adapter and a context of DMA_TRANSFER_CONTEXT_SIZE_V1 bytes that no
+        // other request uses (the synchronous call below finishes with it before returning).
+        let st = unsafe { init(self.inner.ptr(), ctx_ptr) };
+        if !NT_SUCCESS(st) {
+            return Err(DmaError::Map(st));
+        }
+        let cell = MapCell::leak(self, dir);
+        let seg = u64::from(user.segment_size());
+        let mut out: PSCATTER_GATHER_LIST = core::ptr::null_mut();
+        // SAFETY: a live adapter and device object; the request's locked MDL with an offset and
+        // length inside it; the synchronous flag with an execution routine (which runs before
+        // the call returns) and its context; no completion routine (bus master).
+        let st = unsafe {
+            get(
+                self.inner.ptr(),
+                self.inner.device,
+                ctx_ptr,
+                user.mdl(),
+                u64::from(first) * seg,
+                segments * user.segment_size(),
+                DMA_SYNCHRONOUS_CALLBACK,
+                Some(list_arrived),
+                cell.cast(),
+                dir.write_to_device(),
+                None,
+                core::ptr::null_mut(),
+                &raw mut out,
+            )
+        };
+        if !NT_SUCCESS(st) {
+            // SAFETY: on failure the routine never runs; the cell is still ours alone.
+            drop(unsafe { Box::from_raw(cell) });
+            return Err(DmaError::Map(st));
+        }
+        let pending = PendingMapping {
+            // SAFETY: Box::into_raw never returns null.
+            cell: unsafe { NonNull::new_unchecked(cell) },
+            dir,
+            buffer: None,
+        };
+        // With DMA_SYNCHRONOUS_CALLBACK a successful call has run the routine: the list is here.
+        pending
+            .poll()
+            .map_err(|_| DmaError::Map(crate::sys::STATUS_INSUFFICIENT_RESOURCES))
     }
 }
 
@@ -198,6 +322,7 @@ impl PendingMapping {
                 Direction::FromDevice
             },
             buffer,
+            live: true,
         }
     }
 }
@@ -262,10 +387,17 @@ impl SgMapping {
         b
     }
 
+    /// `PutScatterGatherList` of a mapping over a [`UserBuffer`] range, at `DISPATCH_LEVEL`: for
+    /// a device→memory mapping the HAL copies any bounce or Verifier double buffer back.
+    pub fn release(mut self, _at: &AtDispatch<'_>) {
+        self.put();
+    }
+
     fn put(&mut self) {
-        if self.buffer.is_none() {
+        if !self.live {
             return;
         }
+        self.live = false;
         // PutScatterGatherList runs at DISPATCH_LEVEL: a private spin lock raises to it when the
         // caller is lower (a drop at PASSIVE_LEVEL during teardown).
         let raise = KSpinLock::new();

@@ -17,12 +17,12 @@ use super::{
     CmResourceTypeInterrupt, CmResourceTypeMemory, GUID, Mmio, NT_SUCCESS, NTSTATUS,
     PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_OBJECT, PFN_WDF_DEVICE_FILE_CREATE,
     PFN_WDF_DRIVER_DEVICE_ADD, PFN_WDF_DRIVER_UNLOAD, PFN_WDF_FILE_CLEANUP, PFN_WDF_REQUEST_CANCEL,
-    PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR,
-    WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG, WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG,
-    WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
-    WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_REQUEST_PARAMETERS,
-    WDFCMRESLIST, WDFDEVICE, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST,
-    call_unsafe_wdf_function_binding,
+    PFN_WDF_WORKITEM, PMDL, PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
+    STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR, WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG,
+    WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS,
+    WDF_REQUEST_PARAMETERS, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFFILEOBJECT,
+    WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFWORKITEM, call_unsafe_wdf_function_binding,
 };
 
 /// Declares a `Copy` wrapper for a WDF handle.
@@ -64,6 +64,14 @@ handle!(
 handle!(
     /// A `WDFCMRESLIST`.
     ResList(WDFCMRESLIST)
+);
+handle!(
+    /// A `WDFFILEOBJECT` (an open handle of the device).
+    File(WDFFILEOBJECT)
+);
+handle!(
+    /// A `WDFWORKITEM`.
+    WorkItem(WDFWORKITEM)
 );
 
 /// `sizeof` a WDF structure, for its `Size` field (`WDF_STRUCTURE_SIZE` is not generated).
@@ -446,6 +454,40 @@ impl Device {
         }
     }
 
+    /// `WdfWorkItemCreate` with the device as parent: `callback` runs at `PASSIVE_LEVEL` on a
+    /// system worker thread after each [`WorkItem::enqueue`].
+    ///
+    /// # Errors
+    /// The framework's status.
+    pub fn create_work_item(self, callback: PFN_WDF_WORKITEM) -> Result<WorkItem, NTSTATUS> {
+        let mut config = WDF_WORKITEM_CONFIG {
+            Size: size_of_u32::<WDF_WORKITEM_CONFIG>(),
+            EvtWorkItemFunc: callback,
+            // The callback takes the device lock itself; the framework need not serialise it.
+            AutomaticSerialization: 0,
+        };
+        let mut attributes = WDF_OBJECT_ATTRIBUTES {
+            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
+            ParentObject: self.0.cast(),
+            ..WDF_OBJECT_ATTRIBUTES::default()
+        };
+        let mut w: WDFWORKITEM = null_mut();
+        // SAFETY: live config, attributes and out parameter; the parent is a live device.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfWorkItemCreate,
+                &raw mut config,
+                &raw mut attributes,
+                &raw mut w
+            )
+        };
+        if NT_SUCCESS(st) {
+            Ok(WorkItem(w))
+        } else {
+            Err(st)
+        }
+    }
+
     /// `WdfDeviceSetFailed(WdfDeviceFailedNoRestart)`.
     pub fn set_failed(self) {
         // SAFETY: a live device.
@@ -456,6 +498,39 @@ impl Device {
                 _WDF_DEVICE_FAILED_ACTION::WdfDeviceFailedNoRestart
             );
         };
+    }
+}
+
+impl File {
+    /// The device the handle was opened on (`WdfFileObjectGetDevice`).
+    #[must_use]
+    pub fn device(self) -> Device {
+        // SAFETY: a live file object.
+        Device(unsafe { call_unsafe_wdf_function_binding!(WdfFileObjectGetDevice, self.0) })
+    }
+}
+
+impl WorkItem {
+    /// `WdfWorkItemEnqueue` (`<= DISPATCH_LEVEL`); ignored while already queued.
+    pub fn enqueue(self) {
+        // SAFETY: a live work item.
+        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemEnqueue, self.0) };
+    }
+
+    /// `WdfWorkItemFlush` (`PASSIVE_LEVEL`): returns when the callback is neither queued nor
+    /// running.
+    pub fn flush(self) {
+        // SAFETY: a live work item, at PASSIVE_LEVEL (caller's context: PnP and power callbacks).
+        unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemFlush, self.0) };
+    }
+
+    /// The device the work item was created for (`WdfWorkItemGetParentObject`).
+    #[must_use]
+    pub fn device(self) -> Device {
+        // SAFETY: a live work item whose parent is a device (`Device::create_work_item`).
+        Device(
+            unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemGetParentObject, self.0) }.cast(),
+        )
     }
 }
 
@@ -539,6 +614,20 @@ impl Request {
         Ok(())
     }
 
+    /// Reads and decodes the request's input structure (`rhca-hw` checks its header).
+    ///
+    /// # Errors
+    /// `STATUS_BUFFER_TOO_SMALL`, the framework's status, or `STATUS_INVALID_PARAMETER` for
+    /// bytes `rhca-hw` rejects.
+    pub fn input<T: rhca_hw::ioctl::AbiStruct>(self) -> Result<T, NTSTATUS> {
+        let mut raw = [0u8; rhca_hw::ioctl::MAX_ABI_SIZE];
+        let b = raw
+            .get_mut(..T::SIZE)
+            .ok_or(super::STATUS_INVALID_PARAMETER)?;
+        self.read_input(b)?;
+        T::decode_abi(b).map_err(|_| super::STATUS_INVALID_PARAMETER)
+    }
+
     /// Copies `data` into the output buffer.
     ///
     /// # Errors
@@ -590,6 +679,33 @@ impl Request {
             call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, self.0, queue.0)
         };
         if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+    }
+
+    /// The file object (open handle) the request came through (`WdfRequestGetFileObject`).
+    #[must_use]
+    pub fn file(self) -> File {
+        // SAFETY: a live request.
+        File(unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, self.0) })
+    }
+
+    /// The MDL of a direct-I/O request's output buffer (`WdfRequestRetrieveOutputWdmMdl`):
+    /// the caller's pages, locked until the request is completed.
+    ///
+    /// # Errors
+    /// The framework's status (`STATUS_BUFFER_TOO_SMALL` for a request without one).
+    pub fn output_mdl(self) -> Result<PMDL, NTSTATUS> {
+        let mut mdl: PMDL = null_mut();
+        // SAFETY: a live request and out parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(WdfRequestRetrieveOutputWdmMdl, self.0, &raw mut mdl)
+        };
+        if NT_SUCCESS(st) && !mdl.is_null() {
+            Ok(mdl)
+        } else if NT_SUCCESS(st) {
+            Err(STATUS_BUFFER_TOO_SMALL)
+        } else {
+            Err(st)
+        }
     }
 
     /// `WdfRequestMarkCancelableEx`.

@@ -1,0 +1,296 @@
+//! The stream IOCTLs and the stream parts of the callbacks: START (the caller's buffer stays
+//! pending and cancelable for the stream's life), WAIT, RELEASE, STOP, handle cleanup, the
+//! START cancel routine, and the work item that releases ended streams at `PASSIVE_LEVEL`.
+//!
+//! Every way a stream ends (STOP, handle close, process termination, D0 exit, surprise removal,
+//! an engine error, a hostile record) goes through the same steps: STOP written to the engine,
+//! its acknowledgement awaited (or the device found gone), then — at `PASSIVE_LEVEL`, without
+//! the device lock — the device's view of the buffer released (lists put, which copies any bounce
+//! or Verifier buffer back; common buffers freed), and only then the START request completed
+//! with the bytes moved, which lets the I/O manager unlock the pages.
+
+use alloc::vec::Vec;
+
+use rhca_hw::ioctl::{
+    Ioctl, MAX_WAIT_SEGMENTS, StreamReleaseIn, StreamStartIn, StreamStopIn, StreamWaitIn,
+    StreamWaitOut, WAIT_FLAG_ENDED,
+};
+use rhca_hw::regs;
+use rhca_hw::stream::Direction;
+
+use super::{DeviceCtx, ctx, with_hca};
+use crate::dma::{Adapter, UserBuffer};
+use crate::hca::Hca;
+use crate::hca::stream::{self, EndReason, StartParams, Stream};
+use crate::sys::wdf::{Device, File, Queue, Request, WorkItem};
+use crate::sys::{
+    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, WDFFILEOBJECT, WDFREQUEST, WDFWORKITEM, stall_us,
+};
+
+/// How long a stopping engine may take to acknowledge before the device is reset (the engine
+/// stops at its next burst boundary: microseconds on real hardware): 2000 × 50 µs = 100 ms.
+const STOP_ACK_POLLS: u32 = 2000;
+const STOP_ACK_POLL_US: u32 = 50;
+
+fn complete_wait(req: Request, out: &StreamWaitOut) {
+    let mut b = [0u8; StreamWaitOut::SIZE];
+    let st = out.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
+        req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
+    });
+    req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
+}
+
+fn ended(engine: u32) -> StreamWaitOut {
+    StreamWaitOut {
+        engine,
+        flags: WAIT_FLAG_ENDED,
+        ..StreamWaitOut::default()
+    }
+}
+
+/// `IOCTL_RHCA_STREAM_START_CAPTURE`/`_PLAYBACK`, at `PASSIVE_LEVEL`.
+pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, out_len: usize) {
+    let input = match req.input::<StreamStartIn>() {
+        Ok(i) => i,
+        Err(st) => return req.complete(st, 0),
+    };
+    let Some(caps) = with_hca(c, |h, _| *h.caps()) else {
+        return req.complete(STATUS_DEVICE_NOT_READY, 0);
+    };
+    let (align, min, max) = stream::segment_limits(&caps);
+    let Ok(strategy) = input.validate(ioctl, out_len as u64, align, min, max) else {
+        return req.complete(STATUS_INVALID_PARAMETER, 0);
+    };
+    if out_len as u64 / u64::from(input.segment_size) > 1u64 << caps.log_max_segs {
+        return req.complete(STATUS_INVALID_PARAMETER, 0);
+    }
+    let params = StartParams {
+        engine: input.engine,
+        dir: if ioctl == Ioctl::StreamStartPlayback {
+            Direction::Playback
+        } else {
+            Direction::Capture
+        },
+        strategy,
+        verify: stream::verify_flag(input.flags),
+    };
+    match with_hca(c, |h, _| h.stream_reserve(params.engine)) {
+        Some(Ok(())) => {}
+        Some(Err(st)) => return req.complete(st, 0),
+        None => return req.complete(STATUS_DEVICE_NOT_READY, 0),
+    }
+    // The stream's own adapter, sized for the whole buffer: its mappings never wait for map
+    // registers the MAD path holds, and never hold registers the MAD path needs.
+    let built = UserBuffer::for_request(req, input.segment_size)
+        .map_err(|_| STATUS_INVALID_PARAMETER)
+        .and_then(|user| {
+            let adapter = Adapter::for_device(device, caps.dma_width, user.len())
+                .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+            Stream::build(adapter, user, &caps, params, req)
+        });
+    let s = match built {
+        Ok(s) => s,
+        Err(st) => {
+            with_hca(c, |h, _| h.stream_unreserve(params.engine));
+            return req.complete(st, 0);
+        }
+    };
+    if req.mark_cancelable(Some(evt_start_cancel)).is_err() {
+        // Cancelled before the device was given anything: release and complete here.
+        with_hca(c, |h, _| h.stream_unreserve(params.engine));
+        let r = stream::discard(s);
+        return r.complete(STATUS_CANCELLED, 0);
+    }
+    if with_hca(c, |h, at| h.stream_install(s, at)) != Some(true) {
+        // Parked as ended (the engine refused or the device left D0): released like any other.
+        finish(c, None);
+    }
+}
+
+/// `IOCTL_RHCA_STREAM_WAIT`.
+pub(super) fn wait(c: &DeviceCtx, req: Request) {
+    let input = match req.input::<StreamWaitIn>() {
+        Ok(i) => i,
+        Err(st) => return req.complete(st, 0),
+    };
+    let max = input.max_segments;
+    if input.engine >= regs::MAX_STREAM_ENGINES || max == 0 || max as usize > MAX_WAIT_SEGMENTS {
+        return req.complete(STATUS_INVALID_PARAMETER, 0);
+    }
+    let n = input.engine;
+    let queue = c.wait_queues.lock().get(n as usize).copied();
+    let file = req.file();
+    // Under the lock, so that segments becoming ready meanwhile find this request queued.
+    let outcome = with_hca(c, |h, _| match h.stream_wait(n, Some(file), max) {
+        Ok(Some(out)) => Ok(Some(out)),
+        Ok(None) => queue.map_or(Err(STATUS_DEVICE_NOT_READY), |q| {
+            req.forward(q).map(|()| None)
+        }),
+        Err(st) => Err(st),
+    });
+    match outcome {
+        Some(Ok(Some(out))) => complete_wait(req, &out),
+        Some(Ok(None)) => {}
+        Some(Err(st)) => req.complete(st, 0),
+        None => complete_wait(req, &ended(n)),
+    }
+}
+
+/// `IOCTL_RHCA_STREAM_RELEASE`.
+pub(super) fn release(c: &DeviceCtx, req: Request) {
+    let input = match req.input::<StreamReleaseIn>() {
+        Ok(i) => i,
+        Err(st) => return req.complete(st, 0),
+    };
+    let file = req.file();
+    let r = with_hca(c, |h, at| {
+        let r = h.stream_release(input.engine, file, input.first_sequence, input.count, at);
+        (r, h.streams_awaiting_ack())
+    });
+    match r {
+        Some((Ok(()), ending)) => {
+            if ending {
+                kick(c);
+            }
+            req.complete(STATUS_SUCCESS, 0);
+        }
+        Some((Err(st), _)) => req.complete(st, 0),
+        None => req.complete(STATUS_DEVICE_NOT_READY, 0),
+    }
+}
+
+/// `IOCTL_RHCA_STREAM_STOP`: pends until the stream is released.
+pub(super) fn stop(c: &DeviceCtx, req: Request) {
+    let input = match req.input::<StreamStopIn>() {
+        Ok(i) => i,
+        Err(st) => return req.complete(st, 0),
+    };
+    if input.reserved0 != 0 {
+        return req.complete(STATUS_INVALID_PARAMETER, 0);
+    }
+    match with_hca(c, |h, _| h.stream_stop(input.engine, req)) {
+        Some(Ok(())) => kick(c),
+        Some(Err((r, st))) => r.complete(st, 0),
+        None => req.complete(STATUS_DEVICE_NOT_READY, 0),
+    }
+}
+
+/// `EvtFileCleanup`: the handle's streams end.
+pub(super) extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
+    let file = File(file);
+    let Some(c) = ctx(file.device()) else {
+        return;
+    };
+    if with_hca(c, |h, _| h.stream_end_file(file)) == Some(true) {
+        kick(c);
+    }
+}
+
+/// `EvtRequestCancel` of a pending START: the stream ends; its request is completed when the
+/// stream has been released (the engine stopped and the pages are no longer mapped).
+extern "C" fn evt_start_cancel(request: WDFREQUEST) {
+    let req = Request(request);
+    let Some(c) = ctx(req.file().device()) else {
+        return;
+    };
+    match with_hca(c, |h, _| h.stream_cancel(req)) {
+        Some(Some((r, st, info))) => r.complete(st, info),
+        Some(None) => kick(c),
+        // No HCA: every stream was released with it, and each START completed by its finisher.
+        None => {}
+    }
+}
+
+/// Enqueues the stream work item.
+fn kick(c: &DeviceCtx) {
+    let work = *c.work.lock();
+    if let Some(w) = work {
+        w.enqueue();
+    }
+}
+
+/// `EvtWorkItem`: releases the streams that ended.
+pub(super) extern "C" fn evt_stream_work(work: WDFWORKITEM) {
+    let Some(c) = ctx(WorkItem(work).device()) else {
+        return;
+    };
+    finish(c, None);
+}
+
+/// The DPC's stream work, under the lock: pairs ready segments with queued WAIT requests, to be
+/// completed after the lock is released.
+pub(super) fn deliver_waits(h: &mut Hca, queues: &[Queue]) -> Vec<(Request, StreamWaitOut)> {
+    let mut out = Vec::new();
+    for (n, &q) in queues.iter().enumerate() {
+        let n = n as u32;
+        while h.stream_has_ready(n) {
+            let Some(req) = q.retrieve_next() else { break };
+            let mut b = [0u8; StreamWaitIn::SIZE];
+            let max = req
+                .read_input(&mut b)
+                .ok()
+                .and_then(|()| StreamWaitIn::decode(&b).ok())
+                .map_or(1, |i| i.max_segments);
+            match h.stream_wait(n, None, max) {
+                Ok(Some(o)) => out.push((req, o)),
+                _ => out.push((req, ended(n))),
+            }
+        }
+    }
+    out
+}
+
+/// Completes WAIT requests the DPC paired with segments.
+pub(super) fn complete_waits(waits: Vec<(Request, StreamWaitOut)>) {
+    for (r, o) in waits {
+        complete_wait(r, &o);
+    }
+}
+
+/// Releases ended streams at `PASSIVE_LEVEL` and completes their requests. `all`: every stream
+/// (the device is quiesced or gone), ending with that reason unless the device is gone.
+/// Otherwise the ending streams, once their engines acknowledge; when an engine does not within
+/// 100 ms, the device is quiesced and reset (which ends all its DMA) and brought back.
+pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
+    let mut all = all;
+    if all.is_none() {
+        let mut polls = 0;
+        while with_hca(c, |h, _| h.streams_awaiting_ack()) == Some(true) {
+            if polls == STOP_ACK_POLLS {
+                with_hca(c, |h, at| {
+                    h.quiesce(at);
+                    let _ = h.enable(at);
+                });
+                all = Some(EndReason::DeviceError);
+                break;
+            }
+            stall_us(STOP_ACK_POLL_US);
+            polls += 1;
+        }
+    }
+    let taken = with_hca(c, |h, at| h.take_ended(all, at)).unwrap_or_default();
+    if taken.is_empty() {
+        return;
+    }
+    let queues: Vec<Queue> = c.wait_queues.lock().clone();
+    for e in taken {
+        let f = stream::finish(e);
+        if let Some((r, st, info)) = f.start {
+            r.complete(st, info);
+        }
+        if let Some((r, st, info)) = f.rendezvous
+            && let Some(Some((r, st, info))) = with_hca(c, |h, _| h.rendezvous_done(r, st, info))
+        {
+            r.complete(st, info);
+        }
+        for s in f.stops {
+            s.complete(STATUS_SUCCESS, 0);
+        }
+        if let Some(q) = queues.get(f.engine as usize) {
+            while let Some(w) = q.retrieve_next() {
+                complete_wait(w, &ended(f.engine));
+            }
+        }
+    }
+}

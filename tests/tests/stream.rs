@@ -1,0 +1,431 @@
+//! End to end: continuous DMA through the stream IOCTLs — the driver (`rhca`) on the simulated
+//! machine with the device model — for every strategy and platform profile, with every segment's
+//! pattern verified, and every way a stream can end.
+
+#![expect(
+    clippy::many_single_char_names,
+    reason = "tests name the lab, process, handle, client and outcome l, p, h, c, o"
+)]
+
+use std::sync::Arc;
+
+use rhca_hw::ioctl::{self, START_FLAG_VERIFY, StatisticsOut, Strategy};
+use rhca_hw::stream::Direction;
+use rhca_model::{ModelConfig, RhcaDevice, Worker};
+use rhca_tests::stream::Client;
+use wdk_sim::wdf::host::{DevNode, Handle, Host, InterruptResources, Mode, Process};
+use wdk_sim::{
+    Attached, Config, Machine, NTSTATUS, Profile, STATUS_ACCESS_DENIED, STATUS_CANCELLED,
+    STATUS_DEVICE_BUSY, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+};
+
+fn stats(p: &Process, h: &Handle) -> StatisticsOut {
+    let r = p
+        .ioctl(h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
+        .unwrap();
+    StatisticsOut::decode(&r.output).unwrap()
+}
+
+struct Lab {
+    m: Machine,
+    host: Option<Host>,
+    node: DevNode,
+    dev: Arc<RhcaDevice>,
+    att: Attached,
+    worker: Option<Worker>,
+}
+
+fn lab(profile: &str) -> Lab {
+    let p = Profile::parse(profile).expect("profile");
+    let model = if p.bounce {
+        ModelConfig::dma_32bit()
+    } else {
+        ModelConfig::default()
+    };
+    let m = Machine::new(Config::with_profile(p));
+    let (dev, att) = RhcaDevice::attach(&m, model).expect("model");
+    let worker = dev.spawn_worker();
+    let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Msi(2))
+        .expect("AddDevice");
+    host.start(&node).expect("start");
+    Lab {
+        m,
+        host: Some(host),
+        node,
+        dev,
+        att,
+        worker: Some(worker),
+    }
+}
+
+impl Lab {
+    const fn host(&self) -> &Host {
+        self.host.as_ref().unwrap()
+    }
+
+    /// Removes the device and unloads the driver; the machine must be clean.
+    fn finish(mut self) {
+        let host = self.host.take().unwrap();
+        host.remove(&self.node).expect("remove");
+        host.unload().expect("unload");
+        drop(self.worker.take());
+        assert_eq!(self.m.leaks().unwrap(), Vec::<String>::new(), "leaks");
+        assert!(self.m.bugcheck().is_none(), "{:?}", self.m.bugcheck());
+        assert!(
+            self.m.stray_dma(self.att.slot).is_empty(),
+            "device DMA outside live mappings"
+        );
+        let _ = &self.dev;
+    }
+}
+
+/// Segment size and count of the done-when runs: 64 segments of 256 KiB (a 16 MiB buffer), so
+/// 1 GiB is 4096 segments, 64 laps of the buffer.
+const SEG: u32 = 256 * 1024;
+const SEGS: u32 = 64;
+const GIB_SEGMENTS: u64 = (1 << 30) / SEG as u64;
+
+const STRATEGIES: [Strategy; 4] = [
+    Strategy::CommonBufferFromMdl,
+    Strategy::PersistentSg,
+    Strategy::PerSegment,
+    Strategy::Staging,
+];
+
+/// Whether `s` is correct on `profile` (the driver must refuse it otherwise):
+/// `CreateCommonBufferFromMdl` needs DMA remapping for a user buffer, whose pages are never
+/// physically contiguous; every other strategy is correct everywhere with a version 3 adapter.
+fn valid(s: Strategy, profile: &str) -> bool {
+    s != Strategy::CommonBufferFromMdl || Profile::parse(profile).is_ok_and(|p| p.iommu)
+}
+
+fn start(l: &Lab, p: &Process, h: &Handle, dir: Direction, s: Strategy) -> Result<(), NTSTATUS> {
+    let flags = if dir == Direction::Playback {
+        START_FLAG_VERIFY
+    } else {
+        0
+    };
+    let c = Client::start(p, h, &l.m, 0, dir, SEG, SEGS, s, flags)?;
+    let o = c.run(GIB_SEGMENTS);
+    assert!(
+        o.verified >= GIB_SEGMENTS && o.bad == 0 && !o.ended_early,
+        "{s:?} {dir:?}: {o:?}"
+    );
+    assert_eq!(o.strategy, s as u32, "the strategy in use is reported");
+    assert_eq!(o.bytes, o.verified * u64::from(SEG));
+    let (st, r) = c.stop();
+    assert_eq!((st, r.status), (STATUS_SUCCESS, STATUS_SUCCESS));
+    assert!(
+        r.information as u64 >= GIB_SEGMENTS * u64::from(SEG),
+        "the START completes with the bytes moved"
+    );
+    Ok(())
+}
+
+/// The done-when matrix for one profile: 1 GiB captured and 1 GiB played back (the device
+/// verifying the pattern) with every valid strategy; every invalid one refused.
+fn matrix(profile: &str) {
+    let l = lab(profile);
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    for s in STRATEGIES {
+        for dir in [Direction::Capture, Direction::Playback] {
+            match start(&l, &p, &h, dir, s) {
+                Ok(()) => assert!(valid(s, profile), "{s:?} on {profile} must be refused"),
+                Err(st) => {
+                    assert!(
+                        !valid(s, profile),
+                        "{s:?} {dir:?} on {profile} failed: {st:#x}"
+                    );
+                    assert_eq!(st, STATUS_NOT_SUPPORTED, "a clear refusal");
+                }
+            }
+        }
+    }
+    let s = stats(&p, &h);
+    assert_eq!(s.stream_errors, 0);
+    assert_eq!(l.dev.counters().errors, 0, "the device saw no DMA fault");
+    p.close(h).unwrap();
+    l.finish();
+}
+
+#[test]
+fn coherent_every_strategy_one_gib_each_way() {
+    matrix("coherent");
+}
+
+#[test]
+fn iommu_every_strategy_one_gib_each_way() {
+    matrix("iommu");
+}
+
+#[test]
+fn bounce_every_strategy_one_gib_each_way() {
+    matrix("bounce");
+}
+
+#[test]
+fn noncoherent_every_strategy_one_gib_each_way() {
+    matrix("noncoherent");
+}
+
+#[test]
+fn verifier_every_strategy_one_gib_each_way() {
+    matrix("verifier");
+}
+
+#[test]
+fn verifier_iommu_every_strategy_one_gib_each_way() {
+    matrix("verifier+iommu");
+}
+
+#[test]
+fn automatic_choice_is_the_best_correct_strategy() {
+    for (profile, want) in [
+        ("coherent", Strategy::PersistentSg),
+        ("iommu", Strategy::CommonBufferFromMdl),
+        ("verifier", Strategy::PersistentSg),
+        ("verifier+iommu", Strategy::CommonBufferFromMdl),
+    ] {
+        let l = lab(profile);
+        let p = l.host().process();
+        let h = p.open(&l.node).unwrap();
+        let c = Client::start(
+            &p,
+            &h,
+            &l.m,
+            1,
+            Direction::Capture,
+            64 * 1024,
+            16,
+            Strategy::Auto,
+            0,
+        )
+        .unwrap();
+        let o = c.run(64);
+        assert!(o.verified >= 64 && o.bad == 0, "{profile}: {o:?}");
+        assert_eq!(o.strategy, want as u32, "{profile}");
+        let (st, r) = c.stop();
+        assert_eq!((st, r.status), (STATUS_SUCCESS, STATUS_SUCCESS));
+        assert_eq!(stats(&p, &h).stream_strategy, want as u64);
+        p.close(h).unwrap();
+        l.finish();
+    }
+}
+
+#[test]
+fn a_version_2_adapter_streams_by_staging_and_refuses_what_needs_version_3() {
+    let p = Profile::VERIFIER;
+    let m = Machine::new(Config {
+        max_description_version: 2,
+        ..Config::with_profile(p)
+    });
+    let (dev, att) = RhcaDevice::attach(&m, ModelConfig::default()).unwrap();
+    let worker = dev.spawn_worker();
+    let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).unwrap();
+    let node = host.add_device(&att, InterruptResources::Msi(2)).unwrap();
+    host.start(&node).unwrap();
+    let l = Lab {
+        m,
+        host: Some(host),
+        node,
+        dev,
+        att,
+        worker: Some(worker),
+    };
+    let pr = l.host().process();
+    let h = pr.open(&l.node).unwrap();
+    for s in [
+        Strategy::CommonBufferFromMdl,
+        Strategy::PersistentSg,
+        Strategy::PerSegment,
+    ] {
+        let r = Client::start(&pr, &h, &l.m, 0, Direction::Capture, 65536, 8, s, 0);
+        assert_eq!(r.err(), Some(STATUS_NOT_SUPPORTED), "{s:?}");
+    }
+    let c = Client::start(
+        &pr,
+        &h,
+        &l.m,
+        0,
+        Direction::Capture,
+        65536,
+        8,
+        Strategy::Auto,
+        0,
+    )
+    .unwrap();
+    let o = c.run(32);
+    assert!(o.verified >= 32 && o.bad == 0, "{o:?}");
+    assert_eq!(o.strategy, Strategy::Staging as u32);
+    let _ = c.stop();
+    pr.close(h).unwrap();
+    l.finish();
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let l = lab("verifier");
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let go = |engine, seg, count, s| {
+        Client::start(&p, &h, &l.m, engine, Direction::Capture, seg, count, s, 0).err()
+    };
+    assert_eq!(
+        go(0, 6000, 8, Strategy::Auto),
+        Some(STATUS_INVALID_PARAMETER),
+        "segment size"
+    );
+    assert_eq!(
+        go(0, 65536, 1, Strategy::Auto),
+        Some(STATUS_INVALID_PARAMETER),
+        "one segment"
+    );
+    assert_eq!(
+        go(0, 2 << 20, 4, Strategy::Auto),
+        Some(STATUS_INVALID_PARAMETER),
+        "too large"
+    );
+    assert_eq!(
+        go(9, 65536, 8, Strategy::Auto),
+        Some(STATUS_INVALID_PARAMETER),
+        "no engine 9"
+    );
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        0,
+        Direction::Capture,
+        65536,
+        8,
+        Strategy::Auto,
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        go(0, 65536, 8, Strategy::Auto),
+        Some(STATUS_DEVICE_BUSY),
+        "one stream per engine"
+    );
+    // Another handle may not drive this stream.
+    let h2 = p.open(&l.node).unwrap();
+    let other = Client {
+        h: &h2,
+        ..Client::start(
+            &p,
+            &h2,
+            &l.m,
+            1,
+            Direction::Capture,
+            65536,
+            8,
+            Strategy::Auto,
+            0,
+        )
+        .unwrap()
+    };
+    let w = c.wait(4);
+    assert!(w.count > 0);
+    let spoof = Client { engine: 0, ..other };
+    assert_eq!(
+        spoof.release(w.segments[0].sequence, 1),
+        STATUS_ACCESS_DENIED
+    );
+    // Release must start at the oldest segment held, and cover no more than is held.
+    assert_eq!(
+        c.release(w.segments[0].sequence + 1, 1),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        c.release(w.segments[0].sequence, w.count + 1),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(c.release(w.segments[0].sequence, w.count), STATUS_SUCCESS);
+    let o = c.run(16);
+    assert!(
+        o.verified >= 16 && o.bad == 0,
+        "the stream went on unharmed: {o:?}"
+    );
+    let (st, r) = c.stop();
+    assert_eq!((st, r.status), (STATUS_SUCCESS, STATUS_SUCCESS));
+    let (st, r) = Client { engine: 1, ..spoof }.stop();
+    assert_eq!((st, r.status), (STATUS_SUCCESS, STATUS_SUCCESS));
+    p.close(h2).unwrap();
+    p.close(h).unwrap();
+    l.finish();
+}
+
+#[test]
+fn close_power_cycle_and_cancel_end_a_stream_safely() {
+    let l = lab("verifier+iommu");
+    // Closing the handle mid-stream.
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        0,
+        Direction::Capture,
+        65536,
+        8,
+        Strategy::PersistentSg,
+        0,
+    )
+    .unwrap();
+    let _ = c.run(10);
+    let start = c.start;
+    p.close(h).unwrap();
+    let r = start
+        .wait(std::time::Duration::from_secs(10))
+        .expect("START completes");
+    assert_eq!(r.status, STATUS_CANCELLED);
+    // D0 -> D3 -> D0 mid-stream.
+    let h = p.open(&l.node).unwrap();
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        1,
+        Direction::Playback,
+        65536,
+        8,
+        Strategy::PerSegment,
+        0,
+    )
+    .unwrap();
+    let _ = c.run(10);
+    l.host().power_down(&l.node).unwrap();
+    let r = c
+        .start
+        .wait(std::time::Duration::from_secs(10))
+        .expect("START completes");
+    assert_eq!(r.status, STATUS_CANCELLED);
+    l.host().power_up(&l.node).unwrap();
+    // CancelIoEx on the START.
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        1,
+        Direction::Capture,
+        65536,
+        8,
+        Strategy::Staging,
+        0,
+    )
+    .unwrap();
+    let _ = c.run(10);
+    c.start.cancel().unwrap();
+    let r = c
+        .start
+        .wait(std::time::Duration::from_secs(10))
+        .expect("START completes");
+    assert_eq!(r.status, STATUS_CANCELLED);
+    assert!(r.information >= 10 * 65536, "bytes moved are reported");
+    p.close(h).unwrap();
+    l.finish();
+}
