@@ -7,79 +7,18 @@
     reason = "tests name the lab, process, handle, client and outcome l, p, h, c, o"
 )]
 
-use std::sync::Arc;
+mod common;
 
-use rhca_hw::ioctl::{self, START_FLAG_VERIFY, StatisticsOut, Strategy};
+use common::{Lab, lab, stats};
+use rhca_hw::ioctl::{START_FLAG_VERIFY, Strategy};
 use rhca_hw::stream::Direction;
-use rhca_model::{ModelConfig, RhcaDevice, Worker};
+use rhca_model::{ModelConfig, RhcaDevice};
 use rhca_tests::stream::Client;
-use wdk_sim::wdf::host::{DevNode, Handle, Host, InterruptResources, Mode, Process};
+use wdk_sim::wdf::host::{Handle, Host, InterruptResources, Mode, Process};
 use wdk_sim::{
-    Attached, Config, Machine, NTSTATUS, Profile, STATUS_ACCESS_DENIED, STATUS_CANCELLED,
-    STATUS_DEVICE_BUSY, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
+    Config, Machine, NTSTATUS, Profile, STATUS_ACCESS_DENIED, STATUS_CANCELLED, STATUS_DEVICE_BUSY,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
 };
-
-fn stats(p: &Process, h: &Handle) -> StatisticsOut {
-    let r = p
-        .ioctl(h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
-        .unwrap();
-    StatisticsOut::decode(&r.output).unwrap()
-}
-
-struct Lab {
-    m: Machine,
-    host: Option<Host>,
-    node: DevNode,
-    dev: Arc<RhcaDevice>,
-    att: Attached,
-    worker: Option<Worker>,
-}
-
-fn lab(profile: &str) -> Lab {
-    let p = Profile::parse(profile).expect("profile");
-    let model = if p.bounce {
-        ModelConfig::dma_32bit()
-    } else {
-        ModelConfig::default()
-    };
-    let m = Machine::new(Config::with_profile(p));
-    let (dev, att) = RhcaDevice::attach(&m, model).expect("model");
-    let worker = dev.spawn_worker();
-    let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).expect("DriverEntry");
-    let node = host
-        .add_device(&att, InterruptResources::Msi(2))
-        .expect("AddDevice");
-    host.start(&node).expect("start");
-    Lab {
-        m,
-        host: Some(host),
-        node,
-        dev,
-        att,
-        worker: Some(worker),
-    }
-}
-
-impl Lab {
-    const fn host(&self) -> &Host {
-        self.host.as_ref().unwrap()
-    }
-
-    /// Removes the device and unloads the driver; the machine must be clean.
-    fn finish(mut self) {
-        let host = self.host.take().unwrap();
-        host.remove(&self.node).expect("remove");
-        host.unload().expect("unload");
-        drop(self.worker.take());
-        assert_eq!(self.m.leaks().unwrap(), Vec::<String>::new(), "leaks");
-        assert!(self.m.bugcheck().is_none(), "{:?}", self.m.bugcheck());
-        assert!(
-            self.m.stray_dma(self.att.slot).is_empty(),
-            "device DMA outside live mappings"
-        );
-        let _ = &self.dev;
-    }
-}
 
 /// Segment size and count of the done-when runs: 64 segments of 256 KiB (a 16 MiB buffer), so
 /// 1 GiB is 4096 segments, 64 laps of the buffer.

@@ -653,6 +653,7 @@ fn stop_device(d: &DevNode, target: WDF_POWER_DEVICE_STATE, release: bool) {
                 Ok(())
             });
         }
+        flush_dpcs(&interrupts);
         if let Some(f) = pnp.EvtDeviceD0Exit {
             // SAFETY: the driver's callback.
             let _ = callback(|| unsafe { f(d.device as WDFDEVICE, target) });
@@ -714,6 +715,21 @@ fn remove_device(d: &DevNode) {
     if let Some(f) = cleanup {
         // SAFETY: the driver's callback.
         callback(|| unsafe { f(d.device as WDFDEVICE) });
+    }
+    // Deleting a work item waits for its callback (KMDF flushes it): the device's are flushed
+    // before the device and its context go away.
+    let items = with_state(|st, _| {
+        Ok(st
+            .wdf
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(o.kind, Kind::WorkItem(_)) && o.parent == Some(d.device))
+            .map(|(&h, _)| h)
+            .collect::<Vec<usize>>())
+    });
+    for w in items {
+        // SAFETY: a live work item of the device, flushed at PASSIVE_LEVEL.
+        unsafe { super::functions::WdfWorkItemFlush(w as crate::WDFWORKITEM) };
     }
     let objs = with_state(|st, _| {
         let live: Vec<usize> = st
@@ -970,25 +986,55 @@ fn isr(slot: usize, message: u32) {
 
 fn run_dpcs() {
     set_irql(DISPATCH_LEVEL);
-    loop {
-        let next = with_state(|st, _| {
-            let w = &mut st.wdf;
-            let Some(h) = w.dpcs.pop_front() else {
-                return Ok(None);
-            };
-            let Ok(i) = w.interrupt(h) else {
-                return Ok(Some((h, None, 0)));
-            };
-            i.dpc_queued = false;
-            Ok(Some((h, i.config.EvtInterruptDpc, i.device)))
+    while let Some(h) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let h = w.dpcs.pop_front();
+        w.dpc_running = h;
+        Ok(h)
+    }) {
+        run_dpc(h);
+        with_state(|st, _| {
+            st.wdf.dpc_running = None;
+            Ok(())
         });
-        let Some((h, f, dev)) = next else { break };
-        if let Some(f) = f {
-            // SAFETY: the driver's DPC at DISPATCH_LEVEL with its interrupt and device.
-            callback(|| unsafe { f(h as WDFINTERRUPT, dev as PVOID) });
-        }
     }
     set_irql(PASSIVE_LEVEL);
+}
+
+/// Calls interrupt `h`'s `EvtInterruptDpc` (dequeued by the caller) at `DISPATCH_LEVEL`.
+fn run_dpc(h: usize) {
+    let (f, dev) = with_state(|st, _| {
+        let Ok(i) = st.wdf.interrupt(h) else {
+            return Ok((None, 0));
+        };
+        i.dpc_queued = false;
+        Ok((i.config.EvtInterruptDpc, i.device))
+    });
+    if let Some(f) = f {
+        let old = crate::machine::irql();
+        set_irql(DISPATCH_LEVEL);
+        // SAFETY: the driver's DPC at DISPATCH_LEVEL with its interrupt and device.
+        callback(|| unsafe { f(h as WDFINTERRUPT, dev as PVOID) });
+        set_irql(old);
+    }
+}
+
+/// After interrupts are disconnected, their DPCs are flushed (as KMDF does before
+/// `EvtDeviceD0Exit`): queued ones run now on this CPU, and a running one is waited for.
+fn flush_dpcs(interrupts: &[usize]) {
+    while let Some(h) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let at = w.dpcs.iter().position(|h| interrupts.contains(h));
+        Ok(at.and_then(|i| w.dpcs.remove(i)))
+    }) {
+        run_dpc(h);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while with_state(|st, _| Ok(st.wdf.dpc_running.is_some_and(|h| interrupts.contains(&h))))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 // ---- queues and requests ----

@@ -313,6 +313,8 @@ pub(crate) struct WdfState {
     pub(crate) inits: HashMap<usize, DeviceInitData>,
     /// Interrupts whose DPC is queued, in order.
     pub(crate) dpcs: VecDeque<usize>,
+    /// The interrupt whose DPC the interrupt CPU is running.
+    pub(crate) dpc_running: Option<usize>,
     /// Work items enqueued, in order (run by a system worker thread at `PASSIVE_LEVEL`).
     pub(crate) work_items: VecDeque<usize>,
     /// The interrupt CPU's mailbox.

@@ -1,0 +1,82 @@
+//! The stream tests' machine: the driver loaded on a simulated machine with the device model,
+//! started with two MSI-X messages.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses part of the harness; `expect` would fail in the others"
+)]
+
+use std::sync::Arc;
+
+use rhca_hw::ioctl::{self, StatisticsOut};
+use rhca_model::{ModelConfig, RhcaDevice, Worker};
+use wdk_sim::wdf::host::{DevNode, Handle, Host, InterruptResources, Mode, Process};
+use wdk_sim::{Attached, Config, Machine, Profile};
+
+pub fn stats(p: &Process, h: &Handle) -> StatisticsOut {
+    let r = p
+        .ioctl(h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
+        .unwrap();
+    StatisticsOut::decode(&r.output).unwrap()
+}
+
+pub struct Lab {
+    pub m: Machine,
+    pub host: Option<Host>,
+    pub node: DevNode,
+    pub dev: Arc<RhcaDevice>,
+    pub att: Attached,
+    pub worker: Option<Worker>,
+}
+
+pub fn lab(profile: &str) -> Lab {
+    lab_with(Config::with_profile(
+        Profile::parse(profile).expect("profile"),
+    ))
+}
+
+/// A lab on a machine built from `config`.
+pub fn lab_with(config: Config) -> Lab {
+    let model = if config.profile.bounce {
+        ModelConfig::dma_32bit()
+    } else {
+        ModelConfig::default()
+    };
+    let m = Machine::new(config);
+    let (dev, att) = RhcaDevice::attach(&m, model).expect("model");
+    let worker = dev.spawn_worker();
+    let host = Host::load_with(&m, rhca::driver_entry, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Msi(2))
+        .expect("AddDevice");
+    host.start(&node).expect("start");
+    Lab {
+        m,
+        host: Some(host),
+        node,
+        dev,
+        att,
+        worker: Some(worker),
+    }
+}
+
+impl Lab {
+    pub const fn host(&self) -> &Host {
+        self.host.as_ref().unwrap()
+    }
+
+    /// Removes the device and unloads the driver; the machine must be clean.
+    pub fn finish(mut self) {
+        let host = self.host.take().unwrap();
+        host.remove(&self.node).expect("remove");
+        host.unload().expect("unload");
+        drop(self.worker.take());
+        assert_eq!(self.m.leaks().unwrap(), Vec::<String>::new(), "leaks");
+        assert!(self.m.bugcheck().is_none(), "{:?}", self.m.bugcheck());
+        assert!(
+            self.m.stray_dma(self.att.slot).is_empty(),
+            "device DMA outside live mappings"
+        );
+        let _ = &self.dev;
+    }
+}
