@@ -222,6 +222,8 @@ pub struct Hca {
     streams: Vec<Option<alloc::boxed::Box<stream::Stream>>>,
     /// Engines reserved by a START being built.
     reserved: u8,
+    /// Per engine: segments a released stream left undelivered.
+    leftovers: Vec<Option<stream::Leftover>>,
     /// START requests whose cancel routine and finisher meet.
     rendezvous: Vec<stream::Rendezvous>,
     overflow: VecDeque<Waiting>,
@@ -355,6 +357,9 @@ impl Hca {
                 .map(|_| None)
                 .collect(),
             reserved: 0,
+            leftovers: (0..caps.stream_engines.min(regs::MAX_STREAM_ENGINES))
+                .map(|_| None)
+                .collect(),
             rendezvous: Vec::new(),
             overflow: VecDeque::new(),
             sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],

@@ -303,6 +303,11 @@ pub mod stream {
                         }
                     }
                 }
+                if w.flags & WAIT_FLAG_ENDED != 0 {
+                    // The last segments of a stream that ended: nothing to hand back.
+                    o.ended_early = true;
+                    break;
+                }
                 let st = self.release(got[0].sequence, w.count);
                 assert_eq!(st, STATUS_SUCCESS, "RELEASE status");
             }

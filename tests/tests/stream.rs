@@ -368,3 +368,31 @@ fn close_power_cycle_and_cancel_end_a_stream_safely() {
     p.close(h).unwrap();
     l.finish();
 }
+
+#[test]
+fn an_engine_dma_error_ends_the_stream_with_an_error_and_releases_everything() {
+    for s in [
+        Strategy::PersistentSg,
+        Strategy::PerSegment,
+        Strategy::Staging,
+    ] {
+        let l = lab("verifier+iommu");
+        let p = l.host().process();
+        let h = p.open(&l.node).unwrap();
+        let c = Client::start(&p, &h, &l.m, 0, Direction::Capture, 65536, 8, s, 0).unwrap();
+        assert_eq!(c.run(8).bad, 0);
+        l.dev.inject(rhca_model::Fault::StreamDmaError(0));
+        let o = c.run(64);
+        assert!(o.ended_early, "{s:?}: the stream ends: {o:?}");
+        assert!(o.bad >= 1, "the failed segment is reported as such");
+        let r = c.finish();
+        assert_eq!(r.status, wdk_sim::STATUS_IO_DEVICE_ERROR, "{s:?}");
+        assert!(stats(&p, &h).stream_errors >= 1);
+        // The engine works again for the next stream.
+        let c = Client::start(&p, &h, &l.m, 0, Direction::Capture, 65536, 8, s, 0).unwrap();
+        assert_eq!(c.run(16).bad, 0);
+        let _ = c.stop();
+        p.close(h).unwrap();
+        l.finish();
+    }
+}

@@ -423,6 +423,24 @@ impl Stream {
     }
 }
 
+/// Segments a released stream left undelivered, for its handle's next WAIT.
+#[derive(Debug)]
+pub struct Leftover {
+    file: File,
+    ready: VecDeque<SegmentInfo>,
+}
+
+/// Moves up to `max` (1..=16) ready segments into `out`; returns how many.
+fn take_ready(ready: &mut VecDeque<SegmentInfo>, out: &mut StreamWaitOut, max: u32) -> u32 {
+    let k = (max as usize).clamp(1, MAX_WAIT_SEGMENTS).min(ready.len());
+    for slot in out.segments.iter_mut().take(k) {
+        if let Some(e) = ready.pop_front() {
+            *slot = e;
+        }
+    }
+    k as u32
+}
+
 /// Writes descriptor entries at entry `first` of `table`; the last one is marked last.
 fn write_entries(table: &CommonBuffer, first: usize, entries: &[(u64, u32)]) {
     let mut b = [0u8; stream::DESC_SIZE];
@@ -472,6 +490,9 @@ impl Hca {
             return Err(crate::sys::STATUS_DEVICE_BUSY);
         }
         self.reserved |= 1 << n;
+        if let Some(l) = self.leftovers.get_mut(n as usize) {
+            *l = None;
+        }
         Ok(())
     }
 
@@ -847,7 +868,8 @@ impl Hca {
     /// `RELEASE`: the application hands back `count` segments from `first`, the oldest it holds.
     ///
     /// # Errors
-    /// `STATUS_INVALID_DEVICE_STATE` (no stream), `STATUS_ACCESS_DENIED` (another handle's
+    /// `STATUS_INVALID_DEVICE_STATE` (no stream, and none ended on this handle),
+    /// `STATUS_ACCESS_DENIED` (another handle's
     /// stream), `STATUS_INVALID_PARAMETER` (not the oldest held, or more than held).
     pub fn stream_release(
         &mut self,
@@ -858,7 +880,12 @@ impl Hca {
         at: &AtDispatch<'_>,
     ) -> Result<(), NTSTATUS> {
         let Some(mut s) = self.streams.get_mut(n as usize).and_then(Option::take) else {
-            return Err(crate::sys::STATUS_INVALID_DEVICE_STATE);
+            // Segments of a stream that has ended go nowhere: handing them back is harmless for
+            // the handle that ran it, and an error for anyone else.
+            return match self.leftovers.get(n as usize) {
+                Some(Some(l)) if l.file == file => Ok(()),
+                _ => Err(crate::sys::STATUS_INVALID_DEVICE_STATE),
+            };
         };
         let r = if s.file != file {
             Err(crate::sys::STATUS_ACCESS_DENIED)
@@ -901,14 +928,24 @@ impl Hca {
         max: u32,
     ) -> Result<Option<StreamWaitOut>, NTSTATUS> {
         let Some(s) = self.streams.get_mut(n as usize).and_then(Option::as_mut) else {
-            // No stream (never started, or released): the wait ends at once.
-            return Ok(Some(StreamWaitOut {
+            // No stream: the segments a released stream left undelivered go to its handle
+            // first, the last of them flagged as the end; otherwise the wait ends at once.
+            let strategy = self.stats.stream_strategy as u32;
+            let mut out = StreamWaitOut {
                 engine: n,
-                strategy: self.stats.stream_strategy as u32,
-                count: 0,
+                strategy,
                 flags: WAIT_FLAG_ENDED,
                 ..StreamWaitOut::default()
-            }));
+            };
+            if let Some(Some(left)) = self.leftovers.get_mut(n as usize)
+                && file.is_none_or(|f| f == left.file)
+            {
+                out.count = take_ready(&mut left.ready, &mut out, max);
+                if !left.ready.is_empty() {
+                    out.flags = 0;
+                }
+            }
+            return Ok(Some(out));
         };
         if file.is_some_and(|f| f != s.file) {
             return Err(crate::sys::STATUS_ACCESS_DENIED);
@@ -921,16 +958,8 @@ impl Hca {
             strategy: s.strategy() as u32,
             ..StreamWaitOut::default()
         };
-        let k = (max as usize)
-            .clamp(1, MAX_WAIT_SEGMENTS)
-            .min(s.ready.len());
-        for slot in out.segments.iter_mut().take(k) {
-            if let Some(e) = s.ready.pop_front() {
-                *slot = e;
-            }
-        }
-        out.count = k as u32;
-        s.app_next += k as u64;
+        out.count = take_ready(&mut s.ready, &mut out, max);
+        s.app_next += u64::from(out.count);
         Ok(Some(out))
     }
 
@@ -970,6 +999,10 @@ impl Hca {
             } else if s.ending.is_none() {
                 s.ending = Some(all.unwrap_or(EndReason::Stopped));
             }
+            self.leftovers[n] = Some(Leftover {
+                file: s.file,
+                ready: core::mem::take(&mut s.ready),
+            });
             let start_owner = if s.cancel_ran || s.request.unmark_cancelable().is_ok() {
                 StartOwner::Finisher
             } else {

@@ -226,12 +226,7 @@ pub(super) fn deliver_waits(h: &mut Hca, queues: &[Queue]) -> Vec<(Request, Stre
         let n = n as u32;
         while h.stream_has_ready(n) {
             let Some(req) = q.retrieve_next() else { break };
-            let mut b = [0u8; StreamWaitIn::SIZE];
-            let max = req
-                .read_input(&mut b)
-                .ok()
-                .and_then(|()| StreamWaitIn::decode(&b).ok())
-                .map_or(1, |i| i.max_segments);
+            let max = req.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
             match h.stream_wait(n, None, max) {
                 Ok(Some(o)) => out.push((req, o)),
                 _ => out.push((req, ended(n))),
@@ -287,9 +282,16 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
         for s in f.stops {
             s.complete(STATUS_SUCCESS, 0);
         }
+        // WAITs still queued get what the stream left, then the end.
         if let Some(q) = queues.get(f.engine as usize) {
             while let Some(w) = q.retrieve_next() {
-                complete_wait(w, &ended(f.engine));
+                let max = w.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
+                let file = w.file();
+                let out = with_hca(c, |h, _| h.stream_wait(f.engine, Some(file), max))
+                    .and_then(Result::ok)
+                    .flatten()
+                    .unwrap_or_else(|| ended(f.engine));
+                complete_wait(w, &out);
             }
         }
     }
