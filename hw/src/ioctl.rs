@@ -842,7 +842,7 @@ abi_struct! {
         pub mad_receives: u64,
         /// MADs dropped because the backlog was full.
         pub mad_receive_drops: u64,
-        /// Scatter/gather mappings made.
+        /// Scatter/gather mappings made by the MAD path (stream mappings are not counted).
         pub mappings_made: u64,
         /// Scatter/gather mappings released.
         pub mappings_released: u64,

@@ -28,6 +28,24 @@ pub struct Report {
     leaks: Vec<String>,
     elapsed: Duration,
     errors: Vec<String>,
+    /// The capture stream: segments verified, segments bad, bytes, strategy.
+    stream: Option<rhca_tests::stream::Outcome>,
+}
+
+/// The capture stream of a run: 64 segments of 256 KiB (a 16 MiB circular buffer), 1024
+/// segments (256 MiB, 16 laps) moved and verified.
+const STREAM_SEG: u32 = 256 * 1024;
+const STREAM_SEGS: u32 = 64;
+const STREAM_TOTAL: u64 = 1024;
+
+const fn strategy_name(v: u32) -> &'static str {
+    match ioctl::Strategy::from_u32(v) {
+        Ok(ioctl::Strategy::CommonBufferFromMdl) => "CreateCommonBufferFromMdl",
+        Ok(ioctl::Strategy::PersistentSg) => "persistent S/G + FlushDmaBuffer",
+        Ok(ioctl::Strategy::PerSegment) => "per-segment S/G",
+        Ok(ioctl::Strategy::Staging) => "common-buffer staging",
+        _ => "?",
+    }
 }
 
 fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> Result<SendMadIn, String> {
@@ -225,6 +243,8 @@ fn drive(
             }
         }
     }
+    say("capturing a stream (16 MiB circular buffer, 256 MiB, every segment verified)");
+    capture(m, &p, &h, rep);
     if let Ok(r) = p.ioctl(&h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
         && let Ok(st) = StatisticsOut::decode(&r.output)
     {
@@ -236,6 +256,40 @@ fn drive(
     host.remove(&node)?;
     host.unload()?;
     Ok(())
+}
+
+/// The run's capture stream, as an application runs it: START, WAIT/verify/RELEASE, STOP.
+fn capture(m: &Machine, p: &Process, h: &Handle, rep: &mut Report) {
+    match rhca_tests::stream::Client::start(
+        p,
+        h,
+        m,
+        0,
+        rhca_hw::stream::Direction::Capture,
+        STREAM_SEG,
+        STREAM_SEGS,
+        ioctl::Strategy::Auto,
+        0,
+    ) {
+        Ok(client) => {
+            let o = client.run(STREAM_TOTAL);
+            let (st, done) = client.stop();
+            if st != STATUS_SUCCESS || done.status != STATUS_SUCCESS {
+                rep.errors.push(format!(
+                    "stream STOP {st:#x}, START completed {:#x}",
+                    done.status
+                ));
+            }
+            if o.bad > 0 || o.verified < STREAM_TOTAL {
+                rep.errors.push(format!(
+                    "stream: {} segments verified, {} bad",
+                    o.verified, o.bad
+                ));
+            }
+            rep.stream = Some(o);
+        }
+        Err(st) => rep.errors.push(format!("stream START failed: {st:#x}")),
+    }
 }
 
 impl Report {
@@ -255,7 +309,7 @@ impl Report {
         } else {
             // Both counts are far below 2^52: the ratio is exact enough for a report.
             #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-            let r = self.sg_lists as f64 / mads as f64;
+            let r = self.stats.mappings_made as f64 / mads as f64;
             r
         }
     }
@@ -287,7 +341,7 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "DMA: {} scatter/gather lists built, {} put ({:.2} per MAD); {} interrupts, {} DPCs; {} hostile CQEs",
+            "DMA: {} scatter/gather lists built, {} put (all adapters; MAD path {:.2} per MAD); {} interrupts, {} DPCs; {} hostile CQEs",
             self.sg_lists,
             self.sg_lists_put,
             self.maps_per_mad(),
@@ -295,6 +349,17 @@ impl Report {
             s.dpcs,
             s.hostile_cqes
         );
+        if let Some(st) = &self.stream {
+            let _ = writeln!(
+                o,
+                "stream: capture, {} — {} MiB moved, {} segments verified, {} bad; {} flushes",
+                strategy_name(st.strategy),
+                st.bytes >> 20,
+                st.verified,
+                st.bad,
+                s.stream_flushes
+            );
+        }
         let _ = writeln!(
             o,
             "verifier: {}",
@@ -341,7 +406,7 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
+            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
             json_str(&self.profile),
             self.ok(),
             self.elapsed.as_millis(),
@@ -355,6 +420,16 @@ impl Report {
             self.sg_lists_put,
             self.maps_per_mad(),
             self.stats.hostile_cqes,
+            self.stream.map_or_else(
+                || "null".to_owned(),
+                |st| format!(
+                    "{{\"direction\":\"capture\",\"strategy\":{},\"bytes\":{},\"segments_verified\":{},\"segments_bad\":{}}}",
+                    json_str(strategy_name(st.strategy)),
+                    st.bytes,
+                    st.verified,
+                    st.bad
+                )
+            ),
             list(&self.bugchecks),
             list(&self.leaks),
             list(&self.errors),
@@ -388,6 +463,8 @@ mod tests {
         assert!(r.ok(), "{}", r.text());
         assert_eq!(r.nodes.len(), 5, "local HCA, switch and three remotes");
         assert_eq!(r.perf_answers, 300);
+        let st = r.stream.expect("a capture stream ran");
+        assert!(st.verified >= STREAM_TOTAL && st.bad == 0, "{st:?}");
         let j = r.json();
         for key in [
             "\"bugchecks\":[]",
@@ -395,6 +472,8 @@ mod tests {
             "\"mads_sent\":315",
             "\"mads_received\":315",
             "\"maps_per_mad\":",
+            "\"stream\":{\"direction\":\"capture\",\"strategy\":\"CreateCommonBufferFromMdl\"",
+            "\"segments_bad\":0",
         ] {
             assert!(j.contains(key), "{key} in {j}");
         }

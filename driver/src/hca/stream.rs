@@ -636,7 +636,6 @@ impl Hca {
                             } else {
                                 write_entries(&s.table, (idx * *group) as usize, &entries);
                                 maps[idx as usize] = Some(m);
-                                self.stats.mappings_made += 1;
                                 true
                             }
                         }
@@ -740,7 +739,6 @@ impl Hca {
                 (Access::PerSegment { maps, .. }, _) => {
                     if let Some(m) = maps[i as usize].take() {
                         m.release(at);
-                        self.stats.mappings_released += 1;
                     }
                 }
                 (Access::Staging(pages), Direction::Capture) => {
