@@ -6,18 +6,18 @@
 //! into an externally supplied circular buffer through one persistent mapping with an explicit
 //! flush per segment. See `../shared/ARCHITECTURE.md` and `docs/dma.md`.
 //!
-//! What this crate owns, as the workspace issues fill it in:
-//! - [`sys`]: the only platform switch (`wdk_sys` on Windows, `wdk_sim` elsewhere);
-//! - `dma`: safe RAII layers over the HAL DMA surface (`Adapter`, `CommonBuffer`, `SgMapping`,
-//!   `PersistentMapping`), where the driver's DMA `unsafe` lives;
-//! - the KMDF callbacks: `DriverEntry`, `EvtDriverDeviceAdd`, PnP/power, ISR/DPC, the IOCTL queue;
-//! - the MAD send/receive path and the stream engine path, built on `rhca-hw`.
-//!
-//! Today it holds the platform switch and the DMA layer ([`dma`]). On Windows the crate does not
-//! yet link as a driver: `DriverEntry` arrives with the rest of the driver issue.
+//! What this crate owns:
+//! - [`sys`]: the only platform switch (`wdk_sys` on Windows, `wdk_sim` elsewhere), and the typed
+//!   KMDF boundary ([`sys::wdf`]);
+//! - [`dma`]: safe RAII layers over the HAL DMA surface (`Adapter`, `CommonBuffer`, `SgMapping`,
+//!   `UserBuffer`, `MdlCommonBuffer`), where the driver's DMA `unsafe` lives;
+//! - [`hca`]: the rings, the MAD send/receive path and the stream engines ([`hca::stream`]),
+//!   built on `rhca-hw`;
+//! - [`kmdf`]: `DriverEntry`'s callbacks — device add, `PnP`/power, ISR/DPC, the IOCTL queue, the
+//!   stream work item.
 //!
 //! # Safety story
-//! `unsafe` is confined to [`sys`], the `dma` module and (later) the KMDF boundary; every block
+//! `unsafe` is confined to [`sys`] (with the KMDF boundary [`sys::wdf`]) and [`dma`]; every block
 //! carries a SAFETY comment and every `unsafe fn` a `# Safety` section (workspace lints).
 
 #![no_std]
