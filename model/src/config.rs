@@ -71,6 +71,10 @@ pub struct ModelConfig {
     pub stream_rate: Option<u64>,
     /// Inbound packets the device buffers while no receive WQE is posted; more are dropped.
     pub receive_buffering: usize,
+    /// Benchmark data: capture writes the same bytes for every segment (the pattern of sequence
+    /// 0, generated once) and playback is never verified, so that the engine's cost is the data
+    /// movement alone, as a real device's is (`rhca-lab bench`). Verification is off then.
+    pub bench_data: bool,
 }
 
 impl Default for ModelConfig {
@@ -85,6 +89,7 @@ impl Default for ModelConfig {
             reset_time: Duration::from_micros(50),
             stream_rate: None,
             receive_buffering: 64,
+            bench_data: false,
         }
     }
 }

@@ -12,7 +12,9 @@
 //!   SMPs and `PerfMgt` GMPs with IBTA layouts, unsolicited SMPs, loopback;
 //! - the stream engines (descriptor table read once, credits, per-segment records, the
 //!   verifiable data pattern of `rhca_hw::stream`, rates);
-//! - fault injection ([`Fault`], [`RandomFaults`]) and [`Counters`].
+//! - fault injection ([`Fault`], [`RandomFaults`]) and [`Counters`];
+//! - [`rig`]: a host side without a driver — rings laid out and WQEs posted by hand through the
+//!   HAL — for the model's own tests and the raw-ring baselines of `rhca-lab bench`.
 //!
 //! The model is a careful ASIC, not a helper: it trusts nothing the driver wrote, and reports
 //! every mistake a real device would notice through `ERR_SYNDROME` and CQE status.
@@ -34,6 +36,7 @@
 pub mod config;
 pub mod device;
 pub mod fabric;
+pub mod rig;
 
 pub use config::{Counters, FabricConfig, Fault, ModelConfig, RandomFaults, RemoteNode};
 pub use device::{RhcaDevice, Worker};

@@ -4,15 +4,13 @@
 
 #![expect(clippy::cast_possible_truncation, reason = "test geometry is small")]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use rhca_hw::cqe::{self, Cqe, Posted};
 use rhca_hw::mad::{self, attr};
 use rhca_hw::regs::{self, ErrorCode, WqId, cq, wq};
 use rhca_hw::wqe::{Ctrl, Opcode, Payload};
+use rhca_model::rig::*;
 use rhca_model::{Fault, RandomFaults};
 use wdk_sim::{Interrupt, Profile};
 

@@ -4,13 +4,11 @@
 
 #![expect(clippy::cast_possible_truncation, reason = "test geometry is small")]
 
-mod common;
-
-use common::*;
 use rhca_hw::cqe;
 use rhca_hw::mad::{self, attr};
 use rhca_hw::regs::{WqId, db, se};
 use rhca_hw::stream::{self, Descriptor};
+use rhca_model::rig::*;
 use wdk_sim::Profile;
 
 /// MAD round trips with a fresh mapping per post, then a short capture through a persistent

@@ -8,9 +8,6 @@
     reason = "test sizes are small; the SMA test walks every attribute in one story"
 )]
 
-mod common;
-
-use common::*;
 use rhca_hw::attrs::{
     GuidInfo, NodeDescription, NodeInfo, PKeyTable, PortCounters, PortInfo, node_type, port_state,
 };
@@ -18,6 +15,7 @@ use rhca_hw::cqe::{self, Cqe, Posted};
 use rhca_hw::mad::{self, MadHeader, attr, class, method, smp, status};
 use rhca_hw::regs::{self, ErrorCode, WqId, cause, cq, db, wq};
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload};
+use rhca_model::rig::*;
 use rhca_model::{FabricConfig, ModelConfig};
 use wdk_sim::{Config, Interrupt, Profile};
 

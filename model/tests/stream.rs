@@ -8,12 +8,10 @@
     reason = "test geometry is small: segment counts and 32-bit register halves of addresses"
 )]
 
-mod common;
-
-use common::*;
 use rhca_hw::regs::{self, ErrorCode, cause, db, se};
 use rhca_hw::ring::Ring;
 use rhca_hw::stream::{self, Descriptor, Record, RecordStatus};
+use rhca_model::rig::*;
 use rhca_model::{Fault, ModelConfig};
 use wdk_sim::{Config, Profile};
 

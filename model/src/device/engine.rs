@@ -47,6 +47,8 @@ pub(super) struct Engine {
     tokens: u64,
     last_refill: Option<Instant>,
     scratch: Vec<u8>,
+    /// Benchmark data: the scratch holds the fixed capture bytes.
+    bench_filled: bool,
 }
 
 impl Engine {
@@ -304,8 +306,11 @@ impl State {
         let mut scratch = std::mem::take(&mut e.scratch);
         scratch.resize(len as usize, 0);
         let capture = cfg.direction == Direction::Capture;
-        if capture {
+        if capture && !self.cfg.bench_data {
             let _ = stream::fill_pattern(&mut scratch, seq, u64::from(pos));
+        } else if capture && !self.se[n].bench_filled {
+            let _ = stream::fill_pattern(&mut scratch, 0, 0);
+            self.se[n].bench_filled = true;
         }
         if cfg.per_segment && self.se[n].loaded != Some(seq) && !self.load_group(n, cfg, seq) {
             return false;
@@ -344,6 +349,7 @@ impl State {
         if ok
             && !capture
             && self.se[n].verify
+            && !self.cfg.bench_data
             && stream::verify_pattern(&scratch, seq, u64::from(pos))
                 .ok()
                 .flatten()

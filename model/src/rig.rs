@@ -1,47 +1,61 @@
-//! The test rig: a machine, an RHCA model on its bus, a DMA adapter, and helpers that do what
-//! a driver does — lay out rings in common buffers, write WQEs, ring doorbells, poll CQEs — by
-//! hand, through the HAL routines and the device's registers. No driver is involved.
+//! The rig: a machine, an RHCA model on its bus, a DMA adapter, and a host side without a driver.
+//!
+//! Its helpers do what a driver does — lay out rings in common buffers, write WQEs, ring
+//! doorbells, poll CQEs — by hand, through the HAL routines and the device's registers.
+//!
+//! For the model's tests and `rhca-lab bench`'s raw-ring baselines: every helper panics on a
+//! failure (a test failure), which is why they carry no `# Panics` sections.
 
 #![allow(
-    dead_code,
-    reason = "each test binary uses a different subset of the helpers"
+    clippy::cast_possible_truncation,
+    reason = "rig geometry is small: ring sizes, slots and 32-bit register halves of addresses"
 )]
 #![allow(
-    clippy::cast_possible_truncation,
-    reason = "test geometry is small: ring sizes, slots and 32-bit register halves of addresses"
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::missing_errors_doc,
+    reason = "a test rig: every helper panics on failure by design"
 )]
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::{ModelConfig, RhcaDevice};
 use rhca_hw::cqe::{CQE_SIZE, Cqe};
 use rhca_hw::mad::{self, MadHeader};
 use rhca_hw::regs::{self, WqId, cq, db, wq};
 use rhca_hw::ring::Ring;
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
-use rhca_model::{ModelConfig, RhcaDevice};
 use wdk_sim::testkit::{CommonBuffer, Mapping, TestAdapter};
 use wdk_sim::{Attached, Config, Entered, Machine, PciFunction, Profile};
 
 /// A machine with one RHCA and a DMA adapter, entered on the test's thread.
 pub struct Rig {
+    /// The device model.
     pub dev: Arc<RhcaDevice>,
+    /// Where the device sits on the bus (its PDO and slot).
     pub att: Attached,
     buffers: RefCell<Vec<CommonBuffer>>,
     mappings: RefCell<Vec<Mapping>>,
     adapter: Option<TestAdapter>,
     cpu: Option<Entered>,
+    /// The machine.
     pub m: Machine,
 }
 
 /// A created work queue as the driver tracks it.
 #[derive(Debug, Clone, Copy)]
 pub struct WqH {
+    /// Which queue.
     pub id: WqId,
+    /// The ring's CPU address.
     pub va: usize,
+    /// The ring's logical address.
     pub la: u64,
+    /// The ring geometry.
     pub ring: Ring,
+    /// Bytes per WQE.
     pub stride: usize,
     /// Producer ring index (next slot to write).
     pub pi: u32,
@@ -50,7 +64,9 @@ pub struct WqH {
 /// A created completion queue as the driver tracks it.
 #[derive(Debug, Clone)]
 pub struct CqH {
+    /// CQ number.
     pub n: u32,
+    /// The ring geometry.
     pub ring: Ring,
     /// Logical address of every ring byte offset (contiguous or through a page list).
     pub pages: Vec<usize>,
@@ -59,10 +75,12 @@ pub struct CqH {
 }
 
 impl Rig {
+    /// A rig on a machine with `profile` and the default device.
     pub fn new(profile: Profile) -> Self {
         Self::with(Config::with_profile(profile), ModelConfig::default())
     }
 
+    /// A rig on a machine built from `config`, with device `model`.
     pub fn with(config: Config, model: ModelConfig) -> Self {
         let width = model.caps.dma_width;
         let m = Machine::new(config);
@@ -80,14 +98,17 @@ impl Rig {
         }
     }
 
+    /// The DMA adapter.
     pub const fn adapter(&self) -> &TestAdapter {
         self.adapter.as_ref().expect("adapter")
     }
 
+    /// Reads the register at BAR0 offset `off`.
     pub fn r(&self, off: u32) -> u32 {
         self.dev.mmio_read(0, u64::from(off))
     }
 
+    /// Writes the register at BAR0 offset `off`.
     pub fn w(&self, off: u32, v: u32) {
         self.dev.mmio_write(0, u64::from(off), v);
     }
@@ -155,16 +176,19 @@ impl Rig {
         self.adapter().unmap_read(m)
     }
 
+    /// Writes host memory at `va` as the CPU.
     pub fn write(&self, va: usize, data: &[u8]) {
         self.m.cpu_write(va, data).unwrap();
     }
 
+    /// Reads `len` bytes of host memory at `va` as the CPU.
     pub fn read(&self, va: usize, len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
         self.m.cpu_read(va, &mut v).unwrap();
         v
     }
 
+    /// Creates CQ `n` with `2^log_entries` entries in one contiguous common buffer.
     pub fn create_cq(&self, n: u32, log_entries: u32) -> CqH {
         let ring = Ring::from_log2(log_entries).unwrap();
         let len = ring.entries() * CQE_SIZE as u32;
@@ -218,6 +242,7 @@ impl Rig {
         }
     }
 
+    /// Creates work queue `id` reporting to CQ `cqn`.
     pub fn create_wq(&self, id: WqId, log_entries: u32, log_stride: u32, cqn: u32) -> WqH {
         let ring = Ring::from_log2(log_entries).unwrap();
         let stride = 1usize << log_stride;
@@ -261,6 +286,7 @@ impl Rig {
         q.pi = q.ring.next(at).raw();
     }
 
+    /// Rings `q`'s doorbell with its producer index.
     pub fn ring(&self, q: &WqH) {
         // The release fence a driver issues here is implicit: the test thread wrote the WQE
         // through the machine lock the device's fetch also takes.
@@ -356,6 +382,7 @@ impl Rig {
         Some(bytes)
     }
 
+    /// Every valid CQE, then the consumer index written back.
     pub fn drain(&self, c: &mut CqH) -> Vec<Cqe> {
         let mut v = Vec::new();
         while let Some(e) = self.poll(c) {
@@ -365,6 +392,7 @@ impl Rig {
         v
     }
 
+    /// The latched error: (code, source).
     pub fn syndrome(&self) -> (u32, u32) {
         let s = self.r(regs::ERR_SYNDROME.offset);
         (
