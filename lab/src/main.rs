@@ -2,9 +2,11 @@
 //!
 //! It boots a simulated Windows machine (`wdk-sim`, Driver Verifier on) with the RHCA driver
 //! (`rhca`) and device (`rhca-model`) and runs the main job (`run`); `regs` prints the register
-//! map compiled into `rhca-hw`. The Device Fundamentals scenarios (`scenario`) and the
-//! benchmarks (`bench`) come with later issues, and the command says so plainly.
+//! map compiled into `rhca-hw`; `bench` measures throughput and costs against baselines of the
+//! same run. The Device Fundamentals scenarios (`scenario`) come with a later issue, and the
+//! command says so plainly.
 
+mod bench;
 mod run;
 
 use std::process::ExitCode;
@@ -19,11 +21,16 @@ commands:
               boot the simulated machine (default profile verifier+iommu), load the driver,
               start the device, discover the fabric with SMPs, send PerfMgt queries, stop,
               remove, and report (exit status 1 when anything failed)
+  bench [--quick] [--json PATH] [--plots DIR]
+              measure stream throughput per strategy and profile, a segment-size sweep, MAD
+              round trips and doorbell batching, each against a baseline measured in the same
+              run; print a table, write JSON and SVG plots (default DIR: target/bench); exit
+              status 1 when a target is missed (build with --release)
   regs        print the RHCA register map compiled into rhca-hw
   help        print this text
 
 Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
-Coming with later issues: scenario, bench.";
+Coming with a later issue: scenario.";
 
 fn print_regs() {
     println!(
@@ -41,6 +48,59 @@ fn print_regs() {
     }
     let caps = regs::Caps::decode(regs::CAP0.reset, regs::CAP1.reset, regs::CAP2.reset);
     println!("\ndefault capabilities: {caps:?}");
+}
+
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn bench_command(args: &[String]) -> ExitCode {
+    let size = if args.iter().any(|a| a == "--quick") {
+        bench::Size::QUICK
+    } else {
+        bench::Size::DEFAULT
+    };
+    let figs = match bench::run(size, true) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("rhca-lab bench: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    print!("{}", bench::table(&figs));
+    let targets = bench::targets(&figs);
+    print!("{}", bench::targets_text(&targets));
+    if let Some(path) = arg(args, "--json") {
+        if let Err(e) = std::fs::write(path, bench::json(&figs)) {
+            eprintln!("rhca-lab bench: {path}: {e}");
+            return ExitCode::from(1);
+        }
+        println!("JSON: {path}");
+    }
+    let dir = std::path::PathBuf::from(arg(args, "--plots").unwrap_or("target/bench"));
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(dir.join("strategies.svg"), bench::svg_strategies(&figs))?;
+        std::fs::write(dir.join("sweep.svg"), bench::svg_sweep(&figs))
+    });
+    match written {
+        Ok(()) => println!(
+            "plots: {}/strategies.svg, {}/sweep.svg",
+            dir.display(),
+            dir.display()
+        ),
+        Err(e) => eprintln!("rhca-lab bench: plots in {}: {e}", dir.display()),
+    }
+    if cfg!(debug_assertions) {
+        println!("note: a debug build; figures are meaningful only with --release");
+    }
+    if targets.iter().all(bench::Target::met) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,7 +133,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Some(cmd @ ("scenario" | "bench")) => {
+        Some("bench") => bench_command(&args),
+        Some(cmd @ "scenario") => {
             eprintln!(
                 "rhca-lab: `{cmd}` is not implemented yet (it needs the simulated machine and the driver)"
             );

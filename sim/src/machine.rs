@@ -483,7 +483,7 @@ impl Machine {
         }
         let (tx, rx) = mpsc::channel::<Outcome<R>>();
         let inner = self.0.clone();
-        let spawned = std::thread::Builder::new().name("sim-cpu".into()).spawn(move || {
+        let spawned = cpu_pool::submit(Box::new(move || {
             CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
             set_irql(PASSIVE_LEVEL);
             let halt_tx = tx.clone();
@@ -514,8 +514,11 @@ impl Machine {
                     None => Outcome::Panicked(p),
                 },
             };
+            // The CPU goes back to the pool clean: no machine, no halt hook.
+            CURRENT.with(|c| *c.borrow_mut() = None);
+            HALT_HOOK.with(|h| *h.borrow_mut() = None);
             let _ = tx.send(msg);
-        });
+        }));
         if let Err(e) = spawned {
             panic!("wdk-sim: cannot start a simulated CPU: {e}");
         }
@@ -532,5 +535,53 @@ impl Machine {
                 )
             })),
         }
+    }
+}
+
+/// The simulated CPUs that run harness steps and system calls: threads kept parked between
+/// calls instead of one new thread per call (each call still gets a CPU of its own; a CPU that
+/// halts on a bug check never comes back, and a new one takes its place).
+mod cpu_pool {
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Sender, channel};
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    /// Idle CPUs kept at most.
+    const MAX_IDLE: usize = 32;
+
+    static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+
+    fn idle() -> std::sync::MutexGuard<'static, Vec<Sender<Job>>> {
+        IDLE.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `job` on an idle CPU, or on a new one.
+    pub(super) fn submit(mut job: Job) -> std::io::Result<()> {
+        loop {
+            let Some(cpu) = idle().pop() else { break };
+            match cpu.send(job) {
+                Ok(()) => return Ok(()),
+                // That CPU is gone: take the job back and try the next.
+                Err(e) => job = e.0,
+            }
+        }
+        let (tx, rx) = channel::<Job>();
+        let me = tx.clone();
+        std::thread::Builder::new()
+            .name("sim-cpu".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                    let mut idle = idle();
+                    if idle.len() >= MAX_IDLE {
+                        return;
+                    }
+                    idle.push(me.clone());
+                }
+            })?;
+        tx.send(job)
+            .map_err(|_| std::io::Error::other("a new simulated CPU is gone"))
     }
 }

@@ -427,6 +427,10 @@ impl Memory {
     /// CPU's cached bytes back to memory, otherwise the cache is invalidated and the CPU sees
     /// memory's bytes. Returns the bytes that were non-coherent.
     pub(crate) fn cache_sync(&mut self, va: usize, len: usize, clean: bool) -> usize {
+        if self.ram.is_empty() {
+            // Coherent platform (or no cached page at all): nothing to maintain.
+            return 0;
+        }
         let mut synced = 0;
         let mut at = va;
         while at < va + len {

@@ -128,6 +128,7 @@ pub(crate) fn spin_acquire(lock: PKSPIN_LOCK) {
 fn acquire(lock: PKSPIN_LOCK) {
     let w = lock_word(lock);
     let me = thread_token();
+    let mut spins = 0u32;
     loop {
         match w.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return,
@@ -137,7 +138,17 @@ fn acquire(lock: PKSPIN_LOCK) {
                 1,
                 "recursive acquisition of a spin lock (the CPU would deadlock)",
             )),
-            Err(_) => std::hint::spin_loop(),
+            Err(_) => {
+                // A real CPU spins; a simulated one shares the host's cores with the holder, so
+                // after a short spin it yields its core to let the holder run (same semantics:
+                // the caller still waits at its raised IRQL until the lock is free).
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
         }
     }
 }

@@ -251,6 +251,29 @@ pub mod stream {
             let _ = self.m.cpu_write(self.segment_va(idx), &v);
         }
 
+        /// Hands segments back as fast as they come, without looking at them, until `total`
+        /// segments have been moved (a benchmark's application). Returns the bytes moved.
+        ///
+        /// # Panics
+        /// When a WAIT or RELEASE fails.
+        #[must_use]
+        pub fn drain(&self, total: u64) -> u64 {
+            let (mut done, mut bytes) = (0u64, 0u64);
+            while done < total {
+                let w = self.wait(16);
+                if w.count == 0 || w.flags & WAIT_FLAG_ENDED != 0 {
+                    break;
+                }
+                for s in &w.segments[..w.count as usize] {
+                    bytes += u64::from(s.bytes);
+                }
+                done += u64::from(w.count);
+                let st = self.release(w.segments[0].sequence, w.count);
+                assert_eq!(st, STATUS_SUCCESS, "RELEASE status");
+            }
+            bytes
+        }
+
         /// Runs until `total` segments have been moved: capture verifies each segment's
         /// pattern; playback fills each segment before releasing it and counts the statuses the
         /// device reported (with VERIFY, a wrong pattern shows as `PatternMismatch`). Stops

@@ -549,8 +549,12 @@ impl Hca {
         self.se_write(n, se::SEG_COUNT, s.count);
         self.se_write(n, se::REC_LO, r as u32);
         self.se_write(n, se::REC_HI, (r >> 32) as u32);
-        // One interrupt per segment: the application sees each segment as soon as it is ready.
-        self.se_write(n, se::MOD, 0);
+        // Interrupt moderation: one interrupt per 64 KiB of segments (at most a quarter of the
+        // ring, so the application always has segments to work on), or 100 µs after the first
+        // unreported segment — small segments do not cost an interrupt each.
+        let coalesce = (65536 / s.seg).clamp(1, (s.count / 4).max(1));
+        let usec = if coalesce > 1 { 100 } else { 0 };
+        self.se_write(n, se::MOD, coalesce | (usec << 16));
         let mut ctrl = se::CTRL_START.mask();
         if s.dir == Direction::Playback {
             ctrl |= se::CTRL_DIR.mask();

@@ -1,0 +1,1053 @@
+//! `rhca-lab bench`: every figure a ratio against a baseline measured in the same run, each the
+//! median of several repetitions with its spread (`docs/performance.md`).
+//!
+//! - stream throughput per strategy × profile against single-core `memcpy` of the same buffer
+//!   (the physical limit for a device model that copies);
+//! - a segment-size sweep (4 KiB … 1 MiB) of persistent, per-segment and staged streams under the
+//!   IOMMU cost model, against `memcpy`;
+//! - MAD round trips per second through the driver (inline and mapped sends) against a raw ring
+//!   with pre-mapped buffers, and `GetScatterGatherList`/`PutScatterGatherList` calls per MAD;
+//! - raw-ring post + poll cost per WQE for doorbell batches of 1, 4, 16 and 64.
+
+#![expect(
+    clippy::many_single_char_names,
+    reason = "measurement code names the machine, process, handle, platform and count m, pr, h, p, n"
+)]
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "bench geometry is small: 64 segments of at most 1 MiB, 32-bit register halves of addresses"
+)]
+#![expect(
+    clippy::cast_precision_loss,
+    clippy::suboptimal_flops,
+    reason = "counts and SVG coordinates far below 2^52; plot geometry reads better unfused"
+)]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, Strategy};
+use rhca_hw::mad::{self, attr};
+use rhca_hw::regs::WqId;
+use rhca_hw::stream::Direction;
+use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload};
+use rhca_model::rig::Rig;
+use rhca_model::{ModelConfig, RhcaDevice};
+use rhca_tests::stream::Client;
+use wdk_sim::wdf::host::{Host, InterruptResources, Mode};
+use wdk_sim::{Config, IommuCost, Machine, Profile, STATUS_SUCCESS};
+
+/// One measured figure.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// The platform profile (`iommu-strict`/`iommu-deferred` name the cost model).
+    pub profile: String,
+    /// The strategy or variant.
+    pub strategy: String,
+    /// The median.
+    pub value: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// The baseline's median, in the same unit.
+    pub baseline: f64,
+    /// `value / baseline`.
+    pub ratio: f64,
+    /// Every repetition's value.
+    pub runs: Vec<f64>,
+}
+
+impl Figure {
+    /// (smallest, largest) repetition relative to the median.
+    #[must_use]
+    pub fn spread(&self) -> (f64, f64) {
+        let lo = self.runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.runs.iter().copied().fold(0.0, f64::max);
+        if self.value > 0.0 {
+            (lo / self.value, hi / self.value)
+        } else {
+            (0.0, 0.0)
+        }
+    }
+}
+
+/// How much to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Repetitions per figure.
+    pub reps: usize,
+    /// Bytes streamed per stream measurement.
+    pub stream_bytes: u64,
+    /// Round trips per MAD measurement.
+    pub mads: u64,
+    /// WQEs per doorbell-batch measurement.
+    pub wqes: u64,
+}
+
+impl Size {
+    /// The default size: under 10 minutes on two cores.
+    pub const DEFAULT: Self = Self {
+        reps: 5,
+        stream_bytes: 256 << 20,
+        mads: 2000,
+        wqes: 16_384,
+    };
+    /// A quick run (CI, smoke tests).
+    pub const QUICK: Self = Self {
+        reps: 3,
+        stream_bytes: 16 << 20,
+        mads: 200,
+        wqes: 1024,
+    };
+}
+
+/// The IOMMU cost model, calibrated from the measured map/unmap latencies in
+/// `rings-and-iommu.md` §4 (kernel `dma_map_benchmark`: map 1.0 µs, unmap 1.3 µs): strict mode
+/// invalidates the IOTLB at every unmap (0.3 µs unmap + 1.0 µs invalidation = the measured 1.3 µs).
+pub const STRICT: IommuCost = IommuCost {
+    map_ns: 1000,
+    unmap_ns: 300,
+    invalidate_ns: 1000,
+    deferred: false,
+    batch: 1,
+};
+
+/// Deferred invalidation: one IOTLB flush per 256 unmaps (Linux's flush queue,
+/// `IOVA_DEFAULT_FQ_SIZE`, `rings-and-iommu.md` §4).
+pub const DEFERRED: IommuCost = IommuCost {
+    deferred: true,
+    batch: 256,
+    ..STRICT
+};
+
+/// A named platform: profile and cost model.
+#[derive(Debug, Clone, Copy)]
+struct Platform {
+    name: &'static str,
+    profile: Profile,
+    cost: Option<IommuCost>,
+}
+
+const PLATFORMS: [Platform; 5] = [
+    Platform {
+        name: "coherent",
+        profile: Profile::COHERENT,
+        cost: None,
+    },
+    Platform {
+        name: "iommu-strict",
+        profile: Profile::IOMMU,
+        cost: Some(STRICT),
+    },
+    Platform {
+        name: "iommu-deferred",
+        profile: Profile::IOMMU,
+        cost: Some(DEFERRED),
+    },
+    Platform {
+        name: "bounce",
+        profile: Profile::BOUNCE,
+        cost: None,
+    },
+    Platform {
+        name: "verifier",
+        profile: Profile::VERIFIER,
+        cost: None,
+    },
+];
+
+const STRATEGIES: [Strategy; 4] = [
+    Strategy::CommonBufferFromMdl,
+    Strategy::PersistentSg,
+    Strategy::PerSegment,
+    Strategy::Staging,
+];
+
+/// The short name of a strategy.
+#[must_use]
+pub const fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Auto => "auto",
+        Strategy::CommonBufferFromMdl => "from-mdl",
+        Strategy::PersistentSg => "persistent",
+        Strategy::PerSegment => "per-segment",
+        Strategy::Staging => "staging",
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Bytes per second of single-core `memcpy` of a `len`-byte buffer, `total` bytes in all.
+fn memcpy_rate(len: usize, total: u64) -> f64 {
+    let src = vec![0x5Au8; len];
+    let mut dst = vec![0u8; len];
+    let rounds = (total / len as u64).max(4);
+    // One untimed round first: the pages are touched and the caches warm, as the stream's are.
+    dst.copy_from_slice(&src);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+    }
+    rate(rounds * len as u64, t.elapsed())
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    // Counts and durations far below 2^52: exact enough for a rate.
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let r = n as f64 / d.as_secs_f64().max(1e-9);
+    r
+}
+
+/// Bytes per second of a capture stream through the driver, measured from the application's
+/// side (WAIT and RELEASE, segments handed back unread) after one lap of warm-up.
+fn stream_rate(
+    p: Platform,
+    strategy: Strategy,
+    seg: u32,
+    segs: u32,
+    bytes: u64,
+) -> Result<f64, String> {
+    let m = Machine::new(Config {
+        iommu_cost: p.cost,
+        ..Config::with_profile(p.profile)
+    });
+    let mut model = if p.profile.bounce {
+        ModelConfig::dma_32bit()
+    } else {
+        ModelConfig::default()
+    };
+    model.bench_data = true;
+    let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
+    let worker = dev.spawn_worker();
+    let host =
+        Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
+    let node = host
+        .add_device(&att, InterruptResources::Msi(2))
+        .map_err(|e| e.to_string())?;
+    host.start(&node).map_err(|e| e.to_string())?;
+    let pr = host.process();
+    let h = pr.open(&node).map_err(|e| e.to_string())?;
+    let result = match Client::start(&pr, &h, &m, 0, Direction::Capture, seg, segs, strategy, 0) {
+        Ok(c) => {
+            let _ = c.drain(u64::from(segs));
+            let t = Instant::now();
+            let moved = c.drain(bytes / u64::from(seg));
+            let r = rate(moved, t.elapsed());
+            let _ = c.stop();
+            Ok(r)
+        }
+        Err(st) => Err(format!("START refused: {st:#x}")),
+    };
+    pr.close(h).map_err(|e| e.to_string())?;
+    host.remove(&node).map_err(|e| e.to_string())?;
+    host.unload().map_err(|e| e.to_string())?;
+    drop(worker);
+    if let Some(b) = m.bugcheck() {
+        return Err(b.to_string());
+    }
+    result
+}
+
+/// Bytes per second of the device model's engine alone, driven without a driver (a coherent
+/// machine, one mapping of the buffer, credits handed back as records arrive): the limit any
+/// driver strategy can reach on this machine.
+fn engine_rate(seg: u32, segs: u32, bytes: u64) -> f64 {
+    use rhca_hw::regs::{db, se};
+    let model = ModelConfig {
+        bench_data: true,
+        ..ModelConfig::default()
+    };
+    let rig = Rig::with(Config::with_profile(Profile::COHERENT), model);
+    rig.bring_up();
+    let len = seg * segs;
+    let va = rig.m.alloc_user(len as usize);
+    let el = rig.map_user(va, len, true);
+    let mut table = vec![0u8; el.len() * rhca_hw::stream::DESC_SIZE];
+    for (i, (&(addr, l), out)) in el.iter().zip(table.chunks_exact_mut(16)).enumerate() {
+        let _ = rhca_hw::stream::Descriptor {
+            addr,
+            len: l,
+            last: i + 1 == el.len(),
+        }
+        .encode(out);
+    }
+    let (tva, tla) = rig.common(table.len().max(4096) as u32);
+    rig.write(tva, &table);
+    let (rva, rla) = rig.common((segs * 16).max(4096));
+    let r = |reg| se::offset(0, reg).unwrap_or(0);
+    rig.w(r(se::DESC_LO), tla as u32);
+    rig.w(r(se::DESC_HI), (tla >> 32) as u32);
+    rig.w(r(se::DESC_COUNT), el.len() as u32);
+    rig.w(r(se::SEG_SIZE), seg);
+    rig.w(r(se::SEG_COUNT), segs);
+    rig.w(r(se::REC_LO), rla as u32);
+    rig.w(r(se::REC_HI), (rla >> 32) as u32);
+    rig.w(r(se::CTRL), se::CTRL_START.mask());
+    let credit = db::se_credit(0).unwrap_or(0);
+    rig.w(credit, segs);
+    let Ok(records) = rhca_hw::ring::Ring::new(segs) else {
+        return 0.0;
+    };
+    // One lap of warm-up (pages touched), as for the driver's streams.
+    let warm = u64::from(segs);
+    let total = bytes / u64::from(seg) + warm;
+    let mut next = 0u64;
+    let mut t = Instant::now();
+    while next < total {
+        if next == warm {
+            t = Instant::now();
+        }
+        rig.dev.run_until_idle();
+        let mut got = 0;
+        while let Ok(at) = records.index((next % (2 * u64::from(segs))) as u32) {
+            let b = rig.read(rva + records.slot(at) as usize * 16 + 15, 1);
+            if !records.is_owned(at, b[0] & 0x80 != 0) {
+                break;
+            }
+            next += 1;
+            got += 1;
+        }
+        if got > 0 {
+            rig.w(credit, got);
+        }
+    }
+    rate((next - warm) * u64::from(seg), t.elapsed())
+}
+
+/// MAD round trips per second through the driver (SEND then the RECV of the answer), and the
+/// HAL's scatter/gather lists built per MAD (sends and receives).
+fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
+    let m = Machine::new(Config::with_profile(Profile::COHERENT));
+    let mut model = ModelConfig::default();
+    if mapped {
+        // A 256-byte MAD no longer fits inline: every send is mapped.
+        model.caps.max_inline = 64;
+    }
+    let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
+    let worker = dev.spawn_worker();
+    let host =
+        Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
+    let node = host
+        .add_device(&att, InterruptResources::Msi(2))
+        .map_err(|e| e.to_string())?;
+    host.start(&node).map_err(|e| e.to_string())?;
+    let pr = host.process();
+    let h = pr.open(&node).map_err(|e| e.to_string())?;
+    let lists = |m: &Machine| -> u64 {
+        m.dma_adapters()
+            .iter()
+            .map(|a| a.counters.sg_lists_allocated)
+            .sum()
+    };
+    let before = lists(&m);
+    let t = Instant::now();
+    for tid in 0..n {
+        let q = SendMadIn {
+            qp: 0,
+            dlid: mad::PERMISSIVE_LID,
+            mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid + 1)
+                .map_err(|e| e.to_string())?,
+            ..SendMadIn::default()
+        };
+        let mut b = [0u8; SendMadIn::SIZE];
+        q.encode(&mut b).map_err(|e| e.to_string())?;
+        let recv = pr
+            .ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+            .map_err(|e| e.to_string())?;
+        let r = pr
+            .ioctl(&h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+            .map_err(|e| e.to_string())?;
+        if r.status != STATUS_SUCCESS {
+            return Err(format!("SEND_MAD {:#x}", r.status));
+        }
+        let a = recv.wait(Duration::from_secs(10)).ok_or("no answer")?;
+        if a.status != STATUS_SUCCESS {
+            return Err(format!("RECV_MAD {:#x}", a.status));
+        }
+    }
+    let el = t.elapsed();
+    let per_mad = {
+        #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        let r = (lists(&m) - before) as f64 / n as f64;
+        r
+    };
+    pr.close(h).map_err(|e| e.to_string())?;
+    host.remove(&node).map_err(|e| e.to_string())?;
+    host.unload().map_err(|e| e.to_string())?;
+    drop(worker);
+    Ok((rate(n, el), per_mad))
+}
+
+/// The raw-ring baseline: the model driven without a driver — rings in common buffers, one
+/// pre-mapped send buffer and one pre-mapped receive buffer reused for every MAD, completions
+/// polled. Returns round trips per second.
+fn raw_rate(n: u64) -> f64 {
+    let rig = Rig::with(
+        Config::with_profile(Profile::COHERENT),
+        ModelConfig::default(),
+    );
+    rig.bring_up();
+    let mut cq = rig.create_cq(0, 8);
+    let mut sq = rig.create_wq(WqId::Qp0Send, 6, 9, 0);
+    let mut rq = rig.create_wq(WqId::Qp0Recv, 5, 6, 0);
+    let (send_va, send_el) = rig.pool(mad::MAD_SIZE as u32, false);
+    let (_recv_va, recv_el) = rig.pool(mad::RECV_BUF_SIZE as u32, true);
+    let segs = |el: &[(u64, u32)]| {
+        let mut s = [DataSeg::default(); 4];
+        for (d, &(addr, len)) in s.iter_mut().zip(el) {
+            *d = DataSeg {
+                byte_count: len,
+                lkey: 0,
+                addr,
+            };
+        }
+        (s, el.len())
+    };
+    let t = Instant::now();
+    for tid in 0..n {
+        let q = mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid + 1).unwrap_or([0; 256]);
+        rig.write(send_va, &q);
+        let (s, count) = segs(&recv_el);
+        rig.post(
+            &mut rq,
+            Ctrl {
+                opcode: Opcode::Recv as u8,
+                signaled: true,
+                ..Ctrl::default()
+            },
+            Payload::Segments { segs: s, count },
+        );
+        rig.ring(&rq);
+        let (s, count) = segs(&send_el);
+        rig.post(
+            &mut sq,
+            Ctrl {
+                opcode: Opcode::Send as u8,
+                signaled: true,
+                dlid: mad::PERMISSIVE_LID,
+                ..Ctrl::default()
+            },
+            Payload::Segments { segs: s, count },
+        );
+        rig.ring(&sq);
+        let mut got = 0;
+        while got < 2 {
+            rig.dev.run_until_idle();
+            got += rig.drain(&mut cq).len();
+        }
+    }
+    rate(n, t.elapsed())
+}
+
+/// Raw-ring post + poll cost per WQE in nanoseconds when `batch` sends share one doorbell.
+fn doorbell_ns(batch: u32, wqes: u64) -> f64 {
+    let mut model = ModelConfig::default();
+    // The fabric answers nothing sent to a LID it does not know: sends complete, no receives.
+    model.fabric.remotes.clear();
+    let rig = Rig::with(Config::with_profile(Profile::COHERENT), model);
+    rig.bring_up();
+    let mut cq = rig.create_cq(0, 8);
+    let mut sq = rig.create_wq(WqId::Qp1Send, 6, 9, 0);
+    let q = [0u8; mad::MAD_SIZE];
+    let rounds = (wqes / u64::from(batch)).max(1);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for _ in 0..batch {
+            rig.post(
+                &mut sq,
+                Ctrl {
+                    opcode: Opcode::Send as u8,
+                    signaled: true,
+                    dlid: 0x99,
+                    remote_qpn: 1,
+                    qkey: mad::QKEY_GSI,
+                    ..Ctrl::default()
+                },
+                Payload::Inline(&q),
+            );
+        }
+        rig.ring(&sq);
+        let mut got = 0;
+        while got < batch as usize {
+            rig.dev.run_until_idle();
+            got += rig.drain(&mut cq).len();
+        }
+    }
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let per = t.elapsed().as_nanos() as f64 / (rounds * u64::from(batch)) as f64;
+    per
+}
+
+/// Progress lines on stderr, timed from the start of the run.
+struct Progress {
+    start: Instant,
+    on: bool,
+}
+
+impl Progress {
+    fn say(&self, what: &str) {
+        if self.on {
+            eprintln!("[{:>7.1}s] {what}", self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+const GB: f64 = 1e9;
+
+fn repeat(reps: usize, mut f: impl FnMut() -> Result<f64, String>) -> Result<Vec<f64>, String> {
+    (0..reps.max(1)).map(|_| f()).collect()
+}
+
+fn figure(
+    name: &str,
+    profile: &str,
+    strategy: &str,
+    unit: &'static str,
+    baseline: f64,
+    runs: Vec<f64>,
+) -> Figure {
+    let value = median(&runs);
+    Figure {
+        name: name.into(),
+        profile: profile.into(),
+        strategy: strategy.into(),
+        value,
+        unit,
+        baseline,
+        ratio: value / baseline,
+        runs,
+    }
+}
+
+/// Stream throughput per strategy × platform (256 KiB segments, a 16 MiB buffer), and the
+/// device model's engine alone, against `memcpy` of the buffer.
+fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
+    let (seg, segs) = (256 * 1024u32, 64u32);
+    pr.say("memcpy baseline (16 MiB buffer)");
+    let mc = repeat(size.reps, || {
+        Ok(memcpy_rate((seg * segs) as usize, size.stream_bytes) / GB)
+    })?;
+    let base = median(&mc);
+    pr.say("device model engine alone (no driver)");
+    let runs = repeat(size.reps, || {
+        Ok(engine_rate(seg, segs, size.stream_bytes) / GB)
+    })?;
+    figs.push(figure(
+        "engine alone, no driver (256 KiB segments)",
+        "coherent",
+        "raw",
+        "GB/s",
+        base,
+        runs,
+    ));
+    for p in PLATFORMS {
+        for s in STRATEGIES {
+            if s == Strategy::CommonBufferFromMdl && !p.profile.iommu {
+                continue;
+            }
+            pr.say(&format!("stream: {} / {}", p.name, strategy_name(s)));
+            let runs = repeat(size.reps, || {
+                Ok(stream_rate(p, s, seg, segs, size.stream_bytes)? / GB)
+            })?;
+            figs.push(figure(
+                "stream capture throughput (256 KiB segments)",
+                p.name,
+                strategy_name(s),
+                "GB/s",
+                base,
+                runs,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The segment-size sweep under the strict IOMMU cost model, against `memcpy` of each buffer.
+fn sweep(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
+    let iommu = PLATFORMS[1];
+    let segs = 64u32;
+    for log in [12u32, 14, 16, 18, 20] {
+        let seg = 1u32 << log;
+        let total = size
+            .stream_bytes
+            .min(64 * u64::from(seg) * 16)
+            .max(u64::from(seg) * 256);
+        let mc = repeat(size.reps, || {
+            Ok(memcpy_rate((seg * segs) as usize, total) / GB)
+        })?;
+        let base = median(&mc);
+        for s in [
+            Strategy::PersistentSg,
+            Strategy::PerSegment,
+            Strategy::Staging,
+        ] {
+            pr.say(&format!("sweep: {} KiB / {}", seg / 1024, strategy_name(s)));
+            let runs = repeat(size.reps, || {
+                Ok(stream_rate(iommu, s, seg, segs, total)? / GB)
+            })?;
+            figs.push(figure(
+                &format!("segment sweep {} KiB", seg / 1024),
+                iommu.name,
+                strategy_name(s),
+                "GB/s",
+                base,
+                runs,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// MAD round trips through the driver against the raw ring, and lists per MAD.
+fn mads(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
+    pr.say("MADs: raw-ring baseline");
+    let raw = repeat(size.reps, || Ok(raw_rate(size.mads)))?;
+    let raw_base = median(&raw);
+    for (mapped, name) in [(false, "inline"), (true, "mapped")] {
+        pr.say(&format!("MADs: driver, {name} sends"));
+        let mut lists = Vec::new();
+        let runs = repeat(size.reps, || {
+            let (r, l) = mad_rate(mapped, size.mads)?;
+            lists.push(l);
+            Ok(r)
+        })?;
+        figs.push(figure(
+            "MAD round trips",
+            "coherent",
+            name,
+            "per s",
+            raw_base,
+            runs,
+        ));
+        // Linux ib_mad maps twice per send (rings-and-iommu.md §1.2), once per receive; the
+        // baseline here is one list per MAD moved through a mapping.
+        figs.push(figure(
+            "S/G lists per MAD (Get = Put)",
+            "coherent",
+            name,
+            "lists",
+            1.0,
+            lists,
+        ));
+    }
+    Ok(())
+}
+
+/// Raw-ring post + poll per WQE for doorbell batches, against a batch of one.
+fn doorbells(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
+    pr.say("raw ring: doorbell batching");
+    let one = repeat(size.reps, || Ok(doorbell_ns(1, size.wqes)))?;
+    let base = median(&one);
+    for batch in [1u32, 4, 16, 64] {
+        let runs = repeat(size.reps, || Ok(doorbell_ns(batch, size.wqes)))?;
+        figs.push(figure(
+            "post + poll per WQE",
+            "coherent",
+            &format!("batch {batch}"),
+            "ns",
+            base,
+            runs,
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the benchmarks, printing progress to stderr when `progress`.
+///
+/// # Errors
+/// A measurement that could not run (a refused stream, a bug check).
+pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
+    let pr = Progress {
+        start: Instant::now(),
+        on: progress,
+    };
+    let mut figs = Vec::new();
+    streams(size, &pr, &mut figs)?;
+    sweep(size, &pr, &mut figs)?;
+    mads(size, &pr, &mut figs)?;
+    doorbells(size, &pr, &mut figs)?;
+    pr.say("done");
+    Ok(figs)
+}
+
+/// The figures as a table.
+#[must_use]
+pub fn table(figs: &[Figure]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<44} {:<15} {:<12} {:>11} {:<6} {:>11} {:>7} {:>13}",
+        "figure", "profile", "variant", "median", "unit", "baseline", "ratio", "spread"
+    );
+    for f in figs {
+        let (lo, hi) = f.spread();
+        let _ = writeln!(
+            o,
+            "{:<44} {:<15} {:<12} {:>11.3} {:<6} {:>11.3} {:>7.3} {:>6.2}–{:<6.2}",
+            f.name, f.profile, f.strategy, f.value, f.unit, f.baseline, f.ratio, lo, hi
+        );
+    }
+    o
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.6}")
+    } else {
+        "null".into()
+    }
+}
+
+/// The figures as a JSON array.
+#[must_use]
+pub fn json(figs: &[Figure]) -> String {
+    let items: Vec<String> = figs
+        .iter()
+        .map(|f| {
+            let (lo, hi) = f.spread();
+            format!(
+                "{{\"name\":{},\"profile\":{},\"strategy\":{},\"value\":{},\"unit\":{},\"baseline\":{},\"ratio\":{},\"runs\":[{}],\"spread\":[{},{}]}}",
+                json_str(&f.name),
+                json_str(&f.profile),
+                json_str(&f.strategy),
+                num(f.value),
+                json_str(f.unit),
+                num(f.baseline),
+                num(f.ratio),
+                f.runs.iter().map(|&r| num(r)).collect::<Vec<_>>().join(","),
+                num(lo),
+                num(hi)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// One target of issue 10, checked against the figures of this run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is required.
+    pub what: &'static str,
+    /// The figure measured (a ratio).
+    pub measured: Option<f64>,
+    /// The requirement.
+    pub need: f64,
+    /// Whether the measured value must be at least (`true`) or at most the requirement.
+    pub at_least: bool,
+}
+
+impl Target {
+    /// Whether the target is met.
+    #[must_use]
+    pub fn met(&self) -> bool {
+        self.measured.is_some_and(|m| {
+            if self.at_least {
+                m >= self.need
+            } else {
+                m <= self.need
+            }
+        })
+    }
+}
+
+fn find<'a>(figs: &'a [Figure], name: &str, profile: &str, strategy: &str) -> Option<&'a Figure> {
+    figs.iter()
+        .find(|f| f.name.starts_with(name) && f.profile == profile && f.strategy == strategy)
+}
+
+/// The targets, evaluated on `figs`.
+#[must_use]
+pub fn targets(figs: &[Figure]) -> Vec<Target> {
+    let stream = "stream capture throughput";
+    let sweep4 = "segment sweep 4 KiB";
+    let per_vs_persistent = find(figs, sweep4, "iommu-strict", "persistent")
+        .zip(find(figs, sweep4, "iommu-strict", "per-segment"))
+        .map(|(p, s)| p.value / s.value);
+    vec![
+        Target {
+            what: "persistent under coherent ≥ 0.90× memcpy (256 KiB segments)",
+            measured: find(figs, stream, "coherent", "persistent").map(|f| f.ratio),
+            need: 0.90,
+            at_least: true,
+        },
+        Target {
+            what: "persistent under iommu (strict cost model) ≥ 0.85× memcpy",
+            measured: find(figs, stream, "iommu-strict", "persistent").map(|f| f.ratio),
+            need: 0.85,
+            at_least: true,
+        },
+        Target {
+            what: "per-segment re-mapping ≥ 5× slower than persistent at 4 KiB (iommu, strict)",
+            measured: per_vs_persistent,
+            need: 5.0,
+            at_least: true,
+        },
+        Target {
+            what: "MAD mapped-send round trips ≥ 0.75× the raw-ring baseline",
+            measured: find(figs, "MAD round trips", "coherent", "mapped").map(|f| f.ratio),
+            need: 0.75,
+            at_least: true,
+        },
+    ]
+}
+
+/// The targets as text.
+#[must_use]
+pub fn targets_text(t: &[Target]) -> String {
+    let mut o = String::from("\ntargets:\n");
+    for x in t {
+        let _ = writeln!(
+            o,
+            "  [{}] {} — measured {}",
+            if x.met() { "met" } else { "MISSED" },
+            x.what,
+            x.measured
+                .map_or_else(|| "n/a".to_owned(), |m| format!("{m:.3}"))
+        );
+    }
+    o
+}
+
+const COLORS: [&str; 5] = ["#4477aa", "#ee6677", "#228833", "#ccbb44", "#aa3377"];
+
+/// An SVG bar chart of the stream throughput ratios, grouped by profile, one bar per strategy.
+#[must_use]
+pub fn svg_strategies(figs: &[Figure]) -> String {
+    let rows: Vec<&Figure> = figs
+        .iter()
+        .filter(|f| f.name.starts_with("stream capture"))
+        .collect();
+    let (w, h, left, bottom, top) = (900.0, 420.0, 60.0, 80.0, 40.0);
+    let max = rows.iter().map(|f| f.ratio).fold(1.0f64, f64::max).max(1.0);
+    let plot_h = h - bottom - top;
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{left}\" y=\"24\" font-size=\"15\">Stream capture throughput / single-core memcpy (256 KiB segments, median)</text>\n"
+    );
+    let profiles: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
+    let group_w = (w - left - 20.0) / profiles.len() as f64;
+    let bar_w = group_w / 5.0;
+    for (gi, p) in profiles.iter().enumerate() {
+        let gx = left + gi as f64 * group_w;
+        for (si, s) in STRATEGIES.iter().enumerate() {
+            if let Some(f) = rows
+                .iter()
+                .find(|f| f.profile == *p && f.strategy == strategy_name(*s))
+            {
+                let bh = f.ratio / max * plot_h;
+                let x = gx + si as f64 * bar_w + bar_w * 0.5;
+                let y = top + plot_h - bh;
+                let _ = writeln!(
+                    o,
+                    "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{} {}: {:.3}</title></rect>",
+                    bar_w * 0.9,
+                    COLORS[si],
+                    p,
+                    f.strategy,
+                    f.ratio
+                );
+            }
+        }
+        let _ = writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{p}</text>",
+            gx + group_w / 2.0,
+            h - bottom + 18.0
+        );
+    }
+    // The 1.0 line (memcpy) and the 0.9 target.
+    for (v, label) in [(1.0, "memcpy"), (0.9, "0.90")] {
+        let y = top + plot_h - v / max * plot_h;
+        let _ = writeln!(
+            o,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/><text x=\"4\" y=\"{:.1}\">{label}</text>",
+            w - 20.0,
+            y + 4.0
+        );
+    }
+    for (si, s) in STRATEGIES.iter().enumerate() {
+        let x = left + si as f64 * 150.0;
+        let _ = writeln!(
+            o,
+            "<rect x=\"{x}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            h - 34.0,
+            COLORS[si],
+            x + 16.0,
+            h - 24.0,
+            strategy_name(*s)
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// An SVG line chart of the segment-size sweep (throughput / memcpy against segment size).
+#[must_use]
+pub fn svg_sweep(figs: &[Figure]) -> String {
+    let sizes = [4u32, 16, 64, 256, 1024];
+    let (w, h, left, bottom, top) = (700.0, 400.0, 60.0, 70.0, 40.0);
+    let max = figs
+        .iter()
+        .filter(|f| f.name.starts_with("segment sweep"))
+        .map(|f| f.ratio)
+        .fold(1.0f64, f64::max);
+    let plot_w = w - left - 30.0;
+    let plot_h = h - bottom - top;
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{left}\" y=\"24\" font-size=\"15\">Segment-size sweep, iommu (strict cost model): throughput / memcpy</text>\n"
+    );
+    let x_of = |i: usize| left + i as f64 * plot_w / (sizes.len() - 1) as f64;
+    for (i, s) in sizes.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{s} KiB</text>",
+            x_of(i),
+            h - bottom + 18.0
+        );
+    }
+    for (ci, s) in [
+        Strategy::PersistentSg,
+        Strategy::PerSegment,
+        Strategy::Staging,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pts: Vec<String> = sizes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, kib)| {
+                let name = format!("segment sweep {kib} KiB");
+                find(figs, &name, "iommu-strict", strategy_name(*s)).map(|f| {
+                    format!(
+                        "{:.1},{:.1}",
+                        x_of(i),
+                        top + plot_h - f.ratio / max * plot_h
+                    )
+                })
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{}\">{}</text>",
+            pts.join(" "),
+            COLORS[ci + 1],
+            left + ci as f64 * 150.0,
+            h - 20.0,
+            COLORS[ci + 1],
+            strategy_name(*s)
+        );
+    }
+    let y = top + plot_h - 1.0 / max * plot_h;
+    let _ = writeln!(
+        o,
+        "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/><text x=\"4\" y=\"{:.1}\">memcpy</text>",
+        left + plot_w,
+        y + 4.0
+    );
+    o.push_str("</svg>\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(name: &str, profile: &str, strategy: &str, value: f64, baseline: f64) -> Figure {
+        figure(
+            name,
+            profile,
+            strategy,
+            "GB/s",
+            baseline,
+            vec![value * 0.9, value, value * 1.1],
+        )
+    }
+
+    #[test]
+    fn json_table_plots_and_targets() {
+        let figs = vec![
+            fig(
+                "stream capture throughput (256 KiB segments)",
+                "coherent",
+                "persistent",
+                9.5,
+                10.0,
+            ),
+            fig(
+                "stream capture throughput (256 KiB segments)",
+                "iommu-strict",
+                "persistent",
+                8.0,
+                10.0,
+            ),
+            fig(
+                "segment sweep 4 KiB",
+                "iommu-strict",
+                "persistent",
+                6.0,
+                40.0,
+            ),
+            fig(
+                "segment sweep 4 KiB",
+                "iommu-strict",
+                "per-segment",
+                1.0,
+                40.0,
+            ),
+            figure(
+                "MAD round trips",
+                "coherent",
+                "mapped",
+                "per s",
+                100.0,
+                vec![70.0],
+            ),
+        ];
+        let j = json(&figs);
+        for key in [
+            "\"name\":",
+            "\"profile\":",
+            "\"strategy\":",
+            "\"value\":",
+            "\"unit\":",
+            "\"baseline\":",
+            "\"ratio\":",
+            "\"runs\":[",
+        ] {
+            assert!(j.contains(key), "{key} in {j}");
+        }
+        assert!(j.starts_with('[') && j.ends_with(']'));
+        let t = targets(&figs);
+        let met: Vec<bool> = t.iter().map(Target::met).collect();
+        // 0.95 ≥ 0.90; 0.80 < 0.85; 6× ≥ 5×; 0.70 < 0.75.
+        assert_eq!(met, vec![true, false, true, false]);
+        assert!(targets_text(&t).contains("MISSED"));
+        assert!(table(&figs).contains("iommu-strict"));
+        assert!(svg_strategies(&figs).contains("<rect"));
+        assert!(svg_sweep(&figs).contains("<polyline"));
+        let (lo, hi) = figs[0].spread();
+        assert!(lo < 1.0 && hi > 1.0);
+    }
+}
