@@ -5,6 +5,8 @@
 //! register map in `docs/device.md` against `rhca_hw::regs`. This library holds the helpers
 //! they share.
 
+pub mod inf;
+
 use std::path::PathBuf;
 
 /// The workspace root (the parent of this crate's directory).
