@@ -68,7 +68,10 @@ fn the_template_is_unstamped() {
 
 /// Each broken variant, and the words its error must contain.
 #[test]
-#[expect(clippy::too_many_lines, reason = "a table of broken variants, one per rule")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table of broken variants, one per rule"
+)]
 fn broken_variants_fail_with_a_clear_message() {
     let t = template();
     let cases: Vec<(&str, String, &str)> = vec![
