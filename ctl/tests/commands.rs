@@ -1,6 +1,10 @@
 //! `rhcactl`'s commands against the real driver on the simulated machine (`verifier+iommu`).
 
 #![cfg(not(windows))]
+#![expect(
+    clippy::many_single_char_names,
+    reason = "process, handle, transport, code and output are p, h, t, c, o"
+)]
 
 use rhcactl::sim::{Sim, SimMachine};
 use rhcactl::{IoError, Transport};
