@@ -2,6 +2,11 @@
 //! elsewhere `--sim [profile]` boots the simulated machine with the driver and runs the command
 //! there (e.g. `rhcactl --sim verifier+iommu mad nodeinfo`).
 
+#[cfg(not(windows))]
+mod boot;
+#[cfg(all(test, not(windows)))]
+mod tests;
+
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -44,7 +49,7 @@ fn run(args: &[&str], out: &mut String) -> u8 {
             return 2;
         }
     };
-    let machine = match rhcactl::sim::SimMachine::boot(profile) {
+    let machine = match boot::SimMachine::boot(profile) {
         Ok(m) => m,
         Err(e) => {
             let _ = writeln!(out, "rhcactl: cannot boot the simulated machine: {e}");

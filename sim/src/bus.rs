@@ -543,7 +543,12 @@ pub unsafe fn write_register_ulong(register: *mut u32, value: u32) {
                 crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
                 va as u64,
                 1,
-                "register write outside any MmMapIoSpaceEx mapping",
+                {
+                    if std::env::var_os("WDK_SIM_DEBUG_BACKTRACE").is_some() {
+                        eprintln!("DEBUG-WRITE {}", std::backtrace::Backtrace::force_capture());
+                    }
+                    "register write outside any MmMapIoSpaceEx mapping"
+                },
             )
         })?;
         Ok((

@@ -1,12 +1,16 @@
 //! `rhcactl`'s commands against the real driver on the simulated machine (`verifier+iommu`).
+//!
+//! Unit tests of the binary rather than integration tests: an integration test would make cargo
+//! build the binary a second time with the driver's `panic = "abort"` profile, and the driver's
+//! cdylib+rlib outputs have no hash in their names, so the two builds would overwrite each other.
 
-#![cfg(not(windows))]
 #![expect(
     clippy::many_single_char_names,
     reason = "process, handle, transport, code and output are p, h, t, c, o"
 )]
 
-use rhcactl::sim::{Sim, SimMachine};
+use crate::boot::SimMachine;
+use rhcactl::sim::Sim;
 use rhcactl::{IoError, Transport};
 
 fn run(t: &Sim<'_>, args: &[&str]) -> (u8, String) {
