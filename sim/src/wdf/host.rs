@@ -642,16 +642,18 @@ fn stop_device(d: &DevNode, target: WDF_POWER_DEVICE_STATE, release: bool) {
         }
         for &i in &interrupts {
             let disable = with_state(|st, _| Ok(st.wdf.interrupt(i)?.config.EvtInterruptDisable));
+            // Disconnecting takes the interrupt lock, so it waits for an ISR that is running
+            // (IoDisconnectInterruptEx synchronises with the ISR the same way).
+            let old = acquire_interrupt_lock(i);
             if let Some(f) = disable {
-                let old = acquire_interrupt_lock(i);
                 // SAFETY: the driver's disable callback at DIRQL under the interrupt lock.
                 let _ = callback(|| unsafe { f(i as WDFINTERRUPT, d.device as WDFDEVICE) });
-                release_interrupt_lock(i, old);
             }
             with_state(|st, _| {
                 st.wdf.interrupt(i)?.connected = false;
                 Ok(())
             });
+            release_interrupt_lock(i, old);
         }
         flush_dpcs(&interrupts);
         if let Some(f) = pnp.EvtDeviceD0Exit {
@@ -979,8 +981,13 @@ fn isr(slot: usize, message: u32) {
     });
     let Some((h, Some(f))) = target else { return };
     let old = acquire_interrupt_lock(h);
-    // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
-    let _claimed = callback(|| unsafe { f(h as WDFINTERRUPT, message) });
+    // The interrupt may have been disconnected between the lookup and the lock: a disconnected
+    // interrupt's ISR is never called.
+    let connected = with_state(|st, _| Ok(st.wdf.interrupt(h).is_ok_and(|i| i.connected)));
+    if connected {
+        // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
+        let _claimed = callback(|| unsafe { f(h as WDFINTERRUPT, message) });
+    }
     release_interrupt_lock(h, old);
 }
 
