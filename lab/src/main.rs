@@ -30,7 +30,11 @@ commands:
   help        print this text
 
 Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
-Coming with a later issue: scenario.";
+  scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
+              Device Fundamentals scenarios with I/O before, during and after (disable-enable,
+              remove, surprise-remove, stop-start, sleep, reboot, reinstall) and IOCTL fuzzing,
+              under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
+              object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";
 
 fn print_regs() {
     println!(
@@ -55,6 +59,84 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
+}
+
+fn scenario_command(args: &[String]) -> ExitCode {
+    use rhca_tests::scenario;
+    let Some(name) = args.get(1).map(String::as_str) else {
+        eprintln!(
+            "usage: rhca-lab scenario <all|{}> [--count N] [--profile P] [--seed S] [--json]",
+            scenario::SCENARIOS.join("|")
+        );
+        return ExitCode::from(2);
+    };
+    let names: Vec<&str> = if name == "all" {
+        scenario::SCENARIOS.to_vec()
+    } else if scenario::SCENARIOS.contains(&name) {
+        vec![name]
+    } else {
+        eprintln!(
+            "rhca-lab: unknown scenario `{name}` (known: all, {})",
+            scenario::SCENARIOS.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let profile = match wdk_sim::Profile::parse(arg(args, "--profile").unwrap_or("verifier+iommu"))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rhca-lab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let count: Option<u64> = arg(args, "--count").and_then(|c| c.parse().ok());
+    let seed: u64 = arg(args, "--seed")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    let json = args.iter().any(|a| a == "--json");
+    let mut outcomes = Vec::new();
+    for n in names {
+        // 100 cycles per scenario; the fuzzer sends 10^6 IOCTLs.
+        let cycles = count.unwrap_or(if n == "fuzz" { 1_000_000 } else { 100 });
+        if !json {
+            eprintln!(
+                "scenario {n}: {cycles} {} under {profile}",
+                if n == "fuzz" { "IOCTLs" } else { "cycles" }
+            );
+        }
+        let o = scenario::run(n, cycles, profile, seed);
+        if !json {
+            println!(
+                "{:<16} {} cycles {:>7}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
+                o.name,
+                if o.ok() { "PASS" } else { "FAIL" },
+                o.cycles,
+                o.mads_sent,
+                o.mads_failed,
+                o.mads_lost,
+                o.segments_verified,
+                o.stream_bytes_corrupted,
+                o.ioctls_fuzzed,
+                o.bugchecks.len(),
+                o.leaks.len()
+            );
+            for e in o.errors.iter().chain(&o.bugchecks).chain(&o.leaks) {
+                println!("    {e}");
+            }
+        }
+        outcomes.push(o);
+    }
+    let ok = outcomes.iter().all(scenario::Outcome::ok);
+    if json {
+        println!("{}", scenario::json(&outcomes, 0));
+    } else {
+        println!("\nverdict: {}", if ok { "PASS" } else { "FAIL" });
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn bench_command(args: &[String]) -> ExitCode {
@@ -134,12 +216,7 @@ fn main() -> ExitCode {
             }
         }
         Some("bench") => bench_command(&args),
-        Some(cmd @ "scenario") => {
-            eprintln!(
-                "rhca-lab: `{cmd}` is not implemented yet (it needs the simulated machine and the driver)"
-            );
-            ExitCode::from(2)
-        }
+        Some("scenario") => scenario_command(&args),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

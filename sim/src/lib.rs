@@ -68,6 +68,10 @@ pub use bus::{
 };
 pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};
 pub use machine::{Config, Entered, Machine, Profile};
+
+/// The byte the simulated I/O manager leaves in the output part of a `METHOD_BUFFERED` system
+/// buffer (Windows does not clear it): a reply that carries it leaked uninitialised memory.
+pub const UNINITIALIZED_FILL: u8 = 0xA5;
 pub use mem::{TagUsage, tag_name};
 pub use types::*;
 pub use wdf::types::*;

@@ -6,6 +6,7 @@
 //! they share.
 
 pub mod inf;
+pub mod scenario;
 
 use std::path::PathBuf;
 

@@ -1681,12 +1681,17 @@ fn submit_ioctl(
                         u32::from_le_bytes(*b"Irp "),
                     )
                 } as usize;
-                if in_len > 0 {
-                    with_state(|st, _| {
+                // The I/O manager copies the input and does not clear the rest: the output part
+                // holds whatever the pool held (here a recognisable fill), so a driver that
+                // reports more bytes than it wrote leaks it to the caller.
+                with_state(|st, _| {
+                    st.mem
+                        .fill_va(sys_buf + in_len, crate::UNINITIALIZED_FILL, len - in_len);
+                    if in_len > 0 {
                         st.mem.copy_va(sys_buf, user_in, in_len);
-                        Ok(())
-                    });
-                }
+                    }
+                    Ok(())
+                });
             }
             (
                 if in_len > 0 { sys_buf } else { 0 },

@@ -1,0 +1,596 @@
+//! Device Fundamentals scenarios on the simulated machine, and IOCTL fuzzing.
+//!
+//! Each scenario runs I/O before, during and after each `PnP` or power transition
+//! (`windows-dma.md` §8); shared by `rhca-lab scenario` (default size) and
+//! `tests/tests/scenarios.rs` (CI size).
+//!
+//! Every scenario runs under `verifier` + `iommu` unless named otherwise, repeats its cycle `n`
+//! times, and reports what matters: bug checks, leaks (DMA adapters, common buffers, mappings,
+//! pool, MDLs, framework objects), MADs lost (sent but never completed: an answer or a clear
+//! status), and stream bytes corrupted (a segment delivered with a wrong pattern). MADs that fail
+//! with a clear status during a transition, and streams that end with an error, are expected.
+
+#![expect(
+    clippy::many_single_char_names,
+    reason = "process, handle, outcome, count and client are p, h, o, k and c throughout"
+)]
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "the fuzzer truncates random words to codes, lengths and bytes on purpose"
+)]
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, Strategy};
+use rhca_hw::mad::{self, MadHeader, attr};
+use rhca_hw::stream::Direction;
+use rhca_model::{ModelConfig, RhcaDevice, Worker};
+use wdk_sim::wdf::host::{DevNode, Handle, Host, InterruptResources, Mode, Pending, Process};
+use wdk_sim::{Attached, Config, Machine, Profile, STATUS_SUCCESS};
+
+use crate::stream::Client;
+
+/// What a scenario saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The scenario.
+    pub name: String,
+    /// Cycles run.
+    pub cycles: u64,
+    /// Bug checks (at most one per machine: the machine stops).
+    pub bugchecks: Vec<String>,
+    /// Leaks reported at the end.
+    pub leaks: Vec<String>,
+    /// MADs sent whose requests never completed.
+    pub mads_lost: u64,
+    /// MADs sent.
+    pub mads_sent: u64,
+    /// MADs that failed with a clear status (during transitions).
+    pub mads_failed: u64,
+    /// Stream bytes delivered with a wrong pattern.
+    pub stream_bytes_corrupted: u64,
+    /// Stream segments verified.
+    pub segments_verified: u64,
+    /// IOCTLs sent by the fuzzer.
+    pub ioctls_fuzzed: u64,
+    /// Anything else that went wrong.
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether the scenario passed: no bug check, leak, lost MAD, corrupted byte or error.
+    #[must_use]
+    pub const fn ok(&self) -> bool {
+        self.bugchecks.is_empty()
+            && self.leaks.is_empty()
+            && self.mads_lost == 0
+            && self.stream_bytes_corrupted == 0
+            && self.errors.is_empty()
+    }
+}
+
+/// The scenarios, by name.
+pub const SCENARIOS: [&str; 8] = [
+    "disable-enable",
+    "remove",
+    "surprise-remove",
+    "stop-start",
+    "sleep",
+    "reboot",
+    "reinstall",
+    "fuzz",
+];
+
+/// One machine with the driver and a started device.
+struct Rig {
+    m: Machine,
+    host: Option<Host>,
+    node: Option<DevNode>,
+    att: Attached,
+    _dev: Arc<RhcaDevice>,
+    worker: Option<Worker>,
+}
+
+impl Rig {
+    fn new(profile: Profile, seed: u64) -> Result<Self, String> {
+        let m = Machine::new(Config {
+            seed,
+            ..Config::with_profile(profile)
+        });
+        let model = if profile.bounce {
+            ModelConfig::dma_32bit()
+        } else {
+            ModelConfig::default()
+        };
+        let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
+        let worker = dev.spawn_worker();
+        let mut r = Self {
+            m,
+            host: None,
+            node: None,
+            att,
+            _dev: dev,
+            worker: Some(worker),
+        };
+        r.load()?;
+        Ok(r)
+    }
+
+    fn load(&mut self) -> Result<(), String> {
+        let host = Host::load_with(&self.m, rhca::driver_entry, Mode::Threaded)
+            .map_err(|e| e.to_string())?;
+        let node = host
+            .add_device(&self.att, InterruptResources::Msi(2))
+            .map_err(|e| e.to_string())?;
+        host.start(&node).map_err(|e| e.to_string())?;
+        self.host = Some(host);
+        self.node = Some(node);
+        Ok(())
+    }
+
+    fn host(&self) -> Result<&Host, String> {
+        self.host.as_ref().ok_or_else(|| "no driver loaded".into())
+    }
+
+    fn node(&self) -> Result<DevNode, String> {
+        self.node.ok_or_else(|| "no device".into())
+    }
+
+    fn unload(&mut self) -> Result<(), String> {
+        if let (Some(host), Some(node)) = (self.host.take(), self.node.take()) {
+            host.remove(&node).map_err(|e| e.to_string())?;
+            host.unload().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Unloads, stops the device model and collects bug checks and leaks into `o`.
+    fn finish(mut self, o: &mut Outcome) {
+        if let Err(e) = self.unload() {
+            o.errors.push(e);
+        }
+        drop(self.worker.take());
+        if let Some(b) = self.m.bugcheck() {
+            o.bugchecks.push(b.to_string());
+        }
+        match self.m.leaks() {
+            Ok(l) => o.leaks.extend(l),
+            Err(b) => o.bugchecks.push(b.to_string()),
+        }
+        let stray = self.m.stray_dma(self.att.slot);
+        if !stray.is_empty() {
+            o.errors.push(format!(
+                "{} device accesses outside live mappings",
+                stray.len()
+            ));
+        }
+    }
+}
+
+/// MADs in flight across a transition: each SEND and its RECV, waited for afterwards.
+struct InFlight {
+    sends: Vec<Pending>,
+    recvs: Vec<Pending>,
+}
+
+fn node_info(tid: u64) -> SendMadIn {
+    SendMadIn {
+        qp: 0,
+        dlid: mad::PERMISSIVE_LID,
+        mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid).unwrap_or([0; mad::MAD_SIZE]),
+        ..SendMadIn::default()
+    }
+}
+
+fn send_async(p: &Process, h: &Handle, tid: u64) -> Result<(Pending, Pending), String> {
+    let mut b = [0u8; SendMadIn::SIZE];
+    node_info(tid).encode(&mut b).map_err(|e| e.to_string())?;
+    let recv = p
+        .ioctl_async(h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+        .map_err(|e| e.to_string())?;
+    let send = p
+        .ioctl_async(h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+        .map_err(|e| e.to_string())?;
+    Ok((send, recv))
+}
+
+impl InFlight {
+    fn start(p: &Process, h: &Handle, k: u64, o: &mut Outcome) -> Result<Self, String> {
+        let mut f = Self {
+            sends: Vec::new(),
+            recvs: Vec::new(),
+        };
+        for i in 0..k {
+            let (s, r) = send_async(p, h, 0x5000 + i)?;
+            o.mads_sent += 1;
+            f.sends.push(s);
+            f.recvs.push(r);
+        }
+        Ok(f)
+    }
+
+    /// Every request must complete: with its answer, or with a clear status.
+    fn settle(self, o: &mut Outcome) {
+        for s in self.sends {
+            match s.wait(Duration::from_secs(10)) {
+                Some(r) if r.status == STATUS_SUCCESS => {}
+                Some(_) => o.mads_failed += 1,
+                None => o.mads_lost += 1,
+            }
+        }
+        for r in self.recvs {
+            if r.wait(Duration::from_millis(200)).is_none() {
+                // A receive left pending is cancelled below (handle close); waiting for an
+                // answer that a failed send never produced is not a loss.
+                let _ = r.cancel();
+            }
+        }
+    }
+}
+
+/// I/O on a healthy device: `k` MAD round trips and a capture stream of `segs` segments; every
+/// MAD answered, every segment verified.
+fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
+    let host = rig.host()?;
+    let p = host.process();
+    let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+    for i in 0..k {
+        let tid = 0x6000 + i;
+        let (s, r) = send_async(&p, &h, tid)?;
+        o.mads_sent += 1;
+        let sent = s.wait(Duration::from_secs(10));
+        // Received MADs go to whichever RECV comes next (the receive backlog is the device's):
+        // a late answer to a MAD of an earlier transition may come first. Skip those.
+        let mut got = r.wait(Duration::from_secs(10));
+        let tid_of = |r: &wdk_sim::wdf::host::IoResult| {
+            RecvMadOut::decode(&r.output)
+                .ok()
+                .and_then(|m| MadHeader::decode(&m.mad).ok())
+                .map(|h| h.tid)
+        };
+        for _ in 0..8 {
+            match &got {
+                Some(r) if r.status == STATUS_SUCCESS && tid_of(r) != Some(tid) => {
+                    got = p
+                        .ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+                        .map_err(|e| e.to_string())?
+                        .wait(Duration::from_secs(10));
+                }
+                _ => break,
+            }
+        }
+        let answered = got
+            .as_ref()
+            .is_some_and(|r| r.status == STATUS_SUCCESS && tid_of(r) == Some(tid));
+        if sent.as_ref().is_none_or(|r| r.status != STATUS_SUCCESS) || !answered {
+            o.mads_lost += 1;
+            o.errors.push(format!(
+                "MAD {tid:#x} on a healthy device: send {:?}, receive {:?}",
+                sent.map(|r| r.status),
+                got.as_ref().map(|r| (r.status, tid_of(r)))
+            ));
+        }
+    }
+    if segs > 0 {
+        let c = Client::start(
+            &p,
+            &h,
+            &rig.m,
+            0,
+            Direction::Capture,
+            64 * 1024,
+            16,
+            Strategy::Auto,
+            0,
+        )
+        .map_err(|st| format!("START refused on a healthy device: {st:#x}"))?;
+        let out = c.run(segs);
+        o.segments_verified += out.verified;
+        o.stream_bytes_corrupted += out.bad * 64 * 1024;
+        let (st, r) = c.stop();
+        if st != STATUS_SUCCESS || r.status != STATUS_SUCCESS {
+            o.errors.push(format!(
+                "stream STOP {st:#x}, START completed {:#x}",
+                r.status
+            ));
+        }
+    }
+    p.close(h).map_err(|e| e.to_string())
+}
+
+/// I/O left in flight across `transition`: MADs outstanding and a stream running. After it,
+/// every MAD has completed (answer or status) and the stream has ended; the segments delivered
+/// before the end verify.
+fn across(
+    rig: &mut Rig,
+    o: &mut Outcome,
+    transition: impl FnOnce(&mut Rig) -> Result<(), String>,
+) -> Result<(), String> {
+    let host = rig.host()?;
+    let p = host.process();
+    let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+    let c = Client::start(
+        &p,
+        &h,
+        &rig.m,
+        1,
+        Direction::Capture,
+        64 * 1024,
+        16,
+        Strategy::Auto,
+        0,
+    )
+    .map_err(|st| format!("START refused: {st:#x}"))?;
+    let out = c.run(8);
+    o.segments_verified += out.verified;
+    o.stream_bytes_corrupted += out.bad * 64 * 1024;
+    let flight = InFlight::start(&p, &h, 4, o)?;
+    let start = c.start;
+    transition(rig)?;
+    flight.settle(o);
+    if start.wait(Duration::from_secs(10)).is_none() {
+        o.errors.push("the stream's START never completed".into());
+    }
+    let _ = p.close(h);
+    Ok(())
+}
+
+/// Runs scenario `name` for `n` cycles under `profile`, with machine seed `seed`.
+#[must_use]
+pub fn run(name: &str, n: u64, profile: Profile, seed: u64) -> Outcome {
+    let mut o = Outcome {
+        name: name.into(),
+        ..Outcome::default()
+    };
+    let r = match name {
+        "fuzz" => fuzz(n, profile, seed, &mut o),
+        "surprise-remove" | "reboot" => fresh_machine_cycles(name, n, profile, seed, &mut o),
+        _ => same_machine_cycles(name, n, profile, seed, &mut o),
+    };
+    if let Err(e) = r {
+        o.errors.push(e);
+    }
+    o
+}
+
+fn same_machine_cycles(
+    name: &str,
+    n: u64,
+    profile: Profile,
+    seed: u64,
+    o: &mut Outcome,
+) -> Result<(), String> {
+    let mut rig = Rig::new(profile, seed)?;
+    let result = (|| {
+        for _ in 0..n {
+            io(&rig, 2, 8, o)?;
+            across(&mut rig, o, |rig| match name {
+                // Disable/enable and stop/start (rebalance with the same resources) are the
+                // same sequence on the simulated PnP manager: D0 exit, release, prepare, D0 entry.
+                "disable-enable" | "stop-start" => {
+                    let node = rig.node()?;
+                    let host = rig.host()?;
+                    host.stop(&node).map_err(|e| e.to_string())?;
+                    host.start(&node).map_err(|e| e.to_string())
+                }
+                "sleep" => {
+                    let node = rig.node()?;
+                    let host = rig.host()?;
+                    host.power_down(&node).map_err(|e| e.to_string())?;
+                    host.power_up(&node).map_err(|e| e.to_string())
+                }
+                "remove" => {
+                    let node = rig.node()?;
+                    let host = rig.host()?;
+                    host.remove(&node).map_err(|e| e.to_string())?;
+                    let node = host
+                        .add_device(&rig.att, InterruptResources::Msi(2))
+                        .map_err(|e| e.to_string())?;
+                    host.start(&node).map_err(|e| e.to_string())?;
+                    rig.node = Some(node);
+                    Ok(())
+                }
+                "reinstall" => {
+                    rig.unload()?;
+                    rig.load()
+                }
+                _ => Err(format!("unknown scenario {name}")),
+            })?;
+            io(&rig, 2, 8, o)?;
+            o.cycles += 1;
+        }
+        Ok(())
+    })();
+    rig.finish(o);
+    result
+}
+
+fn fresh_machine_cycles(
+    name: &str,
+    n: u64,
+    profile: Profile,
+    seed: u64,
+    o: &mut Outcome,
+) -> Result<(), String> {
+    for i in 0..n {
+        let mut rig = Rig::new(profile, seed.wrapping_add(i))?;
+        let r = (|| {
+            io(&rig, 2, 8, o)?;
+            across(&mut rig, o, |rig| match name {
+                "surprise-remove" => {
+                    let node = rig.node.take().ok_or("no device")?;
+                    let host = rig.host.take().ok_or("no driver")?;
+                    host.surprise_remove(&node).map_err(|e| e.to_string())?;
+                    host.unload().map_err(|e| e.to_string())
+                }
+                // A reboot: the device stops and is removed, the driver unloads; the next cycle
+                // is a fresh machine.
+                _ => rig.unload(),
+            })
+        })();
+        rig.finish(o);
+        r?;
+        o.cycles += 1;
+    }
+    Ok(())
+}
+
+/// xorshift64*, seeded.
+struct Rng(u64);
+
+impl Rng {
+    const fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    const fn below(&mut self, n: u64) -> u64 {
+        self.next() % if n == 0 { 1 } else { n }
+    }
+}
+
+/// Whether `bytes` carry something an IOCTL must never return: a kernel-looking address or a
+/// handle value, or the simulator's fill of an uninitialised system buffer.
+fn leaks_kernel_bytes(bytes: &[u8]) -> Option<String> {
+    for (i, w) in bytes.chunks_exact(8).enumerate() {
+        let v = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        // Kernel (and simulated handle) addresses, and host heap pointers standing in for
+        // kernel pool on the simulated machine.
+        if v >= 0xFFFF_8000_0000_0000 || (0x5500_0000_0000..0x8000_0000_0000).contains(&v) {
+            return Some(format!("an address-like value {v:#x} at byte {}", i * 8));
+        }
+    }
+    if bytes
+        .windows(16)
+        .any(|w| w.iter().all(|&b| b == wdk_sim::UNINITIALIZED_FILL))
+    {
+        return Some("uninitialised system-buffer bytes".into());
+    }
+    None
+}
+
+/// IOCTL fuzzing: `n` requests with random codes (RHCA's and others, every method), input and
+/// output lengths and contents, on a handle that may also hold streams and MADs; pending ones are
+/// cancelled. Every reply is scanned for kernel bytes.
+fn fuzz(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), String> {
+    let rig = Rig::new(profile, seed)?;
+    let mut rng = Rng(seed | 1);
+    let result = (|| {
+        let host = rig.host()?;
+        let p = host.process();
+        let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+        let codes: Vec<u32> = ioctl::Ioctl::ALL.iter().map(|i| i.code()).collect();
+        let mut report = String::new();
+        for _ in 0..n {
+            let code = match rng.below(4) {
+                0 => rng.next() as u32,
+                1 => codes[rng.below(codes.len() as u64) as usize] ^ (rng.below(4) as u32),
+                _ => codes[rng.below(codes.len() as u64) as usize],
+            };
+            let in_len = match rng.below(3) {
+                0 => 0,
+                1 => rng.below(600) as usize,
+                // The right size, sometimes: the structure's own, with a valid header.
+                _ => ioctl::Ioctl::from_code(code).map_or(0, ioctl::Ioctl::input_len),
+            };
+            let mut input = vec![0u8; in_len];
+            for b in &mut input {
+                *b = rng.next() as u8;
+            }
+            if in_len >= 8 && rng.below(2) == 0 {
+                input[..4].copy_from_slice(&(in_len as u32).to_le_bytes());
+                input[4..8].copy_from_slice(&ioctl::ABI_VERSION.to_le_bytes());
+            }
+            let out_len = rng.below(700) as usize;
+            o.ioctls_fuzzed += 1;
+            let method = code & 3;
+            let pending = if method == 1 || method == 2 {
+                let len = (rng.below(8) as usize + 1) * 4096;
+                let va = p.alloc(len);
+                p.ioctl_with_buffer(&h, code, &input, va, len)
+            } else {
+                p.ioctl_async(&h, code, &input, out_len)
+            }
+            .map_err(|e| e.to_string())?;
+            let done = if let Some(r) = pending.wait(Duration::from_millis(2)) {
+                Some(r)
+            } else {
+                pending.cancel().map_err(|e| e.to_string())?;
+                pending.wait(Duration::from_secs(10))
+            };
+            match done {
+                Some(r) => {
+                    if let Some(why) = leaks_kernel_bytes(&r.output) {
+                        let _ = writeln!(report, "IOCTL {code:#x}: {why}");
+                    }
+                }
+                // A stream START is not cancelled by CancelIoEx until its stream ends: the
+                // handle's close below ends it.
+                None if ioctl::Ioctl::from_code(code).is_ok_and(|i| {
+                    matches!(
+                        i,
+                        ioctl::Ioctl::StreamStartCapture | ioctl::Ioctl::StreamStartPlayback
+                    )
+                }) => {}
+                None => {
+                    let _ = writeln!(report, "IOCTL {code:#x}: never completed after cancel");
+                }
+            }
+            if let Some(b) = rig.m.bugcheck() {
+                return Err(format!("bug check after IOCTL {code:#x}: {b}"));
+            }
+        }
+        p.close(h).map_err(|e| e.to_string())?;
+        if !report.is_empty() {
+            return Err(report);
+        }
+        Ok(())
+    })();
+    o.cycles += 1;
+    rig.finish(o);
+    result
+}
+
+/// The summary of several outcomes as one JSON object (`rhca-lab scenario all --json`).
+#[must_use]
+pub fn json(outcomes: &[Outcome], faults_injected: u64) -> String {
+    let q = |s: &str| format!("{s:?}");
+    let list = |v: &[String]| format!("[{}]", v.iter().map(|s| q(s)).collect::<Vec<_>>().join(","));
+    let sum = |f: &dyn Fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+    let per: Vec<String> = outcomes
+        .iter()
+        .map(|o| {
+            format!(
+                "{{\"name\":{},\"ok\":{},\"cycles\":{},\"bugchecks\":{},\"leaks\":{},\"mads_sent\":{},\"mads_failed\":{},\"mads_lost\":{},\"segments_verified\":{},\"stream_bytes_corrupted\":{},\"ioctls_fuzzed\":{},\"errors\":{}}}",
+                q(&o.name),
+                o.ok(),
+                o.cycles,
+                list(&o.bugchecks),
+                list(&o.leaks),
+                o.mads_sent,
+                o.mads_failed,
+                o.mads_lost,
+                o.segments_verified,
+                o.stream_bytes_corrupted,
+                o.ioctls_fuzzed,
+                list(&o.errors)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"cycles\":{},\"faults_injected\":{},\"ioctls_fuzzed\":{},\"bugchecks\":{},\"leaks\":{},\"mads_lost\":{},\"stream_bytes_corrupted\":{},\"ok\":{},\"scenarios\":[{}]}}",
+        sum(&|o| o.cycles),
+        faults_injected,
+        sum(&|o| o.ioctls_fuzzed),
+        sum(&|o| o.bugchecks.len() as u64),
+        sum(&|o| o.leaks.len() as u64),
+        sum(&|o| o.mads_lost),
+        sum(&|o| o.stream_bytes_corrupted),
+        outcomes.iter().all(Outcome::ok),
+        per.join(",")
+    )
+}

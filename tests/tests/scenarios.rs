@@ -1,0 +1,79 @@
+//! The Device Fundamentals battery at CI size: every scenario under `verifier` + `iommu` with
+//! I/O before, during and after each transition, and seeded IOCTL fuzzing (`rhca-lab scenario`
+//! runs the same at default size).
+
+use rhca_tests::scenario::{self, Outcome};
+use wdk_sim::Profile;
+
+const VI: Profile = Profile {
+    verifier: true,
+    iommu: true,
+    ..Profile::COHERENT
+};
+
+fn check(o: &Outcome, cycles: u64) {
+    assert!(o.ok(), "{o:#?}");
+    assert_eq!(o.cycles, cycles, "{o:#?}");
+    assert!(o.segments_verified > 0, "the stream ran: {o:#?}");
+    assert!(o.mads_sent > 0, "MADs ran: {o:#?}");
+}
+
+#[test]
+fn disable_enable_with_io() {
+    check(&scenario::run("disable-enable", 3, VI, 11), 3);
+}
+
+#[test]
+fn remove_and_readd_with_io() {
+    check(&scenario::run("remove", 3, VI, 12), 3);
+}
+
+#[test]
+fn surprise_remove_with_io() {
+    check(&scenario::run("surprise-remove", 3, VI, 13), 3);
+}
+
+#[test]
+fn stop_start_rebalance_with_io() {
+    check(&scenario::run("stop-start", 3, VI, 14), 3);
+}
+
+#[test]
+fn sleep_with_io_during() {
+    check(&scenario::run("sleep", 3, VI, 15), 3);
+}
+
+#[test]
+fn reboot_with_io() {
+    check(&scenario::run("reboot", 3, VI, 16), 3);
+}
+
+#[test]
+fn reinstall_with_io() {
+    check(&scenario::run("reinstall", 3, VI, 17), 3);
+}
+
+#[test]
+fn fuzzed_ioctls_change_nothing_and_leak_nothing() {
+    let o = scenario::run("fuzz", 3000, VI, 18);
+    assert!(o.ok(), "{o:#?}");
+    assert_eq!(o.ioctls_fuzzed, 3000);
+}
+
+#[test]
+fn the_summary_is_one_json_object_with_the_required_keys() {
+    let o = scenario::run("sleep", 1, VI, 19);
+    let j = scenario::json(&[o], 0);
+    for key in [
+        "\"cycles\":1",
+        "\"faults_injected\":0",
+        "\"ioctls_fuzzed\":0",
+        "\"bugchecks\":0",
+        "\"leaks\":0",
+        "\"mads_lost\":0",
+        "\"stream_bytes_corrupted\":0",
+        "\"scenarios\":[{\"name\":\"sleep\"",
+    ] {
+        assert!(j.contains(key), "{key} in {j}");
+    }
+}
