@@ -297,7 +297,9 @@ fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
             ));
         }
     }
-    p.close(h).map_err(|e| e.to_string())
+    p.close(h).map_err(|e| e.to_string())?;
+    // The process exits: its memory (request buffers, the stream buffer) goes back.
+    p.kill().map_err(|e| e.to_string())
 }
 
 /// I/O left in flight across `transition`: MADs outstanding and a stream running. After it,
@@ -334,7 +336,7 @@ fn across(
         o.errors.push("the stream's START never completed".into());
     }
     let _ = p.close(h);
-    Ok(())
+    p.kill().map_err(|e| e.to_string())
 }
 
 /// Runs scenario `name` for `n` cycles under `profile`, with machine seed `seed`.
@@ -481,11 +483,19 @@ fn fuzz(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), Stri
     let mut rng = Rng(seed | 1);
     let result = (|| {
         let host = rig.host()?;
-        let p = host.process();
-        let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+        let mut p = host.process();
+        let mut h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
         let codes: Vec<u32> = ioctl::Ioctl::ALL.iter().map(|i| i.code()).collect();
         let mut report = String::new();
-        for _ in 0..n {
+        for i in 0..n {
+            if i > 0 && i % 500 == 0 {
+                // A new process now and then: the old one's handle closes (ending any stream it
+                // started) and its memory goes back.
+                p.close(h).map_err(|e| e.to_string())?;
+                p.kill().map_err(|e| e.to_string())?;
+                p = host.process();
+                h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+            }
             let code = match rng.below(4) {
                 0 => rng.next() as u32,
                 1 => codes[rng.below(codes.len() as u64) as usize] ^ (rng.below(4) as u32),
@@ -545,6 +555,7 @@ fn fuzz(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), Stri
             }
         }
         p.close(h).map_err(|e| e.to_string())?;
+        p.kill().map_err(|e| e.to_string())?;
         if !report.is_empty() {
             return Err(report);
         }

@@ -119,6 +119,42 @@ impl Access {
 pub static SKIP_PERSISTENT_FLUSH: core::sync::atomic::AtomicBool =
     core::sync::atomic::AtomicBool::new(false);
 
+/// Test hook (feature `test-hooks`): a stream ended by surprise removal never puts its mapping
+/// (nor frees its buffers), to show that the leak checks catch it.
+#[cfg(feature = "test-hooks")]
+pub static LEAK_ON_REMOVAL: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Test hook (feature `test-hooks`): STOP requests are completed twice, to show that the
+/// framework checks catch it.
+#[cfg(feature = "test-hooks")]
+pub static COMPLETE_STOP_TWICE: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Whether the `COMPLETE_STOP_TWICE` hook is on.
+#[cfg(feature = "test-hooks")]
+#[must_use]
+pub fn complete_stop_twice() -> bool {
+    COMPLETE_STOP_TWICE.load(Ordering::Relaxed)
+}
+
+/// Whether the `COMPLETE_STOP_TWICE` hook is on (never, without `test-hooks`).
+#[cfg(not(feature = "test-hooks"))]
+#[must_use]
+pub const fn complete_stop_twice() -> bool {
+    false
+}
+
+#[cfg(feature = "test-hooks")]
+fn leak_on_removal(why: Option<EndReason>) -> bool {
+    why == Some(EndReason::Removed) && LEAK_ON_REMOVAL.load(Ordering::Relaxed)
+}
+
+#[cfg(not(feature = "test-hooks"))]
+const fn leak_on_removal(_why: Option<EndReason>) -> bool {
+    false
+}
+
 #[cfg(feature = "test-hooks")]
 fn skip_flush() -> bool {
     SKIP_PERSISTENT_FLUSH.load(Ordering::Relaxed)
@@ -401,6 +437,7 @@ impl Stream {
     /// its status and byte count, and the STOP requests waiting for the end.
     fn dismantle(self: Box<Self>) -> (Request, NTSTATUS, usize, Vec<Request>) {
         let s = *self;
+        let leak = leak_on_removal(s.ending);
         let status = s.ending.unwrap_or(EndReason::Stopped).status();
         let info = s.bytes as usize;
         let Self {
@@ -414,9 +451,15 @@ impl Stream {
         } = s;
         // A device→memory list put here copies any bounce or Verifier double buffer back, so
         // the partial segment of a stop reaches the application too.
-        drop(access);
-        drop(table);
-        drop(records);
+        if leak {
+            core::mem::forget(access);
+            core::mem::forget(table);
+            core::mem::forget(records);
+        } else {
+            drop(access);
+            drop(table);
+            drop(records);
+        }
         let request = user.into_request();
         drop(adapter);
         (request, status, info, stop_waiters)

@@ -281,6 +281,9 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
         }
         for s in f.stops {
             s.complete(STATUS_SUCCESS, 0);
+            if stream::complete_stop_twice() {
+                s.complete(STATUS_SUCCESS, 0);
+            }
         }
         // WAITs still queued get what the stream left, then the end.
         if let Some(q) = queues.get(f.engine as usize) {
