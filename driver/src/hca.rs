@@ -239,6 +239,9 @@ pub struct Hca {
     node_guid: u64,
     vectors: u32,
     running: bool,
+    /// A queue stopped on an error (a DMA fault, a CQ overflow): the device needs a reset, done
+    /// at `PASSIVE_LEVEL` by the work item ([`Hca::recover`]).
+    needs_reset: bool,
     /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
     /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
     /// the adapter's grant — otherwise one QP's idle receives could pin every register.
@@ -377,6 +380,7 @@ impl Hca {
             node_guid,
             vectors,
             running: false,
+            needs_reset: false,
             recv_depth: 0,
             regs,
         };
@@ -854,7 +858,47 @@ impl Hca {
                 }
             }
             self.regs.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
+            // A queue that hit an error stopped for good (it completes what remains with
+            // WrFlushed, which the loop above has handled): only a reset brings it back.
+            if self.queue_failed() {
+                self.needs_reset = true;
+            }
         }
+    }
+
+    /// Whether a work queue or the CQ reports `STATUS.ERROR`.
+    fn queue_failed(&self) -> bool {
+        let r = &self.regs;
+        let cq = r.read(cq::offset(0, cq::STATUS).unwrap_or(0));
+        if gone(cq) {
+            return false;
+        }
+        cq::STATUS_ERROR.is_set(cq)
+            || self
+                .sq
+                .iter()
+                .map(|q| q.id)
+                .chain(self.rq.iter().map(|q| q.id))
+                .any(|id| wq::STATUS_ERROR.is_set(r.read(wq::offset(id, wq::STATUS))))
+    }
+
+    /// Whether the device needs the reset of [`Hca::recover`].
+    #[must_use]
+    pub const fn needs_reset(&self) -> bool {
+        self.needs_reset
+    }
+
+    /// Recovery from a failed queue: quiesce (what is in flight fails with `STATUS_CANCELLED`,
+    /// stream engines stop), reset, reprogram and enable again. Returns whether it ran. The
+    /// caller then releases the streams the reset ended.
+    pub fn recover(&mut self, at: &AtDispatch<'_>) -> bool {
+        if !self.needs_reset {
+            return false;
+        }
+        self.needs_reset = false;
+        self.quiesce(at);
+        let _ = self.enable(at);
+        true
     }
 
     /// Posts receive buffers whose mapping has arrived, in order.

@@ -316,8 +316,11 @@ extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
         complete_recv(req, &m);
     }
     streams::complete_waits(segments);
+    let reset = with_hca(c, |h, _| h.needs_reset()).unwrap_or(false);
     let work = *c.work.lock();
-    if ending && let Some(w) = work {
+    if (ending || reset)
+        && let Some(w) = work
+    {
         w.enqueue();
     }
 }

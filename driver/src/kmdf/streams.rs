@@ -210,11 +210,15 @@ fn kick(c: &DeviceCtx) {
     }
 }
 
-/// `EvtWorkItem`: releases the streams that ended.
+/// `EvtWorkItem`: recovers a device whose queue failed (reset at `PASSIVE_LEVEL`, then the
+/// streams the reset ended are released), and releases the streams that ended.
 pub(super) extern "C" fn evt_stream_work(work: WDFWORKITEM) {
     let Some(c) = ctx(WorkItem(work).device()) else {
         return;
     };
+    if with_hca(c, Hca::recover) == Some(true) {
+        finish(c, Some(EndReason::DeviceError));
+    }
     finish(c, None);
 }
 

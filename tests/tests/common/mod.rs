@@ -42,6 +42,11 @@ pub fn lab_with(config: Config) -> Lab {
     } else {
         ModelConfig::default()
     };
+    lab_model(config, model)
+}
+
+/// A lab on a machine built from `config`, with device `model`.
+pub fn lab_model(config: Config, model: ModelConfig) -> Lab {
     let m = Machine::new(config);
     let (dev, att) = RhcaDevice::attach(&m, model).expect("model");
     let worker = dev.spawn_worker();
