@@ -2,6 +2,11 @@
 //! recovers where the hardware allows — a queue that stopped on an error is brought back by a
 //! device reset — under `verifier` + `iommu`, with no bug check and no leak.
 
+#![expect(
+    clippy::many_single_char_names,
+    reason = "tests name the lab, process, handle, client and result l, p, h, c, r"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
