@@ -33,7 +33,7 @@ fn mapped_lab() -> Lab {
     lab_model(Config::with_profile(VI), model)
 }
 
-/// One NodeInfo round trip: Ok when answered, Err with the send's or receive's status.
+/// One `NodeInfo` round trip: `Ok` when answered, `Err` with the send's or receive's status.
 fn round_trip(p: &Process, h: &Handle, tid: u64) -> Result<(), String> {
     let q = SendMadIn {
         qp: 0,
