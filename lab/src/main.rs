@@ -32,7 +32,8 @@ commands:
 Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
-              remove, surprise-remove, stop-start, sleep, reboot, reinstall) and IOCTL fuzzing,
+              remove, surprise-remove, stop-start, sleep, reboot, reinstall), device faults
+              (faults) and IOCTL fuzzing (fuzz),
               under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
               object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";
 
@@ -107,10 +108,11 @@ fn scenario_command(args: &[String]) -> ExitCode {
         let o = scenario::run(n, cycles, profile, seed);
         if !json {
             println!(
-                "{:<16} {} cycles {:>7}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
+                "{:<16} {} cycles {:>7}  faults {:>4}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
                 o.name,
                 if o.ok() { "PASS" } else { "FAIL" },
                 o.cycles,
+                o.faults_injected,
                 o.mads_sent,
                 o.mads_failed,
                 o.mads_lost,
@@ -128,7 +130,7 @@ fn scenario_command(args: &[String]) -> ExitCode {
     }
     let ok = outcomes.iter().all(scenario::Outcome::ok);
     if json {
-        println!("{}", scenario::json(&outcomes, 0));
+        println!("{}", scenario::json(&outcomes));
     } else {
         println!("\nverdict: {}", if ok { "PASS" } else { "FAIL" });
     }

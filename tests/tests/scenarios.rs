@@ -54,6 +54,13 @@ fn reinstall_with_io() {
 }
 
 #[test]
+fn device_faults_with_io() {
+    let o = scenario::run("faults", 4, VI, 20);
+    check(&o, 4);
+    assert!(o.faults_injected >= 3, "{o:#?}");
+}
+
+#[test]
 fn fuzzed_ioctls_change_nothing_and_leak_nothing() {
     let o = scenario::run("fuzz", 3000, VI, 18);
     assert!(o.ok(), "{o:#?}");
@@ -63,7 +70,7 @@ fn fuzzed_ioctls_change_nothing_and_leak_nothing() {
 #[test]
 fn the_summary_is_one_json_object_with_the_required_keys() {
     let o = scenario::run("sleep", 1, VI, 19);
-    let j = scenario::json(&[o], 0);
+    let j = scenario::json(&[o]);
     for key in [
         "\"cycles\":1",
         "\"faults_injected\":0",
