@@ -669,7 +669,9 @@ impl Hca {
     /// A validated `SEND_MAD`: posted now, or queued (FIFO) behind earlier sends when the send
     /// queue is full or map registers are busy. Completes when its CQE arrives.
     pub fn send(&mut self, request: Request, input: SendMadIn, at: &AtDispatch<'_>) {
-        if !self.running {
+        // Not running, or a failed queue waiting for its reset: new work is refused (the
+        // caller may retry) rather than posted to a queue that would flush it.
+        if !self.running || self.needs_reset {
             self.done.push(Done {
                 request,
                 status: crate::sys::STATUS_DEVICE_NOT_READY,

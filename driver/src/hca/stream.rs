@@ -526,7 +526,7 @@ impl Hca {
         if n >= self.caps.stream_engines || n >= regs::MAX_STREAM_ENGINES {
             return Err(crate::sys::STATUS_INVALID_PARAMETER);
         }
-        if !self.running {
+        if !self.running || self.needs_reset {
             return Err(crate::sys::STATUS_DEVICE_NOT_READY);
         }
         if self.streams[n as usize].is_some() || self.reserved & (1 << n) != 0 {
