@@ -26,7 +26,7 @@ use rhca_hw::ioctl::{
     self, QueryDeviceOut, RecvMadOut, SendMadIn, SendMadOut, StatisticsOut, Strategy,
     StreamReleaseIn, StreamStartIn, StreamStopIn, StreamWaitIn, StreamWaitOut, WAIT_FLAG_ENDED,
 };
-use rhca_hw::mad::{self, MadHeader, attr, class, method, smp};
+use rhca_hw::mad::{self, MadHeader, attr, smp};
 use rhca_hw::stream::{self, Direction, RecordStatus};
 
 #[cfg(not(windows))]
@@ -201,27 +201,15 @@ pub fn node_info_query(tid: u64) -> SendMadIn {
     }
 }
 
-/// A `PerfMgt` `PortCounters` Get to `lid` through QP1.
+/// A `PerfMgt` `PortCounters` Get of port 1 of `lid`, through QP1.
 #[must_use]
 pub fn port_counters_query(lid: u16, tid: u64) -> SendMadIn {
-    let mut m = [0u8; mad::MAD_SIZE];
-    let _ = MadHeader {
-        base_version: 1,
-        mgmt_class: class::PERF_MGT,
-        class_version: 1,
-        method: method::GET,
-        tid,
-        attr_id: attr::PORT_COUNTERS,
-        ..MadHeader::default()
-    }
-    .encode(&mut m);
-    m[mad::GMP_DATA + 1] = 1;
     SendMadIn {
         qp: 1,
         dlid: lid,
         remote_qpn: 1,
         qkey: mad::QKEY_GSI,
-        mad: m,
+        mad: mad::port_counters_get(1, tid),
         ..SendMadIn::default()
     }
 }

@@ -292,6 +292,26 @@ impl MadHeader {
     }
 }
 
+/// A `PerfMgt` `Get(PortCounters)` of port `port` (IBTA §16.1.3.5): the class header, and the
+/// `PortSelect` byte at offset 1 of the attribute data.
+#[must_use]
+pub fn port_counters_get(port: u8, tid: u64) -> [u8; MAD_SIZE] {
+    let mut m = [0u8; MAD_SIZE];
+    // The buffer is MAD_SIZE bytes: the 24-byte header always fits.
+    let _ = MadHeader {
+        base_version: BASE_VERSION,
+        mgmt_class: class::PERF_MGT,
+        class_version: 1,
+        method: method::GET,
+        tid,
+        attr_id: attr::PORT_COUNTERS,
+        ..MadHeader::default()
+    }
+    .encode(&mut m);
+    m[GMP_DATA + 1] = port;
+    m
+}
+
 /// A directed-route `SubnGet(attr_id, attr_mod)` SMP along `path` (IBTA §14.2.2).
 ///
 /// The initial path's entry 0 is unused, entry *i* is the output port at hop *i*, so the hop count is

@@ -34,6 +34,8 @@ use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload};
 use rhca_model::rig::Rig;
 use rhca_model::{ModelConfig, RhcaDevice};
 use rhca_tests::stream::Client;
+
+use crate::run::json_str;
 use wdk_sim::wdf::host::{Host, InterruptResources, Mode};
 use wdk_sim::{Config, IommuCost, Machine, Profile, STATUS_SUCCESS};
 
@@ -204,6 +206,41 @@ fn rate(n: u64, d: Duration) -> f64 {
     r
 }
 
+/// A machine with the driver started on one RHCA (`model` on the bus), for one measurement.
+struct Bench {
+    m: Machine,
+    host: Host,
+    node: wdk_sim::wdf::host::DevNode,
+    _worker: rhca_model::Worker,
+}
+
+impl Bench {
+    fn boot(config: Config, model: ModelConfig) -> Result<Self, String> {
+        let m = Machine::new(config);
+        let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
+        let worker = dev.spawn_worker();
+        let host =
+            Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
+        let node = host
+            .add_device(&att, InterruptResources::Msi(2))
+            .map_err(|e| e.to_string())?;
+        host.start(&node).map_err(|e| e.to_string())?;
+        Ok(Self {
+            m,
+            host,
+            node,
+            _worker: worker,
+        })
+    }
+
+    /// Removes the device and unloads the driver; a bug check is an error.
+    fn shutdown(self) -> Result<(), String> {
+        self.host.remove(&self.node).map_err(|e| e.to_string())?;
+        self.host.unload().map_err(|e| e.to_string())?;
+        self.m.bugcheck().map_or(Ok(()), |b| Err(b.to_string()))
+    }
+}
+
 /// Bytes per second of a capture stream through the driver, measured from the application's
 /// side (WAIT and RELEASE, segments handed back unread) after one lap of warm-up.
 fn stream_rate(
@@ -213,27 +250,22 @@ fn stream_rate(
     segs: u32,
     bytes: u64,
 ) -> Result<f64, String> {
-    let m = Machine::new(Config {
-        iommu_cost: p.cost,
-        ..Config::with_profile(p.profile)
-    });
     let mut model = if p.profile.bounce {
         ModelConfig::dma_32bit()
     } else {
         ModelConfig::default()
     };
     model.bench_data = true;
-    let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
-    let worker = dev.spawn_worker();
-    let host =
-        Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
-    let node = host
-        .add_device(&att, InterruptResources::Msi(2))
-        .map_err(|e| e.to_string())?;
-    host.start(&node).map_err(|e| e.to_string())?;
-    let pr = host.process();
-    let h = pr.open(&node).map_err(|e| e.to_string())?;
-    let result = match Client::start(&pr, &h, &m, 0, Direction::Capture, seg, segs, strategy, 0) {
+    let b = Bench::boot(
+        Config {
+            iommu_cost: p.cost,
+            ..Config::with_profile(p.profile)
+        },
+        model,
+    )?;
+    let pr = b.host.process();
+    let h = pr.open(&b.node).map_err(|e| e.to_string())?;
+    let result = match Client::start(&pr, &h, &b.m, 0, Direction::Capture, seg, segs, strategy, 0) {
         Ok(c) => {
             let _ = c.drain(u64::from(segs));
             let t = Instant::now();
@@ -245,12 +277,7 @@ fn stream_rate(
         Err(st) => Err(format!("START refused: {st:#x}")),
     };
     pr.close(h).map_err(|e| e.to_string())?;
-    host.remove(&node).map_err(|e| e.to_string())?;
-    host.unload().map_err(|e| e.to_string())?;
-    drop(worker);
-    if let Some(b) = m.bugcheck() {
-        return Err(b.to_string());
-    }
+    b.shutdown()?;
     result
 }
 
@@ -323,29 +350,22 @@ fn engine_rate(seg: u32, segs: u32, bytes: u64) -> f64 {
 /// MAD round trips per second through the driver (SEND then the RECV of the answer), and the
 /// HAL's scatter/gather lists built per MAD (sends and receives).
 fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
-    let m = Machine::new(Config::with_profile(Profile::COHERENT));
     let mut model = ModelConfig::default();
     if mapped {
         // A 256-byte MAD no longer fits inline: every send is mapped.
         model.caps.max_inline = 64;
     }
-    let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
-    let worker = dev.spawn_worker();
-    let host =
-        Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
-    let node = host
-        .add_device(&att, InterruptResources::Msi(2))
-        .map_err(|e| e.to_string())?;
-    host.start(&node).map_err(|e| e.to_string())?;
-    let pr = host.process();
-    let h = pr.open(&node).map_err(|e| e.to_string())?;
+    let b = Bench::boot(Config::with_profile(Profile::COHERENT), model)?;
+    let pr = b.host.process();
+    let h = pr.open(&b.node).map_err(|e| e.to_string())?;
+    let m = &b.m;
     let lists = |m: &Machine| -> u64 {
         m.dma_adapters()
             .iter()
             .map(|a| a.counters.sg_lists_allocated)
             .sum()
     };
-    let before = lists(&m);
+    let before = lists(m);
     let t = Instant::now();
     for tid in 0..n {
         let q = SendMadIn {
@@ -374,13 +394,11 @@ fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
     let el = t.elapsed();
     let per_mad = {
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-        let r = (lists(&m) - before) as f64 / n as f64;
+        let r = (lists(m) - before) as f64 / n as f64;
         r
     };
     pr.close(h).map_err(|e| e.to_string())?;
-    host.remove(&node).map_err(|e| e.to_string())?;
-    host.unload().map_err(|e| e.to_string())?;
-    drop(worker);
+    b.shutdown()?;
     Ok((rate(n, el), per_mad))
 }
 
@@ -693,22 +711,6 @@ pub fn table(figs: &[Figure]) -> String {
             f.name, f.profile, f.strategy, f.value, f.unit, f.baseline, f.ratio, lo, hi
         );
     }
-    o
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
     o
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rhca_hw::attrs::{NodeDescription, NodeInfo, PortCounters, PortInfo};
 use rhca_hw::cqe;
 use rhca_hw::ioctl::{self, QueryDeviceOut, RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
-use rhca_hw::mad::{self, MadHeader, attr, class, method, smp};
+use rhca_hw::mad::{self, MadHeader, attr, smp};
 use rhca_model::{ModelConfig, RhcaDevice};
 use wdk_sim::wdf::host::{Handle, Host, HostError, InterruptResources, Mode, Process};
 use wdk_sim::{Config, Machine, Profile, STATUS_SUCCESS};
@@ -58,24 +58,12 @@ fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> Result<SendMa
 }
 
 fn perf_query(lid: u16, tid: u64) -> SendMadIn {
-    let mut m = [0u8; mad::MAD_SIZE];
-    let _ = MadHeader {
-        base_version: 1,
-        mgmt_class: class::PERF_MGT,
-        class_version: 1,
-        method: method::GET,
-        tid,
-        attr_id: attr::PORT_COUNTERS,
-        ..MadHeader::default()
-    }
-    .encode(&mut m);
-    m[mad::GMP_DATA + 1] = 1;
     SendMadIn {
         qp: 1,
         dlid: lid,
         remote_qpn: 1,
         qkey: mad::QKEY_GSI,
-        mad: m,
+        mad: mad::port_counters_get(1, tid),
         ..SendMadIn::default()
     }
 }
@@ -437,7 +425,8 @@ impl Report {
     }
 }
 
-fn json_str(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub fn json_str(s: &str) -> String {
     let mut o = String::from("\"");
     for c in s.chars() {
         match c {
