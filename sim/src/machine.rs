@@ -161,6 +161,49 @@ pub(crate) struct State {
     pub(crate) hal: crate::hal::Hal,
     pub(crate) bus: crate::bus::Bus,
     pub(crate) wdf: crate::wdf::WdfState,
+    pub(crate) faults: KernelFaults,
+}
+
+/// Allocation failures the kernel model injects (`Machine::fail_common_buffers`,
+/// `Machine::fail_pool`): resources a real system can run out of at any time.
+#[derive(Debug, Default)]
+pub(crate) struct KernelFaults {
+    /// `AllocateCommonBuffer*` calls to let through before the failures start.
+    pub(crate) common_skip: u64,
+    /// Common-buffer allocations still to fail.
+    pub(crate) common_fail: u64,
+    /// Pool allocations with this tag fail.
+    pub(crate) pool_tag: u32,
+    /// Pool allocations still to fail.
+    pub(crate) pool_fail: u64,
+    /// Failures injected so far.
+    pub(crate) injected: u64,
+}
+
+impl KernelFaults {
+    /// Whether this common-buffer allocation fails.
+    pub(crate) const fn common_buffer_fails(&mut self) -> bool {
+        if self.common_fail == 0 {
+            return false;
+        }
+        if self.common_skip > 0 {
+            self.common_skip -= 1;
+            return false;
+        }
+        self.common_fail -= 1;
+        self.injected += 1;
+        true
+    }
+
+    /// Whether this pool allocation with `tag` fails.
+    pub(crate) const fn pool_fails(&mut self, tag: u32) -> bool {
+        if self.pool_fail == 0 || tag != self.pool_tag {
+            return false;
+        }
+        self.pool_fail -= 1;
+        self.injected += 1;
+        true
+    }
 }
 
 pub(crate) struct Inner {
@@ -315,6 +358,7 @@ impl Machine {
             hal: crate::hal::Hal::new(&config),
             bus: crate::bus::Bus::default(),
             wdf: crate::wdf::WdfState::default(),
+            faults: KernelFaults::default(),
         };
         Self(Arc::new(Inner {
             config,
@@ -427,6 +471,28 @@ impl Machine {
     #[must_use]
     pub fn bugcheck(&self) -> Option<BugCheck> {
         self.0.halted()
+    }
+
+    /// Fails `count` common-buffer allocations (`AllocateCommonBuffer*`) after letting `skip`
+    /// more through: the driver sees NULL, as on a system short of contiguous memory or map
+    /// registers.
+    pub fn fail_common_buffers(&self, skip: u64, count: u64) {
+        let mut st = self.0.lock();
+        st.faults.common_skip = skip;
+        st.faults.common_fail = count;
+    }
+
+    /// Fails the next `count` `ExAllocatePool2` calls with pool tag `tag`.
+    pub fn fail_pool(&self, tag: u32, count: u64) {
+        let mut st = self.0.lock();
+        st.faults.pool_tag = tag;
+        st.faults.pool_fail = count;
+    }
+
+    /// Allocation failures injected so far.
+    #[must_use]
+    pub fn kernel_faults_injected(&self) -> u64 {
+        self.0.lock().faults.injected
     }
 
     /// Makes the calling thread a CPU of this machine at `PASSIVE_LEVEL` until the guard drops.

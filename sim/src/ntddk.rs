@@ -290,6 +290,9 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
     );
     let size = usize::try_from(NumberOfBytes).unwrap_or(usize::MAX);
     with_state(|st, _| {
+        if st.faults.pool_fails(Tag) {
+            return Ok(None);
+        }
         Ok(st.mem.pool_alloc(
             size,
             Tag,

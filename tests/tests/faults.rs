@@ -221,3 +221,72 @@ fn the_device_vanishing_mid_traffic_is_a_clean_surprise_removal() {
     assert_eq!(l.m.leaks().unwrap(), Vec::<String>::new());
     assert!(l.m.bugcheck().is_none(), "{:?}", l.m.bugcheck());
 }
+
+#[test]
+fn a_common_buffer_failure_at_any_point_of_start_fails_it_cleanly() {
+    let mut points = 0;
+    for skip in 0.. {
+        let m = wdk_sim::Machine::new(Config::with_profile(VI));
+        let (dev, att) = rhca_model::RhcaDevice::attach(&m, ModelConfig::default()).unwrap();
+        let worker = dev.spawn_worker();
+        let host = wdk_sim::wdf::host::Host::load_with(
+            &m,
+            rhca::driver_entry,
+            wdk_sim::wdf::host::Mode::Threaded,
+        )
+        .unwrap();
+        let node = host
+            .add_device(&att, wdk_sim::wdf::host::InterruptResources::Msi(2))
+            .unwrap();
+        m.fail_common_buffers(skip, 1);
+        let started = host.start(&node);
+        let injected = m.kernel_faults_injected();
+        if injected == 0 {
+            // Past the last allocation of a start: it succeeded untouched.
+            assert!(started.is_ok(), "{started:?}");
+            host.remove(&node).unwrap();
+            host.unload().unwrap();
+            drop(worker);
+            break;
+        }
+        assert_eq!(
+            started,
+            Err(wdk_sim::wdf::host::HostError::Status(
+                wdk_sim::STATUS_INSUFFICIENT_RESOURCES
+            )),
+            "allocation {skip} failed: the start fails with a clear status"
+        );
+        points += 1;
+        host.remove(&node).unwrap();
+        host.unload().unwrap();
+        drop(worker);
+        assert_eq!(
+            m.leaks().unwrap(),
+            Vec::<String>::new(),
+            "allocation {skip}"
+        );
+        assert!(m.bugcheck().is_none(), "{:?}", m.bugcheck());
+    }
+    assert!(
+        points >= 5,
+        "every ring and page list allocates: {points} points"
+    );
+}
+
+#[test]
+fn mad_buffer_pool_failures_fail_or_delay_a_mad_and_lose_nothing() {
+    let l = mapped_lab();
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    round_trip(&p, &h, 1).unwrap();
+    l.m.fail_pool(rhca::dma::TAG_MAD, 4);
+    for tid in 2..10 {
+        // A send whose buffer cannot be allocated fails with a clear status; a receive buffer
+        // that cannot be allocated is allocated again at the next completion.
+        let _ = round_trip(&p, &h, tid);
+    }
+    assert_eq!(l.m.kernel_faults_injected(), 4);
+    recovers(&p, &h, Duration::from_secs(5));
+    p.close(h).unwrap();
+    l.finish();
+}

@@ -212,6 +212,9 @@ fn common_buffer(
         if super::bytes_to_pages(u64::from(length)) > u64::from(st.hal.adapters[&key].granted) {
             return Ok(None);
         }
+        if st.faults.common_buffer_fails() {
+            return Ok(None);
+        }
         Ok(super::alloc_common(st, cfg, key, length, max, cache))
     });
     match got {
