@@ -1123,6 +1123,31 @@ fn a_leaked_request_is_caught_at_removal() {
 }
 
 #[test]
+fn without_secure_open_a_name_below_the_device_escapes_its_dacl() {
+    use wdk_sim::wdf::host::Identity;
+    let r = rig(Mode::Threaded, 0);
+    r.host()
+        .set_security(&r.node, "D:P(A;;GA;;;SY)(A;;GA;;;BA)")
+        .unwrap();
+    let user = r.host().process_as(Identity::User);
+    assert!(matches!(
+        user.open(&r.node),
+        Err(HostError::Status(STATUS_ACCESS_DENIED))
+    ));
+    // The sample driver does not set FILE_DEVICE_SECURE_OPEN: the I/O manager leaves names
+    // below the device to the driver, and this one checks nothing.
+    let h = user
+        .open_name(&r.node, "x")
+        .expect("the hole FILE_DEVICE_SECURE_OPEN closes");
+    user.close(h).unwrap();
+    assert!(
+        r.host().set_security(&r.node, "O:BAG:SY").is_err(),
+        "unsupported SDDL"
+    );
+    r.finish();
+}
+
+#[test]
 fn a_work_item_runs_at_passive_level() {
     for mode in MODES {
         let r = rig(mode, 0);

@@ -100,6 +100,51 @@ struct Core {
     tx: Sender<IrqEvent>,
     mode: Mode,
     det: Mutex<DetState>,
+    /// Per bus slot: the SIDs the device's DACL allows (the INF's `Security` value, which the
+    /// PnP manager applies to every device object of the device node).
+    security: Mutex<std::collections::HashMap<usize, Vec<String>>>,
+}
+
+/// Who a process runs as: the groups of its token that a device DACL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// `LocalSystem` (`SY`; also a member of `BA`).
+    System,
+    /// An elevated administrator (`BA`).
+    Administrator,
+    /// A standard user (`BU`, `IU`).
+    User,
+}
+
+impl Identity {
+    /// The SDDL SID strings of the token's groups.
+    const fn sids(self) -> &'static [&'static str] {
+        match self {
+            Self::System => &["SY", "BA", "AU", "WD"],
+            Self::Administrator => &["BA", "BU", "AU", "IU", "WD"],
+            Self::User => &["BU", "AU", "IU", "WD"],
+        }
+    }
+}
+
+/// The SIDs an SDDL DACL allows: `D:` (optionally `P`, protected) followed by allow ACEs
+/// `(A;flags;rights;;;SID)`. Anything else is refused (this is not a general SDDL parser).
+fn parse_dacl(sddl: &str) -> Result<Vec<String>, HostError> {
+    let bad = HostError::State("unsupported SDDL (D:[P] followed by allow ACEs only)");
+    let rest = sddl.strip_prefix("D:").ok_or(bad)?;
+    let mut rest = rest.strip_prefix('P').unwrap_or(rest);
+    let mut sids = Vec::new();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('(').ok_or(bad)?;
+        let end = inner.find(')').ok_or(bad)?;
+        let fields: Vec<&str> = inner[..end].split(';').collect();
+        if fields.len() != 6 || fields[0] != "A" || fields[2].is_empty() {
+            return Err(bad);
+        }
+        sids.push(fields[5].to_owned());
+        rest = &inner[end + 1..];
+    }
+    Ok(sids)
 }
 
 /// How the host schedules interrupts and DPCs against everything else.
@@ -248,6 +293,7 @@ impl Host {
         });
         let (tx, rx) = channel();
         let core = Arc::new(Core {
+            security: Mutex::new(std::collections::HashMap::new()),
             machine: machine.clone(),
             driver_object: core::ptr::from_mut(&mut *driver) as usize,
             registry: core::ptr::from_mut(&mut *reg) as usize,
@@ -486,14 +532,36 @@ impl Host {
         })
     }
 
-    /// A new user-mode process.
+    /// A new user-mode process, running as an elevated administrator.
     #[must_use]
     pub fn process(&self) -> Process {
+        self.process_as(Identity::Administrator)
+    }
+
+    /// A new user-mode process running as `identity`.
+    #[must_use]
+    pub fn process_as(&self, identity: Identity) -> Process {
         Process {
             core: self.core.clone(),
             handles: Mutex::new(Vec::new()),
             memory: Mutex::new(Vec::new()),
+            identity,
         }
+    }
+
+    /// Applies a security descriptor (SDDL, as an INF's `HKR,,Security` value) to the device:
+    /// opens are checked against its DACL from now on.
+    ///
+    /// # Errors
+    /// [`HostError::State`] for SDDL this model does not understand.
+    pub fn set_security(&self, d: &DevNode, sddl: &str) -> Result<(), HostError> {
+        let sids = parse_dacl(sddl)?;
+        self.core
+            .security
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(d.slot, sids);
+        Ok(())
     }
 }
 
@@ -1273,6 +1341,7 @@ pub struct Process {
     core: Arc<Core>,
     handles: Mutex<Vec<usize>>,
     memory: Mutex<Vec<usize>>,
+    identity: Identity,
 }
 
 impl std::fmt::Debug for Process {
@@ -1387,6 +1456,43 @@ impl Process {
     /// # Errors
     /// The status the driver failed the create with, or a bug check.
     pub fn open(&self, d: &DevNode) -> Result<Handle, HostError> {
+        self.open_name(d, "")
+    }
+
+    /// `CreateFile` of a name below the device (`\\.\Device\suffix`). The I/O manager checks
+    /// the device's DACL for the device itself, and for names below it only when the device
+    /// object has `FILE_DEVICE_SECURE_OPEN` (otherwise the driver would have to).
+    ///
+    /// # Errors
+    /// `STATUS_ACCESS_DENIED` when the DACL does not admit the process; as [`Process::open`].
+    pub fn open_name(&self, d: &DevNode, suffix: &str) -> Result<Handle, HostError> {
+        let allowed = self
+            .core
+            .security
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&d.slot)
+            .cloned();
+        if let Some(allowed) = allowed {
+            let dev = d.device;
+            let secure_open = run(&self.core.machine, move || {
+                with_state(|st, _| {
+                    Ok(st.wdf.device(dev).map_or(0, |d| d.fdo.Characteristics)
+                        & crate::FILE_DEVICE_SECURE_OPEN
+                        != 0)
+                })
+            })?;
+            let checked = suffix.is_empty() || secure_open;
+            if checked
+                && !self
+                    .identity
+                    .sids()
+                    .iter()
+                    .any(|s| allowed.iter().any(|a| a == s))
+            {
+                return Err(HostError::Status(crate::STATUS_ACCESS_DENIED));
+            }
+        }
         let dev = d.device;
         let (file, pending) = step(&self.core, move || {
             let (file, req, cb, completion) = with_state(|st, _| {
