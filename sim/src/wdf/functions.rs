@@ -1166,6 +1166,7 @@ pub unsafe fn WdfRequestForwardToIoQueue(
             return Ok(Err(STATUS_INVALID_DEVICE_REQUEST));
         }
         let src = r.queue;
+        let cancelled = r.cancelled;
         r.queue = Some(to);
         r.state = ReqState::Queued;
         if let Some(s) = src {
@@ -1173,10 +1174,16 @@ pub unsafe fn WdfRequestForwardToIoQueue(
             q.presented = q.presented.saturating_sub(1);
         }
         w.queue(to)?.waiting.push_back(from);
-        Ok(Ok(src))
+        Ok(Ok((src, cancelled)))
     });
     match source {
-        Ok(src) => {
+        Ok((src, cancelled)) => {
+            if cancelled {
+                // The I/O manager cancelled the request while the driver owned it: queued now, it
+                // is cancelled from the queue at once (KMDF sets the IRP's cancel routine as it
+                // queues it and finds the IRP already cancelled).
+                super::host::cancel(from);
+            }
             super::host::dispatch(to);
             if let Some(s) = src
                 && super::host::sequential(s)

@@ -246,6 +246,11 @@ pub struct Host {
     _buffers: (Box<_DRIVER_OBJECT>, Box<UNICODE_STRING>, Box<[u16]>),
 }
 
+// SAFETY: a shared `Host` only reaches the machine through `Core` (an `Arc` of locks and
+// channels); the driver object and registry buffers it keeps are touched by the driver on the
+// machine's CPUs (through the pointers `DriverEntry` received), never through `&Host`.
+unsafe impl Sync for Host {}
+
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host").finish_non_exhaustive()
