@@ -33,7 +33,7 @@ Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
               remove, surprise-remove, stop-start, sleep, reboot, reinstall), device faults
-              (faults) and IOCTL fuzzing (fuzz),
+              (faults), random operation sequences (ops, 10^5) and IOCTL fuzzing (fuzz),
               under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
               object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";
 
@@ -98,7 +98,11 @@ fn scenario_command(args: &[String]) -> ExitCode {
     let mut outcomes = Vec::new();
     for n in names {
         // 100 cycles per scenario; the fuzzer sends 10^6 IOCTLs.
-        let cycles = count.unwrap_or(if n == "fuzz" { 1_000_000 } else { 100 });
+        let cycles = count.unwrap_or(match n {
+            "fuzz" => 1_000_000,
+            "ops" => 100_000,
+            _ => 100,
+        });
         if !json {
             eprintln!(
                 "scenario {n}: {cycles} {} under {profile}",

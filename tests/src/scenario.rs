@@ -74,7 +74,7 @@ impl Outcome {
 }
 
 /// The scenarios, by name.
-pub const SCENARIOS: [&str; 9] = [
+pub const SCENARIOS: [&str; 10] = [
     "disable-enable",
     "remove",
     "surprise-remove",
@@ -83,6 +83,7 @@ pub const SCENARIOS: [&str; 9] = [
     "reboot",
     "reinstall",
     "faults",
+    "ops",
     "fuzz",
 ];
 
@@ -358,6 +359,7 @@ pub fn run(name: &str, n: u64, profile: Profile, seed: u64) -> Outcome {
     let r = match name {
         "fuzz" => fuzz(n, profile, seed, &mut o),
         "faults" => faults(n, profile, seed, &mut o),
+        "ops" => ops(n, profile, seed, &mut o),
         "surprise-remove" | "reboot" => fresh_machine_cycles(name, n, profile, seed, &mut o),
         _ => same_machine_cycles(name, n, profile, seed, &mut o),
     };
@@ -517,6 +519,188 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
         Ok(())
     })();
     o.faults_injected += rig.dev.counters().faults_injected;
+    rig.finish(o);
+    result
+}
+
+/// Seeded operation sequences over the driver: `n` operations drawn from opening and closing
+/// handles, killing processes, MADs, receives, cancellations, stream starts (any engine,
+/// direction, segment size and strategy — valid or not), WAIT/RELEASE/STOP on any engine, power
+/// cycles and stop/start. Every request must complete (or be cancelled and complete), nothing
+/// may bug check, and the final removal must leave nothing behind.
+#[expect(clippy::too_many_lines, reason = "one match arm per operation")]
+fn ops(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), String> {
+    let rig = Rig::new(profile, seed)?;
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let result = (|| {
+        let host = rig.host()?;
+        let node = rig.node()?;
+        let mut procs: Vec<(Process, Vec<Handle>)> = Vec::new();
+        let mut pending: Vec<(Pending, u32)> = Vec::new();
+        let input = |v: &dyn Fn(&mut [u8]) -> rhca_hw::Result<usize>, size: usize| {
+            let mut b = vec![0u8; size];
+            let _ = v(&mut b);
+            b
+        };
+        for step in 0..n {
+            o.cycles += 1;
+            let op = rng.below(14);
+            if procs.is_empty() || op == 0 {
+                let p = host.process();
+                let h = p
+                    .open(&node)
+                    .map_err(|e| format!("step {step}: open: {e}"))?;
+                procs.push((p, vec![h]));
+                continue;
+            }
+            let pi = rng.below(procs.len() as u64) as usize;
+            let (p, hs) = &mut procs[pi];
+            if hs.is_empty() {
+                let h = p
+                    .open(&node)
+                    .map_err(|e| format!("step {step}: open: {e}"))?;
+                hs.push(h);
+            }
+            let h = hs[rng.below(hs.len() as u64) as usize];
+            let engine = rng.below(3) as u32;
+            match op {
+                1 => {
+                    let hi = rng.below(hs.len() as u64) as usize;
+                    let h = hs.swap_remove(hi);
+                    p.close(h).map_err(|e| format!("step {step}: close: {e}"))?;
+                }
+                2 => {
+                    let (p, _) = procs.swap_remove(pi);
+                    p.kill().map_err(|e| format!("step {step}: kill: {e}"))?;
+                    // Its requests completed during rundown; drop their handles.
+                    pending.retain(|(q, _)| q.wait(Duration::ZERO).is_none());
+                }
+                3 | 4 => {
+                    let (s, r) = send_async(p, &h, 0x7000 + step)?;
+                    o.mads_sent += 1;
+                    pending.push((s, ioctl::IOCTL_RHCA_SEND_MAD));
+                    pending.push((r, ioctl::IOCTL_RHCA_RECV_MAD));
+                }
+                5 => {
+                    let seg = 4096u32 << rng.below(6);
+                    let segs = 2 + rng.below(15) as u32;
+                    let capture = rng.below(2) == 0;
+                    let s = ioctl::StreamStartIn {
+                        engine,
+                        direction: u32::from(!capture),
+                        segment_size: seg,
+                        strategy: rng.below(5) as u32,
+                        ..ioctl::StreamStartIn::default()
+                    };
+                    let b = input(&|b| s.encode(b), ioctl::StreamStartIn::SIZE);
+                    let len = (seg * segs) as usize;
+                    let va = p.alloc(len);
+                    let code = if capture {
+                        ioctl::IOCTL_RHCA_STREAM_START_CAPTURE
+                    } else {
+                        ioctl::IOCTL_RHCA_STREAM_START_PLAYBACK
+                    };
+                    let q = p
+                        .ioctl_with_buffer(&h, code, &b, va, len)
+                        .map_err(|e| format!("step {step}: start: {e}"))?;
+                    pending.push((q, code));
+                }
+                6 | 7 => {
+                    let w = ioctl::StreamWaitIn {
+                        engine,
+                        max_segments: 1 + rng.below(16) as u32,
+                        ..ioctl::StreamWaitIn::default()
+                    };
+                    let b = input(&|b| w.encode(b), ioctl::StreamWaitIn::SIZE);
+                    let q = p
+                        .ioctl_async(
+                            &h,
+                            ioctl::IOCTL_RHCA_STREAM_WAIT,
+                            &b,
+                            ioctl::StreamWaitOut::SIZE,
+                        )
+                        .map_err(|e| format!("step {step}: wait: {e}"))?;
+                    // Hand back what was ready, if anything.
+                    if let Some(r) = q.wait(Duration::from_millis(1))
+                        && let Ok(out) = ioctl::StreamWaitOut::decode(&r.output)
+                        && out.count > 0
+                    {
+                        let rel = ioctl::StreamReleaseIn {
+                            engine,
+                            count: out.count,
+                            first_sequence: out.segments[0].sequence,
+                            ..ioctl::StreamReleaseIn::default()
+                        };
+                        let b = input(&|b| rel.encode(b), ioctl::StreamReleaseIn::SIZE);
+                        let _ = p.ioctl(&h, ioctl::IOCTL_RHCA_STREAM_RELEASE, &b, 0);
+                    } else {
+                        pending.push((q, ioctl::IOCTL_RHCA_STREAM_WAIT));
+                    }
+                }
+                8 => {
+                    let st = ioctl::StreamStopIn {
+                        engine,
+                        ..ioctl::StreamStopIn::default()
+                    };
+                    let b = input(&|b| st.encode(b), ioctl::StreamStopIn::SIZE);
+                    let q = p
+                        .ioctl_async(&h, ioctl::IOCTL_RHCA_STREAM_STOP, &b, 0)
+                        .map_err(|e| format!("step {step}: stop: {e}"))?;
+                    pending.push((q, ioctl::IOCTL_RHCA_STREAM_STOP));
+                }
+                9 | 10 => {
+                    if !pending.is_empty() {
+                        let i = rng.below(pending.len() as u64) as usize;
+                        pending[i]
+                            .0
+                            .cancel()
+                            .map_err(|e| format!("step {step}: cancel: {e}"))?;
+                    }
+                }
+                11 => {
+                    host.power_down(&node)
+                        .map_err(|e| format!("step {step}: D3: {e}"))?;
+                    host.power_up(&node)
+                        .map_err(|e| format!("step {step}: D0: {e}"))?;
+                }
+                12 => {
+                    host.stop(&node)
+                        .map_err(|e| format!("step {step}: stop: {e}"))?;
+                    host.start(&node)
+                        .map_err(|e| format!("step {step}: start: {e}"))?;
+                }
+                _ => {
+                    let _ = p.ioctl(
+                        &h,
+                        ioctl::IOCTL_RHCA_STATISTICS,
+                        &[],
+                        ioctl::StatisticsOut::SIZE,
+                    );
+                }
+            }
+            // Completed requests leave the list.
+            pending.retain(|(q, _)| q.wait(Duration::ZERO).is_none());
+            if let Some(b) = rig.m.bugcheck() {
+                return Err(format!("bug check at step {step}: {b}"));
+            }
+        }
+        // The end: every process exits (its handles close, its requests are cancelled and must
+        // complete in rundown).
+        for (p, hs) in procs {
+            for h in hs {
+                p.close(h).map_err(|e| e.to_string())?;
+            }
+            p.kill().map_err(|e| e.to_string())?;
+        }
+        for (q, code) in pending {
+            if q.wait(Duration::from_secs(10)).is_none() {
+                o.mads_lost += u64::from(code == ioctl::IOCTL_RHCA_SEND_MAD);
+                o.errors
+                    .push(format!("a request {code:#x} never completed"));
+            }
+        }
+        Ok(())
+    })();
     rig.finish(o);
     result
 }

@@ -61,6 +61,14 @@ fn device_faults_with_io() {
 }
 
 #[test]
+fn random_operation_sequences() {
+    for seed in 30..34 {
+        let o = scenario::run("ops", 400, VI, seed);
+        assert!(o.ok(), "seed {seed}: {o:#?}");
+    }
+}
+
+#[test]
 fn fuzzed_ioctls_change_nothing_and_leak_nothing() {
     let o = scenario::run("fuzz", 3000, VI, 18);
     assert!(o.ok(), "{o:#?}");
