@@ -690,6 +690,8 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
     sweep(size, &pr, &mut figs)?;
     mads(size, &pr, &mut figs)?;
     doorbells(size, &pr, &mut figs)?;
+    pr.say("driver instructions (callgrind, where valgrind is installed)");
+    instructions(progress, &mut figs)?;
     pr.say("done");
     Ok(figs)
 }
@@ -970,6 +972,114 @@ pub fn svg_sweep(figs: &[Figure]) -> String {
     );
     o.push_str("</svg>\n");
     o
+}
+
+/// The work the callgrind figures measure, run in a child process under valgrind
+/// (`rhca-lab profile-ops <mad|stream> <n>`): `n` mapped MAD round trips, or `n` segments of a
+/// persistent capture stream, on a coherent machine.
+///
+/// # Errors
+/// A measurement that could not run.
+pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
+    match kind {
+        "mad" => mad_rate(true, n).map(|_| ()),
+        "stream" => {
+            let p = PLATFORMS[0];
+            stream_rate(p, Strategy::PersistentSg, 64 * 1024, 16, n * 64 * 1024).map(|_| ())
+        }
+        _ => Err(format!("unknown profile-ops kind {kind}")),
+    }
+}
+
+/// Instructions per operation from callgrind: (the driver's own — `rhca::` and the `rhca_hw::`
+/// code it runs —, everything in the process), for `n` operations of `kind`. `None` when
+/// valgrind is not installed.
+fn callgrind(kind: &str, n: u64) -> Result<Option<(f64, f64)>, String> {
+    use std::process::Command;
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out =
+        std::env::temp_dir().join(format!("rhca-callgrind-{kind}-{}.out", std::process::id()));
+    let status = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(&exe)
+        .args(["profile-ops", kind, &n.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !status.status.success() {
+        return Err(format!(
+            "callgrind run of {kind} failed: {}",
+            String::from_utf8_lossy(&status.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    let annotated = Command::new("callgrind_annotate")
+        .args(["--threshold=100", "--inclusive=no"])
+        .arg(&out)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&out);
+    let text = String::from_utf8_lossy(&annotated.stdout);
+    let (mut driver, mut total) = (0u64, 0u64);
+    for line in text.lines() {
+        let t = line.trim_start();
+        let Some((count, rest)) = t.split_once(' ') else {
+            continue;
+        };
+        let Ok(ir) = count.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        if rest.contains("PROGRAM TOTALS") {
+            total = ir;
+        } else if rest.contains("rhca::") || rest.contains("rhca_hw::") {
+            driver += ir;
+        }
+    }
+    if total == 0 {
+        return Err("callgrind_annotate printed no totals".into());
+    }
+    let per = |v: u64| v as f64 / n as f64;
+    Ok(Some((per(driver), per(total))))
+}
+
+/// The callgrind figures (deterministic instruction counts), when valgrind is present.
+///
+/// # Errors
+/// A run that failed.
+pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
+    for (kind, n, what) in [
+        (
+            "mad",
+            100u64,
+            "driver instructions per mapped MAD round trip",
+        ),
+        (
+            "stream",
+            256u64,
+            "driver instructions per stream segment (persistent, 64 KiB)",
+        ),
+    ] {
+        if pr_on {
+            eprintln!("callgrind: {what} ({n} operations under valgrind)");
+        }
+        let Some((driver, total)) = callgrind(kind, n)? else {
+            return Ok(());
+        };
+        figs.push(figure(
+            what,
+            "coherent",
+            "callgrind",
+            "instr",
+            total,
+            vec![driver],
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

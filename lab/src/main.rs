@@ -222,6 +222,17 @@ fn main() -> ExitCode {
             }
         }
         Some("bench") => bench_command(&args),
+        // Internal: the work `bench` measures under callgrind, in a child process.
+        Some("profile-ops") => {
+            let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100);
+            match bench::profile_ops(args.get(1).map_or("", String::as_str), n) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rhca-lab profile-ops: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Some("scenario") => scenario_command(&args),
         _ => {
             eprintln!("{USAGE}");
