@@ -492,8 +492,15 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
             // an error; what is delivered must still verify.
             let flight = InFlight::start(&p, &h, 4, o)?;
             flight.settle(o);
-            let during = c.run(16);
-            o.segments_verified += during.verified;
+            // The stream meets the fault (a stream fault takes effect at the engine's next
+            // segment: run until the stream ends, or long enough for it to).
+            for _ in 0..64 {
+                let during = c.run(16);
+                o.segments_verified += during.verified;
+                if during.ended_early || !matches!(fault, Fault::StreamDmaError(_)) {
+                    break;
+                }
+            }
             // A segment that failed is reported as failed (status), not delivered as data.
             let start = c.start;
             let _ = p.ioctl(
