@@ -230,6 +230,14 @@ enum StartOwner {
     Rendezvous,
 }
 
+impl Ended {
+    /// The engine the stream ran on.
+    #[must_use]
+    pub fn engine(&self) -> u32 {
+        self.stream.engine
+    }
+}
+
 /// A START request whose cancel routine and finisher meet (the request was being cancelled
 /// when the stream ended).
 #[derive(Debug)]

@@ -268,11 +268,32 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             polls += 1;
         }
     }
-    let taken = with_hca(c, |h, at| h.take_ended(all, at)).unwrap_or_default();
-    if taken.is_empty() {
-        return;
-    }
     let queues: Vec<Queue> = c.wait_queues.lock().clone();
+    // The streams come out of their engines and the WAITs queued for them are answered under
+    // one lock hold: a new stream cannot start on an engine (nor queue a WAIT of its own) until
+    // the lock is released, so every WAIT taken here was for a stream that just ended. They get
+    // what the stream left, then the end.
+    let (taken, waits) = with_hca(c, |h, at| {
+        let taken = h.take_ended(all, at);
+        let mut waits = Vec::new();
+        for n in taken.iter().map(stream::Ended::engine) {
+            let Some(q) = queues.get(n as usize) else {
+                continue;
+            };
+            while let Some(w) = q.retrieve_next() {
+                let max = w.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
+                let out = h
+                    .stream_wait(n, Some(w.file()), max)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| ended(n));
+                waits.push((w, out));
+            }
+        }
+        (taken, waits)
+    })
+    .unwrap_or_default();
+    complete_waits(waits);
     for e in taken {
         let f = stream::finish(e);
         if let Some((r, st, info)) = f.start {
@@ -287,18 +308,6 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             s.complete(STATUS_SUCCESS, 0);
             if stream::complete_stop_twice() {
                 s.complete(STATUS_SUCCESS, 0);
-            }
-        }
-        // WAITs still queued get what the stream left, then the end.
-        if let Some(q) = queues.get(f.engine as usize) {
-            while let Some(w) = q.retrieve_next() {
-                let max = w.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
-                let file = w.file();
-                let out = with_hca(c, |h, _| h.stream_wait(f.engine, Some(file), max))
-                    .and_then(Result::ok)
-                    .flatten()
-                    .unwrap_or_else(|| ended(f.engine));
-                complete_wait(w, &out);
             }
         }
     }
