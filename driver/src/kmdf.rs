@@ -65,6 +65,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         EvtDevicePrepareHardware: Some(evt_prepare_hardware),
         EvtDeviceReleaseHardware: Some(evt_release_hardware),
         EvtDeviceD0Entry: Some(evt_d0_entry),
+        EvtDeviceD0EntryPostInterruptsEnabled: Some(evt_d0_entry_post_interrupts_enabled),
         EvtDeviceD0Exit: Some(evt_d0_exit),
         ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
     });
@@ -298,6 +299,33 @@ extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
     let Some(c) = ctx(Interrupt(interrupt).device()) else {
         return;
     };
+    service(c);
+}
+
+/// `EvtDeviceD0EntryPostInterruptsEnabled`. The framework connects the interrupts after
+/// `EvtDeviceD0Entry`, which enables the device: a cause the device raised in between sent its
+/// message to no one, and a latched cause sends no other until it is cleared. Clear what is
+/// latched and do the DPC's work once, so that nothing waits for an interrupt that already came.
+extern "C" fn evt_d0_entry_post_interrupts_enabled(
+    device: WDFDEVICE,
+    _previous: WDF_POWER_DEVICE_STATE,
+) -> NTSTATUS {
+    let Some(c) = ctx(Device(device)) else {
+        return STATUS_SUCCESS;
+    };
+    c.isr_regs.with(|r| {
+        let causes = r.read(regs::INT_CAUSE.offset);
+        if causes != 0 && causes != regs::ALL_ONES {
+            r.write(regs::INT_CAUSE.offset, causes & cause::DEFINED);
+        }
+    });
+    service(c);
+    STATUS_SUCCESS
+}
+
+/// The DPC's work: poll the CQ and the streams, hand received MADs and ready segments to their
+/// waiting requests, and wake the work item for ended streams or a failed queue.
+fn service(c: &DeviceCtx) {
     let recv = *c.recv_queue.lock();
     let waits = c.wait_queues.lock().clone();
     let handed = with_hca(c, |h, at| {
