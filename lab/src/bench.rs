@@ -991,10 +991,26 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
     }
 }
 
-/// Instructions per operation from callgrind: (the driver's own — `rhca::` and the `rhca_hw::`
-/// code it runs —, everything in the process), for `n` operations of `kind`. `None` when
-/// valgrind is not installed.
-fn callgrind(kind: &str, n: u64) -> Result<Option<(f64, f64)>, String> {
+/// Instructions per operation from callgrind, for `n` operations of `kind`.
+struct Callgrind {
+    /// The driver's own (self cost of `rhca::` and of the `rhca_hw::` code it runs).
+    driver: f64,
+    /// Everything the process executed.
+    total: f64,
+    /// Inclusive cost of named driver functions (those LTO did not inline), per operation.
+    functions: Vec<(String, f64)>,
+}
+
+/// The driver functions whose inclusive cost is reported: the path each stands for.
+const FUNCTIONS: [(&str, &str); 4] = [
+    ("rhca::kmdf::evt_io_device_control", "IOCTL dispatch + post"),
+    ("rhca::hca::Hca::poll", "CQ poll + completions"),
+    ("::poll_records", "stream records + flush"),
+    ("::grant", "segment hand-over + credit"),
+];
+
+/// Instructions per operation from callgrind (`None` when valgrind is not installed).
+fn callgrind(kind: &str, n: u64) -> Result<Option<Callgrind>, String> {
     use std::process::Command;
     if Command::new("valgrind").arg("--version").output().is_err() {
         return Ok(None);
@@ -1018,22 +1034,28 @@ fn callgrind(kind: &str, n: u64) -> Result<Option<(f64, f64)>, String> {
                 .unwrap_or("")
         ));
     }
-    let annotated = Command::new("callgrind_annotate")
-        .args(["--threshold=100", "--inclusive=no"])
-        .arg(&out)
-        .output()
-        .map_err(|e| e.to_string())?;
+    let annotate = |inclusive: &str| {
+        Command::new("callgrind_annotate")
+            .args(["--threshold=100", inclusive])
+            .arg(&out)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .map_err(|e| e.to_string())
+    };
+    let exclusive = annotate("--inclusive=no")?;
+    let inclusive = annotate("--inclusive=yes")?;
     let _ = std::fs::remove_file(&out);
-    let text = String::from_utf8_lossy(&annotated.stdout);
+    let parse = |text: &str| -> Vec<(u64, String)> {
+        text.lines()
+            .filter_map(|line| {
+                let (count, rest) = line.trim_start().split_once(' ')?;
+                let ir = count.replace(',', "").parse::<u64>().ok()?;
+                Some((ir, rest.to_owned()))
+            })
+            .collect()
+    };
     let (mut driver, mut total) = (0u64, 0u64);
-    for line in text.lines() {
-        let t = line.trim_start();
-        let Some((count, rest)) = t.split_once(' ') else {
-            continue;
-        };
-        let Ok(ir) = count.replace(',', "").parse::<u64>() else {
-            continue;
-        };
+    for (ir, rest) in parse(&exclusive) {
         if rest.contains("PROGRAM TOTALS") {
             total = ir;
         } else if rest.contains("rhca::") || rest.contains("rhca_hw::") {
@@ -1044,7 +1066,20 @@ fn callgrind(kind: &str, n: u64) -> Result<Option<(f64, f64)>, String> {
         return Err("callgrind_annotate printed no totals".into());
     }
     let per = |v: u64| v as f64 / n as f64;
-    Ok(Some((per(driver), per(total))))
+    let incl = parse(&inclusive);
+    let functions = FUNCTIONS
+        .iter()
+        .filter_map(|(f, what)| {
+            incl.iter()
+                .find(|(_, rest)| rest.contains(f) && rest.contains("rhca"))
+                .map(|(ir, _)| ((*what).to_owned(), per(*ir)))
+        })
+        .collect();
+    Ok(Some(Callgrind {
+        driver: per(driver),
+        total: per(total),
+        functions,
+    }))
 }
 
 /// The callgrind figures (deterministic instruction counts), when valgrind is present.
@@ -1067,7 +1102,7 @@ pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
         if pr_on {
             eprintln!("callgrind: {what} ({n} operations under valgrind)");
         }
-        let Some((driver, total)) = callgrind(kind, n)? else {
+        let Some(cg) = callgrind(kind, n)? else {
             return Ok(());
         };
         figs.push(figure(
@@ -1075,9 +1110,22 @@ pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
             "coherent",
             "callgrind",
             "instr",
-            total,
-            vec![driver],
+            cg.total,
+            vec![cg.driver],
         ));
+        for (path, v) in cg.functions {
+            figs.push(figure(
+                &format!(
+                    "{path} per {}",
+                    if kind == "mad" { "MAD" } else { "segment" }
+                ),
+                "coherent",
+                "callgrind incl.",
+                "instr",
+                cg.total,
+                vec![v],
+            ));
+        }
     }
     Ok(())
 }
