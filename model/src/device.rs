@@ -210,20 +210,39 @@ impl RhcaDevice {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs `f` on the state, then signals the interrupts it produced without the lock held.
+    /// Runs `f` on the state, then signals the interrupts it produced.
+    ///
+    /// `INTx` level changes are signalled before the state lock is released: the bus keeps the
+    /// line's level, and two threads that each changed it (the device asserting, the driver's
+    /// ISR clearing the cause) must reach the bus in the order the device changed it. Signalled
+    /// after the unlock, a deassert could overtake the assert before it and leave the bus's line
+    /// high while the device's is low; the next assertion would then be no edge, and no ISR
+    /// would run (a stuck `INTx` device, seen once in 500 rebalance cycles). The bus takes only the
+    /// machine lock, which is always taken after this one. MSI-X messages are events, not
+    /// levels: they go after the unlock.
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (r, out) = {
+        let (r, msis) = {
             let mut st = self.lock();
             let r = f(&mut st);
-            (r, std::mem::take(&mut st.out))
+            let mut msis = Vec::new();
+            for i in std::mem::take(&mut st.out) {
+                match (i, self.bus.get()) {
+                    (Interrupt::Msi { vector }, _) => msis.push(vector),
+                    (Interrupt::IntxAsserted, Some(bus)) => {
+                        let _ = bus.set_intx(true);
+                    }
+                    (Interrupt::IntxDeasserted, Some(bus)) => {
+                        let _ = bus.set_intx(false);
+                    }
+                    (_, None) => {}
+                }
+            }
+            drop(st);
+            (r, msis)
         };
         if let Some(bus) = self.bus.get() {
-            for i in out {
-                let _ = match i {
-                    Interrupt::Msi { vector } => bus.signal_msi(vector),
-                    Interrupt::IntxAsserted => bus.set_intx(true),
-                    Interrupt::IntxDeasserted => bus.set_intx(false),
-                };
+            for vector in msis {
+                let _ = bus.signal_msi(vector);
             }
         }
         r

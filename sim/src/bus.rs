@@ -117,6 +117,9 @@ pub(crate) struct IoMapping {
     pub(crate) device: usize,
     pub(crate) bar: u8,
     pub(crate) offset: u64,
+    /// The BAR has since been moved by a rebalance: the mapping's physical range no longer
+    /// decodes to this device, and an access through it is a bug.
+    pub(crate) moved: bool,
 }
 
 /// The bus: attached devices and register mappings.
@@ -157,6 +160,21 @@ impl Bus {
             }
         }
         None
+    }
+
+    /// A fresh BAR window of at least `len` bytes: BARs live in a 64-bit window above all RAM
+    /// frames, naturally aligned, and are never reused (a moved BAR gets a new address).
+    fn assign_bar(&mut self, len: u64) -> (u64, u64) {
+        let base = 0x80_0000_0000 + self.next_bar;
+        let len = len.next_power_of_two().max(0x1000);
+        let base = base.div_ceil(len) * len;
+        self.next_bar = base + len - 0x80_0000_0000;
+        (base, len)
+    }
+
+    /// Whether the `INTx` line of the device in `slot` is asserted (and the device present).
+    pub(crate) fn intx_asserted(&self, slot: usize) -> bool {
+        self.slots.get(slot).is_some_and(|s| s.present && s.intx)
     }
 
     /// The register mapping containing `va .. va + 4`.
@@ -209,11 +227,7 @@ impl Machine {
         for bar in 0..6u8 {
             let len = function.bar_size(bar);
             if len > 0 {
-                // BARs live in a 64-bit window above all RAM frames, naturally aligned.
-                let base = 0x80_0000_0000 + bus.next_bar;
-                let len = len.next_power_of_two().max(0x1000);
-                let base = base.div_ceil(len) * len;
-                bus.next_bar = base + len - 0x80_0000_0000;
+                let (base, len) = bus.assign_bar(len);
                 bar_phys[bar as usize] = base;
                 bar_len[bar as usize] = len;
             }
@@ -260,6 +274,38 @@ impl Machine {
                 slot,
             },
         )
+    }
+
+    /// Moves every BAR of the device in `slot` to a new address, as the PCI bus driver does when
+    /// the `PnP` manager rebalances resources (between `IRP_MN_STOP_DEVICE` and the next
+    /// `IRP_MN_START_DEVICE`). Register mappings still held on the old addresses stop decoding to
+    /// the device: an access through one bug-checks. Returns the device's new resources.
+    ///
+    /// # Panics
+    /// If `slot` names no device.
+    #[must_use]
+    pub fn move_bars(&self, slot: usize) -> Attached {
+        let mut st = self.0.lock();
+        let bus = &mut st.bus;
+        let lens = bus.slots[slot].bar_len;
+        let mut phys = [0u64; 6];
+        for bar in 0..6 {
+            if lens[bar] > 0 {
+                phys[bar] = bus.assign_bar(lens[bar]).0;
+            }
+        }
+        bus.slots[slot].bar_phys = phys;
+        for m in bus.io_maps.iter_mut().filter(|m| m.device == slot) {
+            m.moved = true;
+        }
+        let pdo = std::ptr::from_ref(&*bus.slots[slot].pdo).cast_mut();
+        drop(st);
+        Attached {
+            pdo,
+            bar_phys: phys,
+            bar_len: lens,
+            slot,
+        }
     }
 
     /// Removes a device from the bus abruptly (surprise removal): its registers read all-ones,
@@ -517,6 +563,14 @@ pub unsafe fn read_register_ulong(register: *const u32) -> u32 {
                 "register read outside any MmMapIoSpaceEx mapping",
             )
         })?;
+        if m.moved {
+            return Err(BugCheck::sim(
+                crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
+                va as u64,
+                2,
+                "register access through a mapping of a BAR that a rebalance has moved (the driver kept its MmMapIoSpaceEx mapping across a stop)",
+            ));
+        }
         Ok((
             st.bus.functions[m.device].clone(),
             m.bar,
@@ -543,14 +597,17 @@ pub unsafe fn write_register_ulong(register: *mut u32, value: u32) {
                 crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
                 va as u64,
                 1,
-                {
-                    if std::env::var_os("WDK_SIM_DEBUG_BACKTRACE").is_some() {
-                        eprintln!("DEBUG-WRITE {}", std::backtrace::Backtrace::force_capture());
-                    }
-                    "register write outside any MmMapIoSpaceEx mapping"
-                },
+                "register write outside any MmMapIoSpaceEx mapping",
             )
         })?;
+        if m.moved {
+            return Err(BugCheck::sim(
+                crate::bugcheck::sim_rule::BAD_REGISTER_ACCESS,
+                va as u64,
+                2,
+                "register access through a mapping of a BAR that a rebalance has moved (the driver kept its MmMapIoSpaceEx mapping across a stop)",
+            ));
+        }
         Ok((
             st.bus.functions[m.device].clone(),
             m.bar,

@@ -440,6 +440,12 @@ impl Machine {
         if !st.mem.mdls.is_empty() {
             out.push(format!("{} MDLs not freed", st.mem.mdls.len()));
         }
+        if !st.bus.io_maps.is_empty() {
+            out.push(format!(
+                "{} register mappings (MmMapIoSpaceEx) not unmapped",
+                st.bus.io_maps.len()
+            ));
+        }
         Ok(out)
     }
 

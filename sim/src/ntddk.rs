@@ -818,6 +818,7 @@ pub unsafe fn MmMapIoSpaceEx(
             device,
             bar,
             offset,
+            moved: false,
         });
         Ok(va as PVOID)
     })

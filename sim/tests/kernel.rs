@@ -337,3 +337,34 @@ fn registers_reach_the_device_and_read_all_ones_after_removal() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_register_mapping_kept_across_a_rebalance_no_longer_reaches_the_device() {
+    let (m, att, _) = machine(Profile::COHERENT, 64);
+    let bar = att.bar_phys[0];
+    let stale = m.run(move || map_io(bar, 4096)).unwrap();
+    let moved = m.move_bars(att.slot);
+    assert_ne!(moved.bar_phys[0], bar, "the BAR has a new address");
+    assert_eq!(moved.bar_len, att.bar_len);
+    // A driver that maps the new resources reaches the device.
+    let fresh = moved.bar_phys[0];
+    m.run(move || {
+        let va = map_io(fresh, 4096);
+        write_reg(va, 3, 0x1234_5678);
+        assert_eq!(read_reg(va, 3), 0x1234_5678);
+        unmap_io(va, 4096);
+    })
+    .unwrap();
+    let leaks = m.leaks().unwrap();
+    assert!(
+        leaks.iter().any(|l| l.contains("register mappings")),
+        "the stale mapping is a leak: {leaks:?}"
+    );
+    // One that kept the old mapping across the stop bug-checks on its first access.
+    let b = m.run(move || read_reg(stale, 3)).unwrap_err();
+    assert_eq!(
+        b.params[0],
+        wdk_sim::bugcheck::sim_rule::BAD_REGISTER_ACCESS
+    );
+    assert!(b.to_string().contains("rebalance"), "{b}");
+}

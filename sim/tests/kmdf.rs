@@ -78,7 +78,13 @@ impl PciFunction for EchoDevice {
                 }
             }
             REG_INT_STATUS => {
-                let left = self.regs[4].fetch_and(!value, Ordering::SeqCst) & !value;
+                let cleared = self.regs[4].fetch_and(!value, Ordering::SeqCst) & !value;
+                let left = if self.bugs & DEV_CAUSE_DURING_ACK != 0 && value & 1 != 0 {
+                    // A second cause arrives while the first is being acknowledged.
+                    self.regs[4].fetch_or(2, Ordering::SeqCst) | 2
+                } else {
+                    cleared
+                };
                 if self.line
                     && left == 0
                     && let Some(b) = self.bus.get()
@@ -96,6 +102,9 @@ impl PciFunction for EchoDevice {
         64
     }
 }
+
+/// Not a driver bug: the device raises a second cause while the first is acknowledged.
+const DEV_CAUSE_DURING_ACK: u32 = 1 << 16;
 
 // Bug bits the device reports to the driver.
 const BUG_DOUBLE_COMPLETE: u32 = 1 << 0;
@@ -975,6 +984,54 @@ fn interrupts_reach_the_isr_and_the_dpc_completes_the_waiter() {
             p.close(h).unwrap();
             r.finish();
         }
+    }
+}
+
+#[test]
+fn a_level_interrupt_still_asserted_after_the_isr_interrupts_again() {
+    for mode in MODES {
+        let m = Machine::with_profile(Profile::VERIFIER);
+        let dev = Arc::new(EchoDevice {
+            bugs: DEV_CAUSE_DURING_ACK,
+            line: true,
+            regs: Default::default(),
+            bus: OnceLock::new(),
+        });
+        let (att, device_bus) = m.attach(dev.clone());
+        let _ = dev.bus.set(device_bus);
+        let host = Host::load_with(&m, driver_entry, mode).expect("DriverEntry");
+        let node = host
+            .add_device(&att, InterruptResources::Line)
+            .expect("AddDevice");
+        host.start(&node).expect("start");
+        let r = Rig {
+            host: Some(host),
+            node,
+            m,
+        };
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for v in [3u32, 4, 5] {
+            let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            assert_eq!(
+                p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                STATUS_SUCCESS
+            );
+            assert_eq!(wait.wait(T).expect("completed").status, STATUS_SUCCESS);
+            // The cause raised during the first acknowledgement kept the line up: the
+            // controller delivers it again and the ISR acknowledges it too. With edge-only
+            // delivery it would stay pending and the line asserted for good.
+            let deadline = std::time::Instant::now() + T;
+            while dev.regs[4].load(Ordering::SeqCst) != 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the second cause was never acknowledged"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        p.close(h).unwrap();
+        r.finish();
     }
 }
 

@@ -427,6 +427,29 @@ impl Host {
         Ok(())
     }
 
+    /// Rebalance with new resources: the stop above, then the bus driver moves every BAR and the
+    /// `PnP` manager assigns `interrupts`, then `IRP_MN_START_DEVICE` with the new resource lists
+    /// (what Device Fundamentals' "Rebalance Resources in IRP_MN_FILTER_RESOURCE_REQUIREMENTS"
+    /// test forces). A register mapping kept across the stop no longer reaches the device.
+    /// Returns the device node with its new resources.
+    ///
+    /// # Errors
+    /// A bug check, or the status the restart failed with.
+    pub fn rebalance(
+        &self,
+        d: &DevNode,
+        interrupts: InterruptResources,
+    ) -> Result<DevNode, HostError> {
+        self.stop(d)?;
+        let node = DevNode {
+            att: self.core.machine.move_bars(d.slot),
+            interrupts,
+            ..*d
+        };
+        self.start(&node)?;
+        Ok(node)
+    }
+
     /// The device goes to D3 (queues held, interrupts disabled, `EvtDeviceD0Exit(D3)`), keeping
     /// its hardware resources.
     ///
@@ -463,6 +486,16 @@ impl Host {
     /// A bug check (including a request lost or a DMA resource left).
     pub fn surprise_remove(&self, d: &DevNode) -> Result<(), HostError> {
         self.core.machine.surprise_remove(d.slot);
+        self.pnp_surprise_removal(d)
+    }
+
+    /// `IRP_MN_SURPRISE_REMOVAL` for a device that is still on the bus, then the removal: what
+    /// the PnP manager does when a restart fails (the Device Fundamentals "Rebalance Fail
+    /// Restart" test's filter fails the START after the driver started).
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn pnp_surprise_removal(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
         step(&self.core, move || {
             let cb =
@@ -474,6 +507,41 @@ impl Host {
             stop_device(&node, _WDF_POWER_DEVICE_STATE::WdfPowerDeviceD3Final, true);
         })?;
         self.remove(d)
+    }
+
+    /// `IRP_MN_QUERY_REMOVE_DEVICE`: the driver's `EvtDeviceQueryRemove` (if any) may veto.
+    /// Returns the query's status. The caller then removes the device ([`Host::remove`]) or
+    /// cancels: `IRP_MN_CANCEL_REMOVE_DEVICE` leaves the device started, and KMDF calls no
+    /// driver callback for it, so a cancel is simply no further call.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn query_remove(&self, d: &DevNode) -> Result<NTSTATUS, HostError> {
+        let node = *d;
+        step(&self.core, move || {
+            let cb = with_state(|st, _| Ok(st.wdf.device(node.device)?.pnp.EvtDeviceQueryRemove));
+            cb.map_or(STATUS_SUCCESS, |f| {
+                // SAFETY: the driver's callback with its device handle.
+                callback(|| unsafe { f(node.device as WDFDEVICE) })
+            })
+        })
+    }
+
+    /// `IRP_MN_QUERY_STOP_DEVICE`: the driver's `EvtDeviceQueryStop` (if any) may veto. Returns
+    /// the query's status. The caller then stops the device ([`Host::stop`],
+    /// [`Host::rebalance`]) or cancels (`IRP_MN_CANCEL_STOP_DEVICE`: no driver callback).
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn query_stop(&self, d: &DevNode) -> Result<NTSTATUS, HostError> {
+        let node = *d;
+        step(&self.core, move || {
+            let cb = with_state(|st, _| Ok(st.wdf.device(node.device)?.pnp.EvtDeviceQueryStop));
+            cb.map_or(STATUS_SUCCESS, |f| {
+                // SAFETY: the driver's callback with its device handle.
+                callback(|| unsafe { f(node.device as WDFDEVICE) })
+            })
+        })
     }
 
     /// Orderly removal: stop if started, purge every queue, `EvtDeviceSelfManagedIoCleanup`,
@@ -1031,13 +1099,33 @@ pub(crate) fn run_work_item(h: usize) {
 
 fn deliver(e: IrqEvent) {
     match e {
-        IrqEvent::Device(slot, Interrupt::Msi { vector }) => isr(slot, vector),
-        IrqEvent::Device(slot, Interrupt::IntxAsserted) => isr(slot, 0),
+        IrqEvent::Device(slot, Interrupt::Msi { vector }) => {
+            let _ = isr(slot, vector);
+        }
+        IrqEvent::Device(slot, Interrupt::IntxAsserted) => {
+            // A level-triggered line interrupts for as long as it is asserted: after an ISR
+            // that claimed it returns (the end of interrupt), the controller sees the level
+            // again. A cause that arrived between the ISR's read and its acknowledgement keeps
+            // the line up, and must interrupt again. An unclaimed, still-asserted line would be
+            // an interrupt storm on Windows (bug check 0xF2): not modelled, the line is left.
+            for _ in 0..LEVEL_REDELIVERY_LIMIT {
+                if !isr(slot, 0) || !with_state(|st, _| Ok(st.bus.intx_asserted(slot))) {
+                    break;
+                }
+            }
+        }
         IrqEvent::Device(_, Interrupt::IntxDeasserted) | IrqEvent::Dpc | IrqEvent::Quit => {}
     }
 }
 
-fn isr(slot: usize, message: u32) {
+/// How many times in a row a still-asserted line is delivered again to an ISR that claims it.
+/// A device that keeps its line up through this many claimed interrupts is broken; the line is
+/// then left until its next edge.
+const LEVEL_REDELIVERY_LIMIT: usize = 1000;
+
+/// Calls the ISR connected to `message` of the device in `slot`. Returns whether it claimed the
+/// interrupt.
+fn isr(slot: usize, message: u32) -> bool {
     let target = with_state(|st, _| {
         let w = &mut st.wdf;
         let found = w.objects.iter().find_map(|(&h, o)| match &o.kind {
@@ -1052,16 +1140,19 @@ fn isr(slot: usize, message: u32) {
         });
         Ok(found)
     });
-    let Some((h, Some(f))) = target else { return };
+    let Some((h, Some(f))) = target else {
+        return false;
+    };
     let old = acquire_interrupt_lock(h);
     // The interrupt may have been disconnected between the lookup and the lock: a disconnected
     // interrupt's ISR is never called.
     let connected = with_state(|st, _| Ok(st.wdf.interrupt(h).is_ok_and(|i| i.connected)));
-    if connected {
+    let claimed = connected && {
         // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
-        let _claimed = callback(|| unsafe { f(h as WDFINTERRUPT, message) });
-    }
+        callback(|| unsafe { f(h as WDFINTERRUPT, message) }) != 0
+    };
     release_interrupt_lock(h, old);
+    claimed
 }
 
 fn run_dpcs() {
