@@ -3,8 +3,7 @@
 //! It boots a simulated Windows machine (`wdk-sim`, Driver Verifier on) with the RHCA driver
 //! (`rhca`) and device (`rhca-model`) and runs the main job (`run`); `regs` prints the register
 //! map compiled into `rhca-hw`; `bench` measures throughput and costs against baselines of the
-//! same run. The Device Fundamentals scenarios (`scenario`) come with a later issue, and the
-//! command says so plainly.
+//! same run; `scenario` runs the Device Fundamentals battery (`rhca_tests::scenario`).
 
 mod bench;
 mod run;
@@ -32,7 +31,9 @@ commands:
 Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
-              remove, surprise-remove, stop-start, sleep, reboot, reinstall), device faults
+              query-remove-cancel, remove, surprise-remove, query-stop-cancel, stop-start,
+              rebalance-new-resources, rebalance-fail-restart, sleep, reboot, reinstall),
+              device faults
               (faults), random operation sequences (ops, 10^5) and IOCTL fuzzing (fuzz),
               under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
               object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";

@@ -83,7 +83,7 @@ pub mod stream {
     }
 
     /// What a run saw.
-    #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+    #[derive(Debug, Default, Clone, PartialEq, Eq)]
     pub struct Outcome {
         /// Segments whose contents were verified (capture) or that the device verified
         /// (playback with VERIFY).
@@ -96,6 +96,9 @@ pub mod stream {
         pub strategy: u32,
         /// The stream ended before the run was over.
         pub ended_early: bool,
+        /// The run stopped because a WAIT did not complete in time or a request failed (what
+        /// happened); the stream is still there to STOP.
+        pub stalled: Option<String>,
     }
 
     impl<'a> Client<'a> {
@@ -159,6 +162,15 @@ pub mod stream {
         /// When the request fails to complete within [`WAIT_LIMIT`] or fails.
         #[must_use]
         pub fn wait(&self, max: u32) -> StreamWaitOut {
+            self.try_wait(max).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        /// WAIT for up to `max` segments; an error says what went wrong (not completed within
+        /// [`WAIT_LIMIT`], a failure status, a malformed reply).
+        ///
+        /// # Errors
+        /// As above.
+        pub fn try_wait(&self, max: u32) -> Result<StreamWaitOut, String> {
             let mut b = [0u8; StreamWaitIn::SIZE];
             StreamWaitIn {
                 engine: self.engine,
@@ -166,7 +178,7 @@ pub mod stream {
                 ..StreamWaitIn::default()
             }
             .encode(&mut b)
-            .expect("encode");
+            .map_err(|e| format!("WAIT encode: {e}"))?;
             let pend = self
                 .p
                 .ioctl_async(
@@ -175,10 +187,19 @@ pub mod stream {
                     &b,
                     StreamWaitOut::SIZE,
                 )
-                .expect("WAIT");
-            let r = pend.wait(WAIT_LIMIT).expect("WAIT completes");
-            assert_eq!(r.status, STATUS_SUCCESS, "WAIT status");
-            StreamWaitOut::decode(&r.output).expect("WAIT reply")
+                .map_err(|e| format!("WAIT: {e}"))?;
+            let Some(r) = pend.wait(WAIT_LIMIT) else {
+                // Take the request back so that nothing is left pending on the handle.
+                let _ = pend.cancel();
+                return Err(format!(
+                    "WAIT on engine {} did not complete within {WAIT_LIMIT:?}",
+                    self.engine
+                ));
+            };
+            if r.status != STATUS_SUCCESS {
+                return Err(format!("WAIT status {:#x}", r.status));
+            }
+            StreamWaitOut::decode(&r.output).map_err(|e| format!("WAIT reply: {e}"))
         }
 
         /// RELEASE `count` segments from `first`.
@@ -280,16 +301,20 @@ pub mod stream {
         /// Runs until `total` segments have been moved: capture verifies each segment's
         /// pattern; playback fills each segment before releasing it and counts the statuses the
         /// device reported (with VERIFY, a wrong pattern shows as `PatternMismatch`). Stops
-        /// early when the stream ends.
-        ///
-        /// # Panics
-        /// When a WAIT or RELEASE fails.
+        /// early when the stream ends, or when a WAIT or RELEASE fails
+        /// ([`Outcome::stalled`] says how).
         #[must_use]
         pub fn run(&self, total: u64) -> Outcome {
             let mut o = Outcome::default();
             let mut done = 0u64;
             while done < total {
-                let w = self.wait(16);
+                let w = match self.try_wait(16) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        o.stalled = Some(e);
+                        break;
+                    }
+                };
                 o.strategy = w.strategy;
                 if w.count == 0 {
                     o.ended_early = w.flags & WAIT_FLAG_ENDED != 0;
@@ -335,7 +360,10 @@ pub mod stream {
                     break;
                 }
                 let st = self.release(got[0].sequence, w.count);
-                assert_eq!(st, STATUS_SUCCESS, "RELEASE status");
+                if st != STATUS_SUCCESS {
+                    o.stalled = Some(format!("RELEASE status {st:#x}"));
+                    break;
+                }
             }
             o
         }

@@ -74,11 +74,15 @@ impl Outcome {
 }
 
 /// The scenarios, by name.
-pub const SCENARIOS: [&str; 10] = [
+pub const SCENARIOS: [&str; 14] = [
     "disable-enable",
+    "query-remove-cancel",
     "remove",
     "surprise-remove",
+    "query-stop-cancel",
     "stop-start",
+    "rebalance-new-resources",
+    "rebalance-fail-restart",
     "sleep",
     "reboot",
     "reinstall",
@@ -240,6 +244,16 @@ impl InFlight {
     }
 }
 
+/// Adds a stream run to the outcome: its verified segments, its corrupted bytes, and its stall
+/// (a WAIT that never completed: a stuck stream is an error, never a hang of the suite).
+fn account(o: &mut Outcome, out: &crate::stream::Outcome, when: &str) {
+    o.segments_verified += out.verified;
+    o.stream_bytes_corrupted += out.bad * 64 * 1024;
+    if let Some(e) = &out.stalled {
+        o.errors.push(format!("stream {when}: {e}"));
+    }
+}
+
 /// I/O on a healthy device: `k` MAD round trips and a capture stream of `segs` segments; every
 /// MAD answered, every segment verified.
 fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
@@ -297,8 +311,7 @@ fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
         )
         .map_err(|st| format!("START refused on a healthy device: {st:#x}"))?;
         let out = c.run(segs);
-        o.segments_verified += out.verified;
-        o.stream_bytes_corrupted += out.bad * 64 * 1024;
+        account(o, &out, "on a healthy device");
         let (st, r) = c.stop();
         if st != STATUS_SUCCESS || r.status != STATUS_SUCCESS {
             o.errors.push(format!(
@@ -312,6 +325,31 @@ fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
     p.kill().map_err(|e| e.to_string())
 }
 
+/// A capture stream on engine 1 (16 segments of 64 KiB) that has delivered 8 verified segments.
+fn running_stream<'a>(
+    p: &'a Process,
+    h: &'a Handle,
+    m: &'a Machine,
+    o: &mut Outcome,
+    when: &str,
+) -> Result<Client<'a>, String> {
+    let c = Client::start(
+        p,
+        h,
+        m,
+        1,
+        Direction::Capture,
+        64 * 1024,
+        16,
+        Strategy::Auto,
+        0,
+    )
+    .map_err(|st| format!("START refused: {st:#x}"))?;
+    let out = c.run(8);
+    account(o, &out, when);
+    Ok(c)
+}
+
 /// I/O left in flight across `transition`: MADs outstanding and a stream running. After it,
 /// every MAD has completed (answer or status) and the stream has ended; the segments delivered
 /// before the end verify.
@@ -323,21 +361,8 @@ fn across(
     let host = rig.host()?;
     let p = host.process();
     let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
-    let c = Client::start(
-        &p,
-        &h,
-        &rig.m,
-        1,
-        Direction::Capture,
-        64 * 1024,
-        16,
-        Strategy::Auto,
-        0,
-    )
-    .map_err(|st| format!("START refused: {st:#x}"))?;
-    let out = c.run(8);
-    o.segments_verified += out.verified;
-    o.stream_bytes_corrupted += out.bad * 64 * 1024;
+    let m = rig.m.clone();
+    let c = running_stream(&p, &h, &m, o, "before a transition")?;
     let flight = InFlight::start(&p, &h, 4, o)?;
     let start = c.start;
     transition(rig)?;
@@ -347,6 +372,92 @@ fn across(
     }
     let _ = p.close(h);
     p.kill().map_err(|e| e.to_string())
+}
+
+/// I/O running through a transition that must not disturb it (a query that the `PnP` manager
+/// then cancels): the MADs in flight are answered, and the stream goes on delivering verified
+/// segments after it and stops cleanly.
+fn through(
+    rig: &mut Rig,
+    o: &mut Outcome,
+    transition: impl FnOnce(&mut Rig) -> Result<(), String>,
+) -> Result<(), String> {
+    let host = rig.host()?;
+    let p = host.process();
+    let h = p.open(&rig.node()?).map_err(|e| e.to_string())?;
+    // The client keeps its own reference to the machine: the transition needs the rig.
+    let m = rig.m.clone();
+    let c = running_stream(&p, &h, &m, o, "before a query")?;
+    let flight = InFlight::start(&p, &h, 4, o)?;
+    transition(rig)?;
+    let failed = o.mads_failed;
+    flight.settle(o);
+    if o.mads_failed != failed {
+        o.errors.push(format!(
+            "{} MADs failed across a cancelled query, which must leave I/O alone",
+            o.mads_failed - failed
+        ));
+    }
+    let out = c.run(8);
+    account(o, &out, "after a cancelled query");
+    if out.ended_early || out.verified < 8 {
+        o.errors.push(format!(
+            "the stream did not survive a cancelled query: {} segments after it, ended: {}",
+            out.verified, out.ended_early
+        ));
+    }
+    let (st, r) = c.stop();
+    if st != STATUS_SUCCESS || r.status != STATUS_SUCCESS {
+        o.errors.push(format!(
+            "stream STOP after a cancelled query {st:#x}, START completed {:#x}",
+            r.status
+        ));
+    }
+    let _ = p.close(h);
+    p.kill().map_err(|e| e.to_string())
+}
+
+/// The interrupt resources of rebalance `cycle`: fewer messages, a line, more messages than the
+/// driver uses, and back to the usual two.
+const fn rebalanced_interrupts(cycle: u64) -> InterruptResources {
+    match cycle % 4 {
+        0 => InterruptResources::Msi(1),
+        1 => InterruptResources::Line,
+        2 => InterruptResources::Msi(4),
+        _ => InterruptResources::Msi(2),
+    }
+}
+
+/// A query (remove or stop) the driver must not veto, then cancelled by the `PnP` manager.
+fn cancelled_query(rig: &Rig, remove: bool) -> Result<(), String> {
+    let node = rig.node()?;
+    let host = rig.host()?;
+    let st = if remove {
+        host.query_remove(&node)
+    } else {
+        host.query_stop(&node)
+    }
+    .map_err(|e| e.to_string())?;
+    if st == STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(format!(
+            "the driver vetoed a query-{} ({st:#x}) with nothing to justify it",
+            if remove { "remove" } else { "stop" }
+        ))
+    }
+}
+
+/// The device node is gone (removed, or surprise-removed after a failed restart): the `PnP`
+/// manager enumerates the device again, and it starts with its usual resources.
+fn re_enumerate(rig: &mut Rig) -> Result<(), String> {
+    let host = rig.host()?;
+    let node = host
+        .add_device(&rig.att, InterruptResources::Msi(2))
+        .map_err(|e| e.to_string())?;
+    host.start(&node).map_err(|e| e.to_string())?;
+    rig.node = Some(node);
+    Ok(())
 }
 
 /// Runs scenario `name` for `n` cycles under `profile`, with machine seed `seed`.
@@ -378,47 +489,79 @@ fn same_machine_cycles(
 ) -> Result<(), String> {
     let mut rig = Rig::new(profile, seed)?;
     let result = (|| {
-        for _ in 0..n {
-            io(&rig, 2, 8, o)?;
-            across(&mut rig, o, |rig| match name {
-                // Disable/enable and stop/start (rebalance with the same resources) are the
-                // same sequence on the simulated PnP manager: D0 exit, release, prepare, D0 entry.
-                "disable-enable" | "stop-start" => {
-                    let node = rig.node()?;
-                    let host = rig.host()?;
-                    host.stop(&node).map_err(|e| e.to_string())?;
-                    host.start(&node).map_err(|e| e.to_string())
+        for cycle in 0..n {
+            let errors = o.errors.len();
+            let r = (|| {
+                io(&rig, 2, 8, o)?;
+                match name {
+                    "query-remove-cancel" => {
+                        through(&mut rig, o, |rig| cancelled_query(rig, true))?;
+                    }
+                    "query-stop-cancel" => through(&mut rig, o, |rig| cancelled_query(rig, false))?,
+                    _ => across(&mut rig, o, |rig| transition(rig, name, cycle))?,
                 }
-                "sleep" => {
-                    let node = rig.node()?;
-                    let host = rig.host()?;
-                    host.power_down(&node).map_err(|e| e.to_string())?;
-                    host.power_up(&node).map_err(|e| e.to_string())
-                }
-                "remove" => {
-                    let node = rig.node()?;
-                    let host = rig.host()?;
-                    host.remove(&node).map_err(|e| e.to_string())?;
-                    let node = host
-                        .add_device(&rig.att, InterruptResources::Msi(2))
-                        .map_err(|e| e.to_string())?;
-                    host.start(&node).map_err(|e| e.to_string())?;
-                    rig.node = Some(node);
-                    Ok(())
-                }
-                "reinstall" => {
-                    rig.unload()?;
-                    rig.load()
-                }
-                _ => Err(format!("unknown scenario {name}")),
-            })?;
-            io(&rig, 2, 8, o)?;
+                io(&rig, 2, 8, o)
+            })();
+            // Say which cycle went wrong (a rebalance's resources depend on it).
+            for e in &mut o.errors[errors..] {
+                *e = format!("cycle {cycle}: {e}");
+            }
+            r.map_err(|e| format!("cycle {cycle}: {e}"))?;
             o.cycles += 1;
         }
         Ok(())
     })();
     rig.finish(o);
     result
+}
+
+/// One `PnP` or power transition of a same-machine scenario, with I/O in flight around it.
+fn transition(rig: &mut Rig, name: &str, cycle: u64) -> Result<(), String> {
+    let node = rig.node()?;
+    let host = rig.host()?;
+    match name {
+        // Disable/enable and stop/start (rebalance with the same resources) are the same
+        // sequence on the simulated PnP manager: D0 exit, release, prepare, D0 entry.
+        "disable-enable" | "stop-start" => {
+            host.stop(&node).map_err(|e| e.to_string())?;
+            host.start(&node).map_err(|e| e.to_string())
+        }
+        "rebalance-new-resources" => {
+            let node = host
+                .rebalance(&node, rebalanced_interrupts(cycle))
+                .map_err(|e| e.to_string())?;
+            rig.node = Some(node);
+            Ok(())
+        }
+        // The start after the stop fails: on even cycles a filter above the driver fails it on
+        // its way back up (the driver had started: it stops a live device), on odd cycles on its
+        // way down (the driver never sees it). Either way the PnP manager surprise-removes the
+        // device, removes it, and enumerates it again.
+        "rebalance-fail-restart" => {
+            host.stop(&node).map_err(|e| e.to_string())?;
+            if cycle.is_multiple_of(2) {
+                host.start(&node).map_err(|e| e.to_string())?;
+            }
+            host.pnp_surprise_removal(&node)
+                .map_err(|e| e.to_string())?;
+            rig.node = None;
+            re_enumerate(rig)
+        }
+        "sleep" => {
+            host.power_down(&node).map_err(|e| e.to_string())?;
+            host.power_up(&node).map_err(|e| e.to_string())
+        }
+        "remove" => {
+            host.remove(&node).map_err(|e| e.to_string())?;
+            rig.node = None;
+            re_enumerate(rig)
+        }
+        "reinstall" => {
+            rig.unload()?;
+            rig.load()
+        }
+        _ => Err(format!("unknown scenario {name}")),
+    }
 }
 
 fn fresh_machine_cycles(
@@ -485,8 +628,7 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
             )
             .map_err(|st| format!("START refused: {st:#x}"))?;
             let before = c.run(4);
-            o.segments_verified += before.verified;
-            o.stream_bytes_corrupted += before.bad * 64 * 1024;
+            account(o, &before, "before a fault");
             rig.dev.inject(fault);
             // I/O meets the fault: MADs may fail with a clear status, the stream may end with
             // an error; what is delivered must still verify.
@@ -496,8 +638,16 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
             // segment: run until the stream ends, or long enough for it to).
             for _ in 0..64 {
                 let during = c.run(16);
+                // A segment the fault hit comes back with a failure status, not as data: it
+                // counts as neither verified nor corrupted.
                 o.segments_verified += during.verified;
-                if during.ended_early || !matches!(fault, Fault::StreamDmaError(_)) {
+                if let Some(e) = &during.stalled {
+                    o.errors.push(format!("stream meeting a fault: {e}"));
+                }
+                if during.stalled.is_some()
+                    || during.ended_early
+                    || !matches!(fault, Fault::StreamDmaError(_))
+                {
                     break;
                 }
             }

@@ -39,6 +39,29 @@ fn stop_start_rebalance_with_io() {
 }
 
 #[test]
+fn query_remove_then_cancel_leaves_io_running() {
+    check(&scenario::run("query-remove-cancel", 3, VI, 21), 3);
+}
+
+#[test]
+fn query_stop_then_cancel_leaves_io_running() {
+    check(&scenario::run("query-stop-cancel", 3, VI, 22), 3);
+}
+
+#[test]
+fn rebalance_with_new_resources_with_io() {
+    // Four cycles: one message, a line interrupt, four messages, two messages; the BARs move
+    // every time.
+    check(&scenario::run("rebalance-new-resources", 4, VI, 23), 4);
+}
+
+#[test]
+fn rebalance_with_a_failed_restart_with_io() {
+    // Two cycles: the start failed above the driver after it started, and before it saw it.
+    check(&scenario::run("rebalance-fail-restart", 2, VI, 24), 2);
+}
+
+#[test]
 fn sleep_with_io_during() {
     check(&scenario::run("sleep", 3, VI, 15), 3);
 }
