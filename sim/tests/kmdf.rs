@@ -128,6 +128,7 @@ const IOCTL_FILL: u32 = ctl(0x804, 2);
 const IOCTL_PURGE_WAITERS: u32 = ctl(0x805, 0);
 const IOCTL_INPUT_MDL: u32 = ctl(0x806, 1);
 const IOCTL_DEFER: u32 = ctl(0x807, 0);
+const IOCTL_LATER: u32 = ctl(0x808, 0);
 
 /// Times a purge-complete callback ran (all machines of this test binary).
 static PURGED: AtomicU32 = AtomicU32::new(0);
@@ -158,6 +159,33 @@ unsafe extern "C" fn deferred_work(work: WDFWORKITEM) {
     }
 }
 
+unsafe extern "C" fn timer_fired(timer: WDFTIMER) {
+    // SAFETY: the timer's parent is the device.
+    let device = unsafe { call_unsafe_wdf_function_binding!(WdfTimerGetParentObject, timer) };
+    // SAFETY: the driver's live device.
+    let c = unsafe { ctx(device.cast()) };
+    // SAFETY: reading the IRQL has no preconditions.
+    let irql = unsafe { ntddk::KeGetCurrentIrql() };
+    // SAFETY: the device's spin lock.
+    unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, c.lock) };
+    let r = core::mem::replace(&mut c.later, core::ptr::null_mut());
+    c.ticks += 1;
+    // SAFETY: as above.
+    unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, c.lock) };
+    if !r.is_null() {
+        // SAFETY: the parked request, owned by the driver, completed once; Information reports
+        // the IRQL the timer ran at.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                r,
+                STATUS_SUCCESS,
+                ULONG_PTR::from(irql) + 200
+            );
+        };
+    }
+}
+
 unsafe extern "C" fn purged(_queue: WDFQUEUE, _context: WDFCONTEXT) {
     PURGED.fetch_add(1, Ordering::SeqCst);
 }
@@ -175,6 +203,9 @@ struct Ctx {
     common_la: i64,
     work: WDFWORKITEM,
     deferred: WDFREQUEST,
+    timer: WDFTIMER,
+    later: WDFREQUEST,
+    ticks: u32,
 }
 
 static CTX_TYPE: WDF_OBJECT_CONTEXT_TYPE_INFO = WDF_OBJECT_CONTEXT_TYPE_INFO {
@@ -388,6 +419,28 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
             (&raw const wc).cast_mut(),
             &raw mut wa,
             &raw mut c.work
+        )
+    };
+    if !NT_SUCCESS(st) {
+        return st;
+    }
+    let tc = WDF_TIMER_CONFIG {
+        Size: size_of::<WDF_TIMER_CONFIG>() as u32,
+        EvtTimerFunc: Some(timer_fired),
+        ..WDF_TIMER_CONFIG::default()
+    };
+    let mut ta = WDF_OBJECT_ATTRIBUTES {
+        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
+        ParentObject: device.cast(),
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    };
+    // SAFETY: live config, attributes and out slot.
+    let st = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfTimerCreate,
+            (&raw const tc).cast_mut(),
+            &raw mut ta,
+            &raw mut c.timer
         )
     };
     if !NT_SUCCESS(st) {
@@ -771,6 +824,16 @@ unsafe extern "C" fn io_control(
                     );
                 };
             }
+        }
+        IOCTL_LATER => {
+            // Completed by a one-shot timer 20 ms from now.
+            // SAFETY: the device's spin lock.
+            unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, c.lock) };
+            c.later = request;
+            // SAFETY: as above.
+            unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, c.lock) };
+            // SAFETY: the device's timer; WDF_REL_TIMEOUT_IN_MS(20).
+            unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, c.timer, -20 * 10_000) };
         }
         IOCTL_DEFER => {
             // Finished at PASSIVE_LEVEL by the work item (the pattern for work a DPC or a cancel
@@ -1214,6 +1277,31 @@ fn a_work_item_runs_at_passive_level() {
             let pend = p.ioctl_async(&h, IOCTL_DEFER, &[], 0).unwrap();
             let done = pend.wait(T).expect("the work item ran");
             assert_eq!((done.status, done.information), (STATUS_SUCCESS, 100));
+        }
+        p.close(h).unwrap();
+        r.finish();
+    }
+}
+
+#[test]
+fn a_timer_fires_once_at_dispatch_level_after_its_due_time() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for _ in 0..3 {
+            let t0 = std::time::Instant::now();
+            let pend = p.ioctl_async(&h, IOCTL_LATER, &[], 0).unwrap();
+            let done = pend.wait(T).expect("the timer fired");
+            assert!(
+                t0.elapsed() >= Duration::from_millis(20),
+                "not before it is due"
+            );
+            assert_eq!(
+                (done.status, done.information),
+                (STATUS_SUCCESS, 202),
+                "completed by the timer callback at DISPATCH_LEVEL"
+            );
         }
         p.close(h).unwrap();
         r.finish();

@@ -448,6 +448,14 @@ fn wdf_structures_have_c_layouts() {
     assert_eq!(size_of::<WDF_IO_QUEUE_CONFIG>(), 0x60);
     assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, EvtIoDeviceControl), 0x28);
     assert_eq!(offset_of!(WDF_IO_QUEUE_CONFIG, Driver), 0x58);
+    // wdftimer.h: ULONG Size; PFN_WDF_TIMER EvtTimerFunc; ULONG Period; BOOLEAN
+    // AutomaticSerialization; ULONG TolerableDelay; BOOLEAN UseHighResolutionTimer.
+    assert_eq!(size_of::<WDF_TIMER_CONFIG>(), 0x20);
+    assert_eq!(offset_of!(WDF_TIMER_CONFIG, EvtTimerFunc), 0x8);
+    assert_eq!(offset_of!(WDF_TIMER_CONFIG, Period), 0x10);
+    assert_eq!(offset_of!(WDF_TIMER_CONFIG, AutomaticSerialization), 0x14);
+    assert_eq!(offset_of!(WDF_TIMER_CONFIG, TolerableDelay), 0x18);
+    assert_eq!(offset_of!(WDF_TIMER_CONFIG, UseHighResolutionTimer), 0x1C);
     assert_eq!(size_of::<WDF_WORKITEM_CONFIG>(), 0x18);
     assert_eq!(offset_of!(WDF_WORKITEM_CONFIG, EvtWorkItemFunc), 0x8);
     assert_eq!(
@@ -506,6 +514,11 @@ fn wdf_methods_have_the_c_signatures() {
     let _: unsafe fn(WDFWORKITEM) = f::WdfWorkItemEnqueue;
     let _: unsafe fn(WDFWORKITEM) = f::WdfWorkItemFlush;
     let _: unsafe fn(WDFWORKITEM) -> WDFOBJECT = f::WdfWorkItemGetParentObject;
+    let _: unsafe fn(PWDF_TIMER_CONFIG, PWDF_OBJECT_ATTRIBUTES, *mut WDFTIMER) -> NTSTATUS =
+        f::WdfTimerCreate;
+    let _: unsafe fn(WDFTIMER, LONGLONG) -> BOOLEAN = f::WdfTimerStart;
+    let _: unsafe fn(WDFTIMER, BOOLEAN) -> BOOLEAN = f::WdfTimerStop;
+    let _: unsafe fn(WDFTIMER) -> WDFOBJECT = f::WdfTimerGetParentObject;
     let _: unsafe fn(WDFREQUEST, PFN_WDF_REQUEST_CANCEL) -> NTSTATUS =
         f::WdfRequestMarkCancelableEx;
     let _: unsafe fn(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO) -> PVOID =

@@ -23,8 +23,8 @@ use crate::bugcheck::BugCheck;
 use crate::machine::{halt, irql, set_irql, with_state};
 use crate::ntddk::check_max;
 use crate::types::{
-    DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG,
-    ULONG_PTR,
+    BOOLEAN, DISPATCH_LEVEL, KIRQL, LONGLONG, PASSIVE_LEVEL, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL,
+    PVOID, ULONG, ULONG_PTR,
 };
 use crate::{
     NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_DEVICE_REQUEST,
@@ -629,6 +629,106 @@ pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
     wdf(|w| {
         work_item(w, WorkItem as usize)?;
         Ok(w.get(WorkItem as usize, "WDFWORKITEM")?.parent.unwrap_or(0) as WDFOBJECT)
+    })
+}
+
+// ---- timers ----
+
+/// `NTSTATUS WdfTimerCreate(PWDF_TIMER_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFTIMER *)`;
+/// `<= DISPATCH_LEVEL`. The attributes must name a parent (a device, a queue, or an object under
+/// one). The callback runs at `DISPATCH_LEVEL`; passive-level timers (`ExecutionLevel`) and
+/// automatic serialization are not modelled (`docs/sim-fidelity.md` §8).
+pub unsafe fn WdfTimerCreate(
+    Config: PWDF_TIMER_CONFIG,
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    Timer: *mut WDFTIMER,
+) -> NTSTATUS {
+    check_max(DISPATCH_LEVEL, "WdfTimerCreate");
+    if Config.is_null() {
+        null_arg("Config");
+    }
+    if Timer.is_null() {
+        null_arg("Timer");
+    }
+    // SAFETY: checked non-null; the driver passes a live config.
+    let config = unsafe { *Config };
+    let a = attrs(Attributes);
+    let parent = parent_of(a, 0);
+    if parent == 0 || config.EvtTimerFunc.is_none() {
+        return crate::STATUS_INVALID_PARAMETER;
+    }
+    let h = wdf(|w| {
+        w.get(parent, "WDFOBJECT")?;
+        Ok(w.insert(
+            Kind::Timer(Box::new(super::TimerData {
+                config,
+                due: None,
+                running: false,
+            })),
+            Some(parent),
+            a,
+        ))
+    });
+    // SAFETY: checked non-null.
+    unsafe { *Timer = h as WDFTIMER };
+    STATUS_SUCCESS
+}
+
+fn timer(w: &mut WdfState, h: usize) -> Result<&mut super::TimerData, BugCheck> {
+    match &mut w.get_mut(h, "WDFTIMER")?.kind {
+        Kind::Timer(d) => Ok(d),
+        k => Err(super::wrong_type(h, k.name(), "WDFTIMER")),
+    }
+}
+
+/// `BOOLEAN WdfTimerStart(WDFTIMER, LONGLONG DueTime)`; `<= DISPATCH_LEVEL`. A negative due time
+/// is relative, in 100-nanosecond units (`WDF_REL_TIMEOUT_IN_MS`); an absolute (positive) one is
+/// taken as due now. Returns whether the timer was already in the timer queue (it is then
+/// re-armed with the new due time, as KMDF does).
+pub unsafe fn WdfTimerStart(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN {
+    check_max(DISPATCH_LEVEL, "WdfTimerStart");
+    let delay = std::time::Duration::from_nanos(DueTime.min(0).unsigned_abs().saturating_mul(100));
+    let (was, tx) = wdf(|w| {
+        let d = timer(w, Timer as usize)?;
+        let was = d.due.is_some();
+        d.due = Some(std::time::Instant::now() + delay);
+        Ok((was, w.irq_tx.clone()))
+    });
+    // Wake the interrupt CPU so that it waits for the new due time.
+    if let Some(tx) = tx {
+        let _ = tx.send(super::host::IrqEvent::Dpc);
+    }
+    BOOLEAN::from(was)
+}
+
+/// `BOOLEAN WdfTimerStop(WDFTIMER, BOOLEAN Wait)`; `<= DISPATCH_LEVEL`, and `PASSIVE_LEVEL` when
+/// `Wait` (it then returns only once a running callback has returned). Returns whether the timer
+/// was in the timer queue.
+pub unsafe fn WdfTimerStop(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN {
+    check_max(
+        if Wait == 0 {
+            DISPATCH_LEVEL
+        } else {
+            PASSIVE_LEVEL
+        },
+        "WdfTimerStop",
+    );
+    let h = Timer as usize;
+    let was = wdf(|w| Ok(timer(w, h)?.due.take().is_some()));
+    if Wait != 0 {
+        while wdf(|w| Ok(timer(w, h)?.running)) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    BOOLEAN::from(was)
+}
+
+/// `WDFOBJECT WdfTimerGetParentObject(WDFTIMER)`; `<= DISPATCH_LEVEL`.
+pub unsafe fn WdfTimerGetParentObject(Timer: WDFTIMER) -> WDFOBJECT {
+    check_max(DISPATCH_LEVEL, "WdfTimerGetParentObject");
+    wdf(|w| {
+        timer(w, Timer as usize)?;
+        Ok(w.get(Timer as usize, "WDFTIMER")?.parent.unwrap_or(0) as WDFOBJECT)
     })
 }
 

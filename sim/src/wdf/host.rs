@@ -210,7 +210,15 @@ fn pump(core: &Core, force: bool) -> Result<bool, HostError> {
         st.pending.extend(incoming);
         let n = st.pending.len();
         if n == 0 {
-            return Ok(false);
+            drop(st);
+            // No interrupt pending: a timer that has come due still expires (its DPC runs
+            // between harness steps and while a caller waits, like every other event here).
+            let now = std::time::Instant::now();
+            let timer_due = next_timer_due(&core.machine.0.lock().wdf).is_some_and(|d| d <= now);
+            if timer_due {
+                run(&core.machine, run_timers)?;
+            }
+            return Ok(timer_due);
         }
         let k = if force {
             n
@@ -234,6 +242,7 @@ fn pump(core: &Core, force: bool) -> Result<bool, HostError> {
             deliver(e);
             run_dpcs();
         }
+        run_timers();
         run_work_items();
     })?;
     Ok(true)
@@ -874,6 +883,21 @@ fn remove_device(d: &DevNode) {
         // SAFETY: a live work item of the device, flushed at PASSIVE_LEVEL.
         unsafe { super::functions::WdfWorkItemFlush(w as crate::WDFWORKITEM) };
     }
+    // Deleting a timer stops it and waits for a running callback (KMDF does this for a timer
+    // deleted at PASSIVE_LEVEL): the device's timers are stopped before the device goes away.
+    let timers = with_state(|st, _| {
+        Ok(st
+            .wdf
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(o.kind, Kind::Timer(_)) && o.parent == Some(d.device))
+            .map(|(&h, _)| h)
+            .collect::<Vec<usize>>())
+    });
+    for t in timers {
+        // SAFETY: a live timer of the device, stopped at PASSIVE_LEVEL.
+        let _ = unsafe { super::functions::WdfTimerStop(t as crate::WDFTIMER, crate::TRUE) };
+    }
     let objs = with_state(|st, _| {
         let live: Vec<usize> = st
             .wdf
@@ -1051,13 +1075,73 @@ fn resources(
 
 fn interrupt_cpu(rx: &Receiver<IrqEvent>) {
     loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        // Sleep until the next event or the next timer, whichever comes first.
+        let wait = with_state(|st, _| Ok(next_timer_due(&st.wdf))).map_or(
+            Duration::from_millis(50),
+            |due| {
+                due.saturating_duration_since(std::time::Instant::now())
+                    .min(Duration::from_millis(50))
+            },
+        );
+        match rx.recv_timeout(wait) {
             Ok(IrqEvent::Quit) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             Ok(e) => deliver(e),
             Err(_) => {}
         }
+        run_timers();
         run_dpcs();
         run_work_items();
+    }
+}
+
+/// The earliest due time of the timers in the timer queue.
+fn next_timer_due(w: &super::WdfState) -> Option<std::time::Instant> {
+    w.objects
+        .values()
+        .filter_map(|o| match &o.kind {
+            Kind::Timer(t) => t.due,
+            _ => None,
+        })
+        .min()
+}
+
+/// The system's timer expiry: every timer due by now leaves the timer queue (a periodic one is
+/// re-armed one period later) and its callback runs at `DISPATCH_LEVEL`, as a timer DPC does.
+pub(crate) fn run_timers() {
+    let now = std::time::Instant::now();
+    let due: Vec<usize> = with_state(|st, _| {
+        Ok(st
+            .wdf
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(&o.kind, Kind::Timer(t) if t.due.is_some_and(|d| d <= now)))
+            .map(|(&h, _)| h)
+            .collect())
+    });
+    for h in due {
+        let f = with_state(
+            |st, _| match st.wdf.objects.get_mut(&h).map(|o| &mut o.kind) {
+                Some(Kind::Timer(t)) if t.due.is_some_and(|d| d <= now) && !t.running => {
+                    t.due = (t.config.Period > 0)
+                        .then(|| now + Duration::from_millis(u64::from(t.config.Period)));
+                    t.running = true;
+                    Ok(t.config.EvtTimerFunc)
+                }
+                _ => Ok(None),
+            },
+        );
+        let Some(f) = f else { continue };
+        let old = crate::machine::irql();
+        set_irql(DISPATCH_LEVEL);
+        // SAFETY: the driver's timer callback at DISPATCH_LEVEL with its timer.
+        callback(|| unsafe { f(h as crate::WDFTIMER) });
+        set_irql(old);
+        with_state(|st, _| {
+            if let Some(Kind::Timer(t)) = st.wdf.objects.get_mut(&h).map(|o| &mut o.kind) {
+                t.running = false;
+            }
+            Ok(())
+        });
     }
 }
 

@@ -209,6 +209,16 @@ pub(crate) struct WorkItemData {
     pub(crate) running: bool,
 }
 
+/// A framework timer.
+#[derive(Debug)]
+pub(crate) struct TimerData {
+    pub(crate) config: types::WDF_TIMER_CONFIG,
+    /// In the system's timer queue, due at this instant.
+    pub(crate) due: Option<std::time::Instant>,
+    /// The callback is running (on the interrupt CPU, at `DISPATCH_LEVEL`).
+    pub(crate) running: bool,
+}
+
 /// A framework spin lock.
 #[derive(Debug)]
 pub(crate) struct SpinLockData {
@@ -251,6 +261,7 @@ pub(crate) enum Kind {
     Interrupt(Box<InterruptData>),
     SpinLock(Box<SpinLockData>),
     WorkItem(Box<WorkItemData>),
+    Timer(Box<TimerData>),
     ResList(Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>),
     File(Box<FileData>),
     /// An object deleted while the driver still held a reference: only its name remains, until
@@ -268,6 +279,7 @@ impl Kind {
             Self::Interrupt(_) => "WDFINTERRUPT",
             Self::SpinLock(_) => "WDFSPINLOCK",
             Self::WorkItem(_) => "WDFWORKITEM",
+            Self::Timer(_) => "WDFTIMER",
             Self::ResList(_) => "WDFCMRESLIST",
             Self::File(_) => "WDFFILEOBJECT",
             Self::Zombie(n) => n,

@@ -275,6 +275,8 @@ pfn_types! {
     PFN_WDF_INTERRUPT_SYNCHRONIZE = fn(Interrupt: WDFINTERRUPT, Context: WDFCONTEXT) -> BOOLEAN;
     /// `VOID EVT_WDF_WORKITEM(WDFWORKITEM)`.
     PFN_WDF_WORKITEM = fn(WorkItem: WDFWORKITEM);
+    /// `VOID EVT_WDF_TIMER(WDFTIMER)`.
+    PFN_WDF_TIMER = fn(Timer: WDFTIMER);
 }
 
 /// `typedef struct _WDF_WORKITEM_CONFIG {…}` (`wdfworkitem.h`).
@@ -292,6 +294,28 @@ pub struct _WDF_WORKITEM_CONFIG {
 pub type WDF_WORKITEM_CONFIG = _WDF_WORKITEM_CONFIG;
 /// `*PWDF_WORKITEM_CONFIG`.
 pub type PWDF_WORKITEM_CONFIG = *mut _WDF_WORKITEM_CONFIG;
+
+/// `typedef struct _WDF_TIMER_CONFIG {…}` (`wdftimer.h`, KMDF 1.33).
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct _WDF_TIMER_CONFIG {
+    /// `sizeof(WDF_TIMER_CONFIG)`.
+    pub Size: ULONG,
+    /// `EvtTimerFunc`, at `DISPATCH_LEVEL` (the default execution level).
+    pub EvtTimerFunc: PFN_WDF_TIMER,
+    /// Milliseconds between calls; 0 for a one-shot timer.
+    pub Period: ULONG,
+    /// Whether the callback is serialized with the parent's other callbacks.
+    pub AutomaticSerialization: BOOLEAN,
+    /// Milliseconds the system may delay the timer by (coalescing).
+    pub TolerableDelay: ULONG,
+    /// Whether the timer uses the high-resolution system clock.
+    pub UseHighResolutionTimer: BOOLEAN,
+}
+/// `typedef _WDF_TIMER_CONFIG WDF_TIMER_CONFIG;`
+pub type WDF_TIMER_CONFIG = _WDF_TIMER_CONFIG;
+/// `*PWDF_TIMER_CONFIG`.
+pub type PWDF_TIMER_CONFIG = *mut _WDF_TIMER_CONFIG;
 
 /// `typedef struct _WDF_DRIVER_CONFIG {…}` (`wdfdriver.h`).
 #[repr(C)]
