@@ -429,7 +429,7 @@ fn cmd_stats<T: Transport>(t: &T, o: &mut String) -> Result<(), IoError> {
         "MADs: {} sent ({} inline), {} received, {} dropped, {} send errors\n\
          DMA: {} mappings made, {} released, {} overflow waits, {} hostile CQEs\n\
          stream: {} segments, {} bytes, {} flushes, {} errors, strategy {}\n\
-         interrupts {}, DPCs {}",
+         interrupts {}, DPCs {}; queue resets {}, stalls {}",
         s.mad_sends,
         s.mad_sends_inline,
         s.mad_receives,
@@ -445,7 +445,9 @@ fn cmd_stats<T: Transport>(t: &T, o: &mut String) -> Result<(), IoError> {
         s.stream_errors,
         strategy_name(s.stream_strategy as u32),
         s.interrupts,
-        s.dpcs
+        s.dpcs,
+        s.queue_resets,
+        s.queue_stalls
     );
     Ok(())
 }

@@ -27,8 +27,18 @@ use crate::dma::{
 };
 use crate::sys::wdf::Request;
 use crate::sys::{
-    AtDispatch, Mmio, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_SUCCESS, stall_us,
+    AtDispatch, Mmio, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_IO_TIMEOUT,
+    STATUS_SUCCESS, stall_us,
 };
+
+/// Milliseconds between two ticks of the watchdog ([`Hca::watchdog_tick`]).
+pub const WATCHDOG_PERIOD_MS: u32 = 100;
+
+/// Watchdog ticks a send queue may hold posted sends without completing any before it stalls.
+///
+/// Two seconds: a thousand times what a MAD send takes, and long enough for a device slowed
+/// down (a slow fabric, a loaded host) to still make progress in.
+pub const STALL_TICKS: u32 = 20;
 
 /// Why the hardware could not be brought up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +153,10 @@ struct SendQueue {
     pi: u32,
     ci: u32,
     slots: Vec<Option<SendSlot>>,
+    /// The consumer index at the watchdog's last look, and how many ticks it has not moved
+    /// while sends were outstanding.
+    watched_ci: u32,
+    stalled_ticks: u32,
 }
 
 #[derive(Debug)]
@@ -239,9 +253,12 @@ pub struct Hca {
     node_guid: u64,
     vectors: u32,
     running: bool,
-    /// A queue stopped on an error (a DMA fault, a CQ overflow): the device needs a reset, done
-    /// at `PASSIVE_LEVEL` by the work item ([`Hca::recover`]).
+    /// A queue stopped on an error (a DMA fault, a CQ overflow) or stalled: the device needs a
+    /// reset, done at `PASSIVE_LEVEL` by the work item ([`Hca::recover`]).
     needs_reset: bool,
+    /// What the requests in flight fail with when that reset quiesces the device:
+    /// `STATUS_IO_TIMEOUT` after a stall, `STATUS_CANCELLED` otherwise.
+    reset_status: NTSTATUS,
     /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
     /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
     /// the adapter's grant — otherwise one QP's idle receives could pin every register.
@@ -325,6 +342,8 @@ impl Hca {
                 pi: 0,
                 ci: 0,
                 slots: (0..ring.entries()).map(|_| None).collect(),
+                watched_ci: 0,
+                stalled_ticks: 0,
             })
         };
         let rq = |id: WqId| -> Result<RecvQueue, HwError> {
@@ -381,6 +400,7 @@ impl Hca {
             vectors,
             running: false,
             needs_reset: false,
+            reset_status: STATUS_CANCELLED,
             recv_depth: 0,
             regs,
         };
@@ -511,7 +531,7 @@ impl Hca {
         let status = if removed {
             STATUS_DEVICE_REMOVED
         } else {
-            STATUS_CANCELLED
+            self.reset_status
         };
         for q in &mut self.sq {
             for s in q.slots.iter_mut().filter_map(Option::take) {
@@ -552,6 +572,8 @@ impl Hca {
             for q in &mut self.sq {
                 q.pi = 0;
                 q.ci = 0;
+                q.watched_ci = 0;
+                q.stalled_ticks = 0;
                 q.mem.pages.iter().for_each(|p| p.fill(0));
             }
             for q in &mut self.rq {
@@ -890,17 +912,54 @@ impl Hca {
         self.needs_reset
     }
 
-    /// Recovery from a failed queue: quiesce (what is in flight fails with `STATUS_CANCELLED`,
-    /// stream engines stop), reset, reprogram and enable again. Returns whether it ran. The
-    /// caller then releases the streams the reset ended.
+    /// Recovery from a failed or stalled queue: quiesce (what is in flight fails with
+    /// `STATUS_CANCELLED`, or `STATUS_IO_TIMEOUT` after a stall; stream engines stop), reset,
+    /// reprogram and enable again. Returns whether it ran. The caller then releases the streams
+    /// the reset ended.
     pub fn recover(&mut self, at: &AtDispatch<'_>) -> bool {
         if !self.needs_reset {
             return false;
         }
         self.needs_reset = false;
+        self.stats.queue_resets += 1;
         self.quiesce(at);
+        self.reset_status = STATUS_CANCELLED;
         let _ = self.enable(at);
         true
+    }
+
+    /// One tick of the watchdog, every [`WATCHDOG_PERIOD_MS`] while the device is in D0 (after
+    /// the caller has polled the CQ, so that completions already written count). A device
+    /// whose firmware hangs a queue raises no error and sends no interrupt: the only sign is a
+    /// send queue holding posted sends while its consumer index stands still. After
+    /// [`STALL_TICKS`] such ticks the queue is stalled: the device is reset as for a queue
+    /// error ([`Hca::recover`]), and the sends it held fail with `STATUS_IO_TIMEOUT`.
+    /// Receive queues are not watched (they wait for the fabric for as long as it is quiet),
+    /// nor stream engines (a STOP that is not acknowledged in 100 ms already ends a stream).
+    /// Returns whether a reset is needed.
+    pub fn watchdog_tick(&mut self) -> bool {
+        if !self.running || self.needs_reset {
+            return self.needs_reset;
+        }
+        let mut stalled = false;
+        for q in &mut self.sq {
+            if q.pi == q.ci || q.ci != q.watched_ci {
+                q.watched_ci = q.ci;
+                q.stalled_ticks = 0;
+            } else {
+                q.stalled_ticks += 1;
+                stalled |= q.stalled_ticks >= STALL_TICKS;
+            }
+        }
+        if stalled {
+            self.stats.queue_stalls += 1;
+            self.needs_reset = true;
+            self.reset_status = STATUS_IO_TIMEOUT;
+            for q in &mut self.sq {
+                q.stalled_ticks = 0;
+            }
+        }
+        self.needs_reset
     }
 
     /// Posts receive buffers whose mapping has arrived, in order.

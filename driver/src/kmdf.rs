@@ -17,7 +17,7 @@ use rhca_hw::regs::{self, cause};
 
 use crate::dma::Adapter;
 use crate::hca::{self, Done, Hca, HwError};
-use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource};
+use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource, Timer};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN, FALSE,
     FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
@@ -26,7 +26,7 @@ use crate::sys::{
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
     SpinMutex, TRUE, ULONG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
-    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST,
+    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
 };
 
 /// The device context.
@@ -43,6 +43,8 @@ pub struct DeviceCtx {
     wait_queues: SpinMutex<Vec<Queue>>,
     /// Releases ended streams at `PASSIVE_LEVEL`.
     work: SpinMutex<Option<crate::sys::wdf::WorkItem>>,
+    /// The watchdog ([`evt_watchdog`]), running while the device is in D0.
+    watchdog: SpinMutex<Option<crate::sys::wdf::Timer>>,
 }
 
 /// `MaximumLength` of the DMA adapter. Every mapping holds its map registers until it is put,
@@ -126,10 +128,15 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         Ok(w) => w,
         Err(st) => return st,
     };
+    let watchdog = match device.create_timer(Some(evt_watchdog), hca::WATCHDOG_PERIOD_MS) {
+        Ok(t) => t,
+        Err(st) => return st,
+    };
     if let Some(c) = ctx(device) {
         *c.recv_queue.lock() = Some(recv);
         *c.wait_queues.lock() = waits;
         *c.work.lock() = Some(work);
+        *c.watchdog.lock() = Some(watchdog);
     }
     // One interrupt object per MSI-X vector the driver uses (docs/device.md §4): vector 0
     // carries errors and port events, vector 1 the completion queues. The framework connects
@@ -243,6 +250,12 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
     let Some(c) = ctx(Device(device)) else {
         return STATUS_SUCCESS;
     };
+    // The watchdog first, and waited for: no tick may poll a device being quiesced (the handle
+    // is copied out: the wait is at PASSIVE_LEVEL, not under the spin lock).
+    let watchdog = *c.watchdog.lock();
+    if let Some(t) = watchdog {
+        t.stop_and_wait();
+    }
     with_hca(c, super::hca::Hca::quiesce);
     // Quiesced (or gone): no engine moves data any more. Streams end here, their buffers are
     // released and their START requests completed before the device leaves D0.
@@ -320,7 +333,30 @@ extern "C" fn evt_d0_entry_post_interrupts_enabled(
         }
     });
     service(c);
+    // The device is up and its interrupts connected: the watchdog starts looking.
+    let watchdog = *c.watchdog.lock();
+    if let Some(t) = watchdog {
+        let _ = t.start(hca::WATCHDOG_PERIOD_MS);
+    }
     STATUS_SUCCESS
+}
+
+/// The watchdog's tick (`EvtTimerFunc`, at `DISPATCH_LEVEL`, every
+/// [`hca::WATCHDOG_PERIOD_MS`] in D0). It does the DPC's work first, so that a lost interrupt
+/// delays completions by one period at most and completions already written count as progress,
+/// then looks for a stalled send queue ([`Hca::watchdog_tick`]); a stall is reset by the work
+/// item, as a queue error is.
+extern "C" fn evt_watchdog(timer: WDFTIMER) {
+    let Some(c) = ctx(Timer(timer).device()) else {
+        return;
+    };
+    service(c);
+    if with_hca(c, |h, _| h.watchdog_tick()).unwrap_or(false) {
+        let work = *c.work.lock();
+        if let Some(w) = work {
+            w.enqueue();
+        }
+    }
 }
 
 /// The DPC's work: poll the CQ and the streams, hand received MADs and ready segments to their
@@ -403,6 +439,8 @@ const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
     if s.stream_strategy != 0 {
         into.stream_strategy = s.stream_strategy;
     }
+    into.queue_resets += s.queue_resets;
+    into.queue_stalls += s.queue_stalls;
 }
 
 extern "C" fn evt_io_device_control(

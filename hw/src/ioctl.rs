@@ -833,7 +833,7 @@ abi_struct! {
 
 abi_struct! {
     /// `IOCTL_RHCA_STATISTICS` reply: counters since the device started.
-    pub struct StatisticsOut (136) {
+    pub struct StatisticsOut (152) {
         /// MAD sends completed.
         pub mad_sends: u64,
         /// Of which sent inline (no mapping).
@@ -854,7 +854,7 @@ abi_struct! {
         pub send_errors: u64,
         /// Interrupts taken.
         pub interrupts: u64,
-        /// DPCs run.
+        /// DPCs run (and watchdog ticks, which do a DPC's work).
         pub dpcs: u64,
         /// Stream segments completed.
         pub stream_segments: u64,
@@ -866,6 +866,11 @@ abi_struct! {
         pub stream_errors: u64,
         /// The [`Strategy`] of the last stream started.
         pub stream_strategy: u64,
+        /// Device resets that brought back a queue (after an error or a stall).
+        pub queue_resets: u64,
+        /// Send queues the watchdog found stalled (sends held, none completed, for
+        /// the watchdog's limit).
+        pub queue_stalls: u64,
     }
 }
 

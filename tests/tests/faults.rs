@@ -290,3 +290,51 @@ fn mad_buffer_pool_failures_fail_or_delay_a_mad_and_lose_nothing() {
     p.close(h).unwrap();
     l.finish();
 }
+
+#[test]
+fn a_stalled_send_queue_is_reset_by_the_watchdog_and_its_sends_time_out() {
+    let l = mapped_lab();
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    round_trip(&p, &h, 1).unwrap();
+    // The device's send queue hangs: no error, no interrupt, no completion.
+    l.dev.inject(Fault::StuckQueue(0));
+    let q = SendMadIn {
+        qp: 0,
+        dlid: mad::PERMISSIVE_LID,
+        mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], 2).unwrap(),
+        ..SendMadIn::default()
+    };
+    let mut b = [0u8; SendMadIn::SIZE];
+    q.encode(&mut b).unwrap();
+    let t0 = Instant::now();
+    let send = p
+        .ioctl_async(&h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+        .unwrap();
+    let r = send
+        .wait(Duration::from_secs(20))
+        .expect("the watchdog ends a send the device never completes");
+    let waited = t0.elapsed();
+    assert_eq!(r.status, wdk_sim::STATUS_IO_TIMEOUT, "a clear status");
+    // STALL_TICKS × WATCHDOG_PERIOD_MS = 2 s without progress, then the reset.
+    assert!(
+        waited >= Duration::from_secs(2),
+        "not before the limit: {waited:?}"
+    );
+    // The reset cleared the hang: MADs work again.
+    recovers(&p, &h, Duration::from_secs(5));
+    let s = p
+        .ioctl(
+            &h,
+            ioctl::IOCTL_RHCA_STATISTICS,
+            &[],
+            ioctl::StatisticsOut::SIZE,
+        )
+        .unwrap();
+    let s = ioctl::StatisticsOut::decode(&s.output).unwrap();
+    assert_eq!(s.queue_stalls, 1, "{s:?}");
+    assert!(s.queue_resets >= 1, "{s:?}");
+    assert!(l.dev.counters().faults_injected >= 1);
+    p.close(h).unwrap();
+    l.finish();
+}

@@ -78,9 +78,9 @@ fn reinstall_with_io() {
 
 #[test]
 fn device_faults_with_io() {
-    let o = scenario::run("faults", 4, VI, 20);
-    check(&o, 4);
-    assert!(o.faults_injected >= 3, "{o:#?}");
+    let o = scenario::run("faults", 5, VI, 20);
+    check(&o, 5);
+    assert!(o.faults_injected >= 4, "{o:#?}");
 }
 
 #[test]

@@ -17,12 +17,13 @@ use super::{
     CmResourceTypeInterrupt, CmResourceTypeMemory, GUID, Mmio, NT_SUCCESS, NTSTATUS,
     PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_OBJECT, PFN_WDF_DEVICE_FILE_CREATE,
     PFN_WDF_DRIVER_DEVICE_ADD, PFN_WDF_DRIVER_UNLOAD, PFN_WDF_FILE_CLEANUP, PFN_WDF_REQUEST_CANCEL,
-    PFN_WDF_WORKITEM, PMDL, PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
+    PFN_WDF_TIMER, PFN_WDF_WORKITEM, PMDL, PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
     STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR, WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG,
     WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
     WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS,
-    WDF_REQUEST_PARAMETERS, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFFILEOBJECT,
-    WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFWORKITEM, call_unsafe_wdf_function_binding,
+    WDF_REQUEST_PARAMETERS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
+    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER, WDFWORKITEM,
+    call_unsafe_wdf_function_binding,
 };
 
 /// Declares a `Copy` wrapper for a WDF handle.
@@ -72,6 +73,10 @@ handle!(
 handle!(
     /// A `WDFWORKITEM`.
     WorkItem(WDFWORKITEM)
+);
+handle!(
+    /// A `WDFTIMER`.
+    Timer(WDFTIMER)
 );
 
 /// `sizeof` a WDF structure, for its `Size` field (`WDF_STRUCTURE_SIZE` is not generated).
@@ -488,6 +493,44 @@ impl Device {
         }
     }
 
+    /// `WdfTimerCreate` with the device as parent: `callback` runs at `DISPATCH_LEVEL` each
+    /// `period_ms` milliseconds once started (0: once per [`Timer::start`]).
+    ///
+    /// # Errors
+    /// The status `WdfTimerCreate` failed with.
+    pub fn create_timer(self, callback: PFN_WDF_TIMER, period_ms: u32) -> Result<Timer, NTSTATUS> {
+        let mut config = WDF_TIMER_CONFIG {
+            Size: size_of_u32::<WDF_TIMER_CONFIG>(),
+            EvtTimerFunc: callback,
+            Period: period_ms,
+            // The callback takes the device lock itself; the framework need not serialise it.
+            AutomaticSerialization: 0,
+            // A watchdog does not mind the system coalescing its expiries a little.
+            TolerableDelay: period_ms / 4,
+            UseHighResolutionTimer: 0,
+        };
+        let mut attributes = WDF_OBJECT_ATTRIBUTES {
+            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
+            ParentObject: self.0.cast(),
+            ..WDF_OBJECT_ATTRIBUTES::default()
+        };
+        let mut t: WDFTIMER = null_mut();
+        // SAFETY: live config, attributes and out parameter; the parent is a live device.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfTimerCreate,
+                &raw mut config,
+                &raw mut attributes,
+                &raw mut t
+            )
+        };
+        if NT_SUCCESS(st) {
+            Ok(Timer(t))
+        } else {
+            Err(st)
+        }
+    }
+
     /// `WdfDeviceSetFailed(WdfDeviceFailedNoRestart)`.
     pub fn set_failed(self) {
         // SAFETY: a live device.
@@ -531,6 +574,32 @@ impl WorkItem {
         Device(
             unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemGetParentObject, self.0) }.cast(),
         )
+    }
+}
+
+impl Timer {
+    /// `WdfTimerStart` (`<= DISPATCH_LEVEL`) with a relative due time of `due_ms` milliseconds
+    /// (`WDF_REL_TIMEOUT_IN_MS`). Returns whether the timer was already queued.
+    #[must_use = "whether the timer was already queued"]
+    pub fn start(self, due_ms: u32) -> bool {
+        let due = -i64::from(due_ms) * 10_000;
+        // SAFETY: a live timer; a negative due time is relative, in 100-nanosecond units.
+        let was = unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, self.0, due) };
+        was != 0
+    }
+
+    /// `WdfTimerStop(Wait = TRUE)` (`PASSIVE_LEVEL`): dequeues the timer and returns once a
+    /// running callback has returned. Never call it from the timer's own callback.
+    pub fn stop_and_wait(self) {
+        // SAFETY: a live timer, at PASSIVE_LEVEL (caller's context: PnP and power callbacks).
+        let _ = unsafe { call_unsafe_wdf_function_binding!(WdfTimerStop, self.0, 1) };
+    }
+
+    /// The device the timer was created for (`WdfTimerGetParentObject`).
+    #[must_use]
+    pub fn device(self) -> Device {
+        // SAFETY: a live timer whose parent is a device (`Device::create_timer`).
+        Device(unsafe { call_unsafe_wdf_function_binding!(WdfTimerGetParentObject, self.0) }.cast())
     }
 }
 
