@@ -16,7 +16,8 @@
 //! There is none to tell: the crate is `#![forbid(unsafe_code)]`. Every decoder reads through a
 //! bounds-checked cursor ([`wire::Reader`]) and validates every field, so device-written or
 //! user-supplied bytes produce an [`Error`], never a panic. Property tests decode random bytes
-//! with every decoder, and `hw/fuzz` holds `cargo fuzz` targets for the same decoders.
+//! with every decoder, and `hw/fuzz` holds `cargo fuzz` targets for the same decoders, whose
+//! bodies are in [`fuzzing`] so that the tests replay every saved input.
 //!
 //! The crate is `no_std` without `alloc`, so the driver can use it in kernel mode as is.
 
@@ -26,6 +27,7 @@
 pub mod attrs;
 pub mod cqe;
 pub mod error;
+pub mod fuzzing;
 pub mod ioctl;
 pub mod mad;
 pub mod pci;

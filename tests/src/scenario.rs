@@ -595,9 +595,9 @@ fn fresh_machine_cycles(
 }
 
 /// Device faults, one per cycle in turn (a DMA error on a mapped send, a CQ overflow, a stream
-/// engine DMA error, an interrupt storm), each with I/O: the driver fails what the fault hit with
-/// a clear status, recovers (a device reset for a failed queue), and I/O then works — MADs
-/// answered, a stream verified.
+/// engine DMA error, an interrupt storm, a send queue that hangs), each with I/O: the driver
+/// fails what the fault hit with a clear status, recovers (a device reset for a failed or
+/// stalled queue), and I/O then works — MADs answered, a stream verified.
 fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), String> {
     use rhca_model::Fault;
     let mut model = ModelConfig::default();
@@ -606,11 +606,13 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
     let rig = Rig::with_model(profile, seed, Some(model))?;
     let result = (|| {
         for i in 0..n {
-            let fault = match i % 4 {
+            let fault = match i % 5 {
                 0 => Fault::DmaErrorNextSend,
                 1 => Fault::CqOverflow(0),
                 2 => Fault::StreamDmaError(0),
-                _ => Fault::InterruptStorm(500),
+                3 => Fault::InterruptStorm(500),
+                // The send queue hangs: the watchdog resets the device after 2 s.
+                _ => Fault::StuckQueue(0),
             };
             let host = rig.host()?;
             let p = host.process();
@@ -685,10 +687,77 @@ fn faults(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), St
 /// direction, segment size and strategy — valid or not), WAIT/RELEASE/STOP on any engine, power
 /// cycles and stop/start. Every request must complete (or be cancelled and complete), nothing
 /// may bug check, and the final removal must leave nothing behind.
-#[expect(clippy::too_many_lines, reason = "one match arm per operation")]
 fn ops(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), String> {
-    let rig = Rig::new(profile, seed)?;
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    ops_with(n, profile, seed, &mut rng, o)
+}
+
+/// Runs the operation-sequence fuzzer on `data`.
+///
+/// This is the body of the `cargo fuzz` target `ops` of `tests/fuzz`, and the replay of its
+/// saved inputs: each byte chooses the next operation or one of its arguments, and the sequence ends with the input (at most 512 operations). The machine is a
+/// fresh one under `verifier` + `iommu`; the outcome must be [`Outcome::ok`].
+#[must_use]
+pub fn ops_from_bytes(data: &[u8]) -> Outcome {
+    let mut o = Outcome {
+        name: "ops".into(),
+        ..Outcome::default()
+    };
+    let profile = Profile {
+        verifier: true,
+        iommu: true,
+        ..Profile::COHERENT
+    };
+    let mut bytes = Bytes { data, at: 0 };
+    if let Err(e) = ops_with(512, profile, 1, &mut bytes, &mut o) {
+        o.errors.push(e);
+    }
+    o
+}
+
+/// Where an operation sequence's choices come from: a seeded generator, or a fuzzer's bytes.
+trait Choices {
+    /// A choice in `0..n` (0 when `n` is 0).
+    fn below(&mut self, n: u64) -> u64;
+    /// Whether the choices have run out (the sequence ends).
+    fn exhausted(&self) -> bool;
+}
+
+impl Choices for Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        Self::below(self, n)
+    }
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// A fuzzer's input read one byte per choice; past its end every choice is 0.
+struct Bytes<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Choices for Bytes<'_> {
+    fn below(&mut self, n: u64) -> u64 {
+        let b = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        u64::from(b) % n.max(1)
+    }
+    fn exhausted(&self) -> bool {
+        self.at >= self.data.len()
+    }
+}
+
+#[expect(clippy::too_many_lines, reason = "one match arm per operation")]
+fn ops_with(
+    n: u64,
+    profile: Profile,
+    seed: u64,
+    rng: &mut impl Choices,
+    o: &mut Outcome,
+) -> Result<(), String> {
+    let rig = Rig::new(profile, seed)?;
     let result = (|| {
         let host = rig.host()?;
         let node = rig.node()?;
@@ -700,6 +769,9 @@ fn ops(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), Strin
             b
         };
         for step in 0..n {
+            if rng.exhausted() {
+                break;
+            }
             o.cycles += 1;
             let op = rng.below(14);
             if procs.is_empty() || op == 0 {
