@@ -1309,6 +1309,27 @@ fn a_timer_fires_once_at_dispatch_level_after_its_due_time() {
 }
 
 #[test]
+fn process_rundown_waits_for_requests_of_handles_closed_before() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        // Completed by the timer 20 ms from now, into the process's output buffer; closing
+        // the handle does not cancel it (the driver holds it, not cancelable).
+        let later = p.ioctl_async(&h, IOCTL_LATER, &[], 4).unwrap();
+        p.close(h).unwrap();
+        p.kill().unwrap();
+        // The address space went away only after the request completed (Windows deletes it
+        // after the threads' I/O has run down, whichever handle the I/O was sent on).
+        let done = later
+            .wait(Duration::ZERO)
+            .expect("completed before the process's memory was released");
+        assert_eq!(done.status, STATUS_SUCCESS);
+        r.finish();
+    }
+}
+
+#[test]
 fn a_request_never_completed_hangs_process_rundown() {
     // The buggy driver does not make the pended request cancelable, so killing the process
     // cancels nothing and the request stays pending: Windows would keep the process (and the

@@ -364,6 +364,19 @@ pub(crate) struct Hal {
     quarantine: VecDeque<(usize, usize, usize)>,
 }
 
+impl Drop for Hal {
+    fn drop(&mut self) {
+        // The `DMA_ADAPTER` structures outlive `PutDmaAdapter` (a driver that calls through a
+        // put adapter must still read its operations table, so that the machine can tell it
+        // what it did): they go with the machine.
+        for &a in self.adapters.keys() {
+            // SAFETY: every key is a pointer `IoGetDmaAdapter` made with `Box::into_raw`, freed
+            // only here, once, when no driver code of this machine can run any more.
+            drop(unsafe { Box::from_raw(a as *mut crate::types::_DMA_ADAPTER) });
+        }
+    }
+}
+
 impl Hal {
     /// The HAL of a machine configured with `config`.
     pub(crate) fn new(config: &Config) -> Self {

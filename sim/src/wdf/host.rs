@@ -626,6 +626,7 @@ impl Host {
         Process {
             core: self.core.clone(),
             handles: Mutex::new(Vec::new()),
+            opened: Mutex::new(Vec::new()),
             memory: Mutex::new(Vec::new()),
             identity,
         }
@@ -1519,7 +1520,11 @@ pub(crate) fn purge(q: usize) {
 /// A simulated user-mode process.
 pub struct Process {
     core: Arc<Core>,
+    /// The file objects of the handles still open.
     handles: Mutex<Vec<usize>>,
+    /// Every file object the process ever opened: a request sent on a handle closed since is
+    /// still the process's, and its rundown waits for it.
+    opened: Mutex<Vec<usize>>,
     memory: Mutex<Vec<usize>>,
     identity: Identity,
 }
@@ -1732,6 +1737,10 @@ impl Process {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(file);
+        self.opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(file);
         Ok(Handle { file, device: dev })
     }
 
@@ -1862,7 +1871,6 @@ impl Process {
     /// # Errors
     /// A bug check.
     pub fn kill(&self) -> Result<(), HostError> {
-        let mut closed = Vec::new();
         let files: Vec<usize> = std::mem::take(
             &mut *self
                 .handles
@@ -1881,8 +1889,14 @@ impl Process {
             if dev != 0 {
                 step(&self.core, move || close_file(dev, f))?;
             }
-            closed.push(f);
         }
+        // Requests sent on handles closed before are the process's too (an IRP belongs to the
+        // thread that issued it, not to the handle): the rundown waits for them all.
+        let closed: Vec<usize> = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         // I/O rundown: Windows deletes the address space only after every request of the
         // process has completed (thread termination waits for the threads' IRPs, whose locked
         // pages keep the memory pinned). A driver that never completes a cancelled request
