@@ -21,6 +21,11 @@ fn every_saved_operation_sequence_replays_cleanly() {
         let o = scenario::ops_from_bytes(&data);
         assert!(o.ok(), "{}: {o:#?}", path.display());
         assert!(o.cycles > 0, "{}: no operation ran", path.display());
-        eprintln!("{}: {} operations, {} MADs", path.display(), o.cycles, o.mads_sent);
+        eprintln!(
+            "{}: {} operations, {} MADs",
+            path.display(),
+            o.cycles,
+            o.mads_sent
+        );
     }
 }
