@@ -32,9 +32,9 @@ Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
               query-remove-cancel, remove, surprise-remove, query-stop-cancel, stop-start,
-              rebalance-new-resources, rebalance-fail-restart, sleep, reboot, reinstall),
-              device faults
-              (faults), random operation sequences (ops, 10^5) and IOCTL fuzzing (fuzz),
+              rebalance-new-resources, rebalance-fail-restart, dif-remove, sleep, reboot,
+              reinstall), device faults (faults), random operation sequences (ops, 10^5)
+              and IOCTL fuzzing (fuzz),
               under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
               object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";
 

@@ -74,7 +74,7 @@ impl Outcome {
 }
 
 /// The scenarios, by name.
-pub const SCENARIOS: [&str; 14] = [
+pub const SCENARIOS: [&str; 15] = [
     "disable-enable",
     "query-remove-cancel",
     "remove",
@@ -83,6 +83,7 @@ pub const SCENARIOS: [&str; 14] = [
     "stop-start",
     "rebalance-new-resources",
     "rebalance-fail-restart",
+    "dif-remove",
     "sleep",
     "reboot",
     "reinstall",
@@ -557,6 +558,14 @@ fn transition(rig: &mut Rig, name: &str, cycle: u64) -> Result<(), String> {
             re_enumerate(rig)
         }
         "reinstall" => {
+            rig.unload()?;
+            rig.load()
+        }
+        // SetupDi's DIF_REMOVE: the class installer removes the device — query-remove (which the
+        // driver must not veto), removal, the device node deleted; the driver unloads with its
+        // last device. Then the test rescans the parent: DriverEntry, AddDevice, start.
+        "dif-remove" => {
+            cancelled_query(rig, true)?;
             rig.unload()?;
             rig.load()
         }

@@ -62,6 +62,11 @@ fn rebalance_with_a_failed_restart_with_io() {
 }
 
 #[test]
+fn dif_remove_and_rescan_with_io() {
+    check(&scenario::run("dif-remove", 3, VI, 25), 3);
+}
+
+#[test]
 fn sleep_with_io_during() {
     check(&scenario::run("sleep", 3, VI, 15), 3);
 }
