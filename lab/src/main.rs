@@ -25,18 +25,18 @@ commands:
               round trips and doorbell batching, each against a baseline measured in the same
               run; print a table, write JSON and SVG plots (default DIR: target/bench); exit
               status 1 when a target is missed (build with --release)
-  regs        print the RHCA register map compiled into rhca-hw
-  help        print this text
-
-Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
               query-remove-cancel, remove, surprise-remove, query-stop-cancel, stop-start,
               rebalance-new-resources, rebalance-fail-restart, dif-remove, sleep, reboot,
               reinstall), device faults (faults), random operation sequences (ops, 10^5)
-              and IOCTL fuzzing (fuzz),
-              under verifier+iommu, 100 cycles each (fuzz: 10^6 IOCTLs); summary or one JSON
-              object; exit status 1 on any bug check, leak, lost MAD or corrupted byte";
+              and IOCTL fuzzing (fuzz), under verifier+iommu, 100 cycles each (fuzz: 10^6
+              IOCTLs); summary or one JSON object; exit status 1 on any bug check, leak,
+              lost MAD or corrupted byte
+  regs        print the RHCA register map compiled into rhca-hw
+  help        print this text
+
+Profiles: coherent, iommu, bounce, noncoherent, verifier, joined with '+'.";
 
 fn print_regs() {
     println!(
