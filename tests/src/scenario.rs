@@ -769,7 +769,7 @@ fn ops_with(
     let rig = Rig::new(profile, seed)?;
     let result = (|| {
         let host = rig.host()?;
-        let node = rig.node()?;
+        let mut node = rig.node()?;
         let mut procs: Vec<(Process, Vec<Handle>)> = Vec::new();
         let mut pending: Vec<(Pending, u32)> = Vec::new();
         let input = |v: &dyn Fn(&mut [u8]) -> rhca_hw::Result<usize>, size: usize| {
@@ -901,12 +901,32 @@ fn ops_with(
                     host.power_up(&node)
                         .map_err(|e| format!("step {step}: D0: {e}"))?;
                 }
-                12 => {
-                    host.stop(&node)
-                        .map_err(|e| format!("step {step}: stop: {e}"))?;
-                    host.start(&node)
-                        .map_err(|e| format!("step {step}: start: {e}"))?;
-                }
+                12 => match rng.below(4) {
+                    // A rebalance with the same resources, or with new ones (the BARs move, the
+                    // interrupts change), or a query the PnP manager then cancels.
+                    0 | 1 => {
+                        host.stop(&node)
+                            .map_err(|e| format!("step {step}: stop: {e}"))?;
+                        host.start(&node)
+                            .map_err(|e| format!("step {step}: start: {e}"))?;
+                    }
+                    2 => {
+                        node = host
+                            .rebalance(&node, rebalanced_interrupts(rng.below(4)))
+                            .map_err(|e| format!("step {step}: rebalance: {e}"))?;
+                    }
+                    _ => {
+                        let st = if rng.below(2) == 0 {
+                            host.query_remove(&node)
+                        } else {
+                            host.query_stop(&node)
+                        }
+                        .map_err(|e| format!("step {step}: query: {e}"))?;
+                        if st != STATUS_SUCCESS {
+                            return Err(format!("step {step}: a query vetoed ({st:#x})"));
+                        }
+                    }
+                },
                 _ => {
                     let _ = p.ioctl(
                         &h,
