@@ -935,7 +935,8 @@ impl Hca {
     /// [`STALL_TICKS`] such ticks the queue is stalled: the device is reset as for a queue
     /// error ([`Hca::recover`]), and the sends it held fail with `STATUS_IO_TIMEOUT`.
     /// Receive queues are not watched (they wait for the fabric for as long as it is quiet),
-    /// nor stream engines (a STOP that is not acknowledged in 100 ms already ends a stream).
+    /// nor stream engines (a segment takes as long as the source's rate makes it take, which
+    /// the driver does not know; a STOP that is not acknowledged in 100 ms ends a stream).
     /// Returns whether a reset is needed.
     pub fn watchdog_tick(&mut self) -> bool {
         if !self.running || self.needs_reset {
