@@ -63,6 +63,95 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// Runs scenario `name` in a child process of this program (`scenario-child`), so that a panic
+/// in the harness — which aborts the process: the release profile is the driver's, with
+/// `panic = "abort"` — costs that scenario only and is reported, with the child's last words,
+/// instead of ending the whole run without a summary. Bug checks never abort (the simulated CPU
+/// parks and the harness reports them); this is for everything else.
+fn run_isolated(
+    name: &str,
+    cycles: u64,
+    profile: &str,
+    seed: u64,
+) -> rhca_tests::scenario::Outcome {
+    use rhca_tests::scenario::Outcome;
+    let failed = |why: String| Outcome {
+        name: name.into(),
+        errors: vec![why],
+        ..Outcome::default()
+    };
+    match std::env::current_exe() {
+        Ok(exe) => run_in(&exe, name, cycles, profile, seed),
+        Err(e) => failed(format!("cannot find this program to run the scenario: {e}")),
+    }
+}
+
+/// [`run_isolated`] with the program to run as the child.
+fn run_in(
+    exe: &std::path::Path,
+    name: &str,
+    cycles: u64,
+    profile: &str,
+    seed: u64,
+) -> rhca_tests::scenario::Outcome {
+    use rhca_tests::scenario::{Outcome, decode_outcome};
+    let failed = |why: String| Outcome {
+        name: name.into(),
+        errors: vec![why],
+        ..Outcome::default()
+    };
+    let out = match std::process::Command::new(exe)
+        .args([
+            "scenario-child",
+            name,
+            &cycles.to_string(),
+            profile,
+            &seed.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => return failed(format!("cannot start the scenario's process: {e}")),
+    };
+    decode_outcome(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The panic message, without the backtrace's frames.
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                !l.starts_with(|c: char| c.is_ascii_digit()) && !l.starts_with("at ")
+            })
+            .collect();
+        failed(format!(
+            "the scenario's process ended ({}) without its outcome; its last words: {}",
+            out.status,
+            lines[lines.len().saturating_sub(6)..].join(" | ")
+        ))
+    })
+}
+
+/// `scenario-child <name> <cycles> <profile> <seed>`: one scenario, its outcome on stdout
+/// ([`rhca_tests::scenario::encode_outcome`]).
+fn scenario_child(args: &[String]) -> ExitCode {
+    use rhca_tests::scenario;
+    let (Some(name), Some(cycles), Some(profile), Some(seed)) = (
+        args.get(1),
+        args.get(2).and_then(|c| c.parse().ok()),
+        args.get(3).and_then(|p| wdk_sim::Profile::parse(p).ok()),
+        args.get(4).and_then(|s| s.parse().ok()),
+    ) else {
+        eprintln!("usage: rhca-lab scenario-child <name> <cycles> <profile> <seed>");
+        return ExitCode::from(2);
+    };
+    print!(
+        "{}",
+        scenario::encode_outcome(&scenario::run(name, cycles, profile, seed))
+    );
+    ExitCode::SUCCESS
+}
+
 fn scenario_command(args: &[String]) -> ExitCode {
     use rhca_tests::scenario;
     let Some(name) = args.get(1).map(String::as_str) else {
@@ -110,10 +199,10 @@ fn scenario_command(args: &[String]) -> ExitCode {
                 if n == "fuzz" { "IOCTLs" } else { "cycles" }
             );
         }
-        let o = scenario::run(n, cycles, profile, seed);
+        let o = run_isolated(n, cycles, &profile.to_string(), seed);
         if !json {
             println!(
-                "{:<16} {} cycles {:>7}  faults {:>4}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
+                "{:<24} {} cycles {:>7}  faults {:>4}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
                 o.name,
                 if o.ok() { "PASS" } else { "FAIL" },
                 o.cycles,
@@ -235,9 +324,30 @@ fn main() -> ExitCode {
             }
         }
         Some("scenario") => scenario_command(&args),
+        Some("scenario-child") => scenario_child(&args),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_in;
+
+    #[test]
+    fn a_scenario_process_that_dies_is_reported_not_fatal() {
+        // A child that dies without writing its outcome (here a shell that cannot open the
+        // "script" named by the first argument, and says so on stderr).
+        let o = run_in(std::path::Path::new("/bin/sh"), "sleep", 1, "verifier", 1);
+        assert!(!o.ok());
+        assert_eq!(o.name, "sleep");
+        let e = &o.errors[0];
+        assert!(e.contains("without its outcome"), "{e}");
+        assert!(
+            e.contains("scenario-child"),
+            "the child's last words are kept: {e}"
+        );
     }
 }

@@ -1165,3 +1165,108 @@ pub fn json(outcomes: &[Outcome]) -> String {
         per.join(",")
     )
 }
+
+/// An outcome as lines of `key value` (strings escaped: `\\` and `\n`), for `rhca-lab`, which
+/// runs each scenario in a child process and reads its outcome back ([`decode_outcome`]).
+#[must_use]
+pub fn encode_outcome(o: &Outcome) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('\n', "\\n");
+    let mut out = String::new();
+    let _ = writeln!(out, "name {}", esc(&o.name));
+    for (k, v) in [
+        ("cycles", o.cycles),
+        ("mads_lost", o.mads_lost),
+        ("mads_sent", o.mads_sent),
+        ("mads_failed", o.mads_failed),
+        ("stream_bytes_corrupted", o.stream_bytes_corrupted),
+        ("segments_verified", o.segments_verified),
+        ("ioctls_fuzzed", o.ioctls_fuzzed),
+        ("faults_injected", o.faults_injected),
+    ] {
+        let _ = writeln!(out, "{k} {v}");
+    }
+    for (k, list) in [
+        ("bugcheck", &o.bugchecks),
+        ("leak", &o.leaks),
+        ("error", &o.errors),
+    ] {
+        for v in list {
+            let _ = writeln!(out, "{k} {}", esc(v));
+        }
+    }
+    out.push_str("end\n");
+    out
+}
+
+/// The outcome [`encode_outcome`] wrote, or `None` when `text` does not hold a complete one
+/// (the child died before it finished).
+#[must_use]
+pub fn decode_outcome(text: &str) -> Option<Outcome> {
+    let unesc = |s: &str| {
+        let mut out = String::new();
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            match (c, c == '\\') {
+                (_, true) => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some(other) => out.push(other),
+                    None => {}
+                },
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    };
+    let mut o = Outcome::default();
+    let mut complete = false;
+    for line in text.lines() {
+        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+        let n = || v.parse::<u64>().ok();
+        match k {
+            "name" => o.name = unesc(v),
+            "cycles" => o.cycles = n()?,
+            "mads_lost" => o.mads_lost = n()?,
+            "mads_sent" => o.mads_sent = n()?,
+            "mads_failed" => o.mads_failed = n()?,
+            "stream_bytes_corrupted" => o.stream_bytes_corrupted = n()?,
+            "segments_verified" => o.segments_verified = n()?,
+            "ioctls_fuzzed" => o.ioctls_fuzzed = n()?,
+            "faults_injected" => o.faults_injected = n()?,
+            "bugcheck" => o.bugchecks.push(unesc(v)),
+            "leak" => o.leaks.push(unesc(v)),
+            "error" => o.errors.push(unesc(v)),
+            "end" => complete = true,
+            _ => {}
+        }
+    }
+    complete.then_some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, decode_outcome, encode_outcome};
+
+    #[test]
+    fn an_outcome_survives_the_trip_through_a_child_process() {
+        let o = Outcome {
+            name: "rebalance-new-resources".into(),
+            cycles: 100,
+            bugchecks: vec!["*** STOP: 0x000000E6 (0x26, …)\nsecond line".into()],
+            leaks: vec!["pool tag 'Rhca': 1 allocations, 64 bytes".into()],
+            mads_lost: 1,
+            mads_sent: 800,
+            mads_failed: 11,
+            stream_bytes_corrupted: 65536,
+            segments_verified: 4676,
+            ioctls_fuzzed: 0,
+            faults_injected: 3,
+            errors: vec!["a \\ backslash".into(), String::new()],
+        };
+        assert_eq!(decode_outcome(&encode_outcome(&o)), Some(o.clone()));
+        // A child that died halfway wrote no `end`.
+        let text = encode_outcome(&o);
+        let cut = &text[..text.len() - "end\n".len()];
+        assert_eq!(decode_outcome(cut), None);
+        assert_eq!(decode_outcome("cycles many\nend\n"), None);
+    }
+}
