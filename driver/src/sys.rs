@@ -19,6 +19,44 @@ pub use wdk_sim::*;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 
+/// `TRUE` as the `BOOLEAN` every kernel parameter and field that takes it has. wdk-sys's `TRUE`
+/// and `FALSE` are `u32` (bindgen's type for `#define TRUE 1`); a `BOOLEAN` is a `u8`.
+pub const BOOLEAN_TRUE: BOOLEAN = TRUE as BOOLEAN;
+/// `FALSE` as a `BOOLEAN` (see [`BOOLEAN_TRUE`]).
+pub const BOOLEAN_FALSE: BOOLEAN = FALSE as BOOLEAN;
+
+/// `NormalPagePriority` as the `ULONG Priority` of `MmMapLockedPagesSpecifyCache` (an
+/// `MM_PAGE_PRIORITY`, a C enum, OR'd with `MdlMapping*` flags since Windows 8).
+pub const NORMAL_PAGE_PRIORITY: ULONG = _MM_PAGE_PRIORITY::NormalPagePriority.cast_unsigned();
+
+/// `KeFlushIoBuffers(Mdl, ReadOperation, TRUE)`: processor-cache maintenance for DMA over the
+/// pages of `mdl`, before a transfer (`read_operation`: the device writes memory).
+///
+/// On x64 the WDK defines `KeFlushIoBuffers` as an empty macro (x64 caches are coherent with
+/// DMA), so wdk-sys has no such function and this does nothing. On the simulated machine it is
+/// the routine ARM64 exports, which the `noncoherent` profile models.
+///
+/// # Safety
+/// `mdl` must be a live MDL describing memory the caller owns. `<= DISPATCH_LEVEL`.
+#[cfg_attr(
+    windows,
+    expect(
+        clippy::missing_const_for_fn,
+        reason = "a routine call on the simulated machine"
+    )
+)]
+pub unsafe fn flush_io_buffers(mdl: PMDL, read_operation: bool) {
+    #[cfg(windows)]
+    {
+        let _ = (mdl, read_operation);
+    }
+    #[cfg(not(windows))]
+    // SAFETY: forwarded contract.
+    unsafe {
+        wdk_sim::inline::KeFlushIoBuffers(mdl, BOOLEAN::from(read_operation), BOOLEAN_TRUE);
+    };
+}
+
 /// Proof that the CPU runs at `DISPATCH_LEVEL` for lifetime `'a`.
 ///
 /// The routines that require it (`GetScatterGatherList`, `PutScatterGatherList`) take one.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 
 use crate::bugcheck::BugCheck;
 use crate::machine::{Inner, Machine};
-use crate::types::{_DEVICE_OBJECT, PDEVICE_OBJECT};
+use crate::types::{_DEVICE_OBJECT, PDEVICE_OBJECT, USHORT};
 
 /// What a device model must provide to sit on the simulated PCI bus.
 pub trait PciFunction: Send + Sync {
@@ -89,7 +89,7 @@ pub(crate) enum Access {
 
 #[derive(Debug)]
 pub(crate) struct Slot {
-    pub(crate) pdo: Box<_DEVICE_OBJECT>,
+    pub(crate) pdo: Box<crate::typed::NoDebug<_DEVICE_OBJECT>>,
     pub(crate) bar_phys: [u64; 6],
     pub(crate) bar_len: [u64; 6],
     pub(crate) present: bool,
@@ -146,7 +146,7 @@ impl Bus {
     pub(crate) fn slot_of_pdo(&self, pdo: PDEVICE_OBJECT) -> Option<usize> {
         self.slots
             .iter()
-            .position(|s| std::ptr::eq(&raw const *s.pdo, pdo))
+            .position(|s| std::ptr::eq((&raw const *s.pdo).cast::<_DEVICE_OBJECT>(), pdo))
     }
 
     /// The device and BAR offset that physical address range `pa .. pa + len` falls in.
@@ -232,22 +232,16 @@ impl Machine {
                 bar_len[bar as usize] = len;
             }
         }
-        let pdo = Box::new(_DEVICE_OBJECT {
+        let pdo = Box::new(crate::typed::NoDebug(_DEVICE_OBJECT {
             Type: 3,
-            Size: 0,
+            Size: size_of::<_DEVICE_OBJECT>() as USHORT,
             ReferenceCount: 1,
-            DriverObject: std::ptr::null_mut(),
-            NextDevice: std::ptr::null_mut(),
-            AttachedDevice: std::ptr::null_mut(),
-            CurrentIrp: std::ptr::null_mut(),
-            Flags: 0,
-            Characteristics: 0,
-            DeviceExtension: std::ptr::null_mut(),
-            DeviceType: 0,
             StackSize: 1,
-            AlignmentRequirement: 0,
-        });
-        let pdo_ptr = std::ptr::from_ref(&*pdo).cast_mut();
+            ..Default::default()
+        }));
+        let pdo_ptr = std::ptr::from_ref(&*pdo)
+            .cast_mut()
+            .cast::<_DEVICE_OBJECT>();
         bus.slots.push(Slot {
             pdo,
             bar_phys,
@@ -298,7 +292,9 @@ impl Machine {
         for m in bus.io_maps.iter_mut().filter(|m| m.device == slot) {
             m.moved = true;
         }
-        let pdo = std::ptr::from_ref(&*bus.slots[slot].pdo).cast_mut();
+        let pdo = std::ptr::from_ref(&*bus.slots[slot].pdo)
+            .cast_mut()
+            .cast::<_DEVICE_OBJECT>();
         drop(st);
         Attached {
             pdo,

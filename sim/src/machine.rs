@@ -13,7 +13,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::bugcheck::{self, BugCheck};
-use crate::types::{DISPATCH_LEVEL, KIRQL, PASSIVE_LEVEL};
+use crate::typed::{DISPATCH_LEVEL, PASSIVE_LEVEL};
+use crate::types::KIRQL;
 
 /// Platform profiles; they combine (`verifier+iommu`).
 #[expect(

@@ -14,17 +14,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::bugcheck::{BugCheck, sim_rule};
+use crate::constants::{
+    POOL_FLAG_CACHE_ALIGNED, POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED,
+    POOL_FLAG_UNINITIALIZED,
+};
 use crate::hal;
 use crate::machine::{irql, set_irql, with_state};
 use crate::mem::{Kind, MdlInfo, PAGE};
+use crate::typed::{
+    APC_LEVEL, DISPATCH_LEVEL, MDL_ALLOCATED_FIXED_SIZE, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED,
+    MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, MDL_WRITE_OPERATION, PASSIVE_LEVEL,
+};
 use crate::types::{
-    _DEVICE_DESCRIPTION, _DMA_ADAPTER, _LOCK_OPERATION, _MDL, _MEMORY_CACHING_TYPE, APC_LEVEL,
-    BOOLEAN, DEVICE_DESCRIPTION_VERSION3, DISPATCH_LEVEL, KIRQL, KPROCESSOR_MODE, LARGE_INTEGER,
-    LOCK_OPERATION, MDL_ALLOCATED_FIXED_SIZE, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED,
-    MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL, MDL_WRITE_OPERATION, MEMORY_CACHING_TYPE,
-    PASSIVE_LEVEL, PDEVICE_OBJECT, PFN_NUMBER, PHYSICAL_ADDRESS, PIRP, PKIRQL, PKSPIN_LOCK, PMDL,
-    POOL_FLAG_CACHE_ALIGNED, POOL_FLAG_NON_PAGED, POOL_FLAG_NON_PAGED_EXECUTE, POOL_FLAG_PAGED,
-    POOL_FLAG_UNINITIALIZED, POOL_FLAGS, PULONG, PVOID, SIZE_T, ULONG,
+    _DEVICE_DESCRIPTION, _DMA_ADAPTER, _LOCK_OPERATION, _MDL, BOOLEAN, DEVICE_DESCRIPTION_VERSION3,
+    KIRQL, KPROCESSOR_MODE, LARGE_INTEGER, LOCK_OPERATION, MEMORY_CACHING_TYPE, PDEVICE_OBJECT,
+    PFN_NUMBER, PHYSICAL_ADDRESS, PIRP, PKSPIN_LOCK, PMDL, POOL_FLAGS, PULONG, PVOID, SIZE_T,
+    ULONG,
 };
 
 /// A non-DMA routine called above its maximum IRQL: `IRQL_NOT_LESS_OR_EQUAL`.
@@ -48,56 +53,6 @@ pub(crate) fn check_max(max: KIRQL, routine: &'static str) {
 #[must_use]
 pub unsafe fn KeGetCurrentIrql() -> KIRQL {
     irql()
-}
-
-/// `VOID KeRaiseIrql(KIRQL NewIrql, PKIRQL OldIrql)`.
-///
-/// An inline (CR8) macro on x64 that wdk-sys does not generate; the driver's `sys.rs` provides it on Windows. Raising to a lower level is
-/// 0xC4/0x30 (Driver Verifier).
-///
-/// # Safety
-/// `OldIrql` must be writable.
-pub unsafe fn KeRaiseIrql(NewIrql: KIRQL, OldIrql: PKIRQL) {
-    let cur = irql();
-    if NewIrql < cur {
-        crate::machine::halt(BugCheck::new(
-            0xC4,
-            [0x30, u64::from(cur), u64::from(NewIrql), 0],
-            "KeRaiseIrql to a level below the current IRQL",
-            "docs/sim-fidelity.md",
-        ));
-    }
-    // SAFETY: the caller passes a writable KIRQL.
-    unsafe { OldIrql.write(cur) };
-    set_irql(NewIrql);
-}
-
-/// `VOID KeLowerIrql(KIRQL NewIrql)` — inline on x64 (see [`KeRaiseIrql`]). Lowering to a higher
-/// level is 0xC4/0x31.
-///
-/// # Safety
-/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
-/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
-pub unsafe fn KeLowerIrql(NewIrql: KIRQL) {
-    let cur = irql();
-    if NewIrql > cur {
-        crate::machine::halt(BugCheck::new(
-            0xC4,
-            [0x31, u64::from(cur), u64::from(NewIrql), 0],
-            "KeLowerIrql to a level above the current IRQL",
-            "docs/sim-fidelity.md",
-        ));
-    }
-    set_irql(NewIrql);
-}
-
-/// `VOID KeInitializeSpinLock(PKSPIN_LOCK)` — inline (`*SpinLock = 0`) on x64, not generated.
-///
-/// # Safety
-/// `SpinLock` must be writable.
-pub unsafe fn KeInitializeSpinLock(SpinLock: PKSPIN_LOCK) {
-    // SAFETY: the caller passes a writable KSPIN_LOCK.
-    unsafe { SpinLock.write(0) };
 }
 
 fn lock_word<'a>(lock: PKSPIN_LOCK) -> &'a AtomicU64 {
@@ -351,7 +306,7 @@ pub unsafe fn ExFreePool(P: PVOID) {
     pool_free(P, None, "ExFreePool");
 }
 
-fn mdl_header(mdl: PMDL) -> _MDL {
+pub(crate) fn mdl_header(mdl: PMDL) -> _MDL {
     // SAFETY: callers pass MDLs the machine allocated (checked against its MDL table first).
     unsafe { core::ptr::read(mdl) }
 }
@@ -423,7 +378,11 @@ pub unsafe fn IoAllocateMdl(
     mdl
 }
 
-fn known_mdl(st: &crate::machine::State, mdl: PMDL, routine: &'static str) -> Result<(), BugCheck> {
+pub(crate) fn known_mdl(
+    st: &crate::machine::State,
+    mdl: PMDL,
+    routine: &'static str,
+) -> Result<(), BugCheck> {
     if mdl.is_null() || !st.mem.mdls.contains_key(&(mdl as usize)) {
         return Err(BugCheck::sim(
             sim_rule::BAD_MDL,
@@ -852,33 +811,6 @@ pub unsafe fn MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: SIZE_T) {
     });
 }
 
-/// `VOID KeFlushIoBuffers(PMDL Mdl, BOOLEAN ReadOperation, BOOLEAN DmaOperation)`: a no-op on
-/// coherent x64 (windows-dma.md §4), with its IRQL rule enforced.
-///
-/// # Safety
-/// Pointer arguments must be valid as the WDK documents for this routine, and the caller
-/// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
-pub unsafe fn KeFlushIoBuffers(Mdl: PMDL, ReadOperation: BOOLEAN, _DmaOperation: BOOLEAN) {
-    check_max(DISPATCH_LEVEL, "KeFlushIoBuffers");
-    with_state(|st, _| {
-        known_mdl(st, Mdl, "KeFlushIoBuffers")?;
-        // Coherent pages need nothing (x64: a no-op). On a non-coherent platform a read
-        // (device→memory) invalidates the CPU caches over the buffer and a write cleans them
-        // (windows-dma.md §4; simulator reading in docs/sim-fidelity.md).
-        let mut mdl = Mdl;
-        while !mdl.is_null() {
-            let h = mdl_header(mdl);
-            st.mem.cache_sync(
-                h.StartVa as usize + h.ByteOffset as usize,
-                h.ByteCount as usize,
-                ReadOperation == 0,
-            );
-            mdl = h.Next;
-        }
-        Ok(())
-    });
-}
-
 /// `struct _DMA_ADAPTER *IoGetDmaAdapter(PDEVICE_OBJECT PhysicalDeviceObject, struct
 /// _DEVICE_DESCRIPTION *DeviceDescription, PULONG NumberOfMapRegisters)` (windows-dma.md §1).
 ///
@@ -983,70 +915,6 @@ pub unsafe fn IoGetDmaAdapter(
             adapter
         }
         None => core::ptr::null_mut(),
-    }
-}
-
-/// `MmGetSystemAddressForMdlSafe` is an inline function in `wdm.h` that wdk-sys does not generate;
-/// this is its body, for the simulator's own tests (the driver's `sys.rs` carries its own).
-///
-/// # Safety
-/// `mdl` must be a locked or non-paged-pool MDL.
-#[must_use]
-pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: PMDL, priority: ULONG) -> PVOID {
-    // SAFETY: `mdl` is a live MDL per the contract.
-    let h = unsafe { core::ptr::read(mdl) };
-    if i32::from(h.MdlFlags) & i32::from(MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0
-    {
-        h.MappedSystemVa
-    } else {
-        // SAFETY: forwarded contract.
-        unsafe {
-            MmMapLockedPagesSpecifyCache(
-                mdl,
-                0,
-                _MEMORY_CACHING_TYPE::MmCached,
-                core::ptr::null_mut(),
-                0,
-                priority,
-            )
-        }
-    }
-}
-
-/// The `wdm.h` MDL accessor macros, for the simulator's tests (the driver's `sys.rs` carries
-/// its own, for both platforms).
-pub mod mdl_macros {
-    use super::{PMDL, PVOID, ULONG};
-
-    /// `MmGetMdlVirtualAddress(Mdl)`.
-    ///
-    /// # Safety
-    /// `mdl` must be a live MDL.
-    #[must_use]
-    pub unsafe fn MmGetMdlVirtualAddress(mdl: PMDL) -> PVOID {
-        // SAFETY: per the contract.
-        let h = unsafe { core::ptr::read(mdl) };
-        (h.StartVa as usize + h.ByteOffset as usize) as PVOID
-    }
-
-    /// `MmGetMdlByteCount(Mdl)`.
-    ///
-    /// # Safety
-    /// `mdl` must be a live MDL.
-    #[must_use]
-    pub unsafe fn MmGetMdlByteCount(mdl: PMDL) -> ULONG {
-        // SAFETY: per the contract.
-        unsafe { (*mdl).ByteCount }
-    }
-
-    /// `MmGetMdlByteOffset(Mdl)`.
-    ///
-    /// # Safety
-    /// `mdl` must be a live MDL.
-    #[must_use]
-    pub unsafe fn MmGetMdlByteOffset(mdl: PMDL) -> ULONG {
-        // SAFETY: per the contract.
-        unsafe { (*mdl).ByteOffset }
     }
 }
 

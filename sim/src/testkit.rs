@@ -18,11 +18,12 @@
 //! range lies in a live region of simulated memory.
 
 use crate::bus::Attached;
+use crate::constants::POOL_FLAG_NON_PAGED;
 use crate::machine::Machine;
+use crate::typed::{DISPATCH_LEVEL, FALSE, TRUE};
 use crate::types::{
-    _INTERFACE_TYPE, _LOCK_OPERATION, DEVICE_DESCRIPTION, DISPATCH_LEVEL, DMA_OPERATIONS, FALSE,
-    PDEVICE_OBJECT, PDMA_ADAPTER, PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS, PIRP, PMDL,
-    POOL_FLAG_NON_PAGED, PSCATTER_GATHER_LIST, PVOID, TRUE,
+    _INTERFACE_TYPE, _LOCK_OPERATION, DEVICE_DESCRIPTION, DMA_OPERATIONS, PDEVICE_OBJECT,
+    PDMA_ADAPTER, PDRIVER_LIST_CONTROL, PHYSICAL_ADDRESS, PIRP, PMDL, PSCATTER_GATHER_LIST, PVOID,
 };
 use crate::{NTSTATUS, ntddk};
 
@@ -268,7 +269,7 @@ impl TestAdapter {
             });
         }
         // SAFETY: the MDL is live until release_mdl below.
-        unsafe { ntddk::KeFlushIoBuffers(mdl as PMDL, TRUE, TRUE) };
+        unsafe { crate::inline::KeFlushIoBuffers(mdl as PMDL, TRUE, TRUE) };
         let mut out = vec![0u8; len];
         crate::machine::with_state(|st, _| {
             st.mem.read_va(va, &mut out);
@@ -322,7 +323,7 @@ impl TestAdapter {
         // for memory→device, invalidates it for device→memory); `GetScatterGatherList` does
         // not do this itself (windows-dma.md §4).
         // SAFETY: the MDL was just built for memory the caller owns.
-        unsafe { ntddk::KeFlushIoBuffers(mdl, u8::from(device_writes), TRUE) };
+        unsafe { crate::inline::KeFlushIoBuffers(mdl, u8::from(device_writes), TRUE) };
         let get = self.ops().GetScatterGatherList.ok_or(KitError::NoAdapter)?;
         let mut out = 0usize;
         let st = at_dispatch(|| {
@@ -432,10 +433,10 @@ fn release_mdl(mdl: PMDL, pool: bool, va: usize) {
 fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
     let mut old = 0;
     // SAFETY: `old` is a live local; raising to DISPATCH_LEVEL from at most DISPATCH_LEVEL.
-    unsafe { ntddk::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
+    unsafe { crate::inline::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
     let r = f();
     // SAFETY: restores the level saved above.
-    unsafe { ntddk::KeLowerIrql(old) };
+    unsafe { crate::inline::KeLowerIrql(old) };
     r
 }
 

@@ -7,6 +7,8 @@ mod common;
 
 use common::*;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`/`CSHORT`.
+use wdk_sim::typed::{DISPATCH_LEVEL, HIGH_LEVEL, PASSIVE_LEVEL};
 
 /// A routine called with placeholder arguments: the IRQL check comes before any use of them.
 type Call = fn(PDMA_ADAPTER);

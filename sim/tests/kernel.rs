@@ -5,6 +5,11 @@ mod common;
 
 use common::*;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`/`CSHORT`.
+use wdk_sim::typed::{
+    APC_LEVEL, DISPATCH_LEVEL, FALSE, MDL_PAGES_LOCKED, MDL_PARTIAL, MDL_SOURCE_IS_NONPAGED_POOL,
+    MDL_WRITE_OPERATION, PASSIVE_LEVEL, TRUE,
+};
 
 #[test]
 fn adapter_tables_follow_the_granted_version() {
@@ -260,7 +265,12 @@ fn mdls_describe_scattered_pages() {
         assert_eq!(h.ByteCount, 3 * 4096 + 100);
         assert!(i32::from(h.MdlFlags) & i32::from(MDL_SOURCE_IS_NONPAGED_POOL) != 0);
         // SAFETY: a non-paged-pool MDL.
-        let system = unsafe { ntddk::MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority) };
+        let system = unsafe {
+            wdk_sim::inline::MmGetSystemAddressForMdlSafe(
+                mdl,
+                _MM_PAGE_PRIORITY::NormalPagePriority.cast_unsigned(),
+            )
+        };
         assert_eq!(system as usize, p);
         let pa0 = physical(p);
         assert_eq!(pa0 >> 12, first_pfn(mdl));

@@ -25,6 +25,8 @@ use wdk_sim::call_unsafe_wdf_function_binding;
 use wdk_sim::ntddk;
 use wdk_sim::wdf::host::{DevNode, Host, HostError, InterruptResources, Mode};
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`.
+use wdk_sim::typed::{DISPATCH_LEVEL, FALSE, TRUE};
 
 // ---- the fake device ----
 
@@ -208,13 +210,20 @@ struct Ctx {
     ticks: u32,
 }
 
-static CTX_TYPE: WDF_OBJECT_CONTEXT_TYPE_INFO = WDF_OBJECT_CONTEXT_TYPE_INFO {
+/// The type info behind `WDF_DECLARE_CONTEXT_TYPE`, in a static. wdk-sys's
+/// `WDF_OBJECT_CONTEXT_TYPE_INFO` holds raw pointers and so is not `Sync`, as a static needs.
+#[repr(transparent)]
+struct TypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO);
+// SAFETY: never written after initialisation; its pointers name 'static data.
+unsafe impl Sync for TypeInfo {}
+
+static CTX_TYPE: TypeInfo = TypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO {
     Size: size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>() as u32,
-    ContextName: c"Ctx".as_ptr().cast_mut(),
+    ContextName: c"Ctx".as_ptr(),
     ContextSize: size_of::<Ctx>(),
-    UniqueType: &raw const CTX_TYPE,
+    UniqueType: (&raw const CTX_TYPE).cast(),
     EvtDriverGetUniqueContextType: None,
-};
+});
 
 /// The device context (the `WDF_DECLARE_CONTEXT_TYPE` accessor).
 ///
@@ -226,7 +235,7 @@ unsafe fn ctx(device: WDFDEVICE) -> &'static mut Ctx {
         call_unsafe_wdf_function_binding!(
             WdfObjectGetTypedContextWorker,
             device.cast(),
-            &raw const CTX_TYPE
+            &raw const CTX_TYPE.0
         )
     };
     // SAFETY: the framework zeroed the context, which lives as long as the device; callbacks of
@@ -312,7 +321,7 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
     };
     let mut attrs = WDF_OBJECT_ATTRIBUTES {
         Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
-        ContextTypeInfo: &raw const CTX_TYPE,
+        ContextTypeInfo: &raw const CTX_TYPE.0,
         ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
         SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
         ..WDF_OBJECT_ATTRIBUTES::default()
@@ -723,7 +732,7 @@ unsafe extern "C" fn io_control(
             if c.bugs & BUG_IRQL != 0 {
                 let mut old = 0;
                 // SAFETY: raising is always allowed.
-                unsafe { ntddk::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
+                unsafe { wdk_sim::inline::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
                 let guid = GUID::default();
                 // SAFETY: the bug under test: a PASSIVE_LEVEL method at DISPATCH_LEVEL.
                 let _ = unsafe {
@@ -932,7 +941,7 @@ unsafe extern "C" fn io_control(
     if c.bugs & BUG_RAISED_RETURN != 0 {
         let mut old = 0;
         // SAFETY: the bug under test: returning from a callback at DISPATCH_LEVEL.
-        unsafe { ntddk::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
+        unsafe { wdk_sim::inline::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
     }
 }
 

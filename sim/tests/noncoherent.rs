@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`.
+use wdk_sim::typed::TRUE;
 
 const fn fill(p: usize, len: usize, byte: u8) {
     // SAFETY: `p .. p + len` is a live buffer the test owns.
@@ -18,7 +20,7 @@ fn read(p: usize, len: usize) -> Vec<u8> {
 
 fn flush_io_buffers(mdl: PMDL, read_operation: bool) {
     // SAFETY: a live MDL.
-    unsafe { ntddk::KeFlushIoBuffers(mdl, u8::from(read_operation), TRUE) };
+    unsafe { wdk_sim::inline::KeFlushIoBuffers(mdl, u8::from(read_operation), TRUE) };
 }
 
 /// Memory→device with a version 1 mapping; returns what the device reads.

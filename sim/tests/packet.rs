@@ -9,6 +9,8 @@ use std::rc::Rc;
 
 use common::*;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`.
+use wdk_sim::typed::DISPATCH_LEVEL;
 
 const KEEP_REGISTERS: IO_ALLOCATION_ACTION = _IO_ALLOCATION_ACTION::DeallocateObjectKeepRegisters;
 const KEEP_OBJECT: IO_ALLOCATION_ACTION = _IO_ALLOCATION_ACTION::KeepObject;

@@ -7,6 +7,8 @@ mod common;
 use common::*;
 use wdk_sim::ntddk;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`/`CSHORT`.
+use wdk_sim::typed::{FALSE, TRUE};
 
 const fn fill(p: usize, len: usize, byte: u8) {
     // SAFETY: `p .. p + len` is a live buffer the test owns.

@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`/`CSHORT`.
+use wdk_sim::typed::TRUE;
 
 #[expect(
     clippy::unnecessary_box_returns,

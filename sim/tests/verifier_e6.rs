@@ -8,6 +8,8 @@ mod common;
 use common::*;
 use wdk_sim::ntddk;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`/`CSHORT`.
+use wdk_sim::typed::{DISPATCH_LEVEL, FALSE, MDL_PAGES_LOCKED, PASSIVE_LEVEL};
 
 #[test]
 fn e6_19_null_adapter() {

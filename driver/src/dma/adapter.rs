@@ -5,18 +5,28 @@ use core::ptr::NonNull;
 
 use super::DmaError;
 use crate::sys::{
-    _INTERFACE_TYPE, DEVICE_DESCRIPTION, DMA_ADAPTER, DMA_OPERATIONS, FALSE, PDEVICE_OBJECT,
-    PDMA_ADAPTER, TRUE, ntddk,
+    _INTERFACE_TYPE, BOOLEAN, BOOLEAN_TRUE, DEVICE_DESCRIPTION, DMA_ADAPTER, DMA_OPERATIONS,
+    PDEVICE_OBJECT, PDMA_ADAPTER, ntddk,
 };
 
 /// The shared part of an adapter: the pointer and its operations table. Dropped (Put) when the
 /// [`Adapter`] and every buffer and mapping made from it are gone.
-#[derive(Debug)]
 pub(super) struct AdapterInner {
     pub(super) raw: NonNull<DMA_ADAPTER>,
     pub(super) ops: &'static DMA_OPERATIONS,
     /// The device object the mapping routines name (the driver's FDO).
     pub(super) device: PDEVICE_OBJECT,
+}
+
+// By hand: wdk-sys derives no `Debug` for `DMA_OPERATIONS` (bindgen derives none for function
+// pointers of more than 12 parameters), so the table is left out.
+impl core::fmt::Debug for AdapterInner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AdapterInner")
+            .field("raw", &self.raw)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
 }
 
 // SAFETY: a DMA adapter may be used from any CPU; the HAL serialises its own state.
@@ -78,8 +88,8 @@ impl Adapter {
         for version in [3u32, 2] {
             let mut d = DEVICE_DESCRIPTION {
                 Version: version,
-                Master: TRUE,
-                ScatterGather: TRUE,
+                Master: BOOLEAN_TRUE,
+                ScatterGather: BOOLEAN_TRUE,
                 InterfaceType: _INTERFACE_TYPE::PCIBus,
                 MaximumLength: max_len,
                 ..DEVICE_DESCRIPTION::default()
@@ -87,8 +97,8 @@ impl Adapter {
             if version == 3 {
                 d.DmaAddressWidth = width;
             } else {
-                d.Dma64BitAddresses = if width == 64 { TRUE } else { FALSE };
-                d.Dma32BitAddresses = if width == 64 { FALSE } else { TRUE };
+                d.Dma64BitAddresses = BOOLEAN::from(width == 64);
+                d.Dma32BitAddresses = BOOLEAN::from(width != 64);
             }
             let mut n = 0u32;
             // SAFETY: `pdo` is the device's PDO (caller's contract); `d` and `n` are live locals.

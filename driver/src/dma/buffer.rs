@@ -3,7 +3,7 @@
 use core::ptr::NonNull;
 
 use super::DmaError;
-use crate::sys::{FALSE, MDL, PMDL, POOL_FLAG_NON_PAGED, ntddk};
+use crate::sys::{BOOLEAN_FALSE, MDL, PMDL, POOL_FLAG_NON_PAGED, ntddk};
 
 /// Pool tag of MAD buffers ('Rmad').
 pub const TAG_MAD: u32 = u32::from_le_bytes(*b"Rmad");
@@ -37,7 +37,9 @@ impl DmaBuffer {
         let p = unsafe { ntddk::ExAllocatePool2(POOL_FLAG_NON_PAGED, u64::from(len), tag) };
         let va = NonNull::new(p.cast::<u8>()).ok_or(DmaError::NoMemory)?;
         // SAFETY: `va .. va + len` is the pool block just allocated; the MDL only records it.
-        let mdl = unsafe { ntddk::IoAllocateMdl(p, len, FALSE, FALSE, core::ptr::null_mut()) };
+        let mdl = unsafe {
+            ntddk::IoAllocateMdl(p, len, BOOLEAN_FALSE, BOOLEAN_FALSE, core::ptr::null_mut())
+        };
         let Some(mdl) = NonNull::new(mdl) else {
             // SAFETY: the block allocated above, freed once.
             unsafe { ntddk::ExFreePool(p) };

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::adapter::AdapterInner;
 use super::{Adapter, DmaError, UserBuffer};
-use crate::sys::{NT_SUCCESS, PHYSICAL_ADDRESS, TRUE};
+use crate::sys::{BOOLEAN_TRUE, NT_SUCCESS, PHYSICAL_ADDRESS};
 
 /// An `AllocateCommonBuffer` allocation (cached; the HAL makes it coherent where the platform
 /// is not).
@@ -43,7 +43,7 @@ impl Adapter {
             .ok_or(DmaError::MissingRoutine("AllocateCommonBuffer"))?;
         let mut la = PHYSICAL_ADDRESS::default();
         // SAFETY: a live adapter and a live out parameter.
-        let va = unsafe { alloc(self.inner.ptr(), len, &raw mut la, TRUE) };
+        let va = unsafe { alloc(self.inner.ptr(), len, &raw mut la, BOOLEAN_TRUE) };
         let va = NonNull::new(va.cast::<u8>()).ok_or(DmaError::NoCommonBuffer { len })?;
         // SAFETY: every bit pattern of the union is a valid LONGLONG.
         let logical = unsafe { la.QuadPart }.cast_unsigned();
@@ -174,7 +174,7 @@ unsafe fn free_common(adapter: &AdapterInner, len: u32, logical: u64, va: NonNul
                     QuadPart: logical.cast_signed(),
                 },
                 va.as_ptr().cast(),
-                TRUE,
+                BOOLEAN_TRUE,
             );
         }
     }

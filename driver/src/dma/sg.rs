@@ -17,7 +17,7 @@ use super::adapter::AdapterInner;
 use super::{Adapter, Direction, DmaBuffer, DmaError, UserBuffer};
 use crate::sys::{
     AtDispatch, DMA_OPERATIONS, DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT_SIZE_V1, KSpinLock,
-    NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID, SCATTER_GATHER_LIST, ntddk,
+    NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID, SCATTER_GATHER_LIST,
 };
 
 const WAITING: u8 = 0;
@@ -140,7 +140,7 @@ impl Adapter {
         // invalidated for device→memory): `GetScatterGatherList` does not do it on platforms
         // whose DMA is not cache-coherent (windows-dma.md §4).
         // SAFETY: the buffer's own MDL, describing memory it owns.
-        unsafe { ntddk::KeFlushIoBuffers(buffer.mdl(), u8::from(dir == Direction::FromDevice), 1) };
+        unsafe { crate::sys::flush_io_buffers(buffer.mdl(), dir == Direction::FromDevice) };
         let cell = MapCell::leak(self, dir);
         // SAFETY: a live adapter; the buffer's MDL and address; a context that outlives the
         // routine; the caller is at DISPATCH_LEVEL (`_at`).

@@ -20,8 +20,9 @@ use core::ptr::NonNull;
 use super::{Adapter, CommonBuffer, DmaError};
 use crate::sys::wdf::Request;
 use crate::sys::{
-    _MEMORY_CACHING_TYPE, _MODE, FALSE, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_SOURCE_IS_NONPAGED_POOL,
-    MdlMappingNoExecute, NT_SUCCESS, NormalPagePriority, PMDL, PVOID, TRUE, ntddk,
+    _MEMORY_CACHING_TYPE, _MODE, BOOLEAN_FALSE, FALSE, MDL, MDL_MAPPED_TO_SYSTEM_VA,
+    MDL_SOURCE_IS_NONPAGED_POOL, MdlMappingNoExecute, NORMAL_PAGE_PRIORITY, NT_SUCCESS, PMDL,
+    PVOID, ntddk,
 };
 
 /// A direct-I/O buffer cut into equal segments.
@@ -84,8 +85,9 @@ impl UserBuffer {
         if seg_size == 0 || len == 0 || !len.is_multiple_of(seg_size) || !h.Next.is_null() {
             return Err(DmaError::BadLength(len as usize));
         }
-        let mapped = i32::from(h.MdlFlags)
-            & i32::from(MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL)
+        // `MdlFlags` is a `CSHORT`; the `MDL_*` flags are `u32` `#define`s.
+        let mapped = u32::from(h.MdlFlags.cast_unsigned())
+            & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL)
             != 0;
         let sys = if mapped {
             h.MappedSystemVa
@@ -98,8 +100,9 @@ impl UserBuffer {
                     _MODE::KernelMode as i8,
                     _MEMORY_CACHING_TYPE::MmCached,
                     core::ptr::null_mut(),
-                    FALSE.into(),
-                    NormalPagePriority | MdlMappingNoExecute,
+                    // `ULONG BugCheckOnFailure`: wdk-sys's `FALSE` has that type.
+                    FALSE,
+                    NORMAL_PAGE_PRIORITY | MdlMappingNoExecute,
                 )
             }
         };
@@ -118,8 +121,15 @@ impl UserBuffer {
             let at: PVOID = va.wrapping_add((i * seg_size) as usize).cast();
             // SAFETY: `at .. at + seg_size` lies inside the source MDL; IoAllocateMdl only sizes
             // the new MDL for it.
-            let p =
-                unsafe { ntddk::IoAllocateMdl(at, seg_size, FALSE, FALSE, core::ptr::null_mut()) };
+            let p = unsafe {
+                ntddk::IoAllocateMdl(
+                    at,
+                    seg_size,
+                    BOOLEAN_FALSE,
+                    BOOLEAN_FALSE,
+                    core::ptr::null_mut(),
+                )
+            };
             let Some(p) = NonNull::new(p) else {
                 return Err(DmaError::NoMemory);
             };
@@ -214,7 +224,7 @@ impl UserBuffer {
     /// x86/x64), for memory the device reaches without map registers. `<= DISPATCH_LEVEL`.
     pub fn cache_flush_segment(&self, i: u32, device_wrote: bool) {
         // SAFETY: the partial MDL of a segment of the locked buffer.
-        unsafe { ntddk::KeFlushIoBuffers(self.segment_mdl(i), u8::from(device_wrote), TRUE) };
+        unsafe { crate::sys::flush_io_buffers(self.segment_mdl(i), device_wrote) };
     }
 
     fn check(&self, i: u32, common: &CommonBuffer, offset: usize) {

@@ -126,13 +126,23 @@ struct Slot {
     drop: unsafe fn(*mut c_void),
 }
 
-static SLOT_TYPE: WDF_OBJECT_CONTEXT_TYPE_INFO = WDF_OBJECT_CONTEXT_TYPE_INFO {
+/// The type info `WDF_DECLARE_CONTEXT_TYPE` would declare, in a static: wdk-sys's
+/// `WDF_OBJECT_CONTEXT_TYPE_INFO` holds raw pointers and so is not `Sync`, which a static
+/// must be.
+#[repr(transparent)]
+struct ContextTypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO);
+
+// SAFETY: never written after initialisation (the framework only reads it), and its pointers
+// name 'static data: the name literal and the static itself.
+unsafe impl Sync for ContextTypeInfo {}
+
+static SLOT_TYPE: ContextTypeInfo = ContextTypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO {
     Size: size_of_u32::<WDF_OBJECT_CONTEXT_TYPE_INFO>(),
-    ContextName: c"RhcaSlot".as_ptr().cast_mut(),
+    ContextName: c"RhcaSlot".as_ptr(),
     ContextSize: core::mem::size_of::<Slot>(),
-    UniqueType: &raw const SLOT_TYPE,
+    UniqueType: (&raw const SLOT_TYPE).cast(),
     EvtDriverGetUniqueContextType: None,
-};
+});
 
 unsafe fn drop_box<T>(p: *mut c_void) {
     // SAFETY: `p` came from Box::into_raw of a `Box<T>` in `DeviceInit::create`.
@@ -145,7 +155,7 @@ fn slot(object: WDFOBJECT) -> *mut Slot {
         call_unsafe_wdf_function_binding!(
             WdfObjectGetTypedContextWorker,
             object,
-            &raw const SLOT_TYPE
+            &raw const SLOT_TYPE.0
         )
     }
     .cast()
@@ -249,7 +259,7 @@ impl DeviceInit {
             ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
             SynchronizationScope:
                 _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
-            ContextTypeInfo: &raw const SLOT_TYPE,
+            ContextTypeInfo: &raw const SLOT_TYPE.0,
             ..WDF_OBJECT_ATTRIBUTES::default()
         };
         let mut device: WDFDEVICE = null_mut();
@@ -508,6 +518,8 @@ impl Device {
             // A watchdog does not mind the system coalescing its expiries a little.
             TolerableDelay: period_ms / 4,
             UseHighResolutionTimer: 0,
+            // bindgen's `__bindgen_padding_0` before `UseHighResolutionTimer` (DECLSPEC_ALIGN(8)).
+            ..WDF_TIMER_CONFIG::default()
         };
         let mut attributes = WDF_OBJECT_ATTRIBUTES {
             Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),

@@ -600,7 +600,7 @@ pub(crate) fn common_from_mdl(
         ));
     };
     let resident = i32::from(m.MdlFlags)
-        & i32::from(crate::types::MDL_PAGES_LOCKED | crate::types::MDL_SOURCE_IS_NONPAGED_POOL)
+        & i32::from(crate::typed::MDL_PAGES_LOCKED | crate::typed::MDL_SOURCE_IS_NONPAGED_POOL)
         != 0;
     let va = m.StartVa as usize;
     let len = m.ByteCount as usize;
@@ -732,9 +732,9 @@ fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck
         };
         let locked = i32::from(m.MdlFlags)
             & i32::from(
-                crate::types::MDL_PAGES_LOCKED
-                    | crate::types::MDL_SOURCE_IS_NONPAGED_POOL
-                    | crate::types::MDL_PARTIAL,
+                crate::typed::MDL_PAGES_LOCKED
+                    | crate::typed::MDL_SOURCE_IS_NONPAGED_POOL
+                    | crate::typed::MDL_PARTIAL,
             )
             != 0;
         if !locked {

@@ -389,9 +389,9 @@ pub(crate) fn map_transfer(
     }
     if i32::from(m.MdlFlags)
         & i32::from(
-            crate::types::MDL_PAGES_LOCKED
-                | crate::types::MDL_SOURCE_IS_NONPAGED_POOL
-                | crate::types::MDL_PARTIAL,
+            crate::typed::MDL_PAGES_LOCKED
+                | crate::typed::MDL_SOURCE_IS_NONPAGED_POOL
+                | crate::typed::MDL_PARTIAL,
         )
         == 0
     {

@@ -22,9 +22,9 @@ use super::{Kind, ReqKind, ReqState, SpinLockData, WDF_VIOLATION, WdfState, wdf_
 use crate::bugcheck::BugCheck;
 use crate::machine::{halt, irql, set_irql, with_state};
 use crate::ntddk::check_max;
+use crate::typed::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 use crate::types::{
-    BOOLEAN, DISPATCH_LEVEL, KIRQL, LONGLONG, PASSIVE_LEVEL, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL,
-    PVOID, ULONG, ULONG_PTR,
+    BOOLEAN, KIRQL, LONGLONG, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG, ULONG_PTR,
 };
 use crate::{
     NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_DEVICE_REQUEST,
@@ -236,21 +236,15 @@ pub unsafe fn WdfDeviceCreate(
             pnp: d.pnp,
             file: d.file,
             pdo: d.pdo,
-            fdo: Box::new(crate::types::_DEVICE_OBJECT {
+            fdo: Box::new(crate::typed::NoDebug(crate::types::_DEVICE_OBJECT {
                 Type: 3,
-                Size: 0,
-                ReferenceCount: 0,
-                DriverObject: null_mut(),
-                NextDevice: null_mut(),
+                Size: size_of::<crate::types::_DEVICE_OBJECT>() as crate::types::USHORT,
                 AttachedDevice: d.pdo as PDEVICE_OBJECT,
-                CurrentIrp: null_mut(),
-                Flags: 0,
                 Characteristics: d.characteristics,
-                DeviceExtension: null_mut(),
                 DeviceType: FILE_DEVICE_UNKNOWN,
                 StackSize: 2,
-                AlignmentRequirement: 0,
-            }),
+                ..Default::default()
+            })),
             slot: d.slot,
             interfaces: Vec::new(),
             default_queue: None,
@@ -305,7 +299,7 @@ pub unsafe fn WdfDeviceWdmGetDeviceObject(Device: WDFDEVICE) -> PDEVICE_OBJECT {
     check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetDeviceObject");
     wdf(|w| {
         let d = w.device(Device as usize)?;
-        Ok(core::ptr::from_mut(&mut *d.fdo))
+        Ok(core::ptr::from_mut(&mut d.fdo.0))
     })
 }
 
@@ -322,7 +316,7 @@ pub unsafe fn WdfDeviceSetFailed(Device: WDFDEVICE, _FailedAction: WDF_DEVICE_FA
 
 fn res_list(w: &WdfState, h: usize) -> Result<&[CM_PARTIAL_RESOURCE_DESCRIPTOR], BugCheck> {
     match &w.get(h, "WDFCMRESLIST")?.kind {
-        Kind::ResList(l) => Ok(l),
+        Kind::ResList(l) => Ok(&l.0),
         k => Err(super::wrong_type(h, k.name(), "WDFCMRESLIST")),
     }
 }
@@ -776,7 +770,7 @@ pub unsafe fn WdfObjectReferenceActual(
     Handle: WDFOBJECT,
     _Tag: PVOID,
     _Line: crate::types::LONG,
-    _File: *mut core::ffi::c_char,
+    _File: PCCH,
 ) {
     check_max(DISPATCH_LEVEL, "WdfObjectReferenceActual");
     wdf(|w| {
@@ -791,7 +785,7 @@ pub unsafe fn WdfObjectDereferenceActual(
     Handle: WDFOBJECT,
     _Tag: PVOID,
     _Line: crate::types::LONG,
-    _File: *mut core::ffi::c_char,
+    _File: PCCH,
 ) {
     check_max(DISPATCH_LEVEL, "WdfObjectDereferenceActual");
     let h = Handle as usize;
@@ -872,7 +866,7 @@ pub unsafe fn WdfIoQueueCreate(
         let in_d0 = w.device(dev)?.in_d0;
         let pm = config.PowerManaged != _WDF_TRI_STATE::WdfFalse;
         let data = super::QueueData {
-            config,
+            config: crate::typed::NoDebug(config),
             device: dev,
             started: !pm || in_d0,
             power_managed: pm,

@@ -21,11 +21,10 @@ use super::types::*;
 use super::{Completion, Kind, ReqKind, ReqState, RequestData, wdf_rule};
 use crate::bugcheck::BugCheck;
 use crate::bus::{Attached, Interrupt, InterruptSink};
+use crate::constants::POOL_FLAG_NON_PAGED;
 use crate::machine::{Machine, set_irql, with_state};
-use crate::types::{
-    _DRIVER_OBJECT, DISPATCH_LEVEL, FALSE, PASSIVE_LEVEL, PDRIVER_OBJECT, PMDL,
-    POOL_FLAG_NON_PAGED, PVOID, ULONG,
-};
+use crate::typed::{DISPATCH_LEVEL, FALSE, PASSIVE_LEVEL, TRUE};
+use crate::types::{_DRIVER_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG};
 use crate::{
     NT_SUCCESS, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_SUCCESS, ntddk,
@@ -293,9 +292,9 @@ impl Host {
     pub fn load_with(machine: &Machine, entry: DriverEntry, mode: Mode) -> Result<Self, HostError> {
         let mut driver = Box::new(_DRIVER_OBJECT {
             Type: 4,
-            Size: 0,
-            DeviceObject: core::ptr::null_mut(),
-            Flags: 0,
+            // 336 bytes on x64: well inside a CSHORT.
+            Size: CSHORT::try_from(core::mem::size_of::<_DRIVER_OBJECT>()).unwrap_or(CSHORT::MAX),
+            ..Default::default()
         });
         let mut text: Box<[u16]> = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rhca"
             .encode_utf16()
@@ -667,8 +666,16 @@ fn start_device(d: &DevNode) -> NTSTATUS {
         let w = &mut st.wdf;
         let dev = d.device;
         let (rawl, transl) = resources(&d.att, d.interrupts);
-        let raw = w.insert(Kind::ResList(rawl.into_boxed_slice()), Some(dev), None);
-        let trans = w.insert(Kind::ResList(transl.into_boxed_slice()), Some(dev), None);
+        let raw = w.insert(
+            Kind::ResList(crate::typed::NoDebug(rawl.into_boxed_slice())),
+            Some(dev),
+            None,
+        );
+        let trans = w.insert(
+            Kind::ResList(crate::typed::NoDebug(transl.into_boxed_slice())),
+            Some(dev),
+            None,
+        );
         Ok((raw, trans, w.device(dev)?.pnp.EvtDevicePrepareHardware))
     });
     if let Some(f) = prepare {
@@ -897,7 +904,7 @@ fn remove_device(d: &DevNode) {
     });
     for t in timers {
         // SAFETY: a live timer of the device, stopped at PASSIVE_LEVEL.
-        let _ = unsafe { super::functions::WdfTimerStop(t as crate::WDFTIMER, crate::TRUE) };
+        let _ = unsafe { super::functions::WdfTimerStop(t as crate::WDFTIMER, TRUE) };
     }
     let objs = with_state(|st, _| {
         let live: Vec<usize> = st
@@ -1011,7 +1018,7 @@ fn resources(
             ShareDisposition: 1,
             Flags: CM_RESOURCE_MEMORY_READ_WRITE as u16,
             u: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
-                Memory: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_1 {
+                Memory: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_5 {
                     Start: crate::types::PHYSICAL_ADDRESS {
                         QuadPart: att.bar_phys[bar].cast_signed(),
                     },
@@ -1030,9 +1037,10 @@ fn resources(
         InterruptResources::Line => (1, CM_RESOURCE_INTERRUPT_LEVEL_SENSITIVE as u16),
     };
     for k in 0..n {
+        // The mingw-w64 layout (no `NT_PROCESSOR_GROUPS`: `ULONG Level`, no `Group`); see
+        // docs/sim-fidelity.md.
         let translated = _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_3 {
-            Level: u16::from(SIM_DIRQL),
-            Group: 0,
+            Level: u32::from(SIM_DIRQL),
             Vector: 0x80 + k,
             Affinity: 1,
         };
@@ -1041,7 +1049,7 @@ fn resources(
                 MessageInterrupt: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4 {
                     __bindgen_anon_1: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4__bindgen_ty_1 {
                         Raw: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_4__bindgen_ty_1__bindgen_ty_1 {
-                            Group: 0,
+                            Reserved: 0,
                             MessageCount: 1,
                             Vector: 0xFEE0_0000,
                             Affinity: 1,

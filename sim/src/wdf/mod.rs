@@ -174,7 +174,7 @@ impl RequestData {
 /// A framework queue.
 #[derive(Debug)]
 pub(crate) struct QueueData {
-    pub(crate) config: WDF_IO_QUEUE_CONFIG,
+    pub(crate) config: crate::typed::NoDebug<WDF_IO_QUEUE_CONFIG>,
     pub(crate) device: usize,
     pub(crate) started: bool,
     pub(crate) power_managed: bool,
@@ -232,7 +232,7 @@ pub(crate) struct DeviceData {
     pub(crate) pnp: WDF_PNPPOWER_EVENT_CALLBACKS,
     pub(crate) file: WDF_FILEOBJECT_CONFIG,
     pub(crate) pdo: usize,
-    pub(crate) fdo: Box<crate::types::_DEVICE_OBJECT>,
+    pub(crate) fdo: Box<crate::typed::NoDebug<crate::types::_DEVICE_OBJECT>>,
     pub(crate) slot: usize,
     pub(crate) interfaces: Vec<_GUID>,
     pub(crate) default_queue: Option<usize>,
@@ -262,7 +262,7 @@ pub(crate) enum Kind {
     SpinLock(Box<SpinLockData>),
     WorkItem(Box<WorkItemData>),
     Timer(Box<TimerData>),
-    ResList(Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>),
+    ResList(crate::typed::NoDebug<Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>>),
     File(Box<FileData>),
     /// An object deleted while the driver still held a reference: only its name remains, until
     /// the last dereference (or the leak report at unload).

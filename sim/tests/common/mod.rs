@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use wdk_sim::ntddk;
 use wdk_sim::*;
+// wdk-sys's `#define`s are `u32`; these tests pass them where the kernel takes `BOOLEAN`/`KIRQL`.
+use wdk_sim::typed::{DISPATCH_LEVEL, FALSE, TRUE};
 
 /// A device with one 4 KiB register BAR of plain read/write registers.
 pub struct TestDevice {
@@ -96,10 +98,10 @@ pub fn ops(a: PDMA_ADAPTER) -> &'static DMA_OPERATIONS {
 pub fn at_dispatch<R>(f: impl FnOnce() -> R) -> R {
     let mut old = 0;
     // SAFETY: test code; raising from PASSIVE.
-    unsafe { ntddk::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
+    unsafe { wdk_sim::inline::KeRaiseIrql(DISPATCH_LEVEL, &raw mut old) };
     let r = f();
     // SAFETY: restoring the level we came from.
-    unsafe { ntddk::KeLowerIrql(old) };
+    unsafe { wdk_sim::inline::KeLowerIrql(old) };
     r
 }
 
@@ -286,14 +288,14 @@ pub fn free_tag(p: PVOID, tag: u32) {
 pub fn raise(level: KIRQL) -> KIRQL {
     let mut old = 0;
     // SAFETY: `old` is writable.
-    unsafe { ntddk::KeRaiseIrql(level, &raw mut old) };
+    unsafe { wdk_sim::inline::KeRaiseIrql(level, &raw mut old) };
     old
 }
 
 /// `KeLowerIrql`.
 pub fn lower(level: KIRQL) {
     // SAFETY: no pointer arguments; the machine checks the level.
-    unsafe { ntddk::KeLowerIrql(level) };
+    unsafe { wdk_sim::inline::KeLowerIrql(level) };
 }
 
 /// `KeGetCurrentIrql`.

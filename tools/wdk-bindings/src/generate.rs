@@ -105,6 +105,20 @@ const WDM_SPLICES: &[Splice] = &[
         anchor: "  PBUILD_MDL_FROM_SCATTER_GATHER_LIST BuildMdlFromScatterGatherList;\n} DMA_OPERATIONS, *PDMA_OPERATIONS;",
         replacement: "  PBUILD_MDL_FROM_SCATTER_GATHER_LIST BuildMdlFromScatterGatherList;\n#include \"rhca-wdm-v3-members.h\"\n} DMA_OPERATIONS, *PDMA_OPERATIONS;",
     },
+    // Since Windows 8 the `Priority` of MmMapLockedPagesSpecifyCache is a `ULONG` (an
+    // `MM_PAGE_PRIORITY` OR'd with `MdlMapping*` flags): Microsoft's documented prototype;
+    // mingw-w64 still declares `MM_PAGE_PRIORITY`.
+    Splice {
+        anchor: "  IN ULONG BugCheckOnFailure,\n  IN MM_PAGE_PRIORITY Priority);",
+        replacement: "  IN ULONG BugCheckOnFailure,\n  IN ULONG Priority);",
+    },
+    // The real x64 wdm.h declares `NTKERNELAPI KIRQL KeGetCurrentIrql(VOID);` unless
+    // `NT_INLINE_GET_CURRENT_IRQL` is defined (windows-drivers-rs.md §2.2), and wdk-sys's
+    // `PAGED_CODE!` calls `ntddk::KeGetCurrentIrql`; mingw-w64 has an inline `__readcr8()` body.
+    Splice {
+        anchor: "FORCEINLINE\nKIRQL\nKeGetCurrentIrql(VOID)\n{\n  return (KIRQL)__readcr8();\n}",
+        replacement: "NTKERNELAPI\nKIRQL\nNTAPI\nKeGetCurrentIrql(VOID);",
+    },
     Splice {
         anchor: "#ifdef __cplusplus\n}\n#endif\n\n#endif /* !_WDMDDK_ */",
         replacement: "#include \"rhca-wdm-routines.h\"\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* !_WDMDDK_ */",
@@ -296,9 +310,12 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
 fn wdf_types(kmdf: &Value, ddk_items: &BTreeSet<String>) -> String {
     let mut out = String::new();
     // wdftypes.h: `typedef size_t* WDF_STRUCT_INFO; typedef PVOID WDFCONTEXT;`, the forward
-    // declarations, `typedef HANDLE WDFOBJECT, *PWDFOBJECT;` and the handles (mingw's
-    // non-STRICT `DECLARE_HANDLE(n)` is `typedef HANDLE n`, as the table's canonical types
-    // (`void *`) confirm).
+    // declarations, `typedef HANDLE WDFOBJECT, *PWDFOBJECT;` ("should always be typeless") and
+    // the `DECLARE_HANDLE` handles. The WDK compiles `DECLARE_HANDLE` in its STRICT form
+    // (`struct name##__ { int unused; }; typedef struct name##__ *name;`): public symbols of
+    // inbox KMDF drivers carry `WDFDEVICE__`, `WDFREQUEST__`, … (docs/sim-fidelity.md). The
+    // fact table's canonical `void *` comes from mingw-w64's non-STRICT ntdef.h and is not
+    // followed here.
     out.push_str("pub type WDF_STRUCT_INFO = *mut usize;\npub type WDFCONTEXT = PVOID;\n");
     for opaque in ["WDFDEVICE_INIT", "WDFCXDEVICE_INIT"] {
         let _ = writeln!(
@@ -306,10 +323,12 @@ fn wdf_types(kmdf: &Value, ddk_items: &BTreeSet<String>) -> String {
             "#[repr(C)]\n#[derive(Debug, Copy, Clone)]\npub struct {opaque} {{ _unused: [u8; 0] }}\npub type P{opaque} = *mut {opaque};"
         );
     }
-    // `PWDF_OBJECT_ATTRIBUTES` is the table's pointer alias of `_WDF_OBJECT_ATTRIBUTES`.
     out.push_str("pub type WDFOBJECT = HANDLE;\npub type PWDFOBJECT = *mut HANDLE;\n");
     for h in WDF_HANDLES {
-        let _ = writeln!(out, "pub type {h} = HANDLE;");
+        let _ = writeln!(
+            out,
+            "#[repr(C)]\n#[derive(Debug, Default, Copy, Clone)]\npub struct {h}__ {{ pub unused: ::core::ffi::c_int }}\n#[allow(clippy::unnecessary_operation, clippy::identity_op)]\nconst _: () = {{\n    [\"Size of {h}__\"][::core::mem::size_of::<{h}__>() - 4usize];\n    [\"Alignment of {h}__\"][::core::mem::align_of::<{h}__>() - 4usize];\n    [\"Offset of field: {h}__::unused\"][::core::mem::offset_of!({h}__, unused) - 0usize];\n}};\npub type {h} = *mut {h}__;"
+        );
     }
     // wdf.h: `typedef VOID (*WDFFUNC) (VOID);`
     out.push_str("pub type WDFFUNC = ::core::option::Option<unsafe extern \"C\" fn()>;\n");

@@ -42,22 +42,22 @@ pub fn top_level_names(file: &syn::File) -> BTreeSet<String> {
                     }
                 }
             }
-            syn::Item::Use(u) => collect_use_renames(&u.tree, &mut names),
+            syn::Item::Use(u) => use_renames(&u.tree, &mut names),
             _ => {}
         }
     }
     names
 }
 
-fn collect_use_renames(tree: &syn::UseTree, names: &mut BTreeSet<String>) {
+pub fn use_renames(tree: &syn::UseTree, names: &mut BTreeSet<String>) {
     match tree {
-        syn::UseTree::Path(p) => collect_use_renames(&p.tree, names),
+        syn::UseTree::Path(p) => use_renames(&p.tree, names),
         syn::UseTree::Rename(r) => {
             names.insert(r.rename.to_string());
         }
         syn::UseTree::Group(g) => {
             for t in &g.items {
-                collect_use_renames(t, names);
+                use_renames(t, names);
             }
         }
         _ => {}

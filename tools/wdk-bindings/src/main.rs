@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! rhca-wdk-bindings generate --mingw DIR --kmdf-json FILE --include DIR --stage DIR --out DIR
+//! rhca-wdk-bindings sim --bindings DIR --kmdf-json FILE --sim DIR --wdk-sys-src DIR
 //! ```
 //! See `docs/sim-fidelity.md`, "The Windows build on Linux".
 
 mod generate;
 mod items;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,7 +34,15 @@ fn main() -> ExitCode {
             };
             generate::generate(&inputs, &arg(&args, "--out")?)
         })(),
-        _ => Err("usage: rhca-wdk-bindings generate --mingw DIR --kmdf-json FILE --include DIR --stage DIR --out DIR".to_string()),
+        Some("sim") => (|| {
+            sim::generate(&sim::Inputs {
+                bindings: arg(&args, "--bindings")?,
+                kmdf_json: arg(&args, "--kmdf-json")?,
+                sim: arg(&args, "--sim")?,
+                wdk_sys_src: arg(&args, "--wdk-sys-src")?,
+            })
+        })(),
+        _ => Err("usage: rhca-wdk-bindings generate --mingw DIR --kmdf-json FILE --include DIR --stage DIR --out DIR | sim --bindings DIR --kmdf-json FILE --sim DIR --wdk-sys-src DIR".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
