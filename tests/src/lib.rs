@@ -5,6 +5,10 @@
 //! register map in `docs/device.md` against `rhca_hw::regs`. This library holds the helpers
 //! they share.
 
+// The simulated machine runs on Linux; on Windows the driver is a kernel binary, not a library
+// this crate could link (see Cargo.toml).
+#![cfg(not(windows))]
+
 pub mod inf;
 pub mod scenario;
 
