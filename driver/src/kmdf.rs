@@ -17,6 +17,7 @@ use rhca_hw::regs::{self, cause};
 
 use crate::dma::Adapter;
 use crate::hca::{self, Done, Hca, HwError};
+use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource, Timer};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN,
@@ -24,9 +25,9 @@ use crate::sys::{
     STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR,
     STATUS_DEVICE_NOT_READY, STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_INTERRUPT_CONFIG,
-    WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST,
-    WDFDEVICE, WDFDRIVER, WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
+    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_IO_QUEUE_CONFIG,
+    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
+    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
 };
 
 /// The device context.
@@ -69,7 +70,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         EvtDeviceD0Entry: Some(evt_d0_entry),
         EvtDeviceD0EntryPostInterruptsEnabled: Some(evt_d0_entry_post_interrupts_enabled),
         EvtDeviceD0Exit: Some(evt_d0_exit),
-        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+        ..wdf_init::WDF_PNPPOWER_EVENT_CALLBACKS_INIT()
     });
     init.set_io_type(_WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered);
     init.set_file_callbacks(Some(evt_file_create), Some(streams::evt_file_cleanup));
@@ -92,21 +93,20 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         return st;
     }
     let io = WDF_IO_QUEUE_CONFIG {
-        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
-        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
-        DefaultQueue: 1,
         EvtIoDeviceControl: Some(evt_io_device_control),
-        ..WDF_IO_QUEUE_CONFIG::default()
+        ..wdf_init::WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(
+            _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
+        )
     };
     if let Err(st) = device.create_queue(&io) {
         return st;
     }
     // Receive requests wait here, oldest first; the framework cancels them on handle close.
-    let recv = WDF_IO_QUEUE_CONFIG {
-        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual,
+    let manual = WDF_IO_QUEUE_CONFIG {
         PowerManaged: _WDF_TRI_STATE::WdfFalse,
-        ..WDF_IO_QUEUE_CONFIG::default()
+        ..wdf_init::WDF_IO_QUEUE_CONFIG_INIT(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual)
     };
+    let recv = manual;
     let recv = match device.create_queue(&recv) {
         Ok(q) => q,
         Err(st) => return st,
@@ -115,11 +115,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     // close.
     let mut waits = Vec::new();
     for _ in 0..regs::MAX_STREAM_ENGINES {
-        match device.create_queue(&WDF_IO_QUEUE_CONFIG {
-            DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual,
-            PowerManaged: _WDF_TRI_STATE::WdfFalse,
-            ..WDF_IO_QUEUE_CONFIG::default()
-        }) {
+        match device.create_queue(&manual) {
             Ok(q) => waits.push(q),
             Err(st) => return st,
         }
@@ -142,11 +138,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     // carries errors and port events, vector 1 the completion queues. The framework connects
     // them to the message resources in order; with one message (or a line) every cause arrives
     // on the first, which handles them all.
-    let interrupt = WDF_INTERRUPT_CONFIG {
-        EvtInterruptIsr: Some(evt_isr),
-        EvtInterruptDpc: Some(evt_dpc),
-        ..WDF_INTERRUPT_CONFIG::default()
-    };
+    let interrupt = wdf_init::WDF_INTERRUPT_CONFIG_INIT(Some(evt_isr), Some(evt_dpc));
     for _ in 0..INTERRUPT_VECTORS {
         if let Err(st) = device.create_interrupt(&interrupt) {
             return st;

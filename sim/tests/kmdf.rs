@@ -253,6 +253,17 @@ fn reg_write(c: &Ctx, off: u64, v: u32) {
     unsafe { write_register_ulong(c.regs.wrapping_add(off as usize / 4), v) };
 }
 
+/// `WDF_OBJECT_ATTRIBUTES_INIT` (wdfobject.h): zeroed, sized, and both constraints inherited
+/// from the parent. KMDF refuses the zeroed levels (`STATUS_WDF_OBJECT_ATTRIBUTES_INVALID`).
+fn attributes_init() -> WDF_OBJECT_ATTRIBUTES {
+    WDF_OBJECT_ATTRIBUTES {
+        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
+        SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    }
+}
+
 unsafe extern "system" fn driver_entry(
     driver: PDRIVER_OBJECT,
     registry: PCUNICODE_STRING,
@@ -292,6 +303,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
     let mut files = WDF_FILEOBJECT_CONFIG {
         Size: size_of::<WDF_FILEOBJECT_CONFIG>() as u32,
         EvtDeviceFileCreate: Some(file_create),
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
         ..WDF_FILEOBJECT_CONFIG::default()
     };
     // SAFETY: `init` is the framework's, the structs are live.
@@ -320,11 +333,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         );
     };
     let mut attrs = WDF_OBJECT_ATTRIBUTES {
-        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
         ContextTypeInfo: &raw const CTX_TYPE.0,
-        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
-        SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
-        ..WDF_OBJECT_ATTRIBUTES::default()
+        ..attributes_init()
     };
     let mut device: WDFDEVICE = core::ptr::null_mut();
     // SAFETY: as above; `init` is consumed.
@@ -365,6 +375,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         EvtIoDeviceControl: Some(io_control),
         ..WDF_IO_QUEUE_CONFIG::default()
     };
+    // As WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE sets it for a parallel queue: no limit.
+    qc.Settings.Parallel.NumberOfPresentedRequests = u32::MAX;
     // SAFETY: a live device and config.
     let st = unsafe {
         call_unsafe_wdf_function_binding!(
@@ -400,9 +412,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         return st;
     }
     let mut la = WDF_OBJECT_ATTRIBUTES {
-        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
         ParentObject: device.cast(),
-        ..WDF_OBJECT_ATTRIBUTES::default()
+        ..attributes_init()
     };
     // SAFETY: live attributes and out slot.
     let st = unsafe {
@@ -417,9 +428,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         AutomaticSerialization: 0,
     };
     let mut wa = WDF_OBJECT_ATTRIBUTES {
-        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
         ParentObject: device.cast(),
-        ..WDF_OBJECT_ATTRIBUTES::default()
+        ..attributes_init()
     };
     // SAFETY: live config, attributes and out slot.
     let st = unsafe {
@@ -439,9 +449,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         ..WDF_TIMER_CONFIG::default()
     };
     let mut ta = WDF_OBJECT_ATTRIBUTES {
-        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
         ParentObject: device.cast(),
-        ..WDF_OBJECT_ATTRIBUTES::default()
+        ..attributes_init()
     };
     // SAFETY: live config, attributes and out slot.
     let st = unsafe {
@@ -461,6 +470,8 @@ unsafe extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -
         EvtInterruptDpc: Some(dpc),
         EvtInterruptEnable: Some(int_enable),
         EvtInterruptDisable: Some(int_disable),
+        ShareVector: _WDF_TRI_STATE::WdfUseDefault,
+        ReportInactiveOnPowerDown: _WDF_TRI_STATE::WdfUseDefault,
         ..WDF_INTERRUPT_CONFIG::default()
     };
     let mut interrupt: WDFINTERRUPT = core::ptr::null_mut();

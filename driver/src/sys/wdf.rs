@@ -12,19 +12,19 @@ use core::ffi::c_void;
 use core::ptr::null_mut;
 
 use super::{
-    _WDF_DEVICE_FAILED_ACTION, _WDF_EXECUTION_LEVEL, _WDF_FILEOBJECT_CLASS,
-    _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, CM_RESOURCE_INTERRUPT_MESSAGE,
+    _WDF_DEVICE_FAILED_ACTION, BOOLEAN_FALSE, CM_RESOURCE_INTERRUPT_MESSAGE,
     CmResourceTypeInterrupt, CmResourceTypeMemory, GUID, Mmio, NT_SUCCESS, NTSTATUS,
     PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_OBJECT, PFN_WDF_DEVICE_FILE_CREATE,
     PFN_WDF_DRIVER_DEVICE_ADD, PFN_WDF_DRIVER_UNLOAD, PFN_WDF_FILE_CLEANUP, PFN_WDF_REQUEST_CANCEL,
     PFN_WDF_TIMER, PFN_WDF_WORKITEM, PMDL, PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
     STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR, WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG,
-    WDF_FILEOBJECT_CONFIG, WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
-    WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS,
-    WDF_REQUEST_PARAMETERS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE,
-    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER, WDFWORKITEM,
-    call_unsafe_wdf_function_binding,
+    WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG,
+    WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE,
+    WDFREQUEST, WDFTIMER, WDFWORKITEM, call_unsafe_wdf_function_binding,
 };
+
+pub mod init;
 
 /// Declares a `Copy` wrapper for a WDF handle.
 macro_rules! handle {
@@ -95,10 +95,8 @@ pub unsafe fn driver_create(
     unload: PFN_WDF_DRIVER_UNLOAD,
 ) -> NTSTATUS {
     let mut config = WDF_DRIVER_CONFIG {
-        Size: size_of_u32::<WDF_DRIVER_CONFIG>(),
-        EvtDriverDeviceAdd: add,
         EvtDriverUnload: unload,
-        ..WDF_DRIVER_CONFIG::default()
+        ..init::WDF_DRIVER_CONFIG_INIT(add)
     };
     // SAFETY: the loader's arguments and a live config; no driver handle is needed back.
     unsafe {
@@ -181,7 +179,6 @@ impl DeviceInit {
     /// `WdfDeviceInitSetPnpPowerEventCallbacks`.
     pub fn set_pnp_power(&self, callbacks: &WDF_PNPPOWER_EVENT_CALLBACKS) {
         let mut c = *callbacks;
-        c.Size = size_of_u32::<WDF_PNPPOWER_EVENT_CALLBACKS>();
         // SAFETY: the framework's init and a live struct (copied by the framework).
         unsafe {
             call_unsafe_wdf_function_binding!(
@@ -204,14 +201,7 @@ impl DeviceInit {
         create: PFN_WDF_DEVICE_FILE_CREATE,
         cleanup: PFN_WDF_FILE_CLEANUP,
     ) {
-        let mut c = WDF_FILEOBJECT_CONFIG {
-            Size: size_of_u32::<WDF_FILEOBJECT_CONFIG>(),
-            EvtDeviceFileCreate: create,
-            EvtFileCleanup: cleanup,
-            AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
-            FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
-            ..WDF_FILEOBJECT_CONFIG::default()
-        };
+        let mut c = init::WDF_FILEOBJECT_CONFIG_INIT(create, None, cleanup);
         // SAFETY: the framework's init and a live struct.
         unsafe {
             call_unsafe_wdf_function_binding!(
@@ -254,13 +244,9 @@ impl DeviceInit {
     /// The framework's status.
     pub fn create<T: Send + Sync + 'static>(mut self, value: T) -> Result<Device, NTSTATUS> {
         let mut attrs = WDF_OBJECT_ATTRIBUTES {
-            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
             EvtCleanupCallback: Some(cleanup_slot),
-            ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
-            SynchronizationScope:
-                _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
             ContextTypeInfo: &raw const SLOT_TYPE.0,
-            ..WDF_OBJECT_ATTRIBUTES::default()
+            ..init::WDF_OBJECT_ATTRIBUTES_INIT()
         };
         let mut device: WDFDEVICE = null_mut();
         // SAFETY: the framework's init (consumed on success) and live out parameters.
@@ -425,7 +411,6 @@ impl Device {
     /// The framework's status.
     pub fn create_queue(self, config: &WDF_IO_QUEUE_CONFIG) -> Result<Queue, NTSTATUS> {
         let mut c = *config;
-        c.Size = size_of_u32::<WDF_IO_QUEUE_CONFIG>();
         let mut q: WDFQUEUE = null_mut();
         // SAFETY: a live device, config and out parameter.
         let st = unsafe {
@@ -450,7 +435,6 @@ impl Device {
     /// The framework's status.
     pub fn create_interrupt(self, config: &WDF_INTERRUPT_CONFIG) -> Result<Interrupt, NTSTATUS> {
         let mut c = *config;
-        c.Size = size_of_u32::<WDF_INTERRUPT_CONFIG>();
         let mut i: WDFINTERRUPT = null_mut();
         // SAFETY: a live device, config and out parameter.
         let st = unsafe {
@@ -476,15 +460,13 @@ impl Device {
     /// The framework's status.
     pub fn create_work_item(self, callback: PFN_WDF_WORKITEM) -> Result<WorkItem, NTSTATUS> {
         let mut config = WDF_WORKITEM_CONFIG {
-            Size: size_of_u32::<WDF_WORKITEM_CONFIG>(),
-            EvtWorkItemFunc: callback,
             // The callback takes the device lock itself; the framework need not serialise it.
-            AutomaticSerialization: 0,
+            AutomaticSerialization: BOOLEAN_FALSE,
+            ..init::WDF_WORKITEM_CONFIG_INIT(callback)
         };
         let mut attributes = WDF_OBJECT_ATTRIBUTES {
-            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
             ParentObject: self.0.cast(),
-            ..WDF_OBJECT_ATTRIBUTES::default()
+            ..init::WDF_OBJECT_ATTRIBUTES_INIT()
         };
         let mut w: WDFWORKITEM = null_mut();
         // SAFETY: live config, attributes and out parameter; the parent is a live device.
@@ -510,21 +492,16 @@ impl Device {
     /// The status `WdfTimerCreate` failed with.
     pub fn create_timer(self, callback: PFN_WDF_TIMER, period_ms: u32) -> Result<Timer, NTSTATUS> {
         let mut config = WDF_TIMER_CONFIG {
-            Size: size_of_u32::<WDF_TIMER_CONFIG>(),
-            EvtTimerFunc: callback,
-            Period: period_ms,
             // The callback takes the device lock itself; the framework need not serialise it.
-            AutomaticSerialization: 0,
+            AutomaticSerialization: BOOLEAN_FALSE,
             // A watchdog does not mind the system coalescing its expiries a little.
             TolerableDelay: period_ms / 4,
-            UseHighResolutionTimer: 0,
-            // bindgen's `__bindgen_padding_0` before `UseHighResolutionTimer` (DECLSPEC_ALIGN(8)).
-            ..WDF_TIMER_CONFIG::default()
+            // A period above MAXLONG wraps here and stays above it there: KMDF refuses it.
+            ..init::WDF_TIMER_CONFIG_INIT_PERIODIC(callback, period_ms.cast_signed())
         };
         let mut attributes = WDF_OBJECT_ATTRIBUTES {
-            Size: size_of_u32::<WDF_OBJECT_ATTRIBUTES>(),
             ParentObject: self.0.cast(),
-            ..WDF_OBJECT_ATTRIBUTES::default()
+            ..init::WDF_OBJECT_ATTRIBUTES_INIT()
         };
         let mut t: WDFTIMER = null_mut();
         // SAFETY: live config, attributes and out parameter; the parent is a live device.
@@ -656,10 +633,7 @@ impl Request {
     /// The request's IOCTL code and buffer lengths (`WdfRequestGetParameters`).
     #[must_use]
     pub fn ioctl_parameters(self) -> (u32, usize, usize) {
-        let mut p = WDF_REQUEST_PARAMETERS {
-            Size: core::mem::size_of::<WDF_REQUEST_PARAMETERS>() as u16,
-            ..WDF_REQUEST_PARAMETERS::default()
-        };
+        let mut p = init::WDF_REQUEST_PARAMETERS_INIT();
         // SAFETY: a live request and struct.
         unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetParameters, self.0, &raw mut p) };
         // SAFETY: a device control request's parameters are the DeviceIoControl member.

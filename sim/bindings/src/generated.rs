@@ -9594,6 +9594,25 @@ const _: () = {
         [::core::mem::offset_of!(WDFCMRESLIST__, unused) - 0usize];
 };
 pub type WDFCMRESLIST = *mut WDFCMRESLIST__;
+pub mod _WDF_BUGCHECK_CODES {
+    pub type Type = ::core::ffi::c_int;
+    pub const WDF_POWER_ROUTINE_TIMED_OUT: Type = 1;
+    pub const WDF_RECURSIVE_LOCK: Type = 2;
+    pub const WDF_VERIFIER_FATAL_ERROR: Type = 3;
+    pub const WDF_REQUIRED_PARAMETER_IS_NULL: Type = 4;
+    pub const WDF_INVALID_HANDLE: Type = 5;
+    pub const WDF_REQUEST_FATAL_ERROR: Type = 6;
+    pub const WDF_OBJECT_ERROR: Type = 7;
+    pub const WDF_DMA_FATAL_ERROR: Type = 8;
+    pub const WDF_INVALID_INTERRUPT: Type = 9;
+    pub const WDF_QUEUE_FATAL_ERROR: Type = 10;
+    pub const WDF_INVALID_LOCK_OPERATION: Type = 11;
+    pub const WDF_PNP_FATAL_ERROR: Type = 12;
+    pub const WDF_POWER_MULTIPLE_PPO: Type = 13;
+    pub const WDF_VERIFIER_IRQL_MISMATCH: Type = 14;
+    pub const WDF_VERIFIER_CRITICAL_REGION_MISMATCH: Type = 15;
+    pub const WDF_API_UNAVAILABLE: Type = 16;
+}
 pub mod _WDF_DEVICE_FAILED_ACTION {
     pub type Type = ::core::ffi::c_int;
     pub const WdfDeviceFailedUndefined: Type = 0;
@@ -9611,6 +9630,14 @@ pub mod _WDF_DEVICE_IO_TYPE {
     pub const WdfDeviceIoMaximum: Type = 5;
 }
 pub use self::_WDF_DEVICE_IO_TYPE::Type as WDF_DEVICE_IO_TYPE;
+pub mod _WDF_DRIVER_INIT_FLAGS {
+    pub type Type = ::core::ffi::c_int;
+    pub const WdfDriverInitNonPnpDriver: Type = 1;
+    pub const WdfDriverInitNoDispatchOverride: Type = 2;
+    pub const WdfVerifyOn: Type = 4;
+    pub const WdfVerifierOn: Type = 8;
+    pub const WdfDriverInitCompanion: Type = 16;
+}
 pub mod _WDF_EXECUTION_LEVEL {
     pub type Type = ::core::ffi::c_int;
     pub const WdfExecutionLevelInvalid: Type = 0;
@@ -9650,6 +9677,14 @@ pub mod _WDF_POWER_DEVICE_STATE {
     pub const WdfPowerDeviceMaximum: Type = 7;
 }
 pub use self::_WDF_POWER_DEVICE_STATE::Type as WDF_POWER_DEVICE_STATE;
+pub mod _WDF_REQUEST_FATAL_ERROR_CODES {
+    pub type Type = ::core::ffi::c_int;
+    pub const WDF_REQUEST_FATAL_ERROR_NO_MORE_STACK_LOCATIONS: Type = 1;
+    pub const WDF_REQUEST_FATAL_ERROR_NULL_IRP: Type = 2;
+    pub const WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT: Type = 3;
+    pub const WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH: Type = 4;
+    pub const WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE: Type = 5;
+}
 pub mod _WDF_REQUEST_STOP_ACTION_FLAGS {
     pub type Type = ::core::ffi::c_int;
     pub const WdfRequestStopActionInvalid: Type = 0;

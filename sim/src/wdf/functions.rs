@@ -13,11 +13,13 @@
 
 use core::ptr::null_mut;
 
+use super::status::{STATUS_WDF_NO_CALLBACK, STATUS_WDF_PARENT_NOT_SPECIFIED};
 #[allow(
     clippy::wildcard_imports,
     reason = "the methods use the mirrored surface wholesale"
 )]
 use super::types::*;
+use super::validate::{self, opt, verifier_break, verifier_check};
 use super::{Kind, ReqKind, ReqState, SpinLockData, WDF_VIOLATION, WdfState, wdf_rule};
 use crate::bugcheck::BugCheck;
 use crate::machine::{halt, irql, set_irql, with_state};
@@ -27,8 +29,9 @@ use crate::types::{
     BOOLEAN, KIRQL, LONGLONG, PDEVICE_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG, ULONG_PTR,
 };
 use crate::{
-    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
+    NTSTATUS, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_DRIVER_INTERNAL_ERROR,
+    STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
 };
 
 /// `STATUS_NO_MORE_ENTRIES` (0x8000001A).
@@ -72,6 +75,31 @@ fn attrs<'a>(a: PWDF_OBJECT_ATTRIBUTES) -> Option<&'a WDF_OBJECT_ATTRIBUTES> {
     (!a.is_null()).then(|| unsafe { &*a })
 }
 
+/// `FxValidateObjectAttributesForParentHandle` (`fxvalidatefunctions.hpp` l.70–108).
+fn parent_handle(a: Option<&WDF_OBJECT_ATTRIBUTES>) -> Result<(), NTSTATUS> {
+    match a {
+        None => Err(STATUS_WDF_PARENT_NOT_SPECIFIED),
+        Some(a) if a.ParentObject.is_null() => Err(STATUS_WDF_PARENT_NOT_SPECIFIED),
+        Some(a) if a.Size as usize != size_of::<WDF_OBJECT_ATTRIBUTES>() => {
+            Err(STATUS_INFO_LENGTH_MISMATCH)
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// wdk-sim does not model the framework's callback serialization (synchronization scopes
+/// Device and Queue): it refuses them, where Windows would serialize (docs/sim-fidelity.md §8).
+/// So no parent ever has a callback lock, and `FxObject::_GetEffectiveLock` takes none.
+fn no_serialization(a: Option<&WDF_OBJECT_ATTRIBUTES>) -> Result<(), NTSTATUS> {
+    match a.map(|a| a.SynchronizationScope) {
+        Some(
+            _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeDevice
+            | _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeQueue,
+        ) => Err(STATUS_NOT_SUPPORTED),
+        _ => Ok(()),
+    }
+}
+
 fn parent_of(a: Option<&WDF_OBJECT_ATTRIBUTES>, default: usize) -> usize {
     a.map(|a| a.ParentObject as usize)
         .filter(|&p| p != 0)
@@ -95,18 +123,39 @@ pub unsafe fn WdfDriverCreate(
     }
     // SAFETY: checked non-null; the driver passes its config.
     let config = unsafe { *DriverConfig };
+    // The checks and their order are `WdfDriverCreate`'s (`fxdriverapi.cpp` l.127–256).
+    if config.Size as usize != size_of::<crate::types::WDF_DRIVER_CONFIG>() {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    let valid = (_WDF_DRIVER_INIT_FLAGS::WdfDriverInitNonPnpDriver
+        | _WDF_DRIVER_INIT_FLAGS::WdfDriverInitNoDispatchOverride
+        | _WDF_DRIVER_INIT_FLAGS::WdfDriverInitCompanion)
+        .cast_unsigned();
+    if config.DriverInitFlags & !valid != 0 {
+        return STATUS_INVALID_PARAMETER;
+    }
     let a = attrs(DriverAttributes);
+    if wdf(|w| Ok(w.driver.is_some())) {
+        return STATUS_DRIVER_INTERNAL_ERROR;
+    }
+    let non_pnp = _WDF_DRIVER_INIT_FLAGS::WdfDriverInitNonPnpDriver.cast_unsigned();
+    if config.DriverInitFlags & non_pnp != 0 && config.EvtDriverDeviceAdd.is_some() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if let Err(st) = validate::object_attributes(
+        a,
+        opt::PARENT_NOT_ALLOWED | opt::EXECUTION_LEVEL_ALLOWED | opt::SYNCHRONIZATION_SCOPE_ALLOWED,
+    ) {
+        return st;
+    }
+    if let Err(st) = no_serialization(a) {
+        return st;
+    }
     let h = wdf(|w| {
-        if w.driver.is_some() {
-            return Ok(None);
-        }
         let h = w.insert(Kind::Driver(config), None, a);
         w.driver = Some(h);
-        Ok(Some(h))
+        Ok(h)
     });
-    let Some(h) = h else {
-        return STATUS_INVALID_DEVICE_REQUEST;
-    };
     if !Driver.is_null() {
         // SAFETY: the driver passes a writable handle slot (or WDF_NO_HANDLE).
         unsafe { *Driver = h as WDFDRIVER };
@@ -150,6 +199,22 @@ pub unsafe fn WdfDeviceInitSetPnpPowerEventCallbacks(
     }
     // SAFETY: checked non-null.
     let cb = unsafe { *PnpPowerEventCallbacks };
+    // `fxdeviceinitapi.cpp` l.586–640: a wrong size (or both usage-notification callbacks) is a
+    // verifier break, and the callbacks are ignored.
+    if cb.Size as usize != size_of::<crate::types::WDF_PNPPOWER_EVENT_CALLBACKS>() {
+        halt(verifier_break(
+            verifier_check::PNP_POWER_CALLBACKS_SIZE,
+            "WdfDeviceInitSetPnpPowerEventCallbacks with a Size other than sizeof(WDF_PNPPOWER_EVENT_CALLBACKS)",
+            "fxdeviceinitapi.cpp l.598-607 (FxVerifierDbgBreakPoint)",
+        ));
+    }
+    if cb.EvtDeviceUsageNotification.is_some() && cb.EvtDeviceUsageNotificationEx.is_some() {
+        halt(verifier_break(
+            verifier_check::PNP_POWER_CALLBACKS_SIZE,
+            "WdfDeviceInitSetPnpPowerEventCallbacks with both EvtDeviceUsageNotification and EvtDeviceUsageNotificationEx",
+            "fxdeviceinitapi.cpp l.609-617 (FxVerifierDbgBreakPoint)",
+        ));
+    }
     with_init(DeviceInit, |d| d.pnp = cb);
 }
 
@@ -164,14 +229,48 @@ pub unsafe fn WdfDeviceInitSetIoType(DeviceInit: PWDFDEVICE_INIT, IoType: WDF_DE
 pub unsafe fn WdfDeviceInitSetFileObjectConfig(
     DeviceInit: PWDFDEVICE_INIT,
     FileObjectConfig: PWDF_FILEOBJECT_CONFIG,
-    _FileObjectAttributes: PWDF_OBJECT_ATTRIBUTES,
+    FileObjectAttributes: PWDF_OBJECT_ATTRIBUTES,
 ) {
+    const SOURCE: &str = "fxdeviceinitapi.cpp l.320-395 (FxVerifierDbgBreakPoint)";
     check_max(PASSIVE_LEVEL, "WdfDeviceInitSetFileObjectConfig");
     if FileObjectConfig.is_null() {
         null_arg("FileObjectConfig");
     }
     // SAFETY: checked non-null.
     let cfg = unsafe { *FileObjectConfig };
+    // `fxdeviceinitapi.cpp` l.286–400: each refusal is a verifier break, the config ignored.
+    if cfg.Size as usize != size_of::<crate::types::WDF_FILEOBJECT_CONFIG>() {
+        halt(verifier_break(
+            verifier_check::FILE_OBJECT_CONFIG_SIZE,
+            "WdfDeviceInitSetFileObjectConfig with a Size other than sizeof(WDF_FILEOBJECT_CONFIG)",
+            SOURCE,
+        ));
+    }
+    if validate::object_attributes(
+        attrs(FileObjectAttributes),
+        opt::PARENT_NOT_ALLOWED | opt::EXECUTION_LEVEL_ALLOWED | opt::SYNCHRONIZATION_SCOPE_ALLOWED,
+    )
+    .is_err()
+    {
+        halt(verifier_break(
+            verifier_check::FILE_OBJECT_ATTRIBUTES,
+            "WdfDeviceInitSetFileObjectConfig with invalid file object attributes",
+            SOURCE,
+        ));
+    }
+    // `FxFileObjectClassNormalize` strips WdfFileObjectCanBeOptional.
+    let class = cfg.FileObjectClass & !_WDF_FILEOBJECT_CLASS::WdfFileObjectCanBeOptional;
+    if !(_WDF_TRI_STATE::WdfFalse..=_WDF_TRI_STATE::WdfUseDefault)
+        .contains(&cfg.AutoForwardCleanupClose)
+        || class == _WDF_FILEOBJECT_CLASS::WdfFileObjectInvalid
+        || class > _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts
+    {
+        halt(verifier_break(
+            verifier_check::FILE_OBJECT_CONFIG_VALUE,
+            "WdfDeviceInitSetFileObjectConfig with an AutoForwardCleanupClose or FileObjectClass out of range",
+            SOURCE,
+        ));
+    }
     with_init(DeviceInit, |d| d.file = cfg);
 }
 
@@ -214,7 +313,28 @@ pub unsafe fn WdfDeviceCreate(
     }
     // SAFETY: checked non-null; the driver passes the address of its PWDFDEVICE_INIT.
     let init = unsafe { *DeviceInit };
+    if init.is_null() {
+        null_arg("*DeviceInit");
+    }
     let a = attrs(DeviceAttributes);
+    // `fxdeviceapi.cpp` l.903–922.
+    if let Err(st) = validate::object_attributes(
+        a,
+        opt::PARENT_NOT_ALLOWED | opt::EXECUTION_LEVEL_ALLOWED | opt::SYNCHRONIZATION_SCOPE_ALLOWED,
+    ) {
+        return st;
+    }
+    if let Err(st) = no_serialization(a) {
+        return st;
+    }
+    let used = wdf(|w| {
+        Ok(w.inits
+            .get(&(init as usize))
+            .is_some_and(|d| d.created.is_some()))
+    });
+    if used {
+        return STATUS_INVALID_DEVICE_STATE;
+    }
     let h = wdf(|w| {
         let driver = w.driver.ok_or_else(|| {
             BugCheck::sim(
@@ -358,10 +478,28 @@ pub unsafe fn WdfInterruptCreate(
     }
     // SAFETY: checked non-null.
     let config = unsafe { *Configuration };
+    // `fxinterruptapi.cpp` l.111–352, in its order.
+    if config.Size as usize != size_of::<crate::types::WDF_INTERRUPT_CONFIG>() {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
     if config.EvtInterruptIsr.is_none() {
         return STATUS_INVALID_PARAMETER;
     }
     let a = attrs(Attributes);
+    let flags = if config.AutomaticSerialization == 0 {
+        opt::PARENT_NOT_ALLOWED
+    } else {
+        opt::NONE
+    };
+    if let Err(st) = validate::object_attributes(a, flags) {
+        return st;
+    }
+    if config.EvtInterruptDpc.is_some() && config.EvtInterruptWorkItem.is_some() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if config.PassiveHandling == 0 && (!config.WaitLock.is_null() || config.CanWakeDevice != 0) {
+        return STATUS_INVALID_PARAMETER;
+    }
     let h = wdf(|w| {
         let dev = Device as usize;
         let message = w.device(dev)?.interrupts.len() as u32;
@@ -483,6 +621,10 @@ pub unsafe fn WdfSpinLockCreate(
         null_arg("SpinLock");
     }
     let a = attrs(SpinLockAttributes);
+    // `fxspinlockapi.cpp` l.75.
+    if let Err(st) = validate::object_attributes(a, opt::NONE) {
+        return st;
+    }
     let h = wdf(|w| {
         let parent = parent_of(a, w.driver.unwrap_or(0));
         Ok(w.insert(
@@ -551,10 +693,20 @@ pub unsafe fn WdfWorkItemCreate(
     // SAFETY: checked non-null; the driver passes a live config.
     let config = unsafe { *Config };
     let a = attrs(Attributes);
-    let parent = parent_of(a, 0);
-    if parent == 0 || config.EvtWorkItemFunc.is_none() {
-        return crate::STATUS_INVALID_PARAMETER;
+    // `fxworkitemapi.cpp` l.95–136, in its order; then `FxWorkItem::Initialize`.
+    if let Err(st) = parent_handle(a) {
+        return st;
     }
+    if config.Size as usize != size_of::<crate::types::WDF_WORKITEM_CONFIG>() {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    if config.EvtWorkItemFunc.is_none() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if let Err(st) = validate::object_attributes(a, opt::NONE) {
+        return st;
+    }
+    let parent = parent_of(a, 0);
     let h = wdf(|w| {
         w.get(parent, "WDFOBJECT")?;
         Ok(w.insert(
@@ -647,10 +799,31 @@ pub unsafe fn WdfTimerCreate(
     // SAFETY: checked non-null; the driver passes a live config.
     let config = unsafe { *Config };
     let a = attrs(Attributes);
-    let parent = parent_of(a, 0);
-    if parent == 0 || config.EvtTimerFunc.is_none() {
-        return crate::STATUS_INVALID_PARAMETER;
+    // `fxtimerapi.cpp` l.89–194, in its order.
+    if let Err(st) = parent_handle(a) {
+        return st;
     }
+    if config.Size as usize != size_of::<crate::types::WDF_TIMER_CONFIG>() {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    if config.Period > i32::MAX.cast_unsigned()
+        || (config.UseHighResolutionTimer != 0 && config.TolerableDelay > 0)
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if let Err(st) = validate::object_attributes(a, opt::EXECUTION_LEVEL_ALLOWED) {
+        return st;
+    }
+    if config.EvtTimerFunc.is_none() {
+        // FxTimer::Initialize stores the callback unchecked; a NULL one would be called.
+        null_arg("Config->EvtTimerFunc");
+    }
+    // Passive-level timers are not modelled: refused, where Windows would run the callback
+    // on a work item (docs/sim-fidelity.md §8).
+    if a.is_some_and(|a| a.ExecutionLevel == _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive) {
+        return STATUS_NOT_SUPPORTED;
+    }
+    let parent = parent_of(a, 0);
     let h = wdf(|w| {
         w.get(parent, "WDFOBJECT")?;
         Ok(w.insert(
@@ -854,13 +1027,48 @@ pub unsafe fn WdfIoQueueCreate(
     }
     // SAFETY: checked non-null.
     let config = unsafe { *Config };
+    let a = attrs(QueueAttributes);
+    // `fxioqueueapi.cpp` l.119–154, then `FxIoQueue::Initialize` (`fxioqueue.cpp` l.275–374).
+    if let Err(st) = validate::object_attributes(
+        a,
+        opt::EXECUTION_LEVEL_ALLOWED | opt::SYNCHRONIZATION_SCOPE_ALLOWED,
+    ) {
+        return st;
+    }
+    if let Err(st) = no_serialization(a) {
+        return st;
+    }
+    if config.Size as usize != size_of::<crate::types::WDF_IO_QUEUE_CONFIG>() {
+        return STATUS_INFO_LENGTH_MISMATCH;
+    }
+    if config.DefaultQueue == 0 && Queue.is_null() {
+        return crate::STATUS_INVALID_PARAMETER_4;
+    }
     if !(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
         ..=_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual)
         .contains(&config.DispatchType)
     {
         return STATUS_INVALID_PARAMETER;
     }
-    let a = attrs(QueueAttributes);
+    let manual = config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual;
+    let has_callback = config.EvtIoDefault.is_some()
+        || config.EvtIoRead.is_some()
+        || config.EvtIoWrite.is_some()
+        || config.EvtIoDeviceControl.is_some()
+        || config.EvtIoInternalDeviceControl.is_some();
+    if !manual && !has_callback {
+        return STATUS_WDF_NO_CALLBACK;
+    }
+    if manual && has_callback {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: a union of plain integers; the parallel member is what the framework reads.
+    let presented_limit = unsafe { config.Settings.Parallel.NumberOfPresentedRequests };
+    if config.DispatchType != _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel
+        && presented_limit != 0
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
     let h = wdf(|w| {
         let dev = Device as usize;
         let in_d0 = w.device(dev)?.in_d0;

@@ -665,7 +665,31 @@ fn start_device(d: &DevNode) -> NTSTATUS {
     let (raw, trans, prepare) = with_state(|st, _| {
         let w = &mut st.wdf;
         let dev = d.device;
-        let (rawl, transl) = resources(&d.att, d.interrupts);
+        let (mut rawl, mut transl) = resources(&d.att, d.interrupts);
+        // The framework applies each interrupt object's ShareVector to its interrupt
+        // resource when it filters the requirements (`FxInterrupt::FilterResourceRequirements`,
+        // `interruptobjectkm.cpp` l.241–266): WdfTrue claims it shared, WdfFalse
+        // device-exclusive, WdfUseDefault keeps the bus's disposition. Interrupt objects take
+        // the interrupt resources in creation order.
+        let shares: Vec<WDF_TRI_STATE> = w
+            .device(dev)?
+            .interrupts
+            .clone()
+            .into_iter()
+            .map(|i| w.interrupt(i).map(|d| d.config.ShareVector))
+            .collect::<Result<_, _>>()?;
+        for list in [&mut rawl, &mut transl] {
+            let ints = list
+                .iter_mut()
+                .filter(|r| u32::from(r.Type) == CmResourceTypeInterrupt);
+            for (r, share) in ints.zip(&shares) {
+                match *share {
+                    _WDF_TRI_STATE::WdfTrue => r.ShareDisposition = CM_SHARE_SHARED,
+                    _WDF_TRI_STATE::WdfFalse => r.ShareDisposition = CM_SHARE_DEVICE_EXCLUSIVE,
+                    _ => {}
+                }
+            }
+        }
         let raw = w.insert(
             Kind::ResList(crate::typed::NoDebug(rawl.into_boxed_slice())),
             Some(dev),
@@ -1000,6 +1024,11 @@ fn unload_driver() {
 }
 
 /// The raw and translated resource lists of a device: its memory BARs, then its interrupts.
+/// `CmResourceShareDeviceExclusive` (`_CM_SHARE_DISPOSITION`, wdm.h).
+const CM_SHARE_DEVICE_EXCLUSIVE: u8 = 1;
+/// `CmResourceShareShared`.
+const CM_SHARE_SHARED: u8 = 3;
+
 fn resources(
     att: &Attached,
     ints: InterruptResources,
@@ -1015,7 +1044,7 @@ fn resources(
         }
         let mem = CM_PARTIAL_RESOURCE_DESCRIPTOR {
             Type: CmResourceTypeMemory as u8,
-            ShareDisposition: 1,
+            ShareDisposition: CM_SHARE_DEVICE_EXCLUSIVE,
             Flags: CM_RESOURCE_MEMORY_READ_WRITE as u16,
             u: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1 {
                 Memory: _CM_PARTIAL_RESOURCE_DESCRIPTOR__bindgen_ty_1__bindgen_ty_5 {
@@ -1065,9 +1094,9 @@ fn resources(
         let d = |u| CM_PARTIAL_RESOURCE_DESCRIPTOR {
             Type: CmResourceTypeInterrupt as u8,
             ShareDisposition: if ints == InterruptResources::Line {
-                3
+                CM_SHARE_SHARED
             } else {
-                1
+                CM_SHARE_DEVICE_EXCLUSIVE
             },
             Flags: flags,
             u,
@@ -1333,6 +1362,16 @@ pub(crate) fn dispatch(q: usize) {
             }
             if qd.config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
                 && qd.presented > 0
+            {
+                return Ok(None);
+            }
+            // A parallel queue presents while the driver owns fewer of its requests than
+            // `NumberOfPresentedRequests` (`FxIoQueue::DispatchEvents`, `fxioqueue.cpp`
+            // l.3075–3083); with 0 it never presents one (`WDF_IO_QUEUE_CONFIG_INIT` sets
+            // (ULONG)-1).
+            if qd.config.DispatchType == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel
+                // SAFETY: a union of plain integers; the parallel member, as the framework reads.
+                && qd.presented >= unsafe { qd.config.Settings.Parallel.NumberOfPresentedRequests } as usize
             {
                 return Ok(None);
             }

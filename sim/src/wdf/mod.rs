@@ -36,7 +36,9 @@
 
 pub mod functions;
 pub mod host;
+pub mod status;
 pub mod types;
+pub mod validate;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};

@@ -1,0 +1,697 @@
+//! KMDF's create-time validation on the simulated machine: each form the framework refuses is
+//! refused with its status (or stops the machine as the KMDF verifier does), beside a positive
+//! control that uses the routine correctly. The sources are in `docs/sim-fidelity.md` §8 and
+//! `../shared/reference/kmdf-1.33/framework-validation.md`.
+
+#![expect(
+    clippy::cast_possible_truncation,
+    reason = "structure sizes are far below u32::MAX"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use common::machine;
+use wdk_sim::wdf::host::{Host, HostError, InterruptResources, Mode};
+use wdk_sim::wdf::status::{
+    STATUS_WDF_EXECUTION_LEVEL_INVALID, STATUS_WDF_NO_CALLBACK,
+    STATUS_WDF_OBJECT_ATTRIBUTES_INVALID, STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED,
+    STATUS_WDF_PARENT_NOT_SPECIFIED, STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID,
+};
+use wdk_sim::wdf::validate::{KMODE_EXCEPTION_NOT_HANDLED, STATUS_BREAKPOINT_CODE, verifier_check};
+use wdk_sim::*;
+
+/// `WDF_OBJECT_ATTRIBUTES_INIT`.
+fn attributes_init() -> WDF_OBJECT_ATTRIBUTES {
+    WDF_OBJECT_ATTRIBUTES {
+        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
+        SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    }
+}
+
+/// The attributes RHCA's driver used to build: sized and parented, levels left at 0.
+fn zeroed_attributes(parent: WDFDEVICE) -> WDF_OBJECT_ATTRIBUTES {
+    WDF_OBJECT_ATTRIBUTES {
+        Size: size_of::<WDF_OBJECT_ATTRIBUTES>() as u32,
+        ParentObject: parent.cast(),
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    }
+}
+
+fn parented(parent: WDFDEVICE) -> WDF_OBJECT_ATTRIBUTES {
+    WDF_OBJECT_ATTRIBUTES {
+        ParentObject: parent.cast(),
+        ..attributes_init()
+    }
+}
+
+fn queue_config(dispatch: WDF_IO_QUEUE_DISPATCH_TYPE) -> WDF_IO_QUEUE_CONFIG {
+    let mut c = WDF_IO_QUEUE_CONFIG {
+        Size: size_of::<WDF_IO_QUEUE_CONFIG>() as u32,
+        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+        DispatchType: dispatch,
+        ..WDF_IO_QUEUE_CONFIG::default()
+    };
+    if dispatch == _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel {
+        c.Settings.Parallel.NumberOfPresentedRequests = u32::MAX;
+    }
+    c
+}
+
+fn interrupt_config() -> WDF_INTERRUPT_CONFIG {
+    WDF_INTERRUPT_CONFIG {
+        Size: size_of::<WDF_INTERRUPT_CONFIG>() as u32,
+        ShareVector: _WDF_TRI_STATE::WdfUseDefault,
+        EvtInterruptIsr: Some(isr),
+        ReportInactiveOnPowerDown: _WDF_TRI_STATE::WdfUseDefault,
+        ..WDF_INTERRUPT_CONFIG::default()
+    }
+}
+
+fn work_config() -> WDF_WORKITEM_CONFIG {
+    WDF_WORKITEM_CONFIG {
+        Size: size_of::<WDF_WORKITEM_CONFIG>() as u32,
+        EvtWorkItemFunc: Some(work),
+        AutomaticSerialization: 1,
+    }
+}
+
+fn timer_config() -> WDF_TIMER_CONFIG {
+    WDF_TIMER_CONFIG {
+        Size: size_of::<WDF_TIMER_CONFIG>() as u32,
+        EvtTimerFunc: Some(tick),
+        AutomaticSerialization: 1,
+        ..WDF_TIMER_CONFIG::default()
+    }
+}
+
+const extern "C" fn isr(_: WDFINTERRUPT, _: ULONG) -> BOOLEAN {
+    0
+}
+const extern "C" fn work(_: WDFWORKITEM) {}
+const extern "C" fn tick(_: WDFTIMER) {}
+extern "C" fn io_control(_: WDFQUEUE, r: WDFREQUEST, _: usize, _: usize, _: ULONG) {
+    // SAFETY: the request the framework just presented.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRequestComplete, r, STATUS_SUCCESS) };
+}
+
+fn driver_entry_with(
+    driver: PDRIVER_OBJECT,
+    registry: PCUNICODE_STRING,
+    add: PFN_WDF_DRIVER_DEVICE_ADD,
+) -> NTSTATUS {
+    let mut config = WDF_DRIVER_CONFIG {
+        Size: size_of::<WDF_DRIVER_CONFIG>() as u32,
+        EvtDriverDeviceAdd: add,
+        ..WDF_DRIVER_CONFIG::default()
+    };
+    // SAFETY: the loader's arguments and a live config.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDriverCreate,
+            driver,
+            registry,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut config,
+            core::ptr::null_mut()
+        )
+    }
+}
+
+fn create_device(mut init: PWDFDEVICE_INIT) -> Result<WDFDEVICE, NTSTATUS> {
+    let mut attrs = attributes_init();
+    let mut device: WDFDEVICE = core::ptr::null_mut();
+    // SAFETY: the framework's init and live out parameters.
+    let st = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreate,
+            &raw mut init,
+            &raw mut attrs,
+            &raw mut device
+        )
+    };
+    if NT_SUCCESS(st) { Ok(device) } else { Err(st) }
+}
+
+// ---- the create-time checks, each recorded by name ----
+
+static RESULTS: Mutex<BTreeMap<&'static str, NTSTATUS>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &'static str, st: NTSTATUS) {
+    RESULTS.lock().unwrap().insert(name, st);
+}
+
+fn work_item(config: &WDF_WORKITEM_CONFIG, attrs: Option<&WDF_OBJECT_ATTRIBUTES>) -> NTSTATUS {
+    let (mut c, mut a) = (*config, attrs.copied());
+    let pa = a.as_mut().map_or(core::ptr::null_mut(), |a| &raw mut *a);
+    let mut h: WDFWORKITEM = core::ptr::null_mut();
+    // SAFETY: live config, attributes (or none) and out slot.
+    unsafe { call_unsafe_wdf_function_binding!(WdfWorkItemCreate, &raw mut c, pa, &raw mut h) }
+}
+
+fn timer(config: &WDF_TIMER_CONFIG, attrs: &WDF_OBJECT_ATTRIBUTES) -> NTSTATUS {
+    let (mut c, mut a) = (*config, *attrs);
+    let mut h: WDFTIMER = core::ptr::null_mut();
+    // SAFETY: live config, attributes and out slot.
+    unsafe { call_unsafe_wdf_function_binding!(WdfTimerCreate, &raw mut c, &raw mut a, &raw mut h) }
+}
+
+fn spin_lock(attrs: &WDF_OBJECT_ATTRIBUTES) -> NTSTATUS {
+    let mut a = *attrs;
+    let mut h: WDFSPINLOCK = core::ptr::null_mut();
+    // SAFETY: live attributes and out slot.
+    unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockCreate, &raw mut a, &raw mut h) }
+}
+
+fn queue(device: WDFDEVICE, config: &WDF_IO_QUEUE_CONFIG) -> NTSTATUS {
+    let mut c = *config;
+    let mut h: WDFQUEUE = core::ptr::null_mut();
+    // SAFETY: a live device, config and out slot.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfIoQueueCreate,
+            device,
+            &raw mut c,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut h
+        )
+    }
+}
+
+fn interrupt(
+    device: WDFDEVICE,
+    config: &WDF_INTERRUPT_CONFIG,
+    attrs: Option<&WDF_OBJECT_ATTRIBUTES>,
+) -> NTSTATUS {
+    let (mut c, mut a) = (*config, attrs.copied());
+    let pa = a.as_mut().map_or(core::ptr::null_mut(), |a| &raw mut *a);
+    let mut h: WDFINTERRUPT = core::ptr::null_mut();
+    // SAFETY: a live device, config, attributes (or none) and out slot.
+    unsafe {
+        call_unsafe_wdf_function_binding!(WdfInterruptCreate, device, &raw mut c, pa, &raw mut h)
+    }
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one AddDevice tries every form, each a line or two, so one boot covers them all"
+)]
+extern "C" fn add_checks(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let device = match create_device(init) {
+        Ok(d) => d,
+        Err(st) => return st,
+    };
+    // Work items: parent required, attributes validated with no freedom (fxworkitemapi.cpp).
+    record(
+        "work item, INIT attributes",
+        work_item(&work_config(), Some(&parented(device))),
+    );
+    record(
+        "work item, zeroed levels",
+        work_item(&work_config(), Some(&zeroed_attributes(device))),
+    );
+    record("work item, no attributes", work_item(&work_config(), None));
+    record(
+        "work item, wrong Size",
+        work_item(
+            &WDF_WORKITEM_CONFIG {
+                Size: 8,
+                ..work_config()
+            },
+            Some(&parented(device)),
+        ),
+    );
+    record(
+        "work item, no callback",
+        work_item(
+            &WDF_WORKITEM_CONFIG {
+                EvtWorkItemFunc: None,
+                ..work_config()
+            },
+            Some(&parented(device)),
+        ),
+    );
+    record(
+        "work item, passive level",
+        work_item(
+            &work_config(),
+            Some(&WDF_OBJECT_ATTRIBUTES {
+                ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+                ..parented(device)
+            }),
+        ),
+    );
+    // Timers (fxtimerapi.cpp).
+    record(
+        "timer, INIT attributes",
+        timer(&timer_config(), &parented(device)),
+    );
+    record(
+        "timer, zeroed levels",
+        timer(&timer_config(), &zeroed_attributes(device)),
+    );
+    record(
+        "timer, period above MAXLONG",
+        timer(
+            &WDF_TIMER_CONFIG {
+                Period: 0x8000_0000,
+                ..timer_config()
+            },
+            &parented(device),
+        ),
+    );
+    record(
+        "timer, high resolution with a tolerable delay",
+        timer(
+            &WDF_TIMER_CONFIG {
+                UseHighResolutionTimer: 1,
+                TolerableDelay: 5,
+                ..timer_config()
+            },
+            &parented(device),
+        ),
+    );
+    // Spin locks (fxspinlockapi.cpp).
+    record("spin lock, INIT attributes", spin_lock(&parented(device)));
+    record(
+        "spin lock, zeroed levels",
+        spin_lock(&zeroed_attributes(device)),
+    );
+    record(
+        "spin lock, device scope",
+        spin_lock(&WDF_OBJECT_ATTRIBUTES {
+            SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeDevice,
+            ..parented(device)
+        }),
+    );
+    // Queues (fxioqueueapi.cpp, fxioqueue.cpp).
+    let parallel = WDF_IO_QUEUE_CONFIG {
+        EvtIoDeviceControl: Some(io_control),
+        ..queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel)
+    };
+    record("queue, parallel with a callback", queue(device, &parallel));
+    record(
+        "queue, parallel without a callback",
+        queue(
+            device,
+            &queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel),
+        ),
+    );
+    record(
+        "queue, manual with a callback",
+        queue(
+            device,
+            &WDF_IO_QUEUE_CONFIG {
+                EvtIoDeviceControl: Some(io_control),
+                ..queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual)
+            },
+        ),
+    );
+    let mut sequential = WDF_IO_QUEUE_CONFIG {
+        EvtIoDeviceControl: Some(io_control),
+        ..queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential)
+    };
+    sequential.Settings.Parallel.NumberOfPresentedRequests = 4;
+    record(
+        "queue, sequential with a presented-requests limit",
+        queue(device, &sequential),
+    );
+    record(
+        "queue, wrong Size",
+        queue(
+            device,
+            &WDF_IO_QUEUE_CONFIG {
+                Size: 16,
+                ..parallel
+            },
+        ),
+    );
+    // Interrupts (fxinterruptapi.cpp).
+    record(
+        "interrupt, INIT config",
+        interrupt(device, &interrupt_config(), None),
+    );
+    record(
+        "interrupt, no ISR",
+        interrupt(
+            device,
+            &WDF_INTERRUPT_CONFIG {
+                EvtInterruptIsr: None,
+                ..interrupt_config()
+            },
+            None,
+        ),
+    );
+    record(
+        "interrupt, wrong Size",
+        interrupt(
+            device,
+            &WDF_INTERRUPT_CONFIG {
+                Size: 40,
+                ..interrupt_config()
+            },
+            None,
+        ),
+    );
+    record(
+        "interrupt, a parent without automatic serialization",
+        interrupt(device, &interrupt_config(), Some(&parented(device))),
+    );
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn entry_checks(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_checks))
+}
+
+/// Boots one machine whose `AddDevice` records every check; the tests read the results.
+fn results() -> &'static BTreeMap<&'static str, NTSTATUS> {
+    static ONCE: OnceLock<BTreeMap<&'static str, NTSTATUS>> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+        let host = Host::load_with(&m, entry_checks, Mode::Threaded).expect("DriverEntry");
+        let node = host
+            .add_device(&att, InterruptResources::Msi(4))
+            .expect("AddDevice");
+        host.remove(&node).expect("remove");
+        host.unload().expect("unload");
+        RESULTS.lock().unwrap().clone()
+    })
+}
+
+fn status(name: &str) -> NTSTATUS {
+    *results()
+        .get(name)
+        .unwrap_or_else(|| panic!("no result for {name}"))
+}
+
+#[test]
+fn zeroed_execution_level_and_scope_are_refused_as_kmdf_refuses_them() {
+    assert_eq!(status("work item, INIT attributes"), STATUS_SUCCESS);
+    assert_eq!(
+        status("work item, zeroed levels"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+    assert_eq!(status("timer, INIT attributes"), STATUS_SUCCESS);
+    assert_eq!(
+        status("timer, zeroed levels"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+    assert_eq!(status("spin lock, INIT attributes"), STATUS_SUCCESS);
+    assert_eq!(
+        status("spin lock, zeroed levels"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+}
+
+#[test]
+fn work_items_need_a_parent_their_size_and_a_callback() {
+    assert_eq!(
+        status("work item, no attributes"),
+        STATUS_WDF_PARENT_NOT_SPECIFIED
+    );
+    assert_eq!(status("work item, wrong Size"), STATUS_INFO_LENGTH_MISMATCH);
+    assert_eq!(status("work item, no callback"), STATUS_INVALID_PARAMETER);
+    assert_eq!(
+        status("work item, passive level"),
+        STATUS_WDF_EXECUTION_LEVEL_INVALID
+    );
+}
+
+#[test]
+fn timers_refuse_an_overlong_period_and_a_tolerable_high_resolution_timer() {
+    assert_eq!(
+        status("timer, period above MAXLONG"),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        status("timer, high resolution with a tolerable delay"),
+        STATUS_INVALID_PARAMETER
+    );
+}
+
+#[test]
+fn a_spin_lock_cannot_take_a_synchronization_scope() {
+    assert_eq!(
+        status("spin lock, device scope"),
+        STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID
+    );
+}
+
+#[test]
+fn queues_are_validated_as_the_framework_does() {
+    assert_eq!(status("queue, parallel with a callback"), STATUS_SUCCESS);
+    assert_eq!(
+        status("queue, parallel without a callback"),
+        STATUS_WDF_NO_CALLBACK
+    );
+    assert_eq!(
+        status("queue, manual with a callback"),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        status("queue, sequential with a presented-requests limit"),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(status("queue, wrong Size"), STATUS_INFO_LENGTH_MISMATCH);
+}
+
+#[test]
+fn interrupts_are_validated_as_the_framework_does() {
+    assert_eq!(status("interrupt, INIT config"), STATUS_SUCCESS);
+    assert_eq!(status("interrupt, no ISR"), STATUS_INVALID_PARAMETER);
+    assert_eq!(status("interrupt, wrong Size"), STATUS_INFO_LENGTH_MISMATCH);
+    assert_eq!(
+        status("interrupt, a parent without automatic serialization"),
+        STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED
+    );
+}
+
+// ---- a parallel queue's presented-requests limit ----
+
+static LIMIT: Mutex<u32> = Mutex::new(u32::MAX);
+
+extern "C" fn add_limited(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let device = match create_device(init) {
+        Ok(d) => d,
+        Err(st) => return st,
+    };
+    let mut c = WDF_IO_QUEUE_CONFIG {
+        DefaultQueue: 1,
+        EvtIoDeviceControl: Some(io_control),
+        ..queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel)
+    };
+    c.Settings.Parallel.NumberOfPresentedRequests = *LIMIT.lock().unwrap();
+    queue(device, &c)
+}
+
+unsafe extern "system" fn entry_limited(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_limited))
+}
+
+/// Sends one IOCTL to a device whose default parallel queue has `limit`; whether it completed.
+fn ioctl_completes_with_limit(limit: u32) -> bool {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    *LIMIT.lock().unwrap() = limit;
+    let host = Host::load_with(&m, entry_limited, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Msi(1))
+        .expect("AddDevice");
+    host.start(&node).expect("start");
+    let p = host.process();
+    let h = p.open(&node).expect("open");
+    let pending = p.ioctl_async(&h, 0x0022_2000, &[], 0).expect("send");
+    let done = pending.wait(Duration::from_millis(300)).is_some();
+    // Closing the handle cancels a request still waiting in the queue (the framework's
+    // cleanup of the file object).
+    p.close(h).expect("close");
+    host.remove(&node).expect("remove");
+    host.unload().expect("unload");
+    done
+}
+
+#[test]
+fn a_parallel_queue_with_no_presented_requests_never_presents_one() {
+    // The same queue with WDF_IO_QUEUE_CONFIG_INIT's (ULONG)-1 completes the request; the
+    // limit of 0 that a zeroed config leaves keeps it queued, as FxIoQueue::DispatchEvents does.
+    let _one_at_a_time = SERIAL.lock().unwrap();
+    assert!(
+        ioctl_completes_with_limit(u32::MAX),
+        "the control: an unlimited queue presents the request"
+    );
+    assert!(
+        !ioctl_completes_with_limit(0),
+        "a limit of 0 presented a request"
+    );
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+// ---- ShareVector ----
+
+static SHARE: Mutex<WDF_TRI_STATE> = Mutex::new(_WDF_TRI_STATE::WdfUseDefault);
+static SEEN: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+extern "C" fn add_share(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let mut pnp = WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: size_of::<WDF_PNPPOWER_EVENT_CALLBACKS>() as u32,
+        EvtDevicePrepareHardware: Some(prepare_share),
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    };
+    // SAFETY: the framework's init and a live struct.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetPnpPowerEventCallbacks,
+            init,
+            &raw mut pnp
+        );
+    };
+    let device = match create_device(core::mem::replace(&mut init, core::ptr::null_mut())) {
+        Ok(d) => d,
+        Err(st) => return st,
+    };
+    let config = WDF_INTERRUPT_CONFIG {
+        ShareVector: *SHARE.lock().unwrap(),
+        ..interrupt_config()
+    };
+    interrupt(device, &config, None)
+}
+
+extern "C" fn prepare_share(
+    _device: WDFDEVICE,
+    _raw: WDFCMRESLIST,
+    translated: WDFCMRESLIST,
+) -> NTSTATUS {
+    // SAFETY: the list the framework passed.
+    let n = unsafe { call_unsafe_wdf_function_binding!(WdfCmResourceListGetCount, translated) };
+    let mut seen = SEEN.lock().unwrap();
+    seen.clear();
+    for i in 0..n {
+        // SAFETY: an index below the count.
+        let d = unsafe {
+            call_unsafe_wdf_function_binding!(WdfCmResourceListGetDescriptor, translated, i)
+        };
+        // SAFETY: the framework's descriptor, live for the callback.
+        let d = unsafe { &*d };
+        if u32::from(d.Type) == CmResourceTypeInterrupt {
+            seen.push(d.ShareDisposition);
+        }
+    }
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn entry_share(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_share))
+}
+
+fn share_disposition_with(share: WDF_TRI_STATE) -> Vec<u8> {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    *SHARE.lock().unwrap() = share;
+    let host = Host::load_with(&m, entry_share, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Line)
+        .expect("AddDevice");
+    host.start(&node).expect("start");
+    let seen = SEEN.lock().unwrap().clone();
+    host.remove(&node).expect("remove");
+    host.unload().expect("unload");
+    seen
+}
+
+#[test]
+fn share_vector_decides_the_interrupt_resource_share_disposition() {
+    let _one_at_a_time = SERIAL.lock().unwrap();
+    // A line interrupt is shared by the bus; WdfUseDefault (the INIT value) keeps that, and
+    // WdfFalse claims it device-exclusive (FxInterrupt::FilterResourceRequirements).
+    assert_eq!(
+        share_disposition_with(_WDF_TRI_STATE::WdfUseDefault),
+        vec![3]
+    );
+    assert_eq!(share_disposition_with(_WDF_TRI_STATE::WdfFalse), vec![1]);
+    assert_eq!(share_disposition_with(_WDF_TRI_STATE::WdfTrue), vec![3]);
+}
+
+// ---- a KMDF verifier break ----
+
+extern "C" fn add_bad_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    // The form RHCA's sample drivers had: sized, a create callback, the class left at 0.
+    let mut files = WDF_FILEOBJECT_CONFIG {
+        Size: size_of::<WDF_FILEOBJECT_CONFIG>() as u32,
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        ..WDF_FILEOBJECT_CONFIG::default()
+    };
+    // SAFETY: the framework's init and a live struct.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetFileObjectConfig,
+            init,
+            &raw mut files,
+            WDF_NO_OBJECT_ATTRIBUTES
+        );
+    };
+    create_device(init).map_or_else(|st| st, |_| STATUS_SUCCESS)
+}
+
+unsafe extern "system" fn entry_bad_file(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_bad_file_config))
+}
+
+extern "C" fn add_good_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let mut files = WDF_FILEOBJECT_CONFIG {
+        Size: size_of::<WDF_FILEOBJECT_CONFIG>() as u32,
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+        ..WDF_FILEOBJECT_CONFIG::default()
+    };
+    // SAFETY: the framework's init and a live struct.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetFileObjectConfig,
+            init,
+            &raw mut files,
+            WDF_NO_OBJECT_ATTRIBUTES
+        );
+    };
+    create_device(init).map_or_else(|st| st, |_| STATUS_SUCCESS)
+}
+
+unsafe extern "system" fn entry_good_file(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_good_file_config))
+}
+
+#[test]
+fn an_invalid_file_object_class_stops_the_machine_at_the_verifier_break() {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    let host = Host::load_with(&m, entry_bad_file, Mode::Threaded).expect("DriverEntry");
+    match host.add_device(&att, InterruptResources::Msi(1)) {
+        Err(HostError::BugCheck(b)) => {
+            assert_eq!(b.code, KMODE_EXCEPTION_NOT_HANDLED);
+            assert_eq!(
+                b.params,
+                [
+                    STATUS_BREAKPOINT_CODE,
+                    0,
+                    0,
+                    verifier_check::FILE_OBJECT_CONFIG_VALUE
+                ]
+            );
+        }
+        other => panic!("expected the KMDF verifier break, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_file_object_config_is_accepted() {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    let host = Host::load_with(&m, entry_good_file, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Msi(1))
+        .expect("AddDevice");
+    host.remove(&node).expect("remove");
+    host.unload().expect("unload");
+}
