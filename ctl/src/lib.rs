@@ -85,7 +85,8 @@ pub trait DirectIo {
     /// [`IoError::Transport`] when the bytes cannot be read.
     fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), IoError>;
 
-    /// Waits for the completion: `Information` (bytes moved) or the failure.
+    /// Waits for the completion: `Information` (the bytes of the buffer that hold stream data;
+    /// what moved is counted from the segments) or the failure.
     ///
     /// # Errors
     /// The request's status, or [`IoError::Timeout`].
@@ -221,7 +222,7 @@ pub struct Capture {
     pub segments: u64,
     /// Segments whose pattern verified.
     pub verified: u64,
-    /// Bytes the driver reported moved when the stream ended.
+    /// Bytes moved, from the byte counts of the segments received.
     pub bytes: usize,
     /// The strategy the driver used.
     pub strategy: u32,
@@ -284,6 +285,7 @@ pub fn capture<T: Transport>(
                 out.write_all(&buf)
                     .map_err(|_| IoError::Transport("cannot write the capture file"))?;
                 c.segments += 1;
+                c.bytes += s.bytes as usize;
             }
             if w.flags & WAIT_FLAG_ENDED != 0 || w.count == 0 {
                 return Err(IoError::Transport("the stream ended early"));
@@ -316,9 +318,9 @@ pub fn capture<T: Transport>(
         ),
         0,
     );
-    let moved = stream.wait(Duration::from_secs(10));
+    let done = stream.wait(Duration::from_secs(10));
     result?;
-    c.bytes = moved?;
+    done?;
     Ok(c)
 }
 

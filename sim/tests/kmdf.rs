@@ -1336,7 +1336,7 @@ fn process_rundown_waits_for_requests_of_handles_closed_before() {
         let h = p.open(&r.node).unwrap();
         // Completed by the timer 20 ms from now, into the process's output buffer; closing
         // the handle does not cancel it (the driver holds it, not cancelable).
-        let later = p.ioctl_async(&h, IOCTL_LATER, &[], 4).unwrap();
+        let later = p.ioctl_async(&h, IOCTL_LATER, &[], 256).unwrap();
         p.close(h).unwrap();
         p.kill().unwrap();
         // The address space went away only after the request completed (Windows deletes it
@@ -1394,9 +1394,15 @@ fn a_double_completion_is_caught() {
         let HostError::BugCheck(b) = e else {
             panic!("{e}")
         };
+        // The KMDF verifier's break for a request that is not driver-owned
+        // (VerifyRequestIsDriverOwned): the second completion is refused and the run stops.
         assert_eq!(
-            (b.code, b.params[0]),
-            (0xC4, wdf::wdf_rule::DOUBLE_COMPLETION),
+            (b.code, b.params[0], b.params[3]),
+            (
+                wdf::validate::KMODE_EXCEPTION_NOT_HANDLED,
+                wdf::validate::STATUS_BREAKPOINT_CODE,
+                wdf::validate::verifier_check::REQUEST_NOT_DRIVER_OWNED
+            ),
             "{b}"
         );
     }

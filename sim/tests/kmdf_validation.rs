@@ -695,3 +695,213 @@ fn a_valid_file_object_config_is_accepted() {
     host.remove(&node).expect("remove");
     host.unload().expect("unload");
 }
+
+// ---- the KMDF verifier's request and object checks ----
+
+const DELETE_DEVICE: u32 = 0x0022_2004;
+const DELETE_WORK_ITEM: u32 = 0x0022_2008;
+const COMPLETE_CANCELABLE: u32 = 0x0022_200C;
+const UNMARK_THEN_COMPLETE: u32 = 0x0022_2010;
+const INFORMATION_TOO_LARGE: u32 = 0x0022_2014;
+const INFORMATION_EXACT: u32 = 0x0022_2018;
+const USE_AFTER_COMPLETION: u32 = 0x0022_201C;
+const COMPLETE_WHILE_QUEUED: u32 = 0x0022_2020;
+
+extern "C" fn cancel(r: WDFREQUEST) {
+    // SAFETY: the framework's cancelled request, now the driver's to complete.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRequestComplete, r, STATUS_CANCELLED) };
+}
+
+fn complete(r: WDFREQUEST, status: NTSTATUS, information: Option<usize>) {
+    match information {
+        // SAFETY: a request the driver owns (or, for the misuses, the one it means to misuse).
+        Some(i) => unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                r,
+                status,
+                i as u64
+            );
+        },
+        // SAFETY: as above.
+        None => unsafe { call_unsafe_wdf_function_binding!(WdfRequestComplete, r, status) },
+    }
+}
+
+fn delete(object: WDFOBJECT) {
+    // SAFETY: a live object; whether the driver may delete it is what the tests ask.
+    unsafe { call_unsafe_wdf_function_binding!(WdfObjectDelete, object) };
+}
+
+fn mark_cancelable(request: WDFREQUEST) {
+    // SAFETY: a request the driver owns and a cancel routine that completes it.
+    let st = unsafe {
+        call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, request, Some(cancel))
+    };
+    assert!(NT_SUCCESS(st));
+}
+
+extern "C" fn misuse(
+    queue_: WDFQUEUE,
+    request: WDFREQUEST,
+    out_len: usize,
+    _in: usize,
+    code: ULONG,
+) {
+    // SAFETY: the queue that presented the request.
+    let device = unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueGetDevice, queue_) };
+    match code {
+        DELETE_DEVICE => delete(device.cast()),
+        DELETE_WORK_ITEM => {
+            let (mut config, mut attrs) = (work_config(), parented(device));
+            let mut item: WDFWORKITEM = core::ptr::null_mut();
+            // SAFETY: live config, attributes and out slot.
+            let st = unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfWorkItemCreate,
+                    &raw mut config,
+                    &raw mut attrs,
+                    &raw mut item
+                )
+            };
+            assert!(NT_SUCCESS(st));
+            delete(item.cast());
+        }
+        COMPLETE_CANCELABLE => mark_cancelable(request),
+        UNMARK_THEN_COMPLETE => {
+            mark_cancelable(request);
+            // SAFETY: a request the driver marked cancelable.
+            let st =
+                unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, request) };
+            assert!(NT_SUCCESS(st));
+        }
+        INFORMATION_TOO_LARGE => return complete(request, STATUS_SUCCESS, Some(out_len + 1)),
+        INFORMATION_EXACT => return complete(request, STATUS_SUCCESS, Some(out_len)),
+        USE_AFTER_COMPLETION => {
+            complete(request, STATUS_SUCCESS, None);
+            // SAFETY: deliberately not: the request was completed just above.
+            let _ = unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, request) };
+            return;
+        }
+        COMPLETE_WHILE_QUEUED => {
+            let mut config = queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchManual);
+            let mut manual: WDFQUEUE = core::ptr::null_mut();
+            // SAFETY: a live device, config and out slot.
+            let st = unsafe {
+                call_unsafe_wdf_function_binding!(
+                    WdfIoQueueCreate,
+                    device,
+                    &raw mut config,
+                    WDF_NO_OBJECT_ATTRIBUTES,
+                    &raw mut manual
+                )
+            };
+            assert!(NT_SUCCESS(st));
+            // SAFETY: a request the driver owns and a live queue.
+            let st = unsafe {
+                call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, request, manual)
+            };
+            assert!(NT_SUCCESS(st));
+        }
+        _ => {}
+    }
+    complete(request, STATUS_SUCCESS, None);
+}
+
+extern "C" fn add_misuse(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let device = match create_device(init) {
+        Ok(d) => d,
+        Err(st) => return st,
+    };
+    let c = WDF_IO_QUEUE_CONFIG {
+        DefaultQueue: 1,
+        EvtIoDeviceControl: Some(misuse),
+        ..queue_config(_WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel)
+    };
+    queue(device, &c)
+}
+
+unsafe extern "system" fn entry_misuse(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_misuse))
+}
+
+/// One IOCTL with `code` to a fresh machine running the misuse driver; the bug check it ends
+/// in, or `None` when it completed (and the device was removed and the driver unloaded cleanly).
+fn misuse_ends_in(code: u32, out_len: usize) -> Option<wdk_sim::BugCheck> {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    let host = Host::load_with(&m, entry_misuse, Mode::Threaded).expect("DriverEntry");
+    let node = host
+        .add_device(&att, InterruptResources::Msi(1))
+        .expect("AddDevice");
+    host.start(&node).expect("start");
+    let p = host.process();
+    let h = p.open(&node).expect("open");
+    match p.ioctl(&h, code, &[], out_len) {
+        Ok(_) => {
+            p.close(h).expect("close");
+            host.remove(&node).expect("remove");
+            host.unload().expect("unload");
+            None
+        }
+        Err(HostError::BugCheck(b)) => Some(b),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn verifier_break_named(b: Option<wdk_sim::BugCheck>) -> u64 {
+    let b = b.expect("the misuse stopped the machine");
+    assert_eq!(
+        (b.code, b.params[0]),
+        (KMODE_EXCEPTION_NOT_HANDLED, STATUS_BREAKPOINT_CODE),
+        "{b}"
+    );
+    b.params[3]
+}
+
+#[test]
+fn deleting_an_object_the_framework_owns_is_a_verifier_break() {
+    assert_eq!(
+        verifier_break_named(misuse_ends_in(DELETE_DEVICE, 0)),
+        verifier_check::NO_DELETE_DDI
+    );
+    assert!(
+        misuse_ends_in(DELETE_WORK_ITEM, 0).is_none(),
+        "the control: a driver's work item may be deleted"
+    );
+}
+
+#[test]
+fn completing_a_request_still_marked_cancelable_is_a_verifier_break() {
+    assert_eq!(
+        verifier_break_named(misuse_ends_in(COMPLETE_CANCELABLE, 0)),
+        verifier_check::COMPLETING_CANCELABLE
+    );
+    assert!(
+        misuse_ends_in(UNMARK_THEN_COMPLETE, 0).is_none(),
+        "the control: unmarked, then completed"
+    );
+}
+
+#[test]
+fn completing_a_request_waiting_in_a_queue_is_a_verifier_break() {
+    assert_eq!(
+        verifier_break_named(misuse_ends_in(COMPLETE_WHILE_QUEUED, 0)),
+        verifier_check::REQUEST_NOT_DRIVER_OWNED
+    );
+}
+
+#[test]
+fn reporting_more_bytes_than_the_output_buffer_is_a_request_fatal_error() {
+    let b = misuse_ends_in(INFORMATION_TOO_LARGE, 16).expect("stopped");
+    assert_eq!((b.code, b.params[0], b.params[1]), (0x10D, 0x6, 0x4), "{b}");
+    assert!(
+        misuse_ends_in(INFORMATION_EXACT, 16).is_none(),
+        "the control: exactly the buffer"
+    );
+}
+
+#[test]
+fn using_a_request_after_completing_it_is_an_invalid_handle() {
+    let b = misuse_ends_in(USE_AFTER_COMPLETION, 0).expect("stopped");
+    assert_eq!((b.code, b.params[0]), (0x10D, 0x5), "{b}");
+}

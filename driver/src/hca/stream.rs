@@ -442,12 +442,18 @@ impl Stream {
 
     /// Releases the device's view of the buffer, the rings, the buffer and the adapter, in that
     /// order, at `PASSIVE_LEVEL` (the device has stopped or is gone). Returns the START request,
-    /// its status and byte count, and the STOP requests waiting for the end.
+    /// its status and `Information` (the bytes of the buffer that hold stream data), and the
+    /// STOP requests waiting for the end.
     fn dismantle(self: Box<Self>) -> (Request, NTSTATUS, usize, Vec<Request>) {
         let s = *self;
         let leak = leak_on_removal(s.ending);
         let status = s.ending.unwrap_or(EndReason::Stopped).status();
-        let info = s.bytes as usize;
+        // `Information` may not exceed the request's output buffer: the KMDF verifier stops a
+        // successful user-mode IOCTL that reports more (WDF_REQUEST_FATAL_ERROR, INFORMATION_
+        // LENGTH_MISMATCH). A circular buffer usually moves more than it holds, so the START
+        // reports the bytes of its buffer that hold stream data; the application counts what
+        // moved from the segments WAIT delivers (each with its byte count).
+        let info = s.bytes.min(u64::from(s.user.len())) as usize;
         let Self {
             access,
             table,

@@ -911,9 +911,18 @@ pub unsafe fn WdfObjectDelete(Object: WDFOBJECT) {
         let o = w.get_mut(h, "WDFOBJECT")?;
         if matches!(
             o.kind,
-            Kind::Request(_) | Kind::Device(_) | Kind::Driver(_) | Kind::File(_)
+            Kind::Device(_) | Kind::Driver(_) | Kind::File(_) | Kind::Interrupt(_)
         ) {
-            // Requests are deleted by completing them, devices and drivers by the framework.
+            // `IsNoDeleteDDI` (fxobjectapi.cpp, WdfObjectDelete): the framework breaks and
+            // deletes nothing.
+            return Err(verifier_break(
+                verifier_check::NO_DELETE_DDI,
+                "WdfObjectDelete of an object the driver may not delete (driver, device, file object, interrupt)",
+                "fxobjectapi.cpp WdfObjectDelete (IsNoDeleteDDI, FxVerifierDbgBreakPoint)",
+            ));
+        }
+        if matches!(o.kind, Kind::Request(_)) {
+            // Requests are deleted by completing them.
             return Err(BugCheck::new(
                 WDF_VIOLATION,
                 [0x7, h as u64, 0, 0],
@@ -1390,11 +1399,61 @@ pub unsafe fn WdfFileObjectGetDevice(FileObject: WDFFILEOBJECT) -> WDFDEVICE {
     )
 }
 
+/// The KMDF verifier's checks of a driver's completion (`WdfRequestComplete` l.382–437 with
+/// `VerifyRequestComplete`, `VerifyRequestIsDriverOwned` and `VerifyCompleteInternal`,
+/// `fxrequestapi.cpp` and `fxrequest.cpp`), then the completion. `info` is the `Information`
+/// to complete with, or `None` for the request's own.
+fn driver_complete(r: usize, status: NTSTATUS, info: Option<usize>) {
+    const SOURCE: &str = "fxrequest.cpp l.2786-2821, l.395-425 (FxVerifierDbgBreakPoint)";
+    let info = wdf(|w| {
+        if !w.objects.contains_key(&r) && w.completed.contains(&r) {
+            // A request completed earlier: not driver-owned. The framework refuses with
+            // STATUS_INVALID_DEVICE_REQUEST and breaks; the request is not completed again.
+            return Err(verifier_break(
+                verifier_check::REQUEST_NOT_DRIVER_OWNED,
+                "WdfRequestComplete of a request already completed",
+                SOURCE,
+            ));
+        }
+        let rd = w.request(r)?;
+        if rd.state != ReqState::Presented {
+            return Err(verifier_break(
+                verifier_check::REQUEST_NOT_DRIVER_OWNED,
+                "WdfRequestComplete of a request the driver does not own (waiting in a queue)",
+                SOURCE,
+            ));
+        }
+        if rd.cancel.is_some() && !rd.cancelled {
+            return Err(verifier_break(
+                verifier_check::COMPLETING_CANCELABLE,
+                "WdfRequestComplete of a request still marked cancelable (call WdfRequestUnmarkCancelable first)",
+                SOURCE,
+            ));
+        }
+        let info = info.unwrap_or(rd.info);
+        // `VerifyCompleteInternal` (l.429–515): a successful user-mode IOCTL with an output
+        // buffer may not report more bytes than that buffer holds.
+        if matches!(rd.kind, ReqKind::Ioctl { .. })
+            && rd.out_len > 0
+            && crate::NT_SUCCESS(status)
+            && info > rd.out_len
+        {
+            return Err(BugCheck::new(
+                WDF_VIOLATION,
+                [0x6, 0x4, r as u64, 0],
+                "a request completed with Information larger than its output buffer",
+                "Bug check 0x10D WDF_VIOLATION, WDF_REQUEST_FATAL_ERROR (0x6), WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH (0x4); fxrequest.cpp l.490-512",
+            ));
+        }
+        Ok(info)
+    });
+    super::host::complete(r, status, info);
+}
+
 /// `VOID WdfRequestComplete(WDFREQUEST, NTSTATUS)`; `<= DISPATCH_LEVEL`.
 pub unsafe fn WdfRequestComplete(Request: WDFREQUEST, Status: NTSTATUS) {
     check_max(DISPATCH_LEVEL, "WdfRequestComplete");
-    let info = wdf(|w| Ok(w.request(Request as usize)?.info));
-    super::host::complete(Request as usize, Status, info);
+    driver_complete(Request as usize, Status, None);
 }
 
 /// `VOID WdfRequestCompleteWithInformation(WDFREQUEST, NTSTATUS, ULONG_PTR Information)`;
@@ -1405,7 +1464,7 @@ pub unsafe fn WdfRequestCompleteWithInformation(
     Information: ULONG_PTR,
 ) {
     check_max(DISPATCH_LEVEL, "WdfRequestCompleteWithInformation");
-    super::host::complete(Request as usize, Status, Information as usize);
+    driver_complete(Request as usize, Status, Some(Information as usize));
 }
 
 /// `VOID WdfRequestSetInformation(WDFREQUEST, ULONG_PTR Information)`; `<= DISPATCH_LEVEL`.

@@ -1438,6 +1438,7 @@ pub(crate) fn complete(r: usize, status: NTSTATUS, info: usize) {
             st.mem.copy_va(snapshot.1, snapshot.0, info.min(snapshot.2));
         }
         let objs = st.wdf.detach_tree(r);
+        st.wdf.note_completed(r);
         Ok((snapshot, queue, objs, in_mdl, idle))
     });
     let (sys_buf, _, _, out_mdl, _, completion) = rd;

@@ -69,16 +69,12 @@ pub const WDF_VIOLATION: u32 = 0x10D;
 /// Simulator rules of the KMDF layer (bug check 0xC4 with these as parameter 1), for checks
 /// KMDF Verifier makes without a documented 0x10D code.
 pub mod wdf_rule {
-    /// A request was completed twice (the handle is already gone).
-    pub const DOUBLE_COMPLETION: u64 = 0x5200;
     /// A request was still outstanding when the device's hardware was released or removed.
     pub const REQUEST_LEAKED: u64 = 0x5201;
     /// Framework objects were alive when the driver unloaded.
     pub const OBJECTS_LEAKED: u64 = 0x5202;
     /// A DMA resource was still held after `EvtDeviceReleaseHardware`.
     pub const DMA_AFTER_RELEASE: u64 = 0x5203;
-    /// A handle that names no live object, or an object of another type.
-    pub const BAD_HANDLE: u64 = 0x5204;
     /// A `WDFDEVICE_INIT` used after `WdfDeviceCreate` consumed it, or never given by the
     /// framework; or `WdfDeviceCreate` before `WdfDriverCreate`.
     pub const BAD_DEVICE_INIT: u64 = 0x5205;
@@ -333,7 +329,14 @@ pub(crate) struct WdfState {
     pub(crate) work_items: VecDeque<usize>,
     /// The interrupt CPU's mailbox.
     pub(crate) irq_tx: Option<std::sync::mpsc::Sender<host::IrqEvent>>,
+    /// The most recent [`RECENT_COMPLETIONS`] completed requests, oldest first: a later
+    /// `WdfRequestComplete` of one is the KMDF verifier's "not driver-owned" break rather than
+    /// a use of a freed handle.
+    pub(crate) completed: VecDeque<usize>,
 }
+
+/// How many completed requests [`WdfState::completed`] remembers.
+pub(crate) const RECENT_COMPLETIONS: usize = 65_536;
 
 #[expect(
     clippy::non_send_fields_in_send_ty,
@@ -424,13 +427,16 @@ impl WdfState {
         match self.objects.get_mut(&h).map(|o| &mut o.kind) {
             Some(Kind::Request(r)) => Ok(r),
             Some(k) => Err(wrong_type(h, k.name(), "WDFREQUEST")),
-            None => Err(BugCheck::sim(
-                wdf_rule::DOUBLE_COMPLETION,
-                h as u64,
-                0,
-                "a WDFREQUEST handle that names no live request (completed already, or never valid)",
-            )),
+            None => Err(bad_handle(h, "WDFREQUEST")),
         }
+    }
+
+    /// Records a completed request for [`WdfState::completed`].
+    pub(crate) fn note_completed(&mut self, h: usize) {
+        if self.completed.len() == RECENT_COMPLETIONS {
+            self.completed.pop_front();
+        }
+        self.completed.push_back(h);
     }
 
     pub(crate) fn interrupt(&mut self, h: usize) -> Result<&mut InterruptData, BugCheck> {
@@ -490,12 +496,16 @@ impl WdfState {
     }
 }
 
-fn bad_handle(h: usize, what: &'static str) -> BugCheck {
-    BugCheck::sim(
-        wdf_rule::BAD_HANDLE,
-        h as u64,
-        0,
+/// A handle that names no live object: the framework's handle validation stops with
+/// `WDF_VIOLATION`, parameter 1 `WDF_INVALID_HANDLE` (0x5), parameter 2 the handle
+/// (`FxObjectHandleGetPtr`, `fxhandle.h` l.300–335). On Windows a freed handle's memory is read
+/// first and the outcome depends on what it now holds; wdk-sim always stops (sim-fidelity §8).
+pub(crate) fn bad_handle(h: usize, what: &'static str) -> BugCheck {
+    BugCheck::new(
+        WDF_VIOLATION,
+        [0x5, h as u64, 0, 0],
         Box::leak(format!("{what} handle {h:#x} names no live framework object").into_boxed_str()),
+        "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5 WDF_INVALID_HANDLE (fxhandle.h l.300-335)",
     )
 }
 

@@ -125,8 +125,16 @@ pub mod verifier_check {
     /// (`FxObject::_GetEffectiveLock`).
     pub const INCOMPATIBLE_EXECUTION_LEVEL: u64 = 0x5305;
     /// `WdfRequestComplete` of a request the driver does not own (already completed, or
-    /// completed by the framework after a cancellation): `VerifyRequestIsDriverOwned`.
+    /// completed by the framework after a cancellation, or waiting in a queue):
+    /// `VerifyRequestIsDriverOwned`.
     pub const REQUEST_NOT_DRIVER_OWNED: u64 = 0x5306;
+    /// `WdfRequestComplete` of a request still marked cancelable (`VerifyCompleteInternal`:
+    /// "This results in a race condition in the device driver that can cause double
+    /// completions").
+    pub const COMPLETING_CANCELABLE: u64 = 0x5307;
+    /// `WdfObjectDelete` of an object the driver may not delete (the driver, a device, a file
+    /// object, an interrupt: `IsNoDeleteDDI`).
+    pub const NO_DELETE_DDI: u64 = 0x5308;
 }
 
 /// The stop for a KMDF verifier break (`FxVerifierDbgBreakPoint`, `fxverifier.h` l.71–100).
