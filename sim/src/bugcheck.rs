@@ -53,7 +53,27 @@ pub mod sim_rule {
     pub const BAD_DMA_MDL: u64 = 0x510A;
     /// An MDL was unlocked or freed while a `CreateCommonBufferFromMdl` buffer still uses it.
     pub const MDL_BACKS_COMMON_BUFFER: u64 = 0x510B;
+    /// `FreeCommonBuffer` whose length, logical address or `CacheEnabled` differ from the
+    /// allocation's (Windows documents no code for it).
+    pub const FREE_COMMON_MISMATCH: u64 = 0x510C;
+    /// An execution routine returned a value that is not an `IO_ALLOCATION_ACTION`.
+    pub const BAD_ALLOCATION_ACTION: u64 = 0x510D;
+    /// `FreeMapRegisters` with fewer registers than were allocated (more is E6/0x05).
+    pub const FREE_MAP_REGISTERS_COUNT: u64 = 0x510E;
+    /// `MapTransfer` with a `MapRegisterBase` that is no live allocation of the adapter.
+    pub const BAD_MAP_REGISTER_BASE: u64 = 0x510F;
+    /// The driver unloaded with a DMA adapter it never released (`PutDmaAdapter`): Driver
+    /// Verifier's DMA checking detects leaked adapters, with no published parameter value.
+    pub const ADAPTER_NOT_RELEASED_AT_UNLOAD: u64 = 0x5110;
+    /// The driver unloaded with a register mapping (`MmMapIoSpaceEx`) it never unmapped.
+    pub const IO_SPACE_MAPPED_AT_UNLOAD: u64 = 0x5111;
 }
+
+/// Driver Verifier's pool tracking at unload: parameter 1 of 0xC4.
+///
+/// For a driver that unloads without freeing its pool allocations (MDLs from `IoAllocateMdl`
+/// included); parameter 4 is the number of allocations not freed.
+pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
 
 /// A stop of the simulated machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

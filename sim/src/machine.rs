@@ -450,6 +450,50 @@ impl Machine {
         Ok(out)
     }
 
+    /// Driver Verifier's checks when the driver unloads, on the `verifier` profile: pool still
+    /// allocated (MDLs included) is 0xC4/0x62 with the number of allocations as parameter 4;
+    /// a DMA adapter never released, or a register mapping never unmapped, stops the machine
+    /// with a wdk-sim code of 0xC4 (`sim_rule`). Other profiles run without Driver Verifier,
+    /// where Windows checks nothing at unload: the leaks stay in [`Machine::leaks`].
+    pub(crate) fn unload_checks(st: &mut State, cfg: &Config) -> Result<(), BugCheck> {
+        if !cfg.profile.verifier {
+            return Ok(());
+        }
+        crate::hal::drain_quarantine(st)?;
+        if let Some(r) = crate::hal::reports(st).iter().find(|r| !r.released) {
+            return Err(BugCheck::sim(
+                crate::bugcheck::sim_rule::ADAPTER_NOT_RELEASED_AT_UNLOAD,
+                r.adapter as u64,
+                r.common_buffers as u64 + r.sg_lists as u64,
+                "the driver unloaded without releasing a DMA adapter (PutDmaAdapter)",
+            ));
+        }
+        let pool: u64 = st
+            .mem
+            .outstanding_pool()
+            .iter()
+            .map(|(_, u)| u.allocations)
+            .sum();
+        let allocations = pool + st.mem.mdls.len() as u64;
+        if allocations > 0 {
+            return Err(BugCheck::new(
+                crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [crate::bugcheck::POOL_LEAKED_AT_UNLOAD, 0, 0, allocations],
+                "the driver unloaded without freeing its pool allocations",
+                "Bug check 0xC4, parameter 1 = 0x62 (Driver Verifier pool tracking)",
+            ));
+        }
+        if let Some(map) = st.bus.io_maps.first() {
+            return Err(BugCheck::sim(
+                crate::bugcheck::sim_rule::IO_SPACE_MAPPED_AT_UNLOAD,
+                map.va as u64,
+                st.bus.io_maps.len() as u64,
+                "the driver unloaded with a register mapping (MmMapIoSpaceEx) it never unmapped",
+            ));
+        }
+        Ok(())
+    }
+
     /// Allocates zeroed memory in a simulated user process (the caller's buffer for direct I/O).
     ///
     /// # Panics

@@ -153,6 +153,23 @@ fn e6_05_map_registers_freed_twice() {
 }
 
 #[test]
+fn e6_05_more_map_registers_freed_than_allocated() {
+    // The same code as freeing them twice: more registers freed than are held.
+    let (m, pdo) = packet_machine(Profile::VERIFIER);
+    let b = expect_dma_bugcheck(&m, 0x05, move || {
+        let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 65536);
+        let base = Rc::new(Cell::new(0));
+        let b = base.clone();
+        let _ = allocate_channel(a, 2, move |x| {
+            b.set(x);
+            KEEP_REGISTERS
+        });
+        free_map_registers(a, base.get(), 3);
+    });
+    assert_eq!(b.params[1], 1, "one register too many: {b}");
+}
+
+#[test]
 fn e6_08_and_09_adapter_put_with_channel_or_registers() {
     let (m, pdo) = packet_machine(Profile::VERIFIER);
     expect_dma_bugcheck(&m, 0x08, move || {
@@ -193,7 +210,7 @@ fn in_routine(
 }
 
 #[test]
-fn e6_21_1b_zero_length_and_outside_the_mdl() {
+fn e6_21_1f_zero_length_and_outside_the_mdl() {
     let (m, pdo) = packet_machine(Profile::VERIFIER);
     let b = in_routine(&m, pdo, 2, 512, |a, mdl, base, va| {
         let _ = map_transfer(a, mdl, base, va, 0, true);
@@ -203,7 +220,13 @@ fn e6_21_1b_zero_length_and_outside_the_mdl() {
     let b = in_routine(&m, pdo, 2, 512, |a, mdl, base, va| {
         let _ = map_transfer(a, mdl, base, va + 256, 512, true);
     });
-    assert!(b.is_dma(0x1B), "{b}");
+    // The scatter/gather routines' code for the same mistake: a length past the MDL's end.
+    assert!(b.is_dma(0x1F) && b.params[1] == 3, "{b}");
+    let (m, pdo) = packet_machine(Profile::VERIFIER);
+    let b = in_routine(&m, pdo, 2, 512, |a, mdl, base, va| {
+        let _ = map_transfer(a, mdl, base, va + 4096, 16, true);
+    });
+    assert!(b.is_dma(0x1F) && b.params[1] == 2, "after the MDL: {b}");
 }
 
 #[test]

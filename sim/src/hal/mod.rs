@@ -114,6 +114,50 @@ pub(crate) struct CommonBuf {
     /// The MDL a `CreateCommonBufferFromMdl` buffer was made from.
     pub(crate) mdl: Option<usize>,
     iova: Option<(u64, u64)>,
+    /// Driver Verifier's guard: a page of padding before the buffer and the bytes from its
+    /// length to the end of a page after its last one, filled with [`PADDING`]; checked when
+    /// the buffer is freed and when its adapter is released.
+    guarded: bool,
+}
+
+/// The padding byte Driver Verifier's DMA checking puts around DMA buffers (E6/0x0F).
+pub(crate) const PADDING: u8 = 0x0F;
+
+impl CommonBuf {
+    /// The guard areas of a buffer at `va`: (start, length, E6/0x0F parameter 2).
+    fn guards(&self, va: usize) -> [(usize, usize, u64); 2] {
+        let len = self.len as usize;
+        let after = bytes_to_pages(u64::from(self.len)).max(1) as usize * PAGE - len + PAGE;
+        [(va - PAGE, PAGE, 4), (va + len, after, 5)]
+    }
+
+    /// Driver Verifier's check of a guarded buffer's padding: a byte changed before it is
+    /// E6/0x0F with parameter 2 = 4, after it 5; parameter 3 the buffer, 4 the first changed
+    /// byte (windows-dma.md §5.1, §5.2 code 0x0F).
+    pub(crate) fn check_guards(&self, mem: &crate::mem::Memory, va: usize) -> Result<(), BugCheck> {
+        if !self.guarded {
+            return Ok(());
+        }
+        for (start, len, which) in self.guards(va) {
+            let mut bytes = vec![0u8; len];
+            mem.read_va(start, &mut bytes);
+            if let Some(i) = bytes.iter().position(|&b| b != PADDING) {
+                return Err(BugCheck::dma(
+                    0x0F,
+                    which,
+                    va as u64,
+                    (start + i) as u64,
+                    if which == 4 {
+                        "a common buffer's padding before it was modified (an underrun by the driver or the device)"
+                    } else {
+                        "a common buffer's padding after it was modified (an overrun by the driver or the device)"
+                    },
+                    "windows-dma.md §5.1 (guard padding 0x0F), §5.2 code 0x0F, §10 rule 13",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How a mapping's data reach the device.
@@ -464,21 +508,25 @@ pub(crate) fn alloc_common(
     cache: u8,
 ) -> Option<(usize, u64)> {
     let width = st.hal.adapters.get(&adapter)?.width;
+    let guarded = cfg.profile.verifier;
     let pages = bytes_to_pages(u64::from(len)).max(1);
+    // Under Driver Verifier a guard page flanks the buffer on each side (the allocation
+    // behind the buffer is `total` pages; the buffer starts one page in).
+    let total = pages + if guarded { 2 } else { 0 };
     let limit = max_address
         .map_or(u64::MAX, |m| m.saturating_add(1))
         .min(if width >= 64 { u64::MAX } else { 1u64 << width });
     let (region, logical, iova) = if cfg.profile.iommu {
         let region =
             st.mem
-                .alloc_region(pages as usize, Kind::CommonBuffer, Zone::General, false)?;
+                .alloc_region(total as usize, Kind::CommonBuffer, Zone::General, false)?;
         let pfns = st.mem.region_pfns(region)?.to_vec();
-        let Some(start) = st.hal.iommu.alloc(pages) else {
+        let Some(start) = st.hal.iommu.alloc(total) else {
             st.mem.free_region(region);
             return None;
         };
         st.hal.iommu.map(start, &pfns, true);
-        (region, start << 12, Some((start, pages)))
+        (region, start << 12, Some((start, total)))
     } else {
         // Without remapping the device sees physical addresses: the buffer must be contiguous
         // and entirely below the adapter's limit.
@@ -489,35 +537,41 @@ pub(crate) fn alloc_common(
         };
         let region = st
             .mem
-            .alloc_region(pages as usize, Kind::CommonBuffer, zone, true)?;
+            .alloc_region(total as usize, Kind::CommonBuffer, zone, true)?;
         let pa = st.mem.pfn_of(region)? << 12;
-        if pa + pages * PAGE as u64 > limit {
+        if pa + total * PAGE as u64 > limit {
             st.mem.free_region(region);
             return None;
         }
         (region, pa, None)
     };
+    if !cfg.profile.iommu {
+        st.hal.add_visible(logical, total * PAGE as u64);
+    }
+    let skip = if guarded { PAGE } else { 0 };
+    let (va, logical) = (region + skip, logical + skip as u64);
     // Common buffer contents are undefined; a pattern makes a driver that forgets to
     // initialise a ring fail visibly.
-    st.mem.fill_va(region, 0xCB, pages as usize * PAGE);
-    if !cfg.profile.iommu {
-        st.hal.add_visible(logical, pages * PAGE as u64);
+    st.mem.fill_va(va, 0xCB, pages as usize * PAGE);
+    let cb = CommonBuf {
+        len,
+        logical,
+        cache: Some(cache),
+        region: Some(region),
+        mdl: None,
+        iova,
+        guarded,
+    };
+    if guarded {
+        for (start, n, _) in cb.guards(va) {
+            st.mem.fill_va(start, PADDING, n);
+        }
     }
     let a = st.hal.adapters.get_mut(&adapter)?;
-    a.common.insert(
-        region,
-        CommonBuf {
-            len,
-            logical,
-            cache: Some(cache),
-            region: Some(region),
-            mdl: None,
-            iova,
-        },
-    );
-    a.freed_common.remove(&region);
+    a.common.insert(va, cb);
+    a.freed_common.remove(&va);
     a.counters.common_buffers_allocated += 1;
-    Some((region, logical))
+    Some((va, logical))
 }
 
 /// Frees a common buffer; the arguments must match the allocation exactly.
@@ -560,9 +614,10 @@ pub(crate) fn free_common(
             "windows-dma.md §2.4, §10 rule 14",
         ));
     };
+    cb.check_guards(&st.mem, va)?;
     if cb.len != len || cb.logical != logical || cb.cache.is_some_and(|c| c != cache) {
         return Err(BugCheck::sim(
-            sim_rule::BAD_DMA_MDL + 0x10,
+            sim_rule::FREE_COMMON_MISMATCH,
             va as u64,
             u64::from(len),
             "FreeCommonBuffer arguments differ from the allocation (length, logical address, virtual address and CacheEnabled must match exactly)",
@@ -574,7 +629,9 @@ pub(crate) fn free_common(
     if let Some((start, pages)) = cb.iova {
         st.hal.iommu.unmap(start, pages);
     } else if !cfg.profile.iommu {
-        st.hal.remove_visible(cb.logical);
+        // The visible range starts at the allocation, a guard page before a guarded buffer.
+        let guard = if cb.guarded { PAGE as u64 } else { 0 };
+        st.hal.remove_visible(cb.logical - guard);
     }
     if let Some(region) = cb.region {
         st.mem.free_region(region);
@@ -653,6 +710,8 @@ pub(crate) fn common_from_mdl(
             region: None,
             mdl: Some(mdl),
             iova,
+            // The driver's own pages: no room for a guard.
+            guarded: false,
         },
     );
     a.freed_common.remove(&sys_va);

@@ -125,6 +125,11 @@ unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
         super::drain_quarantine(st)?;
         let ad = &st.hal.adapters[&key];
         if !ad.common.is_empty() {
+            // Driver Verifier checks the padding of what is still allocated first: an overrun
+            // is the more specific finding (E6/0x0F before E6/0x07).
+            for (&va, cb) in &ad.common {
+                cb.check_guards(&st.mem, va)?;
+            }
             return Err(BugCheck::dma(
                 0x07,
                 key as u64,

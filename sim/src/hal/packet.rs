@@ -247,7 +247,7 @@ pub(crate) fn after_execution(
             )
         }
         other => Err(BugCheck::sim(
-            sim_rule::BAD_DMA_MDL + 0x20,
+            sim_rule::BAD_ALLOCATION_ACTION,
             other.cast_unsigned().into(),
             base as u64,
             "execution routine returned a value that is not an IO_ALLOCATION_ACTION",
@@ -295,12 +295,22 @@ pub(crate) fn free_map_registers(
     let a = adapter_mut(st, adapter)?;
     match a.files.get(&base) {
         Some(f) if f.holder == Holder::Registers => {
-            if f.registers != count {
+            if count > f.registers {
+                return Err(BugCheck::dma(
+                    0x05,
+                    u64::from(count - f.registers),
+                    0,
+                    0,
+                    "freed too many map registers",
+                    "windows-dma.md §5.2 code 0x05, §10 rule 18",
+                ));
+            }
+            if count < f.registers {
                 return Err(BugCheck::sim(
-                    sim_rule::BAD_DMA_MDL + 0x21,
+                    sim_rule::FREE_MAP_REGISTERS_COUNT,
                     u64::from(count),
                     u64::from(f.registers),
-                    "FreeMapRegisters with a count different from the one allocated",
+                    "FreeMapRegisters with fewer registers than were allocated",
                 ));
             }
             release_file(st, adapter, base, "FreeMapRegisters")
@@ -377,13 +387,24 @@ pub(crate) fn map_transfer(
     };
     let mdl_va = m.StartVa as usize + m.ByteOffset as usize;
     let mdl_end = mdl_va + m.ByteCount as usize;
-    if current_va < mdl_va || current_va >= mdl_end || current_va + length > mdl_end {
+    // The same codes as the scatter/gather routines give the same mistakes (E6/0x1F with
+    // parameter 2 = 1 before the MDL, 2 after it, 3 a length past its end).
+    let outside = if current_va < mdl_va {
+        Some((1, "MapTransfer CurrentVa lies before the MDL"))
+    } else if current_va >= mdl_end {
+        Some((2, "MapTransfer CurrentVa lies after the MDL"))
+    } else if current_va + length > mdl_end {
+        Some((3, "MapTransfer length runs past the end of the MDL"))
+    } else {
+        None
+    };
+    if let Some((which, rule)) = outside {
         return Err(BugCheck::dma(
-            0x1B,
+            0x1F,
+            which,
             current_va as u64,
             mdl as u64,
-            length as u64,
-            "MapTransfer address range is not within the MDL",
+            rule,
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
@@ -408,7 +429,7 @@ pub(crate) fn map_transfer(
     let a = adapter_mut(st, adapter)?;
     let Some(file) = a.files.get_mut(&base) else {
         return Err(BugCheck::sim(
-            sim_rule::BAD_DMA_MDL + 0x22,
+            sim_rule::BAD_MAP_REGISTER_BASE,
             base as u64,
             current_va as u64,
             "MapTransfer with a MapRegisterBase that is not a live allocation of this adapter",

@@ -1021,14 +1021,16 @@ fn unload_driver() {
         Ok(objs)
     });
     super::run_cleanup(objs);
+    // Driver Verifier's unload checks, once the driver's cleanup callbacks have run.
+    with_state(crate::machine::Machine::unload_checks);
 }
 
-/// The raw and translated resource lists of a device: its memory BARs, then its interrupts.
 /// `CmResourceShareDeviceExclusive` (`_CM_SHARE_DISPOSITION`, wdm.h).
 const CM_SHARE_DEVICE_EXCLUSIVE: u8 = 1;
 /// `CmResourceShareShared`.
 const CM_SHARE_SHARED: u8 = 3;
 
+/// The raw and translated resource lists of a device: its memory BARs, then its interrupts.
 fn resources(
     att: &Attached,
     ints: InterruptResources,
