@@ -706,6 +706,8 @@ const INFORMATION_TOO_LARGE: u32 = 0x0022_2014;
 const INFORMATION_EXACT: u32 = 0x0022_2018;
 const USE_AFTER_COMPLETION: u32 = 0x0022_201C;
 const COMPLETE_WHILE_QUEUED: u32 = 0x0022_2020;
+const NULL_CANCEL_ROUTINE: u32 = 0x0022_2024;
+const DELETE_REQUEST: u32 = 0x0022_2028;
 
 extern "C" fn cancel(r: WDFREQUEST) {
     // SAFETY: the framework's cancelled request, now the driver's to complete.
@@ -768,6 +770,13 @@ extern "C" fn misuse(
             delete(item.cast());
         }
         COMPLETE_CANCELABLE => mark_cancelable(request),
+        NULL_CANCEL_ROUTINE => {
+            // SAFETY: deliberately not: the cancel routine is a required parameter.
+            let _ = unsafe {
+                call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, request, None)
+            };
+        }
+        DELETE_REQUEST => return delete(request.cast()),
         UNMARK_THEN_COMPLETE => {
             mark_cancelable(request);
             // SAFETY: a request the driver marked cancelable.
@@ -904,4 +913,22 @@ fn reporting_more_bytes_than_the_output_buffer_is_a_request_fatal_error() {
 fn using_a_request_after_completing_it_is_an_invalid_handle() {
     let b = misuse_ends_in(USE_AFTER_COMPLETION, 0).expect("stopped");
     assert_eq!((b.code, b.params[0]), (0x10D, 0x5), "{b}");
+}
+
+#[test]
+fn a_null_required_parameter_is_wdf_required_parameter_is_null() {
+    let b = misuse_ends_in(NULL_CANCEL_ROUTINE, 0).expect("stopped");
+    assert_eq!((b.code, b.params[0]), (0x10D, 0x4), "{b}");
+    assert!(
+        misuse_ends_in(UNMARK_THEN_COMPLETE, 0).is_none(),
+        "the control: a cancel routine given"
+    );
+}
+
+#[test]
+fn deleting_a_request_stops_the_machine() {
+    // Not derived from the framework source (docs/sim-fidelity.md §10): a request ends by its
+    // completion, and wdk-sim stops a driver that deletes one instead.
+    let b = misuse_ends_in(DELETE_REQUEST, 0).expect("stopped");
+    assert_eq!((b.code, b.params[0]), (0x10D, 0x7), "{b}");
 }

@@ -397,3 +397,30 @@ fn e6_26_device_write_to_a_memory_to_device_mapping() {
     );
     assert!(m.bugcheck().unwrap().is_dma(0x26));
 }
+
+#[test]
+fn free_common_buffer_with_other_arguments_than_the_allocation() {
+    // Windows documents no code: wdk-sim's 0xC4/FREE_COMMON_MISMATCH (docs/sim-fidelity.md §10).
+    let (m, att, _) = machine(Profile::VERIFIER, 64);
+    let pdo = Addr(att.pdo as usize);
+    expect_bugcheck(
+        &m,
+        0xC4,
+        wdk_sim::bugcheck::sim_rule::FREE_COMMON_MISMATCH,
+        move || {
+            let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 65536);
+            let (va, la) = common_buffer(a, 4096);
+            free_common(a, 2048, va, la);
+        },
+    );
+    // The control: the allocation's own arguments.
+    let (m, att, _) = machine(Profile::VERIFIER, 64);
+    let pdo = Addr(att.pdo as usize);
+    m.run(move || {
+        let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 65536);
+        let (va, la) = common_buffer(a, 4096);
+        free_common(a, 4096, va, la);
+        put_adapter(a);
+    })
+    .unwrap();
+}
