@@ -408,6 +408,14 @@ fn a_line_interrupt_works_when_no_message_is_granted() {
         ModelConfig::default(),
         InterruptResources::Line,
     );
+    // The driver's interrupt objects leave vector sharing to the bus (ShareVector =
+    // WdfUseDefault, as WDF_INTERRUPT_CONFIG_INIT sets it): the line stays shared. With
+    // WdfFalse the framework would claim it device-exclusive, which a shared line may not get.
+    assert_eq!(
+        l.host().interrupt_share_dispositions(&l.node).unwrap(),
+        vec![3],
+        "CmResourceShareShared"
+    );
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
     for tid in 1..=50 {

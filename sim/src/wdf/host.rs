@@ -613,6 +613,34 @@ impl Host {
         })
     }
 
+    /// The share disposition of each interrupt resource in the translated list the device was
+    /// started with (`CmResourceShareShared` = 3, `…DeviceExclusive` = 1): what the framework
+    /// made of the bus's resources and the interrupt objects' `ShareVector`.
+    ///
+    /// # Errors
+    /// [`HostError::State`] when the device is not started.
+    pub fn interrupt_share_dispositions(&self, d: &DevNode) -> Result<Vec<u8>, HostError> {
+        let dev = d.device;
+        run(&self.core.machine, move || {
+            with_state(|st, _| {
+                let Some((_, trans)) = st.wdf.device(dev)?.res_lists else {
+                    return Ok(None);
+                };
+                let Kind::ResList(list) = &st.wdf.get(trans, "WDFCMRESLIST")?.kind else {
+                    return Ok(None);
+                };
+                Ok(Some(
+                    list.0
+                        .iter()
+                        .filter(|r| u32::from(r.Type) == CmResourceTypeInterrupt)
+                        .map(|r| r.ShareDisposition)
+                        .collect(),
+                ))
+            })
+        })?
+        .ok_or(HostError::State("the device is not started"))
+    }
+
     /// A new user-mode process, running as an elevated administrator.
     #[must_use]
     pub fn process(&self) -> Process {
