@@ -853,7 +853,8 @@ unsafe extern "C" fn io_control(
             // SAFETY: as above.
             unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, c.lock) };
             // SAFETY: the device's timer; WDF_REL_TIMEOUT_IN_MS(20).
-            unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, c.timer, -20 * 10_000) };
+            let _ =
+                unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, c.timer, -20 * 10_000) };
         }
         IOCTL_DEFER => {
             // Finished at PASSIVE_LEVEL by the work item (the pattern for work a DPC or a cancel

@@ -110,6 +110,7 @@ fn parent_of(a: Option<&WDF_OBJECT_ATTRIBUTES>, default: usize) -> usize {
 
 /// `NTSTATUS WdfDriverCreate(PDRIVER_OBJECT, PCUNICODE_STRING RegistryPath,
 /// PWDF_OBJECT_ATTRIBUTES, PWDF_DRIVER_CONFIG, WDFDRIVER *Driver)`; PASSIVE_LEVEL.
+#[must_use]
 pub unsafe fn WdfDriverCreate(
     DriverObject: PDRIVER_OBJECT,
     _RegistryPath: PCUNICODE_STRING,
@@ -302,6 +303,7 @@ pub unsafe fn WdfDeviceInitSetCharacteristics(
 
 /// `NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES,
 /// WDFDEVICE *Device)`; PASSIVE_LEVEL. On success `*DeviceInit` becomes NULL.
+#[must_use]
 pub unsafe fn WdfDeviceCreate(
     DeviceInit: *mut PWDFDEVICE_INIT,
     DeviceAttributes: PWDF_OBJECT_ATTRIBUTES,
@@ -390,6 +392,7 @@ pub unsafe fn WdfDeviceCreate(
 
 /// `NTSTATUS WdfDeviceCreateDeviceInterface(WDFDEVICE, const GUID *InterfaceClassGUID,
 /// PCUNICODE_STRING ReferenceString)`; PASSIVE_LEVEL.
+#[must_use]
 pub unsafe fn WdfDeviceCreateDeviceInterface(
     Device: WDFDEVICE,
     InterfaceClassGUID: *const GUID,
@@ -409,12 +412,14 @@ pub unsafe fn WdfDeviceCreateDeviceInterface(
 }
 
 /// `PDEVICE_OBJECT WdfDeviceWdmGetPhysicalDevice(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfDeviceWdmGetPhysicalDevice(Device: WDFDEVICE) -> PDEVICE_OBJECT {
     check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetPhysicalDevice");
     wdf(|w| Ok(w.device(Device as usize)?.pdo as PDEVICE_OBJECT))
 }
 
 /// `PDEVICE_OBJECT WdfDeviceWdmGetDeviceObject(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfDeviceWdmGetDeviceObject(Device: WDFDEVICE) -> PDEVICE_OBJECT {
     check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetDeviceObject");
     wdf(|w| {
@@ -442,6 +447,7 @@ fn res_list(w: &WdfState, h: usize) -> Result<&[CM_PARTIAL_RESOURCE_DESCRIPTOR],
 }
 
 /// `ULONG WdfCmResourceListGetCount(WDFCMRESLIST)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfCmResourceListGetCount(List: WDFCMRESLIST) -> ULONG {
     check_max(DISPATCH_LEVEL, "WdfCmResourceListGetCount");
     wdf(|w| Ok(res_list(w, List as usize)?.len() as ULONG))
@@ -449,6 +455,7 @@ pub unsafe fn WdfCmResourceListGetCount(List: WDFCMRESLIST) -> ULONG {
 
 /// `PCM_PARTIAL_RESOURCE_DESCRIPTOR WdfCmResourceListGetDescriptor(WDFCMRESLIST, ULONG Index)`;
 /// `<= DISPATCH_LEVEL`. NULL for an index beyond the list.
+#[must_use]
 pub unsafe fn WdfCmResourceListGetDescriptor(
     List: WDFCMRESLIST,
     Index: ULONG,
@@ -466,6 +473,7 @@ pub unsafe fn WdfCmResourceListGetDescriptor(
 /// `NTSTATUS WdfInterruptCreate(WDFDEVICE, PWDF_INTERRUPT_CONFIG, PWDF_OBJECT_ATTRIBUTES,
 /// WDFINTERRUPT *Interrupt)`; PASSIVE_LEVEL (in `EvtDriverDeviceAdd` or
 /// `EvtDevicePrepareHardware`). Interrupts take message numbers in creation order.
+#[must_use]
 pub unsafe fn WdfInterruptCreate(
     Device: WDFDEVICE,
     Configuration: PWDF_INTERRUPT_CONFIG,
@@ -506,7 +514,7 @@ pub unsafe fn WdfInterruptCreate(
         let data = super::InterruptData {
             config,
             device: dev,
-            lock: Box::new(0),
+            lock: std::sync::Arc::default(),
             message,
             irql: SIM_DIRQL,
             connected: false,
@@ -523,6 +531,7 @@ pub unsafe fn WdfInterruptCreate(
 }
 
 /// `BOOLEAN WdfInterruptQueueDpcForIsr(WDFINTERRUPT)`; any IRQL. FALSE when already queued.
+#[must_use]
 pub unsafe fn WdfInterruptQueueDpcForIsr(Interrupt: WDFINTERRUPT) -> crate::types::BOOLEAN {
     let (queued, tx) = wdf(|w| {
         let i = w.interrupt(Interrupt as usize)?;
@@ -539,16 +548,45 @@ pub unsafe fn WdfInterruptQueueDpcForIsr(Interrupt: WDFINTERRUPT) -> crate::type
     u8::from(queued)
 }
 
-fn interrupt_lock(h: usize) -> (*mut crate::types::KSPIN_LOCK, KIRQL) {
+/// An interrupt's lock word (a reference of its own) and DIRQL.
+type InterruptLock = (std::sync::Arc<std::sync::atomic::AtomicU64>, KIRQL);
+
+fn interrupt_lock(h: usize) -> InterruptLock {
     wdf(|w| {
         let i = w.interrupt(h)?;
-        Ok((core::ptr::from_mut(&mut *i.lock), i.irql))
+        Ok((std::sync::Arc::clone(&i.lock), i.irql))
     })
 }
 
 /// Acquires an interrupt's lock at its DIRQL; returns the previous IRQL.
 pub(crate) fn acquire_interrupt_lock(h: usize) -> KIRQL {
-    let (lock, dirql) = interrupt_lock(h);
+    lock_interrupt(&interrupt_lock(h))
+}
+
+/// The interrupt CPU's way in: the lock of interrupt `h` if the object still exists, taken
+/// at its DIRQL, with the previous IRQL. The lock word stays alive for the caller even if the
+/// device's removal deletes the object meanwhile (removal disconnects first, which waits for
+/// the lock, so a holder never runs against a deleted interrupt).
+pub(crate) fn try_lock_interrupt(h: usize) -> Option<(InterruptLock, KIRQL)> {
+    let lock = with_state(|st, _| {
+        Ok(st
+            .wdf
+            .interrupt(h)
+            .ok()
+            .map(|i| (std::sync::Arc::clone(&i.lock), i.irql)))
+    })?;
+    let old = lock_interrupt(&lock);
+    Some((lock, old))
+}
+
+/// Releases a lock taken by [`try_lock_interrupt`] and returns to `old`.
+pub(crate) fn unlock_interrupt(lock: &InterruptLock, old: KIRQL) {
+    crate::ntddk::spin_release(lock.0.as_ptr());
+    set_irql(old);
+}
+
+fn lock_interrupt((lock, dirql): &InterruptLock) -> KIRQL {
+    let dirql = *dirql;
     let old = irql();
     if old > dirql {
         halt(BugCheck::new(
@@ -559,15 +597,13 @@ pub(crate) fn acquire_interrupt_lock(h: usize) -> KIRQL {
         ));
     }
     set_irql(dirql);
-    crate::ntddk::spin_acquire(lock);
+    crate::ntddk::spin_acquire(lock.as_ptr());
     old
 }
 
 /// Releases an interrupt's lock and returns to `old`.
 pub(crate) fn release_interrupt_lock(h: usize, old: KIRQL) {
-    let (lock, _) = interrupt_lock(h);
-    crate::ntddk::spin_release(lock);
-    set_irql(old);
+    unlock_interrupt(&interrupt_lock(h), old);
 }
 
 /// `VOID WdfInterruptAcquireLock(WDFINTERRUPT)`; `<= DIRQL`, raises to DIRQL.
@@ -587,6 +623,7 @@ pub unsafe fn WdfInterruptReleaseLock(Interrupt: WDFINTERRUPT) {
 
 /// `BOOLEAN WdfInterruptSynchronize(WDFINTERRUPT, PFN_WDF_INTERRUPT_SYNCHRONIZE, WDFCONTEXT)`;
 /// `<= DISPATCH_LEVEL`: runs the callback at DIRQL under the interrupt's lock.
+#[must_use]
 pub unsafe fn WdfInterruptSynchronize(
     Interrupt: WDFINTERRUPT,
     Callback: PFN_WDF_INTERRUPT_SYNCHRONIZE,
@@ -604,6 +641,7 @@ pub unsafe fn WdfInterruptSynchronize(
 }
 
 /// `WDFDEVICE WdfInterruptGetDevice(WDFINTERRUPT)`; `<= DIRQL`.
+#[must_use]
 pub unsafe fn WdfInterruptGetDevice(Interrupt: WDFINTERRUPT) -> WDFDEVICE {
     wdf(|w| Ok(w.interrupt(Interrupt as usize)?.device as WDFDEVICE))
 }
@@ -612,6 +650,7 @@ pub unsafe fn WdfInterruptGetDevice(Interrupt: WDFINTERRUPT) -> WDFDEVICE {
 
 /// `NTSTATUS WdfSpinLockCreate(PWDF_OBJECT_ATTRIBUTES, WDFSPINLOCK *SpinLock)`;
 /// `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfSpinLockCreate(
     SpinLockAttributes: PWDF_OBJECT_ATTRIBUTES,
     SpinLock: *mut WDFSPINLOCK,
@@ -678,6 +717,7 @@ pub unsafe fn WdfSpinLockRelease(SpinLock: WDFSPINLOCK) {
 
 /// `NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFWORKITEM *)`;
 /// `<= DISPATCH_LEVEL`. The attributes must name a parent (a device, or an object under one).
+#[must_use]
 pub unsafe fn WdfWorkItemCreate(
     Config: PWDF_WORKITEM_CONFIG,
     Attributes: PWDF_OBJECT_ATTRIBUTES,
@@ -770,6 +810,7 @@ pub unsafe fn WdfWorkItemFlush(WorkItem: WDFWORKITEM) {
 }
 
 /// `WDFOBJECT WdfWorkItemGetParentObject(WDFWORKITEM)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
     check_max(DISPATCH_LEVEL, "WdfWorkItemGetParentObject");
     wdf(|w| {
@@ -784,6 +825,7 @@ pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
 /// `<= DISPATCH_LEVEL`. The attributes must name a parent (a device, a queue, or an object under
 /// one). The callback runs at `DISPATCH_LEVEL`; passive-level timers (`ExecutionLevel`) and
 /// automatic serialization are not modelled (`docs/sim-fidelity.md` §8).
+#[must_use]
 pub unsafe fn WdfTimerCreate(
     Config: PWDF_TIMER_CONFIG,
     Attributes: PWDF_OBJECT_ATTRIBUTES,
@@ -852,6 +894,7 @@ fn timer(w: &mut WdfState, h: usize) -> Result<&mut super::TimerData, BugCheck> 
 /// is relative, in 100-nanosecond units (`WDF_REL_TIMEOUT_IN_MS`); an absolute (positive) one is
 /// taken as due now. Returns whether the timer was already in the timer queue (it is then
 /// re-armed with the new due time, as KMDF does).
+#[must_use]
 pub unsafe fn WdfTimerStart(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN {
     check_max(DISPATCH_LEVEL, "WdfTimerStart");
     let delay = std::time::Duration::from_nanos(DueTime.min(0).unsigned_abs().saturating_mul(100));
@@ -871,6 +914,7 @@ pub unsafe fn WdfTimerStart(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN {
 /// `BOOLEAN WdfTimerStop(WDFTIMER, BOOLEAN Wait)`; `<= DISPATCH_LEVEL`, and `PASSIVE_LEVEL` when
 /// `Wait` (it then returns only once a running callback has returned). Returns whether the timer
 /// was in the timer queue.
+#[must_use]
 pub unsafe fn WdfTimerStop(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN {
     check_max(
         if Wait == 0 {
@@ -891,6 +935,7 @@ pub unsafe fn WdfTimerStop(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN {
 }
 
 /// `WDFOBJECT WdfTimerGetParentObject(WDFTIMER)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfTimerGetParentObject(Timer: WDFTIMER) -> WDFOBJECT {
     check_max(DISPATCH_LEVEL, "WdfTimerGetParentObject");
     wdf(|w| {
@@ -997,6 +1042,7 @@ pub unsafe fn WdfObjectDereferenceActual(
 
 /// `PVOID WdfObjectGetTypedContextWorker(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO)`; any IRQL.
 /// NULL when the object has no context of that type.
+#[must_use]
 pub unsafe fn WdfObjectGetTypedContextWorker(
     Handle: WDFOBJECT,
     TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO,
@@ -1024,6 +1070,7 @@ pub unsafe fn WdfObjectGetTypedContextWorker(
 
 /// `NTSTATUS WdfIoQueueCreate(WDFDEVICE, PWDF_IO_QUEUE_CONFIG, PWDF_OBJECT_ATTRIBUTES,
 /// WDFQUEUE *Queue)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfIoQueueCreate(
     Device: WDFDEVICE,
     Config: PWDF_IO_QUEUE_CONFIG,
@@ -1109,6 +1156,7 @@ pub unsafe fn WdfIoQueueCreate(
 
 /// `NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE, WDFQUEUE, WDF_REQUEST_TYPE)`;
 /// PASSIVE_LEVEL.
+#[must_use]
 pub unsafe fn WdfDeviceConfigureRequestDispatching(
     Device: WDFDEVICE,
     Queue: WDFQUEUE,
@@ -1127,12 +1175,14 @@ pub unsafe fn WdfDeviceConfigureRequestDispatching(
 }
 
 /// `WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfIoQueueGetDevice(Queue: WDFQUEUE) -> WDFDEVICE {
     wdf(|w| Ok(w.queue(Queue as usize)?.device as WDFDEVICE))
 }
 
 /// `NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE, WDFREQUEST *OutRequest)`;
 /// `<= DISPATCH_LEVEL`. `STATUS_NO_MORE_ENTRIES` when the queue is empty.
+#[must_use]
 pub unsafe fn WdfIoQueueRetrieveNextRequest(
     Queue: WDFQUEUE,
     OutRequest: *mut WDFREQUEST,
@@ -1246,6 +1296,7 @@ pub unsafe fn WdfIoQueuePurgeSynchronously(Queue: WDFQUEUE) {
 
 /// `NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST, size_t MinimumRequiredLength,
 /// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfRequestRetrieveInputBuffer(
     Request: WDFREQUEST,
     MinimumRequiredLength: usize,
@@ -1258,6 +1309,7 @@ pub unsafe fn WdfRequestRetrieveInputBuffer(
 
 /// `NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST, size_t MinimumRequiredSize,
 /// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfRequestRetrieveOutputBuffer(
     Request: WDFREQUEST,
     MinimumRequiredSize: usize,
@@ -1303,6 +1355,7 @@ fn retrieve(
 
 /// `NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`.
 /// The MDL of a `METHOD_OUT_DIRECT`/`IN_DIRECT` buffer, locked for the request's life.
+#[must_use]
 pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestRetrieveOutputWdmMdl");
     if Mdl.is_null() {
@@ -1319,6 +1372,7 @@ pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL
 
 /// `NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`. An MDL
 /// for the input buffer, built on first use and freed with the request.
+#[must_use]
 pub unsafe fn WdfRequestRetrieveInputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestRetrieveInputWdmMdl");
     if Mdl.is_null() {
@@ -1384,12 +1438,14 @@ pub unsafe fn WdfRequestGetParameters(Request: WDFREQUEST, Parameters: PWDF_REQU
 }
 
 /// `WDFFILEOBJECT WdfRequestGetFileObject(WDFREQUEST)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfRequestGetFileObject(Request: WDFREQUEST) -> WDFFILEOBJECT {
     check_max(DISPATCH_LEVEL, "WdfRequestGetFileObject");
     wdf(|w| Ok(w.request(Request as usize)?.file as WDFFILEOBJECT))
 }
 
 /// `WDFDEVICE WdfFileObjectGetDevice(WDFFILEOBJECT)`; `<= DISPATCH_LEVEL`.
+#[must_use]
 pub unsafe fn WdfFileObjectGetDevice(FileObject: WDFFILEOBJECT) -> WDFDEVICE {
     wdf(
         |w| match &w.get(FileObject as usize, "WDFFILEOBJECT")?.kind {
@@ -1479,6 +1535,7 @@ pub unsafe fn WdfRequestSetInformation(Request: WDFREQUEST, Information: ULONG_P
 /// `NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST, PFN_WDF_REQUEST_CANCEL)`;
 /// `<= DISPATCH_LEVEL`. `STATUS_CANCELLED` if the request was already cancelled (the routine is
 /// then not registered and the driver must complete the request).
+#[must_use]
 pub unsafe fn WdfRequestMarkCancelableEx(
     Request: WDFREQUEST,
     EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
@@ -1500,6 +1557,7 @@ pub unsafe fn WdfRequestMarkCancelableEx(
 /// `NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST)`; `<= DISPATCH_LEVEL`. `STATUS_CANCELLED`
 /// when the cancel routine has run or is about to (the driver must not complete the request
 /// then; the cancel routine does).
+#[must_use]
 pub unsafe fn WdfRequestUnmarkCancelable(Request: WDFREQUEST) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestUnmarkCancelable");
     wdf(|w| {
@@ -1514,6 +1572,7 @@ pub unsafe fn WdfRequestUnmarkCancelable(Request: WDFREQUEST) -> NTSTATUS {
 
 /// `NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST, WDFQUEUE DestinationQueue)`;
 /// `<= DISPATCH_LEVEL`. The request leaves the driver and waits in the destination queue.
+#[must_use]
 pub unsafe fn WdfRequestForwardToIoQueue(
     Request: WDFREQUEST,
     DestinationQueue: WDFQUEUE,

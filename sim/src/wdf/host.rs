@@ -1295,15 +1295,17 @@ fn isr(slot: usize, message: u32) -> bool {
     let Some((h, Some(f))) = target else {
         return false;
     };
-    let old = acquire_interrupt_lock(h);
-    // The interrupt may have been disconnected between the lookup and the lock: a disconnected
-    // interrupt's ISR is never called.
+    // The interrupt may have been disconnected, or even deleted by the device's removal,
+    // between the lookup and the lock: a disconnected interrupt's ISR is never called.
+    let Some((lock, old)) = super::functions::try_lock_interrupt(h) else {
+        return false;
+    };
     let connected = with_state(|st, _| Ok(st.wdf.interrupt(h).is_ok_and(|i| i.connected)));
     let claimed = connected && {
         // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
         callback(|| unsafe { f(h as WDFINTERRUPT, message) }) != 0
     };
-    release_interrupt_lock(h, old);
+    super::functions::unlock_interrupt(&lock, old);
     claimed
 }
 

@@ -189,7 +189,9 @@ pub(crate) struct QueueData {
 pub(crate) struct InterruptData {
     pub(crate) config: WDF_INTERRUPT_CONFIG,
     pub(crate) device: usize,
-    pub(crate) lock: Box<KSPIN_LOCK>,
+    /// The interrupt spin lock's word. Shared, so that a CPU that found the interrupt keeps
+    /// the word alive while it spins even if removal deletes the object meanwhile.
+    pub(crate) lock: std::sync::Arc<std::sync::atomic::AtomicU64>,
     pub(crate) message: u32,
     pub(crate) irql: KIRQL,
     pub(crate) connected: bool,
@@ -400,15 +402,18 @@ impl WdfState {
     }
 
     /// The object behind `h`, or the bug check for a bad handle.
+    #[track_caller]
     pub(crate) fn get(&self, h: usize, what: &'static str) -> Result<&Obj, BugCheck> {
         self.objects.get(&h).ok_or_else(|| bad_handle(h, what))
     }
 
     /// The object behind `h`, mutably.
+    #[track_caller]
     pub(crate) fn get_mut(&mut self, h: usize, what: &'static str) -> Result<&mut Obj, BugCheck> {
         self.objects.get_mut(&h).ok_or_else(|| bad_handle(h, what))
     }
 
+    #[track_caller]
     pub(crate) fn device(&mut self, h: usize) -> Result<&mut DeviceData, BugCheck> {
         match &mut self.get_mut(h, "WDFDEVICE")?.kind {
             Kind::Device(d) => Ok(d),
@@ -416,6 +421,7 @@ impl WdfState {
         }
     }
 
+    #[track_caller]
     pub(crate) fn queue(&mut self, h: usize) -> Result<&mut QueueData, BugCheck> {
         match &mut self.get_mut(h, "WDFQUEUE")?.kind {
             Kind::Queue(q) => Ok(q),
@@ -423,6 +429,7 @@ impl WdfState {
         }
     }
 
+    #[track_caller]
     pub(crate) fn request(&mut self, h: usize) -> Result<&mut RequestData, BugCheck> {
         match self.objects.get_mut(&h).map(|o| &mut o.kind) {
             Some(Kind::Request(r)) => Ok(r),
@@ -439,6 +446,7 @@ impl WdfState {
         self.completed.push_back(h);
     }
 
+    #[track_caller]
     pub(crate) fn interrupt(&mut self, h: usize) -> Result<&mut InterruptData, BugCheck> {
         match &mut self.get_mut(h, "WDFINTERRUPT")?.kind {
             Kind::Interrupt(i) => Ok(i),
@@ -500,11 +508,16 @@ impl WdfState {
 /// `WDF_VIOLATION`, parameter 1 `WDF_INVALID_HANDLE` (0x5), parameter 2 the handle
 /// (`FxObjectHandleGetPtr`, `fxhandle.h` l.300–335). On Windows a freed handle's memory is read
 /// first and the outcome depends on what it now holds; wdk-sim always stops (sim-fidelity §8).
+#[track_caller]
 pub(crate) fn bad_handle(h: usize, what: &'static str) -> BugCheck {
+    let at = std::panic::Location::caller();
     BugCheck::new(
         WDF_VIOLATION,
         [0x5, h as u64, 0, 0],
-        Box::leak(format!("{what} handle {h:#x} names no live framework object").into_boxed_str()),
+        Box::leak(
+            format!("{what} handle {h:#x} names no live framework object (looked up at {at})")
+                .into_boxed_str(),
+        ),
         "Bug check 0x10D WDF_VIOLATION, parameter 1 = 0x5 WDF_INVALID_HANDLE (fxhandle.h l.300-335)",
     )
 }

@@ -121,9 +121,6 @@ pub mod verifier_check {
     pub const FILE_OBJECT_CONFIG_VALUE: u64 = 0x5303;
     /// `WdfDeviceInitSetPnpPowerEventCallbacks` with a callbacks `Size` other than the structure's.
     pub const PNP_POWER_CALLBACKS_SIZE: u64 = 0x5304;
-    /// Automatic serialization with a parent whose execution level the object cannot share
-    /// (`FxObject::_GetEffectiveLock`).
-    pub const INCOMPATIBLE_EXECUTION_LEVEL: u64 = 0x5305;
     /// `WdfRequestComplete` of a request the driver does not own (already completed, or
     /// completed by the framework after a cancellation, or waiting in a queue):
     /// `VerifyRequestIsDriverOwned`.
