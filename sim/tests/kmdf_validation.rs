@@ -206,6 +206,51 @@ extern "C" fn add_checks(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS 
         Ok(d) => d,
         Err(st) => return st,
     };
+    // The framework's DeviceInit, kept by the driver and passed again (fxdeviceapi.cpp l.913).
+    record(
+        "device, DeviceInit already used",
+        create_device(init).err().unwrap_or(STATUS_SUCCESS),
+    );
+    // Context type infos (fxvalidatefunctions.cpp l.77-135), through a spin lock's attributes.
+    let info = |size: usize, name: bool| WDF_OBJECT_CONTEXT_TYPE_INFO {
+        Size: size as u32,
+        ContextName: if name {
+            c"Ctx".as_ptr()
+        } else {
+            core::ptr::null()
+        },
+        ContextSize: 16,
+        ..WDF_OBJECT_CONTEXT_TYPE_INFO::default()
+    };
+    let good = info(size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>(), true);
+    let typed = |i: &WDF_OBJECT_CONTEXT_TYPE_INFO, over: usize| WDF_OBJECT_ATTRIBUTES {
+        ContextTypeInfo: core::ptr::from_ref(i),
+        ContextSizeOverride: over,
+        ..parented(device)
+    };
+    record("context, valid type info", spin_lock(&typed(&good, 0)));
+    record(
+        "context, type info of another Size",
+        spin_lock(&typed(&info(8, true), 0)),
+    );
+    record(
+        "context, a size without a name",
+        spin_lock(&typed(
+            &info(size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>(), false),
+            0,
+        )),
+    );
+    record(
+        "context, an override below the size",
+        spin_lock(&typed(&good, 8)),
+    );
+    record(
+        "context, an override without a type",
+        spin_lock(&WDF_OBJECT_ATTRIBUTES {
+            ContextSizeOverride: 64,
+            ..parented(device)
+        }),
+    );
     // Work items: parent required, attributes validated with no freedom (fxworkitemapi.cpp).
     record(
         "work item, INIT attributes",
@@ -274,6 +319,16 @@ extern "C" fn add_checks(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS 
                 ..timer_config()
             },
             &parented(device),
+        ),
+    );
+    record(
+        "timer, passive level",
+        timer(
+            &timer_config(),
+            &WDF_OBJECT_ATTRIBUTES {
+                ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+                ..parented(device)
+            },
         ),
     );
     // Spin locks (fxspinlockapi.cpp).
@@ -365,8 +420,60 @@ extern "C" fn add_checks(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS 
     STATUS_SUCCESS
 }
 
+fn driver_create(d: PDRIVER_OBJECT, r: PCUNICODE_STRING, config: WDF_DRIVER_CONFIG) -> NTSTATUS {
+    let mut config = config;
+    // SAFETY: the loader's arguments and a live config.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDriverCreate,
+            d,
+            r,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut config,
+            core::ptr::null_mut()
+        )
+    }
+}
+
 unsafe extern "system" fn entry_checks(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
-    driver_entry_with(d, r, Some(add_checks))
+    // WdfDriverCreate's own refusals (fxdriverapi.cpp l.127-256), before and after the real one.
+    let good = WDF_DRIVER_CONFIG {
+        Size: size_of::<WDF_DRIVER_CONFIG>() as u32,
+        EvtDriverDeviceAdd: Some(add_checks),
+        ..WDF_DRIVER_CONFIG::default()
+    };
+    record(
+        "driver, wrong Size",
+        driver_create(d, r, WDF_DRIVER_CONFIG { Size: 12, ..good }),
+    );
+    record(
+        "driver, unknown init flags",
+        driver_create(
+            d,
+            r,
+            WDF_DRIVER_CONFIG {
+                DriverInitFlags: 0x100,
+                ..good
+            },
+        ),
+    );
+    record(
+        "driver, non-PnP with AddDevice",
+        driver_create(
+            d,
+            r,
+            WDF_DRIVER_CONFIG {
+                DriverInitFlags: _WDF_DRIVER_INIT_FLAGS::WdfDriverInitNonPnpDriver.cast_unsigned(),
+                ..good
+            },
+        ),
+    );
+    let st = driver_create(d, r, good);
+    record(
+        "driver, a second WdfDriverCreate",
+        driver_create(d, r, good),
+    );
+    st
 }
 
 /// Boots one machine whose `AddDevice` records every check; the tests read the results.
@@ -407,6 +514,60 @@ fn zeroed_execution_level_and_scope_are_refused_as_kmdf_refuses_them() {
         status("spin lock, zeroed levels"),
         STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
     );
+}
+
+#[test]
+fn driver_creation_is_validated_as_the_framework_does() {
+    assert_eq!(status("driver, wrong Size"), STATUS_INFO_LENGTH_MISMATCH);
+    assert_eq!(
+        status("driver, unknown init flags"),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        status("driver, non-PnP with AddDevice"),
+        STATUS_INVALID_PARAMETER
+    );
+    assert_eq!(
+        status("driver, a second WdfDriverCreate"),
+        STATUS_DRIVER_INTERNAL_ERROR
+    );
+    // The control: the driver that recorded these loaded, and its AddDevice ran.
+    assert_eq!(status("work item, INIT attributes"), STATUS_SUCCESS);
+}
+
+#[test]
+fn a_device_init_cannot_create_two_devices() {
+    assert_eq!(
+        status("device, DeviceInit already used"),
+        STATUS_INVALID_DEVICE_STATE
+    );
+}
+
+#[test]
+fn context_type_infos_are_validated_as_the_framework_does() {
+    assert_eq!(status("context, valid type info"), STATUS_SUCCESS);
+    assert_eq!(
+        status("context, type info of another Size"),
+        STATUS_INFO_LENGTH_MISMATCH
+    );
+    assert_eq!(
+        status("context, a size without a name"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+    assert_eq!(
+        status("context, an override below the size"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+    assert_eq!(
+        status("context, an override without a type"),
+        STATUS_WDF_OBJECT_ATTRIBUTES_INVALID
+    );
+}
+
+#[test]
+fn passive_level_timers_are_refused_as_not_modelled() {
+    // Stricter than Windows (docs/sim-fidelity.md §10): KMDF would run the callback on a work item.
+    assert_eq!(status("timer, passive level"), STATUS_NOT_SUPPORTED);
 }
 
 #[test]
@@ -931,4 +1092,38 @@ fn deleting_a_request_stops_the_machine() {
     // completion, and wdk-sim stops a driver that deletes one instead.
     let b = misuse_ends_in(DELETE_REQUEST, 0).expect("stopped");
     assert_eq!((b.code, b.params[0]), (0x10D, 0x7), "{b}");
+}
+
+extern "C" fn add_bad_pnp_callbacks(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let mut pnp = WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: 16,
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    };
+    // SAFETY: the framework's init and a live struct.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetPnpPowerEventCallbacks,
+            init,
+            &raw mut pnp
+        );
+    };
+    create_device(init).map_or_else(|st| st, |_| STATUS_SUCCESS)
+}
+
+unsafe extern "system" fn entry_bad_pnp(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+    driver_entry_with(d, r, Some(add_bad_pnp_callbacks))
+}
+
+#[test]
+fn pnp_power_callbacks_of_another_size_stop_at_the_verifier_break() {
+    let (m, att, _bus) = machine(Profile::VERIFIER, 64);
+    let host = Host::load_with(&m, entry_bad_pnp, Mode::Threaded).expect("DriverEntry");
+    match host.add_device(&att, InterruptResources::Msi(1)) {
+        Err(HostError::BugCheck(b)) => {
+            assert_eq!(b.code, KMODE_EXCEPTION_NOT_HANDLED);
+            assert_eq!(b.params[3], verifier_check::PNP_POWER_CALLBACKS_SIZE);
+        }
+        other => panic!("expected the KMDF verifier break, got {other:?}"),
+    }
+    // The control: the share-vector tests' driver sets its callbacks with the right size.
 }
