@@ -28,7 +28,7 @@ use crate::dma::{
 use crate::sys::wdf::Request;
 use crate::sys::{
     AtDispatch, Mmio, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_IO_TIMEOUT,
-    STATUS_SUCCESS, stall_us,
+    stall_us,
 };
 
 /// Milliseconds between two ticks of the watchdog ([`Hca::watchdog_tick`]).
@@ -202,27 +202,14 @@ struct CompletionQueue {
 pub struct Done {
     /// The request.
     pub request: Request,
-    /// Its final status.
-    pub status: NTSTATUS,
-    /// What to copy into its output buffer first (the status becomes the copy's failure, if
-    /// any).
-    pub output: Option<Vec<u8>>,
+    /// What to copy into its output buffer, or why it failed.
+    pub result: Result<SendMadOut, NTSTATUS>,
 }
 
 impl Done {
     /// Writes the output and completes the request. Call without the device lock.
     pub fn finish(self) {
-        let mut status = self.status;
-        let mut info = 0;
-        if let Some(out) = &self.output
-            && crate::sys::NT_SUCCESS(status)
-        {
-            match self.request.write_output(out) {
-                Ok(()) => info = out.len(),
-                Err(e) => status = e,
-            }
-        }
-        self.request.complete(status, info);
+        self.request.complete_with(self.result);
     }
 }
 
@@ -542,8 +529,7 @@ impl Hca {
                 if let Some(request) = s.request {
                     self.done.push(Done {
                         request,
-                        status,
-                        output: None,
+                        result: Err(status),
                     });
                 }
             }
@@ -553,8 +539,7 @@ impl Hca {
             drop(w.mapping);
             self.done.push(Done {
                 request: w.request,
-                status,
-                output: None,
+                result: Err(status),
             });
         }
         for q in &mut self.rq {
@@ -696,8 +681,7 @@ impl Hca {
         if !self.running || self.needs_reset {
             self.done.push(Done {
                 request,
-                status: crate::sys::STATUS_DEVICE_NOT_READY,
-                output: None,
+                result: Err(crate::sys::STATUS_DEVICE_NOT_READY),
             });
             return;
         }
@@ -773,8 +757,7 @@ impl Hca {
 
     #[expect(
         clippy::many_single_char_names,
-        clippy::needless_pass_by_value,
-        reason = "q, w, s, n follow the datasheet's queue, WQE and segment names; the waiting send is consumed into its slot"
+        reason = "q, w, s, n follow the datasheet's queue, WQE and segment names"
     )]
     fn post_send(&mut self, q: usize, w: Waiting, mapping: Option<SgMapping>) {
         let max_sge = self.caps.max_sge as usize;
@@ -823,8 +806,7 @@ impl Hca {
             self.stats.send_errors += 1;
             self.done.push(Done {
                 request: w.request,
-                status: crate::sys::STATUS_INVALID_PARAMETER,
-                output: None,
+                result: Err(crate::sys::STATUS_INVALID_PARAMETER),
             });
             return;
         }
@@ -1026,16 +1008,9 @@ impl Hca {
                         tid: slot.tid,
                         ..SendMadOut::default()
                     };
-                    let mut b = alloc::vec![0u8; SendMadOut::SIZE];
-                    let status = if reply.encode(&mut b).is_ok() {
-                        STATUS_SUCCESS
-                    } else {
-                        crate::sys::STATUS_INVALID_PARAMETER
-                    };
                     self.done.push(Done {
                         request: req,
-                        status,
-                        output: Some(b),
+                        result: Ok(reply),
                     });
                 }
             }
@@ -1109,17 +1084,24 @@ impl Hca {
         self.backlog.pop_front()
     }
 
-    /// Puts a MAD back at the head of the backlog (its request could not take it).
-    pub fn untake_received(&mut self, m: RecvMadOut) {
-        self.backlog.push_front(m);
+    /// Hands the oldest received MAD to the request `next` supplies. `next` is asked only
+    /// when a MAD is waiting, and the MAD stays queued when it has no request, so neither is
+    /// ever taken and put back.
+    pub fn pair_received(
+        &mut self,
+        next: impl FnOnce() -> Option<Request>,
+    ) -> Option<(Request, RecvMadOut)> {
+        let m = *self.backlog.front()?;
+        let req = next()?;
+        self.backlog.pop_front();
+        Some((req, m))
     }
 
-    /// Checks a raw `SEND_MAD` input and decodes it.
+    /// Checks a decoded `SEND_MAD` input's fields (its header was checked by the decode).
     ///
     /// # Errors
     /// `STATUS_INVALID_PARAMETER` for anything `rhca-hw` rejects.
-    pub fn decode_send(bytes: &[u8]) -> Result<SendMadIn, NTSTATUS> {
-        let input = SendMadIn::decode(bytes).map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+    pub fn check_send(input: SendMadIn) -> Result<SendMadIn, NTSTATUS> {
         input
             .validate()
             .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;

@@ -148,7 +148,8 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
 }
 
 extern "C" fn evt_file_create(_device: WDFDEVICE, request: WDFREQUEST, _file: WDFFILEOBJECT) {
-    Request(request).complete(STATUS_SUCCESS, 0);
+    // SAFETY: the framework presents the create request to this callback, which owns it.
+    unsafe { Request::from_raw(request) }.complete(STATUS_SUCCESS, 0);
 }
 
 const fn hw_status(e: HwError) -> NTSTATUS {
@@ -277,6 +278,24 @@ fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) ->
     r
 }
 
+/// As [`with_hca`] for work that takes ownership of `req`: without an HCA the request comes
+/// back untouched, for the caller to complete.
+fn with_hca_owning<R>(
+    c: &DeviceCtx,
+    req: Request,
+    f: impl FnOnce(&mut Hca, Request, &AtDispatch<'_>) -> R,
+) -> Result<R, Request> {
+    let (r, done) = c.hca.with(|h, at| match h.as_mut() {
+        Some(h) => {
+            let r = f(h, req, at);
+            (Ok(r), h.take_done())
+        }
+        None => (Err(req), Vec::new()),
+    });
+    done.into_iter().for_each(Done::finish);
+    r
+}
+
 extern "C" fn evt_isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
     let i = Interrupt(interrupt);
     let Some(c) = ctx(i.device()) else {
@@ -369,7 +388,7 @@ fn service(c: &DeviceCtx) {
         return;
     };
     for (req, m) in mads {
-        complete_recv(req, &m);
+        req.complete_with(Ok(m));
     }
     streams::complete_waits(segments);
     let reset = with_hca(c, |h, _| h.needs_reset()).unwrap_or(false);
@@ -386,31 +405,10 @@ fn service(c: &DeviceCtx) {
 fn deliver_received(h: &mut Hca, recv: Option<Queue>) -> Vec<(Request, RecvMadOut)> {
     let mut out = Vec::new();
     let Some(q) = recv else { return out };
-    while let Some(m) = h.take_received() {
-        if let Some(req) = q.retrieve_next() {
-            out.push((req, m));
-        } else {
-            h.untake_received(m);
-            break;
-        }
+    while let Some(pair) = h.pair_received(|| q.retrieve_next()) {
+        out.push(pair);
     }
     out
-}
-
-fn complete_recv(req: Request, m: &RecvMadOut) {
-    let mut b = [0u8; RecvMadOut::SIZE];
-    let st = match m.encode(&mut b) {
-        Ok(_) => req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS),
-        Err(_) => STATUS_INVALID_PARAMETER,
-    };
-    req.complete(
-        st,
-        if st == STATUS_SUCCESS {
-            RecvMadOut::SIZE
-        } else {
-            0
-        },
-    );
 }
 
 const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
@@ -442,7 +440,8 @@ extern "C" fn evt_io_device_control(
     in_len: usize,
     code: ULONG,
 ) {
-    let req = Request(request);
+    // SAFETY: the framework presents the request to this callback, which owns it.
+    let req = unsafe { Request::from_raw(request) };
     let device = Queue(queue).device();
     let Some(c) = ctx(device) else {
         req.complete(STATUS_INVALID_DEVICE_STATE, 0);
@@ -464,31 +463,26 @@ extern "C" fn evt_io_device_control(
     }
     match ioctl {
         Ioctl::QueryDevice => query_device(c, req),
-        Ioctl::SendMad => {
-            let mut b = [0u8; SendMadIn::SIZE];
-            let input = req.read_input(&mut b).and_then(|()| Hca::decode_send(&b));
-            match input {
-                Ok(input) => {
-                    if with_hca(c, |h, at| h.send(req, input, at)).is_none() {
-                        req.complete(STATUS_DEVICE_NOT_READY, 0);
-                    }
+        Ioctl::SendMad => match req.input::<SendMadIn>().and_then(Hca::check_send) {
+            Ok(input) => {
+                if let Err(req) = with_hca_owning(c, req, |h, req, at| h.send(req, input, at)) {
+                    req.complete(STATUS_DEVICE_NOT_READY, 0);
                 }
-                Err(st) => req.complete(st, 0),
             }
-        }
+            Err(st) => req.complete(st, 0),
+        },
         Ioctl::RecvMad => {
             let recv = *c.recv_queue.lock();
             // Under the lock, so that a MAD arriving meanwhile finds this request queued.
-            let outcome = with_hca(c, |h, _| match (h.take_received(), recv) {
-                (Some(m), _) => Ok(Some(m)),
-                (None, Some(q)) => req.forward(q).map(|()| None),
-                (None, None) => Err(STATUS_INVALID_DEVICE_STATE),
+            let outcome = with_hca_owning(c, req, |h, req, _| match (h.take_received(), recv) {
+                (Some(m), _) => Some((req, Ok(m))),
+                (None, Some(q)) => req.forward(q).err().map(|(req, st)| (req, Err(st))),
+                (None, None) => Some((req, Err(STATUS_INVALID_DEVICE_STATE))),
             });
             match outcome {
-                Some(Ok(Some(m))) => complete_recv(req, &m),
-                Some(Ok(None)) => {}
-                Some(Err(st)) => req.complete(st, 0),
-                None => req.complete(STATUS_DEVICE_NOT_READY, 0),
+                Ok(Some((req, result))) => req.complete_with::<RecvMadOut>(result),
+                Ok(None) => {}
+                Err(req) => req.complete(STATUS_DEVICE_NOT_READY, 0),
             }
         }
         Ioctl::Statistics => {
@@ -497,11 +491,7 @@ extern "C" fn evt_io_device_control(
                 add_stats(&mut s, &live);
             }
             s.interrupts = c.interrupts.load(Ordering::Relaxed);
-            let mut b = [0u8; ioctl::StatisticsOut::SIZE];
-            let st = s.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
-                req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
-            });
-            req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
+            req.complete_with(Ok(s));
         }
         Ioctl::StreamStartCapture | Ioctl::StreamStartPlayback => {
             streams::start(c, device, req, ioctl, out_len);
@@ -538,13 +528,5 @@ fn query_device(c: &DeviceCtx, req: Request) {
             ..QueryDeviceOut::default()
         }
     });
-    let Some(q) = q else {
-        req.complete(STATUS_DEVICE_NOT_READY, 0);
-        return;
-    };
-    let mut b = [0u8; QueryDeviceOut::SIZE];
-    let st = q.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
-        req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
-    });
-    req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
+    req.complete_with(q.ok_or(STATUS_DEVICE_NOT_READY));
 }

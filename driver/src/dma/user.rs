@@ -9,8 +9,9 @@
 //! that a flush names exactly one segment's bytes and never bytes the device may be writing.
 //!
 //! # Safety story
-//! The MDL outlives this value by contract ([`UserBuffer::new`]): the owner completes the request
-//! only after dropping it and every mapping made over it. The application may write the buffer at
+//! The MDL outlives this value by construction: [`UserBuffer`] holds the (non-`Copy`) request
+//! and gives it back, to be completed, only from [`UserBuffer::into_request`], after the partial
+//! MDLs are freed; the stream releases every mapping made over the pages before that. The application may write the buffer at
 //! any time, so the driver never forms a Rust reference to it: copies go through raw pointers,
 //! and only for segments the stream's credit protocol says the driver owns.
 
@@ -28,19 +29,45 @@ use crate::sys::{
 /// A direct-I/O buffer cut into equal segments.
 #[derive(Debug)]
 pub struct UserBuffer {
-    /// The direct-I/O request whose MDL this is; it must stay pending while this value lives.
+    // Field order is teardown order: the partial MDLs go before the request is handed back.
+    m: Mapping,
+    /// The direct-I/O request whose MDL this is; it stays pending while this value lives,
+    /// because the only way out is [`UserBuffer::into_request`].
     request: Request,
+}
+
+/// The borrowed MDL, its system mapping and the partial MDLs over it.
+#[derive(Debug)]
+struct Mapping {
+    partials: Partials,
     mdl: NonNull<MDL>,
     sys: NonNull<u8>,
     len: u32,
     seg: u32,
     page_aligned: bool,
-    partials: Vec<NonNull<MDL>>,
+}
+
+/// One partial MDL per segment, freed on drop.
+#[derive(Debug)]
+struct Partials(Vec<NonNull<MDL>>);
+
+impl Drop for Partials {
+    fn drop(&mut self) {
+        for p in self.0.drain(..) {
+            // SAFETY: a partial MDL built in `Mapping::new`, freed once (its pages belong to the
+            // source MDL, which stays locked: a partial MDL is never unlocked itself).
+            unsafe { ntddk::IoFreeMdl(p.as_ptr()) };
+        }
+        // The system mapping of the request's MDL is released by the I/O manager when it
+        // completes the request (MmUnlockPages unmaps an MDL mapped to system space).
+    }
 }
 
 // SAFETY: the MDL and the system mapping may be used from any CPU; this value owns the partial
-// MDLs and only borrows the request's MDL (see `new`).
-unsafe impl Send for UserBuffer {}
+// MDLs and only borrows the request's MDL (see `Mapping::new`).
+unsafe impl Send for Mapping {}
+// SAFETY: MDLs may be freed on any CPU; the list is owned and moved whole.
+unsafe impl Send for Partials {}
 
 impl UserBuffer {
     /// The output buffer of `request`, a pending `METHOD_OUT_DIRECT`/`IN_DIRECT` request the
@@ -48,26 +75,37 @@ impl UserBuffer {
     /// [`UserBuffer::into_request`] has released everything made over its pages.
     ///
     /// # Errors
-    /// As [`UserBuffer::new`]; [`DmaError::BadLength`] for a request without an output MDL.
-    pub fn for_request(request: Request, seg_size: u32) -> Result<Self, DmaError> {
-        let mdl = request.output_mdl().map_err(|_| DmaError::BadLength(0))?;
+    /// [`DmaError::BadLength`] when the request has no output MDL or the buffer is not a whole
+    /// number of segments; [`DmaError::NoMemory`] when the system mapping or a partial MDL
+    /// cannot be made. The request comes back with the error, still pending.
+    pub fn for_request(request: Request, seg_size: u32) -> Result<Self, (Request, DmaError)> {
+        let Ok(mdl) = request.output_mdl() else {
+            return Err((request, DmaError::BadLength(0)));
+        };
         // SAFETY: the framework's MDL of the request's output buffer, locked until the request
-        // is completed; the request stays pending while this value lives, because the only way
-        // the driver gets it back for completion is `into_request`, which consumes this value
-        // (the stream module never completes a START request otherwise).
-        let mut b = unsafe { Self::new(mdl, seg_size) }?;
-        b.request = request;
-        Ok(b)
+        // is completed; the request stays pending while the mapping lives, because this value
+        // holds both and gives the request back only in `into_request`, which drops the
+        // mapping first.
+        match unsafe { Mapping::new(mdl, seg_size) } {
+            Ok(m) => Ok(Self { m, request }),
+            Err(e) => Err((request, e)),
+        }
     }
 
     /// Releases the partial MDLs and gives the request back, to be completed.
-    #[must_use]
     pub fn into_request(self) -> Request {
-        let r = self.request;
-        drop(self);
-        r
+        let Self { m, request } = self;
+        drop(m);
+        request
     }
 
+    /// The pending request (to mark it cancelable, or to find it again).
+    pub const fn request(&self) -> &Request {
+        &self.request
+    }
+}
+
+impl Mapping {
     /// Borrows the request's MDL and cuts it into `seg_size`-byte segments. `<= DISPATCH_LEVEL`.
     ///
     /// # Errors
@@ -77,7 +115,7 @@ impl UserBuffer {
     /// # Safety
     /// `mdl` must be the locked MDL of a direct-I/O request the caller owns (one MDL, not a
     /// chain), and the request must not be completed before this value is dropped.
-    pub unsafe fn new(mdl: PMDL, seg_size: u32) -> Result<Self, DmaError> {
+    unsafe fn new(mdl: PMDL, seg_size: u32) -> Result<Self, DmaError> {
         let mdl = NonNull::new(mdl).ok_or(DmaError::NoMemory)?;
         // SAFETY: a live MDL (caller's contract); its header is plain data.
         let h = unsafe { mdl.as_ptr().read() };
@@ -108,15 +146,8 @@ impl UserBuffer {
         };
         let sys = NonNull::new(sys.cast::<u8>()).ok_or(DmaError::NoMemory)?;
         let va = h.StartVa.cast::<u8>().wrapping_add(h.ByteOffset as usize);
-        let mut b = Self {
-            request: Request(core::ptr::null_mut()),
-            mdl,
-            sys,
-            len,
-            seg: seg_size,
-            page_aligned: h.ByteOffset == 0,
-            partials: Vec::with_capacity((len / seg_size) as usize),
-        };
+        // Built before the partial MDLs, so that a failure part-way frees those made so far.
+        let mut partials = Partials(Vec::with_capacity((len / seg_size) as usize));
         for i in 0..len / seg_size {
             let at: PVOID = va.wrapping_add((i * seg_size) as usize).cast();
             // SAFETY: `at .. at + seg_size` lies inside the source MDL; IoAllocateMdl only sizes
@@ -135,54 +166,63 @@ impl UserBuffer {
             };
             // SAFETY: a live source MDL and a target sized for the range, which lies inside it.
             unsafe { ntddk::IoBuildPartialMdl(mdl.as_ptr(), p.as_ptr(), at, seg_size) };
-            b.partials.push(p);
+            partials.0.push(p);
         }
-        Ok(b)
+        Ok(Self {
+            partials,
+            mdl,
+            sys,
+            len,
+            seg: seg_size,
+            page_aligned: h.ByteOffset == 0,
+        })
     }
+}
 
+impl UserBuffer {
     /// The request's MDL.
     pub(super) const fn mdl(&self) -> PMDL {
-        self.mdl.as_ptr()
+        self.m.mdl.as_ptr()
     }
 
     /// Segment `i`'s partial MDL.
     pub(super) fn segment_mdl(&self, i: u32) -> PMDL {
-        self.partials[i as usize].as_ptr()
+        self.m.partials.0[i as usize].as_ptr()
     }
 
     /// The system address of the whole buffer.
     pub(super) const fn system_va(&self) -> NonNull<u8> {
-        self.sys
+        self.m.sys
     }
 
     /// Bytes in the buffer.
     #[must_use]
     pub const fn len(&self) -> u32 {
-        self.len
+        self.m.len
     }
 
     /// Whether the buffer is empty (never: `new` refuses it).
     #[must_use]
     pub const fn is_empty(&self) -> bool {
-        self.len == 0
+        self.m.len == 0
     }
 
     /// Bytes per segment.
     #[must_use]
     pub const fn segment_size(&self) -> u32 {
-        self.seg
+        self.m.seg
     }
 
     /// Number of segments.
     #[must_use]
     pub const fn segments(&self) -> u32 {
-        self.len / self.seg
+        self.m.len / self.m.seg
     }
 
     /// Whether the buffer starts on a page boundary (`CreateCommonBufferFromMdl` needs it).
     #[must_use]
     pub const fn page_aligned(&self) -> bool {
-        self.page_aligned
+        self.m.page_aligned
     }
 
     /// `FlushDmaBuffer` on segment `i` of a buffer mapped for the whole stream: after the device
@@ -231,7 +271,7 @@ impl UserBuffer {
         assert!(i < self.segments(), "segment index out of range");
         assert!(
             offset
-                .checked_add(self.seg as usize)
+                .checked_add(self.m.seg as usize)
                 .is_some_and(|end| end <= common.len() as usize),
             "staging range out of the common buffer"
         );
@@ -244,7 +284,7 @@ impl UserBuffer {
     /// When `i` or the range is out of bounds (a driver bug).
     pub fn copy_from_common(&self, i: u32, common: &CommonBuffer, offset: usize) {
         self.check(i, common, offset);
-        let dst = self.sys.as_ptr().wrapping_add((i * self.seg) as usize);
+        let dst = self.m.sys.as_ptr().wrapping_add((i * self.m.seg) as usize);
         // SAFETY: both ranges lie inside their buffers (checked) and do not overlap (one is user
         // memory, the other a common buffer); raw copies, because the application may touch its
         // buffer concurrently and the device may read the common buffer.
@@ -252,7 +292,7 @@ impl UserBuffer {
             core::ptr::copy_nonoverlapping(
                 common.va().as_ptr().wrapping_add(offset),
                 dst,
-                self.seg as usize,
+                self.m.seg as usize,
             );
         }
     }
@@ -264,26 +304,14 @@ impl UserBuffer {
     /// When `i` or the range is out of bounds (a driver bug).
     pub fn copy_to_common(&self, i: u32, common: &CommonBuffer, offset: usize) {
         self.check(i, common, offset);
-        let src = self.sys.as_ptr().wrapping_add((i * self.seg) as usize);
+        let src = self.m.sys.as_ptr().wrapping_add((i * self.m.seg) as usize);
         // SAFETY: as in `copy_from_common`, in the other direction.
         unsafe {
             core::ptr::copy_nonoverlapping(
                 src,
                 common.va().as_ptr().wrapping_add(offset),
-                self.seg as usize,
+                self.m.seg as usize,
             );
         }
-    }
-}
-
-impl Drop for UserBuffer {
-    fn drop(&mut self) {
-        for p in self.partials.drain(..) {
-            // SAFETY: a partial MDL built in `new`, freed once (its pages belong to the source
-            // MDL, which stays locked: a partial MDL is never unlocked itself).
-            unsafe { ntddk::IoFreeMdl(p.as_ptr()) };
-        }
-        // The system mapping of the request's MDL is released by the I/O manager when it
-        // completes the request (MmUnlockPages unmaps an MDL mapped to system space).
     }
 }

@@ -36,7 +36,7 @@ use super::{Hca, gone};
 use crate::dma::{
     self, Adapter, CommonBuffer, DmaError, MdlCommonBuffer, SgMapping, TransferContext, UserBuffer,
 };
-use crate::sys::wdf::{File, Request};
+use crate::sys::wdf::{File, Request, RequestId};
 use crate::sys::{
     AtDispatch, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_IO_DEVICE_ERROR, STATUS_SUCCESS,
@@ -187,7 +187,6 @@ pub struct Stream {
     records: CommonBuffer,
     user: UserBuffer,
     adapter: Adapter,
-    request: Request,
     file: File,
     engine: u32,
     dir: Direction,
@@ -242,7 +241,7 @@ impl Ended {
 /// when the stream ended).
 #[derive(Debug)]
 pub struct Rendezvous {
-    request: Request,
+    request: RequestId,
     /// The cancel routine has run.
     cancel_arrived: bool,
     /// The stream is released: the final status and byte count.
@@ -260,14 +259,55 @@ impl Stream {
     /// # Errors
     /// `STATUS_NOT_SUPPORTED` for a forced strategy the platform or adapter cannot do correctly;
     /// `STATUS_INSUFFICIENT_RESOURCES` when no strategy can get its resources. The buffer and
-    /// the adapter are released then.
+    /// the adapter are released then, and the START request comes back, still pending.
     pub fn build(
         adapter: Adapter,
         user: UserBuffer,
         caps: &regs::Caps,
         p: StartParams,
-        request: Request,
-    ) -> Result<Box<Self>, NTSTATUS> {
+    ) -> Result<Box<Self>, (Request, NTSTATUS)> {
+        let (access, table, records, ring) = match Self::resources(&adapter, &user, caps, p) {
+            Ok(r) => r,
+            Err(st) => {
+                // The adapter goes first: nothing it made refers to the pages any more.
+                drop(adapter);
+                return Err((user.into_request(), st));
+            }
+        };
+        Ok(Box::new(Self {
+            access,
+            table,
+            records,
+            file: user.request().file(),
+            seg: user.segment_size(),
+            count: user.segments(),
+            user,
+            adapter,
+            engine: p.engine,
+            dir: p.dir,
+            verify: p.verify,
+            ring,
+            next_record: 0,
+            granted: 0,
+            ready: VecDeque::new(),
+            app_oldest: 0,
+            app_next: 0,
+            bytes: 0,
+            ending: None,
+            stop_written: false,
+            cancel_ran: false,
+            stop_waiters: Vec::new(),
+        }))
+    }
+
+    /// The first strategy in `p`'s order that gets its resources: its access, descriptor
+    /// table, record ring memory and ring arithmetic.
+    fn resources(
+        adapter: &Adapter,
+        user: &UserBuffer,
+        caps: &regs::Caps,
+        p: StartParams,
+    ) -> Result<(Access, CommonBuffer, CommonBuffer, Ring), NTSTATUS> {
         let order: &[Strategy] = match p.strategy {
             Strategy::Auto => &[
                 Strategy::CommonBufferFromMdl,
@@ -283,40 +323,14 @@ impl Stream {
         let max_desc = 1u64 << caps.log_max_desc;
         let mut last = crate::sys::STATUS_NOT_SUPPORTED;
         for &s in order {
-            match Self::access(&adapter, &user, s, p.dir, max_desc) {
+            match Self::access(adapter, user, s, p.dir, max_desc) {
                 Ok((access, table)) => {
                     let records = adapter
                         .common_buffer((user.segments() as usize * stream::RECORD_SIZE) as u32)
                         .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
-                    let seg = user.segment_size();
-                    let count = user.segments();
-                    let ring =
-                        Ring::new(count).map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
-                    return Ok(Box::new(Self {
-                        access,
-                        table,
-                        records,
-                        user,
-                        adapter,
-                        file: request.file(),
-                        request,
-                        engine: p.engine,
-                        dir: p.dir,
-                        verify: p.verify,
-                        seg,
-                        count,
-                        ring,
-                        next_record: 0,
-                        granted: 0,
-                        ready: VecDeque::new(),
-                        app_oldest: 0,
-                        app_next: 0,
-                        bytes: 0,
-                        ending: None,
-                        stop_written: false,
-                        cancel_ran: false,
-                        stop_waiters: Vec::new(),
-                    }));
+                    let ring = Ring::new(user.segments())
+                        .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+                    return Ok((access, table, records, ring));
                 }
                 Err(st) => last = st,
             }
@@ -434,10 +448,9 @@ impl Stream {
         self.engine
     }
 
-    /// The START request.
-    #[must_use]
-    pub const fn request(&self) -> Request {
-        self.request
+    /// The START request (pending, and held by the stream's buffer).
+    pub const fn request(&self) -> &Request {
+        self.user.request()
     }
 
     /// Releases the device's view of the buffer, the rings, the buffer and the adapter, in that
@@ -882,26 +895,39 @@ impl Hca {
     /// The START cancel routine's work: ends the stream the request belongs to (the request is
     /// completed when the stream is released), or completes a request whose stream is already
     /// released. Returns the request to complete now, with its status and byte count.
+    ///
+    /// The cancel routine's `request` is a second owner of a request the stream's buffer (or
+    /// its finisher) still holds: exactly one of the two values is completed, the other is given
+    /// up ([`Request::relinquish`]).
     pub fn stream_cancel(&mut self, request: Request) -> Option<(Request, NTSTATUS, usize)> {
+        let id = request.id();
         if let Some(n) = self
             .streams
             .iter()
             .flatten()
-            .find(|s| s.request == request)
+            .find(|s| s.request().id() == id)
             .map(|s| s.engine)
         {
             if let Some(s) = self.streams[n as usize].as_mut() {
                 s.cancel_ran = true;
             }
             self.stream_end(n, EndReason::Cancelled);
+            // The stream's value completes it when the stream is released.
+            request.relinquish();
             return None;
         }
-        let i = self.rendezvous.iter().position(|r| r.request == request)?;
+        let Some(i) = self.rendezvous.iter().position(|r| r.request == id) else {
+            // Not ours to complete (the finisher completed it before the routine could run).
+            request.relinquish();
+            return None;
+        };
         if let Some((st, info)) = self.rendezvous[i].done {
             self.rendezvous.swap_remove(i);
             Some((request, st, info))
         } else {
+            // The finisher completes it with its own value once the stream is released.
             self.rendezvous[i].cancel_arrived = true;
+            request.relinquish();
             None
         }
     }
@@ -1062,13 +1088,13 @@ impl Hca {
                 file: s.file,
                 ready: core::mem::take(&mut s.ready),
             });
-            let start_owner = if s.cancel_ran || s.request.unmark_cancelable().is_ok() {
+            let start_owner = if s.cancel_ran || s.request().unmark_cancelable().is_ok() {
                 StartOwner::Finisher
             } else {
                 // The cancel routine is about to run: whichever of it and the finisher comes
                 // second completes the request.
                 self.rendezvous.push(Rendezvous {
-                    request: s.request,
+                    request: s.request().id(),
                     cancel_arrived: false,
                     done: None,
                 });
@@ -1090,12 +1116,18 @@ impl Hca {
         status: NTSTATUS,
         info: usize,
     ) -> Option<(Request, NTSTATUS, usize)> {
-        let i = self.rendezvous.iter().position(|r| r.request == request)?;
+        let id = request.id();
+        let Some(i) = self.rendezvous.iter().position(|r| r.request == id) else {
+            // Every stream whose finisher meets its cancel routine has an entry: not reached.
+            return Some((request, status, info));
+        };
         if self.rendezvous[i].cancel_arrived {
             self.rendezvous.swap_remove(i);
             Some((request, status, info))
         } else {
+            // The cancel routine completes it with its own value when it runs.
             self.rendezvous[i].done = Some((status, info));
+            request.relinquish();
             None
         }
     }
@@ -1156,7 +1188,6 @@ pub fn finish(e: Ended) -> Finished {
 
 /// Releases a stream that never reached its engine, at `PASSIVE_LEVEL`; returns its START
 /// request, to be completed.
-#[must_use]
 pub fn discard(s: Box<Stream>) -> Request {
     s.dismantle().0
 }

@@ -18,7 +18,7 @@ use rhca_hw::ioctl::{
 use rhca_hw::regs;
 use rhca_hw::stream::Direction;
 
-use super::{DeviceCtx, ctx, with_hca};
+use super::{DeviceCtx, ctx, with_hca, with_hca_owning};
 use crate::dma::{Adapter, UserBuffer};
 use crate::hca::Hca;
 use crate::hca::stream::{self, EndReason, StartParams, Stream};
@@ -32,14 +32,6 @@ use crate::sys::{
 /// stops at its next burst boundary: microseconds on real hardware): 2000 × 50 µs = 100 ms.
 const STOP_ACK_POLLS: u32 = 2000;
 const STOP_ACK_POLL_US: u32 = 50;
-
-fn complete_wait(req: Request, out: &StreamWaitOut) {
-    let mut b = [0u8; StreamWaitOut::SIZE];
-    let st = out.encode(&mut b).map_or(STATUS_INVALID_PARAMETER, |_| {
-        req.write_output(&b).map_or_else(|e| e, |()| STATUS_SUCCESS)
-    });
-    req.complete(st, if st == STATUS_SUCCESS { b.len() } else { 0 });
-}
 
 fn ended(engine: u32) -> StreamWaitOut {
     StreamWaitOut {
@@ -83,20 +75,21 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
     // The stream's own adapter, sized for the whole buffer: its mappings never wait for map
     // registers the MAD path holds, and never hold registers the MAD path needs.
     let built = UserBuffer::for_request(req, input.segment_size)
-        .map_err(|_| STATUS_INVALID_PARAMETER)
-        .and_then(|user| {
-            let adapter = Adapter::for_device(device, caps.dma_width, user.len())
-                .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
-            Stream::build(adapter, user, &caps, params, req)
-        });
+        .map_err(|(req, _)| (req, STATUS_INVALID_PARAMETER))
+        .and_then(
+            |user| match Adapter::for_device(device, caps.dma_width, user.len()) {
+                Ok(adapter) => Stream::build(adapter, user, &caps, params),
+                Err(_) => Err((user.into_request(), STATUS_INSUFFICIENT_RESOURCES)),
+            },
+        );
     let s = match built {
         Ok(s) => s,
-        Err(st) => {
+        Err((req, st)) => {
             with_hca(c, |h, _| h.stream_unreserve(params.engine));
             return req.complete(st, 0);
         }
     };
-    if req.mark_cancelable(Some(evt_start_cancel)).is_err() {
+    if s.request().mark_cancelable(Some(evt_start_cancel)).is_err() {
         // Cancelled before the device was given anything: release and complete here.
         with_hca(c, |h, _| h.stream_unreserve(params.engine));
         let r = stream::discard(s);
@@ -122,18 +115,20 @@ pub(super) fn wait(c: &DeviceCtx, req: Request) {
     let queue = c.wait_queues.lock().get(n as usize).copied();
     let file = req.file();
     // Under the lock, so that segments becoming ready meanwhile find this request queued.
-    let outcome = with_hca(c, |h, _| match h.stream_wait(n, Some(file), max) {
-        Ok(Some(out)) => Ok(Some(out)),
-        Ok(None) => queue.map_or(Err(STATUS_DEVICE_NOT_READY), |q| {
-            req.forward(q).map(|()| None)
-        }),
-        Err(st) => Err(st),
+    let outcome = with_hca_owning(c, req, |h, req, _| {
+        match h.stream_wait(n, Some(file), max) {
+            Ok(Some(out)) => Some((req, Ok(out))),
+            Ok(None) => match queue {
+                Some(q) => req.forward(q).err().map(|(req, st)| (req, Err(st))),
+                None => Some((req, Err(STATUS_DEVICE_NOT_READY))),
+            },
+            Err(st) => Some((req, Err(st))),
+        }
     });
     match outcome {
-        Some(Ok(Some(out))) => complete_wait(req, &out),
-        Some(Ok(None)) => {}
-        Some(Err(st)) => req.complete(st, 0),
-        None => complete_wait(req, &ended(n)),
+        Ok(Some((req, result))) => req.complete_with(result),
+        Ok(None) => {}
+        Err(req) => req.complete_with(Ok(ended(n))),
     }
 }
 
@@ -169,10 +164,10 @@ pub(super) fn stop(c: &DeviceCtx, req: Request) {
     if input.reserved0 != 0 {
         return req.complete(STATUS_INVALID_PARAMETER, 0);
     }
-    match with_hca(c, |h, _| h.stream_stop(input.engine, req)) {
-        Some(Ok(())) => kick(c),
-        Some(Err((r, st))) => r.complete(st, 0),
-        None => req.complete(STATUS_DEVICE_NOT_READY, 0),
+    match with_hca_owning(c, req, |h, req, _| h.stream_stop(input.engine, req)) {
+        Ok(Ok(())) => kick(c),
+        Ok(Err((req, st))) => req.complete(st, 0),
+        Err(req) => req.complete(STATUS_DEVICE_NOT_READY, 0),
     }
 }
 
@@ -190,16 +185,32 @@ pub(super) extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
 /// `EvtRequestCancel` of a pending START: the stream ends; its request is completed when the
 /// stream has been released (the engine stopped and the pages are no longer mapped).
 extern "C" fn evt_start_cancel(request: WDFREQUEST) {
-    let req = Request(request);
+    // SAFETY: the framework hands the cancelled request to this routine. The stream's buffer
+    // (or its finisher) holds a second value for it: `Hca::stream_cancel` completes exactly one
+    // of the two and gives the other up.
+    let req = unsafe { Request::from_raw(request) };
     let Some(c) = ctx(req.file().device()) else {
+        req.relinquish();
         return;
     };
-    match with_hca(c, |h, _| h.stream_cancel(req)) {
-        Some(Some((r, st, info))) => r.complete(st, info),
-        Some(None) => kick(c),
+    match with_hca_owning(c, req, |h, req, _| h.stream_cancel(req)) {
+        Ok(Some((r, st, info))) => r.complete(st, info),
+        Ok(None) => kick(c),
         // No HCA: every stream was released with it, and each START completed by its finisher.
-        None => {}
+        Err(req) => {
+            req.relinquish();
+        }
     }
+}
+
+/// Completes a STOP request (twice under the `COMPLETE_STOP_TWICE` test hook, the defect the
+/// framework's verifier must stop).
+fn complete_stop(s: Request) {
+    #[cfg(feature = "test-hooks")]
+    if stream::complete_stop_twice() {
+        return s.complete_twice(STATUS_SUCCESS);
+    }
+    s.complete(STATUS_SUCCESS, 0);
 }
 
 /// Enqueues the stream work item.
@@ -243,7 +254,7 @@ pub(super) fn deliver_waits(h: &mut Hca, queues: &[Queue]) -> Vec<(Request, Stre
 /// Completes WAIT requests the DPC paired with segments.
 pub(super) fn complete_waits(waits: Vec<(Request, StreamWaitOut)>) {
     for (r, o) in waits {
-        complete_wait(r, &o);
+        r.complete_with(Ok(o));
     }
 }
 
@@ -305,10 +316,7 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             r.complete(st, info);
         }
         for s in f.stops {
-            s.complete(STATUS_SUCCESS, 0);
-            if stream::complete_stop_twice() {
-                s.complete(STATUS_SUCCESS, 0);
-            }
+            complete_stop(s);
         }
     }
 }

@@ -26,6 +26,9 @@ use super::{
 
 pub mod init;
 
+use rhca_hw::ioctl::{MAX_ABI_SIZE, WireField};
+use rhca_hw::wire::Writer;
+
 /// Declares a `Copy` wrapper for a WDF handle.
 macro_rules! handle {
     ($(#[$m:meta])* $name:ident($raw:ty)) => {
@@ -50,10 +53,40 @@ handle!(
     /// A `WDFDEVICE`.
     Device(WDFDEVICE)
 );
-handle!(
-    /// A `WDFREQUEST` the driver owns.
-    Request(WDFREQUEST)
-);
+/// A `WDFREQUEST` the driver owns: the right, and the duty, to complete it once.
+///
+/// Not `Copy` and without a public field: a value is made only by [`Request::from_raw`] (from a
+/// handle the framework presented) or by [`Queue::retrieve_next`], and [`Request::complete`],
+/// [`Request::complete_with`] and a successful [`Request::forward`] consume it, so a second
+/// completion of the same value does not compile:
+///
+/// ```compile_fail,E0382
+/// # use rhca::sys::{STATUS_SUCCESS, wdf::Request};
+/// fn twice(r: Request) {
+///     r.complete(STATUS_SUCCESS, 0);
+///     r.complete(STATUS_SUCCESS, 0); // E0382: use of moved value
+/// }
+/// ```
+///
+/// Dropping a value without completing it is safe (the caller's I/O just never finishes, as in
+/// C), so every path that gives a request up says so with [`Request::relinquish`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a request the driver owns must be completed, forwarded or handed on"]
+pub struct Request(WDFREQUEST);
+// SAFETY: a WDF request may be completed or queried from any CPU at the IRQL each method allows;
+// the value moves between the callbacks that own it in turn.
+unsafe impl Send for Request {}
+// SAFETY: the `&self` methods only query the framework, which serialises its own state.
+unsafe impl Sync for Request {}
+
+/// The identity of a request, to find it again (a cancel routine's request among the pending
+/// ones): it can be compared, never completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId(WDFREQUEST);
+// SAFETY: a plain value: no method dereferences or passes on the handle.
+unsafe impl Send for RequestId {}
+// SAFETY: as above.
+unsafe impl Sync for RequestId {}
 handle!(
     /// A `WDFQUEUE`.
     Queue(WDFQUEUE)
@@ -609,7 +642,8 @@ impl Queue {
         let st = unsafe {
             call_unsafe_wdf_function_binding!(WdfIoQueueRetrieveNextRequest, self.0, &raw mut r)
         };
-        (NT_SUCCESS(st) && !r.is_null()).then_some(Request(r))
+        // SAFETY: the framework has just presented `r` to the driver: the driver owns it.
+        (NT_SUCCESS(st) && !r.is_null()).then(|| unsafe { Request::from_raw(r) })
     }
 }
 
@@ -630,9 +664,38 @@ impl Interrupt {
 }
 
 impl Request {
+    /// Takes ownership of a request the framework presented to the driver.
+    ///
+    /// # Safety
+    /// `raw` is a live `WDFREQUEST` the framework handed to the caller (an I/O callback's
+    /// argument, or a queue's next request), and no other [`Request`] for it exists, except for
+    /// a cancel routine's, which shares it with the value the request was marked cancelable
+    /// through until one of them gives it up ([`Request::relinquish`]).
+    pub const unsafe fn from_raw(raw: WDFREQUEST) -> Self {
+        Self(raw)
+    }
+
+    /// The request's identity.
+    #[must_use]
+    pub const fn id(&self) -> RequestId {
+        RequestId(self.0)
+    }
+
+    /// Gives this value up without completing the request, for a request another value
+    /// completes (a cancel routine's copy of a request its stream still holds).
+    pub const fn relinquish(self) {
+        let _ = self;
+    }
+
+    /// The raw handle, for the framework's own calls.
+    #[must_use]
+    pub const fn raw(&self) -> WDFREQUEST {
+        self.0
+    }
+
     /// The request's IOCTL code and buffer lengths (`WdfRequestGetParameters`).
     #[must_use]
-    pub fn ioctl_parameters(self) -> (u32, usize, usize) {
+    pub fn ioctl_parameters(&self) -> (u32, usize, usize) {
         let mut p = init::WDF_REQUEST_PARAMETERS_INIT();
         // SAFETY: a live request and struct.
         unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetParameters, self.0, &raw mut p) };
@@ -645,7 +708,7 @@ impl Request {
     ///
     /// # Errors
     /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
-    pub fn read_input(self, out: &mut [u8]) -> Result<(), NTSTATUS> {
+    pub fn read_input(&self, out: &mut [u8]) -> Result<(), NTSTATUS> {
         let mut p: PVOID = null_mut();
         let mut len = 0usize;
         // SAFETY: a live request and out parameters.
@@ -674,7 +737,7 @@ impl Request {
     /// # Errors
     /// `STATUS_BUFFER_TOO_SMALL`, the framework's status, or `STATUS_INVALID_PARAMETER` for
     /// bytes `rhca-hw` rejects.
-    pub fn input<T: rhca_hw::ioctl::AbiStruct>(self) -> Result<T, NTSTATUS> {
+    pub fn input<T: rhca_hw::ioctl::AbiStruct>(&self) -> Result<T, NTSTATUS> {
         let mut raw = [0u8; rhca_hw::ioctl::MAX_ABI_SIZE];
         let b = raw
             .get_mut(..T::SIZE)
@@ -687,7 +750,7 @@ impl Request {
     ///
     /// # Errors
     /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
-    pub fn write_output(self, data: &[u8]) -> Result<(), NTSTATUS> {
+    pub fn write_output(&self, data: &[u8]) -> Result<(), NTSTATUS> {
         let mut p: PVOID = null_mut();
         let mut len = 0usize;
         // SAFETY: a live request and out parameters.
@@ -724,21 +787,58 @@ impl Request {
         };
     }
 
+    /// Encodes `result`'s value into the output buffer and completes the request with its
+    /// size, or completes it with the error (and no bytes). An output buffer too small for the
+    /// value completes it with `STATUS_BUFFER_TOO_SMALL`.
+    pub fn complete_with<T: WireField>(self, result: Result<T, NTSTATUS>) {
+        let mut raw = [0u8; MAX_ABI_SIZE];
+        let written = result.and_then(|v| {
+            let b = raw
+                .get_mut(..T::SIZE)
+                .ok_or(super::STATUS_INVALID_PARAMETER)?;
+            v.write(&mut Writer::new(b))
+                .map_err(|_| super::STATUS_INVALID_PARAMETER)?;
+            self.write_output(b)?;
+            Ok(T::SIZE)
+        });
+        match written {
+            Ok(n) => self.complete(super::STATUS_SUCCESS, n),
+            Err(st) => self.complete(st, 0),
+        }
+    }
+
+    /// Completes the request twice: a deliberate driver defect, for the test that proves the
+    /// (simulated) framework stops it.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn complete_twice(self, status: NTSTATUS) {
+        let raw = self.0;
+        self.complete(status, 0);
+        // SAFETY: none: this is the defect under test. The framework's verifier stops the
+        // machine (0x10D) before the handle is used.
+        let again = unsafe { Self::from_raw(raw) };
+        again.complete(status, 0);
+    }
+
     /// `WdfRequestForwardToIoQueue`.
     ///
     /// # Errors
-    /// The framework's status; the driver still owns the request then.
-    pub fn forward(self, queue: Queue) -> Result<(), NTSTATUS> {
+    /// The framework's status, with the request, which the driver still owns.
+    pub fn forward(self, queue: Queue) -> Result<(), (Self, NTSTATUS)> {
         // SAFETY: a request the driver owns and a live queue.
         let st = unsafe {
             call_unsafe_wdf_function_binding!(WdfRequestForwardToIoQueue, self.0, queue.0)
         };
-        if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
+        if NT_SUCCESS(st) {
+            Ok(())
+        } else {
+            Err((self, st))
+        }
     }
 
     /// The file object (open handle) the request came through (`WdfRequestGetFileObject`).
     #[must_use]
-    pub fn file(self) -> File {
+    pub fn file(&self) -> File {
         // SAFETY: a live request.
         File(unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, self.0) })
     }
@@ -748,7 +848,7 @@ impl Request {
     ///
     /// # Errors
     /// The framework's status (`STATUS_BUFFER_TOO_SMALL` for a request without one).
-    pub fn output_mdl(self) -> Result<PMDL, NTSTATUS> {
+    pub fn output_mdl(&self) -> Result<PMDL, NTSTATUS> {
         let mut mdl: PMDL = null_mut();
         // SAFETY: a live request and out parameter.
         let st = unsafe {
@@ -767,7 +867,7 @@ impl Request {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` when the request was cancelled already (complete it then).
-    pub fn mark_cancelable(self, cancel: PFN_WDF_REQUEST_CANCEL) -> Result<(), NTSTATUS> {
+    pub fn mark_cancelable(&self, cancel: PFN_WDF_REQUEST_CANCEL) -> Result<(), NTSTATUS> {
         // SAFETY: a request the driver owns.
         let st = unsafe {
             call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, self.0, cancel)
@@ -779,7 +879,7 @@ impl Request {
     ///
     /// # Errors
     /// `STATUS_CANCELLED` when the cancel routine runs or has run (it completes the request).
-    pub fn unmark_cancelable(self) -> Result<(), NTSTATUS> {
+    pub fn unmark_cancelable(&self) -> Result<(), NTSTATUS> {
         // SAFETY: a request the driver owns.
         let st = unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, self.0) };
         if NT_SUCCESS(st) { Ok(()) } else { Err(st) }
