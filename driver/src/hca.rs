@@ -26,10 +26,7 @@ use crate::dma::{
     TAG_MAD,
 };
 use crate::sys::wdf::Request;
-use crate::sys::{
-    AtDispatch, Mmio, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_IO_TIMEOUT,
-    stall_us,
-};
+use crate::sys::{AtDispatch, Mmio, stall_us};
 
 /// Milliseconds between two ticks of the watchdog ([`Hca::watchdog_tick`]).
 pub const WATCHDOG_PERIOD_MS: u32 = 100;
@@ -39,21 +36,6 @@ pub const WATCHDOG_PERIOD_MS: u32 = 100;
 /// Two seconds: a thousand times what a MAD send takes, and long enough for a device slowed
 /// down (a slow fabric, a loaded host) to still make progress in.
 pub const STALL_TICKS: u32 = 20;
-
-/// Why the hardware could not be brought up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HwError {
-    /// The registers read all-ones: the device is gone.
-    Gone,
-    /// The device reports an interface version or capabilities this driver does not know.
-    Unsupported,
-    /// Reset or quiesce did not complete within its bound.
-    Timeout,
-    /// A DMA resource could not be obtained.
-    Dma(DmaError),
-    /// A queue configuration the device refused.
-    QueueRefused(u32),
-}
 
 const CQ_LOG: u32 = 8;
 const SQ_LOG: u32 = 6;
@@ -203,17 +185,13 @@ pub struct Done {
     /// The request.
     pub request: Request,
     /// What to copy into its output buffer, or why it failed.
-    pub result: Result<SendMadOut, NTSTATUS>,
+    pub result: Result<SendMadOut, HcaError>,
 }
 
-impl Done {
-    /// Writes the output and completes the request. Call without the device lock.
-    pub fn finish(self) {
-        self.request.complete_with(self.result);
-    }
-}
-
+mod error;
 pub mod stream;
+
+pub use error::HcaError;
 
 /// The running HCA.
 #[derive(Debug)]
@@ -244,8 +222,8 @@ pub struct Hca {
     /// reset, done at `PASSIVE_LEVEL` by the work item ([`Hca::recover`]).
     needs_reset: bool,
     /// What the requests in flight fail with when that reset quiesces the device:
-    /// `STATUS_IO_TIMEOUT` after a stall, `STATUS_CANCELLED` otherwise.
-    reset_status: NTSTATUS,
+    /// [`HcaError::Timeout`] after a stall, [`HcaError::Cancelled`] otherwise.
+    reset_status: HcaError,
     /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
     /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
     /// the adapter's grant — otherwise one QP's idle receives could pin every register.
@@ -260,41 +238,41 @@ const fn gone(v: u32) -> bool {
 /// Resets the device and waits for READY (100 ms bound).
 ///
 /// # Errors
-/// [`HwError::Gone`] or [`HwError::Timeout`].
-pub fn reset(regs: &Mmio) -> Result<(), HwError> {
+/// [`HcaError::Removed`] or [`HcaError::BringUpTimeout`].
+pub fn reset(regs: &Mmio) -> Result<(), HcaError> {
     regs.write(regs::CTRL.offset, regs::CTRL_RESET.mask());
     for _ in 0..2000 {
         let s = regs.read(regs::STATUS.offset);
         if gone(s) {
-            return Err(HwError::Gone);
+            return Err(HcaError::Removed);
         }
         if regs::STATUS_READY.is_set(s) {
             return Ok(());
         }
         stall_us(50);
     }
-    Err(HwError::Timeout)
+    Err(HcaError::BringUpTimeout)
 }
 
 /// Reads and validates the identity and capabilities.
 ///
 /// # Errors
-/// [`HwError::Gone`] or [`HwError::Unsupported`].
-pub fn identify(regs: &Mmio) -> Result<(Caps, u64), HwError> {
+/// [`HcaError::Removed`] or [`HcaError::UnsupportedDevice`].
+pub fn identify(regs: &Mmio) -> Result<(Caps, u64), HcaError> {
     let id = regs.read(regs::ID.offset);
     if gone(id) {
-        return Err(HwError::Gone);
+        return Err(HcaError::Removed);
     }
     let v = regs.read(regs::VERSION.offset);
     if id != regs::ID_VALUE || regs::VERSION_MAJOR.get(v) != regs::INTERFACE_MAJOR {
-        return Err(HwError::Unsupported);
+        return Err(HcaError::UnsupportedDevice);
     }
     let caps = Caps::decode(
         regs.read(regs::CAP0.offset),
         regs.read(regs::CAP1.offset),
         regs.read(regs::CAP2.offset),
     )
-    .map_err(|_| HwError::Unsupported)?;
+    .map_err(|_| HcaError::UnsupportedDevice)?;
     let guid = u64::from(regs.read(regs::NODE_GUID_LO.offset))
         | (u64::from(regs.read(regs::NODE_GUID_HI.offset)) << 32);
     Ok((caps, guid))
@@ -311,16 +289,16 @@ impl Hca {
         caps: Caps,
         node_guid: u64,
         vectors: u32,
-    ) -> Result<Self, HwError> {
-        let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HwError::Unsupported)?;
+    ) -> Result<Self, HcaError> {
+        let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HcaError::UnsupportedDevice)?;
         let cq_mem =
-            RingMem::new(&adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HwError::Dma)?;
-        let sq = |id: WqId| -> Result<SendQueue, HwError> {
-            let ring =
-                Ring::from_log2(SQ_LOG.min(caps.log_max_wq)).map_err(|_| HwError::Unsupported)?;
+            RingMem::new(&adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HcaError::Dma)?;
+        let sq = |id: WqId| -> Result<SendQueue, HcaError> {
+            let ring = Ring::from_log2(SQ_LOG.min(caps.log_max_wq))
+                .map_err(|_| HcaError::UnsupportedDevice)?;
             let stride = 1usize << SQ_LOG_STRIDE.min(caps.log_max_stride);
             let mem =
-                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HwError::Dma)?;
+                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HcaError::Dma)?;
             Ok(SendQueue {
                 id,
                 ring,
@@ -333,12 +311,12 @@ impl Hca {
                 stalled_ticks: 0,
             })
         };
-        let rq = |id: WqId| -> Result<RecvQueue, HwError> {
-            let ring =
-                Ring::from_log2(RQ_LOG.min(caps.log_max_wq)).map_err(|_| HwError::Unsupported)?;
+        let rq = |id: WqId| -> Result<RecvQueue, HcaError> {
+            let ring = Ring::from_log2(RQ_LOG.min(caps.log_max_wq))
+                .map_err(|_| HcaError::UnsupportedDevice)?;
             let stride = 1usize << RQ_LOG_STRIDE;
             let mem =
-                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HwError::Dma)?;
+                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HcaError::Dma)?;
             // Too few map registers to keep even one buffer per QP mapped: stage receives in
             // common-buffer memory and copy instead (docs/dma.md).
             let staging = if adapter.map_registers() < 4 {
@@ -346,7 +324,7 @@ impl Hca {
                 (0..pages)
                     .map(|_| adapter.common_buffer(PAGE as u32))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(HwError::Dma)?
+                    .map_err(HcaError::Dma)?
             } else {
                 Vec::new()
             };
@@ -387,7 +365,7 @@ impl Hca {
             vectors,
             running: false,
             needs_reset: false,
-            reset_status: STATUS_CANCELLED,
+            reset_status: HcaError::Cancelled,
             recv_depth: 0,
             regs,
         };
@@ -397,7 +375,7 @@ impl Hca {
         Ok(hca)
     }
 
-    fn program(&self) -> Result<(), HwError> {
+    fn program(&self) -> Result<(), HcaError> {
         let r = &self.regs;
         let base = self.cq.mem.base();
         let off = |reg| cq::offset(0, reg).unwrap_or(0);
@@ -409,10 +387,10 @@ impl Hca {
         }
         r.write(off(cq::CFG), cfg);
         if cq::STATUS_ERROR.is_set(r.read(off(cq::STATUS))) {
-            return Err(HwError::QueueRefused(0x10));
+            return Err(HcaError::QueueRefused(0x10));
         }
         let program_wq =
-            |id: WqId, mem: &RingMem, ring: Ring, stride: usize| -> Result<(), HwError> {
+            |id: WqId, mem: &RingMem, ring: Ring, stride: usize| -> Result<(), HcaError> {
                 let base = mem.base();
                 r.write(wq::offset(id, wq::BASE_LO), base as u32);
                 r.write(wq::offset(id, wq::BASE_HI), (base >> 32) as u32);
@@ -424,7 +402,7 @@ impl Hca {
                 }
                 r.write(wq::offset(id, wq::CFG), cfg);
                 if wq::STATUS_ERROR.is_set(r.read(wq::offset(id, wq::STATUS))) {
-                    return Err(HwError::QueueRefused(id.index()));
+                    return Err(HcaError::QueueRefused(id.index()));
                 }
                 Ok(())
             };
@@ -464,8 +442,8 @@ impl Hca {
     /// D0 entry: interrupts configured, device enabled, receive rings filled, CQ armed.
     ///
     /// # Errors
-    /// [`HwError::Gone`].
-    pub fn enable(&mut self, at: &AtDispatch<'_>) -> Result<(), HwError> {
+    /// [`HcaError::Removed`].
+    pub fn enable(&mut self, at: &AtDispatch<'_>) -> Result<(), HcaError> {
         let r = self.regs.clone();
         r.write(regs::INT_CFG.offset, self.vectors);
         r.write(regs::INT_CAUSE.offset, u32::MAX);
@@ -475,7 +453,7 @@ impl Hca {
         );
         r.write(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
         if gone(r.read(regs::STATUS.offset)) {
-            return Err(HwError::Gone);
+            return Err(HcaError::Removed);
         }
         self.running = true;
         for q in 0..2 {
@@ -516,7 +494,7 @@ impl Hca {
         self.poll(at);
         let removed = gone(r.read(regs::STATUS.offset));
         let status = if removed {
-            STATUS_DEVICE_REMOVED
+            HcaError::Removed
         } else {
             self.reset_status
         };
@@ -681,7 +659,7 @@ impl Hca {
         if !self.running || self.needs_reset {
             self.done.push(Done {
                 request,
-                result: Err(crate::sys::STATUS_DEVICE_NOT_READY),
+                result: Err(HcaError::NotReady),
             });
             return;
         }
@@ -806,7 +784,7 @@ impl Hca {
             self.stats.send_errors += 1;
             self.done.push(Done {
                 request: w.request,
-                result: Err(crate::sys::STATUS_INVALID_PARAMETER),
+                result: Err(HcaError::InvalidParameter),
             });
             return;
         }
@@ -895,7 +873,7 @@ impl Hca {
     }
 
     /// Recovery from a failed or stalled queue: quiesce (what is in flight fails with
-    /// `STATUS_CANCELLED`, or `STATUS_IO_TIMEOUT` after a stall; stream engines stop), reset,
+    /// [`HcaError::Cancelled`], or [`HcaError::Timeout`] after a stall; stream engines stop), reset,
     /// reprogram and enable again. Returns whether it ran. The caller then releases the streams
     /// the reset ended.
     pub fn recover(&mut self, at: &AtDispatch<'_>) -> bool {
@@ -905,7 +883,7 @@ impl Hca {
         self.needs_reset = false;
         self.stats.queue_resets += 1;
         self.quiesce(at);
-        self.reset_status = STATUS_CANCELLED;
+        self.reset_status = HcaError::Cancelled;
         let _ = self.enable(at);
         true
     }
@@ -915,7 +893,7 @@ impl Hca {
     /// whose firmware hangs a queue raises no error and sends no interrupt: the only sign is a
     /// send queue holding posted sends while its consumer index stands still. After
     /// [`STALL_TICKS`] such ticks the queue is stalled: the device is reset as for a queue
-    /// error ([`Hca::recover`]), and the sends it held fail with `STATUS_IO_TIMEOUT`.
+    /// error ([`Hca::recover`]), and the sends it held fail with [`HcaError::Timeout`].
     /// Receive queues are not watched (they wait for the fabric for as long as it is quiet),
     /// nor stream engines (a segment takes as long as the source's rate makes it take, which
     /// the driver does not know; a STOP that is not acknowledged in 100 ms ends a stream).
@@ -937,7 +915,7 @@ impl Hca {
         if stalled {
             self.stats.queue_stalls += 1;
             self.needs_reset = true;
-            self.reset_status = STATUS_IO_TIMEOUT;
+            self.reset_status = HcaError::Timeout;
             for q in &mut self.sq {
                 q.stalled_ticks = 0;
             }
@@ -1100,11 +1078,9 @@ impl Hca {
     /// Checks a decoded `SEND_MAD` input's fields (its header was checked by the decode).
     ///
     /// # Errors
-    /// `STATUS_INVALID_PARAMETER` for anything `rhca-hw` rejects.
-    pub fn check_send(input: SendMadIn) -> Result<SendMadIn, NTSTATUS> {
-        input
-            .validate()
-            .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+    /// [`HcaError::InvalidParameter`] for anything `rhca-hw` rejects.
+    pub fn check_send(input: SendMadIn) -> Result<SendMadIn, HcaError> {
+        input.validate().map_err(|_| HcaError::InvalidParameter)?;
         Ok(input)
     }
 }

@@ -16,16 +16,18 @@ use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
 use rhca_hw::regs::{self, cause};
 
 use crate::dma::Adapter;
-use crate::hca::{self, Done, Hca, HwError};
+use crate::hca::stream::Outcome;
+use crate::hca::{self, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource, Timer};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN,
     BOOLEAN_FALSE, BOOLEAN_TRUE, FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT,
-    STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR,
-    STATUS_DEVICE_NOT_READY, STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
-    STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_IO_QUEUE_CONFIG,
+    STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_DEVICE_BUSY,
+    STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
+    STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
+    STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_IO_QUEUE_CONFIG,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
     WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
 };
@@ -152,13 +154,35 @@ extern "C" fn evt_file_create(_device: WDFDEVICE, request: WDFREQUEST, _file: WD
     unsafe { Request::from_raw(request) }.complete(STATUS_SUCCESS, 0);
 }
 
-const fn hw_status(e: HwError) -> NTSTATUS {
+/// The one place an HCA-layer error becomes the `NTSTATUS` the framework and the application
+/// see.
+pub(crate) const fn status_of(e: HcaError) -> NTSTATUS {
     match e {
-        HwError::Gone => STATUS_DEVICE_REMOVED,
-        HwError::Unsupported => STATUS_NOT_SUPPORTED,
-        HwError::Timeout | HwError::QueueRefused(_) => STATUS_DEVICE_HARDWARE_ERROR,
-        HwError::Dma(_) => STATUS_INSUFFICIENT_RESOURCES,
+        HcaError::NotReady => STATUS_DEVICE_NOT_READY,
+        HcaError::Removed => STATUS_DEVICE_REMOVED,
+        HcaError::Cancelled => STATUS_CANCELLED,
+        HcaError::Timeout => STATUS_IO_TIMEOUT,
+        HcaError::InvalidParameter => STATUS_INVALID_PARAMETER,
+        HcaError::NotSupported | HcaError::UnsupportedDevice => STATUS_NOT_SUPPORTED,
+        HcaError::NoResources | HcaError::Dma(_) => STATUS_INSUFFICIENT_RESOURCES,
+        HcaError::Busy => STATUS_DEVICE_BUSY,
+        HcaError::NoStream => STATUS_INVALID_DEVICE_STATE,
+        HcaError::AccessDenied => STATUS_ACCESS_DENIED,
+        HcaError::EngineRefused | HcaError::BringUpTimeout | HcaError::QueueRefused(_) => {
+            STATUS_DEVICE_HARDWARE_ERROR
+        }
+        HcaError::DeviceError => STATUS_IO_DEVICE_ERROR,
     }
+}
+
+/// Completes `r` with a stream outcome and its `Information`.
+pub(crate) fn complete_outcome(r: Request, outcome: Outcome, info: usize) {
+    r.complete(outcome.map_or_else(status_of, |()| STATUS_SUCCESS), info);
+}
+
+/// Writes a finished send's reply and completes it. Call without the device lock.
+fn finish_done(d: Done) {
+    d.request.complete_with(d.result.map_err(status_of));
 }
 
 extern "C" fn evt_prepare_hardware(
@@ -189,15 +213,15 @@ extern "C" fn evt_prepare_hardware(
     let regs = alloc::sync::Arc::new(regs);
     let (caps, guid) = match hca::identify(&regs).and_then(|v| hca::reset(&regs).map(|()| v)) {
         Ok(v) => v,
-        Err(e) => return hw_status(e),
+        Err(e) => return status_of(e),
     };
     let adapter = match Adapter::for_device(device, caps.dma_width, ADAPTER_MAX_LENGTH) {
         Ok(a) => a,
-        Err(e) => return hw_status(HwError::Dma(e)),
+        Err(e) => return status_of(HcaError::Dma(e)),
     };
     let hca = match Hca::new(regs.clone(), adapter, caps, guid, vectors) {
         Ok(h) => h,
-        Err(e) => return hw_status(e),
+        Err(e) => return status_of(e),
     };
     c.isr_regs.publish(&regs);
     *c.vectors.lock() = vectors;
@@ -234,7 +258,7 @@ extern "C" fn evt_d0_entry(device: WDFDEVICE, _previous: WDF_POWER_DEVICE_STATE)
     };
     match with_hca(c, super::hca::Hca::enable) {
         Some(Ok(())) => STATUS_SUCCESS,
-        Some(Err(e)) => hw_status(e),
+        Some(Err(e)) => status_of(e),
         None => STATUS_INVALID_DEVICE_STATE,
     }
 }
@@ -274,7 +298,7 @@ fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) ->
             },
         )
     });
-    done.into_iter().for_each(Done::finish);
+    done.into_iter().for_each(finish_done);
     r
 }
 
@@ -292,7 +316,7 @@ fn with_hca_owning<R>(
         }
         None => (Err(req), Vec::new()),
     });
-    done.into_iter().for_each(Done::finish);
+    done.into_iter().for_each(finish_done);
     r
 }
 
@@ -463,7 +487,10 @@ extern "C" fn evt_io_device_control(
     }
     match ioctl {
         Ioctl::QueryDevice => query_device(c, req),
-        Ioctl::SendMad => match req.input::<SendMadIn>().and_then(Hca::check_send) {
+        Ioctl::SendMad => match req
+            .input::<SendMadIn>()
+            .and_then(|i| Hca::check_send(i).map_err(status_of))
+        {
             Ok(input) => {
                 if let Err(req) = with_hca_owning(c, req, |h, req, at| h.send(req, input, at)) {
                     req.complete(STATUS_DEVICE_NOT_READY, 0);

@@ -36,11 +36,13 @@ use super::{Hca, gone};
 use crate::dma::{
     self, Adapter, CommonBuffer, DmaError, MdlCommonBuffer, SgMapping, TransferContext, UserBuffer,
 };
+use crate::sys::AtDispatch;
 use crate::sys::wdf::{File, Request, RequestId};
-use crate::sys::{
-    AtDispatch, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_IO_DEVICE_ERROR, STATUS_SUCCESS,
-};
+
+use super::HcaError;
+
+/// A START request's outcome: success, or why the stream ended in error.
+pub type Outcome = Result<(), HcaError>;
 
 /// Why a stream ends; it decides the START request's final status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +62,22 @@ pub enum EndReason {
     /// A mapping or allocation needed to hand a segment over failed.
     NoResources,
     /// The stream could not start (the status says why).
-    Failed(NTSTATUS),
+    Failed(HcaError),
 }
 
 impl EndReason {
-    /// The START request's status.
-    #[must_use]
-    pub const fn status(self) -> NTSTATUS {
+    /// The START request's outcome.
+    ///
+    /// # Errors
+    /// Every reason but [`EndReason::Stopped`] ends the request in error.
+    pub const fn result(self) -> Result<(), HcaError> {
         match self {
-            Self::Stopped => STATUS_SUCCESS,
-            Self::Cancelled | Self::PowerDown => STATUS_CANCELLED,
-            Self::Removed => STATUS_DEVICE_REMOVED,
-            Self::DeviceError | Self::Hostile => STATUS_IO_DEVICE_ERROR,
-            Self::NoResources => STATUS_INSUFFICIENT_RESOURCES,
-            Self::Failed(st) => st,
+            Self::Stopped => Ok(()),
+            Self::Cancelled | Self::PowerDown => Err(HcaError::Cancelled),
+            Self::Removed => Err(HcaError::Removed),
+            Self::DeviceError | Self::Hostile => Err(HcaError::DeviceError),
+            Self::NoResources => Err(HcaError::NoResources),
+            Self::Failed(e) => Err(e),
         }
     }
 }
@@ -245,7 +249,7 @@ pub struct Rendezvous {
     /// The cancel routine has run.
     cancel_arrived: bool,
     /// The stream is released: the final status and byte count.
-    done: Option<(NTSTATUS, usize)>,
+    done: Option<(Outcome, usize)>,
 }
 
 const fn seg_index(seq: u64, count: u32) -> u32 {
@@ -257,15 +261,15 @@ impl Stream {
     /// `p` asks for, or the best correct one. Call at `PASSIVE_LEVEL`, without the device lock.
     ///
     /// # Errors
-    /// `STATUS_NOT_SUPPORTED` for a forced strategy the platform or adapter cannot do correctly;
-    /// `STATUS_INSUFFICIENT_RESOURCES` when no strategy can get its resources. The buffer and
+    /// [`HcaError::NotSupported`] for a forced strategy the platform or adapter cannot do correctly;
+    /// [`HcaError::NoResources`] when no strategy can get its resources. The buffer and
     /// the adapter are released then, and the START request comes back, still pending.
     pub fn build(
         adapter: Adapter,
         user: UserBuffer,
         caps: &regs::Caps,
         p: StartParams,
-    ) -> Result<Box<Self>, (Request, NTSTATUS)> {
+    ) -> Result<Box<Self>, (Request, HcaError)> {
         let (access, table, records, ring) = match Self::resources(&adapter, &user, caps, p) {
             Ok(r) => r,
             Err(st) => {
@@ -307,7 +311,7 @@ impl Stream {
         user: &UserBuffer,
         caps: &regs::Caps,
         p: StartParams,
-    ) -> Result<(Access, CommonBuffer, CommonBuffer, Ring), NTSTATUS> {
+    ) -> Result<(Access, CommonBuffer, CommonBuffer, Ring), HcaError> {
         let order: &[Strategy] = match p.strategy {
             Strategy::Auto => &[
                 Strategy::CommonBufferFromMdl,
@@ -321,15 +325,15 @@ impl Stream {
             Strategy::Staging => &[Strategy::Staging],
         };
         let max_desc = 1u64 << caps.log_max_desc;
-        let mut last = crate::sys::STATUS_NOT_SUPPORTED;
+        let mut last = HcaError::NotSupported;
         for &s in order {
             match Self::access(adapter, user, s, p.dir, max_desc) {
                 Ok((access, table)) => {
                     let records = adapter
                         .common_buffer((user.segments() as usize * stream::RECORD_SIZE) as u32)
-                        .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
-                    let ring = Ring::new(user.segments())
-                        .map_err(|_| crate::sys::STATUS_INVALID_PARAMETER)?;
+                        .map_err(|_| HcaError::NoResources)?;
+                    let ring =
+                        Ring::new(user.segments()).map_err(|_| HcaError::InvalidParameter)?;
                     return Ok((access, table, records, ring));
                 }
                 Err(st) => last = st,
@@ -345,15 +349,14 @@ impl Stream {
         s: Strategy,
         dir: Direction,
         max_desc: u64,
-    ) -> Result<(Access, CommonBuffer), NTSTATUS> {
-        use crate::sys::STATUS_NOT_SUPPORTED;
-        let table_for = |entries: &[(u64, u32)]| -> Result<CommonBuffer, NTSTATUS> {
+    ) -> Result<(Access, CommonBuffer), HcaError> {
+        let table_for = |entries: &[(u64, u32)]| -> Result<CommonBuffer, HcaError> {
             if entries.is_empty() || entries.len() as u64 > max_desc {
-                return Err(STATUS_NOT_SUPPORTED);
+                return Err(HcaError::NotSupported);
             }
             let t = adapter
                 .common_buffer((entries.len() * stream::DESC_SIZE) as u32)
-                .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                .map_err(|_| HcaError::NoResources)?;
             write_entries(&t, 0, entries);
             Ok(t)
         };
@@ -364,11 +367,11 @@ impl Stream {
         match s {
             Strategy::CommonBufferFromMdl => {
                 if !user.page_aligned() {
-                    return Err(STATUS_NOT_SUPPORTED);
+                    return Err(HcaError::NotSupported);
                 }
                 let b = adapter
                     .common_buffer_from_mdl(user)
-                    .map_err(|_| STATUS_NOT_SUPPORTED)?;
+                    .map_err(|_| HcaError::NotSupported)?;
                 let t = table_for(&[(b.logical(), user.len())])?;
                 Ok((Access::FromMdl(b), t))
             }
@@ -376,7 +379,7 @@ impl Stream {
                 // The per-segment flush needs FlushDmaBuffer; without it a bounce or Verifier
                 // double buffer would never be synchronised (docs/dma.md §5.2).
                 if !adapter.has_flush_dma_buffer() || !adapter.has_synchronous_mapping() {
-                    return Err(STATUS_NOT_SUPPORTED);
+                    return Err(HcaError::NotSupported);
                 }
                 let raise = crate::sys::KSpinLock::new();
                 let guard = raise.lock();
@@ -391,8 +394,8 @@ impl Stream {
                         &guard.at_dispatch(),
                     )
                     .map_err(|e| match e {
-                        DmaError::MissingRoutine(_) => STATUS_NOT_SUPPORTED,
-                        _ => STATUS_INSUFFICIENT_RESOURCES,
+                        DmaError::MissingRoutine(_) => HcaError::NotSupported,
+                        _ => HcaError::NoResources,
                     })?;
                 drop(guard);
                 let entries: Vec<(u64, u32)> = m.elements().collect();
@@ -401,16 +404,16 @@ impl Stream {
             }
             Strategy::PerSegment => {
                 if !adapter.has_synchronous_mapping() {
-                    return Err(STATUS_NOT_SUPPORTED);
+                    return Err(HcaError::NotSupported);
                 }
                 // A segment's list has at most one element per page it spans.
                 let group = user.segment_size().div_ceil(4096) + 1;
                 if u64::from(group) * u64::from(user.segments()) > max_desc {
-                    return Err(STATUS_NOT_SUPPORTED);
+                    return Err(HcaError::NotSupported);
                 }
                 let t = adapter
                     .common_buffer(group * user.segments() * stream::DESC_SIZE as u32)
-                    .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                    .map_err(|_| HcaError::NoResources)?;
                 Ok((
                     Access::PerSegment {
                         maps: (0..user.segments()).map(|_| None).collect(),
@@ -424,7 +427,7 @@ impl Stream {
                 let pages = (0..user.segments())
                     .map(|_| adapter.common_buffer(user.segment_size()))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+                    .map_err(|_| HcaError::NoResources)?;
                 let entries: Vec<(u64, u32)> = pages
                     .iter()
                     .map(|p| (p.logical(), user.segment_size()))
@@ -432,7 +435,7 @@ impl Stream {
                 let t = table_for(&entries)?;
                 Ok((Access::Staging(pages), t))
             }
-            Strategy::Auto => Err(STATUS_NOT_SUPPORTED),
+            Strategy::Auto => Err(HcaError::NotSupported),
         }
     }
 
@@ -457,10 +460,10 @@ impl Stream {
     /// order, at `PASSIVE_LEVEL` (the device has stopped or is gone). Returns the START request,
     /// its status and `Information` (the bytes of the buffer that hold stream data), and the
     /// STOP requests waiting for the end.
-    fn dismantle(self: Box<Self>) -> (Request, NTSTATUS, usize, Vec<Request>) {
+    fn dismantle(self: Box<Self>) -> (Request, Outcome, usize, Vec<Request>) {
         let s = *self;
         let leak = leak_on_removal(s.ending);
-        let status = s.ending.unwrap_or(EndReason::Stopped).status();
+        let status = s.ending.unwrap_or(EndReason::Stopped).result();
         // `Information` may not exceed the request's output buffer: the KMDF verifier stops a
         // successful user-mode IOCTL that reports more (WDF_REQUEST_FATAL_ERROR, INFORMATION_
         // LENGTH_MISMATCH). A circular buffer usually moves more than it holds, so the START
@@ -546,18 +549,18 @@ impl Hca {
     /// Reserves engine `n` for a START being built.
     ///
     /// # Errors
-    /// `STATUS_INVALID_PARAMETER` for an engine the device lacks, `STATUS_DEVICE_BUSY` when
-    /// the engine has a stream (at most one per engine), `STATUS_DEVICE_NOT_READY` when the
+    /// [`HcaError::InvalidParameter`] for an engine the device lacks, [`HcaError::Busy`] when
+    /// the engine has a stream (at most one per engine), [`HcaError::NotReady`] when the
     /// device is not in D0.
-    pub fn stream_reserve(&mut self, n: u32) -> Result<(), NTSTATUS> {
+    pub fn stream_reserve(&mut self, n: u32) -> Result<(), HcaError> {
         if n >= self.caps.stream_engines || n >= regs::MAX_STREAM_ENGINES {
-            return Err(crate::sys::STATUS_INVALID_PARAMETER);
+            return Err(HcaError::InvalidParameter);
         }
         if !self.running || self.needs_reset {
-            return Err(crate::sys::STATUS_DEVICE_NOT_READY);
+            return Err(HcaError::NotReady);
         }
         if self.streams[n as usize].is_some() || self.reserved & (1 << n) != 0 {
-            return Err(crate::sys::STATUS_DEVICE_BUSY);
+            return Err(HcaError::Busy);
         }
         self.reserved |= 1 << n;
         if let Some(l) = self.leftovers.get_mut(n as usize) {
@@ -595,10 +598,10 @@ impl Hca {
         &mut self,
         mut s: Box<Stream>,
         at: &AtDispatch<'_>,
-    ) -> Result<(), (Box<Stream>, NTSTATUS)> {
+    ) -> Result<(), (Box<Stream>, HcaError)> {
         let n = s.engine;
         if !self.running {
-            return Err((s, crate::sys::STATUS_DEVICE_NOT_READY));
+            return Err((s, HcaError::NotReady));
         }
         let (desc_count, per_segment) = match &s.access {
             Access::PerSegment { group, .. } => (*group, true),
@@ -640,10 +643,10 @@ impl Hca {
         self.se_write(n, se::CTRL, ctrl);
         let st = self.se_reg(n, se::STATUS);
         if gone(st) {
-            return Err((s, STATUS_DEVICE_REMOVED));
+            return Err((s, HcaError::Removed));
         }
         if !se::STATUS_RUNNING.is_set(st) || se::STATUS_ERROR.is_set(st) {
-            return Err((s, crate::sys::STATUS_DEVICE_HARDWARE_ERROR));
+            return Err((s, HcaError::EngineRefused));
         }
         self.stats.stream_strategy = s.strategy() as u64;
         match s.dir {
@@ -899,7 +902,7 @@ impl Hca {
     /// The cancel routine's `request` is a second owner of a request the stream's buffer (or
     /// its finisher) still holds: exactly one of the two values is completed, the other is given
     /// up ([`Request::relinquish`]).
-    pub fn stream_cancel(&mut self, request: Request) -> Option<(Request, NTSTATUS, usize)> {
+    pub fn stream_cancel(&mut self, request: Request) -> Option<(Request, Outcome, usize)> {
         let id = request.id();
         if let Some(n) = self
             .streams
@@ -936,12 +939,12 @@ impl Hca {
     /// the stream.
     ///
     /// # Errors
-    /// `STATUS_INVALID_DEVICE_STATE` when the engine has no stream; `STATUS_ACCESS_DENIED`
+    /// [`HcaError::NoStream`] when the engine has no stream; [`HcaError::AccessDenied`]
     /// when it belongs to another handle. The request is handed back.
-    pub fn stream_stop(&mut self, n: u32, stop: Request) -> Result<(), (Request, NTSTATUS)> {
+    pub fn stream_stop(&mut self, n: u32, stop: Request) -> Result<(), (Request, HcaError)> {
         match self.streams.get_mut(n as usize).and_then(Option::as_mut) {
-            None => Err((stop, crate::sys::STATUS_INVALID_DEVICE_STATE)),
-            Some(s) if s.file != stop.file() => Err((stop, crate::sys::STATUS_ACCESS_DENIED)),
+            None => Err((stop, HcaError::NoStream)),
+            Some(s) if s.file != stop.file() => Err((stop, HcaError::AccessDenied)),
             Some(s) => {
                 s.stop_waiters.push(stop);
                 self.stream_end(n, EndReason::Stopped);
@@ -953,9 +956,9 @@ impl Hca {
     /// `RELEASE`: the application hands back `count` segments from `first`, the oldest it holds.
     ///
     /// # Errors
-    /// `STATUS_INVALID_DEVICE_STATE` (no stream, and none ended on this handle),
-    /// `STATUS_ACCESS_DENIED` (another handle's
-    /// stream), `STATUS_INVALID_PARAMETER` (not the oldest held, or more than held).
+    /// [`HcaError::NoStream`] (no stream, and none ended on this handle),
+    /// [`HcaError::AccessDenied`] (another handle's
+    /// stream), [`HcaError::InvalidParameter`] (not the oldest held, or more than held).
     pub fn stream_release(
         &mut self,
         n: u32,
@@ -963,22 +966,22 @@ impl Hca {
         first: u64,
         count: u32,
         at: &AtDispatch<'_>,
-    ) -> Result<(), NTSTATUS> {
+    ) -> Result<(), HcaError> {
         let Some(mut s) = self.streams.get_mut(n as usize).and_then(Option::take) else {
             // Segments of a stream that has ended go nowhere: handing them back is harmless for
             // the handle that ran it, and an error for anyone else.
             return match self.leftovers.get(n as usize) {
                 Some(Some(l)) if l.file == file => Ok(()),
-                _ => Err(crate::sys::STATUS_INVALID_DEVICE_STATE),
+                _ => Err(HcaError::NoStream),
             };
         };
         let r = if s.file != file {
-            Err(crate::sys::STATUS_ACCESS_DENIED)
+            Err(HcaError::AccessDenied)
         } else if count == 0
             || first != s.app_oldest
             || u64::from(count) > s.app_next - s.app_oldest
         {
-            Err(crate::sys::STATUS_INVALID_PARAMETER)
+            Err(HcaError::InvalidParameter)
         } else {
             s.app_oldest += u64::from(count);
             if s.ending.is_none() {
@@ -1005,13 +1008,13 @@ impl Hca {
     /// request until some are).
     ///
     /// # Errors
-    /// `STATUS_ACCESS_DENIED` for another handle's stream.
+    /// [`HcaError::AccessDenied`] for another handle's stream.
     pub fn stream_wait(
         &mut self,
         n: u32,
         file: Option<File>,
         max: u32,
-    ) -> Result<Option<StreamWaitOut>, NTSTATUS> {
+    ) -> Result<Option<StreamWaitOut>, HcaError> {
         let Some(s) = self.streams.get_mut(n as usize).and_then(Option::as_mut) else {
             // No stream: the segments a released stream left undelivered go to its handle
             // first, the last of them flagged as the end; otherwise the wait ends at once.
@@ -1033,7 +1036,7 @@ impl Hca {
             return Ok(Some(out));
         };
         if file.is_some_and(|f| f != s.file) {
-            return Err(crate::sys::STATUS_ACCESS_DENIED);
+            return Err(HcaError::AccessDenied);
         }
         if s.ready.is_empty() {
             return Ok(None);
@@ -1113,9 +1116,9 @@ impl Hca {
     pub fn rendezvous_done(
         &mut self,
         request: Request,
-        status: NTSTATUS,
+        status: Outcome,
         info: usize,
-    ) -> Option<(Request, NTSTATUS, usize)> {
+    ) -> Option<(Request, Outcome, usize)> {
         let id = request.id();
         let Some(i) = self.rendezvous.iter().position(|r| r.request == id) else {
             // Every stream whose finisher meets its cancel routine has an entry: not reached.
@@ -1158,11 +1161,11 @@ pub struct Finished {
     pub engine: u32,
     /// The START request, its status and byte count — `None` when its cancel routine completes
     /// it.
-    pub start: Option<(Request, NTSTATUS, usize)>,
+    pub start: Option<(Request, Outcome, usize)>,
     /// STOP requests, to complete with success.
     pub stops: Vec<Request>,
     /// The START request when its completion goes through the rendezvous.
-    pub rendezvous: Option<(Request, NTSTATUS, usize)>,
+    pub rendezvous: Option<(Request, Outcome, usize)>,
 }
 
 /// Releases an ended stream's DMA resources at `PASSIVE_LEVEL`, without the device lock.

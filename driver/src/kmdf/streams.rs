@@ -18,7 +18,7 @@ use rhca_hw::ioctl::{
 use rhca_hw::regs;
 use rhca_hw::stream::Direction;
 
-use super::{DeviceCtx, ctx, with_hca, with_hca_owning};
+use super::{DeviceCtx, complete_outcome, ctx, status_of, with_hca, with_hca_owning};
 use crate::dma::{Adapter, UserBuffer};
 use crate::hca::Hca;
 use crate::hca::stream::{self, EndReason, StartParams, Stream};
@@ -69,7 +69,7 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
     };
     match with_hca(c, |h, _| h.stream_reserve(params.engine)) {
         Some(Ok(())) => {}
-        Some(Err(st)) => return req.complete(st, 0),
+        Some(Err(e)) => return req.complete(status_of(e), 0),
         None => return req.complete(STATUS_DEVICE_NOT_READY, 0),
     }
     // The stream's own adapter, sized for the whole buffer: its mappings never wait for map
@@ -78,7 +78,8 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
         .map_err(|(req, _)| (req, STATUS_INVALID_PARAMETER))
         .and_then(
             |user| match Adapter::for_device(device, caps.dma_width, user.len()) {
-                Ok(adapter) => Stream::build(adapter, user, &caps, params),
+                Ok(adapter) => Stream::build(adapter, user, &caps, params)
+                    .map_err(|(req, e)| (req, status_of(e))),
                 Err(_) => Err((user.into_request(), STATUS_INSUFFICIENT_RESOURCES)),
             },
         );
@@ -122,7 +123,7 @@ pub(super) fn wait(c: &DeviceCtx, req: Request) {
                 Some(q) => req.forward(q).err().map(|(req, st)| (req, Err(st))),
                 None => Some((req, Err(STATUS_DEVICE_NOT_READY))),
             },
-            Err(st) => Some((req, Err(st))),
+            Err(e) => Some((req, Err(status_of(e)))),
         }
     });
     match outcome {
@@ -150,7 +151,7 @@ pub(super) fn release(c: &DeviceCtx, req: Request) {
             }
             req.complete(STATUS_SUCCESS, 0);
         }
-        Some((Err(st), _)) => req.complete(st, 0),
+        Some((Err(e), _)) => req.complete(status_of(e), 0),
         None => req.complete(STATUS_DEVICE_NOT_READY, 0),
     }
 }
@@ -166,7 +167,7 @@ pub(super) fn stop(c: &DeviceCtx, req: Request) {
     }
     match with_hca_owning(c, req, |h, req, _| h.stream_stop(input.engine, req)) {
         Ok(Ok(())) => kick(c),
-        Ok(Err((req, st))) => req.complete(st, 0),
+        Ok(Err((req, e))) => req.complete(status_of(e), 0),
         Err(req) => req.complete(STATUS_DEVICE_NOT_READY, 0),
     }
 }
@@ -194,7 +195,7 @@ extern "C" fn evt_start_cancel(request: WDFREQUEST) {
         return;
     };
     match with_hca_owning(c, req, |h, req, _| h.stream_cancel(req)) {
-        Ok(Some((r, st, info))) => r.complete(st, info),
+        Ok(Some((r, outcome, info))) => complete_outcome(r, outcome, info),
         Ok(None) => kick(c),
         // No HCA: every stream was released with it, and each START completed by its finisher.
         Err(req) => {
@@ -307,13 +308,13 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
     complete_waits(waits);
     for e in taken {
         let f = stream::finish(e);
-        if let Some((r, st, info)) = f.start {
-            r.complete(st, info);
+        if let Some((r, outcome, info)) = f.start {
+            complete_outcome(r, outcome, info);
         }
         if let Some((r, st, info)) = f.rendezvous
             && let Some(Some((r, st, info))) = with_hca(c, |h, _| h.rendezvous_done(r, st, info))
         {
-            r.complete(st, info);
+            complete_outcome(r, st, info);
         }
         for s in f.stops {
             complete_stop(s);
