@@ -9,6 +9,8 @@
 //! adapter (its last reference), then the register mapping. The device is quiesced or reset
 //! before any of it is released.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;

@@ -3,9 +3,14 @@
 //!
 //! Locking: the [`Hca`] lives in the device context behind one spin lock. `PnP` and power
 //! callbacks, the DPC and the IOCTL handlers take it; the ISR never does (it runs at DIRQL and
-//! reaches the registers through [`IsrRegs`]). Requests are completed with the lock held: the
-//! IOCTL queue is parallel and the receive queue manual, so the framework never calls back into
-//! the driver from a completion.
+//! reaches the registers through [`IsrRegs`]). Requests are completed after the lock is
+//! released ([`with_hca`]), so a completion that lets the framework present a new request on
+//! this CPU never finds the lock held.
+//!
+//! No `unsafe`: requests arrive as owned [`Request`] values through the trampolines of
+//! [`crate::sys::wdf::RequestCallbacks`].
+
+#![forbid(unsafe_code)]
 
 mod streams;
 
@@ -19,7 +24,10 @@ use crate::dma::Adapter;
 use crate::hca::stream::Outcome;
 use crate::hca::{self, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
-use crate::sys::wdf::{Device, DeviceInit, Interrupt, Queue, Request, ResList, Resource, Timer};
+use crate::sys::wdf::{
+    self, Device, DeviceInit, File, Interrupt, Queue, Request, RequestCallbacks, ResList, Resource,
+    Timer,
+};
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN,
     BOOLEAN_FALSE, BOOLEAN_TRUE, FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT,
@@ -29,7 +37,7 @@ use crate::sys::{
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
     STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_IO_QUEUE_CONFIG,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
-    WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFTIMER,
+    WDFINTERRUPT, WDFOBJECT, WDFTIMER,
 };
 
 /// The device context.
@@ -75,7 +83,10 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         ..wdf_init::WDF_PNPPOWER_EVENT_CALLBACKS_INIT()
     });
     init.set_io_type(_WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered);
-    init.set_file_callbacks(Some(evt_file_create), Some(streams::evt_file_cleanup));
+    init.set_file_callbacks(
+        Some(wdf::evt_file_create::<Rhca>),
+        Some(streams::evt_file_cleanup),
+    );
     init.set_exclusive(false);
     // Opens of any name under the device object get the device's own security (the INF sets
     // an SDDL that admits administrators and SYSTEM only).
@@ -95,7 +106,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         return st;
     }
     let io = WDF_IO_QUEUE_CONFIG {
-        EvtIoDeviceControl: Some(evt_io_device_control),
+        EvtIoDeviceControl: Some(wdf::evt_io_device_control::<Rhca>),
         ..wdf_init::WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(
             _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
         )
@@ -149,9 +160,21 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     STATUS_SUCCESS
 }
 
-extern "C" fn evt_file_create(_device: WDFDEVICE, request: WDFREQUEST, _file: WDFFILEOBJECT) {
-    // SAFETY: the framework presents the create request to this callback, which owns it.
-    unsafe { Request::from_raw(request) }.complete(STATUS_SUCCESS, 0);
+/// The RHCA's request callbacks.
+struct Rhca;
+
+impl RequestCallbacks for Rhca {
+    fn file_create(_device: Device, request: Request, _file: File) {
+        request.complete(STATUS_SUCCESS, 0);
+    }
+
+    fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, code: u32) {
+        io_device_control(queue, req, out_len, in_len, code);
+    }
+
+    fn request_cancel(request: Request) {
+        streams::start_cancel(request);
+    }
 }
 
 /// The one place an HCA-layer error becomes the `NTSTATUS` the framework and the application
@@ -457,16 +480,9 @@ const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
     into.queue_stalls += s.queue_stalls;
 }
 
-extern "C" fn evt_io_device_control(
-    queue: WDFQUEUE,
-    request: WDFREQUEST,
-    out_len: usize,
-    in_len: usize,
-    code: ULONG,
-) {
-    // SAFETY: the framework presents the request to this callback, which owns it.
-    let req = unsafe { Request::from_raw(request) };
-    let device = Queue(queue).device();
+/// `EvtIoDeviceControl`: every IOCTL, lengths checked before any buffer is touched.
+fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, code: u32) {
+    let device = queue.device();
     let Some(c) = ctx(device) else {
         req.complete(STATUS_INVALID_DEVICE_STATE, 0);
         return;

@@ -17,8 +17,12 @@
 //!   stream work item.
 //!
 //! # Safety story
-//! `unsafe` is confined to [`sys`] (with the KMDF boundary [`sys::wdf`]) and [`dma`]; every block
+//! `unsafe` is confined to [`sys`] (with the KMDF boundary [`sys::wdf`]), [`dma`] and the
+//! `DriverEntry` export below; [`hca`] and [`kmdf`] are `#![forbid(unsafe_code)]`. Every block
 //! carries a SAFETY comment and every `unsafe fn` a `# Safety` section (workspace lints).
+//!
+//! Dependencies point down only: `kmdf` → `hca` → `dma` → `sys` (and `kmdf` → `sys`); `sys`
+//! names nothing above it.
 
 #![no_std]
 #![expect(
@@ -48,4 +52,18 @@ pub mod hca;
 pub mod kmdf;
 pub mod sys;
 
-pub use sys::wdf::driver_entry;
+/// `DriverEntry`: creates the framework driver object with the RHCA's `EvtDriverDeviceAdd`.
+///
+/// Here, at the crate root where the windows-drivers-rs template puts it, because it is where
+/// the layers meet: [`sys`] depends on nothing above it, and [`kmdf`] is free of `unsafe`.
+///
+/// # Safety
+/// Called by the kernel loader (or the simulated one) with the driver object and registry path.
+#[cfg_attr(all(windows, not(test)), unsafe(export_name = "DriverEntry"))]
+pub unsafe extern "system" fn driver_entry(
+    driver: sys::PDRIVER_OBJECT,
+    registry: sys::PCUNICODE_STRING,
+) -> sys::NTSTATUS {
+    // SAFETY: the loader's arguments, passed through.
+    unsafe { sys::wdf::driver_create(driver, registry, Some(kmdf::evt_device_add), None) }
+}

@@ -22,10 +22,10 @@ use super::{DeviceCtx, complete_outcome, ctx, status_of, with_hca, with_hca_owni
 use crate::dma::{Adapter, UserBuffer};
 use crate::hca::Hca;
 use crate::hca::stream::{self, EndReason, StartParams, Stream};
-use crate::sys::wdf::{Device, File, Queue, Request, WorkItem};
+use crate::sys::wdf::{self, Device, File, Queue, Request, WorkItem};
 use crate::sys::{
     STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, WDFFILEOBJECT, WDFREQUEST, WDFWORKITEM, stall_us,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, WDFFILEOBJECT, WDFWORKITEM, stall_us,
 };
 
 /// How long a stopping engine may take to acknowledge before the device is reset (the engine
@@ -90,7 +90,10 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
             return req.complete(st, 0);
         }
     };
-    if s.request().mark_cancelable(Some(evt_start_cancel)).is_err() {
+    if s.request()
+        .mark_cancelable(Some(wdf::evt_request_cancel::<super::Rhca>))
+        .is_err()
+    {
         // Cancelled before the device was given anything: release and complete here.
         with_hca(c, |h, _| h.stream_unreserve(params.engine));
         let r = stream::discard(s);
@@ -184,12 +187,10 @@ pub(super) extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
 }
 
 /// `EvtRequestCancel` of a pending START: the stream ends; its request is completed when the
-/// stream has been released (the engine stopped and the pages are no longer mapped).
-extern "C" fn evt_start_cancel(request: WDFREQUEST) {
-    // SAFETY: the framework hands the cancelled request to this routine. The stream's buffer
-    // (or its finisher) holds a second value for it: `Hca::stream_cancel` completes exactly one
-    // of the two and gives the other up.
-    let req = unsafe { Request::from_raw(request) };
+/// stream has been released (the engine stopped and the pages are no longer mapped). The
+/// stream's buffer (or its finisher) holds a second value for the request: `Hca::stream_cancel`
+/// completes exactly one of the two and relinquishes the other.
+pub(super) fn start_cancel(req: Request) {
     let Some(c) = ctx(req.file().device()) else {
         req.relinquish();
         return;

@@ -4,7 +4,9 @@
 //! Handles are opaque values the framework validates (a stale or wrong handle stops the machine
 //! under KMDF Verifier, it does not corrupt memory), so the wrappers are safe to call with any
 //! handle the framework gave the driver. Callbacks stay `extern "C"` functions in the driver's
-//! modules; they receive raw handles and wrap them here.
+//! modules and wrap the handles they receive, except those that receive a request: a
+//! [`Request`] is an owned value made only here (the [`RequestCallbacks`] trampolines and
+//! [`Queue::retrieve_next`]), so a completion is a move and a second one does not compile.
 
 use alloc::boxed::Box;
 use core::any::TypeId;
@@ -17,7 +19,7 @@ use super::{
     PCUNICODE_STRING, PDEVICE_OBJECT, PDRIVER_OBJECT, PFN_WDF_DEVICE_FILE_CREATE,
     PFN_WDF_DRIVER_DEVICE_ADD, PFN_WDF_DRIVER_UNLOAD, PFN_WDF_FILE_CLEANUP, PFN_WDF_REQUEST_CANCEL,
     PFN_WDF_TIMER, PFN_WDF_WORKITEM, PMDL, PVOID, PWDFDEVICE_INIT, STATUS_BUFFER_TOO_SMALL,
-    STATUS_INSUFFICIENT_RESOURCES, ULONG_PTR, WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG,
+    STATUS_INSUFFICIENT_RESOURCES, ULONG, ULONG_PTR, WDF_DEVICE_IO_TYPE, WDF_DRIVER_CONFIG,
     WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
     WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG,
     WDF_WORKITEM_CONFIG, WDFCMRESLIST, WDFDEVICE, WDFFILEOBJECT, WDFINTERRUPT, WDFOBJECT, WDFQUEUE,
@@ -886,15 +888,68 @@ impl Request {
     }
 }
 
-/// `DriverEntry`: creates the framework driver object with the RHCA's `EvtDriverDeviceAdd`.
+/// The driver's callbacks that receive a request.
+///
+/// The framework's raw handle becomes an owned [`Request`] in the trampolines below ([`evt_file_create`], [`evt_io_device_control`],
+/// [`evt_request_cancel`]), where the ownership argument is made once, so the layers above
+/// need no `unsafe` to handle requests.
+pub trait RequestCallbacks {
+    /// `EvtDeviceFileCreate`: the create request is the callback's to complete.
+    fn file_create(device: Device, request: Request, file: File);
+    /// `EvtIoDeviceControl`: the request is the callback's to complete or forward.
+    fn io_device_control(
+        queue: Queue,
+        request: Request,
+        output_len: usize,
+        input_len: usize,
+        code: u32,
+    );
+    /// `EvtRequestCancel`: the cancelled request, shared with the value it was marked
+    /// cancelable through, until one of them is relinquished ([`Request::relinquish`]).
+    fn request_cancel(request: Request);
+}
+
+/// `EvtDeviceFileCreate` for `C`.
 ///
 /// # Safety
-/// Called by the kernel loader (or the simulated one) with the driver object and registry path.
-#[cfg_attr(all(windows, not(test)), unsafe(export_name = "DriverEntry"))]
-pub unsafe extern "system" fn driver_entry(
-    driver: PDRIVER_OBJECT,
-    registry: PCUNICODE_STRING,
-) -> NTSTATUS {
-    // SAFETY: the loader's arguments, passed through.
-    unsafe { driver_create(driver, registry, Some(crate::kmdf::evt_device_add), None) }
+/// Called only by the framework, with the handles of a live callback invocation (register it
+/// as the callback; never call it).
+pub unsafe extern "C" fn evt_file_create<C: RequestCallbacks>(
+    device: WDFDEVICE,
+    request: WDFREQUEST,
+    file: WDFFILEOBJECT,
+) {
+    // SAFETY: the framework presents the create request to this callback, which owns it.
+    let request = unsafe { Request::from_raw(request) };
+    C::file_create(Device(device), request, File(file));
+}
+
+/// `EvtIoDeviceControl` for `C`.
+///
+/// # Safety
+/// Called only by the framework, with the handles of a live callback invocation (register it
+/// as the callback; never call it).
+pub unsafe extern "C" fn evt_io_device_control<C: RequestCallbacks>(
+    queue: WDFQUEUE,
+    request: WDFREQUEST,
+    output_len: usize,
+    input_len: usize,
+    code: ULONG,
+) {
+    // SAFETY: the framework presents the request to this callback, which owns it.
+    let request = unsafe { Request::from_raw(request) };
+    C::io_device_control(Queue(queue), request, output_len, input_len, code);
+}
+
+/// `EvtRequestCancel` for `C`.
+///
+/// # Safety
+/// Called only by the framework, with the handles of a live callback invocation (register it
+/// as the callback; never call it).
+pub unsafe extern "C" fn evt_request_cancel<C: RequestCallbacks>(request: WDFREQUEST) {
+    // SAFETY: the framework hands the cancelled request to its cancel routine; the value it was
+    // marked cancelable through is the only other one, and `C::request_cancel` completes at
+    // most one of the two (the contract of `RequestCallbacks::request_cancel`).
+    let request = unsafe { Request::from_raw(request) };
+    C::request_cancel(request);
 }
