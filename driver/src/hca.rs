@@ -947,7 +947,14 @@ impl Hca {
         reason = "one match over the two completion kinds"
     )]
     fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
-        let q = usize::from(c.qpn.min(1));
+        // `Cqe::decode` refuses a QPN above 1, but the queue index is checked here against the
+        // queues this HCA has, not assumed: a CQE naming a queue pair that does not exist is
+        // hostile, counted and dropped.
+        let q = usize::from(c.qpn);
+        if q >= self.sq.len() || q >= self.rq.len() {
+            self.stats.hostile_cqes += 1;
+            return;
+        }
         match c.opcode {
             cqe::Opcode::Send => {
                 let s = &mut self.sq[q];
@@ -960,13 +967,15 @@ impl Hca {
                         len: MAD_SIZE as u32,
                     })
                     .is_ok()
-                    && Some(u32::from(c.wqe_index)) == expected
-                    && s.slots[usize::from(c.wqe_index)].is_some();
-                if !valid {
+                    && Some(u32::from(c.wqe_index)) == expected;
+                // The device-written index is looked up, never indexed with: an index beyond
+                // the slots, or a slot with nothing posted, is hostile.
+                let Some(slot) = valid
+                    .then(|| s.slots.get_mut(usize::from(c.wqe_index)))
+                    .flatten()
+                    .and_then(Option::take)
+                else {
                     self.stats.hostile_cqes += 1;
-                    return;
-                }
-                let Some(slot) = s.slots[usize::from(c.wqe_index)].take() else {
                     return;
                 };
                 if let Ok(i) = s.ring.index(s.ci) {
@@ -998,18 +1007,19 @@ impl Hca {
                 let r = &mut self.rq[q];
                 let entries = r.ring.entries();
                 let slot = usize::from(c.wqe_index);
-                if c.check(&Posted {
-                    entries,
-                    len: RECV_BUF_SIZE as u32,
-                })
-                .is_err()
-                    || slot >= r.slots.len()
-                    || r.slots[slot].is_none()
-                {
+                let checked = c
+                    .check(&Posted {
+                        entries,
+                        len: RECV_BUF_SIZE as u32,
+                    })
+                    .is_ok();
+                // As for sends: the device-written index is looked up, never indexed with.
+                let Some(posted) = checked
+                    .then(|| r.slots.get_mut(slot))
+                    .flatten()
+                    .and_then(Option::take)
+                else {
                     self.stats.hostile_cqes += 1;
-                    return;
-                }
-                let Some(posted) = r.slots[slot].take() else {
                     return;
                 };
                 let mut data = [0u8; RECV_BUF_SIZE];
@@ -1021,6 +1031,8 @@ impl Hca {
                         Some(buf)
                     }
                     RecvSlot::Staged => {
+                        // PANIC: never: `slot` named a posted slot (the lookup above), and a
+                        // queue that stages has a staging page for every STAGES_PER_PAGE slots.
                         let page = &r.staging[slot / STAGES_PER_PAGE];
                         page.read((slot % STAGES_PER_PAGE) * STAGE, &mut data);
                         None

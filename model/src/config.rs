@@ -150,6 +150,8 @@ pub enum Fault {
     HostileCqeLength,
     /// The next CQE carries an undefined opcode.
     HostileCqeOpcode,
+    /// The next CQE names a queue pair the device does not have.
+    HostileCqeQpn,
     /// `n` interrupt messages with no cause behind them.
     InterruptStorm(u32),
     /// The device leaves the bus now.

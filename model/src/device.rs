@@ -60,6 +60,7 @@ struct Faults {
     hostile_index: bool,
     hostile_length: bool,
     hostile_opcode: bool,
+    hostile_qpn: bool,
     remove_after: Option<u64>,
     slow: Duration,
     stream_error: [bool; 8],
@@ -671,6 +672,7 @@ impl State {
             Fault::HostileCqeIndex => self.faults.hostile_index = true,
             Fault::HostileCqeLength => self.faults.hostile_length = true,
             Fault::HostileCqeOpcode => self.faults.hostile_opcode = true,
+            Fault::HostileCqeQpn => self.faults.hostile_qpn = true,
             Fault::InterruptStorm(n) => {
                 self.counters.faults_injected += 1;
                 for _ in 0..n {

@@ -150,6 +150,7 @@ fn hostile_cqes_fail_the_drivers_checks() {
         (Fault::HostileCqeIndex, "index"),
         (Fault::HostileCqeLength, "length"),
         (Fault::HostileCqeOpcode, "opcode"),
+        (Fault::HostileCqeQpn, "qpn"),
     ] {
         rig.dev.inject(fault);
         node_info_query(&rig, &mut qs);
@@ -165,7 +166,7 @@ fn hostile_cqes_fail_the_drivers_checks() {
             }
         }
     }
-    assert_eq!(rig.dev.counters().faults_injected, 3);
+    assert_eq!(rig.dev.counters().faults_injected, 4);
 }
 
 #[test]

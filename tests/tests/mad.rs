@@ -306,18 +306,25 @@ fn scarce_map_registers_lose_nothing_and_keep_order() {
 #[test]
 fn a_hostile_cqe_is_ignored_and_its_request_ends_at_stop() {
     for (profile, width) in PROFILES {
-        hostile(profile, width);
+        hostile(profile, width, rhca_model::Fault::HostileCqeIndex);
     }
 }
 
-fn hostile(profile: &str, width: u32) {
+#[test]
+fn a_cqe_naming_an_unknown_queue_pair_is_hostile() {
+    for (profile, width) in PROFILES {
+        hostile(profile, width, rhca_model::Fault::HostileCqeQpn);
+    }
+}
+
+fn hostile(profile: &str, width: u32, fault: rhca_model::Fault) {
     let l = lab(
         Config::with_profile(Profile::parse(profile).unwrap()),
         model_for(width),
     );
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
-    l.dev.inject(rhca_model::Fault::HostileCqeIndex);
+    l.dev.inject(fault);
     let mut b = [0u8; SendMadIn::SIZE];
     node_info_query(&[0], 7).encode(&mut b).unwrap();
     let send = p

@@ -876,6 +876,11 @@ impl State {
             bytes[3] = 0x7F;
             self.counters.faults_injected += 1;
         }
+        if std::mem::take(&mut self.faults.hostile_qpn) {
+            // Byte 2 is the QPN; the device has QP0 and QP1 only.
+            bytes[2] = 2;
+            self.counters.faults_injected += 1;
+        }
     }
 
     /// Raises CQ `n`'s event and disarms it.
