@@ -1003,7 +1003,7 @@ struct Callgrind {
 
 /// The driver functions whose inclusive cost is reported: the path each stands for.
 const FUNCTIONS: [(&str, &str); 4] = [
-    ("rhca::kmdf::evt_io_device_control", "IOCTL dispatch + post"),
+    ("::evt_io_device_control", "IOCTL dispatch + post"),
     ("rhca::hca::Hca::poll", "CQ poll + completions"),
     ("::poll_records", "stream records + flush"),
     ("::grant", "segment hand-over + credit"),
