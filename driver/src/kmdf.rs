@@ -15,7 +15,7 @@
 mod streams;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
 use rhca_hw::regs::{self, cause};
@@ -26,7 +26,7 @@ use crate::hca::{self, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{
     self, Device, DeviceInit, File, Interrupt, Queue, Request, RequestCallbacks, ResList, Resource,
-    Timer,
+    Timer, WorkItem,
 };
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN,
@@ -35,27 +35,47 @@ use crate::sys::{
     STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
     STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
-    STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SpinMutex, ULONG, WDF_IO_QUEUE_CONFIG,
-    WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST, WDFDEVICE, WDFDRIVER,
-    WDFINTERRUPT, WDFOBJECT, WDFTIMER,
+    STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SetOnce, SpinMutex, ULONG,
+    WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST,
+    WDFDEVICE, WDFDRIVER, WDFINTERRUPT, WDFOBJECT, WDFTIMER,
 };
 
 /// The device context.
 #[derive(Debug, Default)]
 pub struct DeviceCtx {
-    hca: SpinMutex<Option<Hca>>,
+    /// The one lock: the running HCA and what outlives it.
+    hca: SpinMutex<HcaSlot>,
+    /// The registers as the ISR reaches them (lock-free; see [`IsrRegs`]).
     isr_regs: IsrRegs,
-    recv_queue: SpinMutex<Option<Queue>>,
-    vectors: SpinMutex<u32>,
+    /// The framework objects made in `EvtDriverDeviceAdd`, set once and read without a lock.
+    objects: SetOnce<Objects>,
+    /// Interrupt vectors granted at the last prepare-hardware (reported by `QUERY_DEVICE`).
+    vectors: AtomicU32,
     interrupts: AtomicU64,
-    /// Statistics that outlive a stop/start (the HCA's own restart at each start).
-    carried: SpinMutex<ioctl::StatisticsOut>,
-    /// One manual queue per stream engine, where WAIT requests wait for segments.
-    wait_queues: SpinMutex<Vec<Queue>>,
+}
+
+/// What the device lock guards.
+#[derive(Debug, Default)]
+struct HcaSlot {
+    /// The running HCA, between prepare-hardware and release-hardware.
+    hca: Option<Hca>,
+    /// Statistics that outlive a stop/start (the HCA's own restart at each start), under the
+    /// same lock so that `STATISTICS` adds the two from one snapshot.
+    carried: ioctl::StatisticsOut,
+}
+
+/// The device's framework objects: made once in `EvtDriverDeviceAdd`, children of the device,
+/// alive as long as it.
+#[derive(Debug)]
+struct Objects {
+    /// The manual queue where `RECV_MAD` requests wait, oldest first.
+    recv: Queue,
+    /// One manual queue per stream engine, where `WAIT` requests wait for segments.
+    waits: [Queue; regs::MAX_STREAM_ENGINES as usize],
     /// Releases ended streams at `PASSIVE_LEVEL`.
-    work: SpinMutex<Option<crate::sys::wdf::WorkItem>>,
+    work: WorkItem,
     /// The watchdog ([`evt_watchdog`]), running while the device is in D0.
-    watchdog: SpinMutex<Option<crate::sys::wdf::Timer>>,
+    watchdog: Timer,
 }
 
 /// `MaximumLength` of the DMA adapter. Every mapping holds its map registers until it is put,
@@ -126,10 +146,10 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     };
     // Stream WAIT requests wait in their engine's queue; the framework cancels them on handle
     // close.
-    let mut waits = Vec::new();
-    for _ in 0..regs::MAX_STREAM_ENGINES {
+    let mut waits = [recv; regs::MAX_STREAM_ENGINES as usize];
+    for w in &mut waits {
         match device.create_queue(&manual) {
-            Ok(q) => waits.push(q),
+            Ok(q) => *w = q,
             Err(st) => return st,
         }
     }
@@ -141,11 +161,14 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         Ok(t) => t,
         Err(st) => return st,
     };
-    if let Some(c) = ctx(device) {
-        *c.recv_queue.lock() = Some(recv);
-        *c.wait_queues.lock() = waits;
-        *c.work.lock() = Some(work);
-        *c.watchdog.lock() = Some(watchdog);
+    let objects = Objects {
+        recv,
+        waits,
+        work,
+        watchdog,
+    };
+    if ctx(device).is_none_or(|c| c.objects.set(objects).is_err()) {
+        return STATUS_INVALID_DEVICE_STATE;
     }
     // One interrupt object per MSI-X vector the driver uses (docs/device.md §4): vector 0
     // carries errors and port events, vector 1 the completion queues. The framework connects
@@ -247,8 +270,8 @@ extern "C" fn evt_prepare_hardware(
         Err(e) => return status_of(e),
     };
     c.isr_regs.publish(&regs);
-    *c.vectors.lock() = vectors;
-    *c.hca.lock() = Some(hca);
+    c.vectors.store(vectors, Ordering::Relaxed);
+    c.hca.lock().hca = Some(hca);
     STATUS_SUCCESS
 }
 
@@ -258,11 +281,15 @@ extern "C" fn evt_release_hardware(device: WDFDEVICE, _translated: WDFCMRESLIST)
     };
     // Interrupts are disconnected by now: the ISR can no longer reach the registers.
     c.isr_regs.withdraw();
-    let hca = c.hca.lock().take();
+    let hca = {
+        let mut slot = c.hca.lock();
+        let h = slot.hca.take();
+        if let Some(h) = &h {
+            add_stats(&mut slot.carried, &h.stats);
+        }
+        h
+    };
     if let Some(h) = hca {
-        let mut carried = c.carried.lock();
-        add_stats(&mut carried, &h.stats);
-        drop(carried);
         let regs = h.regs().clone();
         if regs.read(regs::STATUS.offset) != regs::ALL_ONES {
             // No DMA may happen once the memory below is released.
@@ -290,21 +317,19 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
     let Some(c) = ctx(Device(device)) else {
         return STATUS_SUCCESS;
     };
-    // The watchdog first, and waited for: no tick may poll a device being quiesced (the handle
-    // is copied out: the wait is at PASSIVE_LEVEL, not under the spin lock).
-    let watchdog = *c.watchdog.lock();
-    if let Some(t) = watchdog {
-        t.stop_and_wait();
+    // The watchdog first, and waited for: no tick may poll a device being quiesced (the wait is
+    // at PASSIVE_LEVEL; the objects are read without a lock).
+    if let Some(o) = c.objects.get() {
+        o.watchdog.stop_and_wait();
     }
     with_hca(c, super::hca::Hca::quiesce);
     // Quiesced (or gone): no engine moves data any more. Streams end here, their buffers are
     // released and their START requests completed before the device leaves D0.
     streams::finish(c, Some(crate::hca::stream::EndReason::PowerDown));
     // A release already under way in the work item finishes before D0 exit returns (the
-    // handle is copied out first: the flush waits at PASSIVE_LEVEL, not under the spin lock).
-    let work = *c.work.lock();
-    if let Some(w) = work {
-        w.flush();
+    // flush waits at PASSIVE_LEVEL; the objects are read without a lock).
+    if let Some(o) = c.objects.get() {
+        o.work.flush();
     }
     STATUS_SUCCESS
 }
@@ -312,8 +337,8 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
 /// Runs `f` on the HCA with the lock held and the `DISPATCH_LEVEL` proof it gives, then
 /// completes the requests it finished, after the lock is released.
 fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
-    let (r, done) = c.hca.with(|h, at| {
-        h.as_mut().map_or_else(
+    let (r, done) = c.hca.with(|s, at| {
+        s.hca.as_mut().map_or_else(
             || (None, Vec::new()),
             |h| {
                 let r = f(h, at);
@@ -332,7 +357,7 @@ fn with_hca_owning<R>(
     req: Request,
     f: impl FnOnce(&mut Hca, Request, &AtDispatch<'_>) -> R,
 ) -> Result<R, Request> {
-    let (r, done) = c.hca.with(|h, at| match h.as_mut() {
+    let (r, done) = c.hca.with(|s, at| match s.hca.as_mut() {
         Some(h) => {
             let r = f(h, req, at);
             (Ok(r), h.take_done())
@@ -392,9 +417,8 @@ extern "C" fn evt_d0_entry_post_interrupts_enabled(
     });
     service(c);
     // The device is up and its interrupts connected: the watchdog starts looking.
-    let watchdog = *c.watchdog.lock();
-    if let Some(t) = watchdog {
-        let _ = t.start(hca::WATCHDOG_PERIOD_MS);
+    if let Some(o) = c.objects.get() {
+        let _ = o.watchdog.start(hca::WATCHDOG_PERIOD_MS);
     }
     STATUS_SUCCESS
 }
@@ -409,25 +433,25 @@ extern "C" fn evt_watchdog(timer: WDFTIMER) {
         return;
     };
     service(c);
-    if with_hca(c, |h, _| h.watchdog_tick()).unwrap_or(false) {
-        let work = *c.work.lock();
-        if let Some(w) = work {
-            w.enqueue();
-        }
+    if with_hca(c, |h, _| h.watchdog_tick()).unwrap_or(false)
+        && let Some(o) = c.objects.get()
+    {
+        o.work.enqueue();
     }
 }
 
 /// The DPC's work: poll the CQ and the streams, hand received MADs and ready segments to their
 /// waiting requests, and wake the work item for ended streams or a failed queue.
 fn service(c: &DeviceCtx) {
-    let recv = *c.recv_queue.lock();
-    let waits = c.wait_queues.lock().clone();
+    let Some(o) = c.objects.get() else {
+        return;
+    };
     let handed = with_hca(c, |h, at| {
         h.poll(at);
         let ending = h.poll_streams(at);
         (
-            deliver_received(h, recv),
-            streams::deliver_waits(h, &waits),
+            deliver_received(h, o.recv),
+            streams::deliver_waits(h, &o.waits),
             ending,
         )
     });
@@ -439,19 +463,15 @@ fn service(c: &DeviceCtx) {
     }
     streams::complete_waits(segments);
     let reset = with_hca(c, |h, _| h.needs_reset()).unwrap_or(false);
-    let work = *c.work.lock();
-    if (ending || reset)
-        && let Some(w) = work
-    {
-        w.enqueue();
+    if ending || reset {
+        o.work.enqueue();
     }
 }
 
 /// Pairs received MADs with pending receive requests, oldest first (under the lock, so that
 /// the order holds); the caller completes them after the lock is released.
-fn deliver_received(h: &mut Hca, recv: Option<Queue>) -> Vec<(Request, RecvMadOut)> {
+fn deliver_received(h: &mut Hca, q: Queue) -> Vec<(Request, RecvMadOut)> {
     let mut out = Vec::new();
-    let Some(q) = recv else { return out };
     while let Some(pair) = h.pair_received(|| q.retrieve_next()) {
         out.push(pair);
     }
@@ -515,7 +535,7 @@ fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, 
             Err(st) => req.complete(st, 0),
         },
         Ioctl::RecvMad => {
-            let recv = *c.recv_queue.lock();
+            let recv = c.objects.get().map(|o| o.recv);
             // Under the lock, so that a MAD arriving meanwhile finds this request queued.
             let outcome = with_hca_owning(c, req, |h, req, _| match (h.take_received(), recv) {
                 (Some(m), _) => Some((req, Ok(m))),
@@ -529,10 +549,14 @@ fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, 
             }
         }
         Ioctl::Statistics => {
-            let mut s = *c.carried.lock();
-            if let Some(live) = with_hca(c, |h, _| h.stats) {
-                add_stats(&mut s, &live);
-            }
+            // One lock hold: the carried and the live figures are one snapshot.
+            let mut s = c.hca.with(|slot, _| {
+                let mut s = slot.carried;
+                if let Some(h) = &slot.hca {
+                    add_stats(&mut s, &h.stats);
+                }
+                s
+            });
             s.interrupts = c.interrupts.load(Ordering::Relaxed);
             req.complete_with(Ok(s));
         }
@@ -547,7 +571,7 @@ fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, 
 }
 
 fn query_device(c: &DeviceCtx, req: Request) {
-    let vectors = *c.vectors.lock();
+    let vectors = c.vectors.load(Ordering::Relaxed);
     let q = with_hca(c, |h, _| {
         let caps = *h.caps();
         QueryDeviceOut {

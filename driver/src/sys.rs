@@ -343,3 +343,96 @@ impl IsrRegs {
         Some(f(unsafe { &*p }))
     }
 }
+
+/// A value written once and then read without a lock, at any IRQL.
+///
+/// It holds the framework objects a device creates in `EvtDriverDeviceAdd` (queues, work item,
+/// timer), which live as long as the device. `core` has no `OnceLock`; this is the small part
+/// of it the driver needs (no waiting: a reader before the write sees `None`).
+pub struct SetOnce<T> {
+    state: core::sync::atomic::AtomicU8,
+    value: UnsafeCell<core::mem::MaybeUninit<T>>,
+}
+
+const SET_ONCE_EMPTY: u8 = 0;
+const SET_ONCE_WRITING: u8 = 1;
+const SET_ONCE_READY: u8 = 2;
+
+// SAFETY: the value is written once, by the one caller that wins the EMPTY → WRITING exchange,
+// before READY is published with Release; afterwards it is only read (shared references), so
+// sharing needs `T: Sync` and moving the cell needs `T: Send`.
+unsafe impl<T: Send + Sync> Sync for SetOnce<T> {}
+// SAFETY: as above: the cell owns its value.
+unsafe impl<T: Send> Send for SetOnce<T> {}
+
+impl<T> Default for SetOnce<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> core::fmt::Debug for SetOnce<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SetOnce")
+            .field("set", &self.get().is_some())
+            .finish()
+    }
+}
+
+impl<T> SetOnce<T> {
+    /// An empty cell.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            state: core::sync::atomic::AtomicU8::new(SET_ONCE_EMPTY),
+            value: UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+        }
+    }
+
+    /// Stores `v`, if nothing was stored before.
+    ///
+    /// # Errors
+    /// The value back, when the cell was set (or is being set) already.
+    pub fn set(&self, v: T) -> Result<(), T> {
+        use core::sync::atomic::Ordering;
+        if self
+            .state
+            .compare_exchange(
+                SET_ONCE_EMPTY,
+                SET_ONCE_WRITING,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return Err(v);
+        }
+        // SAFETY: this caller won the exchange: no one else writes, and no one reads before
+        // READY is published below.
+        unsafe { (*self.value.get()).write(v) };
+        self.state.store(SET_ONCE_READY, Ordering::Release);
+        Ok(())
+    }
+
+    /// The value, once set.
+    #[must_use]
+    pub fn get(&self) -> Option<&T> {
+        if self.state.load(core::sync::atomic::Ordering::Acquire) != SET_ONCE_READY {
+            return None;
+        }
+        // SAFETY: READY is published (Release) after the write, and this load acquired it; the
+        // value is never written again, so a shared reference to the cell's contents is sound.
+        let slot = unsafe { &*self.value.get() };
+        // SAFETY: READY means the value was written (above).
+        Some(unsafe { slot.assume_init_ref() })
+    }
+}
+
+impl<T> Drop for SetOnce<T> {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == SET_ONCE_READY {
+            // SAFETY: READY means the value was written; `&mut self` means no reader remains.
+            unsafe { self.value.get_mut().assume_init_drop() };
+        }
+    }
+}

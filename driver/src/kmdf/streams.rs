@@ -116,7 +116,10 @@ pub(super) fn wait(c: &DeviceCtx, req: Request) {
         return req.complete(STATUS_INVALID_PARAMETER, 0);
     }
     let n = input.engine;
-    let queue = c.wait_queues.lock().get(n as usize).copied();
+    let queue = c
+        .objects
+        .get()
+        .and_then(|o| o.waits.get(n as usize).copied());
     let file = req.file();
     // Under the lock, so that segments becoming ready meanwhile find this request queued.
     let outcome = with_hca_owning(c, req, |h, req, _| {
@@ -217,9 +220,8 @@ fn complete_stop(s: Request) {
 
 /// Enqueues the stream work item.
 fn kick(c: &DeviceCtx) {
-    let work = *c.work.lock();
-    if let Some(w) = work {
-        w.enqueue();
+    if let Some(o) = c.objects.get() {
+        o.work.enqueue();
     }
 }
 
@@ -281,7 +283,7 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             polls += 1;
         }
     }
-    let queues: Vec<Queue> = c.wait_queues.lock().clone();
+    let queues: &[Queue] = c.objects.get().map_or(&[], |o| &o.waits);
     // The streams come out of their engines and the WAITs queued for them are answered under
     // one lock hold: a new stream cannot start on an engine (nor queue a WAIT of its own) until
     // the lock is released, so every WAIT taken here was for a stream that just ended. They get
