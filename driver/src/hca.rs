@@ -20,7 +20,7 @@ use rhca_hw::cqe::{self, CQE_SIZE, Cqe, Posted};
 use rhca_hw::ioctl::{RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
 use rhca_hw::mad::{GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
 use rhca_hw::regs::{self, Caps, WqId, cause, cq, db, wq};
-use rhca_hw::ring::Ring;
+use rhca_hw::ring::{Ring, RingIndex};
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
 
 use crate::dma::{
@@ -194,6 +194,49 @@ mod error;
 pub mod stream;
 
 pub use error::HcaError;
+
+/// The data segments of a WQE for a scatter/gather list: `None` when the list has more
+/// elements than the queue allows (`max_sge`, at most the four a WQE holds).
+fn data_segs(
+    elements: impl Iterator<Item = (u64, u32)>,
+    max_sge: usize,
+) -> Option<([DataSeg; 4], usize)> {
+    let mut segs = [DataSeg::default(); 4];
+    let mut n = 0;
+    for (addr, len) in elements {
+        *segs.get_mut(n).filter(|_| n < max_sge)? = DataSeg {
+            byte_count: len,
+            lkey: 0,
+            addr,
+        };
+        n += 1;
+    }
+    Some((segs, n))
+}
+
+/// The one post path of both queue kinds: encodes `wqe` into the ring slot of producer index
+/// `pi`, then rings the queue's doorbell with the next producer index, which it returns.
+/// `None` when the WQE does not fit the queue's stride (nothing is written then).
+fn post_wqe(
+    regs: &Mmio,
+    mem: &RingMem,
+    stride: usize,
+    id: WqId,
+    ring: Ring,
+    pi: RingIndex,
+    wqe: &Wqe<'_>,
+) -> Option<u32> {
+    let mut buf = [0u8; MAX_STRIDE];
+    let bytes = buf.get_mut(..stride)?;
+    wqe.encode(bytes).ok()?;
+    mem.write(ring.slot(pi) as usize * stride, bytes);
+    let next = ring.next(pi).raw();
+    // Every WQE byte must be visible to the device before the doorbell is: the release fence
+    // pairs with the device's read of the ring after it sees the doorbell.
+    fence(Ordering::Release);
+    regs.write(db::wq(id), next);
+    Some(next)
+}
 
 /// The running HCA.
 #[derive(Debug)]
@@ -551,13 +594,6 @@ impl Hca {
         }
     }
 
-    fn ring_doorbell(&self, id: WqId, pi: u32) {
-        // Every WQE byte must be visible to the device before the doorbell is: the release
-        // fence pairs with the device's read of the ring after it sees the doorbell.
-        fence(Ordering::Release);
-        self.regs.write(db::wq(id), pi);
-    }
-
     /// Maps a fresh (or recycled) receive buffer and posts it on receive queue `q`. Returns
     /// false when the ring is full or mapping failed (the buffer is dropped then).
     fn post_receive(&mut self, q: usize, buffer: Option<DmaBuffer>, at: &AtDispatch<'_>) -> bool {
@@ -616,19 +652,9 @@ impl Hca {
             return false;
         };
         let slot = rq.ring.slot(pi);
-        let mut segs = [DataSeg::default(); 4];
-        let mut n = 0;
-        for &(addr, len) in el {
-            if n == max_sge.min(4) {
-                return false;
-            }
-            segs[n] = DataSeg {
-                byte_count: len,
-                lkey: 0,
-                addr,
-            };
-            n += 1;
-        }
+        let Some((segs, n)) = data_segs(el.iter().copied(), max_sge) else {
+            return false;
+        };
         let w = Wqe {
             ctrl: Ctrl {
                 opcode: Opcode::Recv as u8,
@@ -640,16 +666,11 @@ impl Hca {
             },
             payload: Payload::Segments { segs, count: n },
         };
-        let mut buf = [0u8; MAX_STRIDE];
-        let bytes = &mut buf[..rq.stride];
-        if w.encode(bytes).is_err() {
+        let Some(next) = post_wqe(&self.regs, &rq.mem, rq.stride, rq.id, rq.ring, pi, &w) else {
             return false;
-        }
-        rq.mem.write(slot as usize * rq.stride, bytes);
+        };
         rq.slots[slot as usize] = Some(value);
-        rq.pi = rq.ring.next(pi).raw();
-        let (id, pi) = (rq.id, rq.pi);
-        self.ring_doorbell(id, pi);
+        rq.pi = next;
         true
     }
 
@@ -735,10 +756,6 @@ impl Hca {
         }
     }
 
-    #[expect(
-        clippy::many_single_char_names,
-        reason = "q, w, s, n follow the datasheet's queue, WQE and segment names"
-    )]
     fn post_send(&mut self, q: usize, w: Waiting, mapping: Option<SgMapping>) {
         let max_sge = self.caps.max_sge as usize;
         let s = &mut self.sq[q];
@@ -757,30 +774,23 @@ impl Hca {
             qkey: w.input.qkey,
             ..Ctrl::default()
         };
-        let mut segs = [DataSeg::default(); 4];
-        let mut n = 0;
         let payload = match &mapping {
-            None => Payload::Inline(&w.input.mad),
-            Some(m) => {
-                for (addr, len) in m.elements() {
-                    if n < max_sge.min(4) {
-                        segs[n] = DataSeg {
-                            byte_count: len,
-                            lkey: 0,
-                            addr,
-                        };
-                    }
-                    n += 1;
-                }
-                Payload::Segments {
-                    segs,
-                    count: n.min(4),
-                }
-            }
+            None => Some(Payload::Inline(&w.input.mad)),
+            Some(m) => data_segs(m.elements(), max_sge)
+                .map(|(segs, count)| Payload::Segments { segs, count }),
         };
-        let mut buf = [0u8; MAX_STRIDE];
-        let bytes = &mut buf[..s.stride];
-        if n > max_sge || (Wqe { ctrl, payload }).encode(bytes).is_err() {
+        let posted = payload.and_then(|payload| {
+            post_wqe(
+                &self.regs,
+                &s.mem,
+                s.stride,
+                s.id,
+                s.ring,
+                pi,
+                &Wqe { ctrl, payload },
+            )
+        });
+        let Some(next) = posted else {
             drop(mapping);
             self.stats.mappings_released += 1;
             self.stats.send_errors += 1;
@@ -789,8 +799,7 @@ impl Hca {
                 result: Err(HcaError::InvalidParameter),
             });
             return;
-        }
-        s.mem.write(slot as usize * s.stride, bytes);
+        };
         let tid = u64::from_be_bytes(w.input.mad[8..16].try_into().unwrap_or([0; 8]));
         if mapping.is_none() {
             self.stats.mad_sends_inline += 1;
@@ -800,9 +809,7 @@ impl Hca {
             mapping,
             tid,
         });
-        s.pi = s.ring.next(pi).raw();
-        let (id, pi) = (s.id, s.pi);
-        self.ring_doorbell(id, pi);
+        s.pi = next;
     }
 
     /// The DPC's work: consume valid CQEs (owner byte read with Acquire first), complete their

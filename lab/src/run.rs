@@ -57,17 +57,6 @@ fn dr_query(attr_id: u16, attr_mod: u32, path: &[u8], tid: u64) -> Result<SendMa
     })
 }
 
-fn perf_query(lid: u16, tid: u64) -> SendMadIn {
-    SendMadIn {
-        qp: 1,
-        dlid: lid,
-        remote_qpn: 1,
-        qkey: mad::QKEY_GSI,
-        mad: mad::port_counters_get(1, tid),
-        ..SendMadIn::default()
-    }
-}
-
 struct Session<'a> {
     p: &'a Process,
     h: Handle,
@@ -218,7 +207,7 @@ fn drive(
         for _ in 0..100 {
             tid += 1;
             rep.perf_queries += 1;
-            match s.ask(&perf_query(r.lid, tid)) {
+            match s.ask(&rhcactl::port_counters_query(r.lid, tid)) {
                 Ok(a) if MadHeader::decode(&a).is_ok_and(|h| h.tid == tid && h.status == 0) => {
                     if PortCounters::decode(&a[mad::GMP_DATA..]).is_ok() {
                         rep.perf_answers += 1;

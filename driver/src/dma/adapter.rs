@@ -58,13 +58,6 @@ pub struct Adapter {
     map_registers: u32,
 }
 
-/// Byte offset of a `DMA_OPERATIONS` member, to compare with the table's `Size`.
-macro_rules! member_end {
-    ($field:ident) => {
-        core::mem::offset_of!(DMA_OPERATIONS, $field) + core::mem::size_of::<usize>()
-    };
-}
-
 impl Adapter {
     /// `IoGetDmaAdapter` for a scatter/gather bus master on PCI that drives `width` address
     /// bits and transfers at most `max_len` bytes at once: a version 3 description
@@ -161,7 +154,7 @@ impl Adapter {
     /// tables); the driver checks `Size` before it uses any newer member.
     #[must_use]
     pub fn has_flush_dma_buffer(&self) -> bool {
-        self.inner.ops.Size as usize >= member_end!(FlushDmaBuffer)
+        self.inner.ops.Size as usize >= ops_member_end!(FlushDmaBuffer)
             && self.inner.ops.FlushDmaBuffer.is_some()
     }
 

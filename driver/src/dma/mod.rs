@@ -27,6 +27,15 @@
 //! logical address), or reads/writes memory this module allocated within its length. The
 //! routines' IRQL rules are carried by types: mapping needs an [`crate::sys::AtDispatch`] proof.
 
+/// Byte offset of the end of a `DMA_OPERATIONS` member, to compare with the table's `Size`
+/// (a table from an older HAL stops before the routines it does not have). Every member is a
+/// function pointer, so its end is its offset plus a pointer.
+macro_rules! ops_member_end {
+    ($field:ident) => {
+        core::mem::offset_of!(crate::sys::DMA_OPERATIONS, $field) + core::mem::size_of::<usize>()
+    };
+}
+
 mod adapter;
 mod buffer;
 mod common;

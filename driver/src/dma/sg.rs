@@ -16,8 +16,8 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use super::adapter::AdapterInner;
 use super::{Adapter, Direction, DmaBuffer, DmaError, UserBuffer};
 use crate::sys::{
-    AtDispatch, DMA_OPERATIONS, DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT_SIZE_V1, KSpinLock,
-    NT_SUCCESS, PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID, SCATTER_GATHER_LIST,
+    AtDispatch, DMA_SYNCHRONOUS_CALLBACK, DMA_TRANSFER_CONTEXT_SIZE_V1, KSpinLock, NT_SUCCESS,
+    PDEVICE_OBJECT, PIRP, PSCATTER_GATHER_LIST, PVOID, SCATTER_GATHER_LIST,
 };
 
 const WAITING: u8 = 0;
@@ -187,20 +187,13 @@ impl Default for TransferContext {
     }
 }
 
-/// Byte offset of the end of a `DMA_OPERATIONS` member, to compare with the table's `Size`.
-macro_rules! end_of {
-    ($field:ident) => {
-        core::mem::offset_of!(DMA_OPERATIONS, $field) + core::mem::size_of::<usize>()
-    };
-}
-
 impl Adapter {
     /// Whether the table has the version 3 routines [`Adapter::map_range`] uses
     /// (`InitializeDmaTransferContext`, `GetScatterGatherListEx`).
     #[must_use]
     pub fn has_synchronous_mapping(&self) -> bool {
         let ops = self.inner.ops;
-        ops.Size as usize >= end_of!(GetScatterGatherListEx)
+        ops.Size as usize >= ops_member_end!(GetScatterGatherListEx)
             && ops.InitializeDmaTransferContext.is_some()
             && ops.GetScatterGatherListEx.is_some()
     }
