@@ -49,6 +49,7 @@ static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
 pub mod dma;
 pub mod hca;
+pub mod hooks;
 pub mod kmdf;
 pub mod sys;
 

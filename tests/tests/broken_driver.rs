@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use rhca::hca::stream::{COMPLETE_STOP_TWICE, LEAK_ON_REMOVAL};
+use rhca::hooks::{COMPLETE_STOP_TWICE, LEAK_ON_REMOVAL};
 use rhca_tests::scenario;
 use wdk_sim::Profile;
 

@@ -15,7 +15,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use common::lab;
-use rhca::hca::stream::SKIP_PERSISTENT_FLUSH;
+use rhca::hooks::SKIP_PERSISTENT_FLUSH;
 use rhca_hw::ioctl::{START_FLAG_VERIFY, Strategy};
 use rhca_hw::stream::Direction;
 use rhca_tests::stream::{Client, Outcome};

@@ -117,56 +117,8 @@ impl Access {
     }
 }
 
-/// Test hook (feature `test-hooks`): skip the persistent strategy's per-segment flushes, to show
-/// that the simulated platforms catch a driver that forgets them.
-#[cfg(feature = "test-hooks")]
-pub static SKIP_PERSISTENT_FLUSH: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
-
-/// Test hook (feature `test-hooks`): a stream ended by surprise removal never puts its mapping
-/// (nor frees its buffers), to show that the leak checks catch it.
-#[cfg(feature = "test-hooks")]
-pub static LEAK_ON_REMOVAL: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
-
-/// Test hook (feature `test-hooks`): STOP requests are completed twice, to show that the
-/// framework checks catch it.
-#[cfg(feature = "test-hooks")]
-pub static COMPLETE_STOP_TWICE: core::sync::atomic::AtomicBool =
-    core::sync::atomic::AtomicBool::new(false);
-
-/// Whether the `COMPLETE_STOP_TWICE` hook is on.
-#[cfg(feature = "test-hooks")]
-#[must_use]
-pub fn complete_stop_twice() -> bool {
-    COMPLETE_STOP_TWICE.load(Ordering::Relaxed)
-}
-
-/// Whether the `COMPLETE_STOP_TWICE` hook is on (never, without `test-hooks`).
-#[cfg(not(feature = "test-hooks"))]
-#[must_use]
-pub const fn complete_stop_twice() -> bool {
-    false
-}
-
-#[cfg(feature = "test-hooks")]
 fn leak_on_removal(why: Option<EndReason>) -> bool {
-    why == Some(EndReason::Removed) && LEAK_ON_REMOVAL.load(Ordering::Relaxed)
-}
-
-#[cfg(not(feature = "test-hooks"))]
-const fn leak_on_removal(_why: Option<EndReason>) -> bool {
-    false
-}
-
-#[cfg(feature = "test-hooks")]
-fn skip_flush() -> bool {
-    SKIP_PERSISTENT_FLUSH.load(Ordering::Relaxed)
-}
-
-#[cfg(not(feature = "test-hooks"))]
-const fn skip_flush() -> bool {
-    false
+    why == Some(EndReason::Removed) && crate::hooks::leak_on_removal()
 }
 
 /// What a START asks for, validated.
@@ -698,7 +650,8 @@ impl Hca {
                 (Access::Persistent(_), Direction::Playback) => {
                     // The application's bytes reach the device's view (a bounce or Verifier
                     // double buffer is refreshed) before the device may read them.
-                    skip_flush() || s.user.flush_segment(&s.adapter, idx, false).is_ok()
+                    crate::hooks::skip_persistent_flush()
+                        || s.user.flush_segment(&s.adapter, idx, false).is_ok()
                 }
                 (Access::PerSegment { maps, ctx, group }, d) => {
                     let dma_dir = match d {
@@ -809,7 +762,9 @@ impl Hca {
                     // The device finished this segment and holds no credit for it: its bytes
                     // are copied out of a bounce or Verifier double buffer (or invalidated in
                     // the caches) before the application may see them.
-                    if !skip_flush() && s.user.flush_segment(&s.adapter, i, true).is_err() {
+                    if !crate::hooks::skip_persistent_flush()
+                        && s.user.flush_segment(&s.adapter, i, true).is_err()
+                    {
                         self.stats.stream_errors += 1;
                     }
                 }

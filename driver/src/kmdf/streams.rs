@@ -212,7 +212,7 @@ pub(super) fn start_cancel(req: Request) {
 /// framework's verifier must stop).
 fn complete_stop(s: Request) {
     #[cfg(feature = "test-hooks")]
-    if stream::complete_stop_twice() {
+    if crate::hooks::complete_stop_twice() {
         return s.complete_twice(STATUS_SUCCESS);
     }
     s.complete(STATUS_SUCCESS, 0);
