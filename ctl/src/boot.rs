@@ -1,4 +1,5 @@
-//! The simulated test machine `rhcactl --sim` and the tests run the driver on.
+//! The simulated test machine `rhcactl --sim`, its tests and `rhca-lab bench` run the driver
+//! on: one place that boots a machine, attaches an RHCA, loads the driver and starts the device.
 
 use std::sync::Arc;
 
@@ -30,18 +31,31 @@ impl SimMachine {
     /// A bad profile, or the step that failed.
     pub fn boot(profile: &str) -> Result<Self, String> {
         let p = Profile::parse(profile)?;
-        let m = Machine::new(Config::with_profile(p));
         let model = if p.bounce {
             ModelConfig::dma_32bit()
         } else {
             ModelConfig::default()
         };
+        Self::boot_with(Config::with_profile(p), model, InterruptResources::Msi(2))
+    }
+
+    /// Boots a machine built from `config` with an RHCA built from `model`, granted
+    /// `interrupts`, loads the driver and starts the device.
+    ///
+    /// # Errors
+    /// The step that failed.
+    pub fn boot_with(
+        config: Config,
+        model: ModelConfig,
+        interrupts: InterruptResources,
+    ) -> Result<Self, String> {
+        let m = Machine::new(config);
         let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
         let worker = dev.spawn_worker();
         let host =
             Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
         let node = host
-            .add_device(&att, InterruptResources::Msi(2))
+            .add_device(&att, interrupts)
             .map_err(|e| e.to_string())?;
         host.start(&node).map_err(|e| e.to_string())?;
         Ok(Self {

@@ -30,6 +30,8 @@ use rhca_hw::mad::{self, MadHeader, attr, smp};
 use rhca_hw::stream::{self, Direction, RecordStatus};
 
 #[cfg(not(windows))]
+pub mod boot;
+#[cfg(not(windows))]
 pub mod sim;
 #[cfg(windows)]
 pub mod windows;

@@ -2,8 +2,6 @@
 //! elsewhere `--sim [profile]` boots the simulated machine with the driver and runs the command
 //! there (e.g. `rhcactl --sim verifier+iommu mad nodeinfo`).
 
-#[cfg(not(windows))]
-mod boot;
 #[cfg(all(test, not(windows)))]
 mod tests;
 
@@ -49,7 +47,7 @@ fn run(args: &[&str], out: &mut String) -> u8 {
             return 2;
         }
     };
-    let machine = match boot::SimMachine::boot(profile) {
+    let machine = match rhcactl::boot::SimMachine::boot(profile) {
         Ok(m) => m,
         Err(e) => {
             let _ = writeln!(out, "rhcactl: cannot boot the simulated machine: {e}");

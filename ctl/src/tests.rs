@@ -9,7 +9,7 @@
     reason = "process, handle, transport, code and output are p, h, t, c, o"
 )]
 
-use crate::boot::SimMachine;
+use rhcactl::boot::SimMachine;
 use rhcactl::sim::Sim;
 use rhcactl::{IoError, Transport};
 

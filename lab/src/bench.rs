@@ -31,12 +31,13 @@ use rhca_hw::mad::{self, attr};
 use rhca_hw::regs::WqId;
 use rhca_hw::stream::Direction;
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload};
+use rhca_model::ModelConfig;
 use rhca_model::rig::Rig;
-use rhca_model::{ModelConfig, RhcaDevice};
 use rhca_tests::stream::Client;
+use rhcactl::boot::SimMachine;
 
 use crate::run::json_str;
-use wdk_sim::wdf::host::{Host, InterruptResources, Mode};
+use wdk_sim::wdf::host::InterruptResources;
 use wdk_sim::{Config, IommuCost, Machine, Profile, STATUS_SUCCESS};
 
 /// One measured figure.
@@ -207,38 +208,14 @@ fn rate(n: u64, d: Duration) -> f64 {
 }
 
 /// A machine with the driver started on one RHCA (`model` on the bus), for one measurement.
-struct Bench {
-    m: Machine,
-    host: Host,
-    node: wdk_sim::wdf::host::DevNode,
-    _worker: rhca_model::Worker,
+fn boot(config: Config, model: ModelConfig) -> Result<SimMachine, String> {
+    SimMachine::boot_with(config, model, InterruptResources::Msi(2))
 }
 
-impl Bench {
-    fn boot(config: Config, model: ModelConfig) -> Result<Self, String> {
-        let m = Machine::new(config);
-        let (dev, att) = RhcaDevice::attach(&m, model).map_err(|e| e.to_string())?;
-        let worker = dev.spawn_worker();
-        let host =
-            Host::load_with(&m, rhca::driver_entry, Mode::Threaded).map_err(|e| e.to_string())?;
-        let node = host
-            .add_device(&att, InterruptResources::Msi(2))
-            .map_err(|e| e.to_string())?;
-        host.start(&node).map_err(|e| e.to_string())?;
-        Ok(Self {
-            m,
-            host,
-            node,
-            _worker: worker,
-        })
-    }
-
-    /// Removes the device and unloads the driver; a bug check is an error.
-    fn shutdown(self) -> Result<(), String> {
-        self.host.remove(&self.node).map_err(|e| e.to_string())?;
-        self.host.unload().map_err(|e| e.to_string())?;
-        self.m.bugcheck().map_or(Ok(()), |b| Err(b.to_string()))
-    }
+/// Removes the device and unloads the driver; a bug check is an error (leaks are the leak
+/// checks' business, not a benchmark's).
+fn shutdown(b: SimMachine) -> Result<(), String> {
+    b.shutdown().map(drop)
 }
 
 /// Bytes per second of a capture stream through the driver, measured from the application's
@@ -256,15 +233,15 @@ fn stream_rate(
         ModelConfig::default()
     };
     model.bench_data = true;
-    let b = Bench::boot(
+    let b = boot(
         Config {
             iommu_cost: p.cost,
             ..Config::with_profile(p.profile)
         },
         model,
     )?;
-    let pr = b.host.process();
-    let h = pr.open(&b.node).map_err(|e| e.to_string())?;
+    let pr = b.process();
+    let h = b.open(&pr)?;
     let result = match Client::start(&pr, &h, &b.m, 0, Direction::Capture, seg, segs, strategy, 0) {
         Ok(c) => {
             let _ = c.drain(u64::from(segs));
@@ -277,7 +254,7 @@ fn stream_rate(
         Err(st) => Err(format!("START refused: {st:#x}")),
     };
     pr.close(h).map_err(|e| e.to_string())?;
-    b.shutdown()?;
+    shutdown(b)?;
     result
 }
 
@@ -355,9 +332,9 @@ fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
         // A 256-byte MAD no longer fits inline: every send is mapped.
         model.caps.max_inline = 64;
     }
-    let b = Bench::boot(Config::with_profile(Profile::COHERENT), model)?;
-    let pr = b.host.process();
-    let h = pr.open(&b.node).map_err(|e| e.to_string())?;
+    let b = boot(Config::with_profile(Profile::COHERENT), model)?;
+    let pr = b.process();
+    let h = b.open(&pr)?;
     let m = &b.m;
     let lists = |m: &Machine| -> u64 {
         m.dma_adapters()
@@ -398,7 +375,7 @@ fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
         r
     };
     pr.close(h).map_err(|e| e.to_string())?;
-    b.shutdown()?;
+    shutdown(b)?;
     Ok((rate(n, el), per_mad))
 }
 
