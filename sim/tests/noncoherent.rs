@@ -192,3 +192,23 @@ fn flush_dma_buffer_syncs_a_persistent_direct_mapping() {
     })
     .unwrap();
 }
+
+#[test]
+fn flush_dma_buffer_with_a_freed_mdl_stops_the_machine() {
+    let (m, att, _bus) = machine(Profile::NONCOHERENT, 64);
+    let pdo = Addr(att.pdo as usize);
+    let stop = m
+        .run(move || {
+            let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 1 << 20);
+            let (p, mdl) = pool_buffer(8192);
+            let part = alloc_mdl(p, 4096);
+            partial_mdl(mdl, part, p, 4096);
+            free_mdl(part);
+            let flush = ops(a).FlushDmaBuffer.unwrap();
+            // SAFETY: test code; the freed MDL is the mistake under test.
+            at_dispatch(|| unsafe { flush(a, part, TRUE) })
+        })
+        .expect_err("a freed MDL must stop the machine");
+    assert_eq!(stop.code, 0xC4, "{stop}");
+    assert_eq!(stop.params[0], 0x5103, "BAD_MDL: {stop}");
+}

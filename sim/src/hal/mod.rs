@@ -648,14 +648,11 @@ pub(crate) fn common_from_mdl(
     mdl: usize,
 ) -> Result<Result<(usize, u64), crate::NTSTATUS>, BugCheck> {
     use crate::{STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER};
-    let Some(m) = st.mem.mdl(mdl) else {
-        return Err(BugCheck::sim(
-            sim_rule::BAD_MDL,
-            mdl as u64,
-            0,
-            "CreateCommonBufferFromMdl given an unknown or freed MDL",
-        ));
-    };
+    let m = known_mdl(
+        &st.mem,
+        mdl,
+        "CreateCommonBufferFromMdl given an unknown or freed MDL",
+    )?;
     let resident = i32::from(m.MdlFlags)
         & i32::from(crate::typed::MDL_PAGES_LOCKED | crate::typed::MDL_SOURCE_IS_NONPAGED_POOL)
         != 0;
@@ -754,14 +751,7 @@ fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck
                 "windows-dma.md §5.2, §10 rule 20",
             ));
         }
-        let Some(m) = st.mem.mdl(mdl) else {
-            return Err(BugCheck::sim(
-                sim_rule::BAD_MDL,
-                mdl as u64,
-                0,
-                "DMA routine given an unknown or freed MDL",
-            ));
-        };
+        let m = known_mdl(&st.mem, mdl, "DMA routine given an unknown or freed MDL")?;
         let va = m.StartVa as usize + m.ByteOffset as usize;
         let end = va + m.ByteCount as usize;
         let start = if first {
@@ -1286,14 +1276,7 @@ pub(crate) fn flush_dma_buffer(
     mdl: usize,
     read_operation: bool,
 ) -> Result<bool, BugCheck> {
-    let Some(m) = st.mem.mdl(mdl) else {
-        return Err(BugCheck::sim(
-            sim_rule::BAD_MDL,
-            mdl as u64,
-            0,
-            "FlushDmaBuffer given an unknown MDL",
-        ));
-    };
+    let m = known_mdl(&st.mem, mdl, "FlushDmaBuffer given an unknown MDL")?;
     let va = m.StartVa as usize + m.ByteOffset as usize;
     let len = m.ByteCount as usize;
     let a = st.hal.adapters.get(&adapter).ok_or_else(|| {
@@ -1413,4 +1396,16 @@ pub(crate) fn reports(st: &State) -> Vec<AdapterReport> {
 /// The IOMMU's live page count (for tests).
 pub(crate) fn iommu_pages(st: &State) -> usize {
     st.hal.iommu.table.len()
+}
+
+/// The MDL a DMA routine was given, or the stop for one the memory manager does not know (never
+/// built, or freed): wdk-sim-private `BAD_MDL` (Windows would read freed memory; see
+/// docs/sim-fidelity.md). `routine` says which routine and is the stop's rule text.
+pub(crate) fn known_mdl(
+    mem: &crate::mem::Memory,
+    mdl: usize,
+    routine: &'static str,
+) -> Result<crate::types::_MDL, BugCheck> {
+    mem.mdl(mdl)
+        .ok_or_else(|| BugCheck::sim(sim_rule::BAD_MDL, mdl as u64, 0, routine))
 }

@@ -377,14 +377,7 @@ pub(crate) fn map_transfer(
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
-    let Some(m) = st.mem.mdl(mdl) else {
-        return Err(BugCheck::sim(
-            sim_rule::BAD_MDL,
-            mdl as u64,
-            0,
-            "MapTransfer given an unknown or freed MDL",
-        ));
-    };
+    let m = super::known_mdl(&st.mem, mdl, "MapTransfer given an unknown or freed MDL")?;
     let mdl_va = m.StartVa as usize + m.ByteOffset as usize;
     let mdl_end = mdl_va + m.ByteCount as usize;
     // The same codes as the scatter/gather routines give the same mistakes (E6/0x1F with
