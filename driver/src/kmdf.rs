@@ -4,7 +4,7 @@
 //! Locking: the [`Hca`] lives in the device context behind one spin lock. `PnP` and power
 //! callbacks, the DPC and the IOCTL handlers take it; the ISR never does (it runs at DIRQL and
 //! reaches the registers through [`IsrRegs`]). Requests are completed after the lock is
-//! released ([`with_hca`]), so a completion that lets the framework present a new request on
+//! released (`with_hca`), so a completion that lets the framework present a new request on
 //! this CPU never finds the lock held.
 //!
 //! No `unsafe`: requests arrive as owned [`Request`] values through the trampolines of

@@ -1,0 +1,138 @@
+//! The MAD receive path: receive buffers mapped per post (or staged in common buffers when map
+//! registers are scarce), reposted as they complete, and received MADs handed to requests.
+
+use crate::dma::{Direction, DmaBuffer, MapOutcome, SgMapping, TAG_MAD};
+use crate::sys::AtDispatch;
+use crate::sys::wdf::Request;
+use rhca_hw::ioctl::RecvMadOut;
+use rhca_hw::mad::RECV_BUF_SIZE;
+use rhca_hw::wqe::{Ctrl, Opcode, Payload, Wqe};
+
+use super::rings::{data_segs, post_wqe};
+use super::{Hca, RecvSlot, STAGE, STAGES_PER_PAGE};
+
+impl Hca {
+    pub(super) fn posted_receives(&self, q: usize) -> usize {
+        self.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.rq[q].waiting.len()
+    }
+
+    /// Maps a fresh (or recycled) receive buffer and posts it on receive queue `q`. Returns
+    /// false when the ring is full or mapping failed (the buffer is dropped then).
+    pub(super) fn post_receive(
+        &mut self,
+        q: usize,
+        buffer: Option<DmaBuffer>,
+        at: &AtDispatch<'_>,
+    ) -> bool {
+        let rq = &self.rq[q];
+        let Ok(pi) = rq.ring.index(rq.pi) else {
+            return false;
+        };
+        let slot = rq.ring.slot(pi) as usize;
+        if rq.slots[slot].is_some() {
+            return false;
+        }
+        if !rq.staging.is_empty() {
+            let page = &rq.staging[slot / STAGES_PER_PAGE];
+            let addr = page.logical() + ((slot % STAGES_PER_PAGE) * STAGE) as u64;
+            return self.write_recv(q, &[(addr, RECV_BUF_SIZE as u32)], RecvSlot::Staged);
+        }
+        let buf = match buffer {
+            Some(b) => b,
+            None => match DmaBuffer::new(RECV_BUF_SIZE as u32, TAG_MAD) {
+                Ok(b) => b,
+                Err(_) => return false,
+            },
+        };
+        match self.adapter.map(buf, Direction::FromDevice, at) {
+            Ok(MapOutcome::Ready(m)) => {
+                self.stats.mappings_made += 1;
+                self.write_recv_wqe(q, m)
+            }
+            Ok(MapOutcome::Waiting(p)) => {
+                self.stats.mappings_made += 1;
+                self.rq[q].waiting.push_back(p);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
+        // A WQE holds at most four segments: a longer list cannot be posted.
+        let mut el = [(0u64, 0u32); 4];
+        let mut n = 0;
+        for e in m.elements() {
+            if n == el.len() {
+                return false;
+            }
+            el[n] = e;
+            n += 1;
+        }
+        self.write_recv(q, &el[..n], RecvSlot::Mapped(m))
+    }
+
+    pub(super) fn write_recv(&mut self, q: usize, el: &[(u64, u32)], value: RecvSlot) -> bool {
+        let max_sge = self.caps.max_sge as usize;
+        let rq = &mut self.rq[q];
+        let Ok(pi) = rq.ring.index(rq.pi) else {
+            return false;
+        };
+        let slot = rq.ring.slot(pi);
+        let Some((segs, n)) = data_segs(el.iter().copied(), max_sge) else {
+            return false;
+        };
+        let w = Wqe {
+            ctrl: Ctrl {
+                opcode: Opcode::Recv as u8,
+                signaled: true,
+                owner: rq.ring.owner(pi),
+                wqe_index: slot as u16,
+                qpn: rq.id.qpn() as u8,
+                ..Ctrl::default()
+            },
+            payload: Payload::Segments { segs, count: n },
+        };
+        let Some(next) = post_wqe(&self.regs, &rq.mem, rq.stride, rq.id, rq.ring, pi, &w) else {
+            return false;
+        };
+        rq.slots[slot as usize] = Some(value);
+        rq.pi = next;
+        true
+    }
+
+    /// Posts receive buffers whose mapping has arrived, in order.
+    pub(super) fn promote_waiting_receives(&mut self) {
+        for q in 0..2 {
+            while let Some(p) = self.rq[q].waiting.pop_front() {
+                match p.poll() {
+                    Ok(m) => {
+                        let _ = self.write_recv_wqe(q, m);
+                    }
+                    Err(p) => {
+                        self.rq[q].waiting.push_front(p);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The oldest received MAD not yet handed to a request.
+    pub fn take_received(&mut self) -> Option<RecvMadOut> {
+        self.backlog.pop_front()
+    }
+
+    /// Hands the oldest received MAD to the request `next` supplies. `next` is asked only
+    /// when a MAD is waiting, and the MAD stays queued when it has no request, so neither is
+    /// ever taken and put back.
+    pub fn pair_received(
+        &mut self,
+        next: impl FnOnce() -> Option<Request>,
+    ) -> Option<(Request, RecvMadOut)> {
+        let m = *self.backlog.front()?;
+        let req = next()?;
+        self.backlog.pop_front();
+        Some((req, m))
+    }
+}
