@@ -17,6 +17,8 @@
     reason = "tests name the rig, process, handle, error and bug check r, p, h, e, b"
 )]
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -268,23 +270,7 @@ unsafe extern "system" fn driver_entry(
     driver: PDRIVER_OBJECT,
     registry: PCUNICODE_STRING,
 ) -> NTSTATUS {
-    let mut config = WDF_DRIVER_CONFIG {
-        Size: size_of::<WDF_DRIVER_CONFIG>() as u32,
-        EvtDriverDeviceAdd: Some(device_add),
-        EvtDriverUnload: Some(driver_unload),
-        ..WDF_DRIVER_CONFIG::default()
-    };
-    // SAFETY: the arguments are the loader's and a live config.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDriverCreate,
-            driver,
-            registry,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut config,
-            core::ptr::null_mut()
-        )
-    }
+    common::create_test_driver(driver, registry, Some(device_add), Some(driver_unload))
 }
 
 const unsafe extern "C" fn driver_unload(_driver: WDFDRIVER) {}

@@ -105,22 +105,7 @@ fn driver_entry_with(
     registry: PCUNICODE_STRING,
     add: PFN_WDF_DRIVER_DEVICE_ADD,
 ) -> NTSTATUS {
-    let mut config = WDF_DRIVER_CONFIG {
-        Size: size_of::<WDF_DRIVER_CONFIG>() as u32,
-        EvtDriverDeviceAdd: add,
-        ..WDF_DRIVER_CONFIG::default()
-    };
-    // SAFETY: the loader's arguments and a live config.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDriverCreate,
-            driver,
-            registry,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut config,
-            core::ptr::null_mut()
-        )
-    }
+    common::create_test_driver(driver, registry, add, None)
 }
 
 fn create_device(mut init: PWDFDEVICE_INIT) -> Result<WDFDEVICE, NTSTATUS> {

@@ -54,22 +54,7 @@ unsafe extern "system" fn entry(driver: PDRIVER_OBJECT, registry: PCUNICODE_STRI
             *p = 0;
         }
     }
-    let mut config = WDF_DRIVER_CONFIG {
-        Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap(),
-        EvtDriverUnload: Some(unload),
-        ..WDF_DRIVER_CONFIG::default()
-    };
-    // SAFETY: the loader's arguments and a live config.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDriverCreate,
-            driver,
-            registry,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut config,
-            core::ptr::null_mut()
-        )
-    }
+    common::create_test_driver(driver, registry, None, Some(unload))
 }
 
 extern "C" fn unload(_driver: WDFDRIVER) {

@@ -482,3 +482,29 @@ pub fn free_adapter_channel(a: PDMA_ADAPTER) {
     // SAFETY: test code.
     at_dispatch(|| unsafe { free(a) });
 }
+
+/// `WdfDriverCreate` with the callbacks a test driver registers (the body of its `DriverEntry`).
+pub fn create_test_driver(
+    driver: PDRIVER_OBJECT,
+    registry: PCUNICODE_STRING,
+    add: PFN_WDF_DRIVER_DEVICE_ADD,
+    unload: PFN_WDF_DRIVER_UNLOAD,
+) -> NTSTATUS {
+    let mut config = WDF_DRIVER_CONFIG {
+        Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap(),
+        EvtDriverDeviceAdd: add,
+        EvtDriverUnload: unload,
+        ..WDF_DRIVER_CONFIG::default()
+    };
+    // SAFETY: the loader's arguments (the caller is a DriverEntry) and a live config.
+    unsafe {
+        wdk_sim::call_unsafe_wdf_function_binding!(
+            WdfDriverCreate,
+            driver,
+            registry,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut config,
+            core::ptr::null_mut()
+        )
+    }
+}
