@@ -67,15 +67,21 @@ fn run_isolated(
     profile: &str,
     seed: u64,
 ) -> rhca_tests::scenario::Outcome {
-    use rhca_tests::scenario::Outcome;
-    let failed = |why: String| Outcome {
-        name: name.into(),
-        errors: vec![why],
-        ..Outcome::default()
-    };
     match std::env::current_exe() {
         Ok(exe) => run_in(&exe, name, cycles, profile, seed),
-        Err(e) => failed(format!("cannot find this program to run the scenario: {e}")),
+        Err(e) => failed(
+            name,
+            format!("cannot find this program to run the scenario: {e}"),
+        ),
+    }
+}
+
+/// The outcome of scenario `name` when it could not run, or its child died: one error, `why`.
+fn failed(name: &str, why: String) -> rhca_tests::scenario::Outcome {
+    rhca_tests::scenario::Outcome {
+        name: name.into(),
+        errors: vec![why],
+        ..rhca_tests::scenario::Outcome::default()
     }
 }
 
@@ -87,12 +93,7 @@ fn run_in(
     profile: &str,
     seed: u64,
 ) -> rhca_tests::scenario::Outcome {
-    use rhca_tests::scenario::{Outcome, decode_outcome};
-    let failed = |why: String| Outcome {
-        name: name.into(),
-        errors: vec![why],
-        ..Outcome::default()
-    };
+    use rhca_tests::scenario::decode_outcome;
     let out = match std::process::Command::new(exe)
         .args([
             "scenario-child",
@@ -105,7 +106,7 @@ fn run_in(
         .output()
     {
         Ok(o) => o,
-        Err(e) => return failed(format!("cannot start the scenario's process: {e}")),
+        Err(e) => return failed(name, format!("cannot start the scenario's process: {e}")),
     };
     decode_outcome(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -117,11 +118,14 @@ fn run_in(
                 !l.starts_with(|c: char| c.is_ascii_digit()) && !l.starts_with("at ")
             })
             .collect();
-        failed(format!(
-            "the scenario's process ended ({}) without its outcome; its last words: {}",
-            out.status,
-            lines[lines.len().saturating_sub(6)..].join(" | ")
-        ))
+        failed(
+            name,
+            format!(
+                "the scenario's process ended ({}) without its outcome; its last words: {}",
+                out.status,
+                lines[lines.len().saturating_sub(6)..].join(" | ")
+            ),
+        )
     })
 }
 

@@ -764,11 +764,12 @@ fn share_vector_decides_the_interrupt_resource_share_disposition() {
 
 // ---- a KMDF verifier break ----
 
-extern "C" fn add_bad_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
-    // The form RHCA's sample drivers had: sized, a create callback, the class left at 0.
+/// Sets a file object configuration with `class` (and no callbacks), then creates the device.
+fn add_with_file_class(init: PWDFDEVICE_INIT, class: WDF_FILEOBJECT_CLASS) -> NTSTATUS {
     let mut files = WDF_FILEOBJECT_CONFIG {
         Size: size_of::<WDF_FILEOBJECT_CONFIG>() as u32,
         AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: class,
         ..WDF_FILEOBJECT_CONFIG::default()
     };
     // SAFETY: the framework's init and a live struct.
@@ -781,6 +782,11 @@ extern "C" fn add_bad_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> 
         );
     };
     create_device(init).map_or_else(|st| st, |_| STATUS_SUCCESS)
+}
+
+extern "C" fn add_bad_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    // The form RHCA's sample drivers had: sized, the class left at 0.
+    add_with_file_class(init, WDF_FILEOBJECT_CONFIG::default().FileObjectClass)
 }
 
 unsafe extern "system" fn entry_bad_file(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
@@ -788,22 +794,10 @@ unsafe extern "system" fn entry_bad_file(d: PDRIVER_OBJECT, r: PCUNICODE_STRING)
 }
 
 extern "C" fn add_good_file_config(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
-    let mut files = WDF_FILEOBJECT_CONFIG {
-        Size: size_of::<WDF_FILEOBJECT_CONFIG>() as u32,
-        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
-        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
-        ..WDF_FILEOBJECT_CONFIG::default()
-    };
-    // SAFETY: the framework's init and a live struct.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDeviceInitSetFileObjectConfig,
-            init,
-            &raw mut files,
-            WDF_NO_OBJECT_ATTRIBUTES
-        );
-    };
-    create_device(init).map_or_else(|st| st, |_| STATUS_SUCCESS)
+    add_with_file_class(
+        init,
+        _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+    )
 }
 
 unsafe extern "system" fn entry_good_file(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
