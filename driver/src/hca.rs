@@ -1,10 +1,12 @@
 //! The HCA as the driver runs it: rings in common buffers, the MAD send and receive paths, the
 //! completion queue poll, quiesce — everything between the KMDF callbacks and the registers.
 //!
-//! This file holds the state ([`Hca`] and its queues); the work is in the submodules:
-//! `bringup` (reset, identify, program, enable, quiesce, recovery), `rings` (ring memory and the
-//! one post path), `send`, `recv`, `completion` (the CQ poll), [`stream`] (the stream engines)
-//! and [`HcaError`].
+//! [`Hca`] is the device: its registers, adapter and capabilities, and two parts that share
+//! nothing but those — the MAD path (`mad`: send, receive and completion queues) and the stream
+//! engines ([`stream`], [`StreamEngines`] with its own methods). `bringup` resets, identifies,
+//! programs, enables, quiesces and recovers the device; `rings` holds ring memory and the
+//! [`WorkQueue`](rings::WorkQueue) post path both queue kinds share; [`HcaError`] is the
+//! layer's one error type.
 //!
 //! The state lives behind the device's spin lock ([`crate::sys::SpinMutex`]); every method here
 //! runs with it held, at `DISPATCH_LEVEL`, which is what the mapping routines need. No `unsafe`:
@@ -16,17 +18,13 @@
 
 #![forbid(unsafe_code)]
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
-use rhca_hw::ioctl::{RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
-use rhca_hw::regs::{self, Caps, WqId};
-use rhca_hw::ring::Ring;
+use rhca_hw::ioctl::StatisticsOut;
+use rhca_hw::regs::{self, Caps};
 
-use crate::dma::{Adapter, CommonBuffer, PendingMapping, SgMapping};
+use crate::dma::Adapter;
 use crate::sys::Mmio;
-use crate::sys::wdf::Request;
 
 /// Milliseconds between two ticks of the watchdog ([`Hca::watchdog_tick`]).
 pub const WATCHDOG_PERIOD_MS: u32 = 100;
@@ -50,116 +48,27 @@ const PAGE: usize = 4096;
 /// The largest WQE stride the interface allows (`2^LOG_MAX_STRIDE`): WQEs are built on the stack.
 const MAX_STRIDE: usize = 1 << regs::LOG_MAX_STRIDE;
 
-/// A posted send.
-#[derive(Debug)]
-struct SendSlot {
-    request: Option<Request>,
-    mapping: Option<SgMapping>,
-    tid: u64,
-}
-
-/// A send waiting for room in the send queue or for map registers.
-#[derive(Debug)]
-struct Waiting {
-    request: Request,
-    input: SendMadIn,
-    mapping: Option<PendingMapping>,
-}
-
-#[derive(Debug)]
-struct SendQueue {
-    id: WqId,
-    ring: Ring,
-    mem: RingMem,
-    stride: usize,
-    pi: u32,
-    ci: u32,
-    slots: Vec<Option<SendSlot>>,
-    /// The consumer index at the watchdog's last look, and how many ticks it has not moved
-    /// while sends were outstanding.
-    watched_ci: u32,
-    stalled_ticks: u32,
-}
-
-#[derive(Debug)]
-struct RecvQueue {
-    id: WqId,
-    ring: Ring,
-    mem: RingMem,
-    stride: usize,
-    pi: u32,
-    slots: Vec<Option<RecvSlot>>,
-    /// Staging receive buffers in common-buffer memory (13 per page), used instead of per-post
-    /// mappings when map registers are too scarce to keep receives mapped.
-    staging: Vec<CommonBuffer>,
-    /// Receive buffers whose mapping waits for map registers.
-    waiting: VecDeque<PendingMapping>,
-}
-
-/// A posted receive buffer.
-#[derive(Debug)]
-enum RecvSlot {
-    /// A driver buffer mapped for this post.
-    Mapped(SgMapping),
-    /// A staging slot in common-buffer memory (no mapping).
-    Staged,
-}
-
-/// Bytes per staging receive buffer (296 rounded to 16).
-const STAGE: usize = 304;
-const STAGES_PER_PAGE: usize = PAGE / STAGE;
-
-#[derive(Debug)]
-struct CompletionQueue {
-    ring: Ring,
-    mem: RingMem,
-    ci: u32,
-}
-
-/// A request the HCA has finished with, to be completed once the device lock is released.
-///
-/// Completing under the lock could let the framework present a new request to this driver on
-/// this CPU, which would then wait for the lock it already holds.
-#[derive(Debug)]
-pub struct Done {
-    /// The request.
-    pub request: Request,
-    /// What to copy into its output buffer, or why it failed.
-    pub result: Result<SendMadOut, HcaError>,
-}
-
 mod bringup;
-mod completion;
 mod error;
-mod recv;
+mod mad;
 mod rings;
-mod send;
 pub mod stream;
 
 pub use bringup::{identify, reset};
 pub use error::HcaError;
-use rings::RingMem;
+pub use mad::Done;
+use mad::MadPath;
+pub use stream::StreamEngines;
 
 /// The running HCA.
 #[derive(Debug)]
 pub struct Hca {
     // Field order is teardown order. Streams are released before the HCA is dropped (at D0 exit);
-    // any left are dropped first.
-    streams: Vec<Option<alloc::boxed::Box<stream::Stream>>>,
-    /// Engines reserved by a START being built.
-    reserved: u8,
-    /// Per engine: segments a released stream left undelivered.
-    leftovers: Vec<Option<stream::Leftover>>,
-    /// START requests whose cancel routine and finisher meet.
-    rendezvous: Vec<stream::Rendezvous>,
-    overflow: VecDeque<Waiting>,
-    sq: [SendQueue; 2],
-    rq: [RecvQueue; 2],
-    cq: CompletionQueue,
-    backlog: VecDeque<RecvMadOut>,
-    /// Counters reported by `IOCTL_RHCA_STATISTICS`.
-    pub stats: StatisticsOut,
-    done: Vec<Done>,
+    // any left are dropped first, then the MAD path's mappings and rings, then the adapter.
+    streams: StreamEngines,
+    mad: MadPath,
+    /// The MAD path's and the device's counters (the streams keep their own).
+    stats: StatisticsOut,
     adapter: Adapter,
     caps: Caps,
     node_guid: u64,
@@ -171,10 +80,6 @@ pub struct Hca {
     /// What the requests in flight fail with when that reset quiesces the device:
     /// [`HcaError::Timeout`] after a stall, [`HcaError::Cancelled`] otherwise.
     reset_status: HcaError,
-    /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
-    /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
-    /// the adapter's grant — otherwise one QP's idle receives could pin every register.
-    recv_depth: usize,
     regs: Arc<Mmio>,
 }
 
@@ -205,5 +110,36 @@ impl Hca {
     #[must_use]
     pub const fn regs(&self) -> &Arc<Mmio> {
         &self.regs
+    }
+
+    /// The stream engines.
+    pub const fn streams(&mut self) -> &mut StreamEngines {
+        &mut self.streams
+    }
+
+    /// Whether the device takes new work: in D0, and no failed queue awaits its reset.
+    #[must_use]
+    pub const fn accepts_work(&self) -> bool {
+        self.running && !self.needs_reset
+    }
+
+    /// Whether the device is in D0 with its queues enabled.
+    #[must_use]
+    pub const fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The counters `IOCTL_RHCA_STATISTICS` reports: the MAD path's and the streams'.
+    #[must_use]
+    pub const fn statistics(&self) -> StatisticsOut {
+        let s = self.streams.stats();
+        let mut out = self.stats;
+        out.stream_segments = s.segments;
+        out.stream_bytes = s.bytes;
+        out.stream_flushes = s.flushes;
+        out.stream_errors = s.errors;
+        out.stream_strategy = s.strategy;
+        out.hostile_cqes += s.hostile;
+        out
     }
 }

@@ -285,7 +285,7 @@ extern "C" fn evt_release_hardware(device: WDFDEVICE, _translated: WDFCMRESLIST)
         let mut slot = c.hca.lock();
         let h = slot.hca.take();
         if let Some(h) = &h {
-            add_stats(&mut slot.carried, &h.stats);
+            add_stats(&mut slot.carried, &h.statistics());
         }
         h
     };
@@ -448,10 +448,10 @@ fn service(c: &DeviceCtx) {
     };
     let handed = with_hca(c, |h, at| {
         h.poll(at);
-        let ending = h.poll_streams(at);
+        let ending = h.streams().poll(at);
         (
             deliver_received(h, o.recv),
-            streams::deliver_waits(h, &o.waits),
+            streams::deliver_waits(h.streams(), &o.waits),
             ending,
         )
     });
@@ -553,7 +553,7 @@ fn io_device_control(queue: Queue, req: Request, out_len: usize, in_len: usize, 
             let mut s = c.hca.with(|slot, _| {
                 let mut s = slot.carried;
                 if let Some(h) = &slot.hca {
-                    add_stats(&mut s, &h.stats);
+                    add_stats(&mut s, &h.statistics());
                 }
                 s
             });

@@ -4,20 +4,15 @@
 
 use crate::dma::Adapter;
 use crate::sys::{AtDispatch, Mmio, stall_us};
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use rhca_hw::cqe::CQE_SIZE;
 use rhca_hw::ioctl::StatisticsOut;
 use rhca_hw::regs;
 use rhca_hw::regs::{Caps, WqId, cause, cq, db, wq};
 use rhca_hw::ring::Ring;
 
-use super::{
-    CQ_LOG, CompletionQueue, Done, Hca, HcaError, PAGE, RECV_DEPTH, RQ_LOG, RQ_LOG_STRIDE,
-    RecvQueue, RecvSlot, RingMem, SQ_LOG, SQ_LOG_STRIDE, STAGES_PER_PAGE, STALL_TICKS, SendQueue,
-    gone,
-};
+use super::mad::{Done, MadPath, RecvSlot};
+use super::rings::RingMem;
+use super::{CQ_LOG, Hca, HcaError, STALL_TICKS, StreamEngines, gone};
 
 /// Resets the device and waits for READY (100 ms bound).
 ///
@@ -74,75 +69,11 @@ impl Hca {
         node_guid: u64,
         vectors: u32,
     ) -> Result<Self, HcaError> {
-        let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HcaError::UnsupportedDevice)?;
-        let cq_mem =
-            RingMem::new(&adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HcaError::Dma)?;
-        let sq = |id: WqId| -> Result<SendQueue, HcaError> {
-            let ring = Ring::from_log2(SQ_LOG.min(caps.log_max_wq))
-                .map_err(|_| HcaError::UnsupportedDevice)?;
-            let stride = 1usize << SQ_LOG_STRIDE.min(caps.log_max_stride);
-            let mem =
-                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HcaError::Dma)?;
-            Ok(SendQueue {
-                id,
-                ring,
-                mem,
-                stride,
-                pi: 0,
-                ci: 0,
-                slots: (0..ring.entries()).map(|_| None).collect(),
-                watched_ci: 0,
-                stalled_ticks: 0,
-            })
-        };
-        let rq = |id: WqId| -> Result<RecvQueue, HcaError> {
-            let ring = Ring::from_log2(RQ_LOG.min(caps.log_max_wq))
-                .map_err(|_| HcaError::UnsupportedDevice)?;
-            let stride = 1usize << RQ_LOG_STRIDE;
-            let mem =
-                RingMem::new(&adapter, ring.entries() as usize * stride).map_err(HcaError::Dma)?;
-            // Too few map registers to keep even one buffer per QP mapped: stage receives in
-            // common-buffer memory and copy instead (docs/dma.md).
-            let staging = if adapter.map_registers() < 4 {
-                let pages = (ring.entries() as usize).div_ceil(STAGES_PER_PAGE);
-                (0..pages)
-                    .map(|_| adapter.common_buffer(PAGE as u32))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(HcaError::Dma)?
-            } else {
-                Vec::new()
-            };
-            Ok(RecvQueue {
-                id,
-                ring,
-                mem,
-                stride,
-                pi: 0,
-                slots: (0..ring.entries()).map(|_| None).collect(),
-                staging,
-                waiting: VecDeque::new(),
-            })
-        };
+        let mad = MadPath::new(&adapter, &caps)?;
         let hca = Self {
-            streams: (0..caps.stream_engines.min(regs::MAX_STREAM_ENGINES))
-                .map(|_| None)
-                .collect(),
-            reserved: 0,
-            leftovers: (0..caps.stream_engines.min(regs::MAX_STREAM_ENGINES))
-                .map(|_| None)
-                .collect(),
-            rendezvous: Vec::new(),
-            overflow: VecDeque::new(),
-            sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],
-            rq: [rq(WqId::Qp0Recv)?, rq(WqId::Qp1Recv)?],
-            cq: CompletionQueue {
-                ring: cq_ring,
-                mem: cq_mem,
-                ci: 0,
-            },
-            backlog: VecDeque::new(),
+            streams: StreamEngines::new(regs.clone(), caps.stream_engines),
+            mad,
             stats: StatisticsOut::default(),
-            done: Vec::new(),
             adapter,
             caps,
             node_guid,
@@ -150,23 +81,20 @@ impl Hca {
             running: false,
             needs_reset: false,
             reset_status: HcaError::Cancelled,
-            recv_depth: 0,
             regs,
         };
-        let mut hca = hca;
-        hca.recv_depth = (hca.adapter.map_registers() as usize / 4).clamp(1, RECV_DEPTH);
         hca.program()?;
         Ok(hca)
     }
 
     pub(super) fn program(&self) -> Result<(), HcaError> {
         let r = &self.regs;
-        let base = self.cq.mem.base();
+        let base = self.mad.cq.mem.base();
         let off = |reg| cq::offset(0, reg).unwrap_or(0);
         r.write(off(cq::BASE_LO), base as u32);
         r.write(off(cq::BASE_HI), (base >> 32) as u32);
         let mut cfg = cq::CFG_LOG_ENTRIES.set(0, CQ_LOG) | cq::CFG_VALID.mask();
-        if self.cq.mem.paged() {
+        if self.mad.cq.mem.paged() {
             cfg |= cq::CFG_PAGE_LIST.mask();
         }
         r.write(off(cq::CFG), cfg);
@@ -190,10 +118,8 @@ impl Hca {
                 }
                 Ok(())
             };
-        for q in &self.sq {
-            program_wq(q.id, &q.mem, q.ring, q.stride)?;
-        }
-        for q in &self.rq {
+        let send = self.mad.sq.iter().map(|q| &q.wq);
+        for q in send.chain(self.mad.rq.iter().map(|q| &q.wq)) {
             program_wq(q.id, &q.mem, q.ring, q.stride)?;
         }
         Ok(())
@@ -216,15 +142,8 @@ impl Hca {
             return Err(HcaError::Removed);
         }
         self.running = true;
-        for q in 0..2 {
-            while self.posted_receives(q) < self.recv_depth.min(self.rq[q].ring.entries() as usize)
-            {
-                if !self.post_receive(q, None, at) {
-                    break;
-                }
-            }
-        }
-        r.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
+        self.refill_receives(at);
+        r.write(db::cq_arm(0).unwrap_or(0), self.mad.cq.ci);
         Ok(())
     }
 
@@ -254,29 +173,29 @@ impl Hca {
         } else {
             self.reset_status
         };
-        for q in &mut self.sq {
+        for q in &mut self.mad.sq {
             for s in q.slots.iter_mut().filter_map(Option::take) {
                 if let Some(m) = s.mapping {
                     let _ = m.unmap(at);
                     self.stats.mappings_released += 1;
                 }
                 if let Some(request) = s.request {
-                    self.done.push(Done {
+                    self.mad.done.push(Done {
                         request,
                         result: Err(status),
                     });
                 }
             }
-            q.ci = q.pi;
+            q.ci = q.wq.pi;
         }
-        for w in self.overflow.drain(..) {
+        for w in self.mad.overflow.drain(..) {
             drop(w.mapping);
-            self.done.push(Done {
+            self.mad.done.push(Done {
                 request: w.request,
                 result: Err(status),
             });
         }
-        for q in &mut self.rq {
+        for q in &mut self.mad.rq {
             for slot in q.slots.iter_mut().filter_map(Option::take) {
                 if let RecvSlot::Mapped(m) = slot {
                     let _ = m.unmap(at);
@@ -288,19 +207,17 @@ impl Hca {
         if !removed {
             // Back to a clean state: the rings are reprogrammed at the next D0 entry.
             let _ = reset(&r);
-            for q in &mut self.sq {
-                q.pi = 0;
+            for q in &mut self.mad.sq {
+                q.wq.clear();
                 q.ci = 0;
                 q.watched_ci = 0;
                 q.stalled_ticks = 0;
-                q.mem.pages.iter().for_each(|p| p.fill(0));
             }
-            for q in &mut self.rq {
-                q.pi = 0;
-                q.mem.pages.iter().for_each(|p| p.fill(0));
+            for q in &mut self.mad.rq {
+                q.wq.clear();
             }
-            self.cq.ci = 0;
-            self.cq.mem.pages.iter().for_each(|p| p.fill(0));
+            self.mad.cq.ci = 0;
+            self.mad.cq.mem.pages.iter().for_each(|p| p.fill(0));
             let _ = self.program();
         }
     }
@@ -336,10 +253,11 @@ impl Hca {
         }
         cq::STATUS_ERROR.is_set(cq)
             || self
+                .mad
                 .sq
                 .iter()
-                .map(|q| q.id)
-                .chain(self.rq.iter().map(|q| q.id))
+                .map(|q| q.wq.id)
+                .chain(self.mad.rq.iter().map(|q| q.wq.id))
                 .any(|id| wq::STATUS_ERROR.is_set(r.read(wq::offset(id, wq::STATUS))))
     }
 
@@ -358,8 +276,8 @@ impl Hca {
             return self.needs_reset;
         }
         let mut stalled = false;
-        for q in &mut self.sq {
-            if q.pi == q.ci || q.ci != q.watched_ci {
+        for q in &mut self.mad.sq {
+            if q.wq.pi == q.ci || q.ci != q.watched_ci {
                 q.watched_ci = q.ci;
                 q.stalled_ticks = 0;
             } else {
@@ -371,7 +289,7 @@ impl Hca {
             self.stats.queue_stalls += 1;
             self.needs_reset = true;
             self.reset_status = HcaError::Timeout;
-            for q in &mut self.sq {
+            for q in &mut self.mad.sq {
                 q.stalled_ticks = 0;
             }
         }

@@ -1,6 +1,7 @@
 //! Ring memory: a ring's pages of common buffer (and its page list when it spans more than one
-//! page), and the one post path of both work-queue kinds (a WQE encoded into the producer slot,
-//! a `Release` fence, the doorbell).
+//! page), and [`WorkQueue`], what a send queue and a receive queue share: the ring, its memory
+//! and the one post path (a WQE encoded into the producer slot, a `Release` fence, the
+//! doorbell).
 
 use crate::dma::{Adapter, CommonBuffer, DmaError};
 use crate::sys::Mmio;
@@ -91,26 +92,66 @@ pub(super) fn data_segs(
     Some((segs, n))
 }
 
-/// The one post path of both queue kinds: encodes `wqe` into the ring slot of producer index
-/// `pi`, then rings the queue's doorbell with the next producer index, which it returns.
-/// `None` when the WQE does not fit the queue's stride (nothing is written then).
-pub(super) fn post_wqe(
-    regs: &Mmio,
-    mem: &RingMem,
-    stride: usize,
-    id: WqId,
-    ring: Ring,
-    pi: RingIndex,
-    wqe: &Wqe<'_>,
-) -> Option<u32> {
-    let mut buf = [0u8; MAX_STRIDE];
-    let bytes = buf.get_mut(..stride)?;
-    wqe.encode(bytes).ok()?;
-    mem.write(ring.slot(pi) as usize * stride, bytes);
-    let next = ring.next(pi).raw();
-    // Every WQE byte must be visible to the device before the doorbell is: the release fence
-    // pairs with the device's read of the ring after it sees the doorbell.
-    fence(Ordering::Release);
-    regs.write(db::wq(id), next);
-    Some(next)
+/// A work queue's ring as the driver posts to it: what a send queue and a receive queue share.
+#[derive(Debug)]
+pub(super) struct WorkQueue {
+    pub(super) id: WqId,
+    pub(super) ring: Ring,
+    pub(super) mem: RingMem,
+    /// Bytes per WQE.
+    pub(super) stride: usize,
+    /// The producer index (slot and wrap bit) of the next WQE.
+    pub(super) pi: u32,
+}
+
+impl WorkQueue {
+    /// An empty queue of `ring`'s entries of `stride` bytes, in ring memory from `adapter`.
+    pub(super) fn new(
+        adapter: &Adapter,
+        id: WqId,
+        ring: Ring,
+        stride: usize,
+    ) -> Result<Self, DmaError> {
+        Ok(Self {
+            id,
+            ring,
+            mem: RingMem::new(adapter, ring.entries() as usize * stride)?,
+            stride,
+            pi: 0,
+        })
+    }
+
+    /// The producer index as a ring index (`None` only if it were out of the ring's range,
+    /// which the post path never produces).
+    pub(super) fn producer(&self) -> Option<RingIndex> {
+        self.ring.index(self.pi).ok()
+    }
+
+    /// Empties the ring after a device reset: producer index zero, every WQE byte zero.
+    pub(super) fn clear(&mut self) {
+        self.pi = 0;
+        self.mem.pages.iter().for_each(|p| p.fill(0));
+    }
+
+    /// The one post path of both queue kinds: encodes `wqe` into the ring slot of producer
+    /// index `pi`, then rings the queue's doorbell with the next producer index. False when the
+    /// WQE does not fit the queue's stride (nothing is written then).
+    pub(super) fn post(&mut self, regs: &Mmio, pi: RingIndex, wqe: &Wqe<'_>) -> bool {
+        let mut buf = [0u8; MAX_STRIDE];
+        let Some(bytes) = buf.get_mut(..self.stride) else {
+            return false;
+        };
+        if wqe.encode(bytes).is_err() {
+            return false;
+        }
+        self.mem
+            .write(self.ring.slot(pi) as usize * self.stride, bytes);
+        let next = self.ring.next(pi).raw();
+        // Every WQE byte must be visible to the device before the doorbell is: the release
+        // fence pairs with the device's read of the ring after it sees the doorbell.
+        fence(Ordering::Release);
+        regs.write(db::wq(self.id), next);
+        self.pi = next;
+        true
+    }
 }

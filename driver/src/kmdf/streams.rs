@@ -20,8 +20,9 @@ use rhca_hw::stream::Direction;
 
 use super::{DeviceCtx, complete_outcome, ctx, status_of, with_hca, with_hca_owning};
 use crate::dma::{Adapter, UserBuffer};
-use crate::hca::Hca;
 use crate::hca::stream::{self, EndReason, StartParams, Stream};
+use crate::hca::{Hca, StreamEngines};
+use crate::sys::AtDispatch;
 use crate::sys::wdf::{self, Device, File, Queue, Request, WorkItem};
 use crate::sys::{
     STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES,
@@ -67,7 +68,10 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
         strategy,
         verify: stream::verify_flag(input.flags),
     };
-    match with_hca(c, |h, _| h.stream_reserve(params.engine)) {
+    match with_hca(c, |h, _| {
+        let accepting = h.accepts_work();
+        h.streams().reserve(params.engine, accepting)
+    }) {
         Some(Ok(())) => {}
         Some(Err(e)) => return req.complete(status_of(e), 0),
         None => return req.complete(STATUS_DEVICE_NOT_READY, 0),
@@ -86,7 +90,7 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
     let s = match built {
         Ok(s) => s,
         Err((req, st)) => {
-            with_hca(c, |h, _| h.stream_unreserve(params.engine));
+            with_engines(c, |e, _| e.unreserve(params.engine));
             return req.complete(st, 0);
         }
     };
@@ -95,11 +99,15 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
         .is_err()
     {
         // Cancelled before the device was given anything: release and complete here.
-        with_hca(c, |h, _| h.stream_unreserve(params.engine));
+        with_engines(c, |e, _| e.unreserve(params.engine));
         let r = stream::discard(s);
         return r.complete(STATUS_CANCELLED, 0);
     }
-    if with_hca(c, |h, at| h.stream_install(s, at)) != Some(true) {
+    if with_hca(c, |h, at| {
+        let running = h.is_running();
+        h.streams().install(s, running, at)
+    }) != Some(true)
+    {
         // Parked as ended (the engine refused or the device left D0): released like any other.
         finish(c, None);
     }
@@ -123,7 +131,7 @@ pub(super) fn wait(c: &DeviceCtx, req: Request) {
     let file = req.file();
     // Under the lock, so that segments becoming ready meanwhile find this request queued.
     let outcome = with_hca_owning(c, req, |h, req, _| {
-        match h.stream_wait(n, Some(file), max) {
+        match h.streams().wait(n, Some(file), max) {
             Ok(Some(out)) => Some((req, Ok(out))),
             Ok(None) => match queue {
                 Some(q) => req.forward(q).err().map(|(req, st)| (req, Err(st))),
@@ -146,9 +154,9 @@ pub(super) fn release(c: &DeviceCtx, req: Request) {
         Err(st) => return req.complete(st, 0),
     };
     let file = req.file();
-    let r = with_hca(c, |h, at| {
-        let r = h.stream_release(input.engine, file, input.first_sequence, input.count, at);
-        (r, h.streams_awaiting_ack())
+    let r = with_engines(c, |e, at| {
+        let r = e.release(input.engine, file, input.first_sequence, input.count, at);
+        (r, e.awaiting_ack())
     });
     match r {
         Some((Ok(()), ending)) => {
@@ -171,7 +179,7 @@ pub(super) fn stop(c: &DeviceCtx, req: Request) {
     if input.reserved0 != 0 {
         return req.complete(STATUS_INVALID_PARAMETER, 0);
     }
-    match with_hca_owning(c, req, |h, req, _| h.stream_stop(input.engine, req)) {
+    match with_hca_owning(c, req, |h, req, _| h.streams().stop(input.engine, req)) {
         Ok(Ok(())) => kick(c),
         Ok(Err((req, e))) => req.complete(status_of(e), 0),
         Err(req) => req.complete(STATUS_DEVICE_NOT_READY, 0),
@@ -184,21 +192,21 @@ pub(super) extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
     let Some(c) = ctx(file.device()) else {
         return;
     };
-    if with_hca(c, |h, _| h.stream_end_file(file)) == Some(true) {
+    if with_engines(c, |e, _| e.end_file(file)) == Some(true) {
         kick(c);
     }
 }
 
 /// `EvtRequestCancel` of a pending START: the stream ends; its request is completed when the
 /// stream has been released (the engine stopped and the pages are no longer mapped). The
-/// stream's buffer (or its finisher) holds a second value for the request: `Hca::stream_cancel`
+/// stream's buffer (or its finisher) holds a second value for the request: `StreamEngines::cancel`
 /// completes exactly one of the two and relinquishes the other.
 pub(super) fn start_cancel(req: Request) {
     let Some(c) = ctx(req.file().device()) else {
         req.relinquish();
         return;
     };
-    match with_hca_owning(c, req, |h, req, _| h.stream_cancel(req)) {
+    match with_hca_owning(c, req, |h, req, _| h.streams().cancel(req)) {
         Ok(Some((r, outcome, info))) => complete_outcome(r, outcome, info),
         Ok(None) => kick(c),
         // No HCA: every stream was released with it, and each START completed by its finisher.
@@ -216,6 +224,14 @@ fn complete_stop(s: Request) {
         return s.complete_twice(STATUS_SUCCESS);
     }
     s.complete(STATUS_SUCCESS, 0);
+}
+
+/// As [`with_hca`], for the stream engines alone.
+fn with_engines<R>(
+    c: &DeviceCtx,
+    f: impl FnOnce(&mut StreamEngines, &AtDispatch<'_>) -> R,
+) -> Option<R> {
+    with_hca(c, |h, at| f(h.streams(), at))
 }
 
 /// Enqueues the stream work item.
@@ -239,14 +255,17 @@ pub(super) extern "C" fn evt_stream_work(work: WDFWORKITEM) {
 
 /// The DPC's stream work, under the lock: pairs ready segments with queued WAIT requests, to be
 /// completed after the lock is released.
-pub(super) fn deliver_waits(h: &mut Hca, queues: &[Queue]) -> Vec<(Request, StreamWaitOut)> {
+pub(super) fn deliver_waits(
+    e: &mut StreamEngines,
+    queues: &[Queue],
+) -> Vec<(Request, StreamWaitOut)> {
     let mut out = Vec::new();
     for (n, &q) in queues.iter().enumerate() {
         let n = n as u32;
-        while h.stream_has_ready(n) {
+        while e.has_ready(n) {
             let Some(req) = q.retrieve_next() else { break };
             let max = req.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
-            match h.stream_wait(n, None, max) {
+            match e.wait(n, None, max) {
                 Ok(Some(o)) => out.push((req, o)),
                 _ => out.push((req, ended(n))),
             }
@@ -270,7 +289,7 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
     let mut all = all;
     if all.is_none() {
         let mut polls = 0;
-        while with_hca(c, |h, _| h.streams_awaiting_ack()) == Some(true) {
+        while with_engines(c, |e, _| e.awaiting_ack()) == Some(true) {
             if polls == STOP_ACK_POLLS {
                 with_hca(c, |h, at| {
                     h.quiesce(at);
@@ -288,8 +307,8 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
     // one lock hold: a new stream cannot start on an engine (nor queue a WAIT of its own) until
     // the lock is released, so every WAIT taken here was for a stream that just ended. They get
     // what the stream left, then the end.
-    let (taken, waits) = with_hca(c, |h, at| {
-        let taken = h.take_ended(all, at);
+    let (taken, waits) = with_engines(c, |e, at| {
+        let taken = e.take_ended(all, at);
         let mut waits = Vec::new();
         for n in taken.iter().map(stream::Ended::engine) {
             let Some(q) = queues.get(n as usize) else {
@@ -297,8 +316,8 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             };
             while let Some(w) = q.retrieve_next() {
                 let max = w.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
-                let out = h
-                    .stream_wait(n, Some(w.file()), max)
+                let out = e
+                    .wait(n, Some(w.file()), max)
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| ended(n));
@@ -315,7 +334,8 @@ pub(super) fn finish(c: &DeviceCtx, all: Option<EndReason>) {
             complete_outcome(r, outcome, info);
         }
         if let Some((r, st, info)) = f.rendezvous
-            && let Some(Some((r, st, info))) = with_hca(c, |h, _| h.rendezvous_done(r, st, info))
+            && let Some(Some((r, st, info))) =
+                with_engines(c, |e, _| e.rendezvous_done(r, st, info))
         {
             complete_outcome(r, st, info);
         }

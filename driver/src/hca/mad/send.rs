@@ -8,8 +8,9 @@ use rhca_hw::ioctl::SendMadIn;
 use rhca_hw::mad::MAD_SIZE;
 use rhca_hw::wqe::{Ctrl, Opcode, Payload, Wqe};
 
-use super::rings::{data_segs, post_wqe};
-use super::{Done, Hca, HcaError, SendSlot, Waiting};
+use super::{Done, SendSlot, Waiting};
+use crate::hca::rings::data_segs;
+use crate::hca::{Hca, HcaError};
 
 impl Hca {
     /// A validated `SEND_MAD`: posted now, or queued (FIFO) behind earlier sends when the send
@@ -18,16 +19,16 @@ impl Hca {
         // Not running, or a failed queue waiting for its reset: new work is refused (the
         // caller may retry) rather than posted to a queue that would flush it.
         if !self.running || self.needs_reset {
-            self.done.push(Done {
+            self.mad.done.push(Done {
                 request,
                 result: Err(HcaError::NotReady),
             });
             return;
         }
-        if !self.overflow.is_empty() || self.sq_full(usize::from(input.qp)) {
+        if !self.mad.overflow.is_empty() || self.sq_full(usize::from(input.qp)) {
             self.stats.overflow_waits += 1;
         }
-        self.overflow.push_back(Waiting {
+        self.mad.overflow.push_back(Waiting {
             request,
             input,
             mapping: None,
@@ -35,27 +36,27 @@ impl Hca {
         self.pump(at);
     }
 
-    pub(super) fn sq_full(&self, q: usize) -> bool {
-        let s = &self.sq[q];
-        match (s.ring.index(s.pi), s.ring.index(s.ci)) {
-            (Ok(p), Ok(c)) => s.ring.free(p, c).unwrap_or(0) == 0,
+    pub(in crate::hca) fn sq_full(&self, q: usize) -> bool {
+        let s = &self.mad.sq[q];
+        match (s.wq.ring.index(s.wq.pi), s.wq.ring.index(s.ci)) {
+            (Ok(p), Ok(c)) => s.wq.ring.free(p, c).unwrap_or(0) == 0,
             _ => true,
         }
     }
 
     pub(super) const fn inline_ok(&self, q: usize) -> bool {
         MAD_SIZE <= self.caps.max_inline as usize
-            && 16 + (4 + MAD_SIZE).div_ceil(16) * 16 <= self.sq[q].stride
+            && 16 + (4 + MAD_SIZE).div_ceil(16) * 16 <= self.mad.sq[q].wq.stride
     }
 
     /// Posts waiting sends in order while there is room and mappings are ready.
-    pub(super) fn pump(&mut self, at: &AtDispatch<'_>) {
-        while let Some(q) = self.overflow.front().map(|w| usize::from(w.input.qp)) {
+    pub(in crate::hca) fn pump(&mut self, at: &AtDispatch<'_>) {
+        while let Some(q) = self.mad.overflow.front().map(|w| usize::from(w.input.qp)) {
             if self.sq_full(q) {
                 return;
             }
             let inline = self.inline_ok(q);
-            let Some(front) = self.overflow.front_mut() else {
+            let Some(front) = self.mad.overflow.front_mut() else {
                 return;
             };
             let mapping = if inline {
@@ -87,22 +88,24 @@ impl Hca {
                     Err(_) => return,
                 }
             };
-            let Some(w) = self.overflow.pop_front() else {
+            let Some(w) = self.mad.overflow.pop_front() else {
                 return;
             };
             self.post_send(q, w, mapping);
         }
     }
 
-    pub(super) fn post_send(&mut self, q: usize, w: Waiting, mapping: Option<SgMapping>) {
+    pub(in crate::hca) fn post_send(&mut self, q: usize, w: Waiting, mapping: Option<SgMapping>) {
         let max_sge = self.caps.max_sge as usize;
-        let s = &mut self.sq[q];
-        let Ok(pi) = s.ring.index(s.pi) else { return };
-        let slot = s.ring.slot(pi);
+        let s = &mut self.mad.sq[q];
+        let Some(pi) = s.wq.producer() else {
+            return;
+        };
+        let slot = s.wq.ring.slot(pi);
         let ctrl = Ctrl {
             opcode: Opcode::Send as u8,
             signaled: true,
-            owner: s.ring.owner(pi),
+            owner: s.wq.ring.owner(pi),
             wqe_index: slot as u16,
             qpn: q as u8,
             sl: w.input.sl,
@@ -117,27 +120,18 @@ impl Hca {
             Some(m) => data_segs(m.elements(), max_sge)
                 .map(|(segs, count)| Payload::Segments { segs, count }),
         };
-        let posted = payload.and_then(|payload| {
-            post_wqe(
-                &self.regs,
-                &s.mem,
-                s.stride,
-                s.id,
-                s.ring,
-                pi,
-                &Wqe { ctrl, payload },
-            )
-        });
-        let Some(next) = posted else {
+        let posted =
+            payload.is_some_and(|payload| s.wq.post(&self.regs, pi, &Wqe { ctrl, payload }));
+        if !posted {
             drop(mapping);
             self.stats.mappings_released += 1;
             self.stats.send_errors += 1;
-            self.done.push(Done {
+            self.mad.done.push(Done {
                 request: w.request,
                 result: Err(HcaError::InvalidParameter),
             });
             return;
-        };
+        }
         let tid = u64::from_be_bytes(w.input.mad[8..16].try_into().unwrap_or([0; 8]));
         if mapping.is_none() {
             self.stats.mad_sends_inline += 1;
@@ -147,7 +141,6 @@ impl Hca {
             mapping,
             tid,
         });
-        s.pi = next;
     }
 
     /// Checks a decoded `SEND_MAD` input's fields (its header was checked by the decode).

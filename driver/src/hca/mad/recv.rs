@@ -8,27 +8,28 @@ use rhca_hw::ioctl::RecvMadOut;
 use rhca_hw::mad::RECV_BUF_SIZE;
 use rhca_hw::wqe::{Ctrl, Opcode, Payload, Wqe};
 
-use super::rings::{data_segs, post_wqe};
-use super::{Hca, RecvSlot, STAGE, STAGES_PER_PAGE};
+use super::{RecvSlot, STAGE, STAGES_PER_PAGE};
+use crate::hca::Hca;
+use crate::hca::rings::data_segs;
 
 impl Hca {
-    pub(super) fn posted_receives(&self, q: usize) -> usize {
-        self.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.rq[q].waiting.len()
+    pub(in crate::hca) fn posted_receives(&self, q: usize) -> usize {
+        self.mad.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.mad.rq[q].waiting.len()
     }
 
     /// Maps a fresh (or recycled) receive buffer and posts it on receive queue `q`. Returns
     /// false when the ring is full or mapping failed (the buffer is dropped then).
-    pub(super) fn post_receive(
+    pub(in crate::hca) fn post_receive(
         &mut self,
         q: usize,
         buffer: Option<DmaBuffer>,
         at: &AtDispatch<'_>,
     ) -> bool {
-        let rq = &self.rq[q];
-        let Ok(pi) = rq.ring.index(rq.pi) else {
+        let rq = &self.mad.rq[q];
+        let Some(pi) = rq.wq.producer() else {
             return false;
         };
-        let slot = rq.ring.slot(pi) as usize;
+        let slot = rq.wq.ring.slot(pi) as usize;
         if rq.slots[slot].is_some() {
             return false;
         }
@@ -51,14 +52,14 @@ impl Hca {
             }
             Ok(MapOutcome::Waiting(p)) => {
                 self.stats.mappings_made += 1;
-                self.rq[q].waiting.push_back(p);
+                self.mad.rq[q].waiting.push_back(p);
                 true
             }
             Err(_) => false,
         }
     }
 
-    pub(super) fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
+    pub(in crate::hca) fn write_recv_wqe(&mut self, q: usize, m: SgMapping) -> bool {
         // A WQE holds at most four segments: a longer list cannot be posted.
         let mut el = [(0u64, 0u32); 4];
         let mut n = 0;
@@ -72,13 +73,18 @@ impl Hca {
         self.write_recv(q, &el[..n], RecvSlot::Mapped(m))
     }
 
-    pub(super) fn write_recv(&mut self, q: usize, el: &[(u64, u32)], value: RecvSlot) -> bool {
+    pub(in crate::hca) fn write_recv(
+        &mut self,
+        q: usize,
+        el: &[(u64, u32)],
+        value: RecvSlot,
+    ) -> bool {
         let max_sge = self.caps.max_sge as usize;
-        let rq = &mut self.rq[q];
-        let Ok(pi) = rq.ring.index(rq.pi) else {
+        let rq = &mut self.mad.rq[q];
+        let Some(pi) = rq.wq.producer() else {
             return false;
         };
-        let slot = rq.ring.slot(pi);
+        let slot = rq.wq.ring.slot(pi);
         let Some((segs, n)) = data_segs(el.iter().copied(), max_sge) else {
             return false;
         };
@@ -86,31 +92,47 @@ impl Hca {
             ctrl: Ctrl {
                 opcode: Opcode::Recv as u8,
                 signaled: true,
-                owner: rq.ring.owner(pi),
+                owner: rq.wq.ring.owner(pi),
                 wqe_index: slot as u16,
-                qpn: rq.id.qpn() as u8,
+                qpn: rq.wq.id.qpn() as u8,
                 ..Ctrl::default()
             },
             payload: Payload::Segments { segs, count: n },
         };
-        let Some(next) = post_wqe(&self.regs, &rq.mem, rq.stride, rq.id, rq.ring, pi, &w) else {
+        if !rq.wq.post(&self.regs, pi, &w) {
             return false;
-        };
+        }
         rq.slots[slot as usize] = Some(value);
-        rq.pi = next;
         true
     }
 
-    /// Posts receive buffers whose mapping has arrived, in order.
-    pub(super) fn promote_waiting_receives(&mut self) {
+    /// Posts receive buffers on both QPs until each holds its share (`recv_depth`, at most a
+    /// ring's worth), or a post fails (no map registers or memory now: the next CQ poll tries
+    /// again).
+    pub(in crate::hca) fn refill_receives(&mut self, at: &AtDispatch<'_>) {
         for q in 0..2 {
-            while let Some(p) = self.rq[q].waiting.pop_front() {
+            let depth = self
+                .mad
+                .recv_depth
+                .min(self.mad.rq[q].wq.ring.entries() as usize);
+            while self.posted_receives(q) < depth {
+                if !self.post_receive(q, None, at) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Posts receive buffers whose mapping has arrived, in order.
+    pub(in crate::hca) fn promote_waiting_receives(&mut self) {
+        for q in 0..2 {
+            while let Some(p) = self.mad.rq[q].waiting.pop_front() {
                 match p.poll() {
                     Ok(m) => {
                         let _ = self.write_recv_wqe(q, m);
                     }
                     Err(p) => {
-                        self.rq[q].waiting.push_front(p);
+                        self.mad.rq[q].waiting.push_front(p);
                         break;
                     }
                 }
@@ -120,7 +142,7 @@ impl Hca {
 
     /// The oldest received MAD not yet handed to a request.
     pub fn take_received(&mut self) -> Option<RecvMadOut> {
-        self.backlog.pop_front()
+        self.mad.backlog.pop_front()
     }
 
     /// Hands the oldest received MAD to the request `next` supplies. `next` is asked only
@@ -130,9 +152,9 @@ impl Hca {
         &mut self,
         next: impl FnOnce() -> Option<Request>,
     ) -> Option<(Request, RecvMadOut)> {
-        let m = *self.backlog.front()?;
+        let m = *self.mad.backlog.front()?;
         let req = next()?;
-        self.backlog.pop_front();
+        self.mad.backlog.pop_front();
         Some((req, m))
     }
 }

@@ -10,7 +10,8 @@ use rhca_hw::ioctl::{RecvMadOut, SendMadOut};
 use rhca_hw::mad::{GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
 use rhca_hw::regs::db;
 
-use super::{BACKLOG, Done, Hca, RecvSlot, STAGE, STAGES_PER_PAGE};
+use super::{Done, RecvSlot, STAGE, STAGES_PER_PAGE};
+use crate::hca::{BACKLOG, Hca};
 
 impl Hca {
     /// The DPC's work: consume valid CQEs (owner byte read with Acquire first), complete their
@@ -19,18 +20,18 @@ impl Hca {
         self.stats.dpcs += 1;
         self.promote_waiting_receives();
         loop {
-            let ring = self.cq.ring;
-            let Ok(at_idx) = ring.index(self.cq.ci) else {
+            let ring = self.mad.cq.ring;
+            let Ok(at_idx) = ring.index(self.mad.cq.ci) else {
                 break;
             };
             let off = ring.slot(at_idx) as usize * CQE_SIZE;
-            let owner = self.cq.mem.load_acquire(off + cqe::OWNER_OFFSET);
+            let owner = self.mad.cq.mem.load_acquire(off + cqe::OWNER_OFFSET);
             if !ring.is_owned(at_idx, Cqe::owner_of(owner)) {
                 break;
             }
             let mut bytes = [0u8; CQE_SIZE];
-            self.cq.mem.read(off, &mut bytes);
-            self.cq.ci = ring.next(at_idx).raw();
+            self.mad.cq.mem.read(off, &mut bytes);
+            self.mad.cq.ci = ring.next(at_idx).raw();
             match Cqe::decode(&bytes) {
                 Ok(c) => self.complete(&c, at),
                 Err(_) => self.stats.hostile_cqes += 1,
@@ -42,16 +43,8 @@ impl Hca {
         // come otherwise while the device holds MADs for want of a receive WQE).
         self.promote_waiting_receives();
         if self.running {
-            for q in 0..2 {
-                while self.posted_receives(q)
-                    < self.recv_depth.min(self.rq[q].ring.entries() as usize)
-                {
-                    if !self.post_receive(q, None, at) {
-                        break;
-                    }
-                }
-            }
-            self.regs.write(db::cq_arm(0).unwrap_or(0), self.cq.ci);
+            self.refill_receives(at);
+            self.regs.write(db::cq_arm(0).unwrap_or(0), self.mad.cq.ci);
             // A queue that hit an error stopped for good (it completes what remains with
             // WrFlushed, which the loop above has handled): only a reset brings it back.
             if self.queue_failed() {
@@ -64,21 +57,21 @@ impl Hca {
         clippy::too_many_lines,
         reason = "one match over the two completion kinds"
     )]
-    pub(super) fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
+    pub(in crate::hca) fn complete(&mut self, c: &Cqe, at: &AtDispatch<'_>) {
         // `Cqe::decode` refuses a QPN above 1, but the queue index is checked here against the
         // queues this HCA has, not assumed: a CQE naming a queue pair that does not exist is
         // hostile, counted and dropped.
         let q = usize::from(c.qpn);
-        if q >= self.sq.len() || q >= self.rq.len() {
+        if q >= self.mad.sq.len() || q >= self.mad.rq.len() {
             self.stats.hostile_cqes += 1;
             return;
         }
         match c.opcode {
             cqe::Opcode::Send => {
-                let s = &mut self.sq[q];
-                let entries = s.ring.entries();
+                let s = &mut self.mad.sq[q];
+                let entries = s.wq.ring.entries();
                 // The CQE must name the oldest outstanding send (completions are in order).
-                let expected = s.ring.index(s.ci).map(|i| s.ring.slot(i)).ok();
+                let expected = s.wq.ring.index(s.ci).map(|i| s.wq.ring.slot(i)).ok();
                 let valid = c
                     .check(&Posted {
                         entries,
@@ -96,8 +89,8 @@ impl Hca {
                     self.stats.hostile_cqes += 1;
                     return;
                 };
-                if let Ok(i) = s.ring.index(s.ci) {
-                    s.ci = s.ring.next(i).raw();
+                if let Ok(i) = s.wq.ring.index(s.ci) {
+                    s.ci = s.wq.ring.next(i).raw();
                 }
                 if let Some(m) = slot.mapping {
                     let _ = m.unmap(at);
@@ -115,15 +108,15 @@ impl Hca {
                         tid: slot.tid,
                         ..SendMadOut::default()
                     };
-                    self.done.push(Done {
+                    self.mad.done.push(Done {
                         request: req,
                         result: Ok(reply),
                     });
                 }
             }
             cqe::Opcode::Recv => {
-                let r = &mut self.rq[q];
-                let entries = r.ring.entries();
+                let r = &mut self.mad.rq[q];
+                let entries = r.wq.ring.entries();
                 let slot = usize::from(c.wqe_index);
                 let checked = c
                     .check(&Posted {
@@ -171,10 +164,10 @@ impl Hca {
                     out.grh.copy_from_slice(&data[..GRH_SIZE]);
                     out.mad
                         .copy_from_slice(&data[GRH_SIZE..GRH_SIZE + MAD_SIZE]);
-                    if self.backlog.len() >= BACKLOG {
+                    if self.mad.backlog.len() >= BACKLOG {
                         self.stats.mad_receive_drops += 1;
                     } else {
-                        self.backlog.push_back(out);
+                        self.mad.backlog.push_back(out);
                     }
                 }
                 if self.running {
@@ -186,6 +179,6 @@ impl Hca {
 
     /// The requests finished since the last call, to complete without the lock.
     pub fn take_done(&mut self) -> Vec<Done> {
-        core::mem::take(&mut self.done)
+        core::mem::take(&mut self.mad.done)
     }
 }

@@ -1,0 +1,177 @@
+//! The MAD path's state: the two send queues and two receive queues (QP0 and QP1), the one
+//! completion queue, the sends waiting for room or map registers, the received MADs no request
+//! has taken yet, and the requests finished under the lock.
+//!
+//! The work is in the submodules, one per direction: `send` (validated sends mapped per post
+//! and posted), `recv` (receive buffers mapped per post, or staged when map registers are
+//! scarce, and received MADs paired with requests) and `completion` (the CQ poll). SQ and RQ
+//! share the ring and post path of [`super::rings::WorkQueue`].
+//!
+//! Teardown order (the field order of [`MadPath`]): sends waiting for map registers, the send
+//! queues (with the mappings of posted sends), the receive queues (posted buffers' mappings,
+//! then staging buffers), the completion queue. The device is quiesced before any of it goes.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use rhca_hw::cqe::CQE_SIZE;
+use rhca_hw::ioctl::{RecvMadOut, SendMadIn, SendMadOut};
+use rhca_hw::regs::{Caps, WqId};
+use rhca_hw::ring::Ring;
+
+use super::rings::{RingMem, WorkQueue};
+use super::{CQ_LOG, HcaError, PAGE, RECV_DEPTH, RQ_LOG, RQ_LOG_STRIDE, SQ_LOG, SQ_LOG_STRIDE};
+use crate::dma::{Adapter, CommonBuffer, PendingMapping, SgMapping};
+use crate::sys::wdf::Request;
+
+mod completion;
+mod recv;
+mod send;
+
+/// A posted send.
+#[derive(Debug)]
+pub(super) struct SendSlot {
+    pub(super) request: Option<Request>,
+    pub(super) mapping: Option<SgMapping>,
+    pub(super) tid: u64,
+}
+
+/// A send waiting for room in the send queue or for map registers.
+#[derive(Debug)]
+pub(super) struct Waiting {
+    pub(super) request: Request,
+    pub(super) input: SendMadIn,
+    pub(super) mapping: Option<PendingMapping>,
+}
+
+/// A send queue: its ring, what each posted WQE holds, and the watchdog's view of progress.
+#[derive(Debug)]
+pub(super) struct SendQueue {
+    pub(super) wq: WorkQueue,
+    /// The consumer index: the next send whose completion is due.
+    pub(super) ci: u32,
+    pub(super) slots: Vec<Option<SendSlot>>,
+    /// The consumer index at the watchdog's last look, and how many ticks it has not moved
+    /// while sends were outstanding.
+    pub(super) watched_ci: u32,
+    pub(super) stalled_ticks: u32,
+}
+
+/// A receive queue: its ring, the buffer each posted WQE points to, and where buffers come
+/// from.
+#[derive(Debug)]
+pub(super) struct RecvQueue {
+    pub(super) wq: WorkQueue,
+    pub(super) slots: Vec<Option<RecvSlot>>,
+    /// Staging receive buffers in common-buffer memory (13 per page), used instead of per-post
+    /// mappings when map registers are too scarce to keep receives mapped.
+    pub(super) staging: Vec<CommonBuffer>,
+    /// Receive buffers whose mapping waits for map registers.
+    pub(super) waiting: VecDeque<PendingMapping>,
+}
+
+/// A posted receive buffer.
+#[derive(Debug)]
+pub(super) enum RecvSlot {
+    /// A driver buffer mapped for this post.
+    Mapped(SgMapping),
+    /// A staging slot in common-buffer memory (no mapping).
+    Staged,
+}
+
+/// Bytes per staging receive buffer (296 rounded to 16).
+pub(super) const STAGE: usize = 304;
+pub(super) const STAGES_PER_PAGE: usize = PAGE / STAGE;
+
+/// The completion queue both QPs' work completes to.
+#[derive(Debug)]
+pub(super) struct CompletionQueue {
+    pub(super) ring: Ring,
+    pub(super) mem: RingMem,
+    pub(super) ci: u32,
+}
+
+/// A request the HCA has finished with, to be completed once the device lock is released.
+///
+/// Completing under the lock could let the framework present a new request to this driver on
+/// this CPU, which would then wait for the lock it already holds.
+#[derive(Debug)]
+pub struct Done {
+    /// The request.
+    pub request: Request,
+    /// What to copy into its output buffer, or why it failed.
+    pub result: Result<SendMadOut, HcaError>,
+}
+
+impl MadPath {
+    /// The rings of both QPs and the CQ in common buffers from `adapter`, sized within `caps`.
+    pub(super) fn new(adapter: &Adapter, caps: &Caps) -> Result<Self, HcaError> {
+        let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HcaError::UnsupportedDevice)?;
+        let cq_mem =
+            RingMem::new(adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HcaError::Dma)?;
+        let sq = |id: WqId| -> Result<SendQueue, HcaError> {
+            let ring = Ring::from_log2(SQ_LOG.min(caps.log_max_wq))
+                .map_err(|_| HcaError::UnsupportedDevice)?;
+            let stride = 1usize << SQ_LOG_STRIDE.min(caps.log_max_stride);
+            Ok(SendQueue {
+                wq: WorkQueue::new(adapter, id, ring, stride).map_err(HcaError::Dma)?,
+                ci: 0,
+                slots: (0..ring.entries()).map(|_| None).collect(),
+                watched_ci: 0,
+                stalled_ticks: 0,
+            })
+        };
+        let rq = |id: WqId| -> Result<RecvQueue, HcaError> {
+            let ring = Ring::from_log2(RQ_LOG.min(caps.log_max_wq))
+                .map_err(|_| HcaError::UnsupportedDevice)?;
+            // Too few map registers to keep even one buffer per QP mapped: stage receives in
+            // common-buffer memory and copy instead (docs/dma.md).
+            let staging = if adapter.map_registers() < 4 {
+                let pages = (ring.entries() as usize).div_ceil(STAGES_PER_PAGE);
+                (0..pages)
+                    .map(|_| adapter.common_buffer(PAGE as u32))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(HcaError::Dma)?
+            } else {
+                Vec::new()
+            };
+            Ok(RecvQueue {
+                wq: WorkQueue::new(adapter, id, ring, 1 << RQ_LOG_STRIDE).map_err(HcaError::Dma)?,
+                slots: (0..ring.entries()).map(|_| None).collect(),
+                staging,
+                waiting: VecDeque::new(),
+            })
+        };
+        Ok(Self {
+            overflow: VecDeque::new(),
+            sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],
+            rq: [rq(WqId::Qp0Recv)?, rq(WqId::Qp1Recv)?],
+            cq: CompletionQueue {
+                ring: cq_ring,
+                mem: cq_mem,
+                ci: 0,
+            },
+            backlog: VecDeque::new(),
+            done: Vec::new(),
+            recv_depth: (adapter.map_registers() as usize / 4).clamp(1, RECV_DEPTH),
+        })
+    }
+}
+
+/// The MAD path's queues and what is waiting on them.
+#[derive(Debug)]
+pub(super) struct MadPath {
+    // Field order is teardown order (see the module documentation).
+    pub(super) overflow: VecDeque<Waiting>,
+    pub(super) sq: [SendQueue; 2],
+    pub(super) rq: [RecvQueue; 2],
+    pub(super) cq: CompletionQueue,
+    /// Received MADs no request has taken yet (at most [`super::BACKLOG`]).
+    pub(super) backlog: VecDeque<RecvMadOut>,
+    /// Requests finished under the lock, completed after it is released.
+    pub(super) done: Vec<Done>,
+    /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
+    /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
+    /// the adapter's grant — otherwise one QP's idle receives could pin every register.
+    pub(super) recv_depth: usize,
+}
