@@ -111,3 +111,32 @@ fn bad_usage_and_refused_requests_are_reported_clearly() {
         Vec::<String>::new()
     );
 }
+
+/// The driver's interrupt path — ISR, DPC, watchdog timer — allocates nothing, neither Rust
+/// heap nor pool: the machine counts every allocation the driver makes there
+/// (`Machine::dpc_allocations`). MADs in both directions and a capture stream of many segments
+/// go through it, under each profile that changes the DMA path.
+#[test]
+fn the_interrupt_path_allocates_nothing() {
+    for profile in ["coherent", "verifier+iommu", "verifier+bounce"] {
+        let machine = SimMachine::boot(profile).expect("boot");
+        let p = machine.process();
+        let h = machine.open(&p).expect("open");
+        let t = Sim {
+            p: &p,
+            h,
+            m: &machine.m,
+        };
+        for tid in 0..100 {
+            rhcactl::ask(&t, &rhcactl::node_info_query(tid)).expect("NodeInfo");
+            rhcactl::ask(&t, &rhcactl::port_counters_query(1, 1000 + tid)).expect("PerfMgt");
+        }
+        let c = rhcactl::capture(&t, 16 * 1024, 32, 512, &mut std::io::sink()).expect("capture");
+        assert_eq!(c.verified, 512, "{profile}");
+        let n = machine.m.dpc_allocations();
+        p.close(t.h).expect("close");
+        drop(p);
+        assert_eq!(machine.shutdown().expect("shutdown"), Vec::<String>::new());
+        assert_eq!(n, 0, "{profile}: allocations in the DPC, timer or ISR");
+    }
+}

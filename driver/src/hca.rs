@@ -56,8 +56,8 @@ pub mod stream;
 
 pub use bringup::{identify, reset};
 pub use error::HcaError;
-pub use mad::Done;
 use mad::MadPath;
+pub use mad::{DONE_BATCH, Done};
 pub use stream::StreamEngines;
 
 /// The running HCA.

@@ -14,15 +14,15 @@
 
 mod streams;
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
 use rhca_hw::regs::{self, cause};
 
+use crate::batch::Batch;
 use crate::dma::Adapter;
 use crate::hca::stream::Outcome;
-use crate::hca::{self, Done, Hca, HcaError};
+use crate::hca::{self, DONE_BATCH, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{
     self, Device, DeviceInit, File, Interrupt, Queue, Request, RequestCallbacks, ResList, Resource,
@@ -339,14 +339,14 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
 fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
     let (r, done) = c.hca.with(|s, at| {
         s.hca.as_mut().map_or_else(
-            || (None, Vec::new()),
+            || (None, Batch::new()),
             |h| {
                 let r = f(h, at);
                 (Some(r), h.take_done())
             },
         )
     });
-    done.into_iter().for_each(finish_done);
+    complete_done(c, done);
     r
 }
 
@@ -362,10 +362,25 @@ fn with_hca_owning<R>(
             let r = f(h, req, at);
             (Ok(r), h.take_done())
         }
-        None => (Err(req), Vec::new()),
+        None => (Err(req), Batch::new()),
     });
-    done.into_iter().for_each(finish_done);
+    complete_done(c, done);
     r
+}
+
+/// Completes finished requests without the lock, a batch at a time: a full batch means the
+/// HCA may hold more, taken under the lock again.
+fn complete_done(c: &DeviceCtx, mut done: Batch<Done, DONE_BATCH>) {
+    loop {
+        let more = done.is_full();
+        done.into_iter().for_each(finish_done);
+        if !more {
+            return;
+        }
+        done = c
+            .hca
+            .with(|s, _| s.hca.as_mut().map_or_else(Batch::new, Hca::take_done));
+    }
 }
 
 extern "C" fn evt_isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
@@ -441,40 +456,52 @@ extern "C" fn evt_watchdog(timer: WDFTIMER) {
 }
 
 /// The DPC's work: poll the CQ and the streams, hand received MADs and ready segments to their
-/// waiting requests, and wake the work item for ended streams or a failed queue.
+/// waiting requests, and wake the work item for ended streams or a failed queue. Nothing here
+/// allocates: what is handed out leaves the lock in fixed-size batches.
 fn service(c: &DeviceCtx) {
     let Some(o) = c.objects.get() else {
         return;
     };
-    let handed = with_hca(c, |h, at| {
+    let Some(ending) = with_hca(c, |h, at| {
         h.poll(at);
-        let ending = h.streams().poll(at);
-        (
-            deliver_received(h, o.recv),
-            streams::deliver_waits(h.streams(), &o.waits),
-            ending,
-        )
-    });
-    let Some((mads, segments, ending)) = handed else {
+        h.streams().poll(at)
+    }) else {
         return;
     };
-    for (req, m) in mads {
-        req.complete_with(Ok(m));
+    // Pairing happens under the lock, so requests get MADs and segments in order; completion
+    // happens after it is released, a batch per lock hold.
+    loop {
+        let Some((mads, segments)) = with_hca(c, |h, _| {
+            (
+                deliver_received(h, o.recv),
+                streams::deliver_waits(h.streams(), &o.waits),
+            )
+        }) else {
+            return;
+        };
+        let more = mads.is_full() || segments.is_full();
+        for (req, m) in mads {
+            req.complete_with(Ok(m));
+        }
+        streams::complete_waits(segments);
+        if !more {
+            break;
+        }
     }
-    streams::complete_waits(segments);
     let reset = with_hca(c, |h, _| h.needs_reset()).unwrap_or(false);
     if ending || reset {
         o.work.enqueue();
     }
 }
 
+/// Received MADs paired with the requests handed out per lock hold.
+const RECV_BATCH: usize = 4;
+
 /// Pairs received MADs with pending receive requests, oldest first (under the lock, so that
 /// the order holds); the caller completes them after the lock is released.
-fn deliver_received(h: &mut Hca, q: Queue) -> Vec<(Request, RecvMadOut)> {
-    let mut out = Vec::new();
-    while let Some(pair) = h.pair_received(|| q.retrieve_next()) {
-        out.push(pair);
-    }
+fn deliver_received(h: &mut Hca, q: Queue) -> Batch<(Request, RecvMadOut), RECV_BATCH> {
+    let mut out = Batch::new();
+    out.fill(|| h.pair_received(|| q.retrieve_next()));
     out
 }
 

@@ -47,6 +47,14 @@ use wdk_alloc::WdkAllocator;
 #[global_allocator]
 static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
 
+/// On the simulated machine, wdk-sim's heap: the host's allocator, held to the pool's IRQL rule
+/// (an allocation above `DISPATCH_LEVEL` stops the machine as Verifier does), counting what the
+/// DPC and ISR allocate.
+#[cfg(not(windows))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_sim::DriverHeap = wdk_sim::DriverHeap;
+
+pub mod batch;
 pub mod dma;
 pub mod hca;
 pub mod hooks;

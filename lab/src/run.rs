@@ -24,6 +24,8 @@ pub struct Report {
     stats: StatisticsOut,
     sg_lists: u64,
     sg_lists_put: u64,
+    /// Allocations the driver made in its DPC, timer and ISR callbacks (expected: none).
+    dpc_allocations: u64,
     bugchecks: Vec<String>,
     leaks: Vec<String>,
     elapsed: Duration,
@@ -130,6 +132,7 @@ pub fn run(profile: &str, progress: bool) -> Report {
         rep.sg_lists += a.counters.sg_lists_allocated;
         rep.sg_lists_put += a.counters.sg_lists_freed;
     }
+    rep.dpc_allocations = m.dpc_allocations();
     rep.bugchecks = m.bugcheck().map(|b| b.to_string()).into_iter().collect();
     match m.leaks() {
         Ok(l) => rep.leaks = l,
@@ -280,6 +283,7 @@ impl Report {
             && self.bugchecks.is_empty()
             && self.leaks.is_empty()
             && self.sg_lists == self.sg_lists_put
+            && self.dpc_allocations == 0
     }
 
     fn maps_per_mad(&self) -> f64 {
@@ -328,6 +332,11 @@ impl Report {
             s.interrupts,
             s.dpcs,
             s.hostile_cqes
+        );
+        let _ = writeln!(
+            o,
+            "interrupt path: {} allocations in the DPC, timer and ISR",
+            self.dpc_allocations
         );
         if let Some(st) = &self.stream {
             let _ = writeln!(
@@ -386,7 +395,7 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
+            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"dpc_allocations\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
             json_str(&self.profile),
             self.ok(),
             self.elapsed.as_millis(),
@@ -400,6 +409,7 @@ impl Report {
             self.sg_lists_put,
             self.maps_per_mad(),
             self.stats.hostile_cqes,
+            self.dpc_allocations,
             self.stream.as_ref().map_or_else(
                 || "null".to_owned(),
                 |st| format!(
@@ -455,6 +465,7 @@ mod tests {
             "\"maps_per_mad\":",
             "\"stream\":{\"direction\":\"capture\",\"strategy\":\"CreateCommonBufferFromMdl\"",
             "\"segments_bad\":0",
+            "\"dpc_allocations\":0",
         ] {
             assert!(j.contains(key), "{key} in {j}");
         }

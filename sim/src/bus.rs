@@ -549,6 +549,8 @@ impl DeviceBus {
 /// `register` must lie in a live register mapping of the current machine.
 #[must_use]
 pub unsafe fn read_register_ulong(register: *const u32) -> u32 {
+    // The device model answers inside this call: what it allocates is not the driver's.
+    let _kernel = crate::heap::KernelEntry::new();
     let va = register as usize;
     let (func, bar, offset, present) = crate::machine::with_state(|st, _| {
         let m = st.bus.io_map_at(va).ok_or_else(|| {
@@ -586,6 +588,8 @@ pub unsafe fn read_register_ulong(register: *const u32) -> u32 {
 /// # Safety
 /// `register` must lie in a live register mapping of the current machine.
 pub unsafe fn write_register_ulong(register: *mut u32, value: u32) {
+    // The device model answers inside this call: what it allocates is not the driver's.
+    let _kernel = crate::heap::KernelEntry::new();
     let va = register as usize;
     let (func, bar, offset, present) = crate::machine::with_state(|st, _| {
         let m = st.bus.io_map_at(va).ok_or_else(|| {

@@ -52,6 +52,8 @@ pub mod bus;
 mod conformance;
 pub mod constants;
 mod hal;
+#[doc(hidden)]
+pub mod heap;
 pub mod inline;
 mod machine;
 mod mem;
@@ -67,6 +69,7 @@ pub use bus::{
     read_register_ulong, write_register_ulong,
 };
 pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};
+pub use heap::DriverHeap;
 pub use machine::{Config, Entered, Machine, Profile};
 
 /// The byte the simulated I/O manager leaves in the output part of a `METHOD_BUFFERED` system

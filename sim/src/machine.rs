@@ -211,6 +211,8 @@ pub(crate) struct Inner {
     pub(crate) config: Config,
     state: Mutex<State>,
     halted: Mutex<Option<BugCheck>>,
+    /// Allocations the driver made in its DPCs, timer callbacks and ISRs ([`crate::heap`]).
+    pub(crate) dpc_allocations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -300,10 +302,16 @@ pub(crate) fn with_state<R>(f: impl FnOnce(&mut State, &Config) -> Result<R, Bug
         halt(b);
     }
     let r = {
+        let _kernel = crate::heap::KernelEntry::new();
         let mut st = m.lock();
         f(&mut st, &m.config)
     };
     r.unwrap_or_else(|b| halt(b))
+}
+
+/// The calling thread's IRQL, or `None` while the thread is being torn down.
+pub(crate) fn try_irql() -> Option<KIRQL> {
+    IRQL.try_with(Cell::get).ok()
 }
 
 /// The calling thread's IRQL.
@@ -365,6 +373,7 @@ impl Machine {
             config,
             state: Mutex::new(state),
             halted: Mutex::new(None),
+            dpc_allocations: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -408,6 +417,17 @@ impl Machine {
     #[must_use]
     pub fn iommu_pages(&self) -> usize {
         crate::hal::iommu_pages(&self.0.lock())
+    }
+
+    /// Allocations the driver made in its DPCs, timer callbacks and ISRs since boot: its own
+    /// (Rust heap) and the pool it asked for directly (`docs/sim-fidelity.md`). Windows allows
+    /// non-paged allocations at `DISPATCH_LEVEL`; a driver that keeps its interrupt path free of
+    /// them cannot fail there for want of memory.
+    #[must_use]
+    pub fn dpc_allocations(&self) -> u64 {
+        self.0
+            .dpc_allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Everything the driver still holds: adapters not put (or with resources), pool by tag and

@@ -235,14 +235,29 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
     if kinds.count_ones() != 1 || NumberOfBytes == 0 {
         return core::ptr::null_mut();
     }
-    check_max(
-        if kinds == POOL_FLAG_PAGED {
-            APC_LEVEL
-        } else {
-            DISPATCH_LEVEL
-        },
-        "ExAllocatePool2",
-    );
+    crate::heap::note_pool_allocation();
+    let max = if kinds == POOL_FLAG_PAGED {
+        APC_LEVEL
+    } else {
+        DISPATCH_LEVEL
+    };
+    let cur = irql();
+    if cur > max && crate::machine::current().config.profile.verifier {
+        // Verifier's pool checks name the violation (0x01 paged above APC_LEVEL, 0x02
+        // non-paged above DISPATCH_LEVEL) with the IRQL, the pool type and the size.
+        crate::machine::halt(BugCheck::new(
+            crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+            [
+                if kinds == POOL_FLAG_PAGED { 0x01 } else { 0x02 },
+                u64::from(cur),
+                if kinds == POOL_FLAG_PAGED { 1 } else { 0x200 },
+                NumberOfBytes,
+            ],
+            "ExAllocatePool2 above the pool type's maximum IRQL",
+            "Bug check 0xC4, parameter 1 = 0x01 / 0x02",
+        ));
+    }
+    check_max(max, "ExAllocatePool2");
     let size = usize::try_from(NumberOfBytes).unwrap_or(usize::MAX);
     with_state(|st, _| {
         if st.faults.pool_fails(Tag) {

@@ -19,6 +19,10 @@
 
 mod common;
 
+/// The test driver's heap, as a driver crate installs it on the simulated machine.
+#[global_allocator]
+static GLOBAL_ALLOCATOR: DriverHeap = DriverHeap;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -118,6 +122,8 @@ const BUG_REFERENCE_LEAK: u32 = 1 << 3;
 const BUG_KEEP_ADAPTER: u32 = 1 << 4;
 const BUG_RAISED_RETURN: u32 = 1 << 5;
 const BUG_FAIL_START: u32 = 1 << 6;
+const BUG_ALLOC_IN_ISR: u32 = 1 << 7;
+const BUG_ALLOC_IN_DPC: u32 = 1 << 8;
 
 // ---- the driver ----
 
@@ -604,6 +610,10 @@ unsafe extern "C" fn isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
         return FALSE;
     }
     reg_write(c, REG_INT_STATUS, status);
+    if c.bugs & BUG_ALLOC_IN_ISR != 0 {
+        // Non-paged pool at DIRQL: Verifier stops the machine (0xC4, 0x02).
+        std::hint::black_box(Box::new([0u8; 64]));
+    }
     // SAFETY: a live interrupt.
     let _ = unsafe { call_unsafe_wdf_function_binding!(WdfInterruptQueueDpcForIsr, interrupt) };
     TRUE
@@ -614,6 +624,10 @@ unsafe extern "C" fn dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
     let device = unsafe { call_unsafe_wdf_function_binding!(WdfInterruptGetDevice, interrupt) };
     // SAFETY: the device's context.
     let c = unsafe { ctx(device) };
+    if c.bugs & BUG_ALLOC_IN_DPC != 0 {
+        // Allowed at DISPATCH_LEVEL, and counted.
+        std::hint::black_box(vec![0u8; 32]);
+    }
     let result = reg_read(c, REG_RESULT);
     let mut r: WDFREQUEST = core::ptr::null_mut();
     // SAFETY: the manual queue of this device.
@@ -1392,6 +1406,57 @@ fn a_double_completion_is_caught() {
             ),
             "{b}"
         );
+    }
+}
+
+#[test]
+fn an_allocation_in_the_isr_stops_the_machine_as_verifier_does() {
+    for mode in MODES {
+        let r = rig(mode, BUG_ALLOC_IN_ISR);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        // The KICK's interrupt reaches the ISR during the call or just after it (the next
+        // request lets a deterministic machine deliver it).
+        let _ = p.ioctl(&h, IOCTL_KICK, &5u32.to_le_bytes(), 0);
+        let _ = p.ioctl(&h, IOCTL_ECHO, &[1], 1);
+        let deadline = std::time::Instant::now() + T;
+        while r.m.bugcheck().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let b = r.m.bugcheck().expect("the machine stops");
+        assert_eq!(
+            (b.code, b.params),
+            (0xC4, [0x02, 9, 0x200, 64]),
+            "DRIVER_VERIFIER_DETECTED_VIOLATION: non-paged pool above DISPATCH_LEVEL \
+             (IRQL, NonPagedPoolNx, bytes): {b}"
+        );
+    }
+}
+
+#[test]
+fn the_machine_counts_what_the_dpc_allocates() {
+    for (bugs, want) in [(0, 0), (BUG_ALLOC_IN_DPC, 3)] {
+        let r = rig(Mode::Threaded, bugs);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for v in [5u32, 7, 1000] {
+            let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            assert_eq!(
+                p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                STATUS_SUCCESS
+            );
+            assert_eq!(
+                wait.wait(T).expect("completed by the DPC").status,
+                STATUS_SUCCESS
+            );
+        }
+        assert_eq!(
+            r.m.dpc_allocations(),
+            want,
+            "one allocation per DPC with the bug"
+        );
+        p.close(h).unwrap();
+        r.finish();
     }
 }
 

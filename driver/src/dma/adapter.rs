@@ -16,6 +16,8 @@ pub(super) struct AdapterInner {
     pub(super) ops: &'static DMA_OPERATIONS,
     /// The device object the mapping routines name (the driver's FDO).
     pub(super) device: PDEVICE_OBJECT,
+    /// Memory for the mapping routines' contexts, reused (`sg.rs`).
+    pub(super) cells: super::sg::CellCache,
 }
 
 // By hand: wdk-sys derives no `Debug` for `DMA_OPERATIONS` (bindgen derives none for function
@@ -103,7 +105,12 @@ impl Adapter {
             let table = unsafe { raw.as_ref() }.DmaOperations;
             // SAFETY: the HAL's operations tables are statics that are never written.
             let ops: &'static DMA_OPERATIONS = unsafe { &*table };
-            let inner = Arc::new(AdapterInner { raw, ops, device });
+            let inner = Arc::new(AdapterInner {
+                raw,
+                ops,
+                device,
+                cells: super::sg::CellCache::new(),
+            });
             let adapter = Self {
                 inner,
                 version,

@@ -7,11 +7,13 @@
 //! list: it may run inside another CPU's `PutScatterGatherList`, where taking driver locks could
 //! deadlock.
 
+use alloc::alloc::{Layout, dealloc};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use super::adapter::AdapterInner;
 use super::{Adapter, Direction, DmaBuffer, DmaError, UserBuffer};
@@ -37,15 +39,99 @@ struct MapCell {
 }
 
 impl MapCell {
-    /// A fresh cell, leaked for the execution routine (freed by whichever side finishes last).
+    /// A fresh cell, leaked for the execution routine (freed with [`free_cell`] by whichever side
+    /// finishes last). Its memory comes from the adapter's [`CellCache`] when one is spare, so
+    /// a mapping made at `DISPATCH_LEVEL` (a receive reposted by the DPC) allocates nothing.
     fn leak(adapter: &Adapter, dir: Direction) -> *mut Self {
-        Box::into_raw(Box::new(Self {
-            state: AtomicU8::new(WAITING),
-            list: AtomicUsize::new(0),
-            adapter: adapter.inner.clone(),
-            write_to_device: dir.write_to_device(),
-            orphan: UnsafeCell::new(None),
+        let block = adapter
+            .inner
+            .cells
+            .take()
+            .unwrap_or_else(|| Box::into_raw(Box::<MaybeUninit<Self>>::new_uninit()).cast());
+        // SAFETY: `block` is an allocation of `Layout::new::<MapCell>()` with nothing in it
+        // (fresh, or a cache block whose cell was dropped in place by `free_cell`).
+        unsafe {
+            block.write(Self {
+                state: AtomicU8::new(WAITING),
+                list: AtomicUsize::new(0),
+                adapter: adapter.inner.clone(),
+                write_to_device: dir.write_to_device(),
+                orphan: UnsafeCell::new(None),
+            });
+        }
+        block
+    }
+}
+
+/// Drops a cell made by [`MapCell::leak`] and gives its memory back to its adapter's cache (or
+/// frees it when the cache is full).
+///
+/// # Safety
+/// `cell` came from [`MapCell::leak`], and this is its last use by either side.
+unsafe fn free_cell(cell: *mut MapCell) {
+    // SAFETY: live until dropped below (the caller's contract).
+    let adapter = unsafe { (*cell).adapter.clone() };
+    // SAFETY: as above; after this the block holds no value.
+    unsafe { core::ptr::drop_in_place(cell) };
+    if !adapter.cells.give(cell) {
+        // SAFETY: the block was allocated with this layout (Box of MaybeUninit<MapCell>).
+        unsafe { dealloc(cell.cast(), Layout::new::<MapCell>()) };
+    }
+}
+
+/// Memory for mapping cells kept by each adapter: a mapping takes a block and gives it back
+/// when it has its list (or is released), so steady-state mapping allocates nothing. Each
+/// slot holds null or an allocation of `Layout::new::<MapCell>()` with no value in it.
+pub(super) struct CellCache([AtomicPtr<MapCell>; CELL_CACHE]);
+
+/// Blocks an adapter keeps: more than the mappings ever waiting at once on the MAD path's
+/// adapter (a cell lives from the mapping request until the list arrives).
+const CELL_CACHE: usize = 16;
+
+impl CellCache {
+    /// A full cache (allocated at `PASSIVE_LEVEL`, with the adapter).
+    pub(super) fn new() -> Self {
+        Self(core::array::from_fn(|_| {
+            AtomicPtr::new(Box::into_raw(Box::<MaybeUninit<MapCell>>::new_uninit()).cast())
         }))
+    }
+
+    fn take(&self) -> Option<*mut MapCell> {
+        self.0.iter().find_map(|s| {
+            let p = s.swap(core::ptr::null_mut(), Ordering::Acquire);
+            (!p.is_null()).then_some(p)
+        })
+    }
+
+    /// Stores `block`; false when every slot is taken (the caller frees it).
+    fn give(&self, block: *mut MapCell) -> bool {
+        self.0.iter().any(|s| {
+            s.compare_exchange(
+                core::ptr::null_mut(),
+                block,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        })
+    }
+}
+
+impl Drop for CellCache {
+    fn drop(&mut self) {
+        for s in &self.0 {
+            let p = s.swap(core::ptr::null_mut(), Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: a block of this layout with no value in it (the cache's invariant).
+                unsafe { dealloc(p.cast(), Layout::new::<MapCell>()) };
+            }
+        }
+    }
+}
+
+impl core::fmt::Debug for CellCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CellCache").finish_non_exhaustive()
     }
 }
 
@@ -116,7 +202,7 @@ unsafe extern "C" fn list_arrived(
         }
         // SAFETY: the cell was leaked by `map` and abandoned by the waiting side, which no longer
         // touches it; this is its last use.
-        drop(unsafe { Box::from_raw(cell) });
+        unsafe { free_cell(cell) };
     }
 }
 
@@ -158,7 +244,7 @@ impl Adapter {
         };
         if !NT_SUCCESS(st) {
             // SAFETY: on failure the routine never runs; the cell is still ours alone.
-            drop(unsafe { Box::from_raw(cell) });
+            unsafe { free_cell(cell) };
             return Err((DmaError::Map(st), buffer));
         }
         // SAFETY: `cell` is live until one side frees it (see list_arrived).
@@ -267,7 +353,7 @@ impl Adapter {
         };
         if !NT_SUCCESS(st) {
             // SAFETY: on failure the routine never runs; the cell is still ours alone.
-            drop(unsafe { Box::from_raw(cell) });
+            unsafe { free_cell(cell) };
             return Err(DmaError::Map(st));
         }
         let pending = PendingMapping {
@@ -300,20 +386,25 @@ impl PendingMapping {
 
     fn finish(mut self) -> SgMapping {
         // SAFETY: ARRIVED was observed: the routine has finished with the cell and will not
-        // touch it again; we free it here, once.
-        let cell = unsafe { Box::from_raw(self.cell.as_ptr()) };
+        // touch it again; we read it and free it here, once.
+        let cell = unsafe { self.cell.as_ref() };
         let list = cell.list.load(Ordering::Acquire) as PSCATTER_GATHER_LIST;
+        let adapter = cell.adapter.clone();
+        let dir = if cell.write_to_device != 0 {
+            Direction::ToDevice
+        } else {
+            Direction::FromDevice
+        };
         let buffer = self.buffer.take();
+        let raw = self.cell.as_ptr();
         core::mem::forget(self);
+        // SAFETY: the last use of the cell (see above); nothing read from it borrows it.
+        unsafe { free_cell(raw) };
         SgMapping {
-            adapter: cell.adapter.clone(),
+            adapter,
             // SAFETY: the HAL passes a non-null list to the execution routine.
             list: unsafe { NonNull::new_unchecked(list) },
-            dir: if cell.write_to_device != 0 {
-                Direction::ToDevice
-            } else {
-                Direction::FromDevice
-            },
+            dir,
             buffer,
             live: true,
         }
@@ -338,14 +429,15 @@ impl Drop for PendingMapping {
         // The list arrived meanwhile: release it here, at DISPATCH_LEVEL.
         let raise = KSpinLock::new();
         let _at = raise.lock();
-        // SAFETY: ARRIVED: the routine is done with the cell; it is ours to free, once.
-        let cell = unsafe { Box::from_raw(self.cell.as_ptr()) };
-        let list = cell.list.load(Ordering::Acquire) as PSCATTER_GATHER_LIST;
-        if let Some(put) = cell.adapter.ops.PutScatterGatherList {
+        // SAFETY: ARRIVED: the routine is done with the cell; it is ours to use and free, once.
+        let c = unsafe { self.cell.as_ref() };
+        let list = c.list.load(Ordering::Acquire) as PSCATTER_GATHER_LIST;
+        if let Some(put) = c.adapter.ops.PutScatterGatherList {
             // SAFETY: the list built for this adapter, put once with its direction.
-            unsafe { put(cell.adapter.ptr(), list, cell.write_to_device) };
+            unsafe { put(c.adapter.ptr(), list, c.write_to_device) };
         }
-        drop(cell);
+        // SAFETY: the cell's last use.
+        unsafe { free_cell(self.cell.as_ptr()) };
     }
 }
 

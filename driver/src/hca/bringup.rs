@@ -180,7 +180,7 @@ impl Hca {
                     self.stats.mappings_released += 1;
                 }
                 if let Some(request) = s.request {
-                    self.mad.done.push(Done {
+                    self.mad.done.push_back(Done {
                         request,
                         result: Err(status),
                     });
@@ -190,15 +190,15 @@ impl Hca {
         }
         for w in self.mad.overflow.drain(..) {
             drop(w.mapping);
-            self.mad.done.push(Done {
+            self.mad.done.push_back(Done {
                 request: w.request,
                 result: Err(status),
             });
         }
         for q in &mut self.mad.rq {
-            for slot in q.slots.iter_mut().filter_map(Option::take) {
-                if let RecvSlot::Mapped(m) = slot {
-                    let _ = m.unmap(at);
+            for i in 0..q.slots.len() {
+                if let Some(RecvSlot::Mapped(m)) = q.slots[i].take() {
+                    q.keep_spare(Some(m.unmap(at)));
                     self.stats.mappings_released += 1;
                 }
             }

@@ -20,9 +20,12 @@ use rhca_hw::regs::{Caps, WqId};
 use rhca_hw::ring::Ring;
 
 use super::rings::{RingMem, WorkQueue};
-use super::{CQ_LOG, HcaError, PAGE, RECV_DEPTH, RQ_LOG, RQ_LOG_STRIDE, SQ_LOG, SQ_LOG_STRIDE};
-use crate::dma::{Adapter, CommonBuffer, PendingMapping, SgMapping};
+use super::{
+    BACKLOG, CQ_LOG, HcaError, PAGE, RECV_DEPTH, RQ_LOG, RQ_LOG_STRIDE, SQ_LOG, SQ_LOG_STRIDE,
+};
+use crate::dma::{Adapter, CommonBuffer, DmaBuffer, PendingMapping, SgMapping, TAG_MAD};
 use crate::sys::wdf::Request;
+use rhca_hw::mad::RECV_BUF_SIZE;
 
 mod completion;
 mod recv;
@@ -68,6 +71,21 @@ pub(super) struct RecvQueue {
     pub(super) staging: Vec<CommonBuffer>,
     /// Receive buffers whose mapping waits for map registers.
     pub(super) waiting: VecDeque<PendingMapping>,
+    /// Receive buffers not posted, allocated at start (`PASSIVE_LEVEL`) and reused: a receive
+    /// completed in the DPC is reposted with its own buffer, or one of these, never a new one.
+    pub(super) spare: Vec<DmaBuffer>,
+}
+
+impl RecvQueue {
+    /// Keeps `buffer` for a later post, within the room reserved at start (beyond it the
+    /// buffer is freed: freeing never waits and is allowed at `DISPATCH_LEVEL`).
+    pub(super) fn keep_spare(&mut self, buffer: Option<DmaBuffer>) {
+        if let Some(b) = buffer
+            && self.spare.len() < self.spare.capacity()
+        {
+            self.spare.push(b);
+        }
+    }
 }
 
 /// A posted receive buffer.
@@ -91,6 +109,9 @@ pub(super) struct CompletionQueue {
     pub(super) ci: u32,
 }
 
+/// Finished requests handed out per lock hold ([`super::Hca::take_done`]).
+pub const DONE_BATCH: usize = 16;
+
 /// A request the HCA has finished with, to be completed once the device lock is released.
 ///
 /// Completing under the lock could let the framework present a new request to this driver on
@@ -106,6 +127,7 @@ pub struct Done {
 impl MadPath {
     /// The rings of both QPs and the CQ in common buffers from `adapter`, sized within `caps`.
     pub(super) fn new(adapter: &Adapter, caps: &Caps) -> Result<Self, HcaError> {
+        let recv_depth = (adapter.map_registers() as usize / 4).clamp(1, RECV_DEPTH);
         let cq_ring = Ring::from_log2(CQ_LOG).map_err(|_| HcaError::UnsupportedDevice)?;
         let cq_mem =
             RingMem::new(adapter, cq_ring.entries() as usize * CQE_SIZE).map_err(HcaError::Dma)?;
@@ -135,11 +157,22 @@ impl MadPath {
             } else {
                 Vec::new()
             };
+            // One buffer per receive kept posted, plus one: the buffer of a MAD being reposted.
+            let buffers = if staging.is_empty() {
+                recv_depth.min(ring.entries() as usize) + 1
+            } else {
+                0
+            };
+            let mut spare = Vec::with_capacity(ring.entries() as usize + 1);
+            for _ in 0..buffers {
+                spare.push(DmaBuffer::new(RECV_BUF_SIZE as u32, TAG_MAD).map_err(HcaError::Dma)?);
+            }
             Ok(RecvQueue {
                 wq: WorkQueue::new(adapter, id, ring, 1 << RQ_LOG_STRIDE).map_err(HcaError::Dma)?,
                 slots: (0..ring.entries()).map(|_| None).collect(),
                 staging,
-                waiting: VecDeque::new(),
+                waiting: VecDeque::with_capacity(ring.entries() as usize),
+                spare,
             })
         };
         Ok(Self {
@@ -151,9 +184,9 @@ impl MadPath {
                 mem: cq_mem,
                 ci: 0,
             },
-            backlog: VecDeque::new(),
-            done: Vec::new(),
-            recv_depth: (adapter.map_registers() as usize / 4).clamp(1, RECV_DEPTH),
+            backlog: VecDeque::with_capacity(BACKLOG),
+            done: VecDeque::with_capacity(2 * (1 << SQ_LOG) + DONE_BATCH),
+            recv_depth,
         })
     }
 }
@@ -168,8 +201,9 @@ pub(super) struct MadPath {
     pub(super) cq: CompletionQueue,
     /// Received MADs no request has taken yet (at most [`super::BACKLOG`]).
     pub(super) backlog: VecDeque<RecvMadOut>,
-    /// Requests finished under the lock, completed after it is released.
-    pub(super) done: Vec<Done>,
+    /// Requests finished under the lock, completed after it is released (room for every send
+    /// slot reserved up front: the CQ poll never grows it).
+    pub(super) done: VecDeque<Done>,
     /// Receive buffers kept posted per QP: a posted buffer holds its map registers (one, or two
     /// when it straddles a page) until its MAD arrives, so both QPs together may hold at most
     /// the adapter's grant — otherwise one QP's idle receives could pin every register.

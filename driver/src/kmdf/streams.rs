@@ -19,6 +19,7 @@ use rhca_hw::regs;
 use rhca_hw::stream::Direction;
 
 use super::{DeviceCtx, complete_outcome, ctx, status_of, with_hca, with_hca_owning};
+use crate::batch::Batch;
 use crate::dma::{Adapter, UserBuffer};
 use crate::hca::stream::{self, EndReason, StartParams, Stream};
 use crate::hca::{Hca, StreamEngines};
@@ -253,29 +254,35 @@ pub(super) extern "C" fn evt_stream_work(work: WDFWORKITEM) {
     finish(c, None);
 }
 
+/// WAIT requests paired with segments per lock hold.
+pub(super) const WAIT_BATCH: usize = 4;
+
 /// The DPC's stream work, under the lock: pairs ready segments with queued WAIT requests, to be
-/// completed after the lock is released.
+/// completed after the lock is released (a full batch: there may be more).
 pub(super) fn deliver_waits(
     e: &mut StreamEngines,
     queues: &[Queue],
-) -> Vec<(Request, StreamWaitOut)> {
-    let mut out = Vec::new();
+) -> Batch<(Request, StreamWaitOut), WAIT_BATCH> {
+    let mut out = Batch::new();
     for (n, &q) in queues.iter().enumerate() {
         let n = n as u32;
-        while e.has_ready(n) {
-            let Some(req) = q.retrieve_next() else { break };
+        out.fill(|| {
+            if !e.has_ready(n) {
+                return None;
+            }
+            let req = q.retrieve_next()?;
             let max = req.input::<StreamWaitIn>().map_or(1, |i| i.max_segments);
             match e.wait(n, None, max) {
-                Ok(Some(o)) => out.push((req, o)),
-                _ => out.push((req, ended(n))),
+                Ok(Some(o)) => Some((req, o)),
+                _ => Some((req, ended(n))),
             }
-        }
+        });
     }
     out
 }
 
-/// Completes WAIT requests the DPC paired with segments.
-pub(super) fn complete_waits(waits: Vec<(Request, StreamWaitOut)>) {
+/// Completes WAIT requests paired with segments.
+pub(super) fn complete_waits(waits: impl IntoIterator<Item = (Request, StreamWaitOut)>) {
     for (r, o) in waits {
         r.complete_with(Ok(o));
     }

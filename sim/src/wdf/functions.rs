@@ -22,6 +22,7 @@ use super::types::*;
 use super::validate::{self, opt, verifier_break, verifier_check};
 use super::{Kind, ReqKind, ReqState, SpinLockData, WDF_VIOLATION, WdfState, wdf_rule};
 use crate::bugcheck::BugCheck;
+use crate::heap::{self, Context};
 use crate::machine::{halt, irql, set_irql, with_state};
 use crate::ntddk::check_max;
 use crate::typed::{DISPATCH_LEVEL, PASSIVE_LEVEL};
@@ -56,9 +57,47 @@ fn null_arg(what: &'static str) -> ! {
 /// Calls a driver callback and checks it returned at the IRQL it was called at (KMDF Verifier:
 /// 0x10D, parameter 1 = 0xE).
 pub(crate) fn callback<R>(f: impl FnOnce() -> R) -> R {
+    callback_in(Context::Other, f)
+}
+
+/// As [`callback`] for a callback of the interrupt path (`Dpc`: a DPC or timer callback; `Isr`),
+/// whose allocations the machine counts. After any callback, a pool allocation or free the
+/// driver made above `DISPATCH_LEVEL` stops the machine as Verifier would have at the call
+/// (0xC4, parameter 1 = 0x02 or 0x12; 0xA without Verifier).
+pub(crate) fn callback_in<R>(context: Context, f: impl FnOnce() -> R) -> R {
     let before = irql();
+    let saved = heap::enter_callback(context);
     let r = f();
+    let (violation, allocations) = heap::leave_callback(saved);
     let after = irql();
+    if allocations > 0 {
+        crate::machine::current()
+            .dpc_allocations
+            .fetch_add(allocations, core::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some((p1, at, bytes)) = violation {
+        let verifier = crate::machine::current().config.profile.verifier;
+        halt(if verifier {
+            BugCheck::new(
+                crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                // NonPagedPoolNx (0x200): what wdk-alloc's ExAllocatePool2(POOL_FLAG_NON_PAGED) is.
+                [p1, u64::from(at), 0x200, bytes as u64],
+                if p1 == 0x02 {
+                    "the driver allocated non-paged pool above DISPATCH_LEVEL"
+                } else {
+                    "the driver freed non-paged pool above DISPATCH_LEVEL"
+                },
+                "Bug check 0xC4, parameter 1 = 0x02 / 0x12 (docs/sim-fidelity.md)",
+            )
+        } else {
+            BugCheck::new(
+                crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+                [0, u64::from(at), u64::from(DISPATCH_LEVEL), 0],
+                "pool used above DISPATCH_LEVEL",
+                "windows-dma.md §2.1",
+            )
+        });
+    }
     if before != after {
         halt(BugCheck::new(
             WDF_VIOLATION,

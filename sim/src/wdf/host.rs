@@ -12,7 +12,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::functions::{SIM_DIRQL, acquire_interrupt_lock, callback, release_interrupt_lock};
+use super::functions::{
+    SIM_DIRQL, acquire_interrupt_lock, callback, callback_in, release_interrupt_lock,
+};
 #[allow(
     clippy::wildcard_imports,
     reason = "the harness uses the mirrored surface wholesale"
@@ -22,6 +24,7 @@ use super::{Completion, Kind, ReqKind, ReqState, RequestData, wdf_rule};
 use crate::bugcheck::BugCheck;
 use crate::bus::{Attached, Interrupt, InterruptSink};
 use crate::constants::POOL_FLAG_NON_PAGED;
+use crate::heap::Context;
 use crate::machine::{Machine, set_irql, with_state};
 use crate::typed::{DISPATCH_LEVEL, FALSE, PASSIVE_LEVEL, TRUE};
 use crate::types::{_DRIVER_OBJECT, PDRIVER_OBJECT, PMDL, PVOID, ULONG};
@@ -1202,7 +1205,7 @@ pub(crate) fn run_timers() {
         let old = crate::machine::irql();
         set_irql(DISPATCH_LEVEL);
         // SAFETY: the driver's timer callback at DISPATCH_LEVEL with its timer.
-        callback(|| unsafe { f(h as crate::WDFTIMER) });
+        callback_in(Context::Dpc, || unsafe { f(h as crate::WDFTIMER) });
         set_irql(old);
         with_state(|st, _| {
             if let Some(Kind::Timer(t)) = st.wdf.objects.get_mut(&h).map(|o| &mut o.kind) {
@@ -1303,7 +1306,7 @@ fn isr(slot: usize, message: u32) -> bool {
     let connected = with_state(|st, _| Ok(st.wdf.interrupt(h).is_ok_and(|i| i.connected)));
     let claimed = connected && {
         // SAFETY: the driver's ISR at DIRQL under the interrupt's lock.
-        callback(|| unsafe { f(h as WDFINTERRUPT, message) }) != 0
+        callback_in(Context::Isr, || unsafe { f(h as WDFINTERRUPT, message) }) != 0
     };
     super::functions::unlock_interrupt(&lock, old);
     claimed
@@ -1339,7 +1342,9 @@ fn run_dpc(h: usize) {
         let old = crate::machine::irql();
         set_irql(DISPATCH_LEVEL);
         // SAFETY: the driver's DPC at DISPATCH_LEVEL with its interrupt and device.
-        callback(|| unsafe { f(h as WDFINTERRUPT, dev as PVOID) });
+        callback_in(Context::Dpc, || unsafe {
+            f(h as WDFINTERRUPT, dev as PVOID);
+        });
         set_irql(old);
     }
 }

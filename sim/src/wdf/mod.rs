@@ -58,9 +58,11 @@ use types::{
 /// macro reads the method from `WdfFunctions` and prepends `WdfDriverGlobals`.
 #[macro_export]
 macro_rules! call_unsafe_wdf_function_binding {
-    ($name:ident $(, $arg:expr)* $(,)?) => {
+    ($name:ident $(, $arg:expr)* $(,)?) => {{
+        // The framework's own allocations are not the driver's (see `wdk_sim::DriverHeap`).
+        let _kernel = $crate::heap::KernelEntry::new();
         $crate::wdf::functions::$name($($arg),*)
-    };
+    }};
 }
 
 /// `WDF_VIOLATION`.

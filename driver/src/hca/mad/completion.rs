@@ -2,15 +2,15 @@
 //! checked against what was posted (a CQE that fails is hostile, counted and dropped), and the
 //! sends and receives they complete.
 
+use crate::batch::Batch;
 use crate::sys::AtDispatch;
-use alloc::vec::Vec;
 use rhca_hw::cqe;
 use rhca_hw::cqe::{CQE_SIZE, Cqe, Posted};
 use rhca_hw::ioctl::{RecvMadOut, SendMadOut};
 use rhca_hw::mad::{GRH_SIZE, MAD_SIZE, RECV_BUF_SIZE};
 use rhca_hw::regs::db;
 
-use super::{Done, RecvSlot, STAGE, STAGES_PER_PAGE};
+use super::{DONE_BATCH, Done, RecvSlot, STAGE, STAGES_PER_PAGE};
 use crate::hca::{BACKLOG, Hca};
 
 impl Hca {
@@ -108,7 +108,7 @@ impl Hca {
                         tid: slot.tid,
                         ..SendMadOut::default()
                     };
-                    self.mad.done.push(Done {
+                    self.mad.done.push_back(Done {
                         request: req,
                         result: Ok(reply),
                     });
@@ -172,13 +172,20 @@ impl Hca {
                 }
                 if self.running {
                     let _ = self.post_receive(q, buf, at);
+                } else {
+                    self.mad.rq[q].keep_spare(buf);
                 }
             }
         }
     }
 
     /// The requests finished since the last call, to complete without the lock.
-    pub fn take_done(&mut self) -> Vec<Done> {
-        core::mem::take(&mut self.mad.done)
+    ///
+    /// At most [`DONE_BATCH`] at a time, without allocating: a full batch means there may be
+    /// more (take the lock again for them).
+    pub fn take_done(&mut self) -> Batch<Done, DONE_BATCH> {
+        let mut out = Batch::new();
+        out.fill(|| self.mad.done.pop_front());
+        out
     }
 }

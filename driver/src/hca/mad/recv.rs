@@ -17,20 +17,23 @@ impl Hca {
         self.mad.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.mad.rq[q].waiting.len()
     }
 
-    /// Maps a fresh (or recycled) receive buffer and posts it on receive queue `q`. Returns
-    /// false when the ring is full or mapping failed (the buffer is dropped then).
+    /// Maps a receive buffer (`buffer`, else a spare one) and posts it on receive queue `q`.
+    /// Returns false when the ring is full or mapping failed; the buffer is kept as a spare
+    /// then. A new buffer is allocated only when no spare is left (never in steady state).
     pub(in crate::hca) fn post_receive(
         &mut self,
         q: usize,
         buffer: Option<DmaBuffer>,
         at: &AtDispatch<'_>,
     ) -> bool {
-        let rq = &self.mad.rq[q];
+        let rq = &mut self.mad.rq[q];
         let Some(pi) = rq.wq.producer() else {
+            rq.keep_spare(buffer);
             return false;
         };
         let slot = rq.wq.ring.slot(pi) as usize;
         if rq.slots[slot].is_some() {
+            rq.keep_spare(buffer);
             return false;
         }
         if !rq.staging.is_empty() {
@@ -38,7 +41,7 @@ impl Hca {
             let addr = page.logical() + ((slot % STAGES_PER_PAGE) * STAGE) as u64;
             return self.write_recv(q, &[(addr, RECV_BUF_SIZE as u32)], RecvSlot::Staged);
         }
-        let buf = match buffer {
+        let buf = match buffer.or_else(|| rq.spare.pop()) {
             Some(b) => b,
             None => match DmaBuffer::new(RECV_BUF_SIZE as u32, TAG_MAD) {
                 Ok(b) => b,
@@ -55,7 +58,10 @@ impl Hca {
                 self.mad.rq[q].waiting.push_back(p);
                 true
             }
-            Err(_) => false,
+            Err((_, buf)) => {
+                self.mad.rq[q].keep_spare(Some(buf));
+                false
+            }
         }
     }
 

@@ -19,7 +19,7 @@ impl Hca {
         // Not running, or a failed queue waiting for its reset: new work is refused (the
         // caller may retry) rather than posted to a queue that would flush it.
         if !self.running || self.needs_reset {
-            self.mad.done.push(Done {
+            self.mad.done.push_back(Done {
                 request,
                 result: Err(HcaError::NotReady),
             });
@@ -126,7 +126,7 @@ impl Hca {
             drop(mapping);
             self.stats.mappings_released += 1;
             self.stats.send_errors += 1;
-            self.mad.done.push(Done {
+            self.mad.done.push_back(Done {
                 request: w.request,
                 result: Err(HcaError::InvalidParameter),
             });

@@ -41,6 +41,7 @@ impl Stream {
                 return Err((user.into_request(), st));
             }
         };
+        let user_segments = user.segments();
         Ok(Box::new(Self {
             access,
             table,
@@ -56,7 +57,7 @@ impl Stream {
             ring,
             next_record: 0,
             granted: 0,
-            ready: VecDeque::new(),
+            ready: VecDeque::with_capacity(user_segments as usize),
             app_oldest: 0,
             app_next: 0,
             bytes: 0,

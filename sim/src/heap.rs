@@ -1,0 +1,176 @@
+//! The driver's heap, watched: [`DriverHeap`], the global allocator a driver crate installs on
+//! the simulated machine where wdk-alloc's `WdkAllocator` stands on Windows.
+//!
+//! On Windows every Rust allocation of a kernel driver is an `ExAllocatePool2` from non-paged
+//! pool, so it obeys pool's IRQL rule: at `DISPATCH_LEVEL` or below. Above it, Driver Verifier
+//! stops the machine with 0xC4, parameter 1 = 0x02 (current IRQL, pool type, bytes), and without
+//! Verifier the pool code faults with 0xA. This allocator serves from the host's heap and applies
+//! the same rule to the driver's own code: the simulator knows when a thread runs a driver
+//! callback ([`crate::wdf`] marks every call into the driver) and when that callback is inside
+//! a kernel routine (whose allocations are the kernel's, not the driver's).
+//!
+//! It also counts what Windows allows but a careful driver avoids: allocations made by the
+//! driver in its DPCs, timer callbacks and ISRs ([`crate::Machine::dpc_allocations`]), so a
+//! test can hold the driver to "the interrupt path allocates nothing".
+//!
+//! An allocator may not unwind, so a violation is recorded here and the machine stops when the
+//! offending callback returns to the framework — with the parameters of the first violation.
+//! `docs/sim-fidelity.md` lists the difference (Windows stops at the allocation itself).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use crate::KIRQL;
+use crate::typed::DISPATCH_LEVEL;
+
+/// What kind of driver callback the thread is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// Not in driver code.
+    None,
+    /// A callback outside the interrupt path (`PnP`, power, I/O, work items).
+    Other,
+    /// A DPC or a timer callback.
+    Dpc,
+    /// An ISR.
+    Isr,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    context: Context,
+    /// Kernel routines entered from the current callback (their allocations are not counted).
+    kernel: u32,
+    /// The first pool operation above `DISPATCH_LEVEL`: Verifier's parameter 1 (0x02 for an
+    /// allocation, 0x12 for a free), the IRQL and the bytes.
+    violation: Option<(u64, KIRQL, usize)>,
+    /// Allocations by the driver in the interrupt path (DPC, timer, ISR) on this thread, not
+    /// yet added to the machine's count.
+    interrupt_path: u64,
+}
+
+thread_local! {
+    static WATCH: Cell<Watch> = const {
+        Cell::new(Watch { context: Context::None, kernel: 0, violation: None, interrupt_path: 0 })
+    };
+}
+
+fn update(f: impl FnOnce(&mut Watch)) {
+    // During thread teardown the slot may be gone: nothing to watch then.
+    let _ = WATCH.try_with(|w| {
+        let mut v = w.get();
+        f(&mut v);
+        w.set(v);
+    });
+}
+
+/// Notes an allocation (`free` false) or a free of `bytes` by whoever runs on this thread.
+fn note(bytes: usize, free: bool) {
+    let irql = crate::machine::try_irql().unwrap_or(0);
+    update(|w| {
+        if w.context == Context::None || w.kernel > 0 {
+            return;
+        }
+        if irql > DISPATCH_LEVEL && w.violation.is_none() {
+            w.violation = Some((if free { 0x12 } else { 0x02 }, irql, bytes));
+        }
+        if !free && matches!(w.context, Context::Dpc | Context::Isr) {
+            w.interrupt_path += 1;
+        }
+    });
+}
+
+/// Notes a pool allocation the driver asked the kernel for directly (`ExAllocatePool2`): in
+/// the interrupt path it counts as the driver's, like a Rust allocation.
+pub(crate) fn note_pool_allocation() {
+    update(|w| {
+        if matches!(w.context, Context::Dpc | Context::Isr) && w.kernel == 0 {
+            w.interrupt_path += 1;
+        }
+    });
+}
+
+/// Enters a driver callback of kind `context`; returns what to restore with [`leave_callback`].
+pub(crate) fn enter_callback(context: Context) -> (Context, u32) {
+    let mut saved = (Context::None, 0);
+    update(|w| {
+        saved = (w.context, w.kernel);
+        w.context = context;
+        w.kernel = 0;
+    });
+    saved
+}
+
+/// Leaves a driver callback: the first pool operation above `DISPATCH_LEVEL` it made
+/// (Verifier's parameter 1, IRQL, bytes), and how many allocations it made in the interrupt
+/// path.
+pub(crate) fn leave_callback(saved: (Context, u32)) -> (Option<(u64, KIRQL, usize)>, u64) {
+    let mut out = (None, 0);
+    update(|w| {
+        out = (w.violation.take(), w.interrupt_path);
+        w.interrupt_path = 0;
+        (w.context, w.kernel) = saved;
+    });
+    out
+}
+
+/// Marks a kernel routine's extent (the guard's life): allocations inside are the kernel's.
+/// Public only for `call_unsafe_wdf_function_binding!`, which expands in the driver's crate.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct KernelEntry(());
+
+impl KernelEntry {
+    #[doc(hidden)]
+    #[must_use]
+    pub fn new() -> Self {
+        update(|w| w.kernel += 1);
+        Self(())
+    }
+}
+
+impl Drop for KernelEntry {
+    fn drop(&mut self) {
+        update(|w| w.kernel = w.kernel.saturating_sub(1));
+    }
+}
+
+/// The global allocator of a driver on the simulated machine (see the module documentation).
+///
+/// A driver crate installs it where it installs wdk-alloc's allocator on Windows:
+///
+/// ```ignore
+/// #[cfg(not(windows))]
+/// #[global_allocator]
+/// static GLOBAL_ALLOCATOR: wdk_sim::DriverHeap = wdk_sim::DriverHeap;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DriverHeap;
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments; the
+// bookkeeping before it touches only a thread-local `Cell` and never allocates.
+unsafe impl GlobalAlloc for DriverHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size(), false);
+        // SAFETY: the caller's contract for `GlobalAlloc::alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size(), false);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size, false);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(layout.size(), true);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
