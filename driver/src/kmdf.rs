@@ -16,7 +16,7 @@ mod streams;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
+use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn, StreamWaitOut};
 use rhca_hw::regs::{self, cause};
 
 use crate::batch::Batch;
@@ -339,7 +339,7 @@ extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) ->
 fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
     let (r, done) = c.hca.with(|s, at| {
         s.hca.as_mut().map_or_else(
-            || (None, Batch::new()),
+            || (None, None),
             |h| {
                 let r = f(h, at);
                 (Some(r), h.take_done())
@@ -362,7 +362,7 @@ fn with_hca_owning<R>(
             let r = f(h, req, at);
             (Ok(r), h.take_done())
         }
-        None => (Err(req), Batch::new()),
+        None => (Err(req), None),
     });
     complete_done(c, done);
     r
@@ -370,16 +370,15 @@ fn with_hca_owning<R>(
 
 /// Completes finished requests without the lock, a batch at a time: a full batch means the
 /// HCA may hold more, taken under the lock again.
-fn complete_done(c: &DeviceCtx, mut done: Batch<Done, DONE_BATCH>) {
-    loop {
-        let more = done.is_full();
-        done.into_iter().for_each(finish_done);
-        if !more {
-            return;
-        }
-        done = c
-            .hca
-            .with(|s, _| s.hca.as_mut().map_or_else(Batch::new, Hca::take_done));
+fn complete_done(c: &DeviceCtx, mut done: Option<Batch<Done, DONE_BATCH>>) {
+    while let Some(batch) = done {
+        let more = batch.is_full();
+        batch.into_iter().for_each(finish_done);
+        done = if more {
+            c.hca.with(|s, _| s.hca.as_mut().and_then(Hca::take_done))
+        } else {
+            None
+        };
     }
 }
 
@@ -462,36 +461,49 @@ fn service(c: &DeviceCtx) {
     let Some(o) = c.objects.get() else {
         return;
     };
-    let Some(ending) = with_hca(c, |h, at| {
+    // Pairing happens under the lock, so requests get MADs and segments in order; completion
+    // happens after it is released. The first batch comes with the poll, in the same hold.
+    let Some((ending, reset, mut handed)) = with_hca(c, |h, at| {
         h.poll(at);
-        h.streams().poll(at)
+        let ending = h.streams().poll(at);
+        (ending, h.needs_reset(), deliver(h, o))
     }) else {
         return;
     };
-    // Pairing happens under the lock, so requests get MADs and segments in order; completion
-    // happens after it is released, a batch per lock hold.
-    loop {
-        let Some((mads, segments)) = with_hca(c, |h, _| {
-            (
-                deliver_received(h, o.recv),
-                streams::deliver_waits(h.streams(), &o.waits),
-            )
-        }) else {
-            return;
-        };
+    while let Some((mads, segments)) = handed {
         let more = mads.is_full() || segments.is_full();
         for (req, m) in mads {
             req.complete_with(Ok(m));
         }
         streams::complete_waits(segments);
-        if !more {
-            break;
-        }
+        handed = if more {
+            with_hca(c, |h, _| deliver(h, o)).flatten()
+        } else {
+            None
+        };
     }
-    let reset = with_hca(c, |h, _| h.needs_reset()).unwrap_or(false);
     if ending || reset {
         o.work.enqueue();
     }
+}
+
+/// What one lock hold of the DPC hands out: received MADs and ready segments, each paired with
+/// its waiting request.
+type Handed = (
+    Batch<(Request, RecvMadOut), RECV_BATCH>,
+    Batch<(Request, StreamWaitOut), { streams::WAIT_BATCH }>,
+);
+
+/// One [`Handed`] (`None` when nothing waits to be paired, the common case, which moves no
+/// batch).
+fn deliver(h: &mut Hca, o: &Objects) -> Option<Handed> {
+    if !h.has_received() && !h.streams().any_ready() {
+        return None;
+    }
+    Some((
+        deliver_received(h, o.recv),
+        streams::deliver_waits(h.streams(), &o.waits),
+    ))
 }
 
 /// Received MADs paired with the requests handed out per lock hold.

@@ -202,6 +202,7 @@ impl Hca {
                     self.stats.mappings_released += 1;
                 }
             }
+            q.occupied = 0;
             q.waiting.clear();
         }
         if !removed {

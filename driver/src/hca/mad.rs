@@ -66,6 +66,8 @@ pub(super) struct SendQueue {
 pub(super) struct RecvQueue {
     pub(super) wq: WorkQueue,
     pub(super) slots: Vec<Option<RecvSlot>>,
+    /// How many of `slots` hold a posted buffer.
+    pub(super) occupied: usize,
     /// Staging receive buffers in common-buffer memory (13 per page), used instead of per-post
     /// mappings when map registers are too scarce to keep receives mapped.
     pub(super) staging: Vec<CommonBuffer>,
@@ -110,7 +112,7 @@ pub(super) struct CompletionQueue {
 }
 
 /// Finished requests handed out per lock hold ([`super::Hca::take_done`]).
-pub const DONE_BATCH: usize = 16;
+pub const DONE_BATCH: usize = 8;
 
 /// A request the HCA has finished with, to be completed once the device lock is released.
 ///
@@ -170,6 +172,7 @@ impl MadPath {
             Ok(RecvQueue {
                 wq: WorkQueue::new(adapter, id, ring, 1 << RQ_LOG_STRIDE).map_err(HcaError::Dma)?,
                 slots: (0..ring.entries()).map(|_| None).collect(),
+                occupied: 0,
                 staging,
                 waiting: VecDeque::with_capacity(ring.entries() as usize),
                 spare,

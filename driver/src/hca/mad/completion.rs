@@ -133,6 +133,7 @@ impl Hca {
                     self.stats.hostile_cqes += 1;
                     return;
                 };
+                r.occupied = r.occupied.saturating_sub(1);
                 let mut data = [0u8; RECV_BUF_SIZE];
                 let buf = match posted {
                     RecvSlot::Mapped(m) => {
@@ -179,13 +180,16 @@ impl Hca {
         }
     }
 
-    /// The requests finished since the last call, to complete without the lock.
+    /// The requests finished since the last call, to complete without the lock (`None`: none).
     ///
     /// At most [`DONE_BATCH`] at a time, without allocating: a full batch means there may be
     /// more (take the lock again for them).
-    pub fn take_done(&mut self) -> Batch<Done, DONE_BATCH> {
+    pub fn take_done(&mut self) -> Option<Batch<Done, DONE_BATCH>> {
+        if self.mad.done.is_empty() {
+            return None;
+        }
         let mut out = Batch::new();
         out.fill(|| self.mad.done.pop_front());
-        out
+        Some(out)
     }
 }

@@ -14,7 +14,7 @@ use crate::hca::rings::data_segs;
 
 impl Hca {
     pub(in crate::hca) fn posted_receives(&self, q: usize) -> usize {
-        self.mad.rq[q].slots.iter().filter(|s| s.is_some()).count() + self.mad.rq[q].waiting.len()
+        self.mad.rq[q].occupied + self.mad.rq[q].waiting.len()
     }
 
     /// Maps a receive buffer (`buffer`, else a spare one) and posts it on receive queue `q`.
@@ -109,6 +109,7 @@ impl Hca {
             return false;
         }
         rq.slots[slot as usize] = Some(value);
+        rq.occupied += 1;
         true
     }
 
@@ -121,10 +122,14 @@ impl Hca {
                 .mad
                 .recv_depth
                 .min(self.mad.rq[q].wq.ring.entries() as usize);
-            while self.posted_receives(q) < depth {
+            // Counted once: each successful post adds exactly one (to the ring or to the
+            // receives waiting for map registers).
+            let mut posted = self.posted_receives(q);
+            while posted < depth {
                 if !self.post_receive(q, None, at) {
                     break;
                 }
+                posted += 1;
             }
         }
     }
@@ -144,6 +149,12 @@ impl Hca {
                 }
             }
         }
+    }
+
+    /// Whether a received MAD waits for a request.
+    #[must_use]
+    pub fn has_received(&self) -> bool {
+        !self.mad.backlog.is_empty()
     }
 
     /// The oldest received MAD not yet handed to a request.

@@ -308,6 +308,12 @@ impl StreamEngines {
         Ok(Some(out))
     }
 
+    /// Whether any engine has a stream with segments ready.
+    #[must_use]
+    pub fn any_ready(&self) -> bool {
+        self.streams.iter().flatten().any(|s| !s.ready.is_empty())
+    }
+
     /// Whether engine `n` has a stream with segments ready.
     #[must_use]
     pub fn has_ready(&self, n: u32) -> bool {
