@@ -1,6 +1,10 @@
 //! The KMDF callbacks: device add, `PnP` and power, the ISR and DPC, and the IOCTL queue. This
 //! is the only place errors become `NTSTATUS` values.
 //!
+//! This file holds the device context, device add, the lock helpers and the IOCTL dispatch;
+//! `pnp` prepares and releases the hardware and enters and leaves D0, `interrupt` is the ISR,
+//! the DPC and the watchdog, `streams` the stream IOCTLs and the work item.
+//!
 //! Locking: the [`Hca`] lives in the device context behind one spin lock. `PnP` and power
 //! callbacks, the DPC and the IOCTL handlers take it; the ISR never does (it runs at DIRQL and
 //! reaches the registers through [`IsrRegs`]). Requests are completed after the lock is
@@ -12,32 +16,33 @@
 
 #![forbid(unsafe_code)]
 
+mod interrupt;
+mod pnp;
 mod streams;
+
+use interrupt::{evt_d0_entry_post_interrupts_enabled, evt_dpc, evt_isr, evt_watchdog};
+use pnp::{evt_d0_entry, evt_d0_exit, evt_prepare_hardware, evt_release_hardware};
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn, StreamWaitOut};
-use rhca_hw::regs::{self, cause};
+use rhca_hw::ioctl::{self, Ioctl, QueryDeviceOut, RecvMadOut, SendMadIn};
+use rhca_hw::regs::{self};
 
 use crate::batch::Batch;
-use crate::dma::Adapter;
 use crate::hca::stream::Outcome;
 use crate::hca::{self, DONE_BATCH, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{
-    self, Device, DeviceInit, File, Interrupt, Queue, Request, RequestCallbacks, ResList, Resource,
-    Timer, WorkItem,
+    self, Device, DeviceInit, File, Queue, Request, RequestCallbacks, Timer, WorkItem,
 };
 use crate::sys::{
-    _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch, BOOLEAN,
-    BOOLEAN_FALSE, BOOLEAN_TRUE, FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT,
-    STATUS_ACCESS_DENIED, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_DEVICE_BUSY,
-    STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_DEVICE_HARDWARE_ERROR, STATUS_DEVICE_NOT_READY,
-    STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_IO_DEVICE_ERROR,
-    STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SetOnce, SpinMutex, ULONG,
-    WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_POWER_DEVICE_STATE, WDFCMRESLIST,
-    WDFDEVICE, WDFDRIVER, WDFINTERRUPT, WDFOBJECT, WDFTIMER,
+    _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch,
+    FILE_DEVICE_SECURE_OPEN, GUID, IsrRegs, NTSTATUS, PWDFDEVICE_INIT, STATUS_ACCESS_DENIED,
+    STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_DEVICE_BUSY, STATUS_DEVICE_HARDWARE_ERROR,
+    STATUS_DEVICE_NOT_READY, STATUS_DEVICE_REMOVED, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
+    STATUS_IO_DEVICE_ERROR, STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SetOnce,
+    SpinMutex, WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS, WDFDRIVER,
 };
 
 /// The device context.
@@ -231,109 +236,6 @@ fn finish_done(d: Done) {
     d.request.complete_with(d.result.map_err(status_of));
 }
 
-extern "C" fn evt_prepare_hardware(
-    device: WDFDEVICE,
-    _raw: WDFCMRESLIST,
-    translated: WDFCMRESLIST,
-) -> NTSTATUS {
-    let device = Device(device);
-    let Some(c) = ctx(device) else {
-        return STATUS_INVALID_DEVICE_STATE;
-    };
-    let resources = ResList(translated).resources();
-    let Some(len) = resources.iter().find_map(|r| match *r {
-        Resource::Memory { len, .. } if len >= 0x4000 => Some(len),
-        _ => None,
-    }) else {
-        return STATUS_DEVICE_CONFIGURATION_ERROR;
-    };
-    // INT_CFG.NVEC: the messages granted that have an interrupt object (0: INTx).
-    let messages = resources
-        .iter()
-        .filter(|r| **r == Resource::Message)
-        .count() as u32;
-    let vectors = messages.min(INTERRUPT_VECTORS);
-    let Some(regs) = ResList(translated).map_registers(len) else {
-        return STATUS_INSUFFICIENT_RESOURCES;
-    };
-    let regs = alloc::sync::Arc::new(regs);
-    let (caps, guid) = match hca::identify(&regs).and_then(|v| hca::reset(&regs).map(|()| v)) {
-        Ok(v) => v,
-        Err(e) => return status_of(e),
-    };
-    let adapter = match Adapter::for_device(device, caps.dma_width, ADAPTER_MAX_LENGTH) {
-        Ok(a) => a,
-        Err(e) => return status_of(HcaError::Dma(e)),
-    };
-    let hca = match Hca::new(regs.clone(), adapter, caps, guid, vectors) {
-        Ok(h) => h,
-        Err(e) => return status_of(e),
-    };
-    c.isr_regs.publish(&regs);
-    c.vectors.store(vectors, Ordering::Relaxed);
-    c.hca.lock().hca = Some(hca);
-    STATUS_SUCCESS
-}
-
-extern "C" fn evt_release_hardware(device: WDFDEVICE, _translated: WDFCMRESLIST) -> NTSTATUS {
-    let Some(c) = ctx(Device(device)) else {
-        return STATUS_SUCCESS;
-    };
-    // Interrupts are disconnected by now: the ISR can no longer reach the registers.
-    c.isr_regs.withdraw();
-    let hca = {
-        let mut slot = c.hca.lock();
-        let h = slot.hca.take();
-        if let Some(h) = &h {
-            add_stats(&mut slot.carried, &h.statistics());
-        }
-        h
-    };
-    if let Some(h) = hca {
-        let regs = h.regs().clone();
-        if regs.read(regs::STATUS.offset) != regs::ALL_ONES {
-            // No DMA may happen once the memory below is released.
-            let _ = hca::reset(&regs);
-        }
-        // Dropped at PASSIVE_LEVEL, outside the lock: common buffers are freed, then the
-        // adapter is put, then the registers unmapped.
-        drop(h);
-    }
-    STATUS_SUCCESS
-}
-
-extern "C" fn evt_d0_entry(device: WDFDEVICE, _previous: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
-    let Some(c) = ctx(Device(device)) else {
-        return STATUS_INVALID_DEVICE_STATE;
-    };
-    match with_hca(c, super::hca::Hca::enable) {
-        Some(Ok(())) => STATUS_SUCCESS,
-        Some(Err(e)) => status_of(e),
-        None => STATUS_INVALID_DEVICE_STATE,
-    }
-}
-
-extern "C" fn evt_d0_exit(device: WDFDEVICE, _target: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
-    let Some(c) = ctx(Device(device)) else {
-        return STATUS_SUCCESS;
-    };
-    // The watchdog first, and waited for: no tick may poll a device being quiesced (the wait is
-    // at PASSIVE_LEVEL; the objects are read without a lock).
-    if let Some(o) = c.objects.get() {
-        o.watchdog.stop_and_wait();
-    }
-    with_hca(c, super::hca::Hca::quiesce);
-    // Quiesced (or gone): no engine moves data any more. Streams end here, their buffers are
-    // released and their START requests completed before the device leaves D0.
-    streams::finish(c, Some(crate::hca::stream::EndReason::PowerDown));
-    // A release already under way in the work item finishes before D0 exit returns (the
-    // flush waits at PASSIVE_LEVEL; the objects are read without a lock).
-    if let Some(o) = c.objects.get() {
-        o.work.flush();
-    }
-    STATUS_SUCCESS
-}
-
 /// Runs `f` on the HCA with the lock held and the `DISPATCH_LEVEL` proof it gives, then
 /// completes the requests it finished, after the lock is released.
 fn with_hca<R>(c: &DeviceCtx, f: impl FnOnce(&mut Hca, &AtDispatch<'_>) -> R) -> Option<R> {
@@ -380,141 +282,6 @@ fn complete_done(c: &DeviceCtx, mut done: Option<Batch<Done, DONE_BATCH>>) {
             None
         };
     }
-}
-
-extern "C" fn evt_isr(interrupt: WDFINTERRUPT, _message: ULONG) -> BOOLEAN {
-    let i = Interrupt(interrupt);
-    let Some(c) = ctx(i.device()) else {
-        return BOOLEAN_FALSE;
-    };
-    let claimed = c.isr_regs.with(|r| {
-        let causes = r.read(regs::INT_CAUSE.offset);
-        if causes == 0 || causes == regs::ALL_ONES {
-            return false;
-        }
-        // Acknowledge (W1C) and leave everything else to the DPC.
-        r.write(regs::INT_CAUSE.offset, causes & cause::DEFINED);
-        true
-    });
-    if claimed == Some(true) {
-        c.interrupts.fetch_add(1, Ordering::Relaxed);
-        let _ = i.queue_dpc();
-        BOOLEAN_TRUE
-    } else {
-        BOOLEAN_FALSE
-    }
-}
-
-extern "C" fn evt_dpc(interrupt: WDFINTERRUPT, _object: WDFOBJECT) {
-    let Some(c) = ctx(Interrupt(interrupt).device()) else {
-        return;
-    };
-    service(c);
-}
-
-/// `EvtDeviceD0EntryPostInterruptsEnabled`. The framework connects the interrupts after
-/// `EvtDeviceD0Entry`, which enables the device: a cause the device raised in between sent its
-/// message to no one, and a latched cause sends no other until it is cleared. Clear what is
-/// latched and do the DPC's work once, so that nothing waits for an interrupt that already came.
-extern "C" fn evt_d0_entry_post_interrupts_enabled(
-    device: WDFDEVICE,
-    _previous: WDF_POWER_DEVICE_STATE,
-) -> NTSTATUS {
-    let Some(c) = ctx(Device(device)) else {
-        return STATUS_SUCCESS;
-    };
-    c.isr_regs.with(|r| {
-        let causes = r.read(regs::INT_CAUSE.offset);
-        if causes != 0 && causes != regs::ALL_ONES {
-            r.write(regs::INT_CAUSE.offset, causes & cause::DEFINED);
-        }
-    });
-    service(c);
-    // The device is up and its interrupts connected: the watchdog starts looking.
-    if let Some(o) = c.objects.get() {
-        let _ = o.watchdog.start(hca::WATCHDOG_PERIOD_MS);
-    }
-    STATUS_SUCCESS
-}
-
-/// The watchdog's tick (`EvtTimerFunc`, at `DISPATCH_LEVEL`, every
-/// [`hca::WATCHDOG_PERIOD_MS`] in D0). It does the DPC's work first, so that a lost interrupt
-/// delays completions by one period at most and completions already written count as progress,
-/// then looks for a stalled send queue ([`Hca::watchdog_tick`]); a stall is reset by the work
-/// item, as a queue error is.
-extern "C" fn evt_watchdog(timer: WDFTIMER) {
-    let Some(c) = ctx(Timer(timer).device()) else {
-        return;
-    };
-    service(c);
-    if with_hca(c, |h, _| h.watchdog_tick()).unwrap_or(false)
-        && let Some(o) = c.objects.get()
-    {
-        o.work.enqueue();
-    }
-}
-
-/// The DPC's work: poll the CQ and the streams, hand received MADs and ready segments to their
-/// waiting requests, and wake the work item for ended streams or a failed queue. Nothing here
-/// allocates: what is handed out leaves the lock in fixed-size batches.
-fn service(c: &DeviceCtx) {
-    let Some(o) = c.objects.get() else {
-        return;
-    };
-    // Pairing happens under the lock, so requests get MADs and segments in order; completion
-    // happens after it is released. The first batch comes with the poll, in the same hold.
-    let Some((ending, reset, mut handed)) = with_hca(c, |h, at| {
-        h.poll(at);
-        let ending = h.streams().poll(at);
-        (ending, h.needs_reset(), deliver(h, o))
-    }) else {
-        return;
-    };
-    while let Some((mads, segments)) = handed {
-        let more = mads.is_full() || segments.is_full();
-        for (req, m) in mads {
-            req.complete_with(Ok(m));
-        }
-        streams::complete_waits(segments);
-        handed = if more {
-            with_hca(c, |h, _| deliver(h, o)).flatten()
-        } else {
-            None
-        };
-    }
-    if ending || reset {
-        o.work.enqueue();
-    }
-}
-
-/// What one lock hold of the DPC hands out: received MADs and ready segments, each paired with
-/// its waiting request.
-type Handed = (
-    Batch<(Request, RecvMadOut), RECV_BATCH>,
-    Batch<(Request, StreamWaitOut), { streams::WAIT_BATCH }>,
-);
-
-/// One [`Handed`] (`None` when nothing waits to be paired, the common case, which moves no
-/// batch).
-fn deliver(h: &mut Hca, o: &Objects) -> Option<Handed> {
-    if !h.has_received() && !h.streams().any_ready() {
-        return None;
-    }
-    Some((
-        deliver_received(h, o.recv),
-        streams::deliver_waits(h.streams(), &o.waits),
-    ))
-}
-
-/// Received MADs paired with the requests handed out per lock hold.
-const RECV_BATCH: usize = 4;
-
-/// Pairs received MADs with pending receive requests, oldest first (under the lock, so that
-/// the order holds); the caller completes them after the lock is released.
-fn deliver_received(h: &mut Hca, q: Queue) -> Batch<(Request, RecvMadOut), RECV_BATCH> {
-    let mut out = Batch::new();
-    out.fill(|| h.pair_received(|| q.retrieve_next()));
-    out
 }
 
 const fn add_stats(into: &mut ioctl::StatisticsOut, s: &ioctl::StatisticsOut) {
