@@ -1,0 +1,621 @@
+//! User mode: processes, their handles to a device, and their requests (buffered and direct
+//! I/O, asynchronous completion, cancellation, handle close and process termination).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bugcheck::BugCheck;
+use crate::constants::POOL_FLAG_NON_PAGED;
+use crate::machine::with_state;
+use crate::typed::FALSE;
+use crate::types::PVOID;
+use crate::wdf::functions::callback;
+#[allow(
+    clippy::wildcard_imports,
+    reason = "the harness uses the mirrored surface wholesale"
+)]
+use crate::wdf::types::*;
+use crate::wdf::{Completion, Kind, ReqKind, ReqState, RequestData, wdf_rule};
+use crate::{
+    NT_SUCCESS, NTSTATUS, STATUS_DEVICE_REMOVED, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS,
+    ntddk,
+};
+
+use super::{
+    Core, DevNode, HostError, Identity, Mode, cancel, complete, dispatch, pump, run, step,
+};
+
+/// A simulated user-mode process.
+pub struct Process {
+    pub(super) core: Arc<Core>,
+    /// The file objects of the handles still open.
+    pub(super) handles: Mutex<Vec<usize>>,
+    /// Every file object the process ever opened: a request sent on a handle closed since is
+    /// still the process's, and its rundown waits for it.
+    pub(super) opened: Mutex<Vec<usize>>,
+    pub(super) memory: Mutex<Vec<usize>>,
+    pub(super) identity: Identity,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").finish_non_exhaustive()
+    }
+}
+
+/// An open handle to a device (a file object).
+#[derive(Debug, Clone, Copy)]
+pub struct Handle {
+    pub(super) file: usize,
+    pub(super) device: usize,
+}
+
+/// The result of an I/O request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoResult {
+    /// Final status.
+    pub status: NTSTATUS,
+    /// `IoStatus.Information`.
+    pub information: usize,
+    /// The output buffer after completion (buffered I/O), `information` bytes.
+    pub output: Vec<u8>,
+}
+
+/// An overlapped request in flight.
+#[derive(Debug)]
+pub struct Pending {
+    pub(super) core: Arc<Core>,
+    pub(super) request: usize,
+    pub(super) completion: Arc<Completion>,
+    pub(super) user_out: usize,
+    pub(super) out_len: usize,
+}
+
+impl Pending {
+    /// Waits up to `timeout` for completion.
+    #[must_use]
+    pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
+        let deadline = Instant::now() + timeout;
+        let mut g = self
+            .completion
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while g.is_none() {
+            let now = Instant::now();
+            if now >= deadline || self.core.machine.bugcheck().is_some() {
+                return None;
+            }
+            if self.core.mode != Mode::Threaded {
+                // The waiting thread drives the event loop: deliver everything pending.
+                drop(g);
+                let delivered = pump(&self.core, true).unwrap_or(false);
+                g = self
+                    .completion
+                    .done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if delivered || g.is_some() {
+                    continue;
+                }
+            }
+            g = self
+                .completion
+                .cv
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(20)))
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        let (status, information) = (*g)?;
+        drop(g);
+        let mut output = vec![0u8; information.min(self.out_len)];
+        if self.user_out != 0 && !output.is_empty() {
+            let _ = self.core.machine.cpu_read(self.user_out, &mut output);
+        }
+        Some(IoResult {
+            status,
+            information,
+            output,
+        })
+    }
+
+    /// `CancelIoEx` for this request.
+    ///
+    /// # Errors
+    /// A bug check the cancellation caused.
+    pub fn cancel(&self) -> Result<(), HostError> {
+        let r = self.request;
+        if self
+            .completion
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
+            return Ok(());
+        }
+        step(&self.core, move || cancel(r))
+    }
+
+    /// The request's handle value (for tests that inspect the framework).
+    #[must_use]
+    pub const fn request(&self) -> usize {
+        self.request
+    }
+}
+
+impl Process {
+    /// `CreateFile` on the device: a file object, `EvtDeviceFileCreate`.
+    ///
+    /// # Errors
+    /// The status the driver failed the create with, or a bug check.
+    pub fn open(&self, d: &DevNode) -> Result<Handle, HostError> {
+        self.open_name(d, "")
+    }
+
+    /// `CreateFile` of a name below the device (`\\.\Device\suffix`). The I/O manager checks
+    /// the device's DACL for the device itself, and for names below it only when the device
+    /// object has `FILE_DEVICE_SECURE_OPEN` (otherwise the driver would have to).
+    ///
+    /// # Errors
+    /// `STATUS_ACCESS_DENIED` when the DACL does not admit the process; as [`Process::open`].
+    pub fn open_name(&self, d: &DevNode, suffix: &str) -> Result<Handle, HostError> {
+        let allowed = self
+            .core
+            .security
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&d.slot)
+            .cloned();
+        if let Some(allowed) = allowed {
+            let dev = d.device;
+            let secure_open = run(&self.core.machine, move || {
+                with_state(|st, _| {
+                    Ok(st.wdf.device(dev).map_or(0, |d| d.fdo.Characteristics)
+                        & crate::FILE_DEVICE_SECURE_OPEN
+                        != 0)
+                })
+            })?;
+            let checked = suffix.is_empty() || secure_open;
+            if checked
+                && !self
+                    .identity
+                    .sids()
+                    .iter()
+                    .any(|s| allowed.iter().any(|a| a == s))
+            {
+                return Err(HostError::Status(crate::STATUS_ACCESS_DENIED));
+            }
+        }
+        let dev = d.device;
+        let (file, pending) = step(&self.core, move || {
+            let (file, req, cb, completion) = with_state(|st, _| {
+                let w = &mut st.wdf;
+                if !w.objects.contains_key(&dev) {
+                    return Ok(None);
+                }
+                let cb = w.device(dev)?.file.EvtDeviceFileCreate;
+                let file = w.insert(
+                    Kind::File(Box::new(crate::wdf::FileData { device: dev })),
+                    Some(dev),
+                    None,
+                );
+                let completion = Arc::new(Completion::default());
+                let req = w.insert(
+                    Kind::Request(Box::new(RequestData::new(
+                        ReqKind::Create,
+                        dev,
+                        file,
+                        completion.clone(),
+                    ))),
+                    Some(dev),
+                    None,
+                );
+                w.request(req)?.state = ReqState::Presented;
+                Ok(Some((file, req, cb, completion)))
+            })
+            .ok_or(HostError::Status(STATUS_DEVICE_REMOVED))?;
+            match cb {
+                // SAFETY: the driver's create callback with a create request it must complete.
+                Some(f) => callback(|| unsafe {
+                    f(dev as WDFDEVICE, req as WDFREQUEST, file as WDFFILEOBJECT);
+                }),
+                None => complete(req, STATUS_SUCCESS, 0),
+            }
+            Ok::<_, HostError>((file, completion))
+        })??;
+        let p = Pending {
+            core: self.core.clone(),
+            request: 0,
+            completion: pending,
+            user_out: 0,
+            out_len: 0,
+        };
+        let r = p
+            .wait(Duration::from_secs(5))
+            .ok_or(HostError::State("the create request was never completed"))?;
+        if !NT_SUCCESS(r.status) {
+            let c = self.core.clone();
+            step(&c, move || {
+                let objs = with_state(|st, _| Ok(st.wdf.detach_tree(file)));
+                crate::wdf::run_cleanup(objs);
+            })?;
+            return Err(HostError::Status(r.status));
+        }
+        self.handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(file);
+        self.opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(file);
+        Ok(Handle { file, device: dev })
+    }
+
+    /// User memory of this process (a buffer for direct I/O).
+    #[must_use]
+    pub fn alloc(&self, len: usize) -> usize {
+        let va = self.core.machine.alloc_user(len);
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(va);
+        va
+    }
+
+    /// `DeviceIoControl`, synchronous.
+    ///
+    /// # Errors
+    /// A bug check, or `State` when the request never completes (5 s).
+    pub fn ioctl(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<IoResult, HostError> {
+        let p = self.ioctl_async(h, code, input, out_len)?;
+        p.wait(Duration::from_secs(5)).ok_or_else(|| {
+            self.core.machine.bugcheck().map_or(
+                HostError::State("the request never completed"),
+                HostError::BugCheck,
+            )
+        })
+    }
+
+    /// `DeviceIoControl` on an overlapped handle: returns once the driver has the request.
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn ioctl_async(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let method = code & 3;
+        let user_in = if input.is_empty() {
+            0
+        } else {
+            self.alloc(input.len())
+        };
+        if user_in != 0 {
+            let _ = self.core.machine.cpu_write(user_in, input);
+        }
+        let user_out = if out_len == 0 { 0 } else { self.alloc(out_len) };
+        self.submit(h, code, method, user_in, input.len(), user_out, out_len)
+    }
+
+    /// `DeviceIoControl` with a caller-supplied output buffer (`METHOD_OUT_DIRECT`/`IN_DIRECT`:
+    /// the buffer is locked for the request's life and described by an MDL).
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn ioctl_with_buffer(
+        &self,
+        h: &Handle,
+        code: u32,
+        input: &[u8],
+        user_out: usize,
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let user_in = if input.is_empty() {
+            0
+        } else {
+            self.alloc(input.len())
+        };
+        if user_in != 0 {
+            let _ = self.core.machine.cpu_write(user_in, input);
+        }
+        self.submit(h, code, code & 3, user_in, input.len(), user_out, out_len)
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of one DeviceIoControl call"
+    )]
+    fn submit(
+        &self,
+        h: &Handle,
+        code: u32,
+        method: u32,
+        user_in: usize,
+        in_len: usize,
+        user_out: usize,
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let (file, dev) = (h.file, h.device);
+        let (req, completion) = step(&self.core, move || {
+            submit_ioctl(dev, file, code, method, user_in, in_len, user_out, out_len)
+        })?;
+        Ok(Pending {
+            core: self.core.clone(),
+            request: req,
+            completion,
+            user_out,
+            out_len,
+        })
+    }
+
+    /// `CloseHandle`: pending requests of the handle cancelled, then `EvtFileCleanup` and
+    /// `EvtFileClose`, and the file object deleted.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn close(&self, h: Handle) -> Result<(), HostError> {
+        self.handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|&f| f != h.file);
+        let (file, dev) = (h.file, h.device);
+        step(&self.core, move || close_file(dev, file))
+    }
+
+    /// The process is terminated: every handle closed abruptly (pending requests cancelled),
+    /// then, once every request of the process has completed (I/O rundown), its memory
+    /// released — a device DMA into it afterwards is a fault.
+    ///
+    /// # Errors
+    /// A bug check.
+    pub fn kill(&self) -> Result<(), HostError> {
+        let files: Vec<usize> = std::mem::take(
+            &mut *self
+                .handles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for f in files {
+            let dev = step(&self.core, move || {
+                with_state(|st, _| {
+                    Ok(match st.wdf.objects.get(&f).map(|o| &o.kind) {
+                        Some(Kind::File(fd)) => fd.device,
+                        _ => 0,
+                    })
+                })
+            })?;
+            if dev != 0 {
+                step(&self.core, move || close_file(dev, f))?;
+            }
+        }
+        // Requests sent on handles closed before are the process's too (an IRP belongs to the
+        // thread that issued it, not to the handle): the rundown waits for them all.
+        let closed: Vec<usize> = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // I/O rundown: Windows deletes the address space only after every request of the
+        // process has completed (thread termination waits for the threads' IRPs, whose locked
+        // pages keep the memory pinned). A driver that never completes a cancelled request
+        // hangs the process there; here that is a bug check after `Config::rundown_limit`.
+        let deadline = Instant::now() + self.core.machine.config().rundown_limit;
+        loop {
+            let files = closed.clone();
+            let left = run(&self.core.machine, move || {
+                with_state(|st, _| {
+                    Ok(st
+                        .wdf
+                        .objects
+                        .iter()
+                        .filter(
+                            |(_, o)| matches!(&o.kind, Kind::Request(r) if files.contains(&r.file)),
+                        )
+                        .map(|(&h, _)| h)
+                        .collect::<Vec<usize>>())
+                })
+            })?;
+            let Some(&first) = left.first() else { break };
+            if Instant::now() >= deadline {
+                let n = left.len() as u64;
+                return run(&self.core.machine, move || {
+                    with_state::<()>(|_, _| {
+                        Err(BugCheck::sim(
+                            wdf_rule::RUNDOWN_HUNG,
+                            first as u64,
+                            n,
+                            "process terminated with requests the driver never completed (the process would hang in rundown)",
+                        ))
+                    });
+                });
+            }
+            // Deterministic mode: this thread drives the interrupts and DPCs that complete them.
+            if !pump(&self.core, true)? {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // The address space goes away: later device DMA into these pages is a fault.
+        let memory: Vec<usize> = std::mem::take(
+            &mut *self
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for va in memory {
+            self.core.machine.free_user(va);
+        }
+        Ok(())
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    clippy::too_many_lines,
+    reason = "the fields of one DeviceIoControl call, and the I/O manager's buffer setup for each method in one place"
+)]
+pub(super) fn submit_ioctl(
+    dev: usize,
+    file: usize,
+    code: u32,
+    method: u32,
+    user_in: usize,
+    in_len: usize,
+    user_out: usize,
+    out_len: usize,
+) -> (usize, Arc<Completion>) {
+    let completion = Arc::new(Completion::default());
+    // The I/O manager builds the buffers before the driver sees the request.
+    let mut sys_buf = 0usize;
+    let mut out_mdl = 0usize;
+    let (in_buf, out_buf) = match method {
+        0 => {
+            let len = in_len.max(out_len);
+            if len > 0 {
+                // SAFETY: pool allocation has no pointer preconditions.
+                sys_buf = unsafe {
+                    ntddk::ExAllocatePool2(
+                        POOL_FLAG_NON_PAGED,
+                        len as u64,
+                        u32::from_le_bytes(*b"Irp "),
+                    )
+                } as usize;
+                // The I/O manager copies the input and does not clear the rest: the output part
+                // holds whatever the pool held (here a recognisable fill), so a driver that
+                // reports more bytes than it wrote leaks it to the caller.
+                with_state(|st, _| {
+                    st.mem
+                        .fill_va(sys_buf + in_len, crate::UNINITIALIZED_FILL, len - in_len);
+                    if in_len > 0 {
+                        st.mem.copy_va(sys_buf, user_in, in_len);
+                    }
+                    Ok(())
+                });
+            }
+            (
+                if in_len > 0 { sys_buf } else { 0 },
+                if out_len > 0 { sys_buf } else { 0 },
+            )
+        }
+        1 | 2 => {
+            if in_len > 0 {
+                // SAFETY: as above.
+                sys_buf = unsafe {
+                    ntddk::ExAllocatePool2(
+                        POOL_FLAG_NON_PAGED,
+                        in_len as u64,
+                        u32::from_le_bytes(*b"Irp "),
+                    )
+                } as usize;
+                with_state(|st, _| {
+                    st.mem.copy_va(sys_buf, user_in, in_len);
+                    Ok(())
+                });
+            }
+            if out_len > 0 {
+                // SAFETY: the user buffer belongs to the calling process; the MDL only records it.
+                let mdl = unsafe {
+                    ntddk::IoAllocateMdl(
+                        user_out as PVOID,
+                        out_len as u32,
+                        FALSE,
+                        FALSE,
+                        core::ptr::null_mut(),
+                    )
+                };
+                let op = if method == 2 {
+                    crate::types::_LOCK_OPERATION::IoWriteAccess
+                } else {
+                    crate::types::_LOCK_OPERATION::IoReadAccess
+                };
+                // SAFETY: the MDL describes the caller's user buffer; the machine checks the range.
+                unsafe { ntddk::MmProbeAndLockPages(mdl, 1, op) };
+                out_mdl = mdl as usize;
+            }
+            (if in_len > 0 { sys_buf } else { 0 }, user_out)
+        }
+        _ => (user_in, user_out),
+    };
+    let queued = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let Ok(d) = w.device(dev) else {
+            return Ok(None);
+        };
+        let q = d.ioctl_queue.or(d.default_queue);
+        let mut rd = RequestData::new(ReqKind::Ioctl { code }, dev, file, completion.clone());
+        rd.in_len = in_len;
+        rd.out_len = out_len;
+        rd.in_buf = in_buf;
+        rd.out_buf = out_buf;
+        rd.out_mdl = out_mdl;
+        rd.sys_buf = sys_buf;
+        rd.user_out = if method == 0 { user_out } else { 0 };
+        rd.method = method;
+        rd.queue = q;
+        let accepting = q.is_some_and(|q| w.queue(q).is_ok_and(|qd| qd.accepting));
+        let r = w.insert(Kind::Request(Box::new(rd)), Some(dev), None);
+        if accepting && let Some(q) = q {
+            w.queue(q)?.waiting.push_back(r);
+        }
+        Ok(Some((r, q, accepting)))
+    });
+    match queued {
+        Some((r, Some(q), true)) => {
+            dispatch(q);
+            (r, completion)
+        }
+        Some((r, _, _)) => {
+            complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
+            (r, completion)
+        }
+        None => {
+            if sys_buf != 0 {
+                // SAFETY: allocated above, never handed out.
+                unsafe { ntddk::ExFreePool(sys_buf as PVOID) };
+            }
+            *completion
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((STATUS_DEVICE_REMOVED, 0));
+            (0, completion)
+        }
+    }
+}
+
+pub(super) fn close_file(dev: usize, file: usize) {
+    // Cancel every request of this handle, then cleanup and close.
+    let (mine, cfg) = with_state(|st, _| {
+        let w = &mut st.wdf;
+        let mine: Vec<usize> = w
+            .objects
+            .iter()
+            .filter(|(_, o)| matches!(&o.kind, Kind::Request(r) if r.file == file))
+            .map(|(&h, _)| h)
+            .collect();
+        let cfg = w.device(dev).map(|d| d.file).unwrap_or_default();
+        Ok((mine, cfg))
+    });
+    for r in mine {
+        cancel(r);
+    }
+    if let Some(f) = cfg.EvtFileCleanup {
+        // SAFETY: the driver's cleanup callback with the closing file object.
+        callback(|| unsafe { f(file as WDFFILEOBJECT) });
+    }
+    if let Some(f) = cfg.EvtFileClose {
+        // SAFETY: the driver's close callback.
+        callback(|| unsafe { f(file as WDFFILEOBJECT) });
+    }
+    let objs = with_state(|st, _| Ok(st.wdf.detach_tree(file)));
+    crate::wdf::run_cleanup(objs);
+}
