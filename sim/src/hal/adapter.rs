@@ -1,0 +1,129 @@
+//! Adapters and their map registers: what `IoGetDmaAdapter` granted, the requests waiting for
+//! registers, version 3 transfer contexts.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::packet;
+use super::{CommonBuf, DmaCounters, SgMap};
+use crate::machine::State;
+use crate::types::PDRIVER_LIST_CONTROL;
+
+/// A request waiting for map registers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    pub(crate) device: usize,
+    pub(crate) request: Request,
+    pub(crate) routine: PDRIVER_LIST_CONTROL,
+    pub(crate) context: usize,
+    /// The version 3 transfer context backing the request (0 for version 1/2 routines).
+    pub(crate) transfer_context: usize,
+}
+
+/// The state of a version 3 DMA transfer context (`InitializeDmaTransferContext`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TransferContext {
+    /// A request backed by this context is waiting for resources.
+    pub(crate) busy: bool,
+    /// `CancelAdapterChannel` ran before the allocation: the next one is cancelled.
+    pub(crate) precancelled: bool,
+}
+
+/// What to map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) mdl: usize,
+    pub(crate) current_va: usize,
+    pub(crate) length: usize,
+    pub(crate) write: bool,
+    /// A caller-supplied list buffer (`BuildScatterGatherList`).
+    pub(crate) buffer: Option<(usize, usize)>,
+    pub(crate) registers: u32,
+    /// A version 3 routine: it performs the cache maintenance itself (windows-dma.md §4).
+    pub(crate) v3: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Adapter {
+    pub(crate) version: u32,
+    pub(crate) width: u32,
+    pub(crate) granted: u32,
+    pub(crate) pdo: usize,
+    pub(crate) released: bool,
+    pub(crate) common: HashMap<usize, CommonBuf>,
+    pub(super) freed_common: HashSet<usize>,
+    pub(crate) maps: HashMap<usize, SgMap>,
+    pub(crate) registers_in_use: u32,
+    pub(crate) waiting: VecDeque<Pending>,
+    pub(crate) counters: DmaCounters,
+    /// Map register files of `AllocateAdapterChannel`, by `MapRegisterBase`.
+    pub(crate) files: HashMap<usize, packet::RegisterFile>,
+    pub(crate) freed_files: HashSet<usize>,
+    /// An adapter channel is allocated (from the allocation until the execution routine
+    /// returns, and after it while it returned `KeepObject`).
+    pub(crate) channel: bool,
+    /// A channel request waiting for map registers.
+    pub(crate) waiting_channel: Option<packet::PendingChannel>,
+    /// Version 3 transfer contexts, by address.
+    pub(crate) contexts: HashMap<usize, TransferContext>,
+    /// Adapter objects held by synchronous, routine-less version 3 allocations until
+    /// `FreeAdapterObject`.
+    pub(crate) held_objects: u32,
+}
+
+impl Adapter {
+    pub(crate) fn new(version: u32, width: u32, granted: u32, pdo: usize) -> Self {
+        Self {
+            version,
+            width,
+            granted,
+            pdo,
+            released: false,
+            common: HashMap::new(),
+            freed_common: HashSet::new(),
+            maps: HashMap::new(),
+            registers_in_use: 0,
+            waiting: VecDeque::new(),
+            counters: DmaCounters::default(),
+            files: HashMap::new(),
+            freed_files: HashSet::new(),
+            channel: false,
+            waiting_channel: None,
+            contexts: HashMap::new(),
+            held_objects: 0,
+        }
+    }
+
+    /// Map registers not held by a live mapping.
+    pub(crate) const fn free_registers(&self) -> u32 {
+        self.granted.saturating_sub(self.registers_in_use)
+    }
+}
+
+/// Reserves registers for a request, or tells the caller to queue it.
+pub(crate) fn reserve_registers(st: &mut State, adapter: usize, registers: u32) -> bool {
+    let Some(a) = st.hal.adapters.get_mut(&adapter) else {
+        return false;
+    };
+    if a.waiting.is_empty() && a.free_registers() >= registers {
+        a.registers_in_use += registers;
+        true
+    } else {
+        false
+    }
+}
+
+/// Takes the waiting requests that now fit, in FIFO order, reserving their registers.
+pub(crate) fn dequeue_ready(st: &mut State, adapter: usize) -> Vec<Pending> {
+    let mut out = Vec::new();
+    if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+        while let Some(p) = a.waiting.front() {
+            if a.free_registers() < p.request.registers {
+                break;
+            }
+            a.registers_in_use += p.request.registers;
+            out.push(p.to_owned());
+            a.waiting.pop_front();
+        }
+    }
+    out
+}
