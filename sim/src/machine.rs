@@ -386,7 +386,10 @@ impl Machine {
     /// What `!dma` would show: one report per DMA adapter ever created.
     #[must_use]
     pub fn dma_adapters(&self) -> Vec<crate::hal::AdapterReport> {
-        crate::hal::reports(&self.0.lock())
+        {
+            let st = self.0.lock();
+            crate::hal::reports(&st.hal)
+        }
     }
 
     /// Live pool allocations by tag.
@@ -416,7 +419,10 @@ impl Machine {
     /// Pages mapped in the IOMMU (0 without remapping).
     #[must_use]
     pub fn iommu_pages(&self) -> usize {
-        crate::hal::iommu_pages(&self.0.lock())
+        {
+            let st = self.0.lock();
+            crate::hal::iommu_pages(&st.hal)
+        }
     }
 
     /// Allocations the driver made in its DPCs, timer callbacks and ISRs since boot: its own
@@ -441,10 +447,11 @@ impl Machine {
         reason = "the report reads state under the lock"
     )]
     pub fn leaks(&self) -> Result<Vec<String>, BugCheck> {
-        let mut st = self.0.lock();
-        crate::hal::drain_quarantine(&mut st)?;
+        let mut guard = self.0.lock();
+        let st = &mut *guard;
+        crate::hal::drain_quarantine(&mut st.hal, &mut st.mem)?;
         let mut out = Vec::new();
-        for r in crate::hal::reports(&st).iter().filter(|r| r.leaks()) {
+        for r in crate::hal::reports(&st.hal).iter().filter(|r| r.leaks()) {
             out.push(format!(
                 "DMA adapter {:#x}: released={} common buffers={} scatter/gather lists={} waiting={}",
                 r.adapter, r.released, r.common_buffers, r.sg_lists, r.waiting
@@ -479,8 +486,8 @@ impl Machine {
         if !cfg.profile.verifier {
             return Ok(());
         }
-        crate::hal::drain_quarantine(st)?;
-        if let Some(r) = crate::hal::reports(st).iter().find(|r| !r.released) {
+        crate::hal::drain_quarantine(&mut st.hal, &mut st.mem)?;
+        if let Some(r) = crate::hal::reports(&st.hal).iter().find(|r| !r.released) {
             return Err(BugCheck::sim(
                 crate::bugcheck::sim_rule::ADAPTER_NOT_RELEASED_AT_UNLOAD,
                 r.adapter as u64,

@@ -531,7 +531,7 @@ pub unsafe fn MmUnlockPages(MemoryDescriptorList: PMDL) {
     let mdl = MemoryDescriptorList;
     with_state(|st, _| {
         known_mdl(st, mdl, "MmUnlockPages")?;
-        if crate::hal::mdl_backs_common_buffer(st, mdl as usize) {
+        if crate::hal::mdl_backs_common_buffer(&st.hal, mdl as usize) {
             return Err(BugCheck::sim(
                 sim_rule::MDL_BACKS_COMMON_BUFFER,
                 mdl as u64,
@@ -654,7 +654,7 @@ pub unsafe fn IoFreeMdl(Mdl: PMDL) {
     check_max(DISPATCH_LEVEL, "IoFreeMdl");
     let info = with_state(|st, _| {
         known_mdl(st, Mdl, "IoFreeMdl")?;
-        if crate::hal::mdl_backs_common_buffer(st, Mdl as usize) {
+        if crate::hal::mdl_backs_common_buffer(&st.hal, Mdl as usize) {
             return Err(BugCheck::sim(
                 sim_rule::MDL_BACKS_COMMON_BUFFER,
                 Mdl as u64,

@@ -3,9 +3,10 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use super::Hal;
 use super::packet;
 use super::{CommonBuf, DmaCounters, SgMap};
-use crate::machine::State;
+
 use crate::types::PDRIVER_LIST_CONTROL;
 
 /// A request waiting for map registers.
@@ -100,8 +101,8 @@ impl Adapter {
 }
 
 /// Reserves registers for a request, or tells the caller to queue it.
-pub(crate) fn reserve_registers(st: &mut State, adapter: usize, registers: u32) -> bool {
-    let Some(a) = st.hal.adapters.get_mut(&adapter) else {
+pub(crate) fn reserve_registers(hal: &mut Hal, adapter: usize, registers: u32) -> bool {
+    let Some(a) = hal.adapters.get_mut(&adapter) else {
         return false;
     };
     if a.waiting.is_empty() && a.free_registers() >= registers {
@@ -113,9 +114,9 @@ pub(crate) fn reserve_registers(st: &mut State, adapter: usize, registers: u32) 
 }
 
 /// Takes the waiting requests that now fit, in FIFO order, reserving their registers.
-pub(crate) fn dequeue_ready(st: &mut State, adapter: usize) -> Vec<Pending> {
+pub(crate) fn dequeue_ready(hal: &mut Hal, adapter: usize) -> Vec<Pending> {
     let mut out = Vec::new();
-    if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+    if let Some(a) = hal.adapters.get_mut(&adapter) {
         while let Some(p) = a.waiting.front() {
             if a.free_registers() < p.request.registers {
                 break;

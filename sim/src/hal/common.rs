@@ -2,9 +2,12 @@
 //! Verifier's padding under `verifier`), release with the guard checks, and common buffers made
 //! from an MDL (`CreateCommonBufferFromMdl`).
 
+use super::Hal;
 use super::{bytes_to_pages, known_mdl};
 use crate::bugcheck::{BugCheck, sim_rule};
-use crate::machine::{Config, State};
+use crate::machine::Config;
+use crate::mem::Memory;
+
 use crate::mem::{Kind, PAGE, Zone};
 
 #[derive(Debug, Clone, Copy)]
@@ -68,14 +71,15 @@ impl CommonBuf {
 /// Allocates a common buffer for `adapter`: physically contiguous (and below the adapter's
 /// reach) without remapping, scattered behind a contiguous IOVA range with it.
 pub(crate) fn alloc_common(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     len: u32,
     max_address: Option<u64>,
     cache: u8,
 ) -> Option<(usize, u64)> {
-    let width = st.hal.adapters.get(&adapter)?.width;
+    let width = hal.adapters.get(&adapter)?.width;
     let guarded = cfg.profile.verifier;
     let pages = bytes_to_pages(u64::from(len)).max(1);
     // Under Driver Verifier a guard page flanks the buffer on each side (the allocation
@@ -85,42 +89,38 @@ pub(crate) fn alloc_common(
         .map_or(u64::MAX, |m| m.saturating_add(1))
         .min(if width >= 64 { u64::MAX } else { 1u64 << width });
     let (region, logical, iova) = if cfg.profile.iommu {
-        let region =
-            st.mem
-                .alloc_region(total as usize, Kind::CommonBuffer, Zone::General, false)?;
-        let pfns = st.mem.region_pfns(region)?.to_vec();
-        let Some(start) = st.hal.iommu.alloc(total) else {
-            st.mem.free_region(region);
+        let region = mem.alloc_region(total as usize, Kind::CommonBuffer, Zone::General, false)?;
+        let pfns = mem.region_pfns(region)?.to_vec();
+        let Some(start) = hal.iommu.alloc(total) else {
+            mem.free_region(region);
             return None;
         };
-        st.hal.iommu.map(start, &pfns, true);
+        hal.iommu.map(start, &pfns, true);
         (region, start << 12, Some((start, total)))
     } else {
         // Without remapping the device sees physical addresses: the buffer must be contiguous
         // and entirely below the adapter's limit.
-        let zone = if st.mem.general_is_reachable(limit) {
+        let zone = if mem.general_is_reachable(limit) {
             Zone::General
         } else {
             Zone::Low
         };
-        let region = st
-            .mem
-            .alloc_region(total as usize, Kind::CommonBuffer, zone, true)?;
-        let pa = st.mem.pfn_of(region)? << 12;
+        let region = mem.alloc_region(total as usize, Kind::CommonBuffer, zone, true)?;
+        let pa = mem.pfn_of(region)? << 12;
         if pa + total * PAGE as u64 > limit {
-            st.mem.free_region(region);
+            mem.free_region(region);
             return None;
         }
         (region, pa, None)
     };
     if !cfg.profile.iommu {
-        st.hal.add_visible(logical, total * PAGE as u64);
+        hal.add_visible(logical, total * PAGE as u64);
     }
     let skip = if guarded { PAGE } else { 0 };
     let (va, logical) = (region + skip, logical + skip as u64);
     // Common buffer contents are undefined; a pattern makes a driver that forgets to
     // initialise a ring fail visibly.
-    st.mem.fill_va(va, 0xCB, pages as usize * PAGE);
+    mem.fill_va(va, 0xCB, pages as usize * PAGE);
     let cb = CommonBuf {
         len,
         logical,
@@ -132,10 +132,10 @@ pub(crate) fn alloc_common(
     };
     if guarded {
         for (start, n, _) in cb.guards(va) {
-            st.mem.fill_va(start, PADDING, n);
+            mem.fill_va(start, PADDING, n);
         }
     }
-    let a = st.hal.adapters.get_mut(&adapter)?;
+    let a = hal.adapters.get_mut(&adapter)?;
     a.common.insert(va, cb);
     a.freed_common.remove(&va);
     a.counters.common_buffers_allocated += 1;
@@ -143,8 +143,13 @@ pub(crate) fn alloc_common(
 }
 
 /// Frees a common buffer; the arguments must match the allocation exactly.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "FreeCommonBuffer's own arguments, each checked against the allocation, and the HAL and memory it changes"
+)]
 pub(crate) fn free_common(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     len: u32,
@@ -152,7 +157,7 @@ pub(crate) fn free_common(
     va: usize,
     cache: u8,
 ) -> Result<(), BugCheck> {
-    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+    let a = hal.adapters.get_mut(&adapter).ok_or_else(|| {
         BugCheck::dma(
             0x19,
             0,
@@ -182,7 +187,7 @@ pub(crate) fn free_common(
             "windows-dma.md §2.4, §10 rule 14",
         ));
     };
-    cb.check_guards(&st.mem, va)?;
+    cb.check_guards(mem, va)?;
     if cb.len != len || cb.logical != logical || cb.cache.is_some_and(|c| c != cache) {
         return Err(BugCheck::sim(
             sim_rule::FREE_COMMON_MISMATCH,
@@ -195,14 +200,14 @@ pub(crate) fn free_common(
     a.freed_common.insert(va);
     a.counters.common_buffers_freed += 1;
     if let Some((start, pages)) = cb.iova {
-        st.hal.iommu.unmap(start, pages);
+        hal.iommu.unmap(start, pages);
     } else if !cfg.profile.iommu {
         // The visible range starts at the allocation, a guard page before a guarded buffer.
         let guard = if cb.guarded { PAGE as u64 } else { 0 };
-        st.hal.remove_visible(cb.logical - guard);
+        hal.remove_visible(cb.logical - guard);
     }
     if let Some(region) = cb.region {
-        st.mem.free_region(region);
+        mem.free_region(region);
     }
     Ok(())
 }
@@ -210,14 +215,15 @@ pub(crate) fn free_common(
 /// `CreateCommonBufferFromMdl`: makes the pages an MDL describes a common buffer (one logical
 /// range), or says why not (`Err(status)`).
 pub(crate) fn common_from_mdl(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &Memory,
     cfg: &Config,
     adapter: usize,
     mdl: usize,
 ) -> Result<Result<(usize, u64), crate::NTSTATUS>, BugCheck> {
     use crate::{STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER};
     let m = known_mdl(
-        &st.mem,
+        mem,
         mdl,
         "CreateCommonBufferFromMdl given an unknown or freed MDL",
     )?;
@@ -234,17 +240,17 @@ pub(crate) fn common_from_mdl(
     }
     let mut pfns = Vec::with_capacity(len / PAGE);
     for i in 0..len / PAGE {
-        let Some(pfn) = st.mem.pfn_of(va + i * PAGE) else {
+        let Some(pfn) = mem.pfn_of(va + i * PAGE) else {
             return Ok(Err(STATUS_INVALID_PARAMETER));
         };
         pfns.push(pfn);
     }
-    let width = st.hal.adapters.get(&adapter).map_or(64, |a| a.width);
+    let width = hal.adapters.get(&adapter).map_or(64, |a| a.width);
     let (logical, iova) = if cfg.profile.iommu {
-        let Some(start) = st.hal.iommu.alloc(pfns.len() as u64) else {
+        let Some(start) = hal.iommu.alloc(pfns.len() as u64) else {
             return Ok(Err(STATUS_INSUFFICIENT_RESOURCES));
         };
-        st.hal.iommu.map(start, &pfns, true);
+        hal.iommu.map(start, &pfns, true);
         (start << 12, Some((start, pfns.len() as u64)))
     } else {
         // Without remapping the device needs the pages physically contiguous and in reach.
@@ -255,10 +261,10 @@ pub(crate) fn common_from_mdl(
         if width < 64 && pa + len as u64 > 1u64 << width {
             return Ok(Err(STATUS_INSUFFICIENT_RESOURCES));
         }
-        st.hal.add_visible(pa, len as u64);
+        hal.add_visible(pa, len as u64);
         (pa, None)
     };
-    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+    let a = hal.adapters.get_mut(&adapter).ok_or_else(|| {
         BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
     })?;
     let sys_va = if m.MappedSystemVa.is_null() {
@@ -285,9 +291,8 @@ pub(crate) fn common_from_mdl(
 }
 
 /// Whether `mdl` backs a live common buffer (its pages must stay locked until it is freed).
-pub(crate) fn mdl_backs_common_buffer(st: &State, mdl: usize) -> bool {
-    st.hal
-        .adapters
+pub(crate) fn mdl_backs_common_buffer(hal: &Hal, mdl: usize) -> bool {
+    hal.adapters
         .values()
         .any(|a| a.common.values().any(|c| c.mdl == Some(mdl)))
 }

@@ -2,11 +2,14 @@
 //! (direct, bounced, through the IOMMU, or double-buffered by Verifier), the scatter/gather
 //! list written, and the release and `FlushDmaBuffer` that copy data back.
 
+use super::Hal;
 use super::{
     QUARANTINE, Request, VERIFIER_FILL, VERIFIER_TAG, check_guards, check_quarantine, span_pages,
 };
 use crate::bugcheck::{BugCheck, sim_rule};
-use crate::machine::{Config, State};
+use crate::machine::Config;
+use crate::mem::Memory;
+
 use crate::mem::{Kind, PAGE, Zone};
 
 /// How a mapping's data reach the device.
@@ -59,7 +62,7 @@ pub(crate) enum MapOutcome {
     NoMemory,
 }
 
-pub(super) fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck> {
+pub(super) fn mdl_pieces(mem: &Memory, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck> {
     // The bytes to map: `length` bytes from `current_va`, walking the MDL chain.
     let mut pieces = Vec::new();
     let mut mdl = req.mdl;
@@ -76,7 +79,7 @@ pub(super) fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)
                 "windows-dma.md §5.2, §10 rule 20",
             ));
         }
-        let m = known_mdl(&st.mem, mdl, "DMA routine given an unknown or freed MDL")?;
+        let m = known_mdl(mem, mdl, "DMA routine given an unknown or freed MDL")?;
         let va = m.StartVa as usize + m.ByteOffset as usize;
         let end = va + m.ByteCount as usize;
         let start = if first {
@@ -121,7 +124,7 @@ pub(super) fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)
                 "windows-dma.md §5.2, §10 rule 22",
             ));
         }
-        if st.mem.region_of(start).is_none() {
+        if mem.region_of(start).is_none() {
             return Err(BugCheck::dma(
                 0x22,
                 mdl as u64,
@@ -141,7 +144,7 @@ pub(super) fn mdl_pieces(st: &State, req: &Request) -> Result<Vec<(usize, usize)
 }
 
 /// Validates a request against the MDL and returns the map registers it needs.
-pub(crate) fn check_request(st: &State, req: &Request) -> Result<u32, BugCheck> {
+pub(crate) fn check_request(mem: &Memory, req: &Request) -> Result<u32, BugCheck> {
     if req.length == 0 {
         return Err(BugCheck::dma(
             0x21,
@@ -152,7 +155,7 @@ pub(crate) fn check_request(st: &State, req: &Request) -> Result<u32, BugCheck> 
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
-    let pieces = mdl_pieces(st, req)?;
+    let pieces = mdl_pieces(mem, req)?;
     let regs: u64 = pieces.iter().map(|&(va, n)| span_pages(va, n)).sum();
     Ok(u32::try_from(regs).unwrap_or(u32::MAX))
 }
@@ -166,14 +169,15 @@ pub(crate) fn check_request(st: &State, req: &Request) -> Result<u32, BugCheck> 
     reason = "the per-profile mapping decision reads best as one sequence: pieces, route, copy, elements, list"
 )]
 pub(crate) fn map_pieces(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     pieces: Vec<(usize, usize)>,
     write: bool,
     mdl: usize,
 ) -> Result<Option<Mapped>, BugCheck> {
-    let width = st.hal.adapters.get(&adapter).map_or(64, |a| a.width);
+    let width = hal.adapters.get(&adapter).map_or(64, |a| a.width);
     let limit = if width >= 64 { u64::MAX } else { 1u64 << width };
     let length: usize = pieces.iter().map(|p| p.1).sum();
 
@@ -183,7 +187,7 @@ pub(crate) fn map_pieces(
         let mut at = va;
         while at < va + n {
             let chunk = (PAGE - (at & (PAGE - 1))).min(va + n - at);
-            let pfn = st.mem.pfn_of(at).ok_or_else(|| {
+            let pfn = mem.pfn_of(at).ok_or_else(|| {
                 BugCheck::dma(
                     0x22,
                     mdl as u64,
@@ -210,21 +214,17 @@ pub(crate) fn map_pieces(
         // tag, the data, the tag, and 0x0F padding to the end of the next page.
         let data_off = PAGE;
         let pages = (data_off + length + 8).div_ceil(PAGE) + 1;
-        let zone = if width <= 32 || !st.mem.general_is_reachable(limit) {
+        let zone = if width <= 32 || !mem.general_is_reachable(limit) {
             Zone::Low
         } else {
             Zone::General
         };
-        let Some(region) = st
-            .mem
-            .alloc_region(pages, Kind::Hal, zone, !cfg.profile.iommu)
-        else {
+        let Some(region) = mem.alloc_region(pages, Kind::Hal, zone, !cfg.profile.iommu) else {
             return Ok(None);
         };
-        st.mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
-        st.mem.copy_from_slice(region + data_off - 8, VERIFIER_TAG);
-        st.mem
-            .copy_from_slice(region + data_off + length, VERIFIER_TAG);
+        mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
+        mem.copy_from_slice(region + data_off - 8, VERIFIER_TAG);
+        mem.copy_from_slice(region + data_off + length, VERIFIER_TAG);
         route = Route::Copy {
             region,
             va: region + data_off,
@@ -235,7 +235,7 @@ pub(crate) fn map_pieces(
         // Map registers: a bounce copy below the adapter's limit, at the buffer's page offset.
         let off = pieces[0].0 & (PAGE - 1);
         let pages = (off + length).div_ceil(PAGE);
-        let Some(region) = st.mem.alloc_region(pages, Kind::Hal, Zone::Low, true) else {
+        let Some(region) = mem.alloc_region(pages, Kind::Hal, Zone::Low, true) else {
             return Ok(None);
         };
         route = Route::Copy {
@@ -251,11 +251,11 @@ pub(crate) fn map_pieces(
         if write {
             let mut at = va;
             for &(src, n) in &pieces {
-                st.mem.copy_va(at, src, n);
+                mem.copy_va(at, src, n);
                 at += n;
             }
         }
-        if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+        if let Some(a) = hal.adapters.get_mut(&adapter) {
             a.counters.bytes_double_buffered += length as u64;
         }
     }
@@ -266,8 +266,7 @@ pub(crate) fn map_pieces(
     let elements: Vec<(u64, u32)> = if cfg.profile.iommu {
         let (first_va, pfns) = match device_base {
             Some((region, off)) => {
-                let all = st
-                    .mem
+                let all = mem
                     .region_pfns(region)
                     .map(<[u64]>::to_vec)
                     .unwrap_or_default();
@@ -280,7 +279,7 @@ pub(crate) fn map_pieces(
                 for &(va, n) in &pieces {
                     let mut p = va & !(PAGE - 1);
                     while p < va + n {
-                        pfns.push(st.mem.pfn_of(p).unwrap_or(0));
+                        pfns.push(mem.pfn_of(p).unwrap_or(0));
                         p += PAGE;
                     }
                 }
@@ -288,21 +287,21 @@ pub(crate) fn map_pieces(
             }
         };
         let pages = pfns.len() as u64;
-        let Some(start) = st.hal.iommu.alloc(pages) else {
+        let Some(start) = hal.iommu.alloc(pages) else {
             if let Route::Copy { region, .. } = route {
-                st.mem.free_region(region);
+                mem.free_region(region);
             }
             return Ok(None);
         };
         // A memory→device mapping is read-only to the device.
-        st.hal.iommu.map(start, &pfns, !write);
+        hal.iommu.map(start, &pfns, !write);
         iova = Some((start, pages));
         vec![(
             (start << 12) | (first_va & (PAGE - 1)) as u64,
             u32::try_from(length).unwrap_or(u32::MAX),
         )]
     } else if let Some((region, off)) = device_base {
-        let pa = (st.mem.pfn_of(region).unwrap_or(0) << 12) + off as u64;
+        let pa = (mem.pfn_of(region).unwrap_or(0) << 12) + off as u64;
         visible.push((pa, length as u64));
         vec![(pa, u32::try_from(length).unwrap_or(u32::MAX))]
     } else {
@@ -315,7 +314,7 @@ pub(crate) fn map_pieces(
     };
 
     for &(s, l) in &visible {
-        st.hal.add_visible(s, l);
+        hal.add_visible(s, l);
     }
     Ok(Some(Mapped {
         write,
@@ -329,40 +328,41 @@ pub(crate) fn map_pieces(
 }
 
 /// Undoes a mapping whose list could not be written (the caller's buffer was too small).
-pub(super) fn unmap_unused(st: &mut State, m: &Mapped) {
+pub(super) fn unmap_unused(hal: &mut Hal, mem: &mut Memory, m: &Mapped) {
     if let Route::Copy { region, .. } = m.route {
-        st.mem.free_region(region);
+        mem.free_region(region);
     }
     for &(s, _) in &m.visible {
-        st.hal.remove_visible(s);
+        hal.remove_visible(s);
     }
     if let Some((s, p)) = m.iova {
-        st.hal.iommu.unmap(s, p);
+        hal.iommu.unmap(s, p);
     }
 }
 
 /// Maps a request on `adapter` (registers already reserved by the caller) and writes its list.
 pub(crate) fn map_request(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     req: &Request,
 ) -> Result<MapOutcome, BugCheck> {
-    let pieces = mdl_pieces(st, req)?;
+    let pieces = mdl_pieces(mem, req)?;
     if req.v3 && req.write {
         // Version 3 mapping cleans the CPU caches before a memory→device transfer.
         for &(va, n) in &pieces {
-            st.mem.cache_sync(va, n, true);
+            mem.cache_sync(va, n, true);
         }
     }
-    let Some(mapped) = map_pieces(st, cfg, adapter, pieces, req.write, req.mdl)? else {
+    let Some(mapped) = map_pieces(hal, mem, cfg, adapter, pieces, req.write, req.mdl)? else {
         return Ok(MapOutcome::NoMemory);
     };
     // The list: header (NumberOfElements, Reserved) then 24-byte elements.
     let need = 16 + mapped.elements.len() * 24;
     let (list, storage) = if let Some((buf, len)) = req.buffer {
         if len < need {
-            unmap_unused(st, &mapped);
+            unmap_unused(hal, mem, &mapped);
             return Ok(MapOutcome::BufferTooSmall);
         }
         (buf, None)
@@ -372,7 +372,7 @@ pub(crate) fn map_request(
     };
     write_list(list, &mapped.elements);
     let registers = req.registers;
-    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+    let a = hal.adapters.get_mut(&adapter).ok_or_else(|| {
         BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
     })?;
     a.counters.sg_lists_allocated += 1;
@@ -416,13 +416,14 @@ pub(super) fn write_list(list: usize, elements: &[(u64, u32)]) {
 /// Releases a mapping (PutScatterGatherList): copies device→memory data back, checks the
 /// verifier guards, unmaps, frees the registers.
 pub(crate) fn put_map(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     list: usize,
     write: bool,
 ) -> Result<(), BugCheck> {
-    let a = st.hal.adapters.get_mut(&adapter).ok_or_else(|| {
+    let a = hal.adapters.get_mut(&adapter).ok_or_else(|| {
         BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
     })?;
     let Some(map) = a.maps.remove(&list) else {
@@ -447,27 +448,37 @@ pub(crate) fn put_map(
     a.counters.sg_lists_freed += 1;
     a.counters.map_registers_freed += u64::from(map.registers);
     a.registers_in_use = a.registers_in_use.saturating_sub(map.registers);
-    release_mapped(st, cfg, &map.mapped)
+    release_mapped(hal, mem, cfg, &map.mapped)
 }
 
 /// Ends a mapping: copies device→memory data back, checks the verifier guards, unmaps.
-pub(crate) fn release_mapped(st: &mut State, cfg: &Config, m: &Mapped) -> Result<(), BugCheck> {
-    let result = release_route(st, cfg, m);
+pub(crate) fn release_mapped(
+    hal: &mut Hal,
+    mem: &mut Memory,
+    cfg: &Config,
+    m: &Mapped,
+) -> Result<(), BugCheck> {
+    let result = release_route(hal, mem, cfg, m);
     for &(s, _) in &m.visible {
-        st.hal.remove_visible(s);
+        hal.remove_visible(s);
     }
     if let Some((s, p)) = m.iova {
-        st.hal.iommu.unmap(s, p);
+        hal.iommu.unmap(s, p);
     }
     result
 }
 
-pub(super) fn release_route(st: &mut State, cfg: &Config, map: &Mapped) -> Result<(), BugCheck> {
+pub(super) fn release_route(
+    hal: &mut Hal,
+    mem: &mut Memory,
+    cfg: &Config,
+    map: &Mapped,
+) -> Result<(), BugCheck> {
     if !map.write && map.route == Route::Direct {
         // The end of a device→memory transfer invalidates the CPU caches over the buffer
         // (FlushAdapterBuffers, PutScatterGatherList).
         for &(va, n) in &map.pieces {
-            st.mem.cache_sync(va, n, false);
+            mem.cache_sync(va, n, false);
         }
     }
     let Route::Copy {
@@ -479,35 +490,35 @@ pub(super) fn release_route(st: &mut State, cfg: &Config, map: &Mapped) -> Resul
         return Ok(());
     };
     let check = if verifier {
-        check_guards(st, va, map.length)
+        check_guards(mem, va, map.length)
     } else {
         Ok(())
     };
     if !map.write {
-        sync_back(st, map);
+        sync_back(mem, map);
     }
     if verifier && cfg.profile.verifier {
         // Released double buffers are filled with 0x0F and watched: a device write after Put
         // is caught when the buffer leaves quarantine.
-        let pages = st.mem.region_of(region).map_or(1, |r| r.1);
-        st.mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
-        st.hal.quarantine.push_back((region, region, pages * PAGE));
-        while st.hal.quarantine.len() > QUARANTINE {
-            let q = st.hal.quarantine.pop_front().unwrap_or_default();
-            check_quarantine(st, q)?;
+        let pages = mem.region_of(region).map_or(1, |r| r.1);
+        mem.fill_va(region, VERIFIER_FILL, pages * PAGE);
+        hal.quarantine.push_back((region, region, pages * PAGE));
+        while hal.quarantine.len() > QUARANTINE {
+            let q = hal.quarantine.pop_front().unwrap_or_default();
+            check_quarantine(mem, q)?;
         }
     } else {
-        st.mem.free_region(region);
+        mem.free_region(region);
     }
     check
 }
 
 /// Copies the device's copy of a device→memory mapping back to the driver's buffer.
-pub(super) fn sync_back(st: &State, map: &Mapped) {
+pub(super) fn sync_back(mem: &Memory, map: &Mapped) {
     if let Route::Copy { va, .. } = map.route {
         let mut at = va;
         for &(dst, n) in &map.pieces {
-            st.mem.copy_va(dst, at, n);
+            mem.copy_va(dst, at, n);
             at += n;
         }
     }
@@ -516,15 +527,16 @@ pub(super) fn sync_back(st: &State, map: &Mapped) {
 /// `FlushDmaBuffer`: makes the part of a live mapping that `mdl` describes consistent between
 /// the driver's buffer and the device's copy, without ending the mapping.
 pub(crate) fn flush_dma_buffer(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     adapter: usize,
     mdl: usize,
     read_operation: bool,
 ) -> Result<bool, BugCheck> {
-    let m = known_mdl(&st.mem, mdl, "FlushDmaBuffer given an unknown MDL")?;
+    let m = known_mdl(mem, mdl, "FlushDmaBuffer given an unknown MDL")?;
     let va = m.StartVa as usize + m.ByteOffset as usize;
     let len = m.ByteCount as usize;
-    let a = st.hal.adapters.get(&adapter).ok_or_else(|| {
+    let a = hal.adapters.get(&adapter).ok_or_else(|| {
         BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2")
     })?;
     // Find the live mapping whose buffer contains [va, va + len).
@@ -548,14 +560,14 @@ pub(crate) fn flush_dma_buffer(
             .iter()
             .any(|(&base, c)| c.mdl.is_some() && va >= base && va + len <= base + c.len as usize);
         if in_mdl_buffer {
-            st.mem.cache_sync(va, len, !read_operation);
+            mem.cache_sync(va, len, !read_operation);
         }
         return Ok(in_mdl_buffer);
     };
     if route == Route::Direct {
         // Read: invalidate so the CPU sees what the device wrote; write: clean so the device
         // sees what the CPU wrote.
-        st.mem.cache_sync(va, len, !read_operation);
+        mem.cache_sync(va, len, !read_operation);
     }
     if let Route::Copy { va: copy, .. } = route {
         if read_operation {
@@ -567,7 +579,7 @@ pub(crate) fn flush_dma_buffer(
                     "FlushDmaBuffer(ReadOperation = TRUE) on a memory→device mapping",
                 ));
             }
-            st.mem.copy_va(va, copy + offset, len);
+            mem.copy_va(va, copy + offset, len);
         } else {
             if !write {
                 return Err(BugCheck::sim(
@@ -577,9 +589,9 @@ pub(crate) fn flush_dma_buffer(
                     "FlushDmaBuffer(ReadOperation = FALSE) on a device→memory mapping",
                 ));
             }
-            st.mem.copy_va(copy + offset, va, len);
+            mem.copy_va(copy + offset, va, len);
         }
-        if let Some(a) = st.hal.adapters.get_mut(&adapter) {
+        if let Some(a) = hal.adapters.get_mut(&adapter) {
             a.counters.bytes_double_buffered += len as u64;
         }
     }

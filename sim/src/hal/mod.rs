@@ -22,7 +22,8 @@ pub(crate) mod packet;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::bus::Access;
-use crate::machine::{Config, State};
+use crate::machine::Config;
+
 use crate::mem::PAGE;
 
 mod adapter;
@@ -222,9 +223,8 @@ pub(crate) const fn span_pages(va: usize, size: usize) -> u64 {
 }
 
 /// Per-adapter reports.
-pub(crate) fn reports(st: &State) -> Vec<AdapterReport> {
-    let mut v: Vec<AdapterReport> = st
-        .hal
+pub(crate) fn reports(hal: &Hal) -> Vec<AdapterReport> {
+    let mut v: Vec<AdapterReport> = hal
         .adapters
         .iter()
         .map(|(&adapter, a)| AdapterReport {
@@ -245,6 +245,6 @@ pub(crate) fn reports(st: &State) -> Vec<AdapterReport> {
 }
 
 /// The IOMMU's live page count (for tests).
-pub(crate) fn iommu_pages(st: &State) -> usize {
-    st.hal.iommu.table.len()
+pub(crate) fn iommu_pages(hal: &Hal) -> usize {
+    hal.iommu.table.len()
 }

@@ -122,7 +122,7 @@ fn prologue(
 unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
     with_state(|st, _cfg| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "PutDmaAdapter")?;
-        super::drain_quarantine(st)?;
+        super::drain_quarantine(&mut st.hal, &mut st.mem)?;
         let ad = &st.hal.adapters[&key];
         if !ad.common.is_empty() {
             // Driver Verifier checks the padding of what is still allocated first: an overrun
@@ -221,7 +221,15 @@ fn common_buffer(
         if st.faults.common_buffer_fails() {
             return Ok(None);
         }
-        Ok(super::alloc_common(st, cfg, key, length, max, cache))
+        Ok(super::alloc_common(
+            &mut st.hal,
+            &mut st.mem,
+            cfg,
+            key,
+            length,
+            max,
+            cache,
+        ))
     });
     match got {
         Some((va, la)) => {
@@ -248,7 +256,16 @@ unsafe extern "C" fn free_common_buffer(
         let key = prologue(st, a, Level::Max(PASSIVE_LEVEL), "FreeCommonBuffer")?;
         // SAFETY: every bit pattern of the union is a valid LONGLONG.
         let la = unsafe { logical.QuadPart }.cast_unsigned();
-        super::free_common(st, cfg, key, length, la, va as usize, cache)
+        super::free_common(
+            &mut st.hal,
+            &mut st.mem,
+            cfg,
+            key,
+            length,
+            la,
+            va as usize,
+            cache,
+        )
     });
 }
 
@@ -276,11 +293,13 @@ unsafe extern "C" fn allocate_adapter_channel(
             context: context as usize,
             transfer_context: 0,
         };
-        Ok(match packet::allocate_channel(st, cfg, key, req, false)? {
-            Channel::Run(base) => Ok(Some((key, req, base))),
-            Channel::Queued => Ok(None),
-            Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
-        })
+        Ok(
+            match packet::allocate_channel(&mut st.hal, cfg, key, req, false)? {
+                Channel::Run(base) => Ok(Some((key, req, base))),
+                Channel::Queued => Ok(None),
+                Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
+            },
+        )
     });
     match decided {
         Err(status) => status,
@@ -308,7 +327,7 @@ fn run_channel(key: usize, req: PendingChannel, base: usize) {
         unsafe { f(dev, irp, base as PVOID, req.context as PVOID) }
     });
     let ready = with_state(|st, cfg| {
-        packet::after_execution(st, key, base, action)?;
+        packet::after_execution(&mut st.hal, key, base, action)?;
         collect_ready(st, cfg, key)
     });
     run_ready(ready);
@@ -327,8 +346,10 @@ fn collect_ready(
     key: usize,
 ) -> Result<Vec<Ready>, BugCheck> {
     let mut run = Vec::new();
-    for p in super::dequeue_ready(st, key) {
-        if let MapOutcome::Mapped(l) = super::map_request(st, cfg, key, &p.request)? {
+    for p in super::dequeue_ready(&mut st.hal, key) {
+        if let MapOutcome::Mapped(l) =
+            super::map_request(&mut st.hal, &mut st.mem, cfg, key, &p.request)?
+        {
             if let Some(tc) = st
                 .hal
                 .adapters
@@ -346,7 +367,7 @@ fn collect_ready(
             break;
         }
     }
-    if let Some((p, base)) = packet::dequeue_channel(st, key)? {
+    if let Some((p, base)) = packet::dequeue_channel(&mut st.hal, key)? {
         if let Some(tc) = st
             .hal
             .adapters
@@ -380,7 +401,8 @@ unsafe extern "C" fn flush_adapter_buffers(
     with_state(|st, cfg| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushAdapterBuffers")?;
         packet::flush_adapter_buffers(
-            st,
+            &mut st.hal,
+            &mut st.mem,
             cfg,
             key,
             mdl as usize,
@@ -396,7 +418,7 @@ unsafe extern "C" fn flush_adapter_buffers(
 unsafe extern "C" fn free_adapter_channel(a: PDMA_ADAPTER) {
     let ready = with_state(|st, cfg| {
         let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "FreeAdapterChannel")?;
-        packet::free_adapter_channel(st, key)?;
+        packet::free_adapter_channel(&mut st.hal, key)?;
         collect_ready(st, cfg, key)
     });
     run_ready(ready);
@@ -405,7 +427,7 @@ unsafe extern "C" fn free_adapter_channel(a: PDMA_ADAPTER) {
 unsafe extern "C" fn free_map_registers(a: PDMA_ADAPTER, base: PVOID, registers: ULONG) {
     let ready = with_state(|st, cfg| {
         let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "FreeMapRegisters")?;
-        packet::free_map_registers(st, key, base as usize, registers)?;
+        packet::free_map_registers(&mut st.hal, key, base as usize, registers)?;
         collect_ready(st, cfg, key)
     });
     run_ready(ready);
@@ -434,7 +456,8 @@ unsafe extern "C" fn map_transfer(
         // SAFETY: `length` is non-null and points to the caller's ULONG.
         let wanted = unsafe { length.read() } as usize;
         packet::map_transfer(
-            st,
+            &mut st.hal,
+            &mut st.mem,
             cfg,
             key,
             mdl as usize,
@@ -539,7 +562,7 @@ fn start_mapping(
             registers: 0,
             v3: ex.is_some(),
         };
-        req.registers = super::check_request(st, &req)?;
+        req.registers = super::check_request(&st.mem, &req)?;
         if req.registers > st.hal.adapters[&key].granted {
             return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
         }
@@ -548,7 +571,7 @@ fn start_mapping(
         {
             return Ok(Start::Status(STATUS_BUFFER_TOO_SMALL));
         }
-        if !super::reserve_registers(st, key, req.registers) {
+        if !super::reserve_registers(&mut st.hal, key, req.registers) {
             if ex.is_some_and(|e| e.sync) {
                 return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
             }
@@ -567,7 +590,7 @@ fn start_mapping(
             });
             return Ok(Start::Status(STATUS_SUCCESS));
         }
-        match super::map_request(st, cfg, key, &req)? {
+        match super::map_request(&mut st.hal, &mut st.mem, cfg, key, &req)? {
             MapOutcome::Mapped(list) if routine.is_none() => {
                 // Synchronous and routine-less: the caller holds the adapter object until
                 // FreeAdapterObject.
@@ -660,7 +683,14 @@ unsafe extern "C" fn put_scatter_gather_list(
 ) {
     let ready = with_state(|st, cfg| {
         let key = prologue(st, a, Level::Exact(DISPATCH_LEVEL), "PutScatterGatherList")?;
-        super::put_map(st, cfg, key, list as usize, write != 0)?;
+        super::put_map(
+            &mut st.hal,
+            &mut st.mem,
+            cfg,
+            key,
+            list as usize,
+            write != 0,
+        )?;
         collect_ready(st, cfg, key)
     });
     run_ready(ready);
@@ -690,7 +720,7 @@ unsafe extern "C" fn calculate_scatter_gather_list(
                 registers: 0,
                 v3: false,
             };
-            u64::from(super::check_request(st, &req)?)
+            u64::from(super::check_request(&st.mem, &req)?)
         };
         Ok((regs, st.hal.adapters[&key].granted))
     });
@@ -962,25 +992,27 @@ unsafe extern "C" fn allocate_adapter_channel_ex(
             context: context as usize,
             transfer_context: transfer_context as usize,
         };
-        Ok(match packet::allocate_channel(st, cfg, key, req, sync)? {
-            Channel::Run(base) if routine.is_none() => {
-                packet::hold_object(st, key, base)?;
-                Ok(Some((key, req, base, false)))
-            }
-            Channel::Run(base) => Ok(Some((key, req, base, true))),
-            Channel::Queued => {
-                if let Some(tc) = st
-                    .hal
-                    .adapters
-                    .get_mut(&key)
-                    .and_then(|ad| ad.contexts.get_mut(&(transfer_context as usize)))
-                {
-                    tc.busy = true;
+        Ok(
+            match packet::allocate_channel(&mut st.hal, cfg, key, req, sync)? {
+                Channel::Run(base) if routine.is_none() => {
+                    packet::hold_object(&mut st.hal, key, base)?;
+                    Ok(Some((key, req, base, false)))
                 }
-                Ok(None)
-            }
-            Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
-        })
+                Channel::Run(base) => Ok(Some((key, req, base, true))),
+                Channel::Queued => {
+                    if let Some(tc) = st
+                        .hal
+                        .adapters
+                        .get_mut(&key)
+                        .and_then(|ad| ad.contexts.get_mut(&(transfer_context as usize)))
+                    {
+                        tc.busy = true;
+                    }
+                    Ok(None)
+                }
+                Channel::TooMany => Err(STATUS_INSUFFICIENT_RESOURCES),
+            },
+        )
     });
     match decided {
         Err(status) => status,
@@ -1013,7 +1045,7 @@ unsafe extern "C" fn cancel_adapter_channel(
     let cancelled = with_state(|st, _| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "CancelAdapterChannel")?;
         let ctx = transfer_context as usize;
-        if packet::cancel_channel(st, key, ctx)? {
+        if packet::cancel_channel(&mut st.hal, key, ctx)? {
             if let Some(tc) = st
                 .hal
                 .adapters
@@ -1086,7 +1118,8 @@ unsafe extern "C" fn map_transfer_ex(
             + h.ByteOffset as usize
             + usize::try_from(offset).unwrap_or(usize::MAX);
         let r = packet::map_transfer(
-            st,
+            &mut st.hal,
+            &mut st.mem,
             cfg,
             key,
             mdl as usize,
@@ -1306,7 +1339,8 @@ unsafe extern "C" fn flush_adapter_buffers_ex(
             + h.ByteOffset as usize
             + usize::try_from(offset).unwrap_or(usize::MAX);
         packet::flush_adapter_buffers(
-            st,
+            &mut st.hal,
+            &mut st.mem,
             cfg,
             key,
             mdl as usize,
@@ -1331,7 +1365,7 @@ unsafe extern "C" fn free_adapter_object(a: PDMA_ADAPTER, action: IO_ALLOCATION_
             // KeepObject has no effect (windows-dma.md §2.4).
             return Ok(());
         }
-        if packet::free_object(st, key, action)? {
+        if packet::free_object(&mut st.hal, key, action)? {
             return Ok(());
         }
         let ad = st.hal.adapters.get_mut(&key).expect("checked adapter");
@@ -1392,7 +1426,13 @@ unsafe extern "C" fn flush_dma_buffer(
 ) -> NTSTATUS {
     let found = with_state(|st, _| {
         let key = prologue(st, a, Level::Max(DISPATCH_LEVEL), "FlushDmaBuffer")?;
-        super::flush_dma_buffer(st, key, mdl as usize, read_operation != 0)
+        super::flush_dma_buffer(
+            &mut st.hal,
+            &mut st.mem,
+            key,
+            mdl as usize,
+            read_operation != 0,
+        )
     });
     if found {
         STATUS_SUCCESS
@@ -1516,7 +1556,7 @@ unsafe extern "C" fn create_common_buffer_from_mdl(
             // Extended configurations (bounds, subsections, access rights) are not modelled.
             return Ok(Err(STATUS_NOT_SUPPORTED));
         }
-        super::common_from_mdl(st, cfg, key, mdl as usize)
+        super::common_from_mdl(&mut st.hal, &st.mem, cfg, key, mdl as usize)
     });
     match made {
         Ok((_, la)) => {

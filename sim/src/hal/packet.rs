@@ -10,9 +10,12 @@
 //! (0x16, 0x20) or more than was mapped (0x00/1), freeing registers still mapped (0x10), double
 //! frees (0x04, 0x05), a second channel (0x0B).
 
+use super::Hal;
 use super::{Mapped, map_pieces, release_mapped, span_pages};
 use crate::bugcheck::{BugCheck, sim_rule};
-use crate::machine::{Config, State};
+use crate::machine::Config;
+use crate::mem::Memory;
+
 use crate::mem::PAGE;
 use crate::types::{_IO_ALLOCATION_ACTION, IO_ALLOCATION_ACTION, PDRIVER_CONTROL};
 
@@ -82,16 +85,15 @@ pub(crate) enum Channel {
     TooMany,
 }
 
-fn adapter_mut(st: &mut State, adapter: usize) -> Result<&mut super::Adapter, BugCheck> {
-    st.hal
-        .adapters
+fn adapter_mut(hal: &mut Hal, adapter: usize) -> Result<&mut super::Adapter, BugCheck> {
+    hal.adapters
         .get_mut(&adapter)
         .ok_or_else(|| BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2"))
 }
 
 /// Creates a register file of `registers`, held by a running execution routine.
-fn new_file(st: &mut State, adapter: usize, registers: u32) -> Result<usize, BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+fn new_file(hal: &mut Hal, adapter: usize, registers: u32) -> Result<usize, BugCheck> {
+    let a = adapter_mut(hal, adapter)?;
     a.counters.adapter_channels_allocated += 1;
     a.counters.map_registers_allocated += u64::from(registers);
     a.channel = true;
@@ -113,13 +115,13 @@ fn new_file(st: &mut State, adapter: usize, registers: u32) -> Result<usize, Bug
 
 /// `AllocateAdapterChannel(Ex)` after the adapter and IRQL checks; `sync` never queues.
 pub(crate) fn allocate_channel(
-    st: &mut State,
+    hal: &mut Hal,
     cfg: &Config,
     adapter: usize,
     request: PendingChannel,
     sync: bool,
 ) -> Result<Channel, BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     if request.registers > a.granted {
         if cfg.profile.verifier {
             return Err(BugCheck::dma(
@@ -145,7 +147,7 @@ pub(crate) fn allocate_channel(
     }
     if a.waiting.is_empty() && a.free_registers() >= request.registers {
         a.registers_in_use += request.registers;
-        return Ok(Channel::Run(new_file(st, adapter, request.registers)?));
+        return Ok(Channel::Run(new_file(hal, adapter, request.registers)?));
     }
     if sync {
         return Ok(Channel::TooMany);
@@ -157,10 +159,10 @@ pub(crate) fn allocate_channel(
 
 /// Takes a waiting channel request if its registers are now free; returns its file.
 pub(crate) fn dequeue_channel(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
 ) -> Result<Option<(PendingChannel, usize)>, BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     let Some(p) = a.waiting_channel else {
         return Ok(None);
     };
@@ -169,28 +171,28 @@ pub(crate) fn dequeue_channel(
     }
     a.waiting_channel = None;
     a.registers_in_use += p.registers;
-    let base = new_file(st, adapter, p.registers)?;
+    let base = new_file(hal, adapter, p.registers)?;
     Ok(Some((p, base)))
 }
 
 /// `FreeAdapterObject` for a channel held by a routine-less `AllocateAdapterChannelEx`: applies
 /// `action` as if an execution routine had returned it. `Ok(false)` when no such channel exists.
 pub(crate) fn free_object(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
     action: IO_ALLOCATION_ACTION,
 ) -> Result<bool, BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     let Some((&base, _)) = a.files.iter().find(|(_, f)| f.holder == Holder::Object) else {
         return Ok(false);
     };
-    after_execution(st, adapter, base, action)?;
+    after_execution(hal, adapter, base, action)?;
     Ok(true)
 }
 
 /// Marks a routine-less synchronous allocation's file as held by the caller.
-pub(crate) fn hold_object(st: &mut State, adapter: usize, base: usize) -> Result<(), BugCheck> {
-    if let Some(f) = adapter_mut(st, adapter)?.files.get_mut(&base) {
+pub(crate) fn hold_object(hal: &mut Hal, adapter: usize, base: usize) -> Result<(), BugCheck> {
+    if let Some(f) = adapter_mut(hal, adapter)?.files.get_mut(&base) {
         f.holder = Holder::Object;
     }
     Ok(())
@@ -198,11 +200,11 @@ pub(crate) fn hold_object(st: &mut State, adapter: usize, base: usize) -> Result
 
 /// Cancels a queued `AllocateAdapterChannelEx` backed by `transfer_context`.
 pub(crate) fn cancel_channel(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
     transfer_context: usize,
 ) -> Result<bool, BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     if transfer_context != 0
         && a.waiting_channel
             .is_some_and(|p| p.transfer_context == transfer_context)
@@ -215,12 +217,12 @@ pub(crate) fn cancel_channel(
 
 /// Applies the execution routine's `IO_ALLOCATION_ACTION`.
 pub(crate) fn after_execution(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
     base: usize,
     action: IO_ALLOCATION_ACTION,
 ) -> Result<(), BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     match action {
         _IO_ALLOCATION_ACTION::KeepObject => {
             if let Some(f) = a.files.get_mut(&base) {
@@ -240,7 +242,7 @@ pub(crate) fn after_execution(
             a.channel = false;
             a.counters.adapter_channels_freed += 1;
             release_file(
-                st,
+                hal,
                 adapter,
                 base,
                 "the execution routine returned DeallocateObject",
@@ -257,12 +259,12 @@ pub(crate) fn after_execution(
 
 /// Frees a register file: no transfer may still be mapped (0x10).
 fn release_file(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
     base: usize,
     why: &'static str,
 ) -> Result<(), BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     let Some(f) = a.files.get(&base) else {
         return Ok(());
     };
@@ -287,12 +289,12 @@ fn release_file(
 
 /// `FreeMapRegisters`.
 pub(crate) fn free_map_registers(
-    st: &mut State,
+    hal: &mut Hal,
     adapter: usize,
     base: usize,
     count: u32,
 ) -> Result<(), BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     match a.files.get(&base) {
         Some(f) if f.holder == Holder::Registers => {
             if count > f.registers {
@@ -313,7 +315,7 @@ pub(crate) fn free_map_registers(
                     "FreeMapRegisters with fewer registers than were allocated",
                 ));
             }
-            release_file(st, adapter, base, "FreeMapRegisters")
+            release_file(hal, adapter, base, "FreeMapRegisters")
         }
         _ => Err(BugCheck::dma(
             0x05,
@@ -327,8 +329,8 @@ pub(crate) fn free_map_registers(
 }
 
 /// `FreeAdapterChannel`.
-pub(crate) fn free_adapter_channel(st: &mut State, adapter: usize) -> Result<(), BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+pub(crate) fn free_adapter_channel(hal: &mut Hal, adapter: usize) -> Result<(), BugCheck> {
+    let a = adapter_mut(hal, adapter)?;
     let Some((&base, _)) = a.files.iter().find(|(_, f)| f.holder == Holder::Channel) else {
         return Err(BugCheck::dma(
             0x04,
@@ -339,8 +341,8 @@ pub(crate) fn free_adapter_channel(st: &mut State, adapter: usize) -> Result<(),
             "windows-dma.md §5.2, §10 rule 18",
         ));
     };
-    release_file(st, adapter, base, "FreeAdapterChannel")?;
-    let a = adapter_mut(st, adapter)?;
+    release_file(hal, adapter, base, "FreeAdapterChannel")?;
+    let a = adapter_mut(hal, adapter)?;
     a.channel = false;
     a.counters.adapter_channels_freed += 1;
     Ok(())
@@ -357,7 +359,8 @@ pub(crate) fn free_adapter_channel(st: &mut State, adapter: usize) -> Result<(),
     reason = "one check per Driver Verifier rule, in the order Windows applies them"
 )]
 pub(crate) fn map_transfer(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     mdl: usize,
@@ -377,7 +380,7 @@ pub(crate) fn map_transfer(
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
-    let m = super::known_mdl(&st.mem, mdl, "MapTransfer given an unknown or freed MDL")?;
+    let m = super::known_mdl(mem, mdl, "MapTransfer given an unknown or freed MDL")?;
     let mdl_va = m.StartVa as usize + m.ByteOffset as usize;
     let mdl_end = mdl_va + m.ByteCount as usize;
     // The same codes as the scatter/gather routines give the same mistakes (E6/0x1F with
@@ -418,8 +421,8 @@ pub(crate) fn map_transfer(
             "windows-dma.md §5.2, §10 rule 22",
         ));
     }
-    let width = adapter_mut(st, adapter)?.width;
-    let a = adapter_mut(st, adapter)?;
+    let width = adapter_mut(hal, adapter)?.width;
+    let a = adapter_mut(hal, adapter)?;
     let Some(file) = a.files.get_mut(&base) else {
         return Err(BugCheck::sim(
             sim_rule::BAD_MAP_REGISTER_BASE,
@@ -482,7 +485,7 @@ pub(crate) fn map_transfer(
         let mut prev: Option<u64> = None;
         let mut reach = true;
         while at < current_va + n {
-            let pfn = st.mem.pfn_of(at).ok_or_else(|| {
+            let pfn = mem.pfn_of(at).ok_or_else(|| {
                 BugCheck::dma(
                     0x22,
                     mdl as u64,
@@ -504,7 +507,8 @@ pub(crate) fn map_transfer(
         }
     }
     let regs = u32::try_from(span_pages(current_va, n)).unwrap_or(u32::MAX);
-    let Some(mapped) = map_pieces(st, cfg, adapter, vec![(current_va, n)], write, mdl)? else {
+    let Some(mapped) = map_pieces(hal, mem, cfg, adapter, vec![(current_va, n)], write, mdl)?
+    else {
         return Err(BugCheck::dma(
             0x00,
             2,
@@ -515,7 +519,7 @@ pub(crate) fn map_transfer(
         ));
     };
     let logical = mapped.elements[0].0;
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     let file = a.files.get_mut(&base).expect("checked above");
     file.used += regs;
     if continues {
@@ -540,7 +544,8 @@ pub(crate) fn map_transfer(
     reason = "mirrors FlushAdapterBuffers' parameters"
 )]
 pub(crate) fn flush_adapter_buffers(
-    st: &mut State,
+    hal: &mut Hal,
+    mem: &mut Memory,
     cfg: &Config,
     adapter: usize,
     mdl: usize,
@@ -549,7 +554,7 @@ pub(crate) fn flush_adapter_buffers(
     length: usize,
     write: bool,
 ) -> Result<(), BugCheck> {
-    let a = adapter_mut(st, adapter)?;
+    let a = adapter_mut(hal, adapter)?;
     let Some(file) = a.files.get_mut(&base) else {
         return Err(BugCheck::dma(
             0x20,
@@ -607,7 +612,7 @@ pub(crate) fn flush_adapter_buffers(
     let regs: u32 = t.runs.iter().map(|r| r.1).sum();
     file.used -= regs;
     for (m, _) in &t.runs {
-        release_mapped(st, cfg, m)?;
+        release_mapped(hal, mem, cfg, m)?;
     }
     Ok(())
 }

@@ -2,14 +2,16 @@
 //! double buffers checked at release, and the quarantine of released buffers checked before
 //! reuse.
 
+use super::Hal;
 use super::{VERIFIER_FILL, VERIFIER_TAG};
 use crate::bugcheck::BugCheck;
-use crate::machine::State;
+use crate::mem::Memory;
+
 use crate::mem::PAGE;
 
-pub(super) fn check_guards(st: &State, data: usize, length: usize) -> Result<(), BugCheck> {
+pub(super) fn check_guards(mem: &Memory, data: usize, length: usize) -> Result<(), BugCheck> {
     let mut tag = [0u8; 8];
-    st.mem.read_va(data - 8, &mut tag);
+    mem.read_va(data - 8, &mut tag);
     if &tag != VERIFIER_TAG {
         return Err(BugCheck::dma(
             0x0F,
@@ -20,7 +22,7 @@ pub(super) fn check_guards(st: &State, data: usize, length: usize) -> Result<(),
             "windows-dma.md §5.1, §5.2",
         ));
     }
-    st.mem.read_va(data + length, &mut tag);
+    mem.read_va(data + length, &mut tag);
     if &tag != VERIFIER_TAG {
         return Err(BugCheck::dma(
             0x0F,
@@ -33,7 +35,7 @@ pub(super) fn check_guards(st: &State, data: usize, length: usize) -> Result<(),
     }
     let region = data - PAGE;
     let mut pad = vec![0u8; PAGE - 8];
-    st.mem.read_va(region, &mut pad);
+    mem.read_va(region, &mut pad);
     if let Some(i) = pad.iter().position(|&b| b != VERIFIER_FILL) {
         return Err(BugCheck::dma(
             0x0F,
@@ -47,7 +49,7 @@ pub(super) fn check_guards(st: &State, data: usize, length: usize) -> Result<(),
     let after = data + length + 8;
     let end = (after.div_ceil(PAGE) + 1) * PAGE;
     let mut pad = vec![0u8; end - after];
-    st.mem.read_va(after, &mut pad);
+    mem.read_va(after, &mut pad);
     if let Some(i) = pad.iter().position(|&b| b != VERIFIER_FILL) {
         return Err(BugCheck::dma(
             0x0F,
@@ -62,13 +64,13 @@ pub(super) fn check_guards(st: &State, data: usize, length: usize) -> Result<(),
 }
 
 pub(super) fn check_quarantine(
-    st: &mut State,
+    mem: &mut Memory,
     (region, va, len): (usize, usize, usize),
 ) -> Result<(), BugCheck> {
     let mut buf = vec![0u8; len];
-    st.mem.read_va(va, &mut buf);
+    mem.read_va(va, &mut buf);
     let bad = buf.iter().position(|&b| b != VERIFIER_FILL);
-    st.mem.free_region(region);
+    mem.free_region(region);
     bad.map_or(Ok(()), |i| Err(BugCheck::dma(
             0x0F,
             3,
@@ -80,9 +82,9 @@ pub(super) fn check_quarantine(
 }
 
 /// Verifier: checks every quarantined buffer now (at `PutDmaAdapter` and in leak checks).
-pub(crate) fn drain_quarantine(st: &mut State) -> Result<(), BugCheck> {
-    while let Some(q) = st.hal.quarantine.pop_front() {
-        check_quarantine(st, q)?;
+pub(crate) fn drain_quarantine(hal: &mut Hal, mem: &mut Memory) -> Result<(), BugCheck> {
+    while let Some(q) = hal.quarantine.pop_front() {
+        check_quarantine(mem, q)?;
     }
     Ok(())
 }

@@ -230,7 +230,7 @@ pub(super) fn release_hardware(d: &DevNode, trans: usize) {
         }
         // Everything DMA must be gone once the hardware is released (Device Fundamentals'
         // rebalance and removal tests look for exactly this).
-        for r in crate::hal::reports(st) {
+        for r in crate::hal::reports(&st.hal) {
             if r.leaks() {
                 return Err(BugCheck::sim(
                     wdf_rule::DMA_AFTER_RELEASE,
