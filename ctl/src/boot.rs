@@ -88,16 +88,40 @@ impl SimMachine {
         p.open(&self.node).map_err(|e| e.to_string())
     }
 
+    /// Stops the device (`IRP_MN_STOP_DEVICE`: D0 exit and hardware released) without
+    /// removing it.
+    ///
+    /// # Errors
+    /// A bug check during the stop.
+    ///
+    /// # Panics
+    /// Never: the host lives until [`SimMachine::power_off`].
+    pub fn stop_device(&self) -> Result<(), String> {
+        let host = self.host.as_ref().expect("the host is up");
+        host.stop(&self.node).map_err(|e| e.to_string())
+    }
+
+    /// Removes the device, unloads the driver and stops the device model; the machine stays
+    /// for inspection ([`SimMachine::m`]: leaks, counters, a bug check). Does nothing the second
+    /// time.
+    ///
+    /// # Errors
+    /// A bug check during removal or unload.
+    pub fn power_off(&mut self) -> Result<(), String> {
+        let r = self.host.take().map_or(Ok(()), |host| {
+            host.remove(&self.node).map_err(|e| e.to_string())?;
+            host.unload().map_err(|e| e.to_string())
+        });
+        drop(self.worker.take());
+        r
+    }
+
     /// Removes the device, unloads the driver, and returns what leaked (empty when clean).
     ///
     /// # Errors
     /// A bug check during removal or unload, or one recorded earlier.
     pub fn shutdown(mut self) -> Result<Vec<String>, String> {
-        if let Some(host) = self.host.take() {
-            host.remove(&self.node).map_err(|e| e.to_string())?;
-            host.unload().map_err(|e| e.to_string())?;
-        }
-        drop(self.worker.take());
+        self.power_off()?;
         if let Some(b) = self.m.bugcheck() {
             return Err(b.to_string());
         }

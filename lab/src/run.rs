@@ -10,8 +10,9 @@ use rhca_hw::attrs::{NodeDescription, NodeInfo, PortCounters, PortInfo};
 use rhca_hw::cqe;
 use rhca_hw::ioctl::{self, QueryDeviceOut, RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
 use rhca_hw::mad::{self, MadHeader, attr, smp};
-use rhca_model::{ModelConfig, RhcaDevice};
-use wdk_sim::wdf::host::{Handle, Host, HostError, InterruptResources, Mode, Process};
+use rhca_model::ModelConfig;
+use rhcactl::boot::SimMachine;
+use wdk_sim::wdf::host::{Handle, InterruptResources, Process};
 use wdk_sim::{Config, Machine, Profile, STATUS_SUCCESS};
 
 /// What the job found and measured.
@@ -112,22 +113,27 @@ pub fn run(profile: &str, progress: bool) -> Report {
             return rep;
         }
     };
-    let m = Machine::new(Config::with_profile(p));
     let model = ModelConfig::default();
-    let (dev, att) = match RhcaDevice::attach(&m, model.clone()) {
-        Ok(v) => v,
+    let mut sim = match SimMachine::boot_with(
+        Config::with_profile(p),
+        model.clone(),
+        InterruptResources::Msi(1),
+    ) {
+        Ok(s) => s,
         Err(e) => {
-            rep.errors.push(e.to_string());
+            rep.errors.push(e);
             return rep;
         }
     };
-    let worker = dev.spawn_worker();
-    say("machine booted; loading the driver");
-    let result = drive(&m, &att, &model, &mut rep, &say);
-    if let Err(e) = result {
-        rep.errors.push(e.to_string());
+    say("machine booted, driver loaded, device started; discovering the fabric");
+    if let Err(e) = drive(&sim, &model, &mut rep, &say) {
+        rep.errors.push(e);
     }
-    drop(worker);
+    say("removing the device and unloading the driver");
+    if let Err(e) = sim.power_off() {
+        rep.errors.push(e);
+    }
+    let m = &sim.m;
     for a in m.dma_adapters() {
         rep.sg_lists += a.counters.sg_lists_allocated;
         rep.sg_lists_put += a.counters.sg_lists_freed;
@@ -143,23 +149,14 @@ pub fn run(profile: &str, progress: bool) -> Report {
     rep
 }
 
-#[expect(
-    clippy::many_single_char_names,
-    reason = "m, p, h, s, r: machine, process, handle, session, remote, as in the tests"
-)]
 fn drive(
-    m: &Machine,
-    att: &wdk_sim::Attached,
+    sim: &SimMachine,
     model: &ModelConfig,
     rep: &mut Report,
     say: &dyn Fn(&str),
-) -> Result<(), HostError> {
-    let host = Host::load_with(m, rhca::driver_entry, Mode::Threaded)?;
-    let node = host.add_device(att, InterruptResources::Msi(1))?;
-    host.start(&node)?;
-    say("device started; discovering the fabric");
-    let p = host.process();
-    let h = p.open(&node)?;
+) -> Result<(), String> {
+    let p = sim.process();
+    let h = sim.open(&p)?;
     let s = Session { p: &p, h };
     if let Ok(r) = p.ioctl(
         &h,
@@ -224,18 +221,15 @@ fn drive(
         }
     }
     say("capturing a stream (16 MiB circular buffer, 256 MiB, every segment verified)");
-    capture(m, &p, &h, rep);
+    capture(&sim.m, &p, &h, rep);
     if let Ok(r) = p.ioctl(&h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
         && let Ok(st) = StatisticsOut::decode(&r.output)
     {
         rep.stats = st;
     }
-    p.close(h)?;
-    say("stopping and removing the device");
-    host.stop(&node)?;
-    host.remove(&node)?;
-    host.unload()?;
-    Ok(())
+    p.close(h).map_err(|e| e.to_string())?;
+    say("stopping the device");
+    sim.stop_device()
 }
 
 /// The run's capture stream, as an application runs it: START, WAIT/verify/RELEASE, STOP.

@@ -26,6 +26,18 @@ const _: unsafe fn(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOI
     crate::ntddk::ExAllocatePool2;
 const _: unsafe fn(P: PVOID, Tag: ULONG) = crate::ntddk::ExFreePoolWithTag;
 const _: unsafe fn(P: PVOID) = crate::ntddk::ExFreePool;
+const _: unsafe fn(BaseAddress: PVOID) -> PHYSICAL_ADDRESS = crate::ntddk::MmGetPhysicalAddress;
+const _: unsafe fn(
+    PhysicalAddress: PHYSICAL_ADDRESS,
+    NumberOfBytes: SIZE_T,
+    Protect: ULONG,
+) -> PVOID = crate::ntddk::MmMapIoSpaceEx;
+const _: unsafe fn(BaseAddress: PVOID, NumberOfBytes: SIZE_T) = crate::ntddk::MmUnmapIoSpace;
+const _: unsafe fn(
+    PhysicalDeviceObject: PDEVICE_OBJECT,
+    DeviceDescription: PDEVICE_DESCRIPTION,
+    NumberOfMapRegisters: PULONG,
+) -> PDMA_ADAPTER = crate::ntddk::IoGetDmaAdapter;
 const _: unsafe fn(
     VirtualAddress: PVOID,
     Length: ULONG,
@@ -53,18 +65,6 @@ const _: unsafe fn(
 ) -> PVOID = crate::ntddk::MmMapLockedPagesSpecifyCache;
 const _: unsafe fn(BaseAddress: PVOID, MemoryDescriptorList: PMDL) =
     crate::ntddk::MmUnmapLockedPages;
-const _: unsafe fn(BaseAddress: PVOID) -> PHYSICAL_ADDRESS = crate::ntddk::MmGetPhysicalAddress;
-const _: unsafe fn(
-    PhysicalAddress: PHYSICAL_ADDRESS,
-    NumberOfBytes: SIZE_T,
-    Protect: ULONG,
-) -> PVOID = crate::ntddk::MmMapIoSpaceEx;
-const _: unsafe fn(BaseAddress: PVOID, NumberOfBytes: SIZE_T) = crate::ntddk::MmUnmapIoSpace;
-const _: unsafe fn(
-    PhysicalDeviceObject: PDEVICE_OBJECT,
-    DeviceDescription: PDEVICE_DESCRIPTION,
-    NumberOfMapRegisters: PULONG,
-) -> PDMA_ADAPTER = crate::ntddk::IoGetDmaAdapter;
 const _: unsafe fn(
     DriverObject: PDRIVER_OBJECT,
     RegistryPath: PCUNICODE_STRING,
@@ -106,6 +106,31 @@ const _: unsafe fn(Device: WDFDEVICE, FailedAction: WDF_DEVICE_FAILED_ACTION) =
 const _: unsafe fn(List: WDFCMRESLIST) -> ULONG = crate::wdf::functions::WdfCmResourceListGetCount;
 const _: unsafe fn(List: WDFCMRESLIST, Index: ULONG) -> PCM_PARTIAL_RESOURCE_DESCRIPTOR =
     crate::wdf::functions::WdfCmResourceListGetDescriptor;
+const _: unsafe fn(Object: WDFOBJECT) = crate::wdf::functions::WdfObjectDelete;
+const _: unsafe fn(Handle: WDFOBJECT, Tag: PVOID, Line: LONG, File: PCCH) =
+    crate::wdf::functions::WdfObjectReferenceActual;
+const _: unsafe fn(Handle: WDFOBJECT, Tag: PVOID, Line: LONG, File: PCCH) =
+    crate::wdf::functions::WdfObjectDereferenceActual;
+const _: unsafe fn(Handle: WDFOBJECT, TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO) -> PVOID =
+    crate::wdf::functions::WdfObjectGetTypedContextWorker;
+const _: unsafe fn(
+    Config: PWDF_WORKITEM_CONFIG,
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    WorkItem: *mut WDFWORKITEM,
+) -> NTSTATUS = crate::wdf::functions::WdfWorkItemCreate;
+const _: unsafe fn(WorkItem: WDFWORKITEM) = crate::wdf::functions::WdfWorkItemEnqueue;
+const _: unsafe fn(WorkItem: WDFWORKITEM) = crate::wdf::functions::WdfWorkItemFlush;
+const _: unsafe fn(WorkItem: WDFWORKITEM) -> WDFOBJECT =
+    crate::wdf::functions::WdfWorkItemGetParentObject;
+const _: unsafe fn(
+    Config: PWDF_TIMER_CONFIG,
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    Timer: *mut WDFTIMER,
+) -> NTSTATUS = crate::wdf::functions::WdfTimerCreate;
+const _: unsafe fn(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN =
+    crate::wdf::functions::WdfTimerStart;
+const _: unsafe fn(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN = crate::wdf::functions::WdfTimerStop;
+const _: unsafe fn(Timer: WDFTIMER) -> WDFOBJECT = crate::wdf::functions::WdfTimerGetParentObject;
 const _: unsafe fn(
     Device: WDFDEVICE,
     Configuration: PWDF_INTERRUPT_CONFIG,
@@ -129,31 +154,6 @@ const _: unsafe fn(
 ) -> NTSTATUS = crate::wdf::functions::WdfSpinLockCreate;
 const _: unsafe fn(SpinLock: WDFSPINLOCK) = crate::wdf::functions::WdfSpinLockAcquire;
 const _: unsafe fn(SpinLock: WDFSPINLOCK) = crate::wdf::functions::WdfSpinLockRelease;
-const _: unsafe fn(
-    Config: PWDF_WORKITEM_CONFIG,
-    Attributes: PWDF_OBJECT_ATTRIBUTES,
-    WorkItem: *mut WDFWORKITEM,
-) -> NTSTATUS = crate::wdf::functions::WdfWorkItemCreate;
-const _: unsafe fn(WorkItem: WDFWORKITEM) = crate::wdf::functions::WdfWorkItemEnqueue;
-const _: unsafe fn(WorkItem: WDFWORKITEM) = crate::wdf::functions::WdfWorkItemFlush;
-const _: unsafe fn(WorkItem: WDFWORKITEM) -> WDFOBJECT =
-    crate::wdf::functions::WdfWorkItemGetParentObject;
-const _: unsafe fn(
-    Config: PWDF_TIMER_CONFIG,
-    Attributes: PWDF_OBJECT_ATTRIBUTES,
-    Timer: *mut WDFTIMER,
-) -> NTSTATUS = crate::wdf::functions::WdfTimerCreate;
-const _: unsafe fn(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN =
-    crate::wdf::functions::WdfTimerStart;
-const _: unsafe fn(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN = crate::wdf::functions::WdfTimerStop;
-const _: unsafe fn(Timer: WDFTIMER) -> WDFOBJECT = crate::wdf::functions::WdfTimerGetParentObject;
-const _: unsafe fn(Object: WDFOBJECT) = crate::wdf::functions::WdfObjectDelete;
-const _: unsafe fn(Handle: WDFOBJECT, Tag: PVOID, Line: LONG, File: PCCH) =
-    crate::wdf::functions::WdfObjectReferenceActual;
-const _: unsafe fn(Handle: WDFOBJECT, Tag: PVOID, Line: LONG, File: PCCH) =
-    crate::wdf::functions::WdfObjectDereferenceActual;
-const _: unsafe fn(Handle: WDFOBJECT, TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO) -> PVOID =
-    crate::wdf::functions::WdfObjectGetTypedContextWorker;
 const _: unsafe fn(
     Device: WDFDEVICE,
     Config: PWDF_IO_QUEUE_CONFIG,

@@ -369,27 +369,18 @@ impl Memory {
 
     /// Copies physical memory at `pa` into `buf`; `Err(pa)` names the first unallocated byte.
     pub(crate) fn read_phys(&self, pa: u64, buf: &mut [u8]) -> Result<(), u64> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let addr = pa + done as u64;
+        for (at, addr, off, n) in pieces(pa, buf.len()) {
             let host = self.frame(addr >> 12).ok_or(addr)?;
-            let off = (addr & 0xFFF) as usize;
-            let n = (PAGE - off).min(buf.len() - done);
+            let dst = &mut buf[at..at + n];
             if let Some(ram) = self.ram.get(&(addr >> 12)) {
-                buf[done..done + n].copy_from_slice(&ram[off..off + n]);
-                done += n;
-                continue;
+                dst.copy_from_slice(&ram[off..off + n]);
+            } else {
+                // SAFETY: `host` is a live page of PAGE bytes (frames holds only allocated
+                // pages) and `off + n <= PAGE`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping((host + off) as *const u8, dst.as_mut_ptr(), n);
+                }
             }
-            // SAFETY: `host` is a live page of PAGE bytes (frames holds only allocated pages)
-            // and `off + n <= PAGE`; `buf[done..done + n]` is in bounds.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    (host + off) as *const u8,
-                    buf[done..].as_mut_ptr(),
-                    n,
-                );
-            }
-            done += n;
         }
         Ok(())
     }
@@ -398,27 +389,20 @@ impl Memory {
     /// (nothing is written in that case).
     pub(crate) fn write_phys(&mut self, pa: u64, buf: &[u8]) -> Result<(), u64> {
         // Check the whole range first so that a faulting write changes nothing.
-        let mut at = pa & !0xFFF;
-        while at < pa + buf.len() as u64 {
-            self.frame(at >> 12).ok_or_else(|| at.max(pa))?;
-            at += PAGE as u64;
+        for (_, addr, _, _) in pieces(pa, buf.len()) {
+            self.frame(addr >> 12).ok_or(addr)?;
         }
-        let mut done = 0usize;
-        while done < buf.len() {
-            let addr = pa + done as u64;
+        for (at, addr, off, n) in pieces(pa, buf.len()) {
             let host = self.frame(addr >> 12).ok_or(addr)?;
-            let off = (addr & 0xFFF) as usize;
-            let n = (PAGE - off).min(buf.len() - done);
+            let src = &buf[at..at + n];
             if let Some(ram) = self.ram.get_mut(&(addr >> 12)) {
-                ram[off..off + n].copy_from_slice(&buf[done..done + n]);
-                done += n;
-                continue;
+                ram[off..off + n].copy_from_slice(src);
+            } else {
+                // SAFETY: as in read_phys, the destination is a live page and in bounds.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), (host + off) as *mut u8, n);
+                }
             }
-            // SAFETY: as in read_phys, the destination is a live page and in bounds.
-            unsafe {
-                std::ptr::copy_nonoverlapping(buf[done..].as_ptr(), (host + off) as *mut u8, n);
-            }
-            done += n;
         }
         Ok(())
     }
@@ -623,6 +607,23 @@ pub fn tag_name(tag: u32) -> String {
         .iter()
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
         .collect()
+}
+
+/// The page-bounded pieces of the physical range `pa .. pa + len`, in order: (offset in the
+/// range, physical address, offset in its page, bytes).
+fn pieces(pa: u64, len: usize) -> impl Iterator<Item = (usize, u64, usize, usize)> {
+    let mut done = 0usize;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let addr = pa + done as u64;
+        let off = (addr & 0xFFF) as usize;
+        let n = (PAGE - off).min(len - done);
+        let piece = (done, addr, off, n);
+        done += n;
+        Some(piece)
+    })
 }
 
 #[cfg(test)]

@@ -171,18 +171,31 @@ fn foreign_fns(file: &syn::File) -> BTreeMap<String, syn::ForeignItemFn> {
     fns
 }
 
-/// The public functions a wdk-sim source file defines at its top level.
+/// The public functions a wdk-sim module defines at its top level, in `x.rs` and its own files
+/// `x/*.rs` (whose public routines `x` re-exports).
 fn pub_fns(path: &Path) -> Result<Vec<String>, String> {
-    Ok(parse(path)?
-        .items
-        .iter()
-        .filter_map(|item| match item {
+    let mut files = vec![path.to_path_buf()];
+    // The module's own files (`x.rs` and `x/*.rs`), whose public routines `x` re-exports.
+    let dir = path.with_extension("");
+    if let Ok(entries) = fs::read_dir(&dir) {
+        let mut children: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        children.sort();
+        files.extend(children);
+    }
+    let mut names = Vec::new();
+    for f in files {
+        names.extend(parse(&f)?.items.iter().filter_map(|item| match item {
             syn::Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
                 Some(f.sig.ident.to_string())
             }
             _ => None,
-        })
-        .collect())
+        }));
+    }
+    Ok(names)
 }
 
 /// The roots: one name per line, `#` comments.
