@@ -1,13 +1,12 @@
 //! Adapters and their map registers: what `IoGetDmaAdapter` granted, the requests waiting for
-//! registers, version 3 transfer contexts.
+//! registers, version 3 transfer contexts. Depends on the mapping types, never the reverse.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::Hal;
-use super::packet;
-use super::{CommonBuf, DmaCounters, SgMap};
+use super::{CommonBuf, DmaCounters, Mapped, Request, SgMap};
 
-use crate::types::PDRIVER_LIST_CONTROL;
+use crate::types::{PDRIVER_CONTROL, PDRIVER_LIST_CONTROL};
 
 /// A request waiting for map registers.
 #[derive(Debug, Clone, Copy)]
@@ -29,18 +28,60 @@ pub(crate) struct TransferContext {
     pub(crate) precancelled: bool,
 }
 
-/// What to map.
+/// One transfer inside a register file: `MapTransfer` runs from `start` on.
+#[derive(Debug)]
+pub(crate) struct Transfer {
+    pub(super) mdl: usize,
+    pub(super) start: usize,
+    pub(super) next: usize,
+    pub(super) write: bool,
+    pub(super) runs: Vec<(Mapped, u32)>,
+}
+
+impl Transfer {
+    pub(super) fn mapped_len(&self) -> usize {
+        self.next - self.start
+    }
+}
+
+/// Who holds a register file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The execution routine is running.
+    Running,
+    /// It returned `KeepObject`: channel and registers held until `FreeAdapterChannel`.
+    Channel,
+    /// It returned `DeallocateObjectKeepRegisters`: registers held until `FreeMapRegisters`.
+    Registers,
+    /// A synchronous `AllocateAdapterChannelEx` without a routine: held until
+    /// `FreeAdapterObject`.
+    Object,
+}
+
+/// A map register file.
+#[derive(Debug)]
+pub(crate) struct RegisterFile {
+    pub(super) registers: u32,
+    pub(super) used: u32,
+    pub(crate) holder: Holder,
+    pub(super) transfers: Vec<Transfer>,
+}
+
+impl RegisterFile {
+    pub(super) fn mapped_runs(&self) -> usize {
+        self.transfers.iter().map(|t| t.runs.len()).sum()
+    }
+}
+
+/// A channel request waiting for map registers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Request {
-    pub(crate) mdl: usize,
-    pub(crate) current_va: usize,
-    pub(crate) length: usize,
-    pub(crate) write: bool,
-    /// A caller-supplied list buffer (`BuildScatterGatherList`).
-    pub(crate) buffer: Option<(usize, usize)>,
+pub(crate) struct PendingChannel {
+    pub(crate) device: usize,
     pub(crate) registers: u32,
-    /// A version 3 routine: it performs the cache maintenance itself (windows-dma.md §4).
-    pub(crate) v3: bool,
+    pub(crate) routine: PDRIVER_CONTROL,
+    pub(crate) context: usize,
+    /// The version 3 transfer context (0 for `AllocateAdapterChannel`).
+    pub(crate) transfer_context: usize,
 }
 
 #[derive(Debug)]
@@ -57,13 +98,13 @@ pub(crate) struct Adapter {
     pub(crate) waiting: VecDeque<Pending>,
     pub(crate) counters: DmaCounters,
     /// Map register files of `AllocateAdapterChannel`, by `MapRegisterBase`.
-    pub(crate) files: HashMap<usize, packet::RegisterFile>,
+    pub(crate) files: HashMap<usize, RegisterFile>,
     pub(crate) freed_files: HashSet<usize>,
     /// An adapter channel is allocated (from the allocation until the execution routine
     /// returns, and after it while it returned `KeepObject`).
     pub(crate) channel: bool,
     /// A channel request waiting for map registers.
-    pub(crate) waiting_channel: Option<packet::PendingChannel>,
+    pub(crate) waiting_channel: Option<PendingChannel>,
     /// Version 3 transfer contexts, by address.
     pub(crate) contexts: HashMap<usize, TransferContext>,
     /// Adapter objects held by synchronous, routine-less version 3 allocations until

@@ -3,9 +3,7 @@
 //! list written, and the release and `FlushDmaBuffer` that copy data back.
 
 use super::Hal;
-use super::{
-    QUARANTINE, Request, VERIFIER_FILL, VERIFIER_TAG, check_guards, check_quarantine, span_pages,
-};
+use super::{QUARANTINE, VERIFIER_FILL, VERIFIER_TAG, check_guards, check_quarantine, span_pages};
 use crate::bugcheck::{BugCheck, sim_rule};
 use crate::machine::Config;
 use crate::mem::Memory;
@@ -50,6 +48,20 @@ pub(crate) struct SgMap {
         reason = "owns the list memory; never read, only dropped at Put"
     )]
     pub(super) storage: Option<Box<[u64]>>,
+}
+
+/// What to map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request {
+    pub(crate) mdl: usize,
+    pub(crate) current_va: usize,
+    pub(crate) length: usize,
+    pub(crate) write: bool,
+    /// A caller-supplied list buffer (`BuildScatterGatherList`).
+    pub(crate) buffer: Option<(usize, usize)>,
+    pub(crate) registers: u32,
+    /// A version 3 routine: it performs the cache maintenance itself (windows-dma.md §4).
+    pub(crate) v3: bool,
 }
 
 /// The result of trying to map a request.

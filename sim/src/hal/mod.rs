@@ -33,7 +33,8 @@ mod mapping;
 mod verifier;
 
 pub(crate) use adapter::{
-    Adapter, Pending, Request, TransferContext, dequeue_ready, reserve_registers,
+    Adapter, Holder, Pending, PendingChannel, RegisterFile, Transfer, TransferContext,
+    dequeue_ready, reserve_registers,
 };
 pub(crate) use common::{
     CommonBuf, alloc_common, common_from_mdl, free_common, mdl_backs_common_buffer,
@@ -41,8 +42,8 @@ pub(crate) use common::{
 use iommu::Iommu;
 pub use iommu::{IommuCost, IommuStats};
 pub(crate) use mapping::{
-    MapOutcome, Mapped, SgMap, check_request, flush_dma_buffer, known_mdl, map_pieces, map_request,
-    put_map, release_mapped,
+    MapOutcome, Mapped, Request, SgMap, check_request, flush_dma_buffer, known_mdl, map_pieces,
+    map_request, put_map, release_mapped,
 };
 pub(crate) use verifier::drain_quarantine;
 use verifier::{check_guards, check_quarantine};

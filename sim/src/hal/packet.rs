@@ -10,70 +10,14 @@
 //! (0x16, 0x20) or more than was mapped (0x00/1), freeing registers still mapped (0x10), double
 //! frees (0x04, 0x05), a second channel (0x0B).
 
-use super::Hal;
-use super::{Mapped, map_pieces, release_mapped, span_pages};
+use super::{Adapter, Hal, Holder, PendingChannel, RegisterFile, Transfer};
+use super::{map_pieces, release_mapped, span_pages};
 use crate::bugcheck::{BugCheck, sim_rule};
 use crate::machine::Config;
 use crate::mem::Memory;
 
 use crate::mem::PAGE;
-use crate::types::{_IO_ALLOCATION_ACTION, IO_ALLOCATION_ACTION, PDRIVER_CONTROL};
-
-/// One transfer inside a register file: `MapTransfer` runs from `start` on.
-#[derive(Debug)]
-pub(crate) struct Transfer {
-    mdl: usize,
-    start: usize,
-    next: usize,
-    write: bool,
-    runs: Vec<(Mapped, u32)>,
-}
-
-impl Transfer {
-    fn mapped_len(&self) -> usize {
-        self.next - self.start
-    }
-}
-
-/// Who holds a register file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Holder {
-    /// The execution routine is running.
-    Running,
-    /// It returned `KeepObject`: channel and registers held until `FreeAdapterChannel`.
-    Channel,
-    /// It returned `DeallocateObjectKeepRegisters`: registers held until `FreeMapRegisters`.
-    Registers,
-    /// A synchronous `AllocateAdapterChannelEx` without a routine: held until
-    /// `FreeAdapterObject`.
-    Object,
-}
-
-/// A map register file.
-#[derive(Debug)]
-pub(crate) struct RegisterFile {
-    registers: u32,
-    used: u32,
-    pub(crate) holder: Holder,
-    transfers: Vec<Transfer>,
-}
-
-impl RegisterFile {
-    fn mapped_runs(&self) -> usize {
-        self.transfers.iter().map(|t| t.runs.len()).sum()
-    }
-}
-
-/// A channel request waiting for map registers.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PendingChannel {
-    pub(crate) device: usize,
-    pub(crate) registers: u32,
-    pub(crate) routine: PDRIVER_CONTROL,
-    pub(crate) context: usize,
-    /// The version 3 transfer context (0 for `AllocateAdapterChannel`).
-    pub(crate) transfer_context: usize,
-}
+use crate::types::{_IO_ALLOCATION_ACTION, IO_ALLOCATION_ACTION};
 
 /// What `AllocateAdapterChannel` decided.
 pub(crate) enum Channel {
@@ -85,7 +29,7 @@ pub(crate) enum Channel {
     TooMany,
 }
 
-fn adapter_mut(hal: &mut Hal, adapter: usize) -> Result<&mut super::Adapter, BugCheck> {
+fn adapter_mut(hal: &mut Hal, adapter: usize) -> Result<&mut Adapter, BugCheck> {
     hal.adapters
         .get_mut(&adapter)
         .ok_or_else(|| BugCheck::dma(0x19, 0, 0, 0, "unknown DMA adapter", "windows-dma.md §5.2"))

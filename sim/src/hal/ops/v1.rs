@@ -3,7 +3,8 @@
 
 use super::{Level, prologue};
 use crate::bugcheck::BugCheck;
-use crate::hal::packet::{self, Channel, PendingChannel};
+use crate::hal::packet::{self, Channel};
+use crate::hal::{Holder, PendingChannel};
 use crate::hal::{MapOutcome, Pending, Request};
 use crate::machine::{State, at_dispatch, with_state};
 use crate::typed::{DISPATCH_LEVEL, PASSIVE_LEVEL, TRUE};
@@ -41,7 +42,7 @@ pub(super) unsafe extern "C" fn put_dma_adapter(a: PDMA_ADAPTER) {
         let channels = ad
             .files
             .values()
-            .filter(|f| f.holder != packet::Holder::Registers)
+            .filter(|f| f.holder != Holder::Registers)
             .count()
             + usize::from(ad.waiting_channel.is_some());
         if channels > 0 {

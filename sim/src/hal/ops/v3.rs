@@ -3,7 +3,8 @@
 
 use super::{Ex, Level, common_buffer, prologue, run_channel, start_mapping};
 use crate::bugcheck::BugCheck;
-use crate::hal::packet::{self, Channel, PendingChannel};
+use crate::hal::PendingChannel;
+use crate::hal::packet::{self, Channel};
 use crate::machine::with_state;
 use crate::typed::DISPATCH_LEVEL;
 use crate::types::{
