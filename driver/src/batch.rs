@@ -67,6 +67,11 @@ impl<T, const N: usize> Batch<T, N> {
         self.len == 0
     }
 
+    /// The values, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().flatten()
+    }
+
     /// How many values it holds.
     #[must_use]
     pub const fn len(&self) -> usize {

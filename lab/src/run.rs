@@ -27,6 +27,8 @@ pub struct Report {
     sg_lists_put: u64,
     /// Allocations the driver made in its DPC, timer and ISR callbacks (expected: none).
     dpc_allocations: u64,
+    /// Allocations the driver made at `DISPATCH_LEVEL` anywhere (allowed; reported).
+    dispatch_allocations: u64,
     bugchecks: Vec<String>,
     leaks: Vec<String>,
     elapsed: Duration,
@@ -139,6 +141,7 @@ pub fn run(profile: &str, progress: bool) -> Report {
         rep.sg_lists_put += a.counters.sg_lists_freed;
     }
     rep.dpc_allocations = m.dpc_allocations();
+    rep.dispatch_allocations = m.dispatch_allocations();
     rep.bugchecks = m.bugcheck().map(|b| b.to_string()).into_iter().collect();
     match m.leaks() {
         Ok(l) => rep.leaks = l,
@@ -329,8 +332,9 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "interrupt path: {} allocations in the DPC, timer and ISR",
-            self.dpc_allocations
+            "interrupt path: {} allocations in the DPC, timer and ISR; {} at DISPATCH_LEVEL in all \
+             (non-paged, allowed)",
+            self.dpc_allocations, self.dispatch_allocations
         );
         if let Some(st) = &self.stream {
             let _ = writeln!(
@@ -389,7 +393,7 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"dpc_allocations\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
+            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"dpc_allocations\":{},\"dispatch_allocations\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
             json_str(&self.profile),
             self.ok(),
             self.elapsed.as_millis(),
@@ -404,6 +408,7 @@ impl Report {
             self.maps_per_mad(),
             self.stats.hostile_cqes,
             self.dpc_allocations,
+            self.dispatch_allocations,
             self.stream.as_ref().map_or_else(
                 || "null".to_owned(),
                 |st| format!(

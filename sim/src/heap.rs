@@ -47,11 +47,20 @@ struct Watch {
     /// Allocations by the driver in the interrupt path (DPC, timer, ISR) on this thread, not
     /// yet added to the machine's count.
     interrupt_path: u64,
+    /// Allocations by the driver at `DISPATCH_LEVEL` or above anywhere (under a spin lock in
+    /// an I/O callback, too), not yet added to the machine's count.
+    at_dispatch: u64,
 }
 
 thread_local! {
     static WATCH: Cell<Watch> = const {
-        Cell::new(Watch { context: Context::None, kernel: 0, violation: None, interrupt_path: 0 })
+        Cell::new(Watch {
+            context: Context::None,
+            kernel: 0,
+            violation: None,
+            interrupt_path: 0,
+            at_dispatch: 0,
+        })
     };
 }
 
@@ -77,6 +86,9 @@ fn note(bytes: usize, free: bool) {
         if !free && matches!(w.context, Context::Dpc | Context::Isr) {
             w.interrupt_path += 1;
         }
+        if !free && irql >= DISPATCH_LEVEL {
+            w.at_dispatch += 1;
+        }
     });
 }
 
@@ -84,8 +96,13 @@ fn note(bytes: usize, free: bool) {
 /// the interrupt path it counts as the driver's, like a Rust allocation.
 pub(crate) fn note_pool_allocation() {
     update(|w| {
-        if matches!(w.context, Context::Dpc | Context::Isr) && w.kernel == 0 {
-            w.interrupt_path += 1;
+        if w.context != Context::None && w.kernel == 0 {
+            if matches!(w.context, Context::Dpc | Context::Isr) {
+                w.interrupt_path += 1;
+            }
+            if crate::machine::try_irql().is_some_and(|i| i >= DISPATCH_LEVEL) {
+                w.at_dispatch += 1;
+            }
         }
     });
 }
@@ -101,14 +118,27 @@ pub(crate) fn enter_callback(context: Context) -> (Context, u32) {
     saved
 }
 
-/// Leaves a driver callback: the first pool operation above `DISPATCH_LEVEL` it made
-/// (Verifier's parameter 1, IRQL, bytes), and how many allocations it made in the interrupt
-/// path.
-pub(crate) fn leave_callback(saved: (Context, u32)) -> (Option<(u64, KIRQL, usize)>, u64) {
-    let mut out = (None, 0);
+/// What a driver callback did with the heap: its first pool operation above `DISPATCH_LEVEL`
+/// (Verifier's parameter 1, IRQL, bytes), its allocations in the interrupt path, and its
+/// allocations at `DISPATCH_LEVEL` or above.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Left {
+    pub(crate) violation: Option<(u64, KIRQL, usize)>,
+    pub(crate) interrupt_path: u64,
+    pub(crate) at_dispatch: u64,
+}
+
+/// Leaves a driver callback (see [`Left`]).
+pub(crate) fn leave_callback(saved: (Context, u32)) -> Left {
+    let mut out = Left::default();
     update(|w| {
-        out = (w.violation.take(), w.interrupt_path);
+        out = Left {
+            violation: w.violation.take(),
+            interrupt_path: w.interrupt_path,
+            at_dispatch: w.at_dispatch,
+        };
         w.interrupt_path = 0;
+        w.at_dispatch = 0;
         (w.context, w.kernel) = saved;
     });
     out

@@ -213,6 +213,8 @@ pub(crate) struct Inner {
     halted: Mutex<Option<BugCheck>>,
     /// Allocations the driver made in its DPCs, timer callbacks and ISRs ([`crate::heap`]).
     pub(crate) dpc_allocations: std::sync::atomic::AtomicU64,
+    /// Allocations the driver made at `DISPATCH_LEVEL` or above, anywhere ([`crate::heap`]).
+    pub(crate) dispatch_allocations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -374,6 +376,7 @@ impl Machine {
             state: Mutex::new(state),
             halted: Mutex::new(None),
             dpc_allocations: std::sync::atomic::AtomicU64::new(0),
+            dispatch_allocations: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -423,6 +426,16 @@ impl Machine {
             let st = self.0.lock();
             crate::hal::iommu_pages(&st.hal)
         }
+    }
+
+    /// Allocations the driver made at `DISPATCH_LEVEL` or above since boot, in any callback
+    /// (under a spin lock in an I/O callback, too): legal for non-paged pool on Windows, and a
+    /// measure of what a driver could fail for want of memory where it cannot wait.
+    #[must_use]
+    pub fn dispatch_allocations(&self) -> u64 {
+        self.0
+            .dispatch_allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Allocations the driver made in its DPCs, timer callbacks and ISRs since boot: its own

@@ -179,7 +179,9 @@ impl MadPath {
             })
         };
         Ok(Self {
-            overflow: VecDeque::new(),
+            // Room for a full send queue's worth per QP waiting: beyond it a send waits in
+            // memory allocated at DISPATCH_LEVEL (non-paged, allowed, never in the DPC).
+            overflow: VecDeque::with_capacity(2 << SQ_LOG),
             sq: [sq(WqId::Qp0Send)?, sq(WqId::Qp1Send)?],
             rq: [rq(WqId::Qp0Recv)?, rq(WqId::Qp1Recv)?],
             cq: CompletionQueue {

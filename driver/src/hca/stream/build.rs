@@ -64,7 +64,9 @@ impl Stream {
             ending: None,
             stop_written: false,
             cancel_ran: false,
-            stop_waiters: Vec::new(),
+            // Room for one STOP, so that the usual one waits without an allocation under the
+            // lock.
+            stop_waiters: Vec::with_capacity(1),
         }))
     }
 
@@ -145,9 +147,11 @@ impl Stream {
                 if !adapter.has_flush_dma_buffer() || !adapter.has_synchronous_mapping() {
                     return Err(HcaError::NotSupported);
                 }
+                // The context is allocated before the IRQL is raised: nothing is allocated at
+                // DISPATCH_LEVEL that could be allocated at PASSIVE_LEVEL.
+                let mut ctx = TransferContext::default();
                 let raise = crate::sys::KSpinLock::new();
                 let guard = raise.lock();
-                let mut ctx = TransferContext::default();
                 let m = adapter
                     .map_range(
                         user,

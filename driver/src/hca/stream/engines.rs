@@ -18,6 +18,7 @@ use rhca_hw::stream::{self, Direction, RecordStatus};
 use super::{
     Access, EndReason, Ended, Leftover, Outcome, Rendezvous, StartOwner, Stream, StreamStats,
 };
+use crate::batch::Batch;
 use crate::hca::{HcaError, gone};
 use crate::sys::wdf::{File, Request};
 use crate::sys::{AtDispatch, Mmio};
@@ -50,7 +51,8 @@ impl StreamEngines {
             streams: (0..engines).map(|_| None).collect(),
             reserved: 0,
             leftovers: (0..engines).map(|_| None).collect(),
-            rendezvous: Vec::new(),
+            // At most one START per engine meets its cancel routine at a time.
+            rendezvous: Vec::with_capacity(engines as usize),
             stats: StreamStats::default(),
             engines,
             regs,
@@ -227,17 +229,14 @@ impl StreamEngines {
 
     /// Ends every stream opened through `file` (`EvtFileCleanup`). Returns whether one was.
     pub fn end_file(&mut self, file: File) -> bool {
-        let mine: Vec<u32> = self
-            .streams
-            .iter()
-            .flatten()
-            .filter(|s| s.file == file)
-            .map(|s| s.engine)
-            .collect();
-        for &n in &mine {
-            self.end(n, EndReason::Stopped);
+        let mut any = false;
+        for n in 0..self.streams.len() {
+            if self.streams[n].as_ref().is_some_and(|s| s.file == file) {
+                self.end(n as u32, EndReason::Stopped);
+                any = true;
+            }
         }
-        !mine.is_empty()
+        any
     }
 
     /// The START cancel routine's work: ends the stream the request belongs to (the request is
@@ -301,9 +300,20 @@ impl StreamEngines {
     /// Takes out every ending stream whose engine has stopped (or whose device is gone; every
     /// ending stream when `all`), after a last look at its records. Call under the lock; release
     /// the result with [`finish`] at `PASSIVE_LEVEL` without it.
-    pub fn take_ended(&mut self, all: Option<EndReason>, at: &AtDispatch<'_>) -> Vec<Ended> {
-        let mut out = Vec::new();
+    ///
+    /// Without allocating: at most one stream per engine, and at most
+    /// [`regs::MAX_STREAM_ENGINES`] engines.
+    pub fn take_ended(
+        &mut self,
+        all: Option<EndReason>,
+        at: &AtDispatch<'_>,
+    ) -> Batch<Ended, { regs::MAX_STREAM_ENGINES as usize }> {
+        let mut out = Batch::new();
         for n in 0..self.streams.len() {
+            if out.is_full() {
+                // Not reached (one stream per engine); the rest would be taken next time.
+                break;
+            }
             let Some(s) = self.streams[n].as_ref() else {
                 continue;
             };
@@ -341,10 +351,13 @@ impl StreamEngines {
                 });
                 StartOwner::Rendezvous
             };
-            out.push(Ended {
+            if let Err(e) = out.push(Ended {
                 stream: s,
                 start_owner,
-            });
+            }) {
+                // Not reached: checked for room above.
+                self.streams[n] = Some(e.stream);
+            }
         }
         out
     }
