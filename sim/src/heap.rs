@@ -44,23 +44,11 @@ struct Watch {
     /// The first pool operation above `DISPATCH_LEVEL`: Verifier's parameter 1 (0x02 for an
     /// allocation, 0x12 for a free), the IRQL and the bytes.
     violation: Option<(u64, KIRQL, usize)>,
-    /// Allocations by the driver in the interrupt path (DPC, timer, ISR) on this thread, not
-    /// yet added to the machine's count.
-    interrupt_path: u64,
-    /// Allocations by the driver at `DISPATCH_LEVEL` or above anywhere (under a spin lock in
-    /// an I/O callback, too), not yet added to the machine's count.
-    at_dispatch: u64,
 }
 
 thread_local! {
     static WATCH: Cell<Watch> = const {
-        Cell::new(Watch {
-            context: Context::None,
-            kernel: 0,
-            violation: None,
-            interrupt_path: 0,
-            at_dispatch: 0,
-        })
+        Cell::new(Watch { context: Context::None, kernel: 0, violation: None })
     };
 }
 
@@ -83,11 +71,13 @@ fn note(bytes: usize, free: bool) {
         if irql > DISPATCH_LEVEL && w.violation.is_none() {
             w.violation = Some((if free { 0x12 } else { 0x02 }, irql, bytes));
         }
-        if !free && matches!(w.context, Context::Dpc | Context::Isr) {
-            w.interrupt_path += 1;
-        }
-        if !free && irql >= DISPATCH_LEVEL {
-            w.at_dispatch += 1;
+        if !free {
+            // Counted at once (not when the callback returns), so that a request the callback
+            // completes is never seen before its allocation is.
+            crate::machine::count_allocation(
+                matches!(w.context, Context::Dpc | Context::Isr),
+                irql >= DISPATCH_LEVEL,
+            );
         }
     });
 }
@@ -97,12 +87,10 @@ fn note(bytes: usize, free: bool) {
 pub(crate) fn note_pool_allocation() {
     update(|w| {
         if w.context != Context::None && w.kernel == 0 {
-            if matches!(w.context, Context::Dpc | Context::Isr) {
-                w.interrupt_path += 1;
-            }
-            if crate::machine::try_irql().is_some_and(|i| i >= DISPATCH_LEVEL) {
-                w.at_dispatch += 1;
-            }
+            crate::machine::count_allocation(
+                matches!(w.context, Context::Dpc | Context::Isr),
+                crate::machine::try_irql().is_some_and(|i| i >= DISPATCH_LEVEL),
+            );
         }
     });
 }
@@ -118,27 +106,12 @@ pub(crate) fn enter_callback(context: Context) -> (Context, u32) {
     saved
 }
 
-/// What a driver callback did with the heap: its first pool operation above `DISPATCH_LEVEL`
-/// (Verifier's parameter 1, IRQL, bytes), its allocations in the interrupt path, and its
-/// allocations at `DISPATCH_LEVEL` or above.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Left {
-    pub(crate) violation: Option<(u64, KIRQL, usize)>,
-    pub(crate) interrupt_path: u64,
-    pub(crate) at_dispatch: u64,
-}
-
-/// Leaves a driver callback (see [`Left`]).
-pub(crate) fn leave_callback(saved: (Context, u32)) -> Left {
-    let mut out = Left::default();
+/// Leaves a driver callback: the first pool operation above `DISPATCH_LEVEL` it made
+/// (Verifier's parameter 1, IRQL, bytes).
+pub(crate) fn leave_callback(saved: (Context, u32)) -> Option<(u64, KIRQL, usize)> {
+    let mut out = None;
     update(|w| {
-        out = Left {
-            violation: w.violation.take(),
-            interrupt_path: w.interrupt_path,
-            at_dispatch: w.at_dispatch,
-        };
-        w.interrupt_path = 0;
-        w.at_dispatch = 0;
+        out = w.violation.take();
         (w.context, w.kernel) = saved;
     });
     out

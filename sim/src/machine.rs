@@ -311,6 +311,26 @@ pub(crate) fn with_state<R>(f: impl FnOnce(&mut State, &Config) -> Result<R, Bug
     r.unwrap_or_else(|b| halt(b))
 }
 
+/// Adds one driver allocation to the calling CPU's machine counters (in the interrupt path,
+/// at `DISPATCH_LEVEL` or above). Allocates nothing; does nothing off a machine or during the
+/// thread's teardown.
+pub(crate) fn count_allocation(interrupt_path: bool, at_dispatch: bool) {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(m) = c.try_borrow()
+            && let Some(m) = m.as_ref()
+        {
+            if interrupt_path {
+                m.dpc_allocations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if at_dispatch {
+                m.dispatch_allocations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+}
+
 /// The calling thread's IRQL, or `None` while the thread is being torn down.
 pub(crate) fn try_irql() -> Option<KIRQL> {
     IRQL.try_with(Cell::get).ok()

@@ -100,16 +100,9 @@ pub(crate) fn callback_in<R>(context: Context, f: impl FnOnce() -> R) -> R {
     let before = irql();
     let saved = heap::enter_callback(context);
     let r = f();
-    let left = heap::leave_callback(saved);
+    let violation = heap::leave_callback(saved);
     let after = irql();
-    if left.interrupt_path > 0 || left.at_dispatch > 0 {
-        let m = crate::machine::current();
-        m.dpc_allocations
-            .fetch_add(left.interrupt_path, core::sync::atomic::Ordering::Relaxed);
-        m.dispatch_allocations
-            .fetch_add(left.at_dispatch, core::sync::atomic::Ordering::Relaxed);
-    }
-    if let Some((p1, at, bytes)) = left.violation {
+    if let Some((p1, at, bytes)) = violation {
         let verifier = crate::machine::current().config.profile.verifier;
         halt(if verifier {
             BugCheck::new(
