@@ -194,6 +194,26 @@ pub fn kmdf_version(cargo_toml: &str) -> Result<String, String> {
     }
 }
 
+/// The oldest Windows build a KMDF version runs on, and its name (Microsoft's KMDF version
+/// history: "Drivers using this KMDF version run on"); `None` for a version not listed here.
+#[must_use]
+pub fn kmdf_os_floor(kmdf: &str) -> Option<(u32, &'static str)> {
+    Some(match kmdf {
+        // Windows 11 21H2 is build 22000; Windows Server 2022 (20348) is the older of the two.
+        "1.33" => (20348, "Windows Server 2022 / Windows 11 21H2"),
+        "1.31" => (19041, "Windows 10 2004"),
+        "1.29" => (18362, "Windows 10 1903"),
+        "1.27" => (17763, "Windows 10 1809"),
+        "1.25" => (17134, "Windows 10 1803"),
+        "1.23" => (16299, "Windows 10 1709"),
+        "1.21" => (15063, "Windows 10 1703"),
+        "1.19" => (14393, "Windows 10 1607"),
+        "1.17" => (10586, "Windows 10 1511"),
+        "1.15" => (10240, "Windows 10 1507"),
+        _ => return None,
+    })
+}
+
 impl Inf {
     fn section(&self, name: &str) -> Option<&[Line]> {
         self.sections
@@ -287,6 +307,18 @@ pub fn check(inf: &Inf, text: &str, kmdf: &str, arch: &str) -> Vec<String> {
         !text.contains("$ARCH$") && !text.contains("$KMDFVERSION$"),
         "unstamped $ARCH$ or $KMDFVERSION$ left in the INF".into(),
     );
+    // ASCII only: stampinf and infverif read an INF without a byte-order mark in the system's
+    // ANSI code page, where a UTF-8 sequence becomes other characters.
+    for (n, line) in text.lines().enumerate() {
+        need(
+            line.is_ascii(),
+            format!(
+                "line {}: non-ASCII character in the INF (save it as ASCII, or as UTF-16 \
+                 with a byte-order mark)",
+                n + 1
+            ),
+        );
+    }
     // String tokens: every %token% used is defined in [Strings] (numeric DIRIDs excepted).
     let strings: Vec<String> = inf
         .section("Strings")
@@ -322,8 +354,15 @@ pub fn check(inf: &Inf, text: &str, kmdf: &str, arch: &str) -> Vec<String> {
             .is_some_and(|l| l.values.first().is_some_and(|v| v == "13")),
         "[DestinationDirs] DefaultDestDir must be 13 (the driver store)".into(),
     );
-    // Manufacturer → decorated models sections.
-    let decoration = format!("nt{arch}.10.0...16299");
+    // Manufacturer → models sections decorated with the OS floor of the KMDF version: an INF
+    // that installs below it stages a driver that never starts (Code 10, no trace).
+    let floor = kmdf_os_floor(kmdf);
+    need(
+        floor.is_some(),
+        format!("no known OS floor for KMDF {kmdf} (tests/src/inf.rs, kmdf_os_floor)"),
+    );
+    let floor = floor.map_or(0, |(build, _)| build);
+    let decoration = format!("nt{arch}.10.0...{floor}");
     let mut models = Vec::new();
     for l in inf.section("Manufacturer").unwrap_or_default() {
         let name = l.values.first().cloned().unwrap_or_default();
@@ -331,10 +370,28 @@ pub fn check(inf: &Inf, text: &str, kmdf: &str, arch: &str) -> Vec<String> {
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect();
+        for d in &decorations {
+            let build = d
+                .rsplit("...")
+                .next()
+                .and_then(|b| b.parse::<u32>().ok())
+                .filter(|_| d.contains("..."));
+            need(
+                build.is_none_or(|b| b >= floor),
+                format!(
+                    "line {}: the models of {name} are decorated for build {} ({d}), below the \
+                     OS floor of KMDF {kmdf} ({floor}, {}): the INF would install where the \
+                     driver cannot start",
+                    l.number,
+                    build.unwrap_or(0),
+                    kmdf_os_floor(kmdf).map_or("?", |(_, os)| os)
+                ),
+            );
+        }
         need(
             decorations.contains(&decoration),
             format!(
-                "line {}: the models of {name} must be decorated NT{arch}.10.0...16299",
+                "line {}: the models of {name} must be decorated NT{arch}.10.0...{floor}",
                 l.number
             ),
         );

@@ -53,7 +53,7 @@ fn the_inf_passes_every_rule() {
     );
     let i = inf::parse(&s).unwrap();
     assert!(inf::check(&i, &s, &k, "arm64").is_empty());
-    assert!(i.sections.contains_key("rhca_models.ntarm64.10.0...16299"));
+    assert!(i.sections.contains_key("rhca_models.ntarm64.10.0...20348"));
 }
 
 #[test]
@@ -87,16 +87,16 @@ fn broken_variants_fail_with_a_clear_message() {
         ),
         (
             "undecorated models",
-            t.replace(", NT$ARCH$.10.0...16299", ""),
+            t.replace(", NT$ARCH$.10.0...20348", ""),
             "must be decorated",
         ),
         (
             "models section missing",
             t.replace(
-                "[RHCA_Models.NT$ARCH$.10.0...16299]",
-                "[RHCA_Other.NT$ARCH$.10.0...16299]",
+                "[RHCA_Models.NT$ARCH$.10.0...20348]",
+                "[RHCA_Other.NT$ARCH$.10.0...20348]",
             ),
-            "models section [RHCA_Models.ntamd64.10.0...16299] is missing",
+            "models section [RHCA_Models.ntamd64.10.0...20348] is missing",
         ),
         (
             "service binary outside the driver store",
@@ -177,6 +177,16 @@ fn broken_variants_fail_with_a_clear_message() {
             "a line outside any section",
             format!("stray = 1\n{t}"),
             "outside any section",
+        ),
+        (
+            "an OS floor below KMDF 1.33's",
+            t.replace("10.0...20348", "10.0...16299"),
+            "below the OS floor of KMDF 1.33 (20348",
+        ),
+        (
+            "a non-ASCII character",
+            t.replace("; Ask PnP for MSI-X", "; Ask PnP for MSI\u{2011}X"),
+            "non-ASCII character",
         ),
         (
             "unbalanced quotes",
