@@ -42,7 +42,7 @@ struct Watch {
     /// Kernel routines entered from the current callback (their allocations are not counted).
     kernel: u32,
     /// The first pool operation above `DISPATCH_LEVEL`: Verifier's parameter 1 (0x02 for an
-    /// allocation, 0x12 for a free), the IRQL and the bytes.
+    /// allocation, 0x12 for a free), the IRQL, and the bytes (allocation) or address (free).
     violation: Option<(u64, KIRQL, usize)>,
 }
 
@@ -61,15 +61,16 @@ fn update(f: impl FnOnce(&mut Watch)) {
     });
 }
 
-/// Notes an allocation (`free` false) or a free of `bytes` by whoever runs on this thread.
-fn note(bytes: usize, free: bool) {
+/// Notes an allocation of `value` bytes (`free` false), or the free of address `value`, by
+/// whoever runs on this thread.
+fn note(value: usize, free: bool) {
     let irql = crate::machine::try_irql().unwrap_or(0);
     update(|w| {
         if w.context == Context::None || w.kernel > 0 {
             return;
         }
         if irql > DISPATCH_LEVEL && w.violation.is_none() {
-            w.violation = Some((if free { 0x12 } else { 0x02 }, irql, bytes));
+            w.violation = Some((if free { 0x12 } else { 0x02 }, irql, value));
         }
         if !free {
             // Counted at once (not when the callback returns), so that a request the callback
@@ -107,7 +108,7 @@ pub(crate) fn enter_callback(context: Context) -> (Context, u32) {
 }
 
 /// Leaves a driver callback: the first pool operation above `DISPATCH_LEVEL` it made
-/// (Verifier's parameter 1, IRQL, bytes).
+/// (Verifier's parameter 1, IRQL, bytes or address).
 pub(crate) fn leave_callback(saved: (Context, u32)) -> Option<(u64, KIRQL, usize)> {
     let mut out = None;
     update(|w| {
@@ -116,6 +117,40 @@ pub(crate) fn leave_callback(saved: (Context, u32)) -> Option<(u64, KIRQL, usize
     });
     out
 }
+
+/// The stop for a pool operation above its pool type's maximum IRQL `max`. Under Driver
+/// Verifier: 0xC4 with `p1` (0x01 / 0x02: allocating paged / non-paged pool; 0x11 / 0x12:
+/// freeing it), the IRQL, the pool type and `p4` (bytes allocated, or the address freed).
+/// Without it the pool code faults: 0xA with the IRQL and the maximum.
+pub(crate) fn pool_irql_stop(
+    p1: u64,
+    irql: KIRQL,
+    max: KIRQL,
+    pool_type: u64,
+    p4: u64,
+    what: &'static str,
+) -> crate::BugCheck {
+    if crate::machine::current().config.profile.verifier {
+        crate::BugCheck::new(
+            crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+            [p1, u64::from(irql), pool_type, p4],
+            what,
+            "Bug check 0xC4, parameter 1 = 0x01 / 0x02 / 0x11 / 0x12 (docs/sim-fidelity.md §2)",
+        )
+    } else {
+        crate::BugCheck::new(
+            crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
+            [0, u64::from(irql), u64::from(max), 0],
+            what,
+            "windows-dma.md §2.1",
+        )
+    }
+}
+
+/// `NonPagedPoolNx`: what wdk-alloc's `ExAllocatePool2(POOL_FLAG_NON_PAGED, …)` allocates.
+pub(crate) const NON_PAGED_POOL_NX: u64 = 0x200;
+/// `PagedPool`.
+pub(crate) const PAGED_POOL: u64 = 1;
 
 /// Marks a kernel routine's extent (the guard's life): allocations inside are the kernel's.
 /// Public only for `call_unsafe_wdf_function_binding!`, which expands in the driver's crate.
@@ -172,7 +207,7 @@ unsafe impl GlobalAlloc for DriverHeap {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(layout.size(), true);
+        note(ptr as usize, true);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }

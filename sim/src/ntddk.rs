@@ -248,22 +248,21 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
         DISPATCH_LEVEL
     };
     let cur = irql();
-    if cur > max && crate::machine::current().config.profile.verifier {
-        // Verifier's pool checks name the violation (0x01 paged above APC_LEVEL, 0x02
-        // non-paged above DISPATCH_LEVEL) with the IRQL, the pool type and the size.
-        crate::machine::halt(BugCheck::new(
-            crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-            [
-                if kinds == POOL_FLAG_PAGED { 0x01 } else { 0x02 },
-                u64::from(cur),
-                if kinds == POOL_FLAG_PAGED { 1 } else { 0x200 },
-                NumberOfBytes,
-            ],
+    if cur > max {
+        let paged = kinds == POOL_FLAG_PAGED;
+        crate::machine::halt(crate::heap::pool_irql_stop(
+            if paged { 0x01 } else { 0x02 },
+            cur,
+            max,
+            if paged {
+                crate::heap::PAGED_POOL
+            } else {
+                crate::heap::NON_PAGED_POOL_NX
+            },
+            NumberOfBytes,
             "ExAllocatePool2 above the pool type's maximum IRQL",
-            "Bug check 0xC4, parameter 1 = 0x01 / 0x02",
         ));
     }
-    check_max(max, "ExAllocatePool2");
     let size = usize::try_from(NumberOfBytes).unwrap_or(usize::MAX);
     with_state(|st, _| {
         if st.faults.pool_fails(Tag) {
@@ -280,7 +279,17 @@ pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULO
 }
 
 fn pool_free(p: PVOID, tag: Option<ULONG>, routine: &'static str) {
-    check_max(DISPATCH_LEVEL, routine);
+    let cur = irql();
+    if cur > DISPATCH_LEVEL {
+        crate::machine::halt(crate::heap::pool_irql_stop(
+            0x12,
+            cur,
+            DISPATCH_LEVEL,
+            crate::heap::NON_PAGED_POOL_NX,
+            p as u64,
+            routine,
+        ));
+    }
     with_state(|st, _| match st.mem.pool_free(p as usize, tag) {
         Ok(()) => Ok(()),
         Err((1, _)) => Err(BugCheck::new(

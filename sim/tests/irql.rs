@@ -377,3 +377,60 @@ fn calculate_scatter_gather_list_works_at_any_irql() {
     })
     .unwrap();
 }
+
+/// Pool above its maximum IRQL (`IrqlExAllocatePool`): under Verifier 0xC4 with P1 = 0x01
+/// (paged above `APC_LEVEL`), 0x02 (non-paged above `DISPATCH_LEVEL`) or 0x12 (a free above
+/// `DISPATCH_LEVEL`), the IRQL and the pool type; without Verifier 0xA with the IRQL and the
+/// maximum.
+#[test]
+fn pool_above_its_irql_stops_as_verifier_or_the_pool_code_does() {
+    const TAG: u32 = u32::from_le_bytes(*b"Test");
+    let cases: [(&str, POOL_FLAGS, KIRQL, u64, u64); 2] = [
+        ("paged", POOL_FLAG_PAGED, DISPATCH_LEVEL, 0x01, 1),
+        (
+            "non-paged",
+            POOL_FLAG_NON_PAGED,
+            DISPATCH_LEVEL + 1,
+            0x02,
+            0x200,
+        ),
+    ];
+    for (what, flags, at, p1, pool_type) in cases {
+        for (profile, verifier) in [(Profile::VERIFIER, true), (Profile::COHERENT, false)] {
+            let (m, _, _) = machine(profile, 64);
+            let b = m
+                .run(move || {
+                    raise(at);
+                    let _ = alloc(flags, 100, TAG);
+                })
+                .unwrap_err();
+            let max = if flags == POOL_FLAG_PAGED { 1 } else { 2 };
+            if verifier {
+                assert_eq!(
+                    (b.code, b.params),
+                    (0xC4, [p1, u64::from(at), pool_type, 100]),
+                    "{what}: {b}"
+                );
+            } else {
+                assert_eq!(
+                    (b.code, b.params),
+                    (0xA, [0, u64::from(at), max, 0]),
+                    "{what}: {b}"
+                );
+            }
+        }
+    }
+    let (m, _, _) = machine(Profile::VERIFIER, 64);
+    let b = m
+        .run(|| {
+            let p = alloc(POOL_FLAG_NON_PAGED, 100, TAG);
+            raise(DISPATCH_LEVEL + 1);
+            free_tag(p, TAG);
+        })
+        .unwrap_err();
+    assert_eq!(
+        (b.code, b.params[0], b.params[1], b.params[2]),
+        (0xC4, 0x12, 3, 0x200),
+        "{b}"
+    );
+}

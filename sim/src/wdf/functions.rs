@@ -102,28 +102,19 @@ pub(crate) fn callback_in<R>(context: Context, f: impl FnOnce() -> R) -> R {
     let r = f();
     let violation = heap::leave_callback(saved);
     let after = irql();
-    if let Some((p1, at, bytes)) = violation {
-        let verifier = crate::machine::current().config.profile.verifier;
-        halt(if verifier {
-            BugCheck::new(
-                crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                // NonPagedPoolNx (0x200): what wdk-alloc's ExAllocatePool2(POOL_FLAG_NON_PAGED) is.
-                [p1, u64::from(at), 0x200, bytes as u64],
-                if p1 == 0x02 {
-                    "the driver allocated non-paged pool above DISPATCH_LEVEL"
-                } else {
-                    "the driver freed non-paged pool above DISPATCH_LEVEL"
-                },
-                "Bug check 0xC4, parameter 1 = 0x02 / 0x12 (docs/sim-fidelity.md)",
-            )
-        } else {
-            BugCheck::new(
-                crate::bugcheck::IRQL_NOT_LESS_OR_EQUAL,
-                [0, u64::from(at), u64::from(DISPATCH_LEVEL), 0],
-                "pool used above DISPATCH_LEVEL",
-                "windows-dma.md §2.1",
-            )
-        });
+    if let Some((p1, at, value)) = violation {
+        halt(heap::pool_irql_stop(
+            p1,
+            at,
+            DISPATCH_LEVEL,
+            heap::NON_PAGED_POOL_NX,
+            value as u64,
+            if p1 == 0x02 {
+                "the driver allocated non-paged pool above DISPATCH_LEVEL"
+            } else {
+                "the driver freed non-paged pool above DISPATCH_LEVEL"
+            },
+        ));
     }
     if before != after {
         halt(BugCheck::new(

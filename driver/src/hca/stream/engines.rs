@@ -309,57 +309,66 @@ impl StreamEngines {
         at: &AtDispatch<'_>,
     ) -> Batch<Ended, { regs::MAX_STREAM_ENGINES as usize }> {
         let mut out = Batch::new();
-        for n in 0..self.streams.len() {
-            if out.is_full() {
-                // Not reached (one stream per engine); the rest would be taken next time.
-                break;
+        // `fill` asks for a stream only while the batch has room, so none is taken out and
+        // then lost; with one stream per engine the batch never fills before the engines end.
+        let mut next = 0;
+        out.fill(|| {
+            while next < self.streams.len() {
+                let n = next;
+                next += 1;
+                if let Some(e) = self.take_if_ended(n, all, at) {
+                    return Some(e);
+                }
             }
-            let Some(s) = self.streams[n].as_ref() else {
-                continue;
-            };
-            let st = self.se_reg(n as u32, se::STATUS);
-            let stopped =
-                gone(st) || se::STATUS_STOPPED.is_set(st) || !se::STATUS_RUNNING.is_set(st);
-            if !(all.is_some() || (s.ending.is_some() && stopped)) {
-                continue;
-            }
-            let Some(mut s) = self.streams[n].take() else {
-                continue;
-            };
-            // After STOPPED the engine writes nothing more: what is in the ring is final.
-            if !gone(st) {
-                self.poll_records(&mut s, at);
-            }
-            if gone(st) {
-                s.ending = Some(EndReason::Removed);
-            } else if s.ending.is_none() {
-                s.ending = Some(all.unwrap_or(EndReason::Stopped));
-            }
-            self.leftovers[n] = Some(Leftover {
-                file: s.file,
-                ready: core::mem::take(&mut s.ready),
-            });
-            let start_owner = if s.cancel_ran || s.request().unmark_cancelable().is_ok() {
-                StartOwner::Finisher
-            } else {
-                // The cancel routine is about to run: whichever of it and the finisher comes
-                // second completes the request.
-                self.rendezvous.push(Rendezvous {
-                    request: s.request().id(),
-                    cancel_arrived: false,
-                    done: None,
-                });
-                StartOwner::Rendezvous
-            };
-            if let Err(e) = out.push(Ended {
-                stream: s,
-                start_owner,
-            }) {
-                // Not reached: checked for room above.
-                self.streams[n] = Some(e.stream);
-            }
-        }
+            None
+        });
         out
+    }
+
+    /// Takes engine `n`'s stream out if it is ending and its engine has stopped (or the device
+    /// is gone; or `all`), records what it leaves, and decides who completes its START.
+    fn take_if_ended(
+        &mut self,
+        n: usize,
+        all: Option<EndReason>,
+        at: &AtDispatch<'_>,
+    ) -> Option<Ended> {
+        let s = self.streams[n].as_ref()?;
+        let st = self.se_reg(n as u32, se::STATUS);
+        let stopped = gone(st) || se::STATUS_STOPPED.is_set(st) || !se::STATUS_RUNNING.is_set(st);
+        if !(all.is_some() || (s.ending.is_some() && stopped)) {
+            return None;
+        }
+        let mut s = self.streams[n].take()?;
+        // After STOPPED the engine writes nothing more: what is in the ring is final.
+        if !gone(st) {
+            self.poll_records(&mut s, at);
+        }
+        if gone(st) {
+            s.ending = Some(EndReason::Removed);
+        } else if s.ending.is_none() {
+            s.ending = Some(all.unwrap_or(EndReason::Stopped));
+        }
+        self.leftovers[n] = Some(Leftover {
+            file: s.file,
+            ready: core::mem::take(&mut s.ready),
+        });
+        let start_owner = if s.cancel_ran || s.request().unmark_cancelable().is_ok() {
+            StartOwner::Finisher
+        } else {
+            // The cancel routine is about to run: whichever of it and the finisher comes
+            // second completes the request.
+            self.rendezvous.push(Rendezvous {
+                request: s.request().id(),
+                cancel_arrived: false,
+                done: None,
+            });
+            StartOwner::Rendezvous
+        };
+        Some(Ended {
+            stream: s,
+            start_owner,
+        })
     }
 
     /// Records a released stream's outcome for its START request's cancel routine, or returns
