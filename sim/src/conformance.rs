@@ -39,6 +39,25 @@ const _: unsafe fn(
     NumberOfMapRegisters: PULONG,
 ) -> PDMA_ADAPTER = crate::ntddk::IoGetDmaAdapter;
 const _: unsafe fn(
+    ProviderId: LPCGUID,
+    EnableCallback: PETWENABLECALLBACK,
+    CallbackContext: PVOID,
+    RegHandle: PREGHANDLE,
+) -> NTSTATUS = crate::ntddk::EtwRegister;
+const _: unsafe fn(RegHandle: REGHANDLE) -> NTSTATUS = crate::ntddk::EtwUnregister;
+const _: unsafe fn(RegHandle: REGHANDLE, EventDescriptor: PCEVENT_DESCRIPTOR) -> BOOLEAN =
+    crate::ntddk::EtwEventEnabled;
+const _: unsafe fn(RegHandle: REGHANDLE, Level: UCHAR, Keyword: ULONGLONG) -> BOOLEAN =
+    crate::ntddk::EtwProviderEnabled;
+const _: unsafe fn(
+    RegHandle: REGHANDLE,
+    EventDescriptor: PCEVENT_DESCRIPTOR,
+    ActivityId: LPCGUID,
+    RelatedActivityId: LPCGUID,
+    UserDataCount: ULONG,
+    UserData: PEVENT_DATA_DESCRIPTOR,
+) -> NTSTATUS = crate::ntddk::EtwWriteTransfer;
+const _: unsafe fn(
     VirtualAddress: PVOID,
     Length: ULONG,
     SecondaryBuffer: BOOLEAN,
@@ -65,6 +84,9 @@ const _: unsafe fn(
 ) -> PVOID = crate::ntddk::MmMapLockedPagesSpecifyCache;
 const _: unsafe fn(BaseAddress: PVOID, MemoryDescriptorList: PMDL) =
     crate::ntddk::MmUnmapLockedPages;
+const _: unsafe extern "C" fn(Format: PCSTR, ...) -> ULONG = crate::ntddk::DbgPrint;
+const _: unsafe extern "C" fn(ComponentId: ULONG, Level: ULONG, Format: PCSTR, ...) -> ULONG =
+    crate::ntddk::DbgPrintEx;
 const _: unsafe fn(
     DriverObject: PDRIVER_OBJECT,
     RegistryPath: PCUNICODE_STRING,
@@ -252,6 +274,8 @@ const _: NTSTATUS = crate::STATUS_INVALID_DEVICE_REQUEST;
 const _: () = assert!(crate::STATUS_INVALID_DEVICE_REQUEST == -1_073_741_808_i32);
 const _: NTSTATUS = crate::STATUS_INVALID_DEVICE_STATE;
 const _: () = assert!(crate::STATUS_INVALID_DEVICE_STATE == -1_073_741_436_i32);
+const _: NTSTATUS = crate::STATUS_INVALID_HANDLE;
+const _: () = assert!(crate::STATUS_INVALID_HANDLE == -1_073_741_816_i32);
 const _: NTSTATUS = crate::STATUS_INVALID_PARAMETER;
 const _: () = assert!(crate::STATUS_INVALID_PARAMETER == -1_073_741_811_i32);
 const _: NTSTATUS = crate::STATUS_INVALID_PARAMETER_4;

@@ -59,6 +59,7 @@ mod machine;
 mod mem;
 pub mod ntddk;
 pub mod testkit;
+pub mod trace;
 pub mod typed;
 pub mod types;
 pub mod wdf;

@@ -128,6 +128,9 @@ pub struct Config {
     /// How long a terminated process waits for the driver to complete its requests before the
     /// simulator reports the rundown hung (Windows waits indefinitely).
     pub rundown_limit: std::time::Duration,
+    /// The level up to which the machine's ETW session takes events (`TRACE_LEVEL_VERBOSE` = 5:
+    /// all; 0: no session, `EtwWriteTransfer` logs nothing), every keyword.
+    pub trace_level: u8,
 }
 
 impl Default for Config {
@@ -140,6 +143,7 @@ impl Default for Config {
             dma_alignment: 1,
             iommu_cost: None,
             rundown_limit: std::time::Duration::from_secs(5),
+            trace_level: 5,
         }
     }
 }
@@ -163,6 +167,8 @@ pub(crate) struct State {
     pub(crate) bus: crate::bus::Bus,
     pub(crate) wdf: crate::wdf::WdfState,
     pub(crate) faults: KernelFaults,
+    /// ETW providers, the trace session's events and the debug print buffer.
+    pub(crate) etw: crate::trace::Etw,
 }
 
 /// Allocation failures the kernel model injects (`Machine::fail_common_buffers`,
@@ -259,6 +265,12 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };
     static HALT_HOOK: RefCell<Option<HaltHook>> = const { RefCell::new(None) };
+}
+
+/// The machine of the calling thread, if it has entered one (never panics, even during the
+/// thread's teardown).
+pub(crate) fn try_current() -> Option<Arc<Inner>> {
+    CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 /// The machine of the calling thread.
@@ -390,6 +402,7 @@ impl Machine {
             bus: crate::bus::Bus::default(),
             wdf: crate::wdf::WdfState::default(),
             faults: KernelFaults::default(),
+            etw: crate::trace::Etw::default(),
         };
         Self(Arc::new(Inner {
             config,
@@ -448,6 +461,26 @@ impl Machine {
         }
     }
 
+    /// The events the machine's ETW session recorded since boot, decoded from their
+    /// `TraceLogging` metadata (what `tracefmt` or WPA would show), oldest first.
+    #[must_use]
+    pub fn trace_events(&self) -> Vec<crate::trace::TraceEvent> {
+        self.0.lock().etw.events.clone()
+    }
+
+    /// Events `EtwWriteTransfer` accepted that do not decode as `TraceLogging`, with the reason
+    /// (a driver bug a real decoder would show as garbage or drop).
+    #[must_use]
+    pub fn trace_errors(&self) -> Vec<String> {
+        self.0.lock().etw.errors.clone()
+    }
+
+    /// The `DbgPrint`/`DbgPrintEx` lines since boot, oldest first.
+    #[must_use]
+    pub fn debug_prints(&self) -> Vec<crate::trace::DebugPrint> {
+        self.0.lock().etw.prints.clone()
+    }
+
     /// Allocations the driver made at `DISPATCH_LEVEL` or above since boot, in any callback
     /// (under a spin lock in an I/O callback, too): legal for non-paged pool on Windows, and a
     /// measure of what a driver could fail for want of memory where it cannot wait.
@@ -500,6 +533,15 @@ impl Machine {
         }
         if !st.mem.mdls.is_empty() {
             out.push(format!("{} MDLs not freed", st.mem.mdls.len()));
+        }
+        // A provider is the driver's to unregister at unload: while a driver is loaded it is
+        // not a leak.
+        let unloaded = st.wdf.driver.is_none();
+        for p in st.etw.providers.iter().filter(|_| unloaded) {
+            out.push(format!(
+                "ETW provider {} still registered (EtwUnregister not called)",
+                crate::trace::guid_bytes_string(&p.guid)
+            ));
         }
         if !st.bus.io_maps.is_empty() {
             out.push(format!(

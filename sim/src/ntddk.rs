@@ -30,8 +30,12 @@ use crate::types::{
     PDEVICE_OBJECT, PHYSICAL_ADDRESS, PKSPIN_LOCK, POOL_FLAGS, PULONG, PVOID, SIZE_T, ULONG,
 };
 
+mod debug;
+mod etw;
 mod mdl;
 
+pub use debug::{DbgPrint, DbgPrintEx};
+pub use etw::{EtwEventEnabled, EtwProviderEnabled, EtwRegister, EtwUnregister, EtwWriteTransfer};
 pub use mdl::{
     IoAllocateMdl, IoBuildPartialMdl, IoFreeMdl, MmBuildMdlForNonPagedPool,
     MmMapLockedPagesSpecifyCache, MmProbeAndLockPages, MmUnlockPages, MmUnmapLockedPages,

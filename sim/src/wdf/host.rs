@@ -88,6 +88,9 @@ pub enum InterruptResources {
     Msi(u32),
     /// One level-triggered line (`INTx`).
     Line,
+    /// No interrupt resources: a software device (`devgen /add /bus ROOT`), or a function whose
+    /// interrupt could not be assigned.
+    None,
 }
 
 /// A device the PnP manager knows.

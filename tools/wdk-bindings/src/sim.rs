@@ -173,11 +173,10 @@ fn foreign_fns(file: &syn::File) -> BTreeMap<String, syn::ForeignItemFn> {
 
 /// The public functions a wdk-sim module defines at its top level, in `x.rs` and its own files
 /// `x/*.rs` (whose public routines `x` re-exports).
-fn pub_fns(path: &Path) -> Result<Vec<String>, String> {
+/// A module's own files (`x.rs` and `x/*.rs`), whose public routines `x` re-exports.
+fn module_files(path: &Path) -> Vec<std::path::PathBuf> {
     let mut files = vec![path.to_path_buf()];
-    // The module's own files (`x.rs` and `x/*.rs`), whose public routines `x` re-exports.
-    let dir = path.with_extension("");
-    if let Ok(entries) = fs::read_dir(&dir) {
+    if let Ok(entries) = fs::read_dir(path.with_extension("")) {
         let mut children: Vec<_> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -186,14 +185,37 @@ fn pub_fns(path: &Path) -> Result<Vec<String>, String> {
         children.sort();
         files.extend(children);
     }
+    files
+}
+
+fn pub_fns(path: &Path) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
-    for f in files {
+    for f in module_files(path) {
         names.extend(parse(&f)?.items.iter().filter_map(|item| match item {
             syn::Item::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
                 Some(f.sig.ident.to_string())
             }
             _ => None,
         }));
+    }
+    Ok(names)
+}
+
+/// The public functions declared in `extern "C"` blocks of a module's files (`x.rs` and
+/// `x/*.rs`): the C-variadic routines wdk-sim defines in C (`DbgPrint`, `DbgPrintEx`).
+fn pub_foreign_fns(path: &Path) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for f in module_files(path) {
+        for item in parse(&f)?.items {
+            if let syn::Item::ForeignMod(m) = item {
+                names.extend(m.items.iter().filter_map(|i| match i {
+                    syn::ForeignItem::Fn(f) if matches!(f.vis, syn::Visibility::Public(_)) => {
+                        Some(f.sig.ident.to_string())
+                    }
+                    _ => None,
+                }));
+            }
+        }
     }
     Ok(names)
 }
@@ -242,6 +264,32 @@ fn routine_checks(
         let _ = writeln!(
             checks,
             "const _: unsafe fn({inputs}) {output} = crate::ntddk::{name};"
+        );
+    }
+    // C-variadic routines: declared in an `extern "C"` block, as wdk-sys declares them, and
+    // pinned with a variadic function-pointer type.
+    for name in pub_foreign_fns(&sim.join("src/ntddk.rs"))? {
+        let Some(decl) = ntddk.get(&name) else {
+            errors.push(format!(
+                "wdk_sim::ntddk::{name}: wdk-sys has no such function (ntddk.rs)"
+            ));
+            continue;
+        };
+        let mut sig = decl.sig.clone();
+        Llp64.visit_signature_mut(&mut sig);
+        wanted.extend(mentions(&sig, |m, s| m.visit_signature(s)));
+        // syn keeps the comma before `...` as trailing punctuation of the inputs.
+        let inputs = sig.inputs.to_token_stream().to_string();
+        let inputs = inputs.trim_end().trim_end_matches(',').trim_end();
+        let output = sig.output.to_token_stream();
+        let dots = if sig.variadic.is_some() {
+            if inputs.is_empty() { "..." } else { ", ..." }
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            checks,
+            "const _: unsafe extern \"C\" fn({inputs}{dots}) {output} = crate::ntddk::{name};"
         );
     }
     let table: BTreeMap<&str, &Value> = kmdf["functions"]

@@ -423,6 +423,7 @@ pub(super) fn resources(
             (CM_RESOURCE_INTERRUPT_LATCHED | CM_RESOURCE_INTERRUPT_MESSAGE) as u16,
         ),
         InterruptResources::Line => (1, CM_RESOURCE_INTERRUPT_LEVEL_SENSITIVE as u16),
+        InterruptResources::None => (0, 0),
     };
     for k in 0..n {
         // The mingw-w64 layout (no `NT_PROCESSOR_GROUPS`: `ULONG Level`, no `Group`); see
