@@ -44,6 +44,7 @@ use crate::sys::{
     STATUS_IO_DEVICE_ERROR, STATUS_IO_TIMEOUT, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, SetOnce,
     SpinMutex, WDF_IO_QUEUE_CONFIG, WDF_PNPPOWER_EVENT_CALLBACKS, WDFDRIVER,
 };
+use crate::trace::{self, Value};
 
 /// The device context.
 #[derive(Debug, Default)]
@@ -96,9 +97,26 @@ fn ctx(device: Device) -> Option<&'static DeviceCtx> {
     device.context::<DeviceCtx>()
 }
 
-/// `EvtDriverDeviceAdd`.
+/// `EvtDriverDeviceAdd`. A failure is traced with the step that failed: the device then shows
+/// Code 10 (or 31) with no other explanation.
 pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
-    let init = DeviceInit(init);
+    let mut stage = "create-device";
+    let st = device_add(DeviceInit(init), &mut stage);
+    if st != STATUS_SUCCESS {
+        trace::emit(
+            &trace::DEVICE_ADD_FAILED,
+            &[Value::Str(stage), Value::Status(st)],
+        );
+    }
+    st
+}
+
+/// `EvtDriverUnload`: the provider is unregistered last, after the last device is gone.
+pub extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
+    trace::unregister();
+}
+
+fn device_add(init: DeviceInit, stage: &mut &'static str) -> NTSTATUS {
     init.set_pnp_power(&WDF_PNPPOWER_EVENT_CALLBACKS {
         EvtDevicePrepareHardware: Some(evt_prepare_hardware),
         EvtDeviceReleaseHardware: Some(evt_release_hardware),
@@ -120,6 +138,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
         Ok(d) => d,
         Err(st) => return st,
     };
+    *stage = "device-interface";
     let (d1, d2, d3, d4) = ioctl::DEVICE_INTERFACE_GUID;
     let guid = GUID {
         Data1: d1,
@@ -130,6 +149,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     if let Err(st) = device.create_interface(&guid) {
         return st;
     }
+    *stage = "default-queue";
     let io = WDF_IO_QUEUE_CONFIG {
         EvtIoDeviceControl: Some(wdf::evt_io_device_control::<Rhca>),
         ..wdf_init::WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(
@@ -139,6 +159,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     if let Err(st) = device.create_queue(&io) {
         return st;
     }
+    *stage = "manual-queues";
     // Receive requests wait here, oldest first; the framework cancels them on handle close.
     let manual = WDF_IO_QUEUE_CONFIG {
         PowerManaged: _WDF_TRI_STATE::WdfFalse,
@@ -158,6 +179,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
             Err(st) => return st,
         }
     }
+    *stage = "work-item-and-timer";
     let work = match device.create_work_item(Some(streams::evt_stream_work)) {
         Ok(w) => w,
         Err(st) => return st,
@@ -179,6 +201,7 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> N
     // carries errors and port events, vector 1 the completion queues. The framework connects
     // them to the message resources in order; with one message (or a line) every cause arrives
     // on the first, which handles them all.
+    *stage = "interrupts";
     let interrupt = wdf_init::WDF_INTERRUPT_CONFIG_INIT(Some(evt_isr), Some(evt_dpc));
     for _ in 0..INTERRUPT_VECTORS {
         if let Err(st) = device.create_interrupt(&interrupt) {

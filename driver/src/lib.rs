@@ -60,6 +60,7 @@ pub mod hca;
 pub mod hooks;
 pub mod kmdf;
 pub mod sys;
+pub mod trace;
 
 /// `DriverEntry`: creates the framework driver object with the RHCA's `EvtDriverDeviceAdd`.
 ///
@@ -73,6 +74,35 @@ pub unsafe extern "system" fn driver_entry(
     driver: sys::PDRIVER_OBJECT,
     registry: sys::PCUNICODE_STRING,
 ) -> sys::NTSTATUS {
+    // The provider first, so that everything after it can be traced; EvtDriverUnload
+    // unregisters it, and a failed DriverEntry (after which no unload routine runs) here.
+    trace::register();
+    trace::emit(
+        &trace::DRIVER_LOADED,
+        &[
+            trace::Value::Str(env!("CARGO_PKG_VERSION")),
+            trace::Value::U32(1),
+            trace::Value::U32(33),
+        ],
+    );
     // SAFETY: the loader's arguments, passed through.
-    unsafe { sys::wdf::driver_create(driver, registry, Some(kmdf::evt_device_add), None) }
+    let st = unsafe {
+        sys::wdf::driver_create(
+            driver,
+            registry,
+            Some(kmdf::evt_device_add),
+            Some(kmdf::evt_driver_unload),
+        )
+    };
+    if st != sys::STATUS_SUCCESS {
+        trace::emit(
+            &trace::DEVICE_ADD_FAILED,
+            &[
+                trace::Value::Str("WdfDriverCreate"),
+                trace::Value::Status(st),
+            ],
+        );
+        trace::unregister();
+    }
+    st
 }

@@ -300,6 +300,7 @@ impl Drop for Mmio {
     }
 }
 
+pub mod etw;
 pub mod wdf;
 
 /// Busy-waits `us` microseconds (`KeStallExecutionProcessor`), for bounded register polls.

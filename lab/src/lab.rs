@@ -9,10 +9,11 @@ const USAGE: &str = "\
 usage: rhca-lab <command>
 
 commands:
-  run [--profile P] [--json]
+  run [--profile P] [--json] [--trace]
               boot the simulated machine (default profile verifier+iommu), load the driver,
               start the device, discover the fabric with SMPs, send PerfMgt queries, stop,
-              remove, and report (exit status 1 when anything failed)
+              remove, and report (exit status 1 when anything failed); --trace lists the
+              driver's ETW events and DbgPrintEx lines (the JSON always holds them)
   bench [--quick] [--json PATH] [--plots DIR]
               measure stream throughput per strategy and profile, a segment-size sweep, MAD
               round trips and doorbell batching, each against a baseline measured in the same
@@ -297,7 +298,8 @@ pub fn main() -> ExitCode {
                 .position(|a| a == "--profile")
                 .and_then(|i| args.get(i + 1))
                 .map_or("verifier+iommu", String::as_str);
-            let report = run::run(profile, !json);
+            let trace = args.iter().any(|a| a == "--trace");
+            let report = run::run(profile, !json, trace);
             if json {
                 println!("{}", report.json());
             } else {

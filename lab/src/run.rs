@@ -12,6 +12,7 @@ use rhca_hw::ioctl::{self, QueryDeviceOut, RecvMadOut, SendMadIn, SendMadOut, St
 use rhca_hw::mad::{self, MadHeader, attr, smp};
 use rhca_model::ModelConfig;
 use rhcactl::boot::SimMachine;
+use wdk_sim::trace::{DebugPrint, TraceEvent};
 use wdk_sim::wdf::host::{Handle, InterruptResources, Process};
 use wdk_sim::{Config, Machine, Profile, STATUS_SUCCESS};
 
@@ -35,6 +36,14 @@ pub struct Report {
     errors: Vec<String>,
     /// The capture stream: segments verified, segments bad, bytes, strategy.
     stream: Option<rhca_tests::stream::Outcome>,
+    /// The driver's ETW events, as the machine's trace session decoded them.
+    trace: Vec<TraceEvent>,
+    /// Events that did not decode as `TraceLogging` (expected: none).
+    trace_errors: Vec<String>,
+    /// The driver's `DbgPrintEx` lines.
+    debug_prints: Vec<DebugPrint>,
+    /// Whether the text report lists every event (`--trace`).
+    show_trace: bool,
 }
 
 /// The capture stream of a run: 64 segments of 256 KiB (a 16 MiB circular buffer), 1024
@@ -97,10 +106,11 @@ impl Session<'_> {
 
 /// Runs the job on `profile`.
 #[must_use]
-pub fn run(profile: &str, progress: bool) -> Report {
+pub fn run(profile: &str, progress: bool, show_trace: bool) -> Report {
     let start = Instant::now();
     let mut rep = Report {
         profile: profile.to_owned(),
+        show_trace,
         ..Report::default()
     };
     let say = |what: &str| {
@@ -142,6 +152,9 @@ pub fn run(profile: &str, progress: bool) -> Report {
     }
     rep.dpc_allocations = m.dpc_allocations();
     rep.dispatch_allocations = m.dispatch_allocations();
+    rep.trace = m.trace_events();
+    rep.trace_errors = m.trace_errors();
+    rep.debug_prints = m.debug_prints();
     rep.bugchecks = m.bugcheck().map(|b| b.to_string()).into_iter().collect();
     match m.leaks() {
         Ok(l) => rep.leaks = l,
@@ -281,6 +294,8 @@ impl Report {
             && self.leaks.is_empty()
             && self.sg_lists == self.sg_lists_put
             && self.dpc_allocations == 0
+            && self.trace_errors.is_empty()
+            && !self.trace.is_empty()
     }
 
     fn maps_per_mad(&self) -> f64 {
@@ -292,6 +307,42 @@ impl Report {
             #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
             let r = self.stats.mappings_made as f64 / mads as f64;
             r
+        }
+    }
+
+    /// The trace summary line, and with `--trace` every event and debug print.
+    fn trace_text(&self, o: &mut String) {
+        let warnings = self.trace.iter().filter(|e| e.level <= 3).count();
+        let _ = writeln!(
+            o,
+            "trace: {} ETW events (RHCA.Driver, {} errors or warnings), {} undecodable; {} \
+             DbgPrintEx lines{}",
+            self.trace.len(),
+            warnings,
+            self.trace_errors.len(),
+            self.debug_prints.len(),
+            if self.show_trace {
+                ""
+            } else {
+                " (--trace lists them)"
+            }
+        );
+        if self.show_trace {
+            for e in &self.trace {
+                let _ = writeln!(o, "  etw #{:<3} irql {} {e}", e.seq, e.irql);
+            }
+            for d in &self.debug_prints {
+                let _ = writeln!(
+                    o,
+                    "  dbgprint [{}:{}] {}",
+                    d.component,
+                    d.level,
+                    d.text.trim_end()
+                );
+            }
+        }
+        for e in &self.trace_errors {
+            let _ = writeln!(o, "  undecodable event: {e}");
         }
     }
 
@@ -347,6 +398,7 @@ impl Report {
                 s.stream_flushes
             );
         }
+        self.trace_text(&mut o);
         let _ = writeln!(
             o,
             "verifier: {}",
@@ -393,7 +445,7 @@ impl Report {
             })
             .collect();
         format!(
-            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"dpc_allocations\":{},\"dispatch_allocations\":{},\"stream\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
+            "{{\"profile\":{},\"ok\":{},\"elapsed_ms\":{},\"nodes\":[{}],\"mads_sent\":{},\"mads_sent_inline\":{},\"mads_received\":{},\"perf_queries\":{},\"perf_answers\":{},\"sg_lists\":{},\"sg_lists_put\":{},\"maps_per_mad\":{:.3},\"hostile_cqes\":{},\"dpc_allocations\":{},\"dispatch_allocations\":{},\"stream\":{},\"trace\":{},\"trace_errors\":{},\"debug_prints\":{},\"bugchecks\":{},\"leaks\":{},\"errors\":{}}}",
             json_str(&self.profile),
             self.ok(),
             self.elapsed.as_millis(),
@@ -419,11 +471,59 @@ impl Report {
                     st.bad
                 )
             ),
+            trace_json(&self.trace),
+            list(&self.trace_errors),
+            list(
+                &self
+                    .debug_prints
+                    .iter()
+                    .map(|d| d.text.trim_end().to_owned())
+                    .collect::<Vec<_>>()
+            ),
             list(&self.bugchecks),
             list(&self.leaks),
             list(&self.errors),
         )
     }
+}
+
+/// The events as a JSON array: name, level, opcode, keyword, IRQL and the fields as an object
+/// (numbers as numbers, statuses and hexadecimal fields as strings as decoders print them).
+fn trace_json(events: &[TraceEvent]) -> String {
+    use wdk_sim::trace::TraceValue;
+    let items: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let fields: Vec<String> = e
+                .fields
+                .iter()
+                .map(|(n, v)| {
+                    let value = match v {
+                        TraceValue::I32(x) => x.to_string(),
+                        TraceValue::U32(x) => x.to_string(),
+                        TraceValue::I64(x) => x.to_string(),
+                        TraceValue::U64(x) => x.to_string(),
+                        TraceValue::Bool(b) => b.to_string(),
+                        TraceValue::Str(s) => json_str(s),
+                        other => json_str(&other.to_string()),
+                    };
+                    format!("{}:{value}", json_str(n))
+                })
+                .collect();
+            format!(
+                "{{\"seq\":{},\"provider\":{},\"name\":{},\"level\":{},\"opcode\":{},\"keyword\":{},\"irql\":{},\"fields\":{{{}}}}}",
+                e.seq,
+                json_str(&e.provider),
+                json_str(&e.name),
+                e.level,
+                e.opcode,
+                e.keyword,
+                e.irql,
+                fields.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
 }
 
 /// `s` as a JSON string literal.
@@ -449,7 +549,7 @@ mod tests {
 
     #[test]
     fn the_main_job_passes_and_reports_json() {
-        let r = run("verifier+iommu", false);
+        let r = run("verifier+iommu", false, false);
         assert!(r.ok(), "{}", r.text());
         assert_eq!(r.nodes.len(), 5, "local HCA, switch and three remotes");
         assert_eq!(r.perf_answers, 300);
@@ -468,7 +568,7 @@ mod tests {
         ] {
             assert!(j.contains(key), "{key} in {j}");
         }
-        let bad = run("nonsense", false);
+        let bad = run("nonsense", false, false);
         assert!(!bad.ok());
     }
 }

@@ -11,14 +11,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Lab, lab_model};
-use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, Strategy};
-use rhca_hw::mad::{self, MadHeader, attr};
+use common::{Lab, lab_model, node_info as round_trip};
+use rhca_hw::ioctl::{self, SendMadIn, SendMadOut, Strategy};
+use rhca_hw::mad::{self, attr};
 use rhca_hw::stream::Direction;
 use rhca_model::{Fault, ModelConfig};
 use rhca_tests::stream::Client;
 use wdk_sim::wdf::host::{Handle, Process};
-use wdk_sim::{Config, Profile, STATUS_SUCCESS};
+use wdk_sim::{Config, Profile};
 
 const VI: Profile = Profile {
     verifier: true,
@@ -31,43 +31,6 @@ fn mapped_lab() -> Lab {
     let mut model = ModelConfig::default();
     model.caps.max_inline = 64;
     lab_model(Config::with_profile(VI), model)
-}
-
-/// One `NodeInfo` round trip: `Ok` when answered, `Err` with the send's or receive's status.
-fn round_trip(p: &Process, h: &Handle, tid: u64) -> Result<(), String> {
-    let q = SendMadIn {
-        qp: 0,
-        dlid: mad::PERMISSIVE_LID,
-        mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid).unwrap(),
-        ..SendMadIn::default()
-    };
-    let mut b = [0u8; SendMadIn::SIZE];
-    q.encode(&mut b).unwrap();
-    let r = p
-        .ioctl(h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
-        .map_err(|e| e.to_string())?;
-    if r.status != STATUS_SUCCESS {
-        return Err(format!("send status {:#x}", r.status));
-    }
-    let out = SendMadOut::decode(&r.output).unwrap();
-    if out.status != 0 {
-        return Err(format!("send completed with {}", out.status));
-    }
-    // The answer (skipping late answers to earlier MADs).
-    for _ in 0..8 {
-        let pend = p
-            .ioctl_async(h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
-            .unwrap();
-        let Some(r) = pend.wait(Duration::from_secs(2)) else {
-            let _ = pend.cancel();
-            return Err("no answer".into());
-        };
-        let m = RecvMadOut::decode(&r.output).map_err(|e| e.to_string())?;
-        if MadHeader::decode(&m.mad).is_ok_and(|h| h.tid == tid) {
-            return Ok(());
-        }
-    }
-    Err("no answer with the TID".into())
 }
 
 /// MADs work again within `limit` (the recovery ran).

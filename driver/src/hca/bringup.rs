@@ -4,6 +4,7 @@
 
 use crate::dma::Adapter;
 use crate::sys::{AtDispatch, Mmio, stall_us};
+use crate::trace::{self, Value};
 use alloc::sync::Arc;
 use rhca_hw::ioctl::StatisticsOut;
 use rhca_hw::regs;
@@ -233,9 +234,22 @@ impl Hca {
         }
         self.needs_reset = false;
         self.stats.queue_resets += 1;
+        let cause = if self.reset_status == HcaError::Timeout {
+            "stalled-send-queue"
+        } else {
+            "queue-error"
+        };
         self.quiesce(at);
         self.reset_status = HcaError::Cancelled;
-        let _ = self.enable(at);
+        let enabled = self.enable(at).is_ok();
+        trace::emit(
+            &trace::QUEUE_RESET,
+            &[
+                Value::Str(cause),
+                Value::Bool(enabled),
+                Value::U64(self.stats.queue_resets),
+            ],
+        );
         true
     }
 
@@ -243,6 +257,22 @@ impl Hca {
     #[must_use]
     pub const fn needs_reset(&self) -> bool {
         self.needs_reset
+    }
+
+    /// The CQ's `STATUS` and a mask of the work queues (by id) whose `STATUS.ERROR` is set, for
+    /// the trace of a queue error.
+    pub(super) fn queue_error_detail(&self) -> (u32, u32) {
+        let r = &self.regs;
+        let cq = r.read(cq::offset(0, cq::STATUS).unwrap_or(0));
+        let mask = self
+            .mad
+            .sq
+            .iter()
+            .map(|q| q.wq.id)
+            .chain(self.mad.rq.iter().map(|q| q.wq.id))
+            .filter(|&id| wq::STATUS_ERROR.is_set(r.read(wq::offset(id, wq::STATUS))))
+            .fold(0u32, |m, id| m | 1u32 << (id as u32));
+        (cq, mask)
     }
 
     /// Whether a work queue or the CQ reports `STATUS.ERROR`.
@@ -287,6 +317,7 @@ impl Hca {
             }
         }
         if stalled {
+            trace::emit(&trace::QUEUE_STALLED, &[Value::U32(STALL_TICKS)]);
             self.stats.queue_stalls += 1;
             self.needs_reset = true;
             self.reset_status = HcaError::Timeout;

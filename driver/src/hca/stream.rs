@@ -88,6 +88,21 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// The reason's name, for the trace.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Cancelled => "cancelled",
+            Self::PowerDown => "power-down",
+            Self::Removed => "removed",
+            Self::DeviceError => "device-error",
+            Self::Hostile => "hostile-record",
+            Self::NoResources => "no-resources",
+            Self::Failed(_) => "start-failed",
+        }
+    }
+
     /// The START request's outcome.
     ///
     /// # Errors
@@ -205,6 +220,32 @@ enum StartOwner {
     /// Whichever of the finisher and the cancel routine comes second (see
     /// [`StreamEngines::cancel`]).
     Rendezvous,
+}
+
+/// A strategy's name, for the trace.
+#[must_use]
+pub const fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::Auto => "auto",
+        Strategy::CommonBufferFromMdl => "common-buffer-from-mdl",
+        Strategy::PersistentSg => "persistent-sg",
+        Strategy::PerSegment => "per-segment",
+        Strategy::Staging => "staging",
+    }
+}
+
+impl Stream {
+    /// The engine, the strategy in use, the buffer's length and the segment size, for the
+    /// trace.
+    #[must_use]
+    pub fn describe(&self) -> (u32, &'static str, u64, u32) {
+        (
+            self.engine,
+            strategy_name(self.access.strategy()),
+            u64::from(self.user.len()),
+            self.seg,
+        )
+    }
 }
 
 impl Ended {

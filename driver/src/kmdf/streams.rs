@@ -9,6 +9,7 @@
 //! or Verifier buffer back; common buffers freed), and only then the START request completed
 //! with the bytes moved, which lets the I/O manager unlock the pages.
 
+use crate::trace::{self, Value};
 use alloc::vec::Vec;
 
 use rhca_hw::ioctl::{
@@ -92,9 +93,18 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
         Ok(s) => s,
         Err((req, st)) => {
             with_engines(c, |e, _| e.unreserve(params.engine));
+            trace::emit(
+                &trace::STREAM_START_FAILED,
+                &[
+                    Value::U32(params.engine),
+                    Value::Str(stream::strategy_name(params.strategy)),
+                    Value::Status(st),
+                ],
+            );
             return req.complete(st, 0);
         }
     };
+    let (engine, strategy, ring_bytes, segment) = s.describe();
     if s.request()
         .mark_cancelable(Some(wdf::evt_request_cancel::<super::Rhca>))
         .is_err()
@@ -107,8 +117,18 @@ pub(super) fn start(c: &DeviceCtx, device: Device, req: Request, ioctl: Ioctl, o
     if with_hca(c, |h, at| {
         let running = h.is_running();
         h.streams().install(s, running, at)
-    }) != Some(true)
+    }) == Some(true)
     {
+        trace::emit(
+            &trace::STREAM_STARTED,
+            &[
+                Value::U32(engine),
+                Value::Str(strategy),
+                Value::U64(ring_bytes),
+                Value::U32(segment),
+            ],
+        );
+    } else {
         // Parked as ended (the engine refused or the device left D0): released like any other.
         finish(c, None);
     }

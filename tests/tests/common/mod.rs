@@ -8,16 +8,60 @@
 
 use std::sync::Arc;
 
-use rhca_hw::ioctl::{self, StatisticsOut};
+use std::time::Duration;
+
+use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, StatisticsOut};
+use rhca_hw::mad::{self, MadHeader, attr};
 use rhca_model::{ModelConfig, RhcaDevice, Worker};
 use wdk_sim::wdf::host::{DevNode, Handle, Host, InterruptResources, Mode, Process};
-use wdk_sim::{Attached, Config, Machine, Profile};
+use wdk_sim::{Attached, Config, Machine, Profile, STATUS_SUCCESS};
 
 pub fn stats(p: &Process, h: &Handle) -> StatisticsOut {
     let r = p
         .ioctl(h, ioctl::IOCTL_RHCA_STATISTICS, &[], StatisticsOut::SIZE)
         .unwrap();
     StatisticsOut::decode(&r.output).unwrap()
+}
+
+#[expect(
+    clippy::many_single_char_names,
+    reason = "process, handle, query, buffer, result: p, h, q, b, r as in every test"
+)]
+/// One `NodeInfo` round trip: `Ok` when answered, `Err` with the send's or receive's status.
+pub fn node_info(p: &Process, h: &Handle, tid: u64) -> Result<(), String> {
+    let q = SendMadIn {
+        qp: 0,
+        dlid: mad::PERMISSIVE_LID,
+        mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid).unwrap(),
+        ..SendMadIn::default()
+    };
+    let mut b = [0u8; SendMadIn::SIZE];
+    q.encode(&mut b).unwrap();
+    let r = p
+        .ioctl(h, ioctl::IOCTL_RHCA_SEND_MAD, &b, SendMadOut::SIZE)
+        .map_err(|e| e.to_string())?;
+    if r.status != STATUS_SUCCESS {
+        return Err(format!("send status {:#x}", r.status));
+    }
+    let out = SendMadOut::decode(&r.output).unwrap();
+    if out.status != 0 {
+        return Err(format!("send completed with {}", out.status));
+    }
+    // The answer (skipping late answers to earlier MADs).
+    for _ in 0..8 {
+        let pend = p
+            .ioctl_async(h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
+            .unwrap();
+        let Some(r) = pend.wait(Duration::from_secs(2)) else {
+            let _ = pend.cancel();
+            return Err("no answer".into());
+        };
+        let m = RecvMadOut::decode(&r.output).map_err(|e| e.to_string())?;
+        if MadHeader::decode(&m.mad).is_ok_and(|h| h.tid == tid) {
+            return Ok(());
+        }
+    }
+    Err("no answer with the TID".into())
 }
 
 pub struct Lab {

@@ -4,6 +4,7 @@
 
 use crate::batch::Batch;
 use crate::sys::AtDispatch;
+use crate::trace::{self, Value};
 use rhca_hw::cqe;
 use rhca_hw::cqe::{CQE_SIZE, Cqe, Posted};
 use rhca_hw::ioctl::{RecvMadOut, SendMadOut};
@@ -14,6 +15,20 @@ use super::{DONE_BATCH, Done, RecvSlot, STAGE, STAGES_PER_PAGE};
 use crate::hca::{BACKLOG, Hca};
 
 impl Hca {
+    /// Counts and traces a completion the device could not legitimately have written; the
+    /// caller drops it.
+    fn hostile(&mut self, kind: &'static str, reason: &'static str) {
+        self.stats.hostile_cqes += 1;
+        trace::emit(
+            &trace::HOSTILE_CQE,
+            &[
+                Value::Str(kind),
+                Value::Str(reason),
+                Value::U64(self.stats.hostile_cqes),
+            ],
+        );
+    }
+
     /// The DPC's work: consume valid CQEs (owner byte read with Acquire first), complete their
     /// sends and receives, recycle receive buffers, post waiting sends, re-arm the CQ.
     pub fn poll(&mut self, at: &AtDispatch<'_>) {
@@ -34,7 +49,7 @@ impl Hca {
             self.mad.cq.ci = ring.next(at_idx).raw();
             match Cqe::decode(&bytes) {
                 Ok(c) => self.complete(&c, at),
-                Err(_) => self.stats.hostile_cqes += 1,
+                Err(_) => self.hostile("undecodable", "an opcode, status or field out of range"),
             }
         }
         self.pump(at);
@@ -48,6 +63,11 @@ impl Hca {
             // A queue that hit an error stopped for good (it completes what remains with
             // WrFlushed, which the loop above has handled): only a reset brings it back.
             if self.queue_failed() {
+                let (cq_status, failed) = self.queue_error_detail();
+                trace::emit(
+                    &trace::QUEUE_ERROR,
+                    &[Value::U32(cq_status), Value::U32(failed)],
+                );
                 self.needs_reset = true;
             }
         }
@@ -63,8 +83,7 @@ impl Hca {
         // hostile, counted and dropped.
         let q = usize::from(c.qpn);
         if q >= self.mad.sq.len() || q >= self.mad.rq.len() {
-            self.stats.hostile_cqes += 1;
-            return;
+            return self.hostile("queue", "names a queue pair this HCA does not have");
         }
         match c.opcode {
             cqe::Opcode::Send => {
@@ -86,8 +105,10 @@ impl Hca {
                     .flatten()
                     .and_then(Option::take)
                 else {
-                    self.stats.hostile_cqes += 1;
-                    return;
+                    return self.hostile(
+                        "send",
+                        "not the oldest outstanding send, or a slot with nothing posted",
+                    );
                 };
                 if let Ok(i) = s.wq.ring.index(s.ci) {
                     s.ci = s.wq.ring.next(i).raw();
@@ -130,8 +151,10 @@ impl Hca {
                     .flatten()
                     .and_then(Option::take)
                 else {
-                    self.stats.hostile_cqes += 1;
-                    return;
+                    return self.hostile(
+                        "receive",
+                        "a byte count or slot that no posted receive matches",
+                    );
                 };
                 r.occupied = r.occupied.saturating_sub(1);
                 let mut data = [0u8; RECV_BUF_SIZE];

@@ -2,6 +2,7 @@
 //! (`Stream::build`), and released there, in teardown order, once the engine has stopped
 //! ([`finish`], [`discard`]). No `unsafe`: DMA goes through [`crate::dma`].
 
+use crate::trace::{self, Value};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -230,6 +231,16 @@ impl Stream {
     /// STOP requests waiting for the end.
     fn dismantle(self: Box<Self>) -> (Request, Outcome, usize, Vec<Request>) {
         let s = *self;
+        let reason = s.ending.unwrap_or(EndReason::Stopped);
+        trace::emit(
+            &trace::STREAM_ENDED,
+            &[
+                Value::U32(s.engine),
+                Value::Str(reason.name()),
+                Value::U64(s.next_record),
+                Value::U64(s.bytes),
+            ],
+        );
         let leak = leak_on_removal(s.ending);
         let status = s.ending.unwrap_or(EndReason::Stopped).result();
         // `Information` may not exceed the request's output buffer: the KMDF verifier stops a

@@ -5,6 +5,7 @@
 //! Runs at `DISPATCH_LEVEL` under the device's spin lock. No `unsafe`: DMA goes through
 //! [`crate::dma`], registers through [`crate::sys::Mmio`].
 
+use crate::trace::{self, Value};
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
 
@@ -138,6 +139,16 @@ impl StreamEngines {
                 _ => {
                     self.stats.errors += 1;
                     self.stats.hostile += 1;
+                    trace::emit(
+                        &trace::HOSTILE_CQE,
+                        &[
+                            Value::Str("stream-record"),
+                            Value::Str(
+                                "a record for a segment the device holds no credit for, or out of sequence",
+                            ),
+                            Value::U64(self.stats.hostile),
+                        ],
+                    );
                     if s.ending.is_none() {
                         s.ending = Some(EndReason::Hostile);
                     }
