@@ -247,7 +247,7 @@ events! {
     /// `EvtDevicePrepareHardware` succeeded.
     HARDWARE_PREPARED = "HardwarePrepared", level LEVEL_INFO, keyword KW_PNP, opcode OPCODE_START,
         debug false, { "BarLength": U32, "MessageInterrupts": U32, "Vectors": U32,
-            "NodeGuid": Hex64, "FirmwareVersion": Hex32 };
+            "NodeGuid": Hex64, "InterfaceVersion": Hex32 };
     /// `EvtDevicePrepareHardware` failed: the device shows Code 10 with this status.
     PREPARE_HARDWARE_FAILED = "PrepareHardwareFailed", level LEVEL_ERROR, keyword KW_PNP,
         opcode 0, debug true, { "Stage": Str, "Reason": Str, "Status": Status };
