@@ -81,8 +81,8 @@ pub unsafe extern "system" fn driver_entry(
         &trace::DRIVER_LOADED,
         &[
             trace::Value::Str(env!("CARGO_PKG_VERSION")),
-            trace::Value::U32(1),
-            trace::Value::U32(33),
+            trace::Value::U32(trace::KMDF_VERSION.0),
+            trace::Value::U32(trace::KMDF_VERSION.1),
         ],
     );
     // SAFETY: the loader's arguments, passed through.

@@ -34,6 +34,11 @@ pub const PROVIDER_GUID: GUID = GUID {
     Data4: [0x54, 0x4d, 0x6e, 0x06, 0x27, 0xb3, 0x22, 0x4d],
 };
 
+/// The KMDF version the driver is built for (`driver/Cargo.toml`'s
+/// `package.metadata.wdk.driver-model`; `tests/tests/trace.rs` checks they agree), as
+/// `DriverLoaded` reports it.
+pub const KMDF_VERSION: (u32, u32) = (1, 33);
+
 /// Keyword of `PnP`, power and start-up events.
 pub const KW_PNP: u64 = 0x1;
 /// Keyword of the MAD queues: errors, resets, hostile completions.
@@ -225,7 +230,8 @@ macro_rules! events {
                 }
             };
         )*
-        /// Every event of the catalogue, for the documentation test.
+        /// Every event of the catalogue (`tests/tests/trace.rs` checks `docs/test-machine.md`
+        /// §10 lists each).
         pub static ALL: &[&Event] = &[$(&$id),*];
     };
 }
@@ -313,7 +319,7 @@ impl fmt::Display for Shown<'_> {
         f.write_str(self.0.name)?;
         for ((name, ty), v) in self.0.fields.iter().zip(self.1) {
             match (ty, v) {
-                (Ty::Hex32 | Ty::Status, Value::U32(x)) => write!(f, " {name}={x:#010x}")?,
+                (Ty::Hex32, Value::U32(x)) => write!(f, " {name}={x:#010x}")?,
                 (_, Value::Status(s)) => write!(f, " {name}={:#010x}", s.cast_unsigned())?,
                 (Ty::Hex64, Value::U64(x)) => write!(f, " {name}={x:#x}")?,
                 (_, Value::U32(x)) => write!(f, " {name}={x}")?,

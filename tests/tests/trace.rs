@@ -214,3 +214,33 @@ fn a_queue_error_and_its_reset_are_traced() {
         "{prints:#?}"
     );
 }
+
+#[test]
+fn the_catalogue_and_its_kmdf_version_match_their_sources() {
+    let root = rhca_tests::workspace_root();
+    let cargo = std::fs::read_to_string(root.join("driver/Cargo.toml")).unwrap();
+    let (major, minor) = rhca::trace::KMDF_VERSION;
+    assert_eq!(
+        rhca_tests::inf::kmdf_version(&cargo).unwrap(),
+        format!("{major}.{minor}"),
+        "DriverLoaded reports the KMDF version the driver is built for"
+    );
+    let doc = std::fs::read_to_string(root.join("docs/test-machine.md")).unwrap();
+    let table = &doc[doc
+        .find("### The events")
+        .expect("docs/test-machine.md §10")..];
+    for e in rhca::trace::ALL {
+        assert!(
+            table.contains(&format!("`{}`", e.name)),
+            "{} is documented",
+            e.name
+        );
+        for (field, _) in e.fields {
+            assert!(
+                table.contains(&format!("`{field}`")),
+                "{}.{field} is documented",
+                e.name
+            );
+        }
+    }
+}

@@ -18,7 +18,11 @@ const EVENT_CONTROL_CODE_ENABLE_PROVIDER: ULONG = 1;
 
 /// Whether the machine's session takes events of `level` (0: every level, as ETW treats it).
 fn session_takes(level: u8) -> bool {
-    with_state(|_, cfg| Ok(cfg.trace_level != 0 && (level == 0 || level <= cfg.trace_level)))
+    with_state(|_, cfg| Ok(takes(cfg, level)))
+}
+
+fn takes(cfg: &crate::Config, level: u8) -> bool {
+    cfg.trace_level != 0 && (level == 0 || level <= cfg.trace_level)
 }
 
 /// `NTSTATUS EtwRegister(LPCGUID ProviderId, PETWENABLECALLBACK EnableCallback, PVOID
@@ -136,18 +140,26 @@ pub unsafe fn EtwWriteTransfer(
     UserData: PEVENT_DATA_DESCRIPTOR,
 ) -> NTSTATUS {
     let _ = (ActivityId, RelatedActivityId);
-    let Some(guid) = with_state(|st, _| Ok(st.etw.provider(RegHandle).map(|p| p.guid))) else {
-        return STATUS_INVALID_HANDLE;
-    };
-    if EventDescriptor.is_null()
-        || UserDataCount > trace::MAX_EVENT_DATA_DESCRIPTORS
-        || (UserDataCount > 0 && UserData.is_null())
-    {
+    if EventDescriptor.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
     // SAFETY: the caller passes a valid descriptor.
     let d = unsafe { *EventDescriptor };
-    if !session_takes(d.Level) {
+    // One look at the machine: the registration, and whether the session takes the level.
+    let Some((guid, takes)) = with_state(|st, cfg| {
+        Ok(st
+            .etw
+            .provider(RegHandle)
+            .map(|p| (p.guid, takes(cfg, d.Level))))
+    }) else {
+        return STATUS_INVALID_HANDLE;
+    };
+    if UserDataCount > trace::MAX_EVENT_DATA_DESCRIPTORS
+        || (UserDataCount > 0 && UserData.is_null())
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if !takes {
         return STATUS_SUCCESS;
     }
     let header = Header {
