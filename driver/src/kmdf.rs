@@ -33,7 +33,8 @@ use crate::hca::stream::Outcome;
 use crate::hca::{self, DONE_BATCH, Done, Hca, HcaError};
 use crate::sys::wdf::init as wdf_init;
 use crate::sys::wdf::{
-    self, Device, DeviceInit, File, Queue, Request, RequestCallbacks, Timer, WorkItem,
+    self, ContextType, ContextTypeInfo, Device, DeviceInit, File, Queue, Request, RequestCallbacks,
+    Timer, WorkItem,
 };
 use crate::sys::{
     _WDF_DEVICE_IO_TYPE, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, AtDispatch,
@@ -46,7 +47,10 @@ use crate::sys::{
 };
 use crate::trace::{self, Value};
 
-/// The device context.
+/// The device context, in the framework's context memory under its own name.
+///
+/// `!wdfkd.wdfdevice` lists it as `rhca::kmdf::DeviceCtx`, and `dx` shows the HCA (rings,
+/// queues, streams, statistics), the framework objects and the interrupt counters.
 #[derive(Debug, Default)]
 pub struct DeviceCtx {
     /// The one lock: the running HCA and what outlives it.
@@ -58,6 +62,12 @@ pub struct DeviceCtx {
     /// Interrupt vectors granted at the last prepare-hardware (reported by `QUERY_DEVICE`).
     vectors: AtomicU32,
     interrupts: AtomicU64,
+}
+
+impl ContextType for DeviceCtx {
+    fn type_info() -> &'static ContextTypeInfo {
+        wdf::context_type!(DeviceCtx, c"rhca::kmdf::DeviceCtx")
+    }
 }
 
 /// What the device lock guards.

@@ -38,14 +38,12 @@ extern crate alloc;
 #[cfg(all(windows, not(test)))]
 extern crate wdk_panic;
 
-#[cfg(all(windows, not(test)))]
-use wdk_alloc::WdkAllocator;
-
-/// The kernel allocator: `ExAllocatePool2(POOL_FLAG_NON_PAGED, …)` (wdk-alloc). Never used for
-/// memory a device can see: DMA memory comes from the DMA adapter.
+/// The kernel allocator: `ExAllocatePool2(POOL_FLAG_NON_PAGED, …)` tagged `RHCA`
+/// ([`sys::pool`]; wdk-alloc's `WdkAllocator` would tag it `rust`). Never used for memory a
+/// device can see: DMA memory comes from the DMA adapter.
 #[cfg(all(windows, not(test)))]
 #[global_allocator]
-static GLOBAL_ALLOCATOR: WdkAllocator = WdkAllocator;
+static GLOBAL_ALLOCATOR: sys::pool::PoolAllocator = sys::pool::PoolAllocator;
 
 /// On the simulated machine, wdk-sim's heap: the host's allocator, held to the pool's IRQL rule
 /// (an allocation above `DISPATCH_LEVEL` stops the machine as Verifier does), counting what the

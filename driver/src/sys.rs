@@ -301,6 +301,7 @@ impl Drop for Mmio {
 }
 
 pub mod etw;
+pub mod pool;
 pub mod wdf;
 
 /// Busy-waits `us` microseconds (`KeStallExecutionProcessor`), for bounded register polls.

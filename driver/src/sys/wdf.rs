@@ -26,7 +26,8 @@ mod device;
 pub mod init;
 mod request;
 
-pub use device::DeviceInit;
+pub(crate) use device::context_type;
+pub use device::{ContextType, ContextTypeInfo, DeviceInit};
 pub use request::{
     Request, RequestCallbacks, RequestId, evt_file_create, evt_io_device_control,
     evt_request_cancel,
@@ -98,6 +99,9 @@ pub unsafe fn driver_create(
 ) -> NTSTATUS {
     let mut config = WDF_DRIVER_CONFIG {
         EvtDriverUnload: unload,
+        // The framework's allocations for this driver carry the driver's own tag, as its heap
+        // does (`sys::pool`), so one `poolmon` tag shows all of RHCA's pool.
+        DriverPoolTag: super::pool::POOL_TAG,
         ..init::WDF_DRIVER_CONFIG_INIT(add)
     };
     // SAFETY: the loader's arguments and a live config; no driver handle is needed back.

@@ -170,7 +170,7 @@ fn parent_of(a: Option<&WDF_OBJECT_ATTRIBUTES>, default: usize) -> usize {
 #[must_use]
 pub unsafe fn WdfDriverCreate(
     DriverObject: PDRIVER_OBJECT,
-    _RegistryPath: PCUNICODE_STRING,
+    RegistryPath: PCUNICODE_STRING,
     DriverAttributes: PWDF_OBJECT_ATTRIBUTES,
     DriverConfig: PWDF_DRIVER_CONFIG,
     Driver: *mut WDFDRIVER,
@@ -209,9 +209,16 @@ pub unsafe fn WdfDriverCreate(
     if let Err(st) = no_serialization(a) {
         return st;
     }
+    let tag = if config.DriverPoolTag == 0 {
+        // SAFETY: the loader's registry path (or NULL), passed on by the driver.
+        super::default_pool_tag(&unsafe { service_name(RegistryPath) })
+    } else {
+        config.DriverPoolTag
+    };
     let h = wdf(|w| {
         let h = w.insert(Kind::Driver(config), None, a);
         w.driver = Some(h);
+        w.driver_pool_tag = tag;
         Ok(h)
     });
     if !Driver.is_null() {
@@ -219,6 +226,26 @@ pub unsafe fn WdfDriverCreate(
         unsafe { *Driver = h as WDFDRIVER };
     }
     STATUS_SUCCESS
+}
+
+/// The service name: the last component of the driver's registry path
+/// (`\Registry\Machine\System\CurrentControlSet\Services\<name>`), or "" without one.
+///
+/// # Safety
+/// `path` is NULL or a live `UNICODE_STRING` whose buffer holds `Length` bytes.
+unsafe fn service_name(path: PCUNICODE_STRING) -> String {
+    if path.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller's contract.
+    let u = unsafe { &*path };
+    if u.Buffer.is_null() {
+        return String::new();
+    }
+    // SAFETY: as above: `Length` bytes of UTF-16 at `Buffer`.
+    let units = unsafe { core::slice::from_raw_parts(u.Buffer, usize::from(u.Length) / 2) };
+    let full = String::from_utf16_lossy(units);
+    full.rsplit('\\').next().unwrap_or_default().to_owned()
 }
 
 // ---- device init ----
@@ -642,7 +669,7 @@ pub unsafe fn WdfObjectGetTypedContextWorker(
         let o = w.get_mut(Handle as usize, "WDFOBJECT")?;
         Ok(o.contexts
             .iter_mut()
-            .find(|(t, _)| *t == unique)
-            .map_or(null_mut(), |(_, mem)| mem.as_mut_ptr().cast()))
+            .find(|c| c.unique == unique)
+            .map_or(null_mut(), super::ObjContext::address))
     })
 }

@@ -93,6 +93,17 @@ pub enum InterruptResources {
     None,
 }
 
+/// One context of a framework object, as the debugger extension lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextReport {
+    /// `ContextName` of the type info: the type the debugger dumps the context as.
+    pub name: String,
+    /// The context's size in bytes.
+    pub size: usize,
+    /// Its address (aligned to 16 bytes, `MEMORY_ALLOCATION_ALIGNMENT` on x64).
+    pub address: usize,
+}
+
 /// A device the PnP manager knows.
 #[derive(Debug, Clone, Copy)]
 pub struct DevNode {
@@ -623,6 +634,41 @@ impl Host {
         let dev = d.device;
         run(&self.core.machine, move || {
             with_state(|st, _| Ok(st.wdf.device(dev)?.fdo.Characteristics))
+        })
+    }
+
+    /// The pool tag the framework gives the driver's allocations, as `!wdfkd.wdfdriverinfo`
+    /// shows it: the driver's `DriverPoolTag`, or the default `WdfDriverCreate` derived from the
+    /// service name. `None` before `WdfDriverCreate` succeeded.
+    ///
+    /// # Errors
+    /// A bug check stopped the machine.
+    pub fn driver_pool_tag(&self) -> Result<Option<[u8; 4]>, HostError> {
+        run(&self.core.machine, move || {
+            with_state(|st, _| Ok(st.wdf.driver.map(|_| st.wdf.driver_pool_tag.to_le_bytes())))
+        })
+    }
+
+    /// The contexts of the device object made for `d`, in the order the framework added them:
+    /// what `!wdfkd.wdfdevice` and `!wdfkd.wdfobject` list (each context's type name, size and
+    /// address), so a test can hold a driver to a context the debugger can show.
+    ///
+    /// # Errors
+    /// A bug check (the device does not exist).
+    pub fn device_contexts(&self, d: &DevNode) -> Result<Vec<ContextReport>, HostError> {
+        let dev = d.device;
+        run(&self.core.machine, move || {
+            with_state(|st, _| {
+                let o = st.wdf.get_mut(dev, "WDFDEVICE")?;
+                Ok(o.contexts
+                    .iter_mut()
+                    .map(|c| ContextReport {
+                        name: c.name.clone(),
+                        size: c.size,
+                        address: c.address() as usize,
+                    })
+                    .collect())
+            })
         })
     }
 

@@ -297,12 +297,56 @@ pub(crate) struct Obj {
     pub(crate) children: Vec<usize>,
     pub(crate) cleanup: PFN_WDF_OBJECT_CONTEXT_CLEANUP,
     pub(crate) destroy: PFN_WDF_OBJECT_CONTEXT_DESTROY,
-    /// Context memory per context type: (type identity, zeroed storage).
-    pub(crate) contexts: Vec<(usize, Box<[u64]>)>,
+    /// Context memory per context type, in the order the types were added.
+    pub(crate) contexts: Vec<ObjContext>,
     /// `WdfObjectReference` count beyond the framework's own.
     pub(crate) refs: u32,
     /// Deleted while referenced: cleanup has run, destroy waits for the last dereference.
     pub(crate) zombie: bool,
+}
+
+/// One context of an object: zeroed storage aligned as the framework aligns it
+/// (`MEMORY_ALLOCATION_ALIGNMENT`, 16 bytes on x64), and the type's name as `!wdfkd.wdfobject`
+/// shows it.
+#[derive(Debug)]
+pub(crate) struct ObjContext {
+    /// The type's identity: its `UniqueType`, or the type info's address.
+    pub(crate) unique: usize,
+    /// `ContextName`, as the debugger extension prints it.
+    pub(crate) name: String,
+    /// The size asked for (`ContextSize`, or a larger `ContextSizeOverride`).
+    pub(crate) size: usize,
+    mem: Box<[ContextChunk]>,
+}
+
+/// A 16-byte, 16-aligned unit of context storage.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+struct ContextChunk([u8; 16]);
+
+impl ObjContext {
+    fn new(unique: usize, name: *const core::ffi::c_char, size: usize) -> Self {
+        let name = if name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: validated attributes carry a NUL-terminated name (the literal
+            // `WDF_DECLARE_CONTEXT_TYPE` makes) whenever the size is not zero.
+            unsafe { core::ffi::CStr::from_ptr(name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Self {
+            unique,
+            name,
+            size,
+            mem: vec![ContextChunk([0; 16]); size.div_ceil(16).max(1)].into_boxed_slice(),
+        }
+    }
+
+    /// The context's address, as `WdfObjectGetTypedContextWorker` returns it.
+    pub(crate) fn address(&mut self) -> PVOID {
+        self.mem.as_mut_ptr().cast()
+    }
 }
 
 /// What `WdfDeviceInit*` recorded before `WdfDeviceCreate`.
@@ -324,6 +368,9 @@ pub(crate) struct WdfState {
     pub(crate) objects: HashMap<usize, Obj>,
     next: usize,
     pub(crate) driver: Option<usize>,
+    /// The tag the framework gives the driver's allocations: `DriverPoolTag`, or the default
+    /// `WdfDriverCreate` derives from the service name.
+    pub(crate) driver_pool_tag: u32,
     pub(crate) inits: HashMap<usize, DeviceInitData>,
     /// Interrupts whose DPC is queued, in order.
     pub(crate) dpcs: VecDeque<usize>,
@@ -337,6 +384,22 @@ pub(crate) struct WdfState {
     /// `WdfRequestComplete` of one is the KMDF verifier's "not driver-owned" break rather than
     /// a use of a freed handle.
     pub(crate) completed: VecDeque<usize>,
+}
+
+/// The pool tag KMDF gives a driver whose `DriverPoolTag` is zero (`WDF_DRIVER_CONFIG`'s
+/// documentation): the first four characters of the service name, after a leading "WDF" (any
+/// case); "FxDr" when fewer than four remain.
+pub(crate) fn default_pool_tag(service: &str) -> u32 {
+    let b = service.as_bytes();
+    let rest = if b.len() >= 3 && b[..3].eq_ignore_ascii_case(b"WDF") {
+        &b[3..]
+    } else {
+        b
+    };
+    match rest {
+        [a, b, c, d, ..] => u32::from_le_bytes([*a, *b, *c, *d]),
+        _ => u32::from_le_bytes(*b"FxDr"),
+    }
 }
 
 /// How many completed requests [`WdfState::completed`] remembers.
@@ -388,10 +451,8 @@ impl WdfState {
                     info.UniqueType as usize
                 };
                 let size = info.ContextSize.max(a.ContextSizeOverride);
-                obj.contexts.push((
-                    unique,
-                    vec![0u64; size.div_ceil(8).max(1)].into_boxed_slice(),
-                ));
+                obj.contexts
+                    .push(ObjContext::new(unique, info.ContextName, size));
             }
         }
         if let Some(p) = parent
@@ -578,4 +639,20 @@ pub(crate) fn run_cleanup(objs: Vec<(usize, Obj)>) {
         Ok(gone)
     });
     drop(gone);
+}
+
+#[cfg(test)]
+mod pool_tag_tests {
+    use super::default_pool_tag;
+
+    #[test]
+    fn the_default_tag_is_the_service_names_first_four_characters_after_wdf() {
+        assert_eq!(default_pool_tag("rhca").to_le_bytes(), *b"rhca");
+        assert_eq!(default_pool_tag("Serial").to_le_bytes(), *b"Seri");
+        assert_eq!(default_pool_tag("WdfEcho").to_le_bytes(), *b"Echo");
+        assert_eq!(default_pool_tag("wdfToaster").to_le_bytes(), *b"Toas");
+        assert_eq!(default_pool_tag("abc").to_le_bytes(), *b"FxDr");
+        assert_eq!(default_pool_tag("WDFab").to_le_bytes(), *b"FxDr");
+        assert_eq!(default_pool_tag("").to_le_bytes(), *b"FxDr");
+    }
 }

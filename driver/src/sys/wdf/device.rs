@@ -1,11 +1,11 @@
 //! Devices: what `EvtDriverDeviceAdd` configures before the device exists ([`DeviceInit`]),
-//! the driver's context value in the framework's context slot (boxed, its type checked on every
-//! access, dropped at the device's cleanup), and the objects a device parents (queues,
-//! interrupts, work items, timers).
+//! the driver's context value in the framework's context memory (in place, under a type name the
+//! debugger can dump, its declaration checked against the type on every access, dropped at the
+//! device's cleanup), and the objects a device parents (queues, interrupts, work items, timers).
 
-use alloc::boxed::Box;
 use core::any::TypeId;
-use core::ffi::c_void;
+use core::ffi::CStr;
+use core::mem::MaybeUninit;
 use core::ptr::null_mut;
 
 use super::init;
@@ -13,8 +13,8 @@ use super::{Device, Interrupt, Queue, Timer, WorkItem, size_of_u32};
 use crate::sys::{
     _WDF_DEVICE_FAILED_ACTION, BOOLEAN_FALSE, GUID, NT_SUCCESS, NTSTATUS, PDEVICE_OBJECT,
     PFN_WDF_DEVICE_FILE_CREATE, PFN_WDF_FILE_CLEANUP, PFN_WDF_TIMER, PFN_WDF_WORKITEM,
-    PWDFDEVICE_INIT, STATUS_INSUFFICIENT_RESOURCES, WDF_DEVICE_IO_TYPE, WDF_INTERRUPT_CONFIG,
-    WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    PWDFDEVICE_INIT, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, WDF_DEVICE_IO_TYPE,
+    WDF_INTERRUPT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
     WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG,
     WDF_WORKITEM_CONFIG, WDFDEVICE, WDFINTERRUPT, WDFOBJECT, WDFQUEUE, WDFTIMER, WDFWORKITEM,
     call_unsafe_wdf_function_binding,
@@ -24,64 +24,106 @@ use crate::sys::{
 #[derive(Debug)]
 pub struct DeviceInit(pub PWDFDEVICE_INIT);
 
-/// The context slot the framework allocates for a device: the driver's value, boxed, and its
-/// type, checked on every access.
-#[repr(C)]
-struct Slot {
-    value: *mut c_void,
-    type_id: TypeId,
-    drop: unsafe fn(*mut c_void),
-}
+/// `MEMORY_ALLOCATION_ALIGNMENT` on x64 (winnt.h: 16 under `_WIN64`; a macro bindgen does not
+/// translate): the framework aligns every context to it.
+const MEMORY_ALLOCATION_ALIGNMENT: usize = 16;
 
-/// The type info `WDF_DECLARE_CONTEXT_TYPE` would declare, in a static: wdk-sys's
-/// `WDF_OBJECT_CONTEXT_TYPE_INFO` holds raw pointers and so is not `Sync`, which a static
-/// must be.
-#[repr(transparent)]
-struct ContextTypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO);
+/// The declaration of a context type: what `WDF_DECLARE_CONTEXT_TYPE` makes in C.
+///
+/// The framework's type info, with the Rust type it was declared for. Made by
+/// [`context_type!`] (one static per type), read by the framework and never written.
+#[derive(Debug)]
+pub struct ContextTypeInfo {
+    info: WDF_OBJECT_CONTEXT_TYPE_INFO,
+    /// The type the info was declared for: [`DeviceInit::create`] and [`Device::context`]
+    /// refuse a declaration made for another type, so a wrong declaration cannot confuse types.
+    type_id: fn() -> TypeId,
+}
 
 // SAFETY: never written after initialisation (the framework only reads it), and its pointers
 // name 'static data: the name literal and the static itself.
 unsafe impl Sync for ContextTypeInfo {}
 
-static SLOT_TYPE: ContextTypeInfo = ContextTypeInfo(WDF_OBJECT_CONTEXT_TYPE_INFO {
-    Size: size_of_u32::<WDF_OBJECT_CONTEXT_TYPE_INFO>(),
-    ContextName: c"RhcaSlot".as_ptr(),
-    ContextSize: core::mem::size_of::<Slot>(),
-    UniqueType: (&raw const SLOT_TYPE).cast(),
-    EvtDriverGetUniqueContextType: None,
-});
-
-unsafe fn drop_box<T>(p: *mut c_void) {
-    // SAFETY: `p` came from Box::into_raw of a `Box<T>` in `DeviceInit::create`.
-    drop(unsafe { Box::from_raw(p.cast::<T>()) });
+impl ContextTypeInfo {
+    /// The declaration of `T`'s context, named `name` (the type's path, as the PDB names it,
+    /// so that `!wdfkd.wdfobject` can dump it), at `this`: the static being initialised, which
+    /// is the type's identity for the framework (`UniqueType`).
+    #[must_use]
+    pub const fn new<T: 'static>(name: &'static CStr, this: *const Self) -> Self {
+        Self {
+            info: WDF_OBJECT_CONTEXT_TYPE_INFO {
+                Size: size_of_u32::<WDF_OBJECT_CONTEXT_TYPE_INFO>(),
+                ContextName: name.as_ptr(),
+                ContextSize: core::mem::size_of::<InPlace<T>>(),
+                UniqueType: this.cast(),
+                EvtDriverGetUniqueContextType: None,
+            },
+            type_id: TypeId::of::<T>,
+        }
+    }
 }
 
-fn slot(object: WDFOBJECT) -> *mut Slot {
-    // SAFETY: the framework returns the context of `object` or NULL; `SLOT_TYPE` is static.
+/// A type the framework allocates, in place, as an object's context.
+pub trait ContextType: Send + Sync + Sized + 'static {
+    /// The type's declaration: `context_type!(Self, c"crate::path::Type")`.
+    fn type_info() -> &'static ContextTypeInfo;
+}
+
+/// The declaration of `$ty`'s context, named `$name`: a static [`ContextTypeInfo`] whose
+/// address is the type's identity. The name is the type's full path (`core::any::type_name`),
+/// which is how the PDB names a Rust type, so `!wdfkd.wdfdevice` lists the context as
+/// `dt rhca!rhca::kmdf::DeviceCtx` and `dx` can show it.
+macro_rules! context_type {
+    ($ty:ty, $name:literal) => {{
+        static INFO: $crate::sys::wdf::ContextTypeInfo =
+            $crate::sys::wdf::ContextTypeInfo::new::<$ty>($name, &raw const INFO);
+        &INFO
+    }};
+}
+pub(crate) use context_type;
+
+/// The framework's context memory as the driver lays it out: the value first, so that the
+/// debugger's `dt`/`dx` at the context's address shows the value as its declared type, then
+/// whether the value is live (the framework zeroes the memory; the value is written after
+/// `WdfDeviceCreate` returns and dropped at the object's cleanup).
+#[repr(C)]
+struct InPlace<T> {
+    value: MaybeUninit<T>,
+    live: bool,
+}
+
+/// The context of `object` declared by `T`, or NULL.
+fn in_place<T: ContextType>(object: WDFOBJECT) -> *mut InPlace<T> {
+    let info = T::type_info();
+    if (info.type_id)() != TypeId::of::<T>() {
+        return null_mut();
+    }
+    // SAFETY: the framework returns the context of `object` or NULL; the type info is static.
     unsafe {
         call_unsafe_wdf_function_binding!(
             WdfObjectGetTypedContextWorker,
             object,
-            &raw const SLOT_TYPE.0
+            &raw const info.info
         )
     }
     .cast()
 }
 
-/// `EvtCleanupCallback` of a device: drops the driver's context value.
-unsafe extern "C" fn cleanup_slot(object: WDFOBJECT) {
-    let s = slot(object);
-    if s.is_null() {
+/// `EvtCleanupCallback` of an object with a `T` context: drops the value in place.
+unsafe extern "C" fn cleanup_in_place<T: ContextType>(object: WDFOBJECT) {
+    let c = in_place::<T>(object);
+    if c.is_null() {
         return;
     }
-    // SAFETY: the slot written in `create`, read once here at the device's cleanup.
-    let taken = unsafe { s.read() };
-    if !taken.value.is_null() {
-        // SAFETY: the value and its drop function were stored together in `create`.
-        unsafe { (taken.drop)(taken.value) };
+    // SAFETY: the framework's context memory, laid out as `InPlace<T>` (`ContextSize` is its
+    // size and the type was checked); cleanup runs once, after every callback of the object
+    // has returned, so nothing else reaches the context now.
+    let c = unsafe { &mut *c };
+    if c.live {
+        c.live = false;
+        // SAFETY: live: written in `create` and not dropped since.
+        unsafe { c.value.assume_init_drop() };
     }
-    // SAFETY: the slot stays allocated until the framework frees the context; clear it.
-    unsafe { (*s).value = null_mut() };
 }
 
 impl DeviceInit {
@@ -147,14 +189,26 @@ impl DeviceInit {
         };
     }
 
-    /// `WdfDeviceCreate`, with `value` as the device's context (dropped at the device's cleanup).
+    /// `WdfDeviceCreate`, with `value` as the device's context, in place (dropped at the
+    /// device's cleanup).
     ///
     /// # Errors
-    /// The framework's status.
-    pub fn create<T: Send + Sync + 'static>(mut self, value: T) -> Result<Device, NTSTATUS> {
+    /// The framework's status; `STATUS_INVALID_PARAMETER` for a declaration made for another
+    /// type.
+    pub fn create<T: ContextType>(mut self, value: T) -> Result<Device, NTSTATUS> {
+        const {
+            assert!(
+                core::mem::align_of::<InPlace<T>>() <= MEMORY_ALLOCATION_ALIGNMENT,
+                "the framework aligns contexts to MEMORY_ALLOCATION_ALIGNMENT only"
+            );
+        };
+        let info = T::type_info();
+        if (info.type_id)() != TypeId::of::<T>() {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
         let mut attrs = WDF_OBJECT_ATTRIBUTES {
-            EvtCleanupCallback: Some(cleanup_slot),
-            ContextTypeInfo: &raw const SLOT_TYPE.0,
+            EvtCleanupCallback: Some(cleanup_in_place::<T>),
+            ContextTypeInfo: &raw const info.info,
             ..init::WDF_OBJECT_ATTRIBUTES_INIT()
         };
         let mut device: WDFDEVICE = null_mut();
@@ -170,39 +224,40 @@ impl DeviceInit {
         if !NT_SUCCESS(st) {
             return Err(st);
         }
-        let s = slot(device.cast());
-        if s.is_null() {
+        let c = in_place::<T>(device.cast());
+        if c.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         }
-        let value = Box::into_raw(Box::new(value)).cast::<c_void>();
-        // SAFETY: the framework allocated a Slot-sized context for the new device.
-        unsafe {
-            s.write(Slot {
-                value,
-                type_id: TypeId::of::<T>(),
-                drop: drop_box::<T>,
-            });
-        }
+        // SAFETY: the framework allocated `ContextSize` (= size_of::<InPlace<T>>) zeroed bytes,
+        // aligned as asserted above, for the new device (zero is a valid `InPlace<T>`: the value
+        // uninitialised, not live); nothing else reaches them yet (the device's callbacks start
+        // after EvtDriverDeviceAdd returns).
+        let c = unsafe { &mut *c };
+        c.value.write(value);
+        c.live = true;
         Ok(Device(device))
     }
 }
 
 impl Device {
-    /// The driver's context value, when it is a `T`.
+    /// The driver's context value, when the device has a live `T` context.
     #[must_use]
-    pub fn context<T: 'static>(self) -> Option<&'static T> {
-        let s = slot(self.0.cast());
-        if s.is_null() {
+    pub fn context<T: ContextType>(self) -> Option<&'static T> {
+        let c = in_place::<T>(self.0.cast());
+        if c.is_null() {
             return None;
         }
-        // SAFETY: the slot written at creation (or zeroed by the framework before it).
-        let s = unsafe { &*s };
-        if s.value.is_null() || s.type_id != TypeId::of::<T>() {
+        // SAFETY: the framework's context memory, laid out as `InPlace<T>`; `live` is set once
+        // in `create` before the device's callbacks run and cleared at its cleanup, after they
+        // have all returned.
+        let c = unsafe { &*c };
+        if !c.live {
             return None;
         }
-        // SAFETY: the value is a live `T` (type checked) until the device's cleanup, which runs
-        // after every callback of the device has returned.
-        Some(unsafe { &*s.value.cast::<T>() })
+        // SAFETY: live: written in `create`, not dropped before the device's cleanup. The value
+        // is only ever shared (its interior mutability is its own), and `'static` stands for
+        // "while a callback of the device runs", the only place drivers reach it from.
+        Some(unsafe { c.value.assume_init_ref() })
     }
 
     /// `WdfDeviceWdmGetPhysicalDevice`.
