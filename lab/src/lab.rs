@@ -200,7 +200,7 @@ fn scenario_command(args: &[String]) -> ExitCode {
         let o = run_isolated(n, cycles, &profile.to_string(), seed);
         if !json {
             println!(
-                "{:<24} {} cycles {:>7}  faults {:>4}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
+                "{:<25} {} cycles {:>7}  faults {:>4}  MADs {:>6} sent {:>4} failed {} lost  segments {:>7} verified, {} bytes corrupted  IOCTLs fuzzed {:>8}  bug checks {}  leaks {}",
                 o.name,
                 if o.ok() { "PASS" } else { "FAIL" },
                 o.cycles,

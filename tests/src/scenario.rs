@@ -23,7 +23,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, Strategy};
+use rhca_hw::ioctl::{
+    self, RecvMadOut, SendMadIn, SendMadOut, Strategy, StreamWaitIn, StreamWaitOut,
+};
 use rhca_hw::mad::{self, MadHeader, attr};
 use rhca_hw::stream::Direction;
 use rhca_model::{ModelConfig, RhcaDevice, Worker};
@@ -74,7 +76,7 @@ impl Outcome {
 }
 
 /// The scenarios, by name.
-pub const SCENARIOS: [&str; 15] = [
+pub const SCENARIOS: [&str; 18] = [
     "disable-enable",
     "query-remove-cancel",
     "remove",
@@ -85,6 +87,9 @@ pub const SCENARIOS: [&str; 15] = [
     "rebalance-fail-restart",
     "dif-remove",
     "sleep",
+    "sleep-disable-enable",
+    "io-process-termination",
+    "root-port-surprise-remove",
     "reboot",
     "reinstall",
     "faults",
@@ -173,6 +178,20 @@ impl Rig {
         match self.m.leaks() {
             Ok(l) => o.leaks.extend(l),
             Err(b) => o.bugchecks.push(b.to_string()),
+        }
+        // Every event the driver wrote decodes as TraceLogging, and its interrupt path (DPCs,
+        // timers, ISRs) allocated nothing, whatever the scenario did to it.
+        o.errors.extend(
+            self.m
+                .trace_errors()
+                .into_iter()
+                .map(|e| format!("an ETW event that does not decode: {e}")),
+        );
+        let dpc = self.m.dpc_allocations();
+        if dpc != 0 {
+            o.errors.push(format!(
+                "{dpc} allocations in the driver's DPC, timer and ISR callbacks"
+            ));
         }
         let stray = self.m.stray_dma(self.att.slot);
         if !stray.is_empty() {
@@ -473,6 +492,7 @@ pub fn run(name: &str, n: u64, profile: Profile, seed: u64) -> Outcome {
         "faults" => faults(n, profile, seed, &mut o),
         "ops" => ops(n, profile, seed, &mut o),
         "surprise-remove" | "reboot" => fresh_machine_cycles(name, n, profile, seed, &mut o),
+        "root-port-surprise-remove" => root_port_cycles(n, profile, seed, &mut o),
         _ => same_machine_cycles(name, n, profile, seed, &mut o),
     };
     if let Err(e) = r {
@@ -499,6 +519,14 @@ fn same_machine_cycles(
                         through(&mut rig, o, |rig| cancelled_query(rig, true))?;
                     }
                     "query-stop-cancel" => through(&mut rig, o, |rig| cancelled_query(rig, false))?,
+                    // HLK's "Sleep and PNP (disable and enable) with IO Before and After": a
+                    // sleep, I/O checked, then a disable and enable; the I/O after is below.
+                    "sleep-disable-enable" => {
+                        transition(&mut rig, "sleep", cycle)?;
+                        io(&rig, 2, 8, o)?;
+                        transition(&mut rig, "disable-enable", cycle)?;
+                    }
+                    "io-process-termination" => killed_mid_io(&rig, o)?,
                     _ => across(&mut rig, o, |rig| transition(rig, name, cycle))?,
                 }
                 io(&rig, 2, 8, o)
@@ -601,6 +629,147 @@ fn fresh_machine_cycles(
         o.cycles += 1;
     }
     Ok(())
+}
+
+/// HLK's "`SimpleIO` stress test with IO process termination": one process has a stream running
+/// and MADs, receives and a stream WAIT in flight, and is killed without closing its handle;
+/// another process's I/O on the same device goes on. The rundown must end (every request of
+/// the killed process completed or cancelled: the simulator stops the machine if one is left
+/// pending), the killed process's buffers are released with no DMA into them afterwards
+/// ([`Rig::finish`] checks), and the survivor's MADs are answered before and after the kill.
+fn killed_mid_io(rig: &Rig, o: &mut Outcome) -> Result<(), String> {
+    let host = rig.host()?;
+    let node = rig.node()?;
+    let survivor = host.process();
+    let sh = survivor.open(&node).map_err(|e| e.to_string())?;
+    let before = InFlight::start(&survivor, &sh, 2, o)?;
+    let victim = host.process();
+    let vh = victim.open(&node).map_err(|e| e.to_string())?;
+    let m = rig.m.clone();
+    let c = running_stream(&victim, &vh, &m, o, "before the process is killed")?;
+    let flight = InFlight::start(&victim, &vh, 4, o)?;
+    // A WAIT for more segments than the stream will deliver before the kill (engine 1, the
+    // running stream's).
+    let mut b = [0u8; StreamWaitIn::SIZE];
+    StreamWaitIn {
+        engine: 1,
+        max_segments: 16,
+        ..StreamWaitIn::default()
+    }
+    .encode(&mut b)
+    .map_err(|e| e.to_string())?;
+    let wait = victim
+        .ioctl_async(&vh, ioctl::IOCTL_RHCA_STREAM_WAIT, &b, StreamWaitOut::SIZE)
+        .map_err(|e| e.to_string())?;
+    victim
+        .kill()
+        .map_err(|e| format!("the killed process's rundown: {e}"))?;
+    // Every request of the killed process has completed: the rundown waited for them.
+    let start = c.start;
+    if start.wait(Duration::from_secs(1)).is_none() {
+        o.errors
+            .push("the killed process's START was still pending after its rundown".into());
+    }
+    if wait.wait(Duration::from_secs(1)).is_none() {
+        o.errors
+            .push("the killed process's WAIT was still pending after its rundown".into());
+    }
+    let lost = o.mads_lost;
+    flight.settle(o);
+    if o.mads_lost != lost {
+        o.errors.push(format!(
+            "{} of the killed process's MADs never completed",
+            o.mads_lost - lost
+        ));
+    }
+    // The other process's I/O was not disturbed.
+    let failed = o.mads_failed;
+    before.settle(o);
+    let after = InFlight::start(&survivor, &sh, 2, o)?;
+    after.settle(o);
+    if o.mads_failed != failed {
+        o.errors.push(format!(
+            "{} MADs of another process failed when one process was killed",
+            o.mads_failed - failed
+        ));
+    }
+    survivor.close(sh).map_err(|e| e.to_string())?;
+    survivor.kill().map_err(|e| e.to_string())
+}
+
+/// HLK's "PCI Root Port Surprise Remove Test", one fresh machine per cycle: the root port
+/// above the device goes away, so the link drops first — the device reads all-ones, performs
+/// no DMA and raises no interrupt — while the driver still has a stream running and MADs in
+/// flight, and more requests arrive during [`LINK_DOWN_WINDOW`] before the `PnP` manager hears of
+/// it; then `IRP_MN_SURPRISE_REMOVAL`, D0 exit, release and removal. Every request must
+/// complete (with a clear status), no call may wait on the dead link, no DMA resource may
+/// outlive the release, and the driver unloads clean.
+fn root_port_cycles(n: u64, profile: Profile, seed: u64, o: &mut Outcome) -> Result<(), String> {
+    for i in 0..n {
+        let mut rig = Rig::new(profile, seed.wrapping_add(i))?;
+        let r = root_port_removal(&mut rig, o);
+        rig.finish(o);
+        r?;
+        o.cycles += 1;
+    }
+    Ok(())
+}
+
+/// How long the link is down before the `PnP` manager reports the removal: longer than a
+/// watchdog period, shorter than the stall limit (which a longer outage would reach: a queue
+/// reset on a device that is gone, covered by the fault tests).
+const LINK_DOWN_WINDOW: Duration = Duration::from_millis(300);
+
+fn root_port_removal(rig: &mut Rig, o: &mut Outcome) -> Result<(), String> {
+    io(rig, 2, 8, o)?;
+    let host = rig.host.take().ok_or("no driver")?;
+    let node = rig.node.take().ok_or("no device")?;
+    let p = host.process();
+    let h = p.open(&node).map_err(|e| e.to_string())?;
+    let m = rig.m.clone();
+    let c = running_stream(&p, &h, &m, o, "before the link went down")?;
+    let flight = InFlight::start(&p, &h, 4, o)?;
+    // The link drops: the device is gone from the bus, the driver not yet told.
+    rig.m.surprise_remove(node.slot);
+    let dead = InFlight::start(&p, &h, 4, o)?;
+    let query = p
+        .ioctl(
+            &h,
+            ioctl::IOCTL_RHCA_STATISTICS,
+            &[],
+            ioctl::StatisticsOut::SIZE,
+        )
+        .map_err(|e| e.to_string())?;
+    if query.status != STATUS_SUCCESS {
+        o.errors.push(format!(
+            "STATISTICS on a dead link: {:#x} (the driver's own state needs no device)",
+            query.status
+        ));
+    }
+    std::thread::sleep(LINK_DOWN_WINDOW);
+    // The bus driver reports the removal: surprise removal, D0 exit, release, remove.
+    host.pnp_surprise_removal(&node)
+        .map_err(|e| format!("surprise removal after the link went down: {e}"))?;
+    let lost = o.mads_lost;
+    flight.settle(o);
+    dead.settle(o);
+    if o.mads_lost != lost {
+        o.errors.push(format!(
+            "{} MADs never completed after the root port went away",
+            o.mads_lost - lost
+        ));
+    }
+    if c.start.wait(Duration::from_secs(10)).is_none() {
+        o.errors
+            .push("the stream's START never completed after the root port went away".into());
+    }
+    if p.open(&node).is_ok() {
+        o.errors
+            .push("a removed device could still be opened".into());
+    }
+    let _ = p.close(h);
+    p.kill().map_err(|e| e.to_string())?;
+    host.unload().map_err(|e| e.to_string())
 }
 
 /// Device faults, one per cycle in turn (a DMA error on a mapped send, a CQ overflow, a stream

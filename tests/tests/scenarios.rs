@@ -72,6 +72,24 @@ fn sleep_with_io_during() {
 }
 
 #[test]
+fn sleep_then_disable_enable_with_io_before_and_after() {
+    check(&scenario::run("sleep-disable-enable", 3, VI, 17), 3);
+}
+
+#[test]
+fn a_process_killed_with_io_pending_leaves_other_io_alone() {
+    check(&scenario::run("io-process-termination", 3, VI, 18), 3);
+}
+
+#[test]
+fn the_root_port_goes_away_with_io_in_flight() {
+    let o = scenario::run("root-port-surprise-remove", 2, VI, 19);
+    check(&o, 2);
+    // The MADs posted on the dead link cannot succeed: they fail with a status, none is lost.
+    assert!(o.mads_failed > 0, "{o:#?}");
+}
+
+#[test]
 fn reboot_with_io() {
     check(&scenario::run("reboot", 3, VI, 16), 3);
 }

@@ -24,6 +24,8 @@ extern "C" fn wdk_sim_debug_print(
     text: *const c_char,
     len: usize,
 ) -> u32 {
+    // The debugger's buffer is the kernel's: what is kept here is not the driver's allocation.
+    let _kernel = crate::heap::KernelEntry::new();
     let bytes = if text.is_null() {
         &[][..]
     } else {

@@ -139,6 +139,9 @@ pub unsafe fn EtwWriteTransfer(
     UserDataCount: ULONG,
     UserData: PEVENT_DATA_DESCRIPTOR,
 ) -> NTSTATUS {
+    // The session's decoding and storage are the kernel's allocations, not the driver's: an
+    // event written from a DPC must not count as the DPC allocating.
+    let _kernel = crate::heap::KernelEntry::new();
     let _ = (ActivityId, RelatedActivityId);
     if EventDescriptor.is_null() {
         return STATUS_INVALID_PARAMETER;
