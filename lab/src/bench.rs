@@ -32,7 +32,7 @@ use rhca_hw::regs::WqId;
 use rhca_hw::stream::Direction;
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload};
 use rhca_model::ModelConfig;
-use rhca_model::rig::Rig;
+use rhca_model::rig::{HostSide as _, Rig, StreamH};
 use rhca_tests::stream::Client;
 use rhcactl::boot::SimMachine;
 
@@ -262,7 +262,7 @@ fn stream_rate(
 /// machine, one mapping of the buffer, credits handed back as records arrive): the limit any
 /// driver strategy can reach on this machine.
 fn engine_rate(seg: u32, segs: u32, bytes: u64) -> f64 {
-    use rhca_hw::regs::{db, se};
+    use rhca_hw::regs::db;
     let model = ModelConfig {
         bench_data: true,
         ..ModelConfig::default()
@@ -272,27 +272,9 @@ fn engine_rate(seg: u32, segs: u32, bytes: u64) -> f64 {
     let len = seg * segs;
     let va = rig.m.alloc_user(len as usize);
     let el = rig.map_user(va, len, true);
-    let mut table = vec![0u8; el.len() * rhca_hw::stream::DESC_SIZE];
-    for (i, (&(addr, l), out)) in el.iter().zip(table.chunks_exact_mut(16)).enumerate() {
-        let _ = rhca_hw::stream::Descriptor {
-            addr,
-            len: l,
-            last: i + 1 == el.len(),
-        }
-        .encode(out);
-    }
-    let (tva, tla) = rig.common(table.len().max(4096) as u32);
-    rig.write(tva, &table);
-    let (rva, rla) = rig.common((segs * 16).max(4096));
-    let r = |reg| se::offset(0, reg).unwrap_or(0);
-    rig.w(r(se::DESC_LO), tla as u32);
-    rig.w(r(se::DESC_HI), (tla >> 32) as u32);
-    rig.w(r(se::DESC_COUNT), el.len() as u32);
-    rig.w(r(se::SEG_SIZE), seg);
-    rig.w(r(se::SEG_COUNT), segs);
-    rig.w(r(se::REC_LO), rla as u32);
-    rig.w(r(se::REC_HI), (rla >> 32) as u32);
-    rig.w(r(se::CTRL), se::CTRL_START.mask());
+    // The engine started as the rig starts it (descriptor table, record ring, START).
+    let stream = StreamH::start(&rig, 0, true, false, seg, segs, va, &el);
+    let rva = stream.rec_va;
     let credit = db::se_credit(0).unwrap_or(0);
     rig.w(credit, segs);
     let Ok(records) = rhca_hw::ring::Ring::new(segs) else {

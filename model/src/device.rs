@@ -25,11 +25,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rhca_hw::regs::{self, Caps, ErrorCode, ErrorSource, cause};
-use wdk_sim::{Attached, DeviceBus, DmaFault, Interrupt, Machine, PciFunction, PciIdentity};
+use wdk_sim::{Attached, DmaFault, Interrupt, Machine, PciFunction, PciIdentity};
 
 use crate::ModelError;
 use crate::config::{Counters, Fault, ModelConfig, RandomFaults};
 use crate::fabric::{Fabric, Packet};
+use crate::port::HostPort;
 
 use engine::Engine;
 use queues::{Cq, Wq};
@@ -86,7 +87,7 @@ impl Faults {
 /// Everything behind the device lock.
 struct State {
     cfg: ModelConfig,
-    bus: Option<DeviceBus>,
+    bus: Option<Arc<dyn HostPort>>,
     removed: bool,
     enable: bool,
     quiesce: bool,
@@ -116,14 +117,14 @@ struct State {
 /// The RHCA device model, a [`PciFunction`] on a `wdk-sim` machine.
 pub struct RhcaDevice {
     state: Mutex<State>,
-    bus: OnceLock<DeviceBus>,
+    bus: OnceLock<Arc<dyn HostPort>>,
     wake: Condvar,
 }
 
 impl std::fmt::Debug for RhcaDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RhcaDevice")
-            .field("slot", &self.bus.get().map(DeviceBus::slot))
+            .field("port", &self.bus.get())
             .finish_non_exhaustive()
     }
 }
@@ -198,9 +199,16 @@ impl RhcaDevice {
     ) -> Result<(Arc<Self>, Attached), ModelError> {
         let dev = Self::new(cfg)?;
         let (att, bus) = machine.attach(dev.clone());
-        dev.lock().bus = Some(bus.clone());
-        let _ = dev.bus.set(bus);
+        dev.connect(Arc::new(bus));
         Ok((dev, att))
+    }
+
+    /// Puts the device on `port`'s bus: from now on its DMA and interrupts go there. A device
+    /// is connected once; a second port is ignored.
+    pub fn connect(&self, port: Arc<dyn HostPort>) {
+        if self.bus.set(port.clone()).is_ok() {
+            self.lock().bus = Some(port);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -247,6 +255,17 @@ impl RhcaDevice {
             }
         }
         r
+    }
+
+    /// A `PCIe` function-level reset (or a VMM's device reset): registers, queues, engines and
+    /// the interrupt state back to their reset values, as `CTRL.RESET` does, and the MSI-X
+    /// table cleared. A device that has left the bus stays gone.
+    pub fn function_level_reset(&self) {
+        self.with(|st| {
+            st.reset();
+            st.msix = [[0; 4]; 16];
+        });
+        self.wake.notify_all();
     }
 
     /// One round of device work: fetch and execute posted WQEs, deliver inbound MADs, move

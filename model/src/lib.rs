@@ -1,7 +1,7 @@
 //! `rhca-model`: the RHCA device, as hardware in every test.
 //!
-//! The model implements `docs/device.md` from the device's side, on the bus that `wdk-sim`
-//! provides. It owns:
+//! The model implements `docs/device.md` from the device's side, on a bus it reaches through
+//! [`HostPort`]: `wdk-sim`'s simulated machine, or a VM through `rhca-vfio-user`. It owns:
 //! - [`RhcaDevice`]: the BAR0 register file (reset, enable, quiesce, capabilities with a
 //!   configurable DMA width), interrupt cause/mask with MSI-X and `INTx` delivery, the error
 //!   latch, doorbells;
@@ -20,8 +20,8 @@
 //! every mistake a real device would notice through `ERR_SYNDROME` and CQE status.
 //!
 //! # Safety story
-//! None: the crate forbids `unsafe`. Host memory is reached only through
-//! [`wdk_sim::DeviceBus`], by logical address.
+//! None: the crate forbids `unsafe`. Host memory is reached only through a [`HostPort`]
+//! (`wdk_sim::DeviceBus`, or a vfio-user client's mapped memory), by device address.
 
 #![forbid(unsafe_code)]
 #![expect(
@@ -36,11 +36,13 @@
 pub mod config;
 pub mod device;
 pub mod fabric;
+pub mod port;
 pub mod rig;
 
 pub use config::{Counters, FabricConfig, Fault, ModelConfig, RandomFaults, RemoteNode};
 pub use device::{RhcaDevice, Worker};
 pub use fabric::{Fabric, Packet};
+pub use port::HostPort;
 
 /// Why a model could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

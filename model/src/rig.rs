@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use crate::{ModelConfig, RhcaDevice};
 use rhca_hw::cqe::{CQE_SIZE, Cqe};
 use rhca_hw::mad::{self, MadHeader};
-use rhca_hw::regs::{self, WqId, cq, db, wq};
+use rhca_hw::regs::{self, WqId, cq, db, se, wq};
 use rhca_hw::ring::Ring;
+use rhca_hw::stream::{self, Descriptor, Record};
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
 use wdk_sim::testkit::{CommonBuffer, Mapping, TestAdapter};
 use wdk_sim::{Attached, Config, Entered, Machine, PciFunction, Profile};
@@ -103,48 +104,7 @@ impl Rig {
         self.adapter.as_ref().expect("adapter")
     }
 
-    /// Reads the register at BAR0 offset `off`.
-    pub fn r(&self, off: u32) -> u32 {
-        self.dev.mmio_read(0, u64::from(off))
-    }
-
-    /// Writes the register at BAR0 offset `off`.
-    pub fn w(&self, off: u32, v: u32) {
-        self.dev.mmio_write(0, u64::from(off), v);
-    }
-
-    /// Reset, wait for READY (bounded, as the driver does), enable.
-    pub fn bring_up(&self) {
-        self.w(regs::CTRL.offset, regs::CTRL_RESET.mask());
-        let deadline = Instant::now() + Duration::from_millis(100);
-        while !regs::STATUS_READY.is_set(self.r(regs::STATUS.offset)) {
-            assert!(Instant::now() < deadline, "reset did not complete");
-            std::thread::sleep(Duration::from_micros(20));
-        }
-        self.w(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
-    }
-
-    /// A zeroed common buffer, freed at teardown.
-    pub fn common(&self, len: u32) -> (usize, u64) {
-        let b = self.adapter().common_buffer(len).expect("common buffer");
-        self.m.cpu_write(b.va, &vec![0u8; len as usize]).unwrap();
-        let r = (b.va, b.logical);
-        self.buffers.borrow_mut().push(b);
-        r
-    }
-
     /// Pool mapped for the device; returns (va, logical address of the first element, the
-    /// elements). Unmapped at teardown.
-    pub fn pool(&self, len: u32, device_writes: bool) -> (usize, Vec<(u64, u32)>) {
-        let m = self
-            .adapter()
-            .map_pool(len, device_writes)
-            .expect("mapping");
-        let r = (m.va, m.elements.clone());
-        self.mappings.borrow_mut().push(m);
-        r
-    }
-
     /// Maps `len` bytes of a user buffer (the application's circular buffer) for the stream's
     /// life; returns the mapping's elements. Unmapped at teardown.
     pub fn map_user(&self, va: usize, len: u32, device_writes: bool) -> Vec<(u64, u32)> {
@@ -176,20 +136,72 @@ impl Rig {
         self.adapter().unmap_read(m)
     }
 
-    /// Writes host memory at `va` as the CPU.
-    pub fn write(&self, va: usize, data: &[u8]) {
-        self.m.cpu_write(va, data).unwrap();
+    /// Quiesces the device, releases every buffer and the adapter; returns what leaked.
+    pub fn teardown(&mut self) -> Vec<String> {
+        if !regs::ALL_ONES.eq(&self.r(regs::STATUS.offset)) {
+            self.w(
+                regs::CTRL.offset,
+                regs::CTRL_ENABLE.mask() | regs::CTRL_QUIESCE.mask(),
+            );
+            assert!(regs::STATUS_QUIESCED.is_set(self.r(regs::STATUS.offset)));
+        }
+        if let Some(a) = self.adapter.as_ref() {
+            for m in self.mappings.borrow_mut().drain(..) {
+                a.unmap(m);
+            }
+            for b in self.buffers.borrow_mut().drain(..) {
+                a.free_common(b);
+            }
+        }
+        self.adapter = None;
+        let leaks = self.m.leaks().expect("no late device writes");
+        self.cpu = None;
+        leaks
     }
+}
 
-    /// Reads `len` bytes of host memory at `va` as the CPU.
-    pub fn read(&self, va: usize, len: usize) -> Vec<u8> {
-        let mut v = vec![0u8; len];
-        self.m.cpu_read(va, &mut v).unwrap();
-        v
+/// What a host without a driver needs of its machine to drive the device by hand.
+///
+/// That is registers, zeroed device-visible memory, buffers mapped for the device, and CPU
+/// access to what it allocated. [`Rig`] implements it over the simulated machine's HAL; `rhca-vfio-user`'s tests
+/// over a VM's memory and the vfio-user socket. The queue operations (create, post, ring,
+/// poll) are provided on top, once, for both.
+pub trait HostSide {
+    /// Reads the register at BAR0 offset `off`.
+    fn r(&self, off: u32) -> u32;
+
+    /// Writes the register at BAR0 offset `off`.
+    fn w(&self, off: u32, v: u32);
+
+    /// A zeroed buffer the device can reach (a common buffer): (CPU handle, device address).
+    fn common(&self, len: u32) -> (usize, u64);
+
+    /// A buffer of `len` bytes mapped for the device: (CPU handle, the mapping's elements as
+    /// (device address, length)).
+    fn pool(&self, len: u32, device_writes: bool) -> (usize, Vec<(u64, u32)>);
+
+    /// A buffer holding `bytes`, mapped for the device to read: its elements.
+    fn pool_with(&self, bytes: &[u8]) -> Vec<(u64, u32)>;
+
+    /// Writes memory at CPU handle `va`.
+    fn write(&self, va: usize, data: &[u8]);
+
+    /// Reads `len` bytes of memory at CPU handle `va`.
+    fn read(&self, va: usize, len: usize) -> Vec<u8>;
+
+    /// Reset, wait for READY (bounded, as the driver does), enable.
+    fn bring_up(&self) {
+        self.w(regs::CTRL.offset, regs::CTRL_RESET.mask());
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while !regs::STATUS_READY.is_set(self.r(regs::STATUS.offset)) {
+            assert!(Instant::now() < deadline, "reset did not complete");
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        self.w(regs::CTRL.offset, regs::CTRL_ENABLE.mask());
     }
 
     /// Creates CQ `n` with `2^log_entries` entries in one contiguous common buffer.
-    pub fn create_cq(&self, n: u32, log_entries: u32) -> CqH {
+    fn create_cq(&self, n: u32, log_entries: u32) -> CqH {
         let ring = Ring::from_log2(log_entries).unwrap();
         let len = ring.entries() * CQE_SIZE as u32;
         let (va, la) = self.common(len.max(4096));
@@ -210,7 +222,7 @@ impl Rig {
     }
 
     /// A CQ whose ring is `pages` separate 4 KiB common buffers listed in a page list.
-    pub fn create_cq_paged(&self, n: u32, log_entries: u32) -> CqH {
+    fn create_cq_paged(&self, n: u32, log_entries: u32) -> CqH {
         let ring = Ring::from_log2(log_entries).unwrap();
         let len = ring.entries() as usize * CQE_SIZE;
         assert!(len >= 4096);
@@ -243,7 +255,7 @@ impl Rig {
     }
 
     /// Creates work queue `id` reporting to CQ `cqn`.
-    pub fn create_wq(&self, id: WqId, log_entries: u32, log_stride: u32, cqn: u32) -> WqH {
+    fn create_wq(&self, id: WqId, log_entries: u32, log_stride: u32, cqn: u32) -> WqH {
         let ring = Ring::from_log2(log_entries).unwrap();
         let stride = 1usize << log_stride;
         let len = (ring.entries() as usize * stride).max(4096) as u32;
@@ -268,7 +280,7 @@ impl Rig {
     }
 
     /// Writes `w` into the next slot with the right owner bit and index; does not ring.
-    pub fn post(&self, q: &mut WqH, ctrl: Ctrl, payload: Payload<'_>) {
+    fn post(&self, q: &mut WqH, ctrl: Ctrl, payload: Payload<'_>) {
         let at = q.ring.index(q.pi).unwrap();
         let slot = q.ring.slot(at);
         let wqe = Wqe {
@@ -287,14 +299,14 @@ impl Rig {
     }
 
     /// Rings `q`'s doorbell with its producer index.
-    pub fn ring(&self, q: &WqH) {
-        // The release fence a driver issues here is implicit: the test thread wrote the WQE
-        // through the machine lock the device's fetch also takes.
+    fn ring(&self, q: &WqH) {
+        // The release fence a driver issues here is implicit: the WQE was written through the
+        // machine's lock (or the vfio-user socket) that the device's fetch also goes through.
         self.w(db::wq(q.id), q.pi);
     }
 
     /// Posts one receive buffer of `len` bytes (pool mapped for device writes); returns its va.
-    pub fn post_recv(&self, q: &mut WqH, len: u32) -> usize {
+    fn post_recv(&self, q: &mut WqH, len: u32) -> usize {
         let (va, el) = self.pool(len, true);
         let mut segs = [DataSeg::default(); 4];
         for (s, &(addr, l)) in segs.iter_mut().zip(el.iter()) {
@@ -320,7 +332,7 @@ impl Rig {
     }
 
     /// Posts a send of `mad` from a mapped pool buffer.
-    pub fn post_send(
+    fn post_send(
         &self,
         q: &mut WqH,
         mad_bytes: &[u8; mad::MAD_SIZE],
@@ -328,9 +340,7 @@ impl Rig {
         rqpn: u32,
         qkey: u32,
     ) {
-        let m = self.adapter().map_pool_with(mad_bytes).expect("mapping");
-        let el = m.elements.clone();
-        self.mappings.borrow_mut().push(m);
+        let el = self.pool_with(mad_bytes);
         let mut segs = [DataSeg::default(); 4];
         for (s, &(addr, l)) in segs.iter_mut().zip(el.iter()) {
             *s = DataSeg {
@@ -357,7 +367,7 @@ impl Rig {
     }
 
     /// The CQE at the consumer index if its owner bit says it is valid.
-    pub fn poll(&self, c: &mut CqH) -> Option<Cqe> {
+    fn poll(&self, c: &mut CqH) -> Option<Cqe> {
         let at = c.ring.index(c.ci).unwrap();
         let off = c.ring.slot(at) as usize * CQE_SIZE;
         let va = c.pages[off / 4096] + off % 4096;
@@ -370,7 +380,7 @@ impl Rig {
     }
 
     /// Raw bytes of the CQE at the consumer index (valid or not), advancing.
-    pub fn poll_raw(&self, c: &mut CqH) -> Option<Vec<u8>> {
+    fn poll_raw(&self, c: &mut CqH) -> Option<Vec<u8>> {
         let at = c.ring.index(c.ci).unwrap();
         let off = c.ring.slot(at) as usize * CQE_SIZE;
         let va = c.pages[off / 4096] + off % 4096;
@@ -383,7 +393,7 @@ impl Rig {
     }
 
     /// Every valid CQE, then the consumer index written back.
-    pub fn drain(&self, c: &mut CqH) -> Vec<Cqe> {
+    fn drain(&self, c: &mut CqH) -> Vec<Cqe> {
         let mut v = Vec::new();
         while let Some(e) = self.poll(c) {
             v.push(e);
@@ -393,35 +403,63 @@ impl Rig {
     }
 
     /// The latched error: (code, source).
-    pub fn syndrome(&self) -> (u32, u32) {
+    fn syndrome(&self) -> (u32, u32) {
         let s = self.r(regs::ERR_SYNDROME.offset);
         (
             regs::ERR_SYNDROME_CODE.get(s),
             regs::ERR_SYNDROME_SOURCE.get(s),
         )
     }
+}
 
-    /// Quiesces the device, releases every buffer and the adapter; returns what leaked.
-    pub fn teardown(&mut self) -> Vec<String> {
-        if !regs::ALL_ONES.eq(&self.r(regs::STATUS.offset)) {
-            self.w(
-                regs::CTRL.offset,
-                regs::CTRL_ENABLE.mask() | regs::CTRL_QUIESCE.mask(),
-            );
-            assert!(regs::STATUS_QUIESCED.is_set(self.r(regs::STATUS.offset)));
-        }
-        if let Some(a) = self.adapter.as_ref() {
-            for m in self.mappings.borrow_mut().drain(..) {
-                a.unmap(m);
-            }
-            for b in self.buffers.borrow_mut().drain(..) {
-                a.free_common(b);
-            }
-        }
-        self.adapter = None;
-        let leaks = self.m.leaks().expect("no late device writes");
-        self.cpu = None;
-        leaks
+impl HostSide for Rig {
+    /// Reads the register at BAR0 offset `off`.
+    fn r(&self, off: u32) -> u32 {
+        self.dev.mmio_read(0, u64::from(off))
+    }
+
+    /// Writes the register at BAR0 offset `off`.
+    fn w(&self, off: u32, v: u32) {
+        self.dev.mmio_write(0, u64::from(off), v);
+    }
+
+    /// A zeroed common buffer, freed at teardown.
+    fn common(&self, len: u32) -> (usize, u64) {
+        let b = self.adapter().common_buffer(len).expect("common buffer");
+        self.m.cpu_write(b.va, &vec![0u8; len as usize]).unwrap();
+        let r = (b.va, b.logical);
+        self.buffers.borrow_mut().push(b);
+        r
+    }
+
+    /// elements). Unmapped at teardown.
+    fn pool(&self, len: u32, device_writes: bool) -> (usize, Vec<(u64, u32)>) {
+        let m = self
+            .adapter()
+            .map_pool(len, device_writes)
+            .expect("mapping");
+        let r = (m.va, m.elements.clone());
+        self.mappings.borrow_mut().push(m);
+        r
+    }
+
+    /// Writes host memory at `va` as the CPU.
+    fn write(&self, va: usize, data: &[u8]) {
+        self.m.cpu_write(va, data).unwrap();
+    }
+
+    /// Reads `len` bytes of host memory at `va` as the CPU.
+    fn read(&self, va: usize, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.m.cpu_read(va, &mut v).unwrap();
+        v
+    }
+
+    fn pool_with(&self, bytes: &[u8]) -> Vec<(u64, u32)> {
+        let m = self.adapter().map_pool_with(bytes).expect("mapping");
+        let el = m.elements.clone();
+        self.mappings.borrow_mut().push(m);
+        el
     }
 }
 
@@ -436,6 +474,114 @@ impl Drop for Rig {
             std::mem::forget(std::mem::take(&mut *self.mappings.borrow_mut()));
             std::mem::forget(std::mem::take(&mut *self.buffers.borrow_mut()));
         }
+    }
+}
+
+/// A stream engine started by hand (`docs/device.md` §8), tracked as the driver tracks it: the
+/// buffer's CPU handle, the record ring, and the sequence number of the next record.
+#[derive(Debug, Clone)]
+pub struct StreamH {
+    /// The engine.
+    pub n: u32,
+    /// The circular buffer's CPU handle.
+    pub va: usize,
+    /// Bytes per segment.
+    pub seg_size: u32,
+    /// Segments in the buffer.
+    pub seg_count: u32,
+    /// The record ring's CPU handle.
+    pub rec_va: usize,
+    /// The record ring's geometry.
+    pub ring: Ring,
+    /// Sequence number of the next record the host expects.
+    pub next: u64,
+}
+
+impl StreamH {
+    /// Describes the buffer at `va`, mapped as `elements`, in a descriptor table, programs
+    /// engine `n` and starts it (no credit yet).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the engine's registers, one argument each, as the datasheet lists them"
+    )]
+    pub fn start(
+        h: &impl HostSide,
+        n: u32,
+        capture: bool,
+        verify: bool,
+        seg_size: u32,
+        seg_count: u32,
+        va: usize,
+        elements: &[(u64, u32)],
+    ) -> Self {
+        let mut table = vec![0u8; elements.len() * stream::DESC_SIZE];
+        for (i, (&(addr, l), out)) in elements.iter().zip(table.chunks_exact_mut(16)).enumerate() {
+            Descriptor {
+                addr,
+                len: l,
+                last: i + 1 == elements.len(),
+            }
+            .encode(out)
+            .unwrap();
+        }
+        let (tva, tla) = h.common((table.len() as u32).max(4096));
+        h.write(tva, &table);
+        let (rec_va, records_logical) = h.common((seg_count * 16).max(4096));
+        let r = |reg| se::offset(n, reg).unwrap();
+        h.w(r(se::DESC_LO), tla as u32);
+        h.w(r(se::DESC_HI), (tla >> 32) as u32);
+        h.w(r(se::DESC_COUNT), elements.len() as u32);
+        h.w(r(se::SEG_SIZE), seg_size);
+        h.w(r(se::SEG_COUNT), seg_count);
+        h.w(r(se::REC_LO), records_logical as u32);
+        h.w(r(se::REC_HI), (records_logical >> 32) as u32);
+        let dir = if capture { 0 } else { se::CTRL_DIR.mask() };
+        let verify = if verify { se::CTRL_VERIFY.mask() } else { 0 };
+        h.w(r(se::CTRL), se::CTRL_START.mask() | dir | verify);
+        Self {
+            n,
+            va,
+            seg_size,
+            seg_count,
+            rec_va,
+            ring: Ring::new(seg_count).unwrap(),
+            next: 0,
+        }
+    }
+
+    /// Grants `k` credits.
+    pub fn grant(&self, h: &impl HostSide, k: u32) {
+        h.w(db::se_credit(self.n).unwrap(), k);
+    }
+
+    /// The engine's STATUS register.
+    pub fn status(&self, h: &impl HostSide) -> u32 {
+        h.r(se::offset(self.n, se::STATUS).unwrap())
+    }
+
+    /// The next record if the device has written it, checked as the driver checks it.
+    pub fn poll(&mut self, h: &impl HostSide) -> Option<Record> {
+        let at = self
+            .ring
+            .index((self.next % (2 * u64::from(self.seg_count))) as u32)
+            .unwrap();
+        let b = h.read(self.rec_va + self.ring.slot(at) as usize * 16, 16);
+        if !self
+            .ring
+            .is_owned(at, b[15] & stream::RECORD_OWNER_BIT != 0)
+        {
+            return None;
+        }
+        let rec = Record::decode(&b).unwrap();
+        rec.check(self.ring, at, self.next, self.seg_size).unwrap();
+        self.next += 1;
+        Some(rec)
+    }
+
+    /// The bytes of segment `seq` in the buffer.
+    pub fn segment(&self, h: &impl HostSide, seq: u64) -> Vec<u8> {
+        let s = (seq % u64::from(self.seg_count)) as usize;
+        h.read(self.va + s * self.seg_size as usize, self.seg_size as usize)
     }
 }
 

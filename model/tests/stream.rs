@@ -8,110 +8,37 @@
     reason = "test geometry is small: segment counts and 32-bit register halves of addresses"
 )]
 
-use rhca_hw::regs::{self, ErrorCode, cause, db, se};
+use rhca_hw::regs::{self, ErrorCode, cause, se};
 use rhca_hw::ring::Ring;
 use rhca_hw::stream::{self, Descriptor, Record, RecordStatus};
 use rhca_model::rig::*;
 use rhca_model::{Fault, ModelConfig};
 use wdk_sim::{Config, Profile};
 
-struct Stream {
+type Stream = StreamH;
+
+/// A user buffer of `seg_count` segments (filled with the pattern for playback), mapped for
+/// the stream's life, and engine `n` started over it.
+fn start_stream(
+    rig: &Rig,
     n: u32,
-    va: usize,
+    capture: bool,
+    verify: bool,
     seg_size: u32,
     seg_count: u32,
-    rec_va: usize,
-    ring: Ring,
-    /// Sequence number of the next record the host expects.
-    next: u64,
-}
-
-impl Stream {
-    fn start(
-        rig: &Rig,
-        n: u32,
-        capture: bool,
-        verify: bool,
-        seg_size: u32,
-        seg_count: u32,
-    ) -> Self {
-        let len = seg_size * seg_count;
-        let va = rig.m.alloc_user(len as usize);
-        if !capture {
-            // Playback: the application fills the buffer before the stream starts.
-            let mut data = vec![0u8; len as usize];
-            for (s, seg) in data.chunks_exact_mut(seg_size as usize).enumerate() {
-                stream::fill_pattern(seg, s as u64, 0).unwrap();
-            }
-            rig.write(va, &data);
+) -> Stream {
+    let len = seg_size * seg_count;
+    let va = rig.m.alloc_user(len as usize);
+    if !capture {
+        // Playback: the application fills the buffer before the stream starts.
+        let mut data = vec![0u8; len as usize];
+        for (s, seg) in data.chunks_exact_mut(seg_size as usize).enumerate() {
+            stream::fill_pattern(seg, s as u64, 0).unwrap();
         }
-        let el = rig.map_user(va, len, capture);
-        let mut table = vec![0u8; el.len() * stream::DESC_SIZE];
-        for (i, (&(addr, l), out)) in el.iter().zip(table.chunks_exact_mut(16)).enumerate() {
-            Descriptor {
-                addr,
-                len: l,
-                last: i + 1 == el.len(),
-            }
-            .encode(out)
-            .unwrap();
-        }
-        let (tva, tla) = rig.common((table.len() as u32).max(4096));
-        rig.write(tva, &table);
-        let (rec_va, records_logical) = rig.common((seg_count * 16).max(4096));
-        let r = |reg| se::offset(n, reg).unwrap();
-        rig.w(r(se::DESC_LO), tla as u32);
-        rig.w(r(se::DESC_HI), (tla >> 32) as u32);
-        rig.w(r(se::DESC_COUNT), el.len() as u32);
-        rig.w(r(se::SEG_SIZE), seg_size);
-        rig.w(r(se::SEG_COUNT), seg_count);
-        rig.w(r(se::REC_LO), records_logical as u32);
-        rig.w(r(se::REC_HI), (records_logical >> 32) as u32);
-        let dir = if capture { 0 } else { se::CTRL_DIR.mask() };
-        let verify = if verify { se::CTRL_VERIFY.mask() } else { 0 };
-        rig.w(r(se::CTRL), se::CTRL_START.mask() | dir | verify);
-        Self {
-            n,
-            va,
-            seg_size,
-            seg_count,
-            rec_va,
-            ring: Ring::new(seg_count).unwrap(),
-            next: 0,
-        }
+        rig.write(va, &data);
     }
-
-    fn grant(&self, rig: &Rig, k: u32) {
-        rig.w(db::se_credit(self.n).unwrap(), k);
-    }
-
-    fn status(&self, rig: &Rig) -> u32 {
-        rig.r(se::offset(self.n, se::STATUS).unwrap())
-    }
-
-    /// The next record if the device has written it, checked as the driver checks it.
-    fn poll(&mut self, rig: &Rig) -> Option<Record> {
-        let at = self
-            .ring
-            .index((self.next % (2 * u64::from(self.seg_count))) as u32)
-            .unwrap();
-        let b = rig.read(self.rec_va + self.ring.slot(at) as usize * 16, 16);
-        if !self
-            .ring
-            .is_owned(at, b[15] & stream::RECORD_OWNER_BIT != 0)
-        {
-            return None;
-        }
-        let rec = Record::decode(&b).unwrap();
-        rec.check(self.ring, at, self.next, self.seg_size).unwrap();
-        self.next += 1;
-        Some(rec)
-    }
-
-    fn segment(&self, rig: &Rig, seq: u64) -> Vec<u8> {
-        let s = (seq % u64::from(self.seg_count)) as usize;
-        rig.read(self.va + s * self.seg_size as usize, self.seg_size as usize)
-    }
+    let el = rig.map_user(va, len, capture);
+    StreamH::start(rig, n, capture, verify, seg_size, seg_count, va, &el)
 }
 
 #[test]
@@ -119,7 +46,7 @@ fn capture_of_one_gib_verifies_every_segment() {
     let rig = Rig::new(Profile::COHERENT);
     rig.bring_up();
     let seg = 1 << 20;
-    let mut s = Stream::start(&rig, 0, true, false, seg, 8);
+    let mut s = start_stream(&rig, 0, true, false, seg, 8);
     assert!(se::STATUS_RUNNING.is_set(s.status(&rig)));
     assert_eq!(rig.dev.counters().bytes_streamed, 0, "no credit, no data");
     s.grant(&rig, 8);
@@ -159,7 +86,7 @@ fn capture_of_one_gib_verifies_every_segment() {
 fn the_engine_never_moves_a_segment_without_a_credit() {
     let rig = Rig::new(Profile::COHERENT);
     rig.bring_up();
-    let mut s = Stream::start(&rig, 1, true, false, 4096, 4);
+    let mut s = start_stream(&rig, 1, true, false, 4096, 4);
     s.grant(&rig, 2);
     rig.dev.run_until_idle();
     assert!(s.poll(&rig).is_some() && s.poll(&rig).is_some());
@@ -178,7 +105,7 @@ fn playback_verifies_the_pattern_and_reports_a_corrupted_segment() {
     let rig = Rig::new(Profile::IOMMU);
     rig.bring_up();
     let seg = 16 * 1024;
-    let mut s = Stream::start(&rig, 0, false, true, seg, 4);
+    let mut s = start_stream(&rig, 0, false, true, seg, 4);
     // Corrupt one word of segment 2 (the application wrote the wrong thing).
     rig.write(s.va + 2 * seg as usize + 800, &[0xEE]);
     rig.flush(s.va);
@@ -211,7 +138,7 @@ fn stop_mid_segment_writes_a_stopped_record_and_acknowledges() {
     rig.w(regs::INT_CFG.offset, 4);
     rig.w(regs::INT_CAUSE.offset, u32::MAX);
     rig.w(regs::INT_MASK.offset, 0);
-    let mut s = Stream::start(&rig, 0, true, false, 1 << 20, 4);
+    let mut s = start_stream(&rig, 0, true, false, 1 << 20, 4);
     s.grant(&rig, 4);
     // At 50 MB/s a 1 MiB segment takes ~20 ms; stop after a few bursts.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -245,8 +172,8 @@ fn stop_mid_segment_writes_a_stopped_record_and_acknowledges() {
 fn quiesce_stops_every_engine_before_it_reads_quiesced() {
     let rig = Rig::new(Profile::COHERENT);
     rig.bring_up();
-    let s0 = Stream::start(&rig, 0, true, false, 4096, 4);
-    let s1 = Stream::start(&rig, 1, true, false, 4096, 4);
+    let s0 = start_stream(&rig, 0, true, false, 4096, 4);
+    let s1 = start_stream(&rig, 1, true, false, 4096, 4);
     s0.grant(&rig, 1);
     rig.w(
         regs::CTRL.offset,
@@ -310,7 +237,7 @@ fn a_bad_descriptor_table_is_refused_at_start() {
 fn a_dma_fault_stops_the_engine_with_a_dma_error_record() {
     let rig = Rig::new(Profile::COHERENT);
     rig.bring_up();
-    let mut s = Stream::start(&rig, 0, true, false, 8192, 4);
+    let mut s = start_stream(&rig, 0, true, false, 8192, 4);
     s.grant(&rig, 4);
     rig.dev.inject(Fault::StreamDmaError(0));
     rig.dev.run_until_idle();
@@ -337,7 +264,7 @@ fn segment_interrupts_follow_moderation() {
         se::offset(1, se::MOD).unwrap(),
         rhca_hw::regs::cq::MOD_COUNT.set(0, 3),
     );
-    let s = Stream::start(&rig, 1, true, false, 4096, 8);
+    let s = start_stream(&rig, 1, true, false, 4096, 8);
     s.grant(&rig, 8);
     rig.dev.run_until_idle();
     let msis = rig.m.take_interrupts(rig.att.slot);

@@ -1,0 +1,59 @@
+//! The model's one way out to a host: [`HostPort`].
+//!
+//! It is what the device needs of the bus it sits on: read and write host memory by device
+//! address, send an MSI-X message, drive its `INTx` line, leave the bus.
+//!
+//! Two hosts implement it: `wdk-sim`'s [`DeviceBus`] (the simulated machine, with its IOMMU,
+//! bounce buffers and Driver Verifier checks) and `rhca-vfio-user`'s guest port (a VM's memory
+//! as the client maps it, interrupts through the client's eventfds). The device model is the
+//! same code on both.
+
+use wdk_sim::{DeviceBus, DmaFault};
+
+/// The bus as the device sees it.
+pub trait HostPort: Send + Sync + std::fmt::Debug {
+    /// Reads `buf.len()` bytes of host memory at device (logical) address `addr`.
+    ///
+    /// # Errors
+    /// Why the bus refused the access; the device reports it as a DMA error.
+    fn dma_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaFault>;
+
+    /// Writes `buf` to host memory at device address `addr`.
+    ///
+    /// # Errors
+    /// As [`HostPort::dma_read`].
+    fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault>;
+
+    /// Sends the MSI-X message of table entry `vector`; false when it could not be delivered
+    /// (the device is gone, or bus mastering is off).
+    fn signal_msi(&self, vector: u32) -> bool;
+
+    /// Sets the `INTx` line's level; false when the device is gone.
+    fn set_intx(&self, asserted: bool) -> bool;
+
+    /// The device leaves the bus, as a hot-unplug would (fault injection): its registers read
+    /// all-ones from now on and it performs no more DMA.
+    fn surprise_remove(&self);
+}
+
+impl HostPort for DeviceBus {
+    fn dma_read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        Self::dma_read(self, addr, buf)
+    }
+
+    fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault> {
+        Self::dma_write(self, addr, buf)
+    }
+
+    fn signal_msi(&self, vector: u32) -> bool {
+        Self::signal_msi(self, vector)
+    }
+
+    fn set_intx(&self, asserted: bool) -> bool {
+        Self::set_intx(self, asserted)
+    }
+
+    fn surprise_remove(&self) {
+        Self::surprise_remove(self);
+    }
+}
