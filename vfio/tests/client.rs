@@ -781,3 +781,90 @@ fn answers_a_mad(server: &Server, tag: &str) {
         "{cqes:?}"
     );
 }
+
+#[test]
+fn a_device_reset_from_the_client_returns_the_device_to_power_on() {
+    let server = Server::start("reset", &[]);
+    let g = Guest::new(&server, "reset", 4 << 20);
+    g.bring_up();
+    assert!(regs::STATUS_ENABLED.is_set(g.r(regs::STATUS.offset)));
+    g.client.borrow_mut().reset().unwrap();
+    assert!(!regs::STATUS_ENABLED.is_set(g.r(regs::STATUS.offset)));
+    assert_eq!(g.config32(4) & 0x4, 0, "bus mastering off after the reset");
+    // The guest's memory stays mapped: re-enabled, the device works.
+    g.client
+        .borrow_mut()
+        .region_write(CONFIG, 4, &0x0006u16.to_le_bytes())
+        .unwrap();
+    let (mut c, mut qs, _) = queues(&g, 2);
+    let m = dr_get(mad::attr::NODE_INFO, 0, &[0], 13);
+    g.post_send(&mut qs[0], &m, mad::PERMISSIVE_LID, 0, 0);
+    g.ring(&qs[0]);
+    assert_eq!(collect(&g, &mut c, 2).len(), 2);
+}
+
+#[test]
+fn intx_reaches_its_eventfd_when_msix_is_off() {
+    let server = Server::start("intx", &[]);
+    let g = Guest::new(&server, "intx", 4 << 20);
+    // MSI-X off, INTx through an eventfd.
+    g.client
+        .borrow_mut()
+        .region_write(CONFIG, 0x4A, &0u16.to_le_bytes())
+        .unwrap();
+    let intx = EventFd::new(EFD_NONBLOCK).unwrap();
+    g.client
+        .borrow_mut()
+        .set_irqs(
+            vfio_bindings::bindings::vfio::VFIO_PCI_INTX_IRQ_INDEX,
+            VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+            0,
+            1,
+            &[intx.as_raw_fd()],
+        )
+        .unwrap();
+    let (_, mut qs, _) = queues(&g, 2);
+    // No vectors: every cause goes to the line.
+    g.w(regs::INT_CFG.offset, 0);
+    let m = dr_get(mad::attr::NODE_INFO, 0, &[0], 14);
+    g.post_send(&mut qs[0], &m, mad::PERMISSIVE_LID, 0, 0);
+    g.ring(&qs[0]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 0;
+    while n == 0 && Instant::now() < deadline {
+        n = intx.read().unwrap_or(0);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert!(n >= 1, "the line's assertion reached the INTx eventfd");
+    assert_ne!(g.r(regs::INT_CAUSE.offset) & cause::cq(0), 0);
+}
+
+#[test]
+fn a_bad_socket_path_is_a_clear_error() {
+    let run = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_rhca-vfio-user"))
+            .arg("--socket")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let dir = TempDir::new("badpath");
+    let o = run(&dir.0.join("no-such-dir").join("rhca.sock"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("listening on"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let file = dir.0.join("a-file");
+    std::fs::write(&file, b"not a socket").unwrap();
+    let o = run(&file);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a stale socket"));
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a socket", "left alone");
+    let o = Command::new(env!("CARGO_BIN_EXE_rhca-vfio-user"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--socket PATH is required"));
+}
