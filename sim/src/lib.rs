@@ -51,6 +51,7 @@ pub mod bugcheck;
 pub mod bus;
 mod conformance;
 pub mod constants;
+mod fasthash;
 mod hal;
 #[doc(hidden)]
 pub mod heap;

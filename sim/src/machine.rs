@@ -320,6 +320,8 @@ pub(crate) fn with_state<R>(f: impl FnOnce(&mut State, &Config) -> Result<R, Bug
         let mut st = m.lock();
         f(&mut st, &m.config)
     };
+    // The IOMMU cost model's time, spent outside the lock (see `hal::iommu::charge`).
+    crate::hal::iommu_pay();
     r.unwrap_or_else(|b| halt(b))
 }
 

@@ -16,8 +16,9 @@
 //! the duration of the copy, and the driver side accesses device-visible memory with volatile
 //! operations, as it must on real hardware.
 
+use crate::fasthash::{FastMap, FastSet};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::machine::Config;
 
@@ -181,19 +182,19 @@ pub(crate) struct Memory {
     low: Frames,
     high: Frames,
     general_high: bool,
-    frames: HashMap<u64, usize>,
-    va_pages: HashMap<usize, u64>,
+    frames: FastMap<u64, usize>,
+    va_pages: FastMap<usize, u64>,
     regions: BTreeMap<usize, Region>,
-    pub(crate) pool: HashMap<usize, PoolAlloc>,
-    freed_pool: HashSet<usize>,
+    pub(crate) pool: FastMap<usize, PoolAlloc>,
+    freed_pool: FastSet<usize>,
     pub(crate) tags: BTreeMap<u32, TagUsage>,
-    pub(crate) mdls: HashMap<usize, MdlInfo>,
-    freed_mdls: HashSet<usize>,
+    pub(crate) mdls: FastMap<usize, MdlInfo>,
+    freed_mdls: FastSet<usize>,
     rng: u64,
     /// `noncoherent` profile: the memory ("RAM") copy of cached pages, which is what a device
     /// reads and writes; the host page is the CPU's cached view.
     noncoherent: bool,
-    ram: HashMap<u64, Box<[u8]>>,
+    ram: FastMap<u64, Box<[u8]>>,
 }
 
 mod host {
@@ -242,17 +243,17 @@ impl Memory {
             low: Frames::new(LOW, config.seed),
             high: Frames::new(HIGH, config.seed ^ 0x5555),
             general_high: config.profile.bounce,
-            frames: HashMap::new(),
-            va_pages: HashMap::new(),
+            frames: FastMap::default(),
+            va_pages: FastMap::default(),
             regions: BTreeMap::new(),
-            pool: HashMap::new(),
-            freed_pool: HashSet::new(),
+            pool: FastMap::default(),
+            freed_pool: FastSet::default(),
             tags: BTreeMap::new(),
-            mdls: HashMap::new(),
-            freed_mdls: HashSet::new(),
+            mdls: FastMap::default(),
+            freed_mdls: FastSet::default(),
             rng: config.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             noncoherent: config.profile.noncoherent,
-            ram: HashMap::new(),
+            ram: FastMap::default(),
         }
     }
 
@@ -634,7 +635,7 @@ mod tests {
     fn frames_are_scattered_unique_and_reused_fifo() {
         let mut f = Frames::new(LOW, 7);
         let v: Vec<u64> = (0..1000).map(|_| f.scattered().unwrap()).collect();
-        let set: HashSet<_> = v.iter().collect();
+        let set: std::collections::HashSet<_> = v.iter().collect();
         assert_eq!(set.len(), v.len());
         let adjacent = v.windows(2).filter(|w| w[1] == w[0] + 1).count();
         assert!(

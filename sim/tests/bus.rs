@@ -124,3 +124,51 @@ fn iommu_cost_model_counts_and_charges() {
     );
     assert_eq!(d.charged_ns, 20 * 2000 + 2 * 10_000);
 }
+
+#[test]
+fn iommu_cost_is_spent_outside_the_machines_lock() {
+    // A map that costs 300 ms of CPU: while the mapping thread spends it, the device and the
+    // machine's other CPUs must not wait (a real IOMMU operation stalls only the CPU
+    // that makes it).
+    let slow = IommuCost {
+        map_ns: 300_000_000,
+        unmap_ns: 0,
+        invalidate_ns: 0,
+        deferred: false,
+        batch: 1,
+    };
+    let cfg = Config {
+        iommu_cost: Some(slow),
+        ..Config::with_profile(Profile::IOMMU)
+    };
+    let (machine, att, bus) = machine_with(cfg, 64);
+    let pdo = Addr(att.pdo as usize);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let m2 = machine.clone();
+    let mapper = std::thread::spawn(move || {
+        m2.run(move || {
+            let (a, _) = adapter(pdo.0 as PDEVICE_OBJECT, 3, 64, 65536);
+            let (p, mdl) = pool_buffer(256);
+            let _ = tx.send(());
+            let (_, list) = get_sg(a, mdl, p, 256, false);
+            put_sg(a, list, false);
+            free_pool_buffer(p, mdl);
+            put_adapter(a);
+        })
+        .unwrap();
+    });
+    rx.recv().unwrap();
+    // Give the mapper time to enter its map and start spending the cost.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let t = std::time::Instant::now();
+    // Both take the machine's lock: they answer at once only if the cost is not spent under it.
+    assert!(bus.present());
+    let _ = machine.iommu_stats();
+    let waited = t.elapsed();
+    mapper.join().unwrap();
+    assert_eq!(machine.iommu_stats().charged_ns, 300_000_000);
+    assert!(
+        waited < std::time::Duration::from_millis(150),
+        "the bus and the machine waited {waited:?} for another CPU's IOMMU cost"
+    );
+}

@@ -1,7 +1,8 @@
 //! Adapters and their map registers: what `IoGetDmaAdapter` granted, the requests waiting for
 //! registers, version 3 transfer contexts. Depends on the mapping types, never the reverse.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::fasthash::{FastMap, FastSet};
+use std::collections::VecDeque;
 
 use super::Hal;
 use super::{CommonBuf, DmaCounters, Mapped, Request, SgMap};
@@ -91,22 +92,22 @@ pub(crate) struct Adapter {
     pub(crate) granted: u32,
     pub(crate) pdo: usize,
     pub(crate) released: bool,
-    pub(crate) common: HashMap<usize, CommonBuf>,
-    pub(super) freed_common: HashSet<usize>,
-    pub(crate) maps: HashMap<usize, SgMap>,
+    pub(crate) common: FastMap<usize, CommonBuf>,
+    pub(super) freed_common: FastSet<usize>,
+    pub(crate) maps: FastMap<usize, SgMap>,
     pub(crate) registers_in_use: u32,
     pub(crate) waiting: VecDeque<Pending>,
     pub(crate) counters: DmaCounters,
     /// Map register files of `AllocateAdapterChannel`, by `MapRegisterBase`.
-    pub(crate) files: HashMap<usize, RegisterFile>,
-    pub(crate) freed_files: HashSet<usize>,
+    pub(crate) files: FastMap<usize, RegisterFile>,
+    pub(crate) freed_files: FastSet<usize>,
     /// An adapter channel is allocated (from the allocation until the execution routine
     /// returns, and after it while it returned `KeepObject`).
     pub(crate) channel: bool,
     /// A channel request waiting for map registers.
     pub(crate) waiting_channel: Option<PendingChannel>,
     /// Version 3 transfer contexts, by address.
-    pub(crate) contexts: HashMap<usize, TransferContext>,
+    pub(crate) contexts: FastMap<usize, TransferContext>,
     /// Adapter objects held by synchronous, routine-less version 3 allocations until
     /// `FreeAdapterObject`.
     pub(crate) held_objects: u32,
@@ -120,17 +121,17 @@ impl Adapter {
             granted,
             pdo,
             released: false,
-            common: HashMap::new(),
-            freed_common: HashSet::new(),
-            maps: HashMap::new(),
+            common: FastMap::default(),
+            freed_common: FastSet::default(),
+            maps: FastMap::default(),
             registers_in_use: 0,
             waiting: VecDeque::new(),
             counters: DmaCounters::default(),
-            files: HashMap::new(),
-            freed_files: HashSet::new(),
+            files: FastMap::default(),
+            freed_files: FastSet::default(),
             channel: false,
             waiting_channel: None,
-            contexts: HashMap::new(),
+            contexts: FastMap::default(),
             held_objects: 0,
         }
     }

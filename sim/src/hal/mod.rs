@@ -19,7 +19,8 @@
 pub(crate) mod ops;
 pub(crate) mod packet;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::fasthash::FastMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::bus::Access;
 use crate::machine::Config;
@@ -40,6 +41,7 @@ pub(crate) use common::{
     CommonBuf, alloc_common, common_from_mdl, free_common, mdl_backs_common_buffer,
 };
 use iommu::Iommu;
+pub(crate) use iommu::pay as iommu_pay;
 pub use iommu::{IommuCost, IommuStats};
 pub(crate) use mapping::{
     MapOutcome, Mapped, Request, SgMap, check_request, flush_dma_buffer, known_mdl, map_pieces,
@@ -126,7 +128,7 @@ impl AdapterReport {
 /// HAL state.
 #[derive(Debug, Default)]
 pub(crate) struct Hal {
-    pub(crate) adapters: HashMap<usize, Adapter>,
+    pub(crate) adapters: FastMap<usize, Adapter>,
     iommu: Iommu,
     /// Logical ranges a device may touch on non-remapped profiles (for stray-DMA reports).
     visible: BTreeMap<u64, u64>,
