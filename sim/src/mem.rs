@@ -195,7 +195,13 @@ pub(crate) struct Memory {
     /// reads and writes; the host page is the CPU's cached view.
     noncoherent: bool,
     ram: FastMap<u64, Box<[u8]>>,
+    /// Single host pages freed and kept for the next one-page region (a slab, so that a small
+    /// pool allocation does not cost the host a fresh zeroed page), at most [`SPARE_PAGES`].
+    spare_pages: Vec<usize>,
 }
+
+/// How many freed host pages [`Memory`] keeps for reuse.
+const SPARE_PAGES: usize = 1024;
 
 mod host {
     //! The only place host pages are allocated and freed.
@@ -234,6 +240,11 @@ impl Drop for Memory {
             // freed once, here or in free_region (which removes it from the map).
             unsafe { host::free(r.base, r.pages) };
         }
+        for &page in &self.spare_pages {
+            // SAFETY: a one-page region's page, kept by free_region instead of freed; it is in
+            // no region any more, so it is freed once, here.
+            unsafe { host::free(page, 1) };
+        }
     }
 }
 
@@ -254,6 +265,7 @@ impl Memory {
             rng: config.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
             noncoherent: config.profile.noncoherent,
             ram: FastMap::default(),
+            spare_pages: Vec::new(),
         }
     }
 
@@ -300,7 +312,23 @@ impl Memory {
             }
             v
         };
-        let base = host::alloc(pages);
+        let base = match (pages, self.spare_pages.pop()) {
+            (1, Some(page)) => {
+                // A reused page: zeroed as a fresh one is, except for pool, whose allocator
+                // initialises the block it hands out (the rest of the page is not the caller's,
+                // as the neighbours of a Windows pool block are not).
+                if kind != Kind::Pool {
+                    self.fill_va(page, 0, PAGE);
+                }
+                page
+            }
+            (_, spare) => {
+                if let Some(page) = spare {
+                    self.spare_pages.push(page);
+                }
+                host::alloc(pages)
+            }
+        };
         // On a non-coherent platform pool and user pages are cached; common buffers and HAL
         // buffers are uncached (ACPI _CCA = 0 makes the OS map them so), hence coherent.
         let cached = self.noncoherent && matches!(kind, Kind::Pool | Kind::User);
@@ -341,9 +369,13 @@ impl Memory {
             self.va_pages.remove(&(r.base / PAGE + i));
             self.free_frame(pfn);
         }
-        // SAFETY: the region came from host::alloc with `r.pages` pages and was just removed
-        // from the map, so it is freed exactly once.
-        unsafe { host::free(r.base, r.pages) };
+        if r.pages == 1 && self.spare_pages.len() < SPARE_PAGES {
+            self.spare_pages.push(r.base);
+        } else {
+            // SAFETY: the region came from host::alloc with `r.pages` pages and was just removed
+            // from the map, so it is freed exactly once.
+            unsafe { host::free(r.base, r.pages) };
+        }
         Some(r.kind)
     }
 
@@ -511,11 +543,10 @@ impl Memory {
         let pages = (offset + size).div_ceil(PAGE);
         let base = self.alloc_region(pages, Kind::Pool, Zone::General, false)?;
         let p = base + offset;
-        if !zero {
-            // Uninitialised pool is not zero on Windows either; a recognisable pattern lets tests
-            // find bytes the driver copies out without writing them.
-            self.fill_va(p, 0xAB, size);
-        }
+        // Zeroed unless asked not to (the region's page may be a reused one). Uninitialised pool
+        // is not zero on Windows either; a recognisable pattern lets tests find bytes the driver
+        // copies out without writing them.
+        self.fill_va(p, if zero { 0 } else { 0xAB }, size);
         self.pool.insert(
             p,
             PoolAlloc {
