@@ -291,6 +291,24 @@ pub trait WireField: Sized + Copy {
     /// # Errors
     /// [`Error::Truncated`].
     fn write(&self, w: &mut Writer<'_>) -> Result<()>;
+    /// Reads `out.len()` consecutive fields (an array's elements), one by one; byte arrays copy
+    /// in one go (a 256-byte MAD was 256 calls).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`].
+    fn read_slice(r: &mut Reader<'_>, out: &mut [Self]) -> Result<()> {
+        for v in out {
+            *v = Self::read(r)?;
+        }
+        Ok(())
+    }
+    /// Writes consecutive fields (an array's elements).
+    ///
+    /// # Errors
+    /// [`Error::Truncated`].
+    fn write_slice(w: &mut Writer<'_>, v: &[Self]) -> Result<()> {
+        v.iter().try_for_each(|x| x.write(w))
+    }
 }
 
 macro_rules! wire_int {
@@ -308,8 +326,25 @@ macro_rules! wire_int {
     )*};
 }
 
+impl WireField for u8 {
+    const SIZE: usize = 1;
+    const ZERO: Self = 0;
+    fn read(r: &mut Reader<'_>) -> Result<Self> {
+        r.u8()
+    }
+    fn write(&self, w: &mut Writer<'_>) -> Result<()> {
+        w.u8(*self)
+    }
+    fn read_slice(r: &mut Reader<'_>, out: &mut [Self]) -> Result<()> {
+        out.copy_from_slice(r.bytes(out.len())?);
+        Ok(())
+    }
+    fn write_slice(w: &mut Writer<'_>, v: &[Self]) -> Result<()> {
+        w.bytes(v)
+    }
+}
+
 wire_int! {
-    u8 => u8, u8;
     u16 => u16_le, u16_le;
     u32 => u32_le, u32_le;
     u64 => u64_le, u64_le;
@@ -320,13 +355,11 @@ impl<T: WireField, const N: usize> WireField for [T; N] {
     const ZERO: Self = [T::ZERO; N];
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let mut out = Self::ZERO;
-        for v in &mut out {
-            *v = T::read(r)?;
-        }
+        T::read_slice(r, &mut out)?;
         Ok(out)
     }
     fn write(&self, w: &mut Writer<'_>) -> Result<()> {
-        self.iter().try_for_each(|v| v.write(w))
+        T::write_slice(w, self)
     }
 }
 
