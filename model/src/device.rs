@@ -443,6 +443,16 @@ impl State {
             .dma_write(addr, buf)
     }
 
+    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        if self.removed {
+            return Err((0, DmaFault::NotPresent));
+        }
+        self.bus
+            .as_ref()
+            .ok_or((0, DmaFault::NotPresent))?
+            .dma_write_pieces(pieces)
+    }
+
     // ---- interrupts ----
 
     fn nvec(&self) -> u32 {

@@ -24,6 +24,19 @@ pub trait HostPort: Send + Sync + std::fmt::Debug {
     /// As [`HostPort::dma_read`].
     fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault>;
 
+    /// Writes each `(device address, bytes)` piece in order, as one burst (the pieces of a
+    /// scatter/gather list that one DMA burst covers). The default writes them one by one;
+    /// a bus that can take a burst at once overrides it.
+    ///
+    /// # Errors
+    /// The index of the first piece that failed and why; the pieces before it were written.
+    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        for (i, &(addr, buf)) in pieces.iter().enumerate() {
+            self.dma_write(addr, buf).map_err(|f| (i, f))?;
+        }
+        Ok(())
+    }
+
     /// Sends the MSI-X message of table entry `vector`; false when it could not be delivered
     /// (the device is gone, or bus mastering is off).
     fn signal_msi(&self, vector: u32) -> bool;
@@ -43,6 +56,10 @@ impl HostPort for DeviceBus {
 
     fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault> {
         Self::dma_write(self, addr, buf)
+    }
+
+    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        Self::dma_write_pieces(self, pieces)
     }
 
     fn signal_msi(&self, vector: u32) -> bool {

@@ -379,10 +379,6 @@ impl DeviceBus {
         Ok(m)
     }
 
-    #[expect(
-        clippy::significant_drop_tightening,
-        reason = "the lock covers translation and the copy, as one bus transaction"
-    )]
     fn access(
         &self,
         logical: u64,
@@ -393,48 +389,121 @@ impl DeviceBus {
         let m = self.machine()?;
         let fault = {
             let mut guard = m.lock();
-            let st = &mut *guard;
-            let slot = st.bus.slots.get(self.slot).ok_or(DmaFault::NotPresent)?;
-            if !slot.present {
-                return Err(DmaFault::NotPresent);
-            }
-            if !slot.bus_master {
-                return Err(DmaFault::BusMasterDisabled);
-            }
-            let end = logical
-                .checked_add(len as u64)
-                .ok_or(DmaFault::BeyondAddressWidth(logical))?;
-            if slot.width < 64 && end > 1u64 << slot.width {
-                return Err(DmaFault::BeyondAddressWidth(logical));
-            }
-            let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
-            match st.hal.translate(logical, len, kind, m.config.profile.iommu) {
-                Ok(runs) => {
-                    if !st.hal.device_visible(logical, len, m.config.profile.iommu) {
-                        st.bus.slots[self.slot]
-                            .stray
-                            .push((logical, len, kind == Access::Write));
-                    }
-                    for (pa, off, _n) in runs {
-                        let _ = off;
-                        if let Err(at) = f(&mut st.mem, pa) {
-                            return Err(DmaFault::NoMemory(at));
-                        }
-                    }
-                    return Ok(());
-                }
-                Err(at) => BugCheck::dma(
-                    0x26,
-                    pdo,
-                    at,
-                    if kind == Access::Write { 2 } else { 1 },
-                    "IOMMU detected DMA violation: device access outside every live mapping",
-                    "windows-dma.md §5.2, §6",
-                ),
+            match self.access_locked(&mut guard, &m, logical, len, kind, f) {
+                Ok(()) => return Ok(()),
+                Err(Ok(f)) => return Err(f),
+                Err(Err(b)) => b,
             }
         };
         m.record(fault);
         Err(DmaFault::IommuFault(fault.params[2]))
+    }
+
+    /// One access with the machine's state locked: `Err(Ok(fault))` for a fault the device
+    /// sees, `Err(Err(bug check))` for one that stops the machine (recorded by the caller once
+    /// the lock is released).
+    fn access_locked(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        f: &mut dyn FnMut(&mut crate::mem::Memory, u64) -> Result<(), u64>,
+    ) -> Result<(), Result<DmaFault, BugCheck>> {
+        let slot = st
+            .bus
+            .slots
+            .get(self.slot)
+            .ok_or(Ok(DmaFault::NotPresent))?;
+        if !slot.present {
+            return Err(Ok(DmaFault::NotPresent));
+        }
+        if !slot.bus_master {
+            return Err(Ok(DmaFault::BusMasterDisabled));
+        }
+        let end = logical
+            .checked_add(len as u64)
+            .ok_or(Ok(DmaFault::BeyondAddressWidth(logical)))?;
+        if slot.width < 64 && end > 1u64 << slot.width {
+            return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
+        }
+        let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
+        match st.hal.translate(logical, len, kind, m.config.profile.iommu) {
+            Ok(runs) => {
+                if !st.hal.device_visible(logical, len, m.config.profile.iommu) {
+                    st.bus.slots[self.slot]
+                        .stray
+                        .push((logical, len, kind == Access::Write));
+                }
+                for (pa, _off, _n) in runs {
+                    if let Err(at) = f(&mut st.mem, pa) {
+                        return Err(Ok(DmaFault::NoMemory(at)));
+                    }
+                }
+                Ok(())
+            }
+            Err(at) => Err(Err(BugCheck::dma(
+                0x26,
+                pdo,
+                at,
+                if kind == Access::Write { 2 } else { 1 },
+                "IOMMU detected DMA violation: device access outside every live mapping",
+                "windows-dma.md §5.2, §6",
+            ))),
+        }
+    }
+
+    /// Writes each `(logical address, bytes)` piece in order, as one burst: the bus is taken
+    /// once for all of them (a burst over a scatter/gather list whose pages are not contiguous
+    /// is still one transaction for the device's DMA engine). Every piece is checked as
+    /// [`DeviceBus::dma_write`] checks it.
+    ///
+    /// # Errors
+    /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
+    /// were written.
+    #[expect(
+        clippy::significant_drop_tightening,
+        reason = "the lock covers every piece's translation and copy, as one bus transaction"
+    )]
+    pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        let m = self.machine().map_err(|f| (0, f))?;
+        let (at, fault) = {
+            let mut guard = m.lock();
+            let mut failed = None;
+            for (i, &(logical, buf)) in pieces.iter().enumerate() {
+                let len = buf.len();
+                let mut done = 0usize;
+                let r = self.access_locked(
+                    &mut guard,
+                    &m,
+                    logical,
+                    len,
+                    Access::Write,
+                    &mut |mem, pa| {
+                        let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
+                        mem.write_phys(pa, &buf[done..done + n])?;
+                        done += n;
+                        Ok(())
+                    },
+                );
+                match r {
+                    Ok(()) => {}
+                    Err(Ok(f)) => return Err((i, f)),
+                    Err(Err(b)) => {
+                        failed = Some((i, b));
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => return Ok(()),
+                Some(x) => x,
+            }
+        };
+        let p2 = fault.params[2];
+        m.record(fault);
+        Err((at, DmaFault::IommuFault(p2)))
     }
 
     /// Reads `buf.len()` bytes at logical address `logical`.

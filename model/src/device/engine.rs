@@ -13,6 +13,9 @@ use super::{State, flag, moderation_due};
 
 /// The largest single DMA burst of an engine; STOP takes effect between bursts.
 const BURST: u32 = 64 * 1024;
+/// Most scatter/gather pieces one burst writes as one bus transaction: a 64 KiB burst over 4 KiB
+/// pages that are not page-aligned touches 17.
+const MAX_PIECES: usize = 32;
 /// Segments an unthrottled engine moves per service round, so that queues get their turn.
 const SEGMENTS_PER_ROUND: u32 = 4;
 
@@ -295,6 +298,17 @@ impl State {
         progress
     }
 
+    /// Writes `pieces` — (device address, offset in `data`, bytes) — as one burst; the address
+    /// of the piece that faulted otherwise.
+    fn write_pieces(&self, pieces: &[(u64, usize, usize)], data: &[u8]) -> Result<(), u64> {
+        let mut refs: [(u64, &[u8]); MAX_PIECES] = [(0, &[]); MAX_PIECES];
+        for (r, &(addr, at, take)) in refs.iter_mut().zip(pieces) {
+            *r = (addr, &data[at..at + take]);
+        }
+        self.dma_write_pieces(&refs[..pieces.len()])
+            .map_err(|(i, _)| pieces[i].0)
+    }
+
     /// Moves `len` bytes at the current position. Returns false when the engine stopped on a
     /// DMA fault.
     fn move_chunk(&mut self, n: usize, cfg: stream::Config, len: u32) -> bool {
@@ -322,6 +336,10 @@ impl State {
             // Walk the descriptor pieces that cover [start, start + len).
             let table = std::mem::take(&mut self.se[n].table);
             let first = table.partition_point(|&(_, l, off)| off + u64::from(l) <= start);
+            // A capture writes the burst's pieces as one bus transaction (in runs of at most
+            // MAX_PIECES, in order); a playback reads them one by one.
+            let mut pieces: [(u64, usize, usize); MAX_PIECES] = [(0, 0, 0); MAX_PIECES];
+            let mut count = 0usize;
             let mut done = 0usize;
             for &(addr, l, off) in &table[first..] {
                 if done == scratch.len() {
@@ -330,17 +348,36 @@ impl State {
                 let at = start + done as u64;
                 let inner = at - off;
                 let take = ((u64::from(l) - inner) as usize).min(scratch.len() - done);
-                let r = if capture {
-                    self.dma_write(addr + inner, &scratch[done..done + take])
-                } else {
-                    self.dma_read(addr + inner, &mut scratch[done..done + take])
-                };
-                if r.is_err() {
+                if capture {
+                    pieces[count] = (addr + inner, done, take);
+                    count += 1;
+                    done += take;
+                    if count == MAX_PIECES {
+                        if let Err(a) = self.write_pieces(&pieces[..count], &scratch) {
+                            ok = false;
+                            fault_addr = a;
+                            break;
+                        }
+                        count = 0;
+                    }
+                    continue;
+                }
+                if self
+                    .dma_read(addr + inner, &mut scratch[done..done + take])
+                    .is_err()
+                {
                     ok = false;
                     fault_addr = addr + inner;
                     break;
                 }
                 done += take;
+            }
+            if ok
+                && count > 0
+                && let Err(a) = self.write_pieces(&pieces[..count], &scratch)
+            {
+                ok = false;
+                fault_addr = a;
             }
             self.se[n].table = table;
         } else {
