@@ -429,19 +429,25 @@ impl DeviceBus {
             return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
         }
         let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
-        match st.hal.translate(logical, len, kind, m.config.profile.iommu) {
-            Ok(runs) => {
+        let mut runs = st.hal.take_runs();
+        let translated = st
+            .hal
+            .translate(logical, len, kind, m.config.profile.iommu, &mut runs);
+        let r = match translated {
+            Ok(()) => {
                 if !st.hal.device_visible(logical, len, m.config.profile.iommu) {
                     st.bus.slots[self.slot]
                         .stray
                         .push((logical, len, kind == Access::Write));
                 }
-                for (pa, _off, _n) in runs {
+                let mut out = Ok(());
+                for &(pa, _n) in &runs {
                     if let Err(at) = f(&mut st.mem, pa) {
-                        return Err(Ok(DmaFault::NoMemory(at)));
+                        out = Err(Ok(DmaFault::NoMemory(at)));
+                        break;
                     }
                 }
-                Ok(())
+                out
             }
             Err(at) => Err(Err(BugCheck::dma(
                 0x26,
@@ -451,7 +457,9 @@ impl DeviceBus {
                 "IOMMU detected DMA violation: device access outside every live mapping",
                 "windows-dma.md §5.2, §6",
             ))),
-        }
+        };
+        st.hal.put_runs(runs);
+        r
     }
 
     /// Writes each `(logical address, bytes)` piece in order, as one burst: the bus is taken

@@ -134,6 +134,9 @@ pub(crate) struct Hal {
     visible: BTreeMap<u64, u64>,
     /// Verifier: released double buffers, filled with 0x0F: (region, va, len).
     quarantine: VecDeque<(usize, usize, usize)>,
+    /// The bus's translation runs, kept between accesses so that a device access allocates
+    /// nothing ([`Hal::take_runs`]).
+    runs: Vec<(u64, usize)>,
 }
 
 impl Drop for Hal {
@@ -162,16 +165,18 @@ impl Hal {
         self.iommu.stats
     }
 
-    /// Translates a device access into physical runs `(pa, 0, len)`; `Err(address)` on an
-    /// IOMMU fault.
+    /// Translates a device access into physical runs `(pa, len)`, written into `runs` (cleared
+    /// first, so a buffer kept across accesses allocates nothing); `Err(address)` on an IOMMU
+    /// fault.
     pub(crate) fn translate(
         &self,
         logical: u64,
         len: usize,
         kind: Access,
         iommu: bool,
-    ) -> Result<Vec<(u64, u64, usize)>, u64> {
-        let mut runs = Vec::new();
+        runs: &mut Vec<(u64, usize)>,
+    ) -> Result<(), u64> {
+        runs.clear();
         let mut at = logical;
         let end = logical + len as u64;
         while at < end {
@@ -186,10 +191,21 @@ impl Hal {
                 at
             };
             // CAST: n <= 4096.
-            runs.push((pa, 0, n as usize));
+            runs.push((pa, n as usize));
             at += n;
         }
-        Ok(runs)
+        Ok(())
+    }
+
+    /// The run buffer for [`Hal::translate`], taken out of the HAL for one access and given
+    /// back with [`Hal::put_runs`].
+    pub(crate) fn take_runs(&mut self) -> Vec<(u64, usize)> {
+        std::mem::take(&mut self.runs)
+    }
+
+    /// Gives the run buffer back.
+    pub(crate) fn put_runs(&mut self, runs: Vec<(u64, usize)>) {
+        self.runs = runs;
     }
 
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
