@@ -236,9 +236,8 @@ fn memcpy_same_movement(burst: usize, len: usize, total: u64) -> f64 {
     rate(moved, t.elapsed())
 }
 
-/// The device model's burst (`model/src/device/engine.rs`): the engine moves at most this much
-/// per bus access, from its scratch buffer.
-const ENGINE_BURST: u32 = 64 * 1024;
+/// The device model's burst: the engine moves at most this much per bus access.
+const ENGINE_BURST: u32 = rhca_model::device::STREAM_BURST;
 
 fn rate(n: u64, d: Duration) -> f64 {
     // Counts and durations far below 2^52: exact enough for a rate.

@@ -41,6 +41,9 @@ pub const BAR0_SIZE: u64 = 0x4000;
 pub const MSIX_TABLE: u64 = 0x2000;
 /// Offset of the MSI-X pending bit array in BAR0.
 pub const MSIX_PBA: u64 = 0x3000;
+/// Most bytes a stream engine moves per bus burst (from its scratch buffer): what
+/// `rhca-lab bench`'s memcpy baseline copies per step to do the same data movement.
+pub const STREAM_BURST: u32 = 64 * 1024;
 /// The doorbell page.
 const DOORBELLS: u64 = 0x1000;
 

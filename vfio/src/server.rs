@@ -39,6 +39,7 @@ pub struct GuestPort {
     intx: Mutex<Option<File>>,
     bus_master: AtomicBool,
     intx_disabled: AtomicBool,
+    msix_enabled: AtomicBool,
     removed: AtomicBool,
     dma_faults: AtomicU64,
     interrupts: AtomicU64,
@@ -128,8 +129,12 @@ impl HostPort for GuestPort {
             return false;
         }
         // vfio's INTx is an eventfd: the assertion is the event (the VMM raises the line and
-        // keeps it until the guest's EOI and its unmask); a deassertion sends nothing.
-        if asserted && !self.intx_disabled.load(Ordering::Acquire) {
+        // keeps it until the guest's EOI and its unmask); a deassertion sends nothing. With
+        // MSI-X enabled, or INTx disabled in the Command register, the pin stays quiet.
+        if asserted
+            && !self.intx_disabled.load(Ordering::Acquire)
+            && !self.msix_enabled.load(Ordering::Acquire)
+        {
             let fd = self
                 .intx
                 .lock()
@@ -277,6 +282,9 @@ impl RhcaBackend {
         self.port
             .intx_disabled
             .store(self.config.intx_disabled(), Ordering::Release);
+        self.port
+            .msix_enabled
+            .store(self.config.msix_enabled(), Ordering::Release);
     }
 
     fn bar0_range(offset: u64, len: usize) -> io::Result<u64> {
@@ -330,8 +338,9 @@ impl ServerBackend for RhcaBackend {
                     .config
                     .write(offset, data)
                     .map_err(|e| invalid(e.to_string()))?;
+                // The configuration space reset itself; the device follows.
                 if effect.flr {
-                    self.function_reset();
+                    self.dev.function_level_reset();
                 }
                 self.sync_command();
                 Ok(())

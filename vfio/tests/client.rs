@@ -837,6 +837,23 @@ fn intx_reaches_its_eventfd_when_msix_is_off() {
     }
     assert!(n >= 1, "the line's assertion reached the INTx eventfd");
     assert_ne!(g.r(regs::INT_CAUSE.offset) & cause::cq(0), 0);
+    // With MSI-X enabled in the capability the pin stays quiet, whatever the device signals.
+    g.client
+        .borrow_mut()
+        .region_write(CONFIG, 0x4A, &0x8000u16.to_le_bytes())
+        .unwrap();
+    g.w(regs::INT_CAUSE.offset, u32::MAX);
+    g.w(db::cq_arm(0).unwrap(), 0);
+    let m = dr_get(mad::attr::NODE_INFO, 0, &[0], 15);
+    g.post_send(&mut qs[0], &m, mad::PERMISSIVE_LID, 0, 0);
+    g.ring(&qs[0]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_ne!(
+        g.r(regs::INT_CAUSE.offset) & cause::cq(0),
+        0,
+        "the device raised its cause"
+    );
+    assert!(intx.read().is_err(), "no INTx event with MSI-X enabled");
 }
 
 #[test]

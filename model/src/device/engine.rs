@@ -12,7 +12,7 @@ use rhca_hw::stream::{self, Descriptor, Direction, Record, RecordStatus};
 use super::{State, flag, moderation_due};
 
 /// The largest single DMA burst of an engine; STOP takes effect between bursts.
-const BURST: u32 = 64 * 1024;
+use super::STREAM_BURST as BURST;
 /// Most scatter/gather pieces one burst writes as one bus transaction: a 64 KiB burst over 4 KiB
 /// pages that are not page-aligned touches 17.
 const MAX_PIECES: usize = 32;
