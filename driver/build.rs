@@ -45,11 +45,14 @@ fn version_resource() -> Result<(), Box<dyn Error>> {
     if !cfg!(windows) {
         cmd.arg("/no-preprocess");
     }
+    // Both files are named relative to OUT_DIR: an absolute Unix path such as `/check/...` would
+    // be read by llvm-rc as one of its slash options (`/C`, the code page), not as the input.
     let status = cmd
+        .current_dir(&out)
         .arg("/nologo")
         .arg("/fo")
-        .arg(&res)
-        .arg(&rc)
+        .arg("rhca.res")
+        .arg("rhca.rc")
         .status()
         .map_err(|e| {
             format!(
