@@ -177,6 +177,49 @@ const _: unsafe fn(
 const _: unsafe fn(SpinLock: WDFSPINLOCK) = crate::wdf::functions::WdfSpinLockAcquire;
 const _: unsafe fn(SpinLock: WDFSPINLOCK) = crate::wdf::functions::WdfSpinLockRelease;
 const _: unsafe fn(
+    Attributes: PWDF_OBJECT_ATTRIBUTES,
+    PoolType: POOL_TYPE,
+    PoolTag: ULONG,
+    BufferSize: usize,
+    Memory: *mut WDFMEMORY,
+    Buffer: *mut PVOID,
+) -> NTSTATUS = crate::wdf::functions::WdfMemoryCreate;
+const _: unsafe fn(Memory: WDFMEMORY, BufferSize: *mut usize) -> PVOID =
+    crate::wdf::functions::WdfMemoryGetBuffer;
+const _: unsafe fn(
+    SourceMemory: WDFMEMORY,
+    SourceOffset: usize,
+    Buffer: PVOID,
+    NumBytesToCopyTo: usize,
+) -> NTSTATUS = crate::wdf::functions::WdfMemoryCopyToBuffer;
+const _: unsafe fn(
+    DestinationMemory: WDFMEMORY,
+    DestinationOffset: usize,
+    Buffer: PVOID,
+    NumBytesToCopyFrom: usize,
+) -> NTSTATUS = crate::wdf::functions::WdfMemoryCopyFromBuffer;
+const _: unsafe fn(Request: WDFREQUEST, Memory: *mut WDFMEMORY) -> NTSTATUS =
+    crate::wdf::functions::WdfRequestRetrieveInputMemory;
+const _: unsafe fn(Request: WDFREQUEST, Memory: *mut WDFMEMORY) -> NTSTATUS =
+    crate::wdf::functions::WdfRequestRetrieveOutputMemory;
+const _: unsafe fn(
+    UnicodeString: PCUNICODE_STRING,
+    StringAttributes: PWDF_OBJECT_ATTRIBUTES,
+    String: *mut WDFSTRING,
+) -> NTSTATUS = crate::wdf::functions::WdfStringCreate;
+const _: unsafe fn(String: WDFSTRING, UnicodeString: PUNICODE_STRING) =
+    crate::wdf::functions::WdfStringGetUnicodeString;
+const _: unsafe fn(Driver: WDFDRIVER, String: WDFSTRING) -> NTSTATUS =
+    crate::wdf::functions::WdfDriverRetrieveVersionString;
+const _: unsafe fn(
+    Driver: WDFDRIVER,
+    VersionAvailableParams: PWDF_DRIVER_VERSION_AVAILABLE_PARAMS,
+) -> BOOLEAN = crate::wdf::functions::WdfDriverIsVersionAvailable;
+const _: unsafe fn(DeviceInit: PWDFDEVICE_INIT, RequestAttributes: PWDF_OBJECT_ATTRIBUTES) =
+    crate::wdf::functions::WdfDeviceInitSetRequestAttributes;
+const _: unsafe fn(Device: WDFDEVICE) -> WDFQUEUE = crate::wdf::functions::WdfDeviceGetDefaultQueue;
+const _: unsafe fn(Request: WDFREQUEST) -> WDFQUEUE = crate::wdf::functions::WdfRequestGetIoQueue;
+const _: unsafe fn(
     Device: WDFDEVICE,
     Config: PWDF_IO_QUEUE_CONFIG,
     QueueAttributes: PWDF_OBJECT_ATTRIBUTES,

@@ -52,6 +52,9 @@ pub const STATUS_IO_TIMEOUT: NTSTATUS = s(0xC000_00B5);
 pub const STATUS_IO_DEVICE_ERROR: NTSTATUS = s(0xC000_0185);
 /// `STATUS_DEVICE_HARDWARE_ERROR` (0xC0000483).
 pub const STATUS_DEVICE_HARDWARE_ERROR: NTSTATUS = s(0xC000_0483);
+/// `STATUS_BUFFER_OVERFLOW` (0x80000005): a warning, not an error (the caller's buffer took
+/// part of the data).
+pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = s(0x8000_0005);
 /// `STATUS_INVALID_BUFFER_SIZE` (0xC0000206).
 pub const STATUS_INVALID_BUFFER_SIZE: NTSTATUS = s(0xC000_0206);
 /// `STATUS_REVISION_MISMATCH` (0xC0000059).
@@ -84,6 +87,10 @@ pub const POOL_FLAG_SPECIAL_POOL: POOL_FLAGS = 0x0000_0001_0000_0000;
 
 /// `WDF_NO_OBJECT_ATTRIBUTES` (wdk-sys writes it by hand as a null pointer).
 pub const WDF_NO_OBJECT_ATTRIBUTES: PWDF_OBJECT_ATTRIBUTES = core::ptr::null_mut();
+/// `WDF_NO_EVENT_CALLBACK`.
+pub const WDF_NO_EVENT_CALLBACK: PVOID = core::ptr::null_mut();
+/// `WDF_NO_SEND_OPTIONS`.
+pub const WDF_NO_SEND_OPTIONS: PVOID = core::ptr::null_mut();
 /// `WDF_NO_HANDLE`.
 pub const WDF_NO_HANDLE: PVOID = core::ptr::null_mut();
 /// `WDF_NO_CONTEXT`.

@@ -547,7 +547,9 @@ pub type PCCH = *const CHAR;
 pub type LPCSTR = *const CHAR;
 pub type PCSTR = *const CHAR;
 pub type WCHAR = wchar_t;
+pub type PWCHAR = *mut WCHAR;
 pub type PWSTR = *mut WCHAR;
+pub type PCWSTR = *const WCHAR;
 pub type CCHAR = ::core::ffi::c_char;
 pub type CSHORT = ::core::ffi::c_short;
 pub type LCID = ULONG;
@@ -2315,6 +2317,35 @@ pub mod _LOCK_OPERATION {
     pub const IoModifyAccess: Type = 2;
 }
 pub use self::_LOCK_OPERATION::Type as LOCK_OPERATION;
+pub mod _POOL_TYPE {
+    #[allow(unused_imports)]
+    use super::*;
+    pub type Type = ::core::ffi::c_int;
+    pub const NonPagedPool: Type = 0;
+    pub const NonPagedPoolExecute: Type = 0;
+    pub const PagedPool: Type = 1;
+    pub const NonPagedPoolMustSucceed: Type = 2;
+    pub const DontUseThisType: Type = 3;
+    pub const NonPagedPoolCacheAligned: Type = 4;
+    pub const PagedPoolCacheAligned: Type = 5;
+    pub const NonPagedPoolCacheAlignedMustS: Type = 6;
+    pub const MaxPoolType: Type = 7;
+    pub const NonPagedPoolBase: Type = 0;
+    pub const NonPagedPoolBaseMustSucceed: Type = 2;
+    pub const NonPagedPoolBaseCacheAligned: Type = 4;
+    pub const NonPagedPoolBaseCacheAlignedMustS: Type = 6;
+    pub const NonPagedPoolSession: Type = 32;
+    pub const PagedPoolSession: Type = 33;
+    pub const NonPagedPoolMustSucceedSession: Type = 34;
+    pub const DontUseThisTypeSession: Type = 35;
+    pub const NonPagedPoolCacheAlignedSession: Type = 36;
+    pub const PagedPoolCacheAlignedSession: Type = 37;
+    pub const NonPagedPoolCacheAlignedMustSSession: Type = 38;
+    pub const NonPagedPoolNx: Type = 512;
+    pub const NonPagedPoolNxCacheAligned: Type = 516;
+    pub const NonPagedPoolSessionNx: Type = 544;
+}
+pub use self::_POOL_TYPE::Type as POOL_TYPE;
 pub type NODE_REQUIREMENT = ULONG;
 pub type PFN_NUMBER = ULONG_PTR;
 pub type PPFN_NUMBER = *mut ULONG_PTR;
@@ -6235,6 +6266,7 @@ impl Default for _DRIVER_EXTENSION {
         }
     }
 }
+pub type DRIVER_EXTENSION = _DRIVER_EXTENSION;
 pub type PDRIVER_EXTENSION = *mut _DRIVER_EXTENSION;
 pub type DRIVER_INITIALIZE = ::core::option::Option<
     unsafe extern "C" fn(
@@ -9824,6 +9856,18 @@ const _: () = {
 pub type WDFMEMORY = *mut WDFMEMORY__;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
+pub struct WDFSTRING__ {
+    pub unused: ::core::ffi::c_int,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of WDFSTRING__"][::core::mem::size_of::<WDFSTRING__>() - 4usize];
+    ["Alignment of WDFSTRING__"][::core::mem::align_of::<WDFSTRING__>() - 4usize];
+    ["Offset of field: WDFSTRING__::unused"][::core::mem::offset_of!(WDFSTRING__, unused) - 0usize];
+};
+pub type WDFSTRING = *mut WDFSTRING__;
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
 pub struct WDFCMRESLIST__ {
     pub unused: ::core::ffi::c_int,
 }
@@ -10000,6 +10044,23 @@ pub mod _WDF_TRI_STATE {
 pub use self::_WDF_TRI_STATE::Type as WDF_TRI_STATE;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
+pub struct _WDFMEMORY_OFFSET {
+    pub BufferOffset: usize,
+    pub BufferLength: usize,
+}
+pub type WDFMEMORY_OFFSET = _WDFMEMORY_OFFSET;
+pub type PWDFMEMORY_OFFSET = *mut _WDFMEMORY_OFFSET;
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of _WDFMEMORY_OFFSET"][::core::mem::size_of::<_WDFMEMORY_OFFSET>() - 16usize];
+    ["Alignment of _WDFMEMORY_OFFSET"][::core::mem::align_of::<_WDFMEMORY_OFFSET>() - 8usize];
+    ["Offset of field: _WDFMEMORY_OFFSET::BufferOffset"]
+        [::core::mem::offset_of!(_WDFMEMORY_OFFSET, BufferOffset) - 0usize];
+    ["Offset of field: _WDFMEMORY_OFFSET::BufferLength"]
+        [::core::mem::offset_of!(_WDFMEMORY_OFFSET, BufferLength) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
 pub struct _WDF_DRIVER_CONFIG {
     pub Size: ULONG,
     pub EvtDriverDeviceAdd: PFN_WDF_DRIVER_DEVICE_ADD,
@@ -10023,6 +10084,63 @@ const _: () = {
         [::core::mem::offset_of!(_WDF_DRIVER_CONFIG, DriverInitFlags) - 24usize];
     ["Offset of field: _WDF_DRIVER_CONFIG::DriverPoolTag"]
         [::core::mem::offset_of!(_WDF_DRIVER_CONFIG, DriverPoolTag) - 28usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct _WDF_DRIVER_GLOBALS {
+    pub Driver: WDFDRIVER,
+    pub DriverFlags: ULONG,
+    pub DriverTag: ULONG,
+    pub DriverName: [CHAR; 32usize],
+    pub DisplaceDriverUnload: BOOLEAN,
+}
+pub type WDF_DRIVER_GLOBALS = _WDF_DRIVER_GLOBALS;
+pub type PWDF_DRIVER_GLOBALS = *mut _WDF_DRIVER_GLOBALS;
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of _WDF_DRIVER_GLOBALS"][::core::mem::size_of::<_WDF_DRIVER_GLOBALS>() - 56usize];
+    ["Alignment of _WDF_DRIVER_GLOBALS"][::core::mem::align_of::<_WDF_DRIVER_GLOBALS>() - 8usize];
+    ["Offset of field: _WDF_DRIVER_GLOBALS::Driver"]
+        [::core::mem::offset_of!(_WDF_DRIVER_GLOBALS, Driver) - 0usize];
+    ["Offset of field: _WDF_DRIVER_GLOBALS::DriverFlags"]
+        [::core::mem::offset_of!(_WDF_DRIVER_GLOBALS, DriverFlags) - 8usize];
+    ["Offset of field: _WDF_DRIVER_GLOBALS::DriverTag"]
+        [::core::mem::offset_of!(_WDF_DRIVER_GLOBALS, DriverTag) - 12usize];
+    ["Offset of field: _WDF_DRIVER_GLOBALS::DriverName"]
+        [::core::mem::offset_of!(_WDF_DRIVER_GLOBALS, DriverName) - 16usize];
+    ["Offset of field: _WDF_DRIVER_GLOBALS::DisplaceDriverUnload"]
+        [::core::mem::offset_of!(_WDF_DRIVER_GLOBALS, DisplaceDriverUnload) - 48usize];
+};
+impl Default for _WDF_DRIVER_GLOBALS {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct _WDF_DRIVER_VERSION_AVAILABLE_PARAMS {
+    pub Size: ULONG,
+    pub MajorVersion: ULONG,
+    pub MinorVersion: ULONG,
+}
+pub type WDF_DRIVER_VERSION_AVAILABLE_PARAMS = _WDF_DRIVER_VERSION_AVAILABLE_PARAMS;
+pub type PWDF_DRIVER_VERSION_AVAILABLE_PARAMS = *mut _WDF_DRIVER_VERSION_AVAILABLE_PARAMS;
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of _WDF_DRIVER_VERSION_AVAILABLE_PARAMS"]
+        [::core::mem::size_of::<_WDF_DRIVER_VERSION_AVAILABLE_PARAMS>() - 12usize];
+    ["Alignment of _WDF_DRIVER_VERSION_AVAILABLE_PARAMS"]
+        [::core::mem::align_of::<_WDF_DRIVER_VERSION_AVAILABLE_PARAMS>() - 4usize];
+    ["Offset of field: _WDF_DRIVER_VERSION_AVAILABLE_PARAMS::Size"]
+        [::core::mem::offset_of!(_WDF_DRIVER_VERSION_AVAILABLE_PARAMS, Size) - 0usize];
+    ["Offset of field: _WDF_DRIVER_VERSION_AVAILABLE_PARAMS::MajorVersion"]
+        [::core::mem::offset_of!(_WDF_DRIVER_VERSION_AVAILABLE_PARAMS, MajorVersion) - 4usize];
+    ["Offset of field: _WDF_DRIVER_VERSION_AVAILABLE_PARAMS::MinorVersion"]
+        [::core::mem::offset_of!(_WDF_DRIVER_VERSION_AVAILABLE_PARAMS, MinorVersion) - 8usize];
 };
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -10932,6 +11050,13 @@ pub const CM_RESOURCE_INTERRUPT_MESSAGE: u32 = 2;
 pub const CM_RESOURCE_MEMORY_READ_WRITE: u32 = 0;
 pub const FILE_DEVICE_UNKNOWN: u32 = 34;
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 256;
+pub const IRP_MJ_CREATE: u32 = 0;
+pub const IRP_MJ_CLOSE: u32 = 2;
+pub const IRP_MJ_READ: u32 = 3;
+pub const IRP_MJ_WRITE: u32 = 4;
+pub const IRP_MJ_DEVICE_CONTROL: u32 = 14;
+pub const IRP_MJ_CLEANUP: u32 = 18;
+pub const IRP_MJ_MAXIMUM_FUNCTION: u32 = 27;
 pub const DEVICE_DESCRIPTION_VERSION: u32 = 0;
 pub const DEVICE_DESCRIPTION_VERSION1: u32 = 1;
 pub const DEVICE_DESCRIPTION_VERSION2: u32 = 2;

@@ -39,6 +39,7 @@ use crate::{
 
 mod deferred;
 mod interrupt;
+mod memory;
 mod queue;
 mod request;
 
@@ -53,6 +54,12 @@ pub use interrupt::{
 };
 pub(crate) use interrupt::{
     acquire_interrupt_lock, release_interrupt_lock, try_lock_interrupt, unlock_interrupt,
+};
+pub use memory::{
+    WdfDeviceGetDefaultQueue, WdfDeviceInitSetRequestAttributes, WdfDriverIsVersionAvailable,
+    WdfDriverRetrieveVersionString, WdfMemoryCopyFromBuffer, WdfMemoryCopyToBuffer,
+    WdfMemoryCreate, WdfMemoryGetBuffer, WdfRequestGetIoQueue, WdfRequestRetrieveInputMemory,
+    WdfRequestRetrieveOutputMemory, WdfStringCreate, WdfStringGetUnicodeString,
 };
 pub use queue::{
     WdfDeviceConfigureRequestDispatching, WdfIoQueueCreate, WdfIoQueueGetDevice, WdfIoQueuePurge,
@@ -221,6 +228,50 @@ pub unsafe fn WdfDriverCreate(
         w.driver_pool_tag = tag;
         Ok(h)
     });
+    // SAFETY: checked non-null; the loader's driver object, which outlives the driver.
+    let object = unsafe { &mut *DriverObject };
+    // `FxDriver::Initialize` (`fxdriver.cpp` l.455–512): unless the driver keeps its own
+    // dispatch table, the framework takes the driver object's entry points. A non-PnP driver
+    // without `EvtDriverUnload` cannot be unloaded (no `DriverUnload`) and has no AddDevice.
+    if config.DriverInitFlags
+        & _WDF_DRIVER_INIT_FLAGS::WdfDriverInitNoDispatchOverride.cast_unsigned()
+        == 0
+    {
+        let pnp = config.DriverInitFlags & non_pnp == 0;
+        object.DriverUnload = if pnp || config.EvtDriverUnload.is_some() {
+            Some(super::host::framework_unload)
+        } else {
+            None
+        };
+        if !object.DriverExtension.is_null() {
+            // SAFETY: the loader's extension of this driver object.
+            unsafe {
+                (*object.DriverExtension).AddDevice =
+                    pnp.then_some(super::host::framework_add_device);
+            }
+        }
+        for f in &mut object.MajorFunction {
+            *f = Some(super::host::framework_dispatch);
+        }
+    }
+    // `WdfDriverGlobals`: the framework's per-driver globals, which wdk-sys's method macro
+    // passes to every method.
+    // SAFETY: the loader passes the registry path on; NULL gives "".
+    let service = unsafe { service_name(RegistryPath) };
+    let mut name = [0 as crate::types::CHAR; 32];
+    for (d, b) in name.iter_mut().zip(service.bytes().take(31)) {
+        *d = b.cast_signed();
+    }
+    let globals = Box::leak(Box::new(WDF_DRIVER_GLOBALS {
+        Driver: h as WDFDRIVER,
+        DriverFlags: config.DriverInitFlags,
+        DriverTag: tag,
+        DriverName: name,
+        DisplaceDriverUnload: 0,
+    }));
+    // SAFETY: a plain store of a pointer; see `WdfDriverGlobals` for what it means with more
+    // than one machine in the process.
+    unsafe { super::WdfDriverGlobals = core::ptr::from_mut(globals) };
     if !Driver.is_null() {
         // SAFETY: the driver passes a writable handle slot (or WDF_NO_HANDLE).
         unsafe { *Driver = h as WDFDRIVER };
@@ -455,6 +506,10 @@ pub unsafe fn WdfDeviceCreate(
             interfaces: Vec::new(),
             default_queue: None,
             ioctl_queue: None,
+            read_queue: None,
+            write_queue: None,
+            io_type: d.io_type,
+            request_attributes: d.request_attributes,
             queues: Vec::new(),
             interrupts: Vec::new(),
             in_d0: false,
@@ -572,6 +627,15 @@ pub unsafe fn WdfObjectDelete(Object: WDFOBJECT) {
                 verifier_check::NO_DELETE_DDI,
                 "WdfObjectDelete of an object the driver may not delete (driver, device, file object, interrupt)",
                 "fxobjectapi.cpp WdfObjectDelete (IsNoDeleteDDI, FxVerifierDbgBreakPoint)",
+            ));
+        }
+        if let Kind::Memory(m) = &o.kind
+            && m.request != 0
+        {
+            return Err(verifier_break(
+                verifier_check::REQUEST_MEMORY_DELETE,
+                "WdfObjectDelete of a request's memory object (the request's completion releases it)",
+                "fxrequestapi.cpp WdfRequestRetrieveInputMemory: released when the request completes",
             ));
         }
         if matches!(o.kind, Kind::Request(_)) {

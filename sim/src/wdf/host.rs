@@ -115,8 +115,35 @@ pub struct DevNode {
     interrupts: InterruptResources,
 }
 
+/// The bus side of a root-enumerated software device: no BAR, no register, no DMA.
+#[derive(Debug)]
+struct SoftwareDevice;
+
+impl crate::bus::PciFunction for SoftwareDevice {
+    fn identity(&self) -> crate::bus::PciIdentity {
+        crate::bus::PciIdentity {
+            vendor_id: 0xFFFF,
+            device_id: 0xFFFF,
+            class_code: 0,
+            revision: 0,
+        }
+    }
+    fn bar_size(&self, _bar: u8) -> u64 {
+        0
+    }
+    fn mmio_read(&self, _bar: u8, _offset: u64) -> u32 {
+        u32::MAX
+    }
+    fn mmio_write(&self, _bar: u8, _offset: u64, _value: u32) {}
+    fn dma_address_width(&self) -> u32 {
+        64
+    }
+}
+
 #[derive(Debug)]
 struct Core {
+    /// Hardware IDs of root-enumerated devices, by slot.
+    hardware_ids: Mutex<std::collections::HashMap<usize, String>>,
     machine: Machine,
     driver_object: usize,
     registry: usize,
@@ -275,7 +302,33 @@ fn pump(core: &Core, force: bool) -> Result<bool, HostError> {
 pub struct Host {
     core: Arc<Core>,
     irq: Option<std::thread::JoinHandle<()>>,
-    _buffers: (Box<_DRIVER_OBJECT>, Box<UNICODE_STRING>, Box<[u16]>),
+    _buffers: LoaderBuffers,
+}
+
+/// What the loader allocates for a driver and keeps for its life: the driver object, its
+/// extension, and the strings they point at (registry path, `\Driver\name`).
+struct LoaderBuffers {
+    _driver: Box<_DRIVER_OBJECT>,
+    _extension: Box<crate::types::DRIVER_EXTENSION>,
+    _registry: Box<UNICODE_STRING>,
+    _text: Vec<Box<[u16]>>,
+}
+
+impl std::fmt::Debug for LoaderBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoaderBuffers")
+    }
+}
+
+/// A counted string over `text` (which the caller keeps alive).
+fn counted(text: &mut [u16]) -> UNICODE_STRING {
+    // Service names and paths are short: far inside a USHORT of bytes.
+    let bytes = u16::try_from(text.len() * 2).unwrap_or(0xFFFE);
+    UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: text.as_mut_ptr(),
+    }
 }
 
 // SAFETY: a shared `Host` only reaches the machine through `Core` (an `Arc` of locks and
@@ -300,6 +353,29 @@ fn run<R: Send + 'static>(
     m.run(f).map_err(HostError::BugCheck)
 }
 
+/// The framework's `DriverUnload` (`FxDriver::Unload`). The harness recognises it in the
+/// driver object and runs the unload itself ([`Host::unload`]); called directly, as a driver
+/// must not, it does nothing.
+pub(crate) unsafe extern "C" fn framework_unload(_driver: PDRIVER_OBJECT) {}
+
+/// The framework's `AddDevice`. The harness plays `PnP` through [`Host::add_device`]; called
+/// directly it refuses.
+pub(crate) unsafe extern "C" fn framework_add_device(
+    _driver: PDRIVER_OBJECT,
+    _pdo: crate::types::PDEVICE_OBJECT,
+) -> NTSTATUS {
+    STATUS_INVALID_DEVICE_REQUEST
+}
+
+/// The framework's dispatch routine for every major function. The harness delivers I/O
+/// through its processes; an IRP sent here directly is refused.
+pub(crate) unsafe extern "C" fn framework_dispatch(
+    _device: crate::types::PDEVICE_OBJECT,
+    _irp: *mut crate::types::_IRP,
+) -> NTSTATUS {
+    STATUS_INVALID_DEVICE_REQUEST
+}
+
 impl Host {
     /// Loads the driver: calls `DriverEntry` on a simulated CPU and starts the interrupt CPU.
     ///
@@ -314,22 +390,45 @@ impl Host {
     /// # Errors
     /// As [`Host::load`].
     pub fn load_with(machine: &Machine, entry: DriverEntry, mode: Mode) -> Result<Self, HostError> {
+        Self::load_service(machine, "rhca", entry, mode)
+    }
+
+    /// Loads a driver as the I/O manager loads the image of service `service`: a complete
+    /// `DRIVER_OBJECT` (`DriverName` `\Driver\<service>`, a `DRIVER_EXTENSION` with the
+    /// `ServiceKeyName`), the registry path `…\Services\<service>`, then `DriverEntry` on a
+    /// simulated CPU. The framework's default pool tag comes from the service name.
+    ///
+    /// # Errors
+    /// As [`Host::load`].
+    pub fn load_service(
+        machine: &Machine,
+        service: &str,
+        entry: DriverEntry,
+        mode: Mode,
+    ) -> Result<Self, HostError> {
+        let mut path: Box<[u16]> =
+            format!("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{service}")
+                .encode_utf16()
+                .collect();
+        let mut name: Box<[u16]> = format!("\\Driver\\{service}").encode_utf16().collect();
+        let mut key: Box<[u16]> = service.encode_utf16().collect();
         let mut driver = Box::new(_DRIVER_OBJECT {
             Type: 4,
             // 336 bytes on x64: well inside a CSHORT.
             Size: CSHORT::try_from(core::mem::size_of::<_DRIVER_OBJECT>()).unwrap_or(CSHORT::MAX),
+            DriverName: counted(&mut name),
             ..Default::default()
         });
-        let mut text: Box<[u16]> = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rhca"
-            .encode_utf16()
-            .collect();
-        let mut reg = Box::new(UNICODE_STRING {
-            Length: (text.len() * 2) as u16,
-            MaximumLength: (text.len() * 2) as u16,
-            Buffer: text.as_mut_ptr(),
+        let mut extension = Box::new(crate::types::DRIVER_EXTENSION {
+            DriverObject: core::ptr::from_mut(&mut *driver),
+            ServiceKeyName: counted(&mut key),
+            ..Default::default()
         });
+        driver.DriverExtension = core::ptr::from_mut(&mut *extension);
+        let mut reg = Box::new(counted(&mut path));
         let (tx, rx) = channel();
         let core = Arc::new(Core {
+            hardware_ids: Mutex::new(std::collections::HashMap::new()),
             security: Mutex::new(std::collections::HashMap::new()),
             machine: machine.clone(),
             driver_object: core::ptr::from_mut(&mut *driver) as usize,
@@ -364,7 +463,12 @@ impl Host {
         Ok(Self {
             core,
             irq,
-            _buffers: (driver, reg, text),
+            _buffers: LoaderBuffers {
+                _driver: driver,
+                _extension: extension,
+                _registry: reg,
+                _text: vec![path, name, key],
+            },
         })
     }
 
@@ -424,6 +528,46 @@ impl Host {
                 "EvtDriverDeviceAdd returned success without creating a device",
             )),
         }
+    }
+
+    /// A root-enumerated software device, as `devgen /add /bus ROOT /hardwareid <id>` makes:
+    /// a PDO with no resources, no interrupts and no DMA, then `EvtDriverDeviceAdd` for it.
+    /// Start, stop, power transitions, surprise removal and removal work for it as for a PCI
+    /// device ([`Host::start`] with empty resource lists). Internally it occupies a bus slot that
+    /// decodes no BAR and never masters the bus.
+    ///
+    /// # Errors
+    /// `State` for an empty hardware ID; as [`Host::add_device`].
+    pub fn add_root_device(&self, hardware_id: &str) -> Result<DevNode, HostError> {
+        if hardware_id.trim().is_empty() {
+            return Err(HostError::State(
+                "a root-enumerated device needs a hardware ID",
+            ));
+        }
+        let function = Arc::new(SoftwareDevice);
+        let (att, bus) = self.core.machine.attach(function);
+        // A software device never reaches memory: its bus handle is dropped at once, and bus
+        // mastering is off.
+        drop(bus);
+        self.core.machine.set_bus_master(att.slot, false);
+        self.core
+            .hardware_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(att.slot, hardware_id.to_owned());
+        self.add_device(&att, InterruptResources::None)
+    }
+
+    /// The hardware ID a device was added with ([`Host::add_root_device`]); `None` for a PCI
+    /// function (its IDs come from its configuration space).
+    #[must_use]
+    pub fn hardware_id(&self, d: &DevNode) -> Option<String> {
+        self.core
+            .hardware_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&d.slot)
+            .cloned()
     }
 
     /// `IRP_MN_START_DEVICE`: resources, `EvtDevicePrepareHardware`, `EvtDeviceD0Entry`,
@@ -594,7 +738,31 @@ impl Host {
     /// # Errors
     /// A bug check.
     pub fn unload(mut self) -> Result<(), HostError> {
-        let r = step(&self.core, unload_driver);
+        // The I/O manager calls the driver object's `DriverUnload`: the framework's routine for
+        // a KMDF driver (`EvtDriverUnload`, then the driver's objects deleted), the driver's own
+        // for a WDM driver; without one, Windows cannot unload the driver.
+        let object = self.core.driver_object;
+        let unload = step(&self.core, move || {
+            // SAFETY: the loader's driver object, alive for the Host's life.
+            unsafe { (*(object as PDRIVER_OBJECT)).DriverUnload }
+        })?;
+        let r = match unload {
+            None => Err(HostError::State(
+                "the driver object has no DriverUnload routine: Windows cannot unload the driver",
+            )),
+            Some(f)
+                if core::ptr::fn_addr_eq(
+                    f,
+                    framework_unload as unsafe extern "C" fn(PDRIVER_OBJECT),
+                ) =>
+            {
+                step(&self.core, unload_driver)
+            }
+            Some(f) => step(&self.core, move || {
+                // SAFETY: the driver's own unload routine with its driver object.
+                callback(|| unsafe { f(object as PDRIVER_OBJECT) });
+            }),
+        };
         let _ = self.core.tx.send(IrqEvent::Quit);
         if let Some(h) = self.irq.take() {
             // A CPU that bug-checked is parked for good: joining it would hang the caller.

@@ -65,6 +65,14 @@ macro_rules! call_unsafe_wdf_function_binding {
     }};
 }
 
+/// `WdfDriverGlobals` (wdk-sys: an `extern` static the WDK's stub library defines): the
+/// framework's globals of the driver, set by `WdfDriverCreate`. wdk-sim's methods do not read
+/// it (each machine knows its driver); a driver may. With several machines in one process (the
+/// tests), it holds the globals of the driver created last; each is leaked, so a pointer read
+/// from it never dangles.
+#[expect(non_upper_case_globals, reason = "wdk-sys's name")]
+pub static mut WdfDriverGlobals: types::PWDF_DRIVER_GLOBALS = core::ptr::null_mut();
+
 /// `WDF_VIOLATION`.
 pub const WDF_VIOLATION: u32 = 0x10D;
 
@@ -108,7 +116,13 @@ pub(crate) struct Completion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReqKind {
     Create,
-    Ioctl { code: u32 },
+    Ioctl {
+        code: u32,
+    },
+    /// `IRP_MJ_READ` of `Length` bytes (the output buffer).
+    Read,
+    /// `IRP_MJ_WRITE` of `Length` bytes (the input buffer).
+    Write,
 }
 
 /// A framework request.
@@ -137,8 +151,12 @@ pub(crate) struct RequestData {
     pub(crate) sys_buf: usize,
     /// The caller's output buffer (buffered I/O copies back into it).
     pub(crate) user_out: usize,
-    /// `CTL_CODE` transfer method (0 buffered, 1 in-direct, 2 out-direct, 3 neither).
+    /// `CTL_CODE` transfer method (0 buffered, 1 in-direct, 2 out-direct, 3 neither); for a
+    /// read or write, 0 when the device does buffered I/O and 2 (read) or 1 (write) for direct.
     pub(crate) method: u32,
+    /// The request's memory objects (`WdfRequestRetrieveInputMemory`, `…OutputMemory`), made on
+    /// first use as children of the request, so that they go with its completion.
+    pub(crate) memory: [usize; 2],
 }
 
 impl RequestData {
@@ -167,6 +185,7 @@ impl RequestData {
             sys_buf: 0,
             user_out: 0,
             method: 0,
+            memory: [0; 2],
         }
     }
 }
@@ -239,12 +258,42 @@ pub(crate) struct DeviceData {
     pub(crate) interfaces: Vec<_GUID>,
     pub(crate) default_queue: Option<usize>,
     pub(crate) ioctl_queue: Option<usize>,
+    /// The queues `WdfDeviceConfigureRequestDispatching` gave reads and writes.
+    pub(crate) read_queue: Option<usize>,
+    pub(crate) write_queue: Option<usize>,
+    /// `WdfDeviceInitSetIoType`: how reads and writes reach the driver (`WDF_DEVICE_IO_TYPE`).
+    pub(crate) io_type: i32,
+    /// `WdfDeviceInitSetRequestAttributes`: the attributes of every request of the device.
+    pub(crate) request_attributes: Option<types::WDF_OBJECT_ATTRIBUTES>,
     pub(crate) queues: Vec<usize>,
     pub(crate) interrupts: Vec<usize>,
     pub(crate) in_d0: bool,
     pub(crate) failed: bool,
     /// The raw and translated resource lists of the current start.
     pub(crate) res_lists: Option<(usize, usize)>,
+}
+
+/// A framework memory object: a buffer the driver created (`WdfMemoryCreate`), or one of a
+/// request's buffers (`WdfRequestRetrieveInputMemory`, `…OutputMemory`).
+#[derive(Debug)]
+pub(crate) struct MemoryData {
+    pub(crate) buf: usize,
+    pub(crate) len: usize,
+    /// `IFxMemoryFlagReadOnly`: a write request's buffer, or a direct I/O control buffer
+    /// (`FxRequestSystemBuffer::GetFlags`).
+    pub(crate) read_only: bool,
+    /// The pool block `WdfMemoryCreate` allocated (freed when the object is destroyed); 0 for
+    /// a request's buffer, which the I/O manager owns.
+    pub(crate) pool: usize,
+    /// The request whose buffer this is (0 for `WdfMemoryCreate`'s).
+    pub(crate) request: usize,
+}
+
+/// A framework string object: its characters, and the `UNICODE_STRING` that
+/// `WdfStringGetUnicodeString` hands out, which points into them.
+#[derive(Debug, Default)]
+pub(crate) struct StringData {
+    pub(crate) text: Vec<u16>,
 }
 
 /// A file object (one per open handle).
@@ -266,6 +315,8 @@ pub(crate) enum Kind {
     Timer(Box<TimerData>),
     ResList(crate::typed::NoDebug<Box<[CM_PARTIAL_RESOURCE_DESCRIPTOR]>>),
     File(Box<FileData>),
+    Memory(Box<MemoryData>),
+    String(Box<StringData>),
     /// An object deleted while the driver still held a reference: only its name remains, until
     /// the last dereference (or the leak report at unload).
     Zombie(&'static str),
@@ -284,6 +335,8 @@ impl Kind {
             Self::Timer(_) => "WDFTIMER",
             Self::ResList(_) => "WDFCMRESLIST",
             Self::File(_) => "WDFFILEOBJECT",
+            Self::Memory(_) => "WDFMEMORY",
+            Self::String(_) => "WDFSTRING",
             Self::Zombie(n) => n,
         }
     }
@@ -360,6 +413,7 @@ pub(crate) struct DeviceInitData {
     pub(crate) pdo: usize,
     pub(crate) slot: usize,
     pub(crate) created: Option<usize>,
+    pub(crate) request_attributes: Option<types::WDF_OBJECT_ATTRIBUTES>,
 }
 
 /// The framework's state inside the machine.
@@ -501,6 +555,22 @@ impl WdfState {
         }
     }
 
+    #[track_caller]
+    pub(crate) fn memory(&mut self, h: usize) -> Result<&mut MemoryData, BugCheck> {
+        match &mut self.get_mut(h, "WDFMEMORY")?.kind {
+            Kind::Memory(m) => Ok(m),
+            k => Err(wrong_type(h, k.name(), "WDFMEMORY")),
+        }
+    }
+
+    #[track_caller]
+    pub(crate) fn string(&mut self, h: usize) -> Result<&mut StringData, BugCheck> {
+        match &mut self.get_mut(h, "WDFSTRING")?.kind {
+            Kind::String(m) => Ok(m),
+            k => Err(wrong_type(h, k.name(), "WDFSTRING")),
+        }
+    }
+
     /// Records a completed request for [`WdfState::completed`].
     pub(crate) fn note_completed(&mut self, h: usize) {
         if self.completed.len() == RECENT_COMPLETIONS {
@@ -638,6 +708,16 @@ pub(crate) fn run_cleanup(objs: Vec<(usize, Obj)>) {
         }
         Ok(gone)
     });
+    // A memory object the driver created owns its pool block: destroying the object frees it,
+    // as `FxMemoryBuffer`'s destructor does.
+    for o in &gone {
+        if let Kind::Memory(m) = &o.kind
+            && m.pool != 0
+        {
+            // SAFETY: the block WdfMemoryCreate allocated for this object, freed once, here.
+            unsafe { crate::ntddk::ExFreePool(m.pool as PVOID) };
+        }
+    }
     drop(gone);
 }
 

@@ -132,6 +132,16 @@ pub mod verifier_check {
     /// `WdfObjectDelete` of an object the driver may not delete (the driver, a device, a file
     /// object, an interrupt: `IsNoDeleteDDI`).
     pub const NO_DELETE_DDI: u64 = 0x5308;
+    /// `WdfMemoryCopyFromBuffer` into a read-only memory object (a write request's buffer):
+    /// `FxMemoryObject::CopyFromPtr`.
+    pub const READ_ONLY_MEMORY: u64 = 0x5309;
+    /// `WdfDeviceInitSetRequestAttributes` with attributes `FxValidateObjectAttributes`
+    /// refuses (a parent, a wrong `Size`).
+    pub const REQUEST_ATTRIBUTES: u64 = 0x530A;
+    /// `WdfObjectDelete` of a request's memory object, which the request owns and its
+    /// completion releases. **Inference**: the framework embeds these objects in the request;
+    /// deleting one is refused here as a no-delete object is.
+    pub const REQUEST_MEMORY_DELETE: u64 = 0x530B;
 }
 
 /// The stop for a KMDF verifier break (`FxVerifierDbgBreakPoint`, `fxverifier.h` l.71–100).

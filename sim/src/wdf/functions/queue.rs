@@ -117,12 +117,17 @@ pub unsafe fn WdfDeviceConfigureRequestDispatching(
     RequestType: WDF_REQUEST_TYPE,
 ) -> NTSTATUS {
     check_max(PASSIVE_LEVEL, "WdfDeviceConfigureRequestDispatching");
-    if RequestType != _WDF_REQUEST_TYPE::WdfRequestTypeDeviceControl {
-        return STATUS_INVALID_PARAMETER;
-    }
+    // The request types a queue can be given here (`FxPkgIo::ConfigureDynamicDispatching`
+    // accepts these and the internal I/O control; wdk-sim has no internal I/O controls).
+    let slot: fn(&mut super::super::DeviceData) -> &mut Option<usize> = match RequestType {
+        _WDF_REQUEST_TYPE::WdfRequestTypeDeviceControl => |d| &mut d.ioctl_queue,
+        _WDF_REQUEST_TYPE::WdfRequestTypeRead => |d| &mut d.read_queue,
+        _WDF_REQUEST_TYPE::WdfRequestTypeWrite => |d| &mut d.write_queue,
+        _ => return STATUS_INVALID_PARAMETER,
+    };
     wdf(|w| {
         w.queue(Queue as usize)?;
-        w.device(Device as usize)?.ioctl_queue = Some(Queue as usize);
+        *slot(w.device(Device as usize)?) = Some(Queue as usize);
         Ok(())
     });
     STATUS_SUCCESS

@@ -166,6 +166,22 @@ pub unsafe fn WdfRequestGetParameters(Request: WDFREQUEST, Parameters: PWDF_REQU
             };
         }
         ReqKind::Create => p.Type = _WDF_REQUEST_TYPE::WdfRequestTypeCreate,
+        ReqKind::Read => {
+            p.Type = _WDF_REQUEST_TYPE::WdfRequestTypeRead;
+            p.Parameters.Read = _WDF_REQUEST_PARAMETERS__bindgen_ty_1__bindgen_ty_2 {
+                Length: out_len,
+                Key: 0,
+                DeviceOffset: 0,
+            };
+        }
+        ReqKind::Write => {
+            p.Type = _WDF_REQUEST_TYPE::WdfRequestTypeWrite;
+            p.Parameters.Write = _WDF_REQUEST_PARAMETERS__bindgen_ty_1__bindgen_ty_3 {
+                Length: in_len,
+                Key: 0,
+                DeviceOffset: 0,
+            };
+        }
     }
     // SAFETY: checked non-null.
     unsafe { *Parameters = p };

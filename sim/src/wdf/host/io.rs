@@ -70,10 +70,19 @@ pub(crate) fn dispatch(q: usize) {
         let Some((r, cfg, kind, in_len, out_len)) = next else {
             return;
         };
+        // `FxIoQueue::DispatchRequestToDriver`: the type's own callback, else EvtIoDefault.
         match (kind, cfg.EvtIoDeviceControl, cfg.EvtIoDefault) {
             (ReqKind::Ioctl { code }, Some(f), _) => {
                 // SAFETY: the driver's EvtIoDeviceControl with a request it now owns.
                 callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, out_len, in_len, code) });
+            }
+            (ReqKind::Read, _, _) if let Some(f) = cfg.EvtIoRead => {
+                // SAFETY: the driver's EvtIoRead with a request it now owns.
+                callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, out_len) });
+            }
+            (ReqKind::Write, _, _) if let Some(f) = cfg.EvtIoWrite => {
+                // SAFETY: the driver's EvtIoWrite with a request it now owns.
+                callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, in_len) });
             }
             (_, _, Some(f)) => {
                 // SAFETY: the driver's EvtIoDefault with a request it now owns.

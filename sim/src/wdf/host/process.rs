@@ -347,12 +347,120 @@ impl Process {
     ) -> Result<Pending, HostError> {
         let (file, dev) = (h.file, h.device);
         let (req, completion) = step(&self.core, move || {
-            submit_ioctl(dev, file, code, method, user_in, in_len, user_out, out_len)
+            submit_ioctl(
+                dev,
+                file,
+                ReqKind::Ioctl { code },
+                method,
+                user_in,
+                in_len,
+                user_out,
+                out_len,
+            )
         })?;
         Ok(Pending {
             core: self.core.clone(),
             request: req,
             completion,
+            user_out,
+            out_len,
+        })
+    }
+
+    /// `ReadFile` of `len` bytes, synchronous: the bytes the driver returned (`Information`).
+    ///
+    /// # Errors
+    /// The status the driver completed the read with; a bug check; or `State` when the read
+    /// never completes (5 s).
+    pub fn read(&self, h: &Handle, len: usize) -> Result<Vec<u8>, HostError> {
+        let p = self.read_async(h, len)?;
+        let r = self.wait5(&p)?;
+        if !NT_SUCCESS(r.status) {
+            return Err(HostError::Status(r.status));
+        }
+        Ok(r.output)
+    }
+
+    /// `ReadFile` on an overlapped handle: returns once the driver has the request. The device's
+    /// I/O type (`WdfDeviceInitSetIoType`) decides the buffer: a system buffer copied back at
+    /// completion (buffered), the caller's pages locked for writing (direct), or the caller's
+    /// address itself (neither).
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn read_async(&self, h: &Handle, len: usize) -> Result<Pending, HostError> {
+        let user_out = if len == 0 { 0 } else { self.alloc(len) };
+        self.submit_rw(h, ReqKind::Read, 0, 0, user_out, len)
+    }
+
+    /// `WriteFile`, synchronous: the bytes the driver took (`Information`).
+    ///
+    /// # Errors
+    /// As [`Process::read`].
+    pub fn write(&self, h: &Handle, data: &[u8]) -> Result<usize, HostError> {
+        let p = self.write_async(h, data)?;
+        let r = self.wait5(&p)?;
+        if !NT_SUCCESS(r.status) {
+            return Err(HostError::Status(r.status));
+        }
+        Ok(r.information)
+    }
+
+    /// `WriteFile` on an overlapped handle: returns once the driver has the request.
+    ///
+    /// # Errors
+    /// A bug check during dispatch.
+    pub fn write_async(&self, h: &Handle, data: &[u8]) -> Result<Pending, HostError> {
+        let user_in = if data.is_empty() {
+            0
+        } else {
+            self.alloc(data.len())
+        };
+        if user_in != 0 {
+            let _ = self.core.machine.cpu_write(user_in, data);
+        }
+        self.submit_rw(h, ReqKind::Write, user_in, data.len(), 0, 0)
+    }
+
+    fn wait5(&self, p: &Pending) -> Result<IoResult, HostError> {
+        p.wait(Duration::from_secs(5)).ok_or_else(|| {
+            self.core.machine.bugcheck().map_or(
+                HostError::State("the request never completed"),
+                HostError::BugCheck,
+            )
+        })
+    }
+
+    fn submit_rw(
+        &self,
+        h: &Handle,
+        kind: ReqKind,
+        user_in: usize,
+        in_len: usize,
+        user_out: usize,
+        out_len: usize,
+    ) -> Result<Pending, HostError> {
+        let (file, dev) = (h.file, h.device);
+        let (req, completion) =
+            step(&self.core, move || {
+                let io_type = with_state(|st, _| Ok(st.wdf.device(dev).map_or(0, |d| d.io_type)));
+                // The transfer method the device's I/O type gives a read or write (`DO_BUFFERED_IO`,
+                // `DO_DIRECT_IO`, neither), in the I/O control's numbering.
+                let method =
+                    match io_type {
+                        x if x == _WDF_DEVICE_IO_TYPE::WdfDeviceIoNeither => 3,
+                        x if x == _WDF_DEVICE_IO_TYPE::WdfDeviceIoDirect => {
+                            if kind == ReqKind::Read { 2 } else { 1 }
+                        }
+                        _ => 0,
+                    };
+                submit_ioctl(dev, file, kind, method, user_in, in_len, user_out, out_len)
+            })?;
+        Ok(Pending {
+            core: self.core.clone(),
+            request: req,
+            completion,
+            // Buffered and direct reads land in the caller's buffer; `Pending::wait` reads it.
             user_out,
             out_len,
         })
@@ -466,7 +574,7 @@ impl Process {
 pub(super) fn submit_ioctl(
     dev: usize,
     file: usize,
-    code: u32,
+    kind: ReqKind,
     method: u32,
     user_in: usize,
     in_len: usize,
@@ -478,6 +586,25 @@ pub(super) fn submit_ioctl(
     let mut sys_buf = 0usize;
     let mut out_mdl = 0usize;
     let (in_buf, out_buf) = match method {
+        // A direct write: the caller's pages, locked for reading, are the request's input.
+        1 if kind == ReqKind::Write => {
+            // SAFETY: the user buffer belongs to the calling process; the MDL only records it.
+            let mdl = unsafe {
+                ntddk::IoAllocateMdl(
+                    user_in as PVOID,
+                    in_len as u32,
+                    FALSE,
+                    FALSE,
+                    core::ptr::null_mut(),
+                )
+            };
+            // SAFETY: the MDL describes the caller's buffer; the machine checks the range.
+            unsafe {
+                ntddk::MmProbeAndLockPages(mdl, 1, crate::types::_LOCK_OPERATION::IoReadAccess);
+            }
+            out_mdl = mdl as usize;
+            (user_in, 0)
+        }
         0 => {
             let len = in_len.max(out_len);
             if len > 0 {
@@ -550,8 +677,14 @@ pub(super) fn submit_ioctl(
         let Ok(d) = w.device(dev) else {
             return Ok(None);
         };
-        let q = d.ioctl_queue.or(d.default_queue);
-        let mut rd = RequestData::new(ReqKind::Ioctl { code }, dev, file, completion.clone());
+        let q = match kind {
+            ReqKind::Read => d.read_queue,
+            ReqKind::Write => d.write_queue,
+            _ => d.ioctl_queue,
+        }
+        .or(d.default_queue);
+        let attributes = d.request_attributes;
+        let mut rd = RequestData::new(kind, dev, file, completion.clone());
         rd.in_len = in_len;
         rd.out_len = out_len;
         rd.in_buf = in_buf;
@@ -562,7 +695,7 @@ pub(super) fn submit_ioctl(
         rd.method = method;
         rd.queue = q;
         let accepting = q.is_some_and(|q| w.queue(q).is_ok_and(|qd| qd.accepting));
-        let r = w.insert(Kind::Request(Box::new(rd)), Some(dev), None);
+        let r = w.insert(Kind::Request(Box::new(rd)), Some(dev), attributes.as_ref());
         if accepting && let Some(q) = q {
             w.queue(q)?.waiting.push_back(r);
         }
