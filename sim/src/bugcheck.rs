@@ -178,3 +178,20 @@ impl std::error::Error for BugCheck {}
 pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Option<BugCheck> {
     payload.downcast_ref::<BugCheck>().copied()
 }
+
+/// A breakpoint in driver code (`DbgBreakPoint`, or wdk's `dbg_break`, an `int 3`).
+///
+/// The simulated machine has no kernel debugger, so it stops as Windows does without one:
+/// `KMODE_EXCEPTION_NOT_HANDLED` (0x1E) with `STATUS_BREAKPOINT` (0x80000003). Not in
+/// `ntddk`: wdk-sys's bindings do not declare `DbgBreakPoint`.
+///
+/// # Panics
+/// Always: this is how the machine stops (see [`BugCheck`]).
+pub fn debugger_break() -> ! {
+    crate::machine::halt(BugCheck::new(
+        crate::wdf::validate::KMODE_EXCEPTION_NOT_HANDLED,
+        [crate::wdf::validate::STATUS_BREAKPOINT_CODE, 0, 0, 0],
+        "a breakpoint with no kernel debugger attached",
+        "int 3 / DbgBreakPoint; bug check 0x1E without a debugger",
+    ))
+}

@@ -65,22 +65,6 @@ pub unsafe fn KeGetCurrentIrql() -> KIRQL {
     irql()
 }
 
-/// `VOID DbgBreakPoint(VOID)` (`wdm.h`): a breakpoint.
-///
-/// The simulated machine has no kernel debugger, so it stops as Windows does without one:
-/// `KMODE_EXCEPTION_NOT_HANDLED` (0x1E) with `STATUS_BREAKPOINT` (0x80000003).
-///
-/// # Safety
-/// The caller must run on a CPU of a [`crate::Machine`].
-pub unsafe fn DbgBreakPoint() {
-    crate::machine::halt(BugCheck::new(
-        crate::wdf::validate::KMODE_EXCEPTION_NOT_HANDLED,
-        [crate::wdf::validate::STATUS_BREAKPOINT_CODE, 0, 0, 0],
-        "DbgBreakPoint with no kernel debugger attached",
-        "wdm.h DbgBreakPoint; bug check 0x1E without a debugger",
-    ));
-}
-
 fn lock_word<'a>(lock: PKSPIN_LOCK) -> &'a AtomicU64 {
     // SAFETY: a KSPIN_LOCK is an aligned ULONG_PTR the caller owns for the lock's lifetime; all
     // simulator accesses to it are atomic.

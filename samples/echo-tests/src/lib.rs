@@ -2,9 +2,14 @@
 //! profile with the echo driver loaded from its exported `DriverEntry` symbol (not its Rust
 //! path, as the I/O manager finds it) and a root-enumerated device started.
 //!
+//! The crate is empty on Windows (the simulated machine is the Linux test bed; on Windows the
+//! driver runs on the real one).
+//!
 //! # Safety story
 //! The one `unsafe` is the call of the driver's `DriverEntry` through its exported symbol,
 //! with the loader's arguments, as the I/O manager makes it.
+
+#![cfg(not(windows))]
 
 use wdk_sim::wdf::host::{DevNode, Host, HostError, Mode};
 use wdk_sim::{Config, Machine, NTSTATUS, PCUNICODE_STRING, PDRIVER_OBJECT, Profile};

@@ -100,7 +100,9 @@ fn a_cancelled_read_completes_cancelled_or_whole_and_nothing_is_lost() {
     for _ in 0..20 {
         let read = p.read_async(&h, 512).expect("read");
         read.cancel().expect("cancel");
-        let done = read.wait(Duration::from_secs(5)).expect("the read completes");
+        let done = read
+            .wait(Duration::from_secs(5))
+            .expect("the read completes");
         // The timer and the cancellation race; either way the request completes once, with a
         // consistent result.
         match done.status {

@@ -30,6 +30,5 @@ pub use print::_print;
 /// machine — Windows bug-checks with `KMODE_EXCEPTION_NOT_HANDLED` and `STATUS_BREAKPOINT`,
 /// and so does this.
 pub fn dbg_break() {
-    // SAFETY: DbgBreakPoint takes nothing; it stops the machine.
-    unsafe { wdk_sys::ntddk::DbgBreakPoint() };
+    wdk_sim::bugcheck::debugger_break();
 }
