@@ -169,3 +169,24 @@ fn the_device_stops_and_starts_again_with_its_data() {
     p.close(h).expect("close");
     shut_down(m);
 }
+
+#[test]
+fn a_surprise_removal_with_a_read_in_flight_completes_it_and_unloads_clean() {
+    let m = boot(8).expect("boot");
+    let p = m.host.process();
+    let h = p.open(&m.device).expect("open");
+    p.write(&h, &pattern(300, 4)).expect("write");
+    let pending = p.read_async(&h, 300).expect("read");
+    m.host.surprise_remove(&m.device).expect("surprise removal");
+    let done = pending
+        .wait(Duration::from_secs(5))
+        .expect("the read completes");
+    assert!(done.status == STATUS_CANCELLED || done.status == STATUS_SUCCESS);
+    p.close(h).expect("close");
+    // The surprise removal removed the device as well; only the unload is left.
+    m.host
+        .unload()
+        .expect("the driver unloads clean under Verifier");
+    let leaks = m.machine.leaks().expect("leak report");
+    assert!(leaks.is_empty(), "leaks: {leaks:?}");
+}
