@@ -212,3 +212,174 @@ unsafe impl GlobalAlloc for DriverHeap {
         unsafe { System.dealloc(ptr, layout) }
     }
 }
+
+/// The live allocations of one machine's driver through [`RustPoolHeap`].
+#[derive(Debug, Default)]
+pub struct HeapLive {
+    allocations: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl HeapLive {
+    /// (allocations, bytes) still live.
+    #[must_use]
+    pub fn live(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.allocations.load(Relaxed), self.bytes.load(Relaxed))
+    }
+}
+
+/// What [`RustPoolHeap`] puts before every block: whose driver allocated it (a counted
+/// reference to its machine's [`HeapLive`], or null when no driver did) and its size.
+#[repr(C)]
+struct Header {
+    live: *const HeapLive,
+    size: usize,
+}
+
+/// The header's room before a block of `layout`: at least the header, and a multiple of the
+/// block's alignment so that the block stays aligned.
+fn header_room(layout: Layout) -> usize {
+    size_of::<Header>().next_multiple_of(layout.align())
+}
+
+/// The whole host allocation for a block of `layout`.
+fn outer(layout: Layout) -> Option<Layout> {
+    Layout::from_size_align(
+        layout.size().checked_add(header_room(layout))?,
+        layout.align().max(align_of::<Header>()),
+    )
+    .ok()
+}
+
+/// Whether an allocation on this thread, now, is the driver's: inside a driver callback and
+/// outside a kernel routine (the attribution [`DriverHeap`] uses).
+fn drivers_own() -> bool {
+    let mut own = false;
+    update(|w| own = w.context != Context::None && w.kernel == 0);
+    own
+}
+
+/// The global allocator wdk-sim's drop-in `wdk-alloc` is.
+///
+/// It applies [`DriverHeap`]'s IRQL rules and counts, plus what Driver Verifier's pool tracking
+/// sees of wdk-alloc's blocks (pool tagged `rust` on Windows). Every block the driver allocates in its callbacks is counted against its
+/// machine until freed, wherever it is freed; at unload under the `verifier` profile a block
+/// still live is a pool leak (0xC4/0x62), and [`crate::Machine::leaks`] lists them. Each block
+/// carries a small header before it (the owner and size), so the counts need no table and no
+/// lock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RustPoolHeap;
+
+// SAFETY: every block is a host allocation of `outer(layout)` whose first `header_room` bytes
+// hold the header; the pointer returned is `header_room` bytes in, aligned as `layout` asks
+// (the room is a multiple of the alignment and the outer block has at least that alignment).
+// `dealloc` reverses exactly that. The bookkeeping touches atomics and a thread-local `Cell`
+// and never allocates.
+unsafe impl GlobalAlloc for RustPoolHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size(), false);
+        let Some(outer) = outer(layout) else {
+            return core::ptr::null_mut();
+        };
+        // SAFETY: `outer` has a non-zero size (it holds the header).
+        let base = unsafe { System.alloc(outer) };
+        if base.is_null() {
+            return base;
+        }
+        let live = if drivers_own() {
+            crate::machine::current_rust_heap().map_or(core::ptr::null(), |h| {
+                use std::sync::atomic::Ordering::Relaxed;
+                h.allocations.fetch_add(1, Relaxed);
+                h.bytes.fetch_add(layout.size() as u64, Relaxed);
+                std::sync::Arc::into_raw(h)
+            })
+        } else {
+            core::ptr::null()
+        };
+        let room = header_room(layout);
+        // SAFETY: `room` < `outer.size()`: the block starts inside the allocation.
+        let block = unsafe { base.add(room) };
+        #[expect(
+            clippy::cast_ptr_alignment,
+            reason = "8-aligned: the outer block is, and the room before the block is 16 or a multiple of an alignment of at least 8"
+        )]
+        // SAFETY: the header's place, just before the block and inside the allocation
+        // (`room` >= the header's size).
+        let place = unsafe { block.sub(size_of::<Header>()) }.cast::<Header>();
+        // SAFETY: as above: the header's place, inside the allocation, 8-aligned.
+        unsafe {
+            place.write(Header {
+                live,
+                size: layout.size(),
+            });
+        }
+        block
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(ptr as usize, true);
+        #[expect(clippy::cast_ptr_alignment, reason = "as in `alloc`")]
+        // SAFETY: `ptr` came from `alloc` with this layout (the caller's contract): its header
+        // sits just before it.
+        let place = unsafe { ptr.sub(size_of::<Header>()) }.cast::<Header>();
+        // SAFETY: as above: the header `alloc` wrote there.
+        let header = unsafe { place.read() };
+        if !header.live.is_null() {
+            use std::sync::atomic::Ordering::Relaxed;
+            // SAFETY: the counted reference `alloc` leaked into the header, taken back once.
+            let h = unsafe { std::sync::Arc::from_raw(header.live) };
+            h.allocations.fetch_sub(1, Relaxed);
+            h.bytes.fetch_sub(header.size as u64, Relaxed);
+        }
+        let Some(outer) = outer(layout) else { return };
+        // SAFETY: the start of the allocation `alloc` made, with the same outer layout.
+        let base = unsafe { ptr.sub(header_room(layout)) };
+        // SAFETY: as above.
+        unsafe { System.dealloc(base, outer) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_pool_heap_blocks_keep_their_alignment_and_round_trip() {
+        for align in [1usize, 2, 8, 16, 32, 64, 4096] {
+            for size in [1usize, 7, 16, 100, 5000] {
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                // SAFETY: a non-zero layout; freed below with the same layout.
+                let p = unsafe { RustPoolHeap.alloc(layout) };
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                // SAFETY: `size` bytes of the block just allocated.
+                unsafe { p.write_bytes(0x5A, size) };
+                // SAFETY: as allocated.
+                let q = unsafe { RustPoolHeap.realloc(p, layout, size * 2) };
+                assert_eq!(q as usize % align, 0);
+                // SAFETY: the realloc kept the first `size` bytes of its block.
+                let kept = unsafe { core::slice::from_raw_parts(q, size) };
+                assert!(kept.iter().all(|&b| b == 0x5A));
+                let grown = Layout::from_size_align(size * 2, align).expect("layout");
+                // SAFETY: the block realloc returned, with its new layout.
+                unsafe { RustPoolHeap.dealloc(q, grown) };
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_allocated_off_a_driver_callback_are_nobodys() {
+        let layout = Layout::from_size_align(24, 8).expect("layout");
+        // SAFETY: as above.
+        let p = unsafe { RustPoolHeap.alloc(layout) };
+        // SAFETY: the header's place, before the block, inside the allocation.
+        let place = unsafe { p.sub(size_of::<Header>()) };
+        // SAFETY: the header `alloc` wrote there.
+        let h = unsafe { place.cast::<Header>().read_unaligned() };
+        assert!(h.live.is_null());
+        assert_eq!(h.size, 24);
+        // SAFETY: as allocated.
+        unsafe { RustPoolHeap.dealloc(p, layout) };
+    }
+}

@@ -71,7 +71,7 @@ pub use bus::{
     read_register_ulong, write_register_ulong,
 };
 pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};
-pub use heap::DriverHeap;
+pub use heap::{DriverHeap, RustPoolHeap};
 pub use machine::{Config, Entered, Machine, Profile};
 
 /// The byte the simulated I/O manager leaves in the output part of a `METHOD_BUFFERED` system

@@ -169,6 +169,9 @@ pub(crate) struct State {
     pub(crate) faults: KernelFaults,
     /// ETW providers, the trace session's events and the debug print buffer.
     pub(crate) etw: crate::trace::Etw,
+    /// The driver's live Rust allocations through [`crate::heap::RustPoolHeap`] (wdk-alloc's
+    /// pool blocks tagged `rust` on Windows), shared with [`Inner`].
+    pub(crate) rust_heap: Arc<crate::heap::HeapLive>,
 }
 
 /// Allocation failures the kernel model injects (`Machine::fail_common_buffers`,
@@ -221,6 +224,8 @@ pub(crate) struct Inner {
     pub(crate) dpc_allocations: std::sync::atomic::AtomicU64,
     /// Allocations the driver made at `DISPATCH_LEVEL` or above, anywhere ([`crate::heap`]).
     pub(crate) dispatch_allocations: std::sync::atomic::AtomicU64,
+    /// See [`State::rust_heap`]: the allocator reaches it without the machine lock.
+    pub(crate) rust_heap: Arc<crate::heap::HeapLive>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -328,6 +333,19 @@ pub(crate) fn with_state<R>(f: impl FnOnce(&mut State, &Config) -> Result<R, Bug
 /// Adds one driver allocation to the calling CPU's machine counters (in the interrupt path,
 /// at `DISPATCH_LEVEL` or above). Allocates nothing; does nothing off a machine or during the
 /// thread's teardown.
+/// The calling thread's machine's live-heap counters (see [`State::rust_heap`]), if the
+/// thread is on a machine.
+pub(crate) fn current_rust_heap() -> Option<Arc<crate::heap::HeapLive>> {
+    CURRENT
+        .try_with(|c| {
+            c.try_borrow()
+                .ok()
+                .and_then(|m| m.as_ref().map(|m| m.rust_heap.clone()))
+        })
+        .ok()
+        .flatten()
+}
+
 pub(crate) fn count_allocation(interrupt_path: bool, at_dispatch: bool) {
     let _ = CURRENT.try_with(|c| {
         if let Ok(m) = c.try_borrow()
@@ -398,7 +416,9 @@ impl Machine {
     /// Builds a machine.
     #[must_use]
     pub fn new(config: Config) -> Self {
+        let rust_heap = Arc::new(crate::heap::HeapLive::default());
         let state = State {
+            rust_heap: rust_heap.clone(),
             mem: crate::mem::Memory::new(&config),
             hal: crate::hal::Hal::new(&config),
             bus: crate::bus::Bus::default(),
@@ -412,6 +432,7 @@ impl Machine {
             halted: Mutex::new(None),
             dpc_allocations: std::sync::atomic::AtomicU64::new(0),
             dispatch_allocations: std::sync::atomic::AtomicU64::new(0),
+            rust_heap,
         }))
     }
 
@@ -536,6 +557,12 @@ impl Machine {
         if !st.mem.mdls.is_empty() {
             out.push(format!("{} MDLs not freed", st.mem.mdls.len()));
         }
+        let (allocations, bytes) = st.rust_heap.live();
+        if allocations > 0 {
+            out.push(format!(
+                "pool tag 'rust' (the driver's Rust heap, wdk-alloc): {allocations} allocations, {bytes} bytes"
+            ));
+        }
         // A provider is the driver's to unregister at unload: while a driver is loaded it is
         // not a leak.
         let unloaded = st.wdf.driver.is_none();
@@ -578,7 +605,8 @@ impl Machine {
             .iter()
             .map(|(_, u)| u.allocations)
             .sum();
-        let allocations = pool + st.mem.mdls.len() as u64;
+        // wdk-alloc's blocks are pool tagged `rust` on Windows: Verifier counts them too.
+        let allocations = pool + st.mem.mdls.len() as u64 + st.rust_heap.live().0;
         if allocations > 0 {
             return Err(BugCheck::new(
                 crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
@@ -614,6 +642,13 @@ impl Machine {
     /// Releases user memory (process exit): later device DMA to it is a fault.
     pub fn free_user(&self, va: usize) {
         self.0.lock().mem.free_region(va & !(crate::mem::PAGE - 1));
+    }
+
+    /// The driver's live Rust allocations through [`crate::heap::RustPoolHeap`]: (allocations,
+    /// bytes), as poolmon would show tag `rust` for a driver using wdk-alloc.
+    #[must_use]
+    pub fn rust_heap_live(&self) -> (u64, u64) {
+        self.0.rust_heap.live()
     }
 
     /// The configuration.

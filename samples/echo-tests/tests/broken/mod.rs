@@ -25,6 +25,8 @@ pub enum Bug {
     WriteIntoWriteBuffer = 3,
     /// Its read handler asks a read for its input memory (reads have only output).
     InputMemoryOfARead = 4,
+    /// It keeps each write's bytes in a Rust `Vec` it leaks (wdk-alloc's pool, tag `rust`).
+    HeapLeak = 5,
 }
 
 static BUG: AtomicU8 = AtomicU8::new(0);
@@ -137,6 +139,10 @@ extern "C" fn evt_io_write(_queue: WDFQUEUE, request: WDFREQUEST, length: usize)
                 reply.len(),
             )
         };
+    }
+    if BUG.load(Ordering::SeqCst) == Bug::HeapLeak as u8 {
+        // The bug: a copy of nothing in particular, on the driver's heap, never freed.
+        core::mem::forget(vec![0u8; length]);
     }
     let mut buffer = null_mut();
     // SAFETY: a write request the driver owns, and our out-parameter.
