@@ -265,6 +265,8 @@ const _: unsafe fn(Request: WDFREQUEST, Status: NTSTATUS, Information: ULONG_PTR
     crate::wdf::functions::WdfRequestCompleteWithInformation;
 const _: unsafe fn(Request: WDFREQUEST, Information: ULONG_PTR) =
     crate::wdf::functions::WdfRequestSetInformation;
+const _: unsafe fn(Request: WDFREQUEST, EvtRequestCancel: PFN_WDF_REQUEST_CANCEL) =
+    crate::wdf::functions::WdfRequestMarkCancelable;
 const _: unsafe fn(Request: WDFREQUEST, EvtRequestCancel: PFN_WDF_REQUEST_CANCEL) -> NTSTATUS =
     crate::wdf::functions::WdfRequestMarkCancelableEx;
 const _: unsafe fn(Request: WDFREQUEST) -> NTSTATUS =

@@ -164,8 +164,37 @@ fn the_device_stops_and_starts_again_with_its_data() {
     let data = pattern(64, 2);
     p.write(&h, &data).expect("write");
     m.host.power_down(&m.device).expect("D3");
+    // In D3 the queue is stopped (self-managed I/O suspended it): a read waits.
+    let pending = p.read_async(&h, 64).expect("read");
+    assert!(
+        pending.wait(Duration::from_millis(50)).is_none(),
+        "no I/O while in D3"
+    );
     m.host.power_up(&m.device).expect("D0");
+    let done = pending
+        .wait(Duration::from_secs(5))
+        .expect("the read completes in D0");
+    assert_eq!((done.status, done.output), (STATUS_SUCCESS, data.clone()));
     assert_eq!(p.read(&h, 64).expect("read"), data);
+    let prints: Vec<String> = m
+        .machine
+        .debug_prints()
+        .into_iter()
+        .map(|p| p.text)
+        .collect();
+    let starts = prints
+        .iter()
+        .filter(|p| p.contains("self-managed I/O starts"))
+        .count();
+    let suspends = prints
+        .iter()
+        .filter(|p| p.contains("self-managed I/O suspends"))
+        .count();
+    assert_eq!(
+        (starts, suspends),
+        (2, 1),
+        "init, suspend, restart: {prints:?}"
+    );
     p.close(h).expect("close");
     shut_down(m);
 }

@@ -2,10 +2,12 @@
 //!
 //! A write stores the caller's bytes in a framework memory object the queue owns; a read returns
 //! them. Neither completes at once: each request is held, cancelable, until the queue's timer
-//! fires 10 ms later and completes it, as the KMDF echo sample simulates a device. The default
-//! queue is sequential, so one request is in the driver at a time; a spin lock orders the I/O
-//! callbacks, the timer and the cancel routine. `DriverEntry` checks the framework version and
-//! prints its version string with `wdk::println!`.
+//! fires 10 ms later and completes it, as the KMDF echo sample simulates a device; the length to
+//! complete with waits in the request's own context. The default queue is sequential, so one
+//! request is in the driver at a time; a spin lock orders the I/O callbacks, the timer and the
+//! cancel routine. Self-managed I/O stops the queue when the device leaves D0 and starts it when
+//! it returns. `DriverEntry` checks the framework version and prints its version string with
+//! `wdk::println!`.
 //!
 //! Nothing here knows whether it runs on Windows or on wdk-sim: there is no `cfg`.
 //!
@@ -34,8 +36,9 @@ use wdk_sys::{
     PWDFDEVICE_INIT, STATUS_BUFFER_OVERFLOW, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_SUCCESS, ULONG, UNICODE_STRING, WDF_DRIVER_CONFIG, WDF_DRIVER_VERSION_AVAILABLE_PARAMS,
     WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
-    WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_TIMER_CONFIG, WDFDEVICE, WDFDRIVER, WDFMEMORY, WDFOBJECT,
-    WDFQUEUE, WDFREQUEST, WDFSTRING, WDFTIMER, call_unsafe_wdf_function_binding,
+    WDF_OBJECT_CONTEXT_TYPE_INFO, WDF_PNPPOWER_EVENT_CALLBACKS, WDF_TIMER_CONFIG, WDFDEVICE,
+    WDFDRIVER, WDFMEMORY, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFSTRING, WDFTIMER,
+    call_unsafe_wdf_function_binding,
 };
 
 #[global_allocator]
@@ -71,7 +74,10 @@ struct QueueContext {
     length: usize,
     /// The request the timer will complete, or null.
     current: WDFREQUEST,
-    /// Its `Information`.
+}
+
+/// Every request's context (`WdfDeviceInitSetRequestAttributes`): what to complete it with.
+struct RequestContext {
     information: usize,
 }
 
@@ -82,6 +88,14 @@ struct ContextType(WDF_OBJECT_CONTEXT_TYPE_INFO);
 // SAFETY: the type info is immutable after initialisation; its pointers name a static string
 // and the static itself.
 unsafe impl Sync for ContextType {}
+
+static REQUEST_CONTEXT_TYPE: ContextType = ContextType(WDF_OBJECT_CONTEXT_TYPE_INFO {
+    Size: size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>() as ULONG,
+    ContextName: c"REQUEST_CONTEXT".as_ptr().cast::<c_char>(),
+    ContextSize: size_of::<RequestContext>(),
+    UniqueType: &raw const REQUEST_CONTEXT_TYPE.0,
+    EvtDriverGetUniqueContextType: None,
+});
 
 static QUEUE_CONTEXT_TYPE: ContextType = ContextType(WDF_OBJECT_CONTEXT_TYPE_INFO {
     Size: size_of::<WDF_OBJECT_CONTEXT_TYPE_INFO>() as ULONG,
@@ -209,6 +223,31 @@ extern "C" fn evt_device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> N
             _WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered,
         );
     }
+    let mut pnp = WDF_PNPPOWER_EVENT_CALLBACKS {
+        Size: size_of::<WDF_PNPPOWER_EVENT_CALLBACKS>() as ULONG,
+        EvtDeviceSelfManagedIoInit: Some(evt_self_managed_io_start),
+        EvtDeviceSelfManagedIoRestart: Some(evt_self_managed_io_start),
+        EvtDeviceSelfManagedIoSuspend: Some(evt_self_managed_io_suspend),
+        ..WDF_PNPPOWER_EVENT_CALLBACKS::default()
+    };
+    // SAFETY: the framework's device init and our callbacks.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetPnpPowerEventCallbacks,
+            init,
+            &raw mut pnp
+        );
+    }
+    let mut request_attributes = object_attributes();
+    request_attributes.ContextTypeInfo = &raw const REQUEST_CONTEXT_TYPE.0;
+    // SAFETY: the framework's device init and our attributes (copied by the framework).
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetRequestAttributes,
+            init,
+            &raw mut request_attributes,
+        );
+    }
     let mut device: WDFDEVICE = null_mut();
     // SAFETY: the framework's device init and our handle slot.
     let status = unsafe {
@@ -292,7 +331,6 @@ fn queue_initialize(device: WDFDEVICE) -> NTSTATUS {
             buffer: null_mut(),
             length: 0,
             current: null_mut(),
-            information: 0,
         });
     }
     STATUS_SUCCESS
@@ -324,8 +362,23 @@ fn with_context<R>(queue: WDFQUEUE, f: impl FnOnce(&mut QueueContext) -> R) -> R
     r
 }
 
+/// A request's context (every request of the device has one).
+fn request_context(request: WDFREQUEST) -> *mut RequestContext {
+    // SAFETY: requests of this device are created with REQUEST_CONTEXT_TYPE.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfObjectGetTypedContextWorker,
+            request as WDFOBJECT,
+            &raw const REQUEST_CONTEXT_TYPE.0,
+        )
+    }
+    .cast()
+}
+
 /// Holds `request` for the timer, cancelable, with `information` to complete it with.
 fn hold(queue: WDFQUEUE, request: WDFREQUEST, information: usize) {
+    // SAFETY: the request's own context, which only the driver, owning the request, touches.
+    unsafe { (*request_context(request)).information = information };
     // SAFETY: a request the driver owns, and our cancel routine.
     let status = unsafe {
         call_unsafe_wdf_function_binding!(
@@ -341,7 +394,6 @@ fn hold(queue: WDFQUEUE, request: WDFREQUEST, information: usize) {
     }
     with_context(queue, |c| {
         c.current = request;
-        c.information = information;
         let _ = c.timer.start(COMPLETION_DELAY);
     });
 }
@@ -459,15 +511,12 @@ extern "C" fn evt_timer(timer: WDFTIMER) {
     // SAFETY: a timer this driver created, parented by its queue.
     let queue: WDFQUEUE =
         unsafe { call_unsafe_wdf_function_binding!(WdfTimerGetParentObject, timer) }.cast();
-    let (request, information) = with_context(queue, |c| {
-        (
-            core::mem::replace(&mut c.current, null_mut()),
-            c.information,
-        )
-    });
+    let request = with_context(queue, |c| core::mem::replace(&mut c.current, null_mut()));
     if request.is_null() {
         return;
     }
+    // SAFETY: the request's context; the request is still the driver's (not yet completed).
+    let information = unsafe { (*request_context(request)).information };
     // SAFETY: the request this driver marked cancelable.
     let status = unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, request) };
     if status == STATUS_CANCELLED {
@@ -488,4 +537,27 @@ extern "C" fn evt_request_cancel(request: WDFREQUEST) {
         }
     });
     complete(request, STATUS_CANCELLED, 0);
+}
+
+/// `EvtDeviceSelfManagedIoInit` and `…Restart`: the default queue runs while the device is in
+/// D0.
+extern "C" fn evt_self_managed_io_start(device: WDFDEVICE) -> NTSTATUS {
+    println!("kmdf-echo: self-managed I/O starts");
+    // SAFETY: the device the framework passes.
+    let queue = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDefaultQueue, device) };
+    // SAFETY: the device's default queue.
+    unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueStart, queue) };
+    STATUS_SUCCESS
+}
+
+/// `EvtDeviceSelfManagedIoSuspend`: the default queue stops, and waits for the request the
+/// driver holds, before the device leaves D0.
+extern "C" fn evt_self_managed_io_suspend(device: WDFDEVICE) -> NTSTATUS {
+    wdk::paged_code!();
+    println!("kmdf-echo: self-managed I/O suspends");
+    // SAFETY: the device the framework passes.
+    let queue = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDefaultQueue, device) };
+    // SAFETY: the device's default queue, at PASSIVE_LEVEL.
+    unsafe { call_unsafe_wdf_function_binding!(WdfIoQueueStopSynchronously, queue) };
+    STATUS_SUCCESS
 }

@@ -69,9 +69,9 @@ pub use queue::{
 pub use request::{
     WdfFileObjectGetDevice, WdfRequestComplete, WdfRequestCompleteWithInformation,
     WdfRequestForwardToIoQueue, WdfRequestGetFileObject, WdfRequestGetParameters,
-    WdfRequestMarkCancelableEx, WdfRequestRetrieveInputBuffer, WdfRequestRetrieveInputWdmMdl,
-    WdfRequestRetrieveOutputBuffer, WdfRequestRetrieveOutputWdmMdl, WdfRequestSetInformation,
-    WdfRequestUnmarkCancelable,
+    WdfRequestMarkCancelable, WdfRequestMarkCancelableEx, WdfRequestRetrieveInputBuffer,
+    WdfRequestRetrieveInputWdmMdl, WdfRequestRetrieveOutputBuffer, WdfRequestRetrieveOutputWdmMdl,
+    WdfRequestSetInformation, WdfRequestUnmarkCancelable,
 };
 
 /// `STATUS_NO_MORE_ENTRIES` (0x8000001A).
@@ -513,6 +513,7 @@ pub unsafe fn WdfDeviceCreate(
             queues: Vec::new(),
             interrupts: Vec::new(),
             in_d0: false,
+            self_managed_io: false,
             failed: false,
             res_lists: None,
         };

@@ -268,6 +268,8 @@ pub(crate) struct DeviceData {
     pub(crate) queues: Vec<usize>,
     pub(crate) interrupts: Vec<usize>,
     pub(crate) in_d0: bool,
+    /// `EvtDeviceSelfManagedIoInit` has run (later starts call `…Restart`).
+    pub(crate) self_managed_io: bool,
     pub(crate) failed: bool,
     /// The raw and translated resource lists of the current start.
     pub(crate) res_lists: Option<(usize, usize)>,

@@ -282,6 +282,28 @@ pub unsafe fn WdfRequestSetInformation(Request: WDFREQUEST, Information: ULONG_P
     });
 }
 
+/// `VOID WdfRequestMarkCancelable(WDFREQUEST, PFN_WDF_REQUEST_CANCEL)`; `<= DISPATCH_LEVEL`.
+/// For a request already cancelled, the framework calls the cancel routine at once, before
+/// returning (`FxRequest::MarkCancelable`), so the driver must not hold a lock its cancel
+/// routine takes — the reason `WdfRequestMarkCancelableEx` exists.
+pub unsafe fn WdfRequestMarkCancelable(
+    Request: WDFREQUEST,
+    EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
+) {
+    check_max(DISPATCH_LEVEL, "WdfRequestMarkCancelable");
+    if EvtRequestCancel.is_none() {
+        null_arg("EvtRequestCancel");
+    }
+    let cancelled = wdf(|w| {
+        let r = w.request(Request as usize)?;
+        r.cancel = EvtRequestCancel;
+        Ok(r.cancelled)
+    });
+    if cancelled {
+        crate::wdf::host::cancel(Request as usize);
+    }
+}
+
 /// `NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST, PFN_WDF_REQUEST_CANCEL)`;
 /// `<= DISPATCH_LEVEL`. `STATUS_CANCELLED` if the request was already cancelled (the routine is
 /// then not registered and the driver must complete the request).

@@ -135,6 +135,26 @@ pub(super) fn enter_d0(d: &DevNode, from: WDF_POWER_DEVICE_STATE) -> NTSTATUS {
     for q in queues {
         dispatch(q);
     }
+    // Self-managed I/O starts once the queues run: `EvtDeviceSelfManagedIoInit` the first time
+    // the device enters D0, `EvtDeviceSelfManagedIoRestart` every later time ("PnP and Power
+    // Management Scenarios"). A failure fails the start.
+    let (first, init, restart) = with_state(|st, _| {
+        let dev = st.wdf.device(d.device)?;
+        let first = !dev.self_managed_io;
+        dev.self_managed_io = true;
+        Ok((
+            first,
+            dev.pnp.EvtDeviceSelfManagedIoInit,
+            dev.pnp.EvtDeviceSelfManagedIoRestart,
+        ))
+    });
+    if let Some(f) = if first { init } else { restart } {
+        // SAFETY: the driver's callback.
+        let s = callback(|| unsafe { f(d.device as WDFDEVICE) });
+        if !NT_SUCCESS(s) {
+            return s;
+        }
+    }
     STATUS_SUCCESS
 }
 
@@ -151,6 +171,19 @@ pub(super) fn stop_device(d: &DevNode, target: WDF_POWER_DEVICE_STATE, release: 
         ))
     });
     if in_d0 {
+        // `EvtDeviceSelfManagedIoSuspend` comes first, before the queues are held and before
+        // D0 exit, for a power-down, a stop and a removal alike.
+        let suspend = with_state(|st, _| {
+            let dev = st.wdf.device(d.device)?;
+            Ok(dev
+                .self_managed_io
+                .then_some(dev.pnp.EvtDeviceSelfManagedIoSuspend)
+                .flatten())
+        });
+        if let Some(f) = suspend {
+            // SAFETY: the driver's callback.
+            let _ = callback(|| unsafe { f(d.device as WDFDEVICE) });
+        }
         for &q in &queues {
             let (stop, owned) = with_state(|st, _| {
                 let qd = st.wdf.queue(q)?;
@@ -251,8 +284,19 @@ pub(super) fn remove_device(d: &DevNode) {
     for q in queues {
         purge(q);
     }
-    let cleanup =
-        with_state(|st, _| Ok(st.wdf.device(d.device)?.pnp.EvtDeviceSelfManagedIoCleanup));
+    let (flush, cleanup) = with_state(|st, _| {
+        let dev = st.wdf.device(d.device)?;
+        Ok((
+            dev.self_managed_io
+                .then_some(dev.pnp.EvtDeviceSelfManagedIoFlush)
+                .flatten(),
+            dev.pnp.EvtDeviceSelfManagedIoCleanup,
+        ))
+    });
+    if let Some(f) = flush {
+        // SAFETY: the driver's callback: its self-managed I/O ends with the device.
+        callback(|| unsafe { f(d.device as WDFDEVICE) });
+    }
     if let Some(f) = cleanup {
         // SAFETY: the driver's callback.
         callback(|| unsafe { f(d.device as WDFDEVICE) });
