@@ -327,3 +327,49 @@ fn a_non_pnp_driver_without_evt_driver_unload_cannot_be_unloaded() {
     let host = Host::load_service(&m, "nonpnp", non_pnp, Mode::Threaded).expect("load");
     assert!(matches!(host.unload(), Err(HostError::State(_))));
 }
+
+#[test]
+fn request_attributes_with_a_parent_are_the_verifiers_break() {
+    unsafe extern "C" fn add(driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+        let mut a = WDF_OBJECT_ATTRIBUTES {
+            Size: u32::try_from(size_of::<WDF_OBJECT_ATTRIBUTES>()).unwrap_or(0),
+            ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
+            SynchronizationScope:
+                _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+            ParentObject: driver.cast(),
+            ..WDF_OBJECT_ATTRIBUTES::default()
+        };
+        // SAFETY: the framework's init and our attributes; the parent is the bug.
+        unsafe {
+            call_unsafe_wdf_function_binding!(WdfDeviceInitSetRequestAttributes, init, &raw mut a);
+        }
+        STATUS_SUCCESS
+    }
+    unsafe extern "system" fn with_add(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+        let mut config = WDF_DRIVER_CONFIG {
+            Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap_or(0),
+            EvtDriverDeviceAdd: Some(add),
+            ..WDF_DRIVER_CONFIG::default()
+        };
+        // SAFETY: the loader's arguments and our config.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDriverCreate,
+                d,
+                r,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                &raw mut config,
+                core::ptr::null_mut(),
+            )
+        }
+    }
+    let m = Machine::new(Config::with_profile(Profile::VERIFIER));
+    let host = Host::load_service(&m, "reqattr", with_add, Mode::Threaded).expect("load");
+    let Err(HostError::BugCheck(b)) = host.add_root_device("ROOT\\REQATTR") else {
+        panic!("a parent in the request attributes must stop the machine");
+    };
+    assert_eq!(
+        (b.code, b.params[0], b.params[3]),
+        (0x1E, 0x8000_0003, 0x530A)
+    );
+}
