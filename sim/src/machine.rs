@@ -131,6 +131,10 @@ pub struct Config {
     /// The level up to which the machine's ETW session takes events (`TRACE_LEVEL_VERBOSE` = 5:
     /// all; 0: no session, `EtwWriteTransfer` logs nothing), every keyword.
     pub trace_level: u8,
+    /// Driver Verifier's pool tracking at unload (pool, MDLs and the driver's Rust heap still
+    /// allocated stop the machine with 0xC4/0x62): `None` follows the profile (on under
+    /// `verifier`, off otherwise), as Verifier's standard flags include pool tracking.
+    pub pool_tracking: Option<bool>,
 }
 
 impl Default for Config {
@@ -144,6 +148,7 @@ impl Default for Config {
             iommu_cost: None,
             rundown_limit: std::time::Duration::from_secs(5),
             trace_level: 5,
+            pool_tracking: None,
         }
     }
 }
@@ -581,39 +586,44 @@ impl Machine {
         Ok(out)
     }
 
-    /// Driver Verifier's checks when the driver unloads, on the `verifier` profile: pool still
-    /// allocated (MDLs included) is 0xC4/0x62 with the number of allocations as parameter 4;
-    /// a DMA adapter never released, or a register mapping never unmapped, stops the machine
-    /// with a wdk-sim code of 0xC4 (`sim_rule`). Other profiles run without Driver Verifier,
-    /// where Windows checks nothing at unload: the leaks stay in [`Machine::leaks`].
+    /// Driver Verifier's checks when the driver unloads. Pool tracking (on under the `verifier`
+    /// profile, or as [`Config::pool_tracking`] says): pool still allocated (MDLs and the
+    /// driver's Rust heap included) is 0xC4/0x62 with the number of allocations as parameter 4.
+    /// On the `verifier` profile, a DMA adapter never released, or a register mapping never
+    /// unmapped, stops the machine with a wdk-sim code of 0xC4 (`sim_rule`). Without Verifier,
+    /// Windows checks nothing at unload: the leaks stay in [`Machine::leaks`].
     pub(crate) fn unload_checks(st: &mut State, cfg: &Config) -> Result<(), BugCheck> {
+        if cfg.profile.verifier {
+            crate::hal::drain_quarantine(&mut st.hal, &mut st.mem)?;
+            if let Some(r) = crate::hal::reports(&st.hal).iter().find(|r| !r.released) {
+                return Err(BugCheck::sim(
+                    crate::bugcheck::sim_rule::ADAPTER_NOT_RELEASED_AT_UNLOAD,
+                    r.adapter as u64,
+                    r.common_buffers as u64 + r.sg_lists as u64,
+                    "the driver unloaded without releasing a DMA adapter (PutDmaAdapter)",
+                ));
+            }
+        }
+        if cfg.pool_tracking.unwrap_or(cfg.profile.verifier) {
+            let pool: u64 = st
+                .mem
+                .outstanding_pool()
+                .iter()
+                .map(|(_, u)| u.allocations)
+                .sum();
+            // wdk-alloc's blocks are pool tagged `rust` on Windows: Verifier counts them too.
+            let allocations = pool + st.mem.mdls.len() as u64 + st.rust_heap.live().0;
+            if allocations > 0 {
+                return Err(BugCheck::new(
+                    crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                    [crate::bugcheck::POOL_LEAKED_AT_UNLOAD, 0, 0, allocations],
+                    "the driver unloaded without freeing its pool allocations",
+                    "Bug check 0xC4, parameter 1 = 0x62 (Driver Verifier pool tracking)",
+                ));
+            }
+        }
         if !cfg.profile.verifier {
             return Ok(());
-        }
-        crate::hal::drain_quarantine(&mut st.hal, &mut st.mem)?;
-        if let Some(r) = crate::hal::reports(&st.hal).iter().find(|r| !r.released) {
-            return Err(BugCheck::sim(
-                crate::bugcheck::sim_rule::ADAPTER_NOT_RELEASED_AT_UNLOAD,
-                r.adapter as u64,
-                r.common_buffers as u64 + r.sg_lists as u64,
-                "the driver unloaded without releasing a DMA adapter (PutDmaAdapter)",
-            ));
-        }
-        let pool: u64 = st
-            .mem
-            .outstanding_pool()
-            .iter()
-            .map(|(_, u)| u.allocations)
-            .sum();
-        // wdk-alloc's blocks are pool tagged `rust` on Windows: Verifier counts them too.
-        let allocations = pool + st.mem.mdls.len() as u64 + st.rust_heap.live().0;
-        if allocations > 0 {
-            return Err(BugCheck::new(
-                crate::bugcheck::DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [crate::bugcheck::POOL_LEAKED_AT_UNLOAD, 0, 0, allocations],
-                "the driver unloaded without freeing its pool allocations",
-                "Bug check 0xC4, parameter 1 = 0x62 (Driver Verifier pool tracking)",
-            ));
         }
         if let Some(map) = st.bus.io_maps.first() {
             return Err(BugCheck::sim(

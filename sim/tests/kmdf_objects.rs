@@ -373,3 +373,168 @@ fn request_attributes_with_a_parent_are_the_verifiers_break() {
         (0x1E, 0x8000_0003, 0x530A)
     );
 }
+
+/// A driver whose device does direct I/O: reads are filled with 0xD0 + offset, writes are
+/// checked to hold 0x10 + offset, through the request buffers and the I/O manager's MDL.
+mod direct {
+    use super::*;
+
+    pub unsafe extern "C" fn read(_q: WDFQUEUE, r: WDFREQUEST, len: usize) {
+        let mut buf: PVOID = core::ptr::null_mut();
+        // SAFETY: a read the driver owns; our out-parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveOutputBuffer,
+                r,
+                len,
+                &raw mut buf,
+                core::ptr::null_mut()
+            )
+        };
+        assert_eq!(st, STATUS_SUCCESS);
+        // SAFETY: the caller's locked pages, `len` bytes (direct I/O).
+        let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = 0xD0u8.wrapping_add(i.to_le_bytes()[0]);
+        }
+        // SAFETY: completed once.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                r,
+                STATUS_SUCCESS,
+                len as u64
+            );
+        }
+    }
+
+    pub unsafe extern "C" fn write(_q: WDFQUEUE, r: WDFREQUEST, len: usize) {
+        let mut mdl: PMDL = core::ptr::null_mut();
+        // SAFETY: a write the driver owns; our out-parameter.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(WdfRequestRetrieveInputWdmMdl, r, &raw mut mdl)
+        };
+        assert_eq!(st, STATUS_SUCCESS);
+        // SAFETY: the I/O manager's MDL of the caller's buffer.
+        assert_eq!(unsafe { (*mdl).ByteCount } as usize, len);
+        let mut buf: PVOID = core::ptr::null_mut();
+        // SAFETY: as above.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveInputBuffer,
+                r,
+                len,
+                &raw mut buf,
+                core::ptr::null_mut()
+            )
+        };
+        assert_eq!(st, STATUS_SUCCESS);
+        // SAFETY: the caller's locked pages, `len` bytes.
+        let data = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) };
+        let ok = data
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == 0x10u8.wrapping_add(i.to_le_bytes()[0]));
+        let status = if ok {
+            STATUS_SUCCESS
+        } else {
+            STATUS_INVALID_PARAMETER
+        };
+        // SAFETY: completed once.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestCompleteWithInformation,
+                r,
+                status,
+                len as u64
+            );
+        }
+    }
+
+    pub unsafe extern "C" fn add(_d: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTATUS {
+        // SAFETY: the framework's init.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceInitSetIoType,
+                init,
+                _WDF_DEVICE_IO_TYPE::WdfDeviceIoDirect
+            );
+        }
+        let mut device: WDFDEVICE = core::ptr::null_mut();
+        // SAFETY: the framework's init and our slot.
+        let st = unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDeviceCreate,
+                &raw mut init,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                &raw mut device
+            )
+        };
+        if st != STATUS_SUCCESS {
+            return st;
+        }
+        let mut config = WDF_IO_QUEUE_CONFIG {
+            Size: u32::try_from(size_of::<WDF_IO_QUEUE_CONFIG>()).unwrap_or(0),
+            PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+            DefaultQueue: 1,
+            DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential,
+            EvtIoRead: Some(read),
+            EvtIoWrite: Some(write),
+            ..WDF_IO_QUEUE_CONFIG::default()
+        };
+        // SAFETY: the device and our config.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfIoQueueCreate,
+                device,
+                &raw mut config,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                core::ptr::null_mut()
+            )
+        }
+    }
+
+    pub unsafe extern "system" fn entry(d: PDRIVER_OBJECT, r: PCUNICODE_STRING) -> NTSTATUS {
+        let mut config = WDF_DRIVER_CONFIG {
+            Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap_or(0),
+            EvtDriverDeviceAdd: Some(add),
+            ..WDF_DRIVER_CONFIG::default()
+        };
+        // SAFETY: the loader's arguments and our config.
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfDriverCreate,
+                d,
+                r,
+                WDF_NO_OBJECT_ATTRIBUTES,
+                &raw mut config,
+                core::ptr::null_mut()
+            )
+        }
+    }
+}
+
+#[test]
+fn direct_reads_and_writes_reach_the_callers_pages() {
+    let m = Machine::new(Config::with_profile(Profile::VERIFIER));
+    let host = Host::load_service(&m, "direct", direct::entry, Mode::Threaded).expect("load");
+    let device = host.add_root_device("ROOT\\DIRECT").expect("add");
+    host.start(&device).expect("start");
+    let p = host.process();
+    let h = p.open(&device).expect("open");
+    let data: Vec<u8> = (0..5000usize)
+        .map(|i| 0x10u8.wrapping_add(i.to_le_bytes()[0]))
+        .collect();
+    assert_eq!(p.write(&h, &data).expect("write"), 5000);
+    let back = p.read(&h, 6000).expect("read");
+    assert_eq!(back.len(), 6000);
+    assert!(
+        back.iter()
+            .enumerate()
+            .all(|(i, &b)| b == 0xD0u8.wrapping_add(i.to_le_bytes()[0]))
+    );
+    p.close(h).expect("close");
+    host.remove(&device).expect("remove");
+    host.unload()
+        .expect("no MDL or pool left: the I/O manager unlocked and freed its MDLs");
+}

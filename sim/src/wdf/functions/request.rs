@@ -114,7 +114,14 @@ pub unsafe fn WdfRequestRetrieveInputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL)
     }
     let (buf, len, have) = wdf(|w| {
         let r = w.request(Request as usize)?;
-        Ok((r.in_buf, r.in_len, r.in_mdl))
+        // A direct write's input is the caller's pages, already described and locked by the
+        // I/O manager's MDL (`Irp->MdlAddress`).
+        let locked = if r.kind == ReqKind::Write && r.method == 1 {
+            r.out_mdl
+        } else {
+            r.in_mdl
+        };
+        Ok((r.in_buf, r.in_len, locked))
     });
     if buf == 0 || len == 0 {
         return STATUS_BUFFER_TOO_SMALL;
