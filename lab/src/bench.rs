@@ -1113,14 +1113,17 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
     }
 }
 
-/// Instructions per operation from callgrind, for `n` operations of `kind`.
+/// One callgrind run: instruction counts of a whole `profile-ops` process.
 struct Callgrind {
-    /// The driver's own (self cost of `rhca::` and of the `rhca_hw::` code it runs).
-    driver: f64,
+    /// The driver's own: the self cost of `rhca::` functions (the simulated kernel's routines
+    /// are never inlined into them) and the `rhca_hw::` calls they make.
+    driver: u64,
     /// Everything the process executed.
-    total: f64,
-    /// Inclusive cost of named driver functions (those LTO did not inline), per operation.
-    functions: Vec<(String, f64)>,
+    total: u64,
+    /// Inclusive cost of named driver functions (those LTO did not inline).
+    functions: Vec<(String, u64)>,
+    /// Self cost of every driver function, by symbol.
+    own: Vec<(String, u64)>,
 }
 
 /// The driver functions whose inclusive cost is reported: the path each stands for.
@@ -1131,15 +1134,17 @@ const FUNCTIONS: [(&str, &str); 4] = [
     ("::grant", "segment hand-over + credit"),
 ];
 
-/// Instructions per operation from callgrind (`None` when valgrind is not installed).
+/// A callgrind run of `profile-ops kind n` (`None` when valgrind is not installed).
 fn callgrind(kind: &str, n: u64) -> Result<Option<Callgrind>, String> {
     use std::process::Command;
     if Command::new("valgrind").arg("--version").output().is_err() {
         return Ok(None);
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out =
-        std::env::temp_dir().join(format!("rhca-callgrind-{kind}-{}.out", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "rhca-callgrind-{kind}-{n}-{}.out",
+        std::process::id()
+    ));
     let status = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
@@ -1156,16 +1161,18 @@ fn callgrind(kind: &str, n: u64) -> Result<Option<Callgrind>, String> {
                 .unwrap_or("")
         ));
     }
-    let annotate = |inclusive: &str| {
+    let annotate = |args: &[&str]| {
         Command::new("callgrind_annotate")
-            .args(["--threshold=100", inclusive])
+            .arg("--threshold=100")
+            .args(args)
             .arg(&out)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| e.to_string())
     };
-    let exclusive = annotate("--inclusive=no")?;
-    let inclusive = annotate("--inclusive=yes")?;
+    let exclusive = annotate(&["--inclusive=no"])?;
+    let inclusive = annotate(&["--inclusive=yes"])?;
+    let callers = annotate(&["--inclusive=yes", "--tree=caller"])?;
     let _ = std::fs::remove_file(&out);
     let parse = |text: &str| -> Vec<(u64, String)> {
         text.lines()
@@ -1177,74 +1184,159 @@ fn callgrind(kind: &str, n: u64) -> Result<Option<Callgrind>, String> {
             .collect()
     };
     let (mut driver, mut total) = (0u64, 0u64);
+    let mut own = Vec::new();
     for (ir, rest) in parse(&exclusive) {
         if rest.contains("PROGRAM TOTALS") {
             total = ir;
-        } else if rest.contains("rhca::") || rest.contains("rhca_hw::") {
+        } else if rest.contains("rhca::") {
             driver += ir;
+            own.push((symbol(&rest), ir));
         }
     }
     if total == 0 {
         return Err("callgrind_annotate printed no totals".into());
     }
-    let per = |v: u64| v as f64 / n as f64;
+    // `rhca-hw` is shared with the device model and the user-mode client: only its calls from
+    // the driver count, by the inclusive cost of each call arc from a `rhca::` caller.
+    let hw = hw_calls_from_driver(&callers);
+    driver += hw;
+    own.push(("rhca_hw (calls from the driver)".to_owned(), hw));
     let incl = parse(&inclusive);
     let functions = FUNCTIONS
         .iter()
         .filter_map(|(f, what)| {
             incl.iter()
                 .find(|(_, rest)| rest.contains(f) && rest.contains("rhca"))
-                .map(|(ir, _)| ((*what).to_owned(), per(*ir)))
+                .map(|(ir, _)| ((*what).to_owned(), *ir))
         })
         .collect();
     Ok(Some(Callgrind {
-        driver: per(driver),
-        total: per(total),
+        driver,
+        total,
         functions,
+        own,
     }))
 }
 
-/// The callgrind figures (deterministic instruction counts), when valgrind is present.
+/// The function name of a `callgrind_annotate` line (`(pct)  ???:name [object]`).
+fn symbol(rest: &str) -> String {
+    let s = rest.split_once(')').map_or(rest, |(_, r)| r).trim();
+    let s = s.split_once(':').map_or(s, |(_, r)| r);
+    s.rsplit_once(" [").map_or(s, |(n, _)| n).trim().to_owned()
+}
+
+/// The inclusive cost of the calls the driver (`rhca::` callers) makes into `rhca_hw::`
+/// functions, from `callgrind_annotate --tree=caller`: each function's block lists its callers
+/// (`<` lines, with the inclusive cost of that call arc) before the function itself (`*`).
+fn hw_calls_from_driver(tree: &str) -> u64 {
+    let mut sum = 0u64;
+    let mut arcs: Vec<(u64, bool)> = Vec::new();
+    for line in tree.lines() {
+        let t = line.trim_start();
+        let Some((count, rest)) = t.split_once(' ') else {
+            arcs.clear();
+            continue;
+        };
+        let Ok(ir) = count.replace(',', "").parse::<u64>() else {
+            arcs.clear();
+            continue;
+        };
+        // `rest` is "(pct)  < caller" or "(pct)  *  function".
+        let rest = rest.split_once(')').map_or(rest, |(_, r)| r).trim_start();
+        if let Some(caller) = rest.strip_prefix('<') {
+            arcs.push((ir, caller.contains("rhca::")));
+        } else if let Some(function) = rest.strip_prefix('*') {
+            if function.contains("rhca_hw::") {
+                sum += arcs
+                    .iter()
+                    .filter(|(_, d)| *d)
+                    .map(|(ir, _)| ir)
+                    .sum::<u64>();
+            }
+            arcs.clear();
+        }
+    }
+    sum
+}
+
+/// `later - earlier` per operation over `ops` operations (0 when a count shrank, which only a
+/// broken run could give).
+fn marginal(later: u64, earlier: u64, ops: u64) -> f64 {
+    later.saturating_sub(earlier) as f64 / ops as f64
+}
+
+/// The callgrind figures (deterministic instruction counts), when valgrind is present. Each is
+/// a marginal cost: the difference between a run of `2n` operations and one of `n`, over `n`,
+/// so that booting, bring-up and teardown, which both runs share, drop out.
 ///
 /// # Errors
 /// A run that failed.
 pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
-    for (kind, n, what) in [
+    for (kind, n, what, per) in [
         (
             "mad",
-            100u64,
+            200u64,
             "driver instructions per mapped MAD round trip",
+            "MAD",
         ),
         (
             "stream",
-            256u64,
+            512u64,
             "driver instructions per stream segment (persistent, 64 KiB)",
+            "segment",
         ),
     ] {
         if pr_on {
-            eprintln!("callgrind: {what} ({n} operations under valgrind)");
+            eprintln!(
+                "callgrind: {what} ({n} and {} operations under valgrind)",
+                2 * n
+            );
         }
-        let Some(cg) = callgrind(kind, n)? else {
+        let (Some(a), Some(b)) = (callgrind(kind, n)?, callgrind(kind, 2 * n)?) else {
             return Ok(());
         };
+        let total = marginal(b.total, a.total, n);
         figs.push(figure(
             what,
             "coherent",
             "callgrind",
             "instr",
-            cg.total,
-            vec![cg.driver],
+            total,
+            vec![marginal(b.driver, a.driver, n)],
         ));
-        for (path, v) in cg.functions {
+        for (path, v) in &b.functions {
+            let before = a
+                .functions
+                .iter()
+                .find(|(p, _)| p == path)
+                .map_or(0, |x| x.1);
             figs.push(figure(
-                &format!(
-                    "{path} per {}",
-                    if kind == "mad" { "MAD" } else { "segment" }
-                ),
+                &format!("{path} per {per}"),
                 "coherent",
                 "callgrind incl.",
                 "instr",
-                cg.total,
+                total,
+                vec![marginal(*v, before, n)],
+            ));
+        }
+        // The driver's own cost by function, largest first: where the figure above goes.
+        let mut own: Vec<(String, f64)> = b
+            .own
+            .iter()
+            .map(|(f, v)| {
+                let before = a.own.iter().find(|(g, _)| g == f).map_or(0, |x| x.1);
+                (f.clone(), marginal(*v, before, n))
+            })
+            .filter(|(_, v)| *v >= 1.0)
+            .collect();
+        own.sort_by(|x, y| y.1.total_cmp(&x.1));
+        for (f, v) in own.into_iter().take(12) {
+            figs.push(figure(
+                &format!("  self: {f}"),
+                "coherent",
+                &format!("per {per}"),
+                "instr",
+                total,
                 vec![v],
             ));
         }
@@ -1255,6 +1347,22 @@ pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_drivers_calls_into_rhca_hw_count() {
+        let tree = "\
+   100 ( 1.00%)  < ???:rhca::hca::rings::WorkQueue::post (4x) [x]
+    50 ( 0.50%)  < ???:rhca_model::device::RhcaDevice::service (2x) [x]
+   150 ( 1.50%)  *  ???:rhca_hw::wqe::Wqe::encode [x]
+
+   900 ( 9.00%)  < ???:rhca_model::device::RhcaDevice::service (9x) [x]
+   900 ( 9.00%)  *  ???:rhca_hw::wqe::Wqe::decode_posted [x]
+
+    30 ( 0.30%)  < ???:rhca::kmdf::service (1x) [x]
+    30 ( 0.30%)  *  ???:rhca::hca::Hca::poll [x]
+";
+        assert_eq!(hw_calls_from_driver(tree), 100);
+    }
 
     fn fig(name: &str, profile: &str, strategy: &str, value: f64, baseline: f64) -> Figure {
         figure(

@@ -5,7 +5,8 @@
 //! (0xA) naming the routine. They are Rust-ABI `unsafe fn`s with the C parameter names and
 //! types; wdk-sys declares them in an `extern "C"` block. Calls are written the same way
 //! (`unsafe { ntddk::IoAllocateMdl(…) }`); only taking a function pointer would differ
-//! (`docs/sim-fidelity.md`).
+//! (`docs/sim-fidelity.md`). Each is `#[inline(never)]`, as a kernel export is to a driver, so
+//! that a profile attributes its cost to the kernel.
 //!
 //! This file holds IRQL, spin locks, time, pool, I/O space and `IoGetDmaAdapter`; `mdl` holds
 //! the MDL routines, re-exported here.
@@ -61,6 +62,7 @@ pub(crate) fn check_max(max: KIRQL, routine: &'static str) {
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn KeGetCurrentIrql() -> KIRQL {
     irql()
 }
@@ -77,6 +79,7 @@ fn lock_word<'a>(lock: PKSPIN_LOCK) -> &'a AtomicU64 {
 /// # Safety
 /// `SpinLock` must be an initialised spin lock.
 #[must_use]
+#[inline(never)]
 pub unsafe fn KeAcquireSpinLockRaiseToDpc(SpinLock: PKSPIN_LOCK) -> KIRQL {
     check_max(DISPATCH_LEVEL, "KeAcquireSpinLockRaiseToDpc");
     let old = irql();
@@ -130,6 +133,7 @@ fn thread_token() -> u64 {
 ///
 /// # Safety
 /// `SpinLock` must be held by the caller.
+#[inline(never)]
 pub unsafe fn KeReleaseSpinLock(SpinLock: PKSPIN_LOCK, NewIrql: KIRQL) {
     release(SpinLock);
     if NewIrql > irql() {
@@ -174,6 +178,7 @@ fn release(lock: PKSPIN_LOCK) {
 ///
 /// # Safety
 /// `SpinLock` must be an initialised spin lock.
+#[inline(never)]
 pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: PKSPIN_LOCK) {
     if irql() < DISPATCH_LEVEL {
         crate::machine::halt(BugCheck::sim(
@@ -190,6 +195,7 @@ pub unsafe fn KeAcquireSpinLockAtDpcLevel(SpinLock: PKSPIN_LOCK) {
 ///
 /// # Safety
 /// `SpinLock` must be held by the caller.
+#[inline(never)]
 pub unsafe fn KeReleaseSpinLockFromDpcLevel(SpinLock: PKSPIN_LOCK) {
     release(SpinLock);
 }
@@ -199,6 +205,7 @@ pub unsafe fn KeReleaseSpinLockFromDpcLevel(SpinLock: PKSPIN_LOCK) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn KeStallExecutionProcessor(MicroSeconds: ULONG) {
     let until = Instant::now() + std::time::Duration::from_micros(u64::from(MicroSeconds));
     while Instant::now() < until {
@@ -216,6 +223,7 @@ fn epoch() -> Instant {
 ///
 /// # Safety
 /// `PerformanceFrequency` must be null or writable.
+#[inline(never)]
 pub unsafe fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER) -> LARGE_INTEGER {
     if !PerformanceFrequency.is_null() {
         // SAFETY: non-null and writable per the contract.
@@ -240,6 +248,7 @@ pub unsafe fn KeQueryPerformanceCounter(PerformanceFrequency: *mut LARGE_INTEGER
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
     let kinds = Flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED);
     if kinds.count_ones() != 1 || NumberOfBytes == 0 {
@@ -327,6 +336,7 @@ fn pool_free(p: PVOID, tag: Option<ULONG>, routine: &'static str) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
     pool_free(P, Some(Tag), "ExFreePoolWithTag");
 }
@@ -336,6 +346,7 @@ pub unsafe fn ExFreePoolWithTag(P: PVOID, Tag: ULONG) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn ExFreePool(P: PVOID) {
     pool_free(P, None, "ExFreePool");
 }
@@ -347,6 +358,7 @@ pub unsafe fn ExFreePool(P: PVOID) {
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn MmGetPhysicalAddress(BaseAddress: PVOID) -> PHYSICAL_ADDRESS {
     let va = BaseAddress as usize;
     let pa = with_state(|st, _| {
@@ -369,6 +381,7 @@ pub unsafe fn MmGetPhysicalAddress(BaseAddress: PVOID) -> PHYSICAL_ADDRESS {
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn MmMapIoSpaceEx(
     PhysicalAddress: PHYSICAL_ADDRESS,
     NumberOfBytes: SIZE_T,
@@ -407,6 +420,7 @@ pub unsafe fn MmMapIoSpaceEx(
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: SIZE_T) {
     check_max(DISPATCH_LEVEL, "MmUnmapIoSpace");
     let va = BaseAddress as usize;
@@ -437,6 +451,7 @@ pub unsafe fn MmUnmapIoSpace(BaseAddress: PVOID, NumberOfBytes: SIZE_T) {
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn IoGetDmaAdapter(
     PhysicalDeviceObject: PDEVICE_OBJECT,
     DeviceDescription: *mut _DEVICE_DESCRIPTION,

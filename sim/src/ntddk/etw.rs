@@ -36,6 +36,7 @@ fn takes(cfg: &crate::Config, level: u8) -> bool {
 /// `ProviderId` and `RegHandle` must be valid; the callback, if any, must stay callable until
 /// `EtwUnregister`. The caller must run on a CPU of a [`crate::Machine`].
 #[must_use]
+#[inline(never)]
 pub unsafe fn EtwRegister(
     ProviderId: LPCGUID,
     EnableCallback: PETWENABLECALLBACK,
@@ -74,6 +75,7 @@ pub unsafe fn EtwRegister(
 /// # Safety
 /// The caller must run on a CPU of a [`crate::Machine`].
 #[must_use]
+#[inline(never)]
 pub unsafe fn EtwUnregister(RegHandle: REGHANDLE) -> NTSTATUS {
     super::check_max(PASSIVE_LEVEL, "EtwUnregister");
     if with_state(|st, _| Ok(st.etw.unregister(RegHandle))) {
@@ -88,6 +90,7 @@ pub unsafe fn EtwUnregister(RegHandle: REGHANDLE) -> NTSTATUS {
 /// # Safety
 /// `EventDescriptor` must be valid. The caller must run on a CPU of a [`crate::Machine`].
 #[must_use]
+#[inline(never)]
 pub unsafe fn EtwEventEnabled(
     RegHandle: REGHANDLE,
     EventDescriptor: PCEVENT_DESCRIPTOR,
@@ -105,6 +108,7 @@ pub unsafe fn EtwEventEnabled(
 /// # Safety
 /// The caller must run on a CPU of a [`crate::Machine`].
 #[must_use]
+#[inline(never)]
 pub unsafe fn EtwProviderEnabled(
     RegHandle: REGHANDLE,
     Level: UCHAR,
@@ -131,6 +135,7 @@ pub unsafe fn EtwProviderEnabled(
 /// whose `Ptr`/`Size` name readable memory. The caller must run on a CPU of a
 /// [`crate::Machine`].
 #[must_use]
+#[inline(never)]
 pub unsafe fn EtwWriteTransfer(
     RegHandle: REGHANDLE,
     EventDescriptor: PCEVENT_DESCRIPTOR,

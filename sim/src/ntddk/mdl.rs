@@ -40,6 +40,7 @@ pub(super) fn mdl_layout(pages: usize) -> std::alloc::Layout {
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn IoAllocateMdl(
     VirtualAddress: PVOID,
     Length: ULONG,
@@ -133,6 +134,7 @@ pub(super) fn fill_pfns(st: &crate::machine::State, mdl: PMDL) -> Result<(), Bug
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL) {
     check_max(DISPATCH_LEVEL, "MmBuildMdlForNonPagedPool");
     let mdl = MemoryDescriptorList;
@@ -165,6 +167,7 @@ pub unsafe fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: PMDL) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn MmProbeAndLockPages(
     MemoryDescriptorList: PMDL,
     _AccessMode: KPROCESSOR_MODE,
@@ -223,6 +226,7 @@ pub unsafe fn MmProbeAndLockPages(
 ///
 /// # Panics
 /// Never: the MDL table entry is checked before it is used.
+#[inline(never)]
 pub unsafe fn MmUnlockPages(MemoryDescriptorList: PMDL) {
     check_max(DISPATCH_LEVEL, "MmUnlockPages");
     let mdl = MemoryDescriptorList;
@@ -260,6 +264,7 @@ pub unsafe fn MmUnlockPages(MemoryDescriptorList: PMDL) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn IoBuildPartialMdl(
     SourceMdl: PMDL,
     TargetMdl: PMDL,
@@ -347,6 +352,7 @@ pub unsafe fn IoBuildPartialMdl(
 ///
 /// # Panics
 /// Never: the MDL table entry is checked before it is used.
+#[inline(never)]
 pub unsafe fn IoFreeMdl(Mdl: PMDL) {
     check_max(DISPATCH_LEVEL, "IoFreeMdl");
     let info = with_state(|st, _| {
@@ -387,6 +393,7 @@ pub unsafe fn IoFreeMdl(Mdl: PMDL) {
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn MmMapLockedPagesSpecifyCache(
     MemoryDescriptorList: PMDL,
     _AccessMode: KPROCESSOR_MODE,
@@ -422,6 +429,7 @@ pub unsafe fn MmMapLockedPagesSpecifyCache(
 /// # Safety
 /// Pointer arguments must be valid as the WDK documents for this routine, and the caller
 /// must run on a CPU of a [`crate::Machine`] (`Machine::run` or `Machine::enter`).
+#[inline(never)]
 pub unsafe fn MmUnmapLockedPages(_BaseAddress: PVOID, MemoryDescriptorList: PMDL) {
     check_max(DISPATCH_LEVEL, "MmUnmapLockedPages");
     let mdl = MemoryDescriptorList;

@@ -1,6 +1,11 @@
 //! The WDF methods, mirrored from `wdf*.h` (KMDF 1.33) without the `DriverGlobals` parameter,
 //! as `call_unsafe_wdf_function_binding!` passes them. Each cites its C prototype and IRQL.
 //!
+//! Every method is `#[inline(never)]`: on Windows the driver reaches it through the framework's
+//! function table, which no compiler inlines, so a profile of the driver on the simulated
+//! machine (`rhca-lab bench`'s callgrind figures) counts the framework's work as the
+//! framework's, not the driver's.
+//!
 //! # Safety
 //! Every method is an `unsafe fn`: pointer arguments must be valid as the WDK documents for the
 //! method, and the caller must run on a CPU of a [`crate::Machine`].
@@ -175,6 +180,7 @@ fn parent_of(a: Option<&WDF_OBJECT_ATTRIBUTES>, default: usize) -> usize {
 /// `NTSTATUS WdfDriverCreate(PDRIVER_OBJECT, PCUNICODE_STRING RegistryPath,
 /// PWDF_OBJECT_ATTRIBUTES, PWDF_DRIVER_CONFIG, WDFDRIVER *Driver)`; PASSIVE_LEVEL.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDriverCreate(
     DriverObject: PDRIVER_OBJECT,
     RegistryPath: PCUNICODE_STRING,
@@ -325,6 +331,7 @@ fn with_init<R>(init: PWDFDEVICE_INIT, f: impl FnOnce(&mut super::DeviceInitData
 
 /// `VOID WdfDeviceInitSetPnpPowerEventCallbacks(PWDFDEVICE_INIT, PWDF_PNPPOWER_EVENT_CALLBACKS)`;
 /// PASSIVE_LEVEL.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetPnpPowerEventCallbacks(
     DeviceInit: PWDFDEVICE_INIT,
     PnpPowerEventCallbacks: PWDF_PNPPOWER_EVENT_CALLBACKS,
@@ -355,6 +362,7 @@ pub unsafe fn WdfDeviceInitSetPnpPowerEventCallbacks(
 }
 
 /// `VOID WdfDeviceInitSetIoType(PWDFDEVICE_INIT, WDF_DEVICE_IO_TYPE)`; PASSIVE_LEVEL.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetIoType(DeviceInit: PWDFDEVICE_INIT, IoType: WDF_DEVICE_IO_TYPE) {
     check_max(PASSIVE_LEVEL, "WdfDeviceInitSetIoType");
     with_init(DeviceInit, |d| d.io_type = IoType);
@@ -362,6 +370,7 @@ pub unsafe fn WdfDeviceInitSetIoType(DeviceInit: PWDFDEVICE_INIT, IoType: WDF_DE
 
 /// `VOID WdfDeviceInitSetFileObjectConfig(PWDFDEVICE_INIT, PWDF_FILEOBJECT_CONFIG,
 /// PWDF_OBJECT_ATTRIBUTES)`; PASSIVE_LEVEL.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetFileObjectConfig(
     DeviceInit: PWDFDEVICE_INIT,
     FileObjectConfig: PWDF_FILEOBJECT_CONFIG,
@@ -411,6 +420,7 @@ pub unsafe fn WdfDeviceInitSetFileObjectConfig(
 }
 
 /// `VOID WdfDeviceInitSetExclusive(PWDFDEVICE_INIT, BOOLEAN IsExclusive)`; PASSIVE_LEVEL.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetExclusive(
     DeviceInit: PWDFDEVICE_INIT,
     IsExclusive: crate::types::BOOLEAN,
@@ -421,6 +431,7 @@ pub unsafe fn WdfDeviceInitSetExclusive(
 
 /// `VOID WdfDeviceInitSetCharacteristics(PWDFDEVICE_INIT, ULONG DeviceCharacteristics,
 /// BOOLEAN OrInValues)`; PASSIVE_LEVEL.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetCharacteristics(
     DeviceInit: PWDFDEVICE_INIT,
     DeviceCharacteristics: ULONG,
@@ -439,6 +450,7 @@ pub unsafe fn WdfDeviceInitSetCharacteristics(
 /// `NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES,
 /// WDFDEVICE *Device)`; PASSIVE_LEVEL. On success `*DeviceInit` becomes NULL.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceCreate(
     DeviceInit: *mut PWDFDEVICE_INIT,
     DeviceAttributes: PWDF_OBJECT_ATTRIBUTES,
@@ -533,6 +545,7 @@ pub unsafe fn WdfDeviceCreate(
 /// `NTSTATUS WdfDeviceCreateDeviceInterface(WDFDEVICE, const GUID *InterfaceClassGUID,
 /// PCUNICODE_STRING ReferenceString)`; PASSIVE_LEVEL.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceCreateDeviceInterface(
     Device: WDFDEVICE,
     InterfaceClassGUID: *const GUID,
@@ -553,6 +566,7 @@ pub unsafe fn WdfDeviceCreateDeviceInterface(
 
 /// `PDEVICE_OBJECT WdfDeviceWdmGetPhysicalDevice(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceWdmGetPhysicalDevice(Device: WDFDEVICE) -> PDEVICE_OBJECT {
     check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetPhysicalDevice");
     wdf(|w| Ok(w.device(Device as usize)?.pdo as PDEVICE_OBJECT))
@@ -560,6 +574,7 @@ pub unsafe fn WdfDeviceWdmGetPhysicalDevice(Device: WDFDEVICE) -> PDEVICE_OBJECT
 
 /// `PDEVICE_OBJECT WdfDeviceWdmGetDeviceObject(WDFDEVICE)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceWdmGetDeviceObject(Device: WDFDEVICE) -> PDEVICE_OBJECT {
     check_max(DISPATCH_LEVEL, "WdfDeviceWdmGetDeviceObject");
     wdf(|w| {
@@ -569,6 +584,7 @@ pub unsafe fn WdfDeviceWdmGetDeviceObject(Device: WDFDEVICE) -> PDEVICE_OBJECT {
 }
 
 /// `VOID WdfDeviceSetFailed(WDFDEVICE, WDF_DEVICE_FAILED_ACTION)`; `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfDeviceSetFailed(Device: WDFDEVICE, _FailedAction: WDF_DEVICE_FAILED_ACTION) {
     check_max(DISPATCH_LEVEL, "WdfDeviceSetFailed");
     wdf(|w| {
@@ -588,6 +604,7 @@ fn res_list(w: &WdfState, h: usize) -> Result<&[CM_PARTIAL_RESOURCE_DESCRIPTOR],
 
 /// `ULONG WdfCmResourceListGetCount(WDFCMRESLIST)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfCmResourceListGetCount(List: WDFCMRESLIST) -> ULONG {
     check_max(DISPATCH_LEVEL, "WdfCmResourceListGetCount");
     wdf(|w| Ok(res_list(w, List as usize)?.len() as ULONG))
@@ -596,6 +613,7 @@ pub unsafe fn WdfCmResourceListGetCount(List: WDFCMRESLIST) -> ULONG {
 /// `PCM_PARTIAL_RESOURCE_DESCRIPTOR WdfCmResourceListGetDescriptor(WDFCMRESLIST, ULONG Index)`;
 /// `<= DISPATCH_LEVEL`. NULL for an index beyond the list.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfCmResourceListGetDescriptor(
     List: WDFCMRESLIST,
     Index: ULONG,
@@ -613,6 +631,7 @@ pub unsafe fn WdfCmResourceListGetDescriptor(
 /// `VOID WdfObjectDelete(WDFOBJECT)`; `<= DISPATCH_LEVEL`. Deletes the object and its
 /// children: cleanup callbacks children first, then destroy callbacks. An object the driver
 /// still references gets its cleanup now and its destroy at the last dereference.
+#[inline(never)]
 pub unsafe fn WdfObjectDelete(Object: WDFOBJECT) {
     check_max(DISPATCH_LEVEL, "WdfObjectDelete");
     let h = Object as usize;
@@ -666,6 +685,7 @@ pub unsafe fn WdfObjectDelete(Object: WDFOBJECT) {
 
 /// `VOID WdfObjectReferenceActual(WDFOBJECT, PVOID Tag, LONG Line, PCHAR File)` (what the
 /// `WdfObjectReference` macro calls); `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfObjectReferenceActual(
     Handle: WDFOBJECT,
     _Tag: PVOID,
@@ -681,6 +701,7 @@ pub unsafe fn WdfObjectReferenceActual(
 
 /// `VOID WdfObjectDereferenceActual(WDFOBJECT, PVOID Tag, LONG Line, PCHAR File)`;
 /// `<= DISPATCH_LEVEL`. The last dereference of a deleted object destroys it.
+#[inline(never)]
 pub unsafe fn WdfObjectDereferenceActual(
     Handle: WDFOBJECT,
     _Tag: PVOID,
@@ -716,6 +737,7 @@ pub unsafe fn WdfObjectDereferenceActual(
 /// `PVOID WdfObjectGetTypedContextWorker(WDFOBJECT, PCWDF_OBJECT_CONTEXT_TYPE_INFO)`; any IRQL.
 /// NULL when the object has no context of that type.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfObjectGetTypedContextWorker(
     Handle: WDFOBJECT,
     TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO,

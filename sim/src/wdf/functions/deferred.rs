@@ -29,6 +29,7 @@ use crate::{
 /// `NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG, PWDF_OBJECT_ATTRIBUTES, WDFWORKITEM *)`;
 /// `<= DISPATCH_LEVEL`. The attributes must name a parent (a device, or an object under one).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfWorkItemCreate(
     Config: PWDF_WORKITEM_CONFIG,
     Attributes: PWDF_OBJECT_ATTRIBUTES,
@@ -87,6 +88,7 @@ pub(super) fn work_item(
 
 /// `VOID WdfWorkItemEnqueue(WDFWORKITEM)`; `<= DISPATCH_LEVEL`. Ignored while the item is
 /// already queued (not yet started).
+#[inline(never)]
 pub unsafe fn WdfWorkItemEnqueue(WorkItem: WDFWORKITEM) {
     check_max(DISPATCH_LEVEL, "WdfWorkItemEnqueue");
     let tx = wdf(|w| {
@@ -105,6 +107,7 @@ pub unsafe fn WdfWorkItemEnqueue(WorkItem: WDFWORKITEM) {
 
 /// `VOID WdfWorkItemFlush(WDFWORKITEM)`; `PASSIVE_LEVEL`. Returns when the item is neither
 /// queued nor running; a queued item runs now, on the caller's thread.
+#[inline(never)]
 pub unsafe fn WdfWorkItemFlush(WorkItem: WDFWORKITEM) {
     check_max(PASSIVE_LEVEL, "WdfWorkItemFlush");
     let h = WorkItem as usize;
@@ -125,6 +128,7 @@ pub unsafe fn WdfWorkItemFlush(WorkItem: WDFWORKITEM) {
 
 /// `WDFOBJECT WdfWorkItemGetParentObject(WDFWORKITEM)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
     check_max(DISPATCH_LEVEL, "WdfWorkItemGetParentObject");
     wdf(|w| {
@@ -140,6 +144,7 @@ pub unsafe fn WdfWorkItemGetParentObject(WorkItem: WDFWORKITEM) -> WDFOBJECT {
 /// one). The callback runs at `DISPATCH_LEVEL`; passive-level timers (`ExecutionLevel`) and
 /// automatic serialization are not modelled (`docs/sim-fidelity.md` §8).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfTimerCreate(
     Config: PWDF_TIMER_CONFIG,
     Attributes: PWDF_OBJECT_ATTRIBUTES,
@@ -209,6 +214,7 @@ pub(super) fn timer(w: &mut WdfState, h: usize) -> Result<&mut crate::wdf::Timer
 /// taken as due now. Returns whether the timer was already in the timer queue (it is then
 /// re-armed with the new due time, as KMDF does).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfTimerStart(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN {
     check_max(DISPATCH_LEVEL, "WdfTimerStart");
     let delay = std::time::Duration::from_nanos(DueTime.min(0).unsigned_abs().saturating_mul(100));
@@ -229,6 +235,7 @@ pub unsafe fn WdfTimerStart(Timer: WDFTIMER, DueTime: LONGLONG) -> BOOLEAN {
 /// `Wait` (it then returns only once a running callback has returned). Returns whether the timer
 /// was in the timer queue.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfTimerStop(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN {
     check_max(
         if Wait == 0 {
@@ -250,6 +257,7 @@ pub unsafe fn WdfTimerStop(Timer: WDFTIMER, Wait: BOOLEAN) -> BOOLEAN {
 
 /// `WDFOBJECT WdfTimerGetParentObject(WDFTIMER)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfTimerGetParentObject(Timer: WDFTIMER) -> WDFOBJECT {
     check_max(DISPATCH_LEVEL, "WdfTimerGetParentObject");
     wdf(|w| {

@@ -28,6 +28,7 @@ use crate::{NTSTATUS, STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_PARAMETER, STA
 /// WDFINTERRUPT *Interrupt)`; PASSIVE_LEVEL (in `EvtDriverDeviceAdd` or
 /// `EvtDevicePrepareHardware`). Interrupts take message numbers in creation order.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfInterruptCreate(
     Device: WDFDEVICE,
     Configuration: PWDF_INTERRUPT_CONFIG,
@@ -86,6 +87,7 @@ pub unsafe fn WdfInterruptCreate(
 
 /// `BOOLEAN WdfInterruptQueueDpcForIsr(WDFINTERRUPT)`; any IRQL. FALSE when already queued.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfInterruptQueueDpcForIsr(Interrupt: WDFINTERRUPT) -> crate::types::BOOLEAN {
     let (queued, tx) = wdf(|w| {
         let i = w.interrupt(Interrupt as usize)?;
@@ -161,6 +163,7 @@ pub(crate) fn release_interrupt_lock(h: usize, old: KIRQL) {
 }
 
 /// `VOID WdfInterruptAcquireLock(WDFINTERRUPT)`; `<= DIRQL`, raises to DIRQL.
+#[inline(never)]
 pub unsafe fn WdfInterruptAcquireLock(Interrupt: WDFINTERRUPT) {
     let old = acquire_interrupt_lock(Interrupt as usize);
     wdf(|w| {
@@ -170,6 +173,7 @@ pub unsafe fn WdfInterruptAcquireLock(Interrupt: WDFINTERRUPT) {
 }
 
 /// `VOID WdfInterruptReleaseLock(WDFINTERRUPT)`; at DIRQL, returns to the acquiring IRQL.
+#[inline(never)]
 pub unsafe fn WdfInterruptReleaseLock(Interrupt: WDFINTERRUPT) {
     let old = wdf(|w| Ok(w.interrupt(Interrupt as usize)?.held_irql));
     release_interrupt_lock(Interrupt as usize, old);
@@ -178,6 +182,7 @@ pub unsafe fn WdfInterruptReleaseLock(Interrupt: WDFINTERRUPT) {
 /// `BOOLEAN WdfInterruptSynchronize(WDFINTERRUPT, PFN_WDF_INTERRUPT_SYNCHRONIZE, WDFCONTEXT)`;
 /// `<= DISPATCH_LEVEL`: runs the callback at DIRQL under the interrupt's lock.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfInterruptSynchronize(
     Interrupt: WDFINTERRUPT,
     Callback: PFN_WDF_INTERRUPT_SYNCHRONIZE,
@@ -196,6 +201,7 @@ pub unsafe fn WdfInterruptSynchronize(
 
 /// `WDFDEVICE WdfInterruptGetDevice(WDFINTERRUPT)`; `<= DIRQL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfInterruptGetDevice(Interrupt: WDFINTERRUPT) -> WDFDEVICE {
     wdf(|w| Ok(w.interrupt(Interrupt as usize)?.device as WDFDEVICE))
 }
@@ -205,6 +211,7 @@ pub unsafe fn WdfInterruptGetDevice(Interrupt: WDFINTERRUPT) -> WDFDEVICE {
 /// `NTSTATUS WdfSpinLockCreate(PWDF_OBJECT_ATTRIBUTES, WDFSPINLOCK *SpinLock)`;
 /// `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfSpinLockCreate(
     SpinLockAttributes: PWDF_OBJECT_ATTRIBUTES,
     SpinLock: *mut WDFSPINLOCK,
@@ -242,6 +249,7 @@ pub(super) fn spin(h: usize) -> *mut crate::types::KSPIN_LOCK {
 }
 
 /// `VOID WdfSpinLockAcquire(WDFSPINLOCK)`; `<= DISPATCH_LEVEL`, raises to `DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfSpinLockAcquire(SpinLock: WDFSPINLOCK) {
     check_max(DISPATCH_LEVEL, "WdfSpinLockAcquire");
     let lock = spin(SpinLock as usize);
@@ -257,6 +265,7 @@ pub unsafe fn WdfSpinLockAcquire(SpinLock: WDFSPINLOCK) {
 }
 
 /// `VOID WdfSpinLockRelease(WDFSPINLOCK)`; at `DISPATCH_LEVEL`, returns to the acquiring IRQL.
+#[inline(never)]
 pub unsafe fn WdfSpinLockRelease(SpinLock: WDFSPINLOCK) {
     let lock = spin(SpinLock as usize);
     let old = wdf(|w| match &w.get(SpinLock as usize, "WDFSPINLOCK")?.kind {

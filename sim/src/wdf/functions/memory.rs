@@ -42,6 +42,7 @@ pub const KMDF_MINOR: ULONG = 33;
 /// object's parent is the driver unless the attributes name one. Deleting the object frees the
 /// buffer.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfMemoryCreate(
     Attributes: PWDF_OBJECT_ATTRIBUTES,
     PoolType: POOL_TYPE,
@@ -118,6 +119,7 @@ const fn paged_pool(pool: POOL_TYPE) -> bool {
 
 /// `PVOID WdfMemoryGetBuffer(WDFMEMORY, size_t *BufferSize)`; any IRQL.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfMemoryGetBuffer(Memory: WDFMEMORY, BufferSize: *mut usize) -> PVOID {
     let (buf, len) = wdf(|w| {
         let m = w.memory(Memory as usize)?;
@@ -135,6 +137,7 @@ pub unsafe fn WdfMemoryGetBuffer(Memory: WDFMEMORY, BufferSize: *mut usize) -> P
 /// `_CopyPtrToPtr`: an offset at or past the end, or more bytes than remain after it, is
 /// `STATUS_BUFFER_TOO_SMALL`; zero bytes is `STATUS_INVALID_PARAMETER`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfMemoryCopyToBuffer(
     SourceMemory: WDFMEMORY,
     SourceOffset: usize,
@@ -173,6 +176,7 @@ pub unsafe fn WdfMemoryCopyToBuffer(
 /// break; an offset at or past the end, or more bytes than fit after it, is
 /// `STATUS_INVALID_BUFFER_SIZE`; zero bytes is `STATUS_INVALID_PARAMETER`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfMemoryCopyFromBuffer(
     DestinationMemory: WDFMEMORY,
     DestinationOffset: usize,
@@ -224,6 +228,7 @@ fn memory_of(m: WDFMEMORY) -> (usize, usize, bool) {
 /// `<= DISPATCH_LEVEL`. Not for a read (`STATUS_INVALID_DEVICE_REQUEST`); a write's buffer is
 /// read-only. The object belongs to the request and goes with its completion.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveInputMemory(
     Request: WDFREQUEST,
     Memory: *mut WDFMEMORY,
@@ -235,6 +240,7 @@ pub unsafe fn WdfRequestRetrieveInputMemory(
 /// `NTSTATUS WdfRequestRetrieveOutputMemory(WDFREQUEST, WDFMEMORY *Memory)`;
 /// `<= DISPATCH_LEVEL`. Not for a write (`STATUS_INVALID_DEVICE_REQUEST`).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveOutputMemory(
     Request: WDFREQUEST,
     Memory: *mut WDFMEMORY,
@@ -317,6 +323,7 @@ fn valid_unicode_string(u: &UNICODE_STRING) -> bool {
 /// WDFSTRING *String)`; PASSIVE_LEVEL. The string copies `UnicodeString` (when given); its
 /// parent is the driver unless the attributes name one.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfStringCreate(
     UnicodeString: PCUNICODE_STRING,
     StringAttributes: PWDF_OBJECT_ATTRIBUTES,
@@ -365,6 +372,7 @@ pub unsafe fn WdfStringCreate(
 
 /// `VOID WdfStringGetUnicodeString(WDFSTRING, PUNICODE_STRING)`; PASSIVE_LEVEL. The
 /// descriptor points into the string object: valid until the string changes or is deleted.
+#[inline(never)]
 pub unsafe fn WdfStringGetUnicodeString(String: WDFSTRING, UnicodeString: PUNICODE_STRING) {
     let u = wdf(|w| {
         let s = w.string(String as usize)?;
@@ -394,6 +402,7 @@ pub unsafe fn WdfStringGetUnicodeString(String: WDFSTRING, UnicodeString: PUNICO
 /// "Kernel Mode Driver Framework version 1.33.<build>" to the string ("(verifier on)" after
 /// "Framework" when the machine runs the `verifier` profile).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDriverRetrieveVersionString(Driver: WDFDRIVER, String: WDFSTRING) -> NTSTATUS {
     driver_handle(Driver);
     if String.is_null() {
@@ -430,6 +439,7 @@ pub const KMDF_BUILD: ULONG = 0;
 /// PASSIVE_LEVEL. TRUE when the major version is 1 and the minor at most 33; FALSE for a
 /// params `Size` that is not the structure's.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDriverIsVersionAvailable(
     Driver: WDFDRIVER,
     VersionAvailableParams: PWDF_DRIVER_VERSION_AVAILABLE_PARAMS,
@@ -453,6 +463,7 @@ pub unsafe fn WdfDriverIsVersionAvailable(
 /// PASSIVE_LEVEL. Every request of the device is created with these attributes (its context
 /// and cleanup callbacks); a parent is not allowed (requests are the device's). Invalid
 /// attributes are a verifier break and change nothing.
+#[inline(never)]
 pub unsafe fn WdfDeviceInitSetRequestAttributes(
     DeviceInit: PWDFDEVICE_INIT,
     RequestAttributes: PWDF_OBJECT_ATTRIBUTES,
@@ -479,6 +490,7 @@ pub unsafe fn WdfDeviceInitSetRequestAttributes(
 /// `WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE)`; `<= DISPATCH_LEVEL`. NULL when the device
 /// has no default queue.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceGetDefaultQueue(Device: WDFDEVICE) -> WDFQUEUE {
     check_max(DISPATCH_LEVEL, "WdfDeviceGetDefaultQueue");
     wdf(|w| {
@@ -491,6 +503,7 @@ pub unsafe fn WdfDeviceGetDefaultQueue(Device: WDFDEVICE) -> WDFQUEUE {
 /// `WDFQUEUE WdfRequestGetIoQueue(WDFREQUEST)`; `<= DISPATCH_LEVEL`. The queue that presented
 /// the request, or NULL for one that came from no queue (a create without a queue).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestGetIoQueue(Request: WDFREQUEST) -> WDFQUEUE {
     check_max(DISPATCH_LEVEL, "WdfRequestGetIoQueue");
     wdf(|w| {

@@ -25,6 +25,7 @@ use crate::{NTSTATUS, STATUS_INFO_LENGTH_MISMATCH, STATUS_INVALID_PARAMETER, STA
 /// `NTSTATUS WdfIoQueueCreate(WDFDEVICE, PWDF_IO_QUEUE_CONFIG, PWDF_OBJECT_ATTRIBUTES,
 /// WDFQUEUE *Queue)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfIoQueueCreate(
     Device: WDFDEVICE,
     Config: PWDF_IO_QUEUE_CONFIG,
@@ -111,6 +112,7 @@ pub unsafe fn WdfIoQueueCreate(
 /// `NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE, WDFQUEUE, WDF_REQUEST_TYPE)`;
 /// PASSIVE_LEVEL.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfDeviceConfigureRequestDispatching(
     Device: WDFDEVICE,
     Queue: WDFQUEUE,
@@ -135,6 +137,7 @@ pub unsafe fn WdfDeviceConfigureRequestDispatching(
 
 /// `WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfIoQueueGetDevice(Queue: WDFQUEUE) -> WDFDEVICE {
     wdf(|w| Ok(w.queue(Queue as usize)?.device as WDFDEVICE))
 }
@@ -142,6 +145,7 @@ pub unsafe fn WdfIoQueueGetDevice(Queue: WDFQUEUE) -> WDFDEVICE {
 /// `NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE, WDFREQUEST *OutRequest)`;
 /// `<= DISPATCH_LEVEL`. `STATUS_NO_MORE_ENTRIES` when the queue is empty.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfIoQueueRetrieveNextRequest(
     Queue: WDFQUEUE,
     OutRequest: *mut WDFREQUEST,
@@ -173,6 +177,7 @@ pub unsafe fn WdfIoQueueRetrieveNextRequest(
 }
 
 /// `VOID WdfIoQueueStart(WDFQUEUE)`; `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfIoQueueStart(Queue: WDFQUEUE) {
     check_max(DISPATCH_LEVEL, "WdfIoQueueStart");
     wdf(|w| {
@@ -185,6 +190,7 @@ pub unsafe fn WdfIoQueueStart(Queue: WDFQUEUE) {
 }
 
 /// `VOID WdfIoQueueStopSynchronously(WDFQUEUE)`; PASSIVE_LEVEL. New requests wait in the queue.
+#[inline(never)]
 pub unsafe fn WdfIoQueueStopSynchronously(Queue: WDFQUEUE) {
     check_max(PASSIVE_LEVEL, "WdfIoQueueStopSynchronously");
     wdf(|w| {
@@ -196,6 +202,7 @@ pub unsafe fn WdfIoQueueStopSynchronously(Queue: WDFQUEUE) {
 /// `VOID WdfIoQueueStop(WDFQUEUE, PFN_WDF_IO_QUEUE_STATE StopComplete, WDFCONTEXT Context)`;
 /// `<= DISPATCH_LEVEL`. New requests wait in the queue; `StopComplete` runs once the driver
 /// owns none of the queue's requests (at once if it owns none now).
+#[inline(never)]
 pub unsafe fn WdfIoQueueStop(
     Queue: WDFQUEUE,
     StopComplete: PFN_WDF_IO_QUEUE_STATE,
@@ -208,6 +215,7 @@ pub unsafe fn WdfIoQueueStop(
 /// `VOID WdfIoQueuePurge(WDFQUEUE, PFN_WDF_IO_QUEUE_STATE PurgeComplete, WDFCONTEXT Context)`;
 /// `<= DISPATCH_LEVEL`. Waiting requests are cancelled; `PurgeComplete` runs once the driver
 /// owns none of the queue's requests.
+#[inline(never)]
 pub unsafe fn WdfIoQueuePurge(
     Queue: WDFQUEUE,
     PurgeComplete: PFN_WDF_IO_QUEUE_STATE,
@@ -246,6 +254,7 @@ pub(super) fn arm_idle(q: usize, cb: PFN_WDF_IO_QUEUE_STATE, ctx: usize, purge: 
 
 /// `VOID WdfIoQueuePurgeSynchronously(WDFQUEUE)`; PASSIVE_LEVEL. Waiting requests are cancelled
 /// (`EvtIoCanceledOnQueue`, or completed with `STATUS_CANCELLED`); the queue stops accepting.
+#[inline(never)]
 pub unsafe fn WdfIoQueuePurgeSynchronously(Queue: WDFQUEUE) {
     check_max(PASSIVE_LEVEL, "WdfIoQueuePurgeSynchronously");
     crate::wdf::host::purge(Queue as usize);

@@ -31,6 +31,7 @@ use crate::{
 /// `NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST, size_t MinimumRequiredLength,
 /// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveInputBuffer(
     Request: WDFREQUEST,
     MinimumRequiredLength: usize,
@@ -44,6 +45,7 @@ pub unsafe fn WdfRequestRetrieveInputBuffer(
 /// `NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST, size_t MinimumRequiredSize,
 /// PVOID *Buffer, size_t *Length)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveOutputBuffer(
     Request: WDFREQUEST,
     MinimumRequiredSize: usize,
@@ -90,6 +92,7 @@ pub(super) fn retrieve(
 /// `NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`.
 /// The MDL of a `METHOD_OUT_DIRECT`/`IN_DIRECT` buffer, locked for the request's life.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestRetrieveOutputWdmMdl");
     if Mdl.is_null() {
@@ -107,6 +110,7 @@ pub unsafe fn WdfRequestRetrieveOutputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL
 /// `NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST, PMDL *Mdl)`; `<= DISPATCH_LEVEL`. An MDL
 /// for the input buffer, built on first use and freed with the request.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestRetrieveInputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestRetrieveInputWdmMdl");
     if Mdl.is_null() {
@@ -149,6 +153,7 @@ pub unsafe fn WdfRequestRetrieveInputWdmMdl(Request: WDFREQUEST, Mdl: *mut PMDL)
 }
 
 /// `VOID WdfRequestGetParameters(WDFREQUEST, PWDF_REQUEST_PARAMETERS)`; `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfRequestGetParameters(Request: WDFREQUEST, Parameters: PWDF_REQUEST_PARAMETERS) {
     check_max(DISPATCH_LEVEL, "WdfRequestGetParameters");
     if Parameters.is_null() {
@@ -196,6 +201,7 @@ pub unsafe fn WdfRequestGetParameters(Request: WDFREQUEST, Parameters: PWDF_REQU
 
 /// `WDFFILEOBJECT WdfRequestGetFileObject(WDFREQUEST)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestGetFileObject(Request: WDFREQUEST) -> WDFFILEOBJECT {
     check_max(DISPATCH_LEVEL, "WdfRequestGetFileObject");
     wdf(|w| Ok(w.request(Request as usize)?.file as WDFFILEOBJECT))
@@ -203,6 +209,7 @@ pub unsafe fn WdfRequestGetFileObject(Request: WDFREQUEST) -> WDFFILEOBJECT {
 
 /// `WDFDEVICE WdfFileObjectGetDevice(WDFFILEOBJECT)`; `<= DISPATCH_LEVEL`.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfFileObjectGetDevice(FileObject: WDFFILEOBJECT) -> WDFDEVICE {
     wdf(
         |w| match &w.get(FileObject as usize, "WDFFILEOBJECT")?.kind {
@@ -264,6 +271,7 @@ pub(super) fn driver_complete(r: usize, status: NTSTATUS, info: Option<usize>) {
 }
 
 /// `VOID WdfRequestComplete(WDFREQUEST, NTSTATUS)`; `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfRequestComplete(Request: WDFREQUEST, Status: NTSTATUS) {
     check_max(DISPATCH_LEVEL, "WdfRequestComplete");
     driver_complete(Request as usize, Status, None);
@@ -271,6 +279,7 @@ pub unsafe fn WdfRequestComplete(Request: WDFREQUEST, Status: NTSTATUS) {
 
 /// `VOID WdfRequestCompleteWithInformation(WDFREQUEST, NTSTATUS, ULONG_PTR Information)`;
 /// `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfRequestCompleteWithInformation(
     Request: WDFREQUEST,
     Status: NTSTATUS,
@@ -281,6 +290,7 @@ pub unsafe fn WdfRequestCompleteWithInformation(
 }
 
 /// `VOID WdfRequestSetInformation(WDFREQUEST, ULONG_PTR Information)`; `<= DISPATCH_LEVEL`.
+#[inline(never)]
 pub unsafe fn WdfRequestSetInformation(Request: WDFREQUEST, Information: ULONG_PTR) {
     check_max(DISPATCH_LEVEL, "WdfRequestSetInformation");
     wdf(|w| {
@@ -293,6 +303,7 @@ pub unsafe fn WdfRequestSetInformation(Request: WDFREQUEST, Information: ULONG_P
 /// For a request already cancelled, the framework calls the cancel routine at once, before
 /// returning (`FxRequest::MarkCancelable`), so the driver must not hold a lock its cancel
 /// routine takes — the reason `WdfRequestMarkCancelableEx` exists.
+#[inline(never)]
 pub unsafe fn WdfRequestMarkCancelable(
     Request: WDFREQUEST,
     EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
@@ -315,6 +326,7 @@ pub unsafe fn WdfRequestMarkCancelable(
 /// `<= DISPATCH_LEVEL`. `STATUS_CANCELLED` if the request was already cancelled (the routine is
 /// then not registered and the driver must complete the request).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestMarkCancelableEx(
     Request: WDFREQUEST,
     EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
@@ -337,6 +349,7 @@ pub unsafe fn WdfRequestMarkCancelableEx(
 /// when the cancel routine has run or is about to (the driver must not complete the request
 /// then; the cancel routine does).
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestUnmarkCancelable(Request: WDFREQUEST) -> NTSTATUS {
     check_max(DISPATCH_LEVEL, "WdfRequestUnmarkCancelable");
     wdf(|w| {
@@ -352,6 +365,7 @@ pub unsafe fn WdfRequestUnmarkCancelable(Request: WDFREQUEST) -> NTSTATUS {
 /// `NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST, WDFQUEUE DestinationQueue)`;
 /// `<= DISPATCH_LEVEL`. The request leaves the driver and waits in the destination queue.
 #[must_use]
+#[inline(never)]
 pub unsafe fn WdfRequestForwardToIoQueue(
     Request: WDFREQUEST,
     DestinationQueue: WDFQUEUE,
