@@ -23,6 +23,8 @@
     reason = "counts and SVG coordinates far below 2^52; plot geometry reads better unfused"
 )]
 
+pub mod scaling;
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 

@@ -19,6 +19,9 @@ commands:
               round trips and doorbell batching, each against a baseline measured in the same
               run; print a table, write JSON and SVG plots (default DIR: target/bench); exit
               status 1 when a target is missed (build with --release)
+  bench --scaling [--quick] [--json PATH]
+              how each cost per operation grows: MADs in flight, buffer size and segment
+              count, concurrent streams, live IOMMU mappings (mixed sizes)
   scenario <all|name> [--count N] [--profile P] [--seed S] [--json]
               Device Fundamentals scenarios with I/O before, during and after (disable-enable,
               query-remove-cancel, remove, surprise-remove, query-stop-cancel, stop-start,
@@ -233,12 +236,36 @@ fn scenario_command(args: &[String]) -> ExitCode {
     }
 }
 
+/// `bench --scaling`: the scaling figures, a table and the growth summary (and JSON with
+/// `--json`). Fails when a run fails, not on a growth (the summary names it).
+fn scaling_command(size: bench::Size, args: &[String]) -> ExitCode {
+    let figs = match bench::scaling::run(size, true) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("rhca-lab bench --scaling: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", bench::table(&figs));
+    print!("{}", bench::scaling::summary(&figs));
+    if let Some(path) = arg(args, "--json")
+        && let Err(e) = std::fs::write(path, bench::json(&figs))
+    {
+        eprintln!("rhca-lab bench --scaling: {path}: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
 fn bench_command(args: &[String]) -> ExitCode {
     let size = if args.iter().any(|a| a == "--quick") {
         bench::Size::QUICK
     } else {
         bench::Size::DEFAULT
     };
+    if args.iter().any(|a| a == "--scaling") {
+        return scaling_command(size, args);
+    }
     let figs = match bench::run(size, true) {
         Ok(f) => f,
         Err(e) => {
