@@ -25,8 +25,9 @@ use crate::machine::Config;
 /// Bytes per page.
 pub const PAGE: usize = 4096;
 
-/// Page frames below 4 GiB: 16 MiB .. 2 GiB.
-const LOW: (u64, u64) = (0x1000, 0x8_0000);
+/// Page frames below 4 GiB: 16 MiB .. 4 GiB (half of it scattered frames, about 2 GiB, so that
+/// a process can hold a 1 GiB stream buffer; frames are host pages only once allocated).
+const LOW: (u64, u64) = (0x1000, 0x10_0000);
 /// Page frames above 4 GiB: 8 GiB .. 40 GiB.
 const HIGH: (u64, u64) = (0x20_0000, 0xA0_0000);
 
