@@ -63,6 +63,14 @@ struct Region {
     pfns: Vec<u64>,
 }
 
+/// Greatest common divisor.
+const fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// A frame allocator over one range: a seeded permutation for scattered frames, runs for
 /// contiguous ones, and FIFO reuse of freed frames (so a stale address soon names new memory).
 #[derive(Debug)]
@@ -81,8 +89,13 @@ impl Frames {
         let total = range.1 - range.0;
         // The first half serves scattered frames, the second half contiguous runs.
         let size = total / 2;
-        // An odd stride is coprime with the power-of-two size: the walk is a permutation.
-        let stride = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % size) | 1;
+        // A stride coprime with the size makes the walk a permutation: every frame once. (An odd
+        // stride alone is not enough: the sizes are not powers of two, and a stride sharing a
+        // factor with the size would hand out a frame twice once size / gcd frames are used.)
+        let mut stride = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % size) | 1;
+        while gcd(stride, size) != 1 {
+            stride += 2;
+        }
         Self {
             base: range.0,
             size,
@@ -662,6 +675,23 @@ fn pieces(pa: u64, len: usize) -> impl Iterator<Item = (usize, u64, usize, usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scattered_walk_hands_out_every_frame_once_for_any_seed() {
+        for range in [LOW, HIGH] {
+            for seed in [1u64, 2, 3, 7, 42, 0xDEAD_BEEF] {
+                let mut f = Frames::new(range, seed);
+                let size = f.size;
+                let mut seen = vec![false; usize::try_from(size).unwrap_or(0)];
+                for _ in 0..size {
+                    let p = f.scattered().expect("a frame");
+                    let i = usize::try_from(p - f.base).unwrap_or(usize::MAX);
+                    assert!(!seen[i], "frame {p:#x} handed out twice (seed {seed})");
+                    seen[i] = true;
+                }
+            }
+        }
+    }
 
     #[test]
     fn frames_are_scattered_unique_and_reused_fifo() {

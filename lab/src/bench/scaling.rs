@@ -69,17 +69,22 @@ fn mad_in_flight_us(k: u64, n: u64) -> Result<f64, String> {
     Ok(el.as_secs_f64() * 1e6 / (rounds * k) as f64)
 }
 
-/// Nanoseconds per 64 KiB capture segment with `streams` streams running at once, each on its
-/// own engine and handle (its own process), each with a buffer of `buffer` bytes, over `segs`
-/// segments per stream after one lap of warm-up.
-fn stream_segment_ns(streams: u32, buffer: u64, segs: u64) -> Result<f64, String> {
-    const SEG: u32 = 64 * 1024;
-    let count = u32::try_from(buffer / u64::from(SEG)).map_err(|e| e.to_string())?;
+/// Nanoseconds per capture segment of `seg` bytes with `streams` streams running at once, each
+/// on its own engine and handle (its own process), each with a buffer of `buffer` bytes, over
+/// `segs` segments per stream after one lap of warm-up.
+fn stream_segment_ns(
+    profile: Profile,
+    streams: u32,
+    seg: u32,
+    buffer: u64,
+    segs: u64,
+) -> Result<f64, String> {
+    let count = u32::try_from(buffer / u64::from(seg)).map_err(|e| e.to_string())?;
     let model = ModelConfig {
         bench_data: true,
         ..ModelConfig::default()
     };
-    let b = boot(Config::with_profile(Profile::COHERENT), model)?;
+    let b = boot(Config::with_profile(profile), model)?;
     let procs: Vec<_> = (0..streams).map(|_| b.process()).collect();
     let handles = procs
         .iter()
@@ -97,7 +102,7 @@ fn stream_segment_ns(streams: u32, buffer: u64, segs: u64) -> Result<f64, String
                 &b.m,
                 engine,
                 Direction::Capture,
-                SEG,
+                seg,
                 count,
                 Strategy::PersistentSg,
                 0,
@@ -105,8 +110,9 @@ fn stream_segment_ns(streams: u32, buffer: u64, segs: u64) -> Result<f64, String
             .map_err(|st| format!("START on engine {engine} refused: {st:#x}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let mut warmed = 0;
     for c in &clients {
-        let _ = c.drain(u64::from(count));
+        warmed += c.drain(u64::from(count));
     }
     let t = Instant::now();
     let moved: u64 = std::thread::scope(|s| {
@@ -116,11 +122,26 @@ fn stream_segment_ns(streams: u32, buffer: u64, segs: u64) -> Result<f64, String
         )]
         let runs: Vec<_> = clients
             .iter()
-            .map(|c| s.spawn(move || c.drain(segs * u64::from(SEG) / u64::from(SEG))))
+            .map(|c| s.spawn(move || c.drain(segs)))
             .collect();
         runs.into_iter().map(|r| r.join().unwrap_or(0)).sum()
     });
     let el = t.elapsed();
+    // Why nothing moved, if so: the START's own completion and the driver's error events.
+    let why = if moved == 0 {
+        let start = clients
+            .first()
+            .and_then(|c| c.start.wait(Duration::ZERO))
+            .map(|r| format!("START completed with {:#x}", r.status));
+        format!(
+            "{}; warm-up moved {warmed} bytes; a WAIT now: {:?}; driver errors: {:?}",
+            start.unwrap_or_else(|| "START pending".into()),
+            clients.first().map(|c| c.try_wait(16)),
+            b.m.trace_errors()
+        )
+    } else {
+        String::new()
+    };
     for c in clients {
         let _ = c.stop();
     }
@@ -128,9 +149,11 @@ fn stream_segment_ns(streams: u32, buffer: u64, segs: u64) -> Result<f64, String
         p.close(h).map_err(|e| e.to_string())?;
     }
     shutdown(b)?;
-    let segments = moved / u64::from(SEG);
+    let segments = moved / u64::from(seg);
     if segments == 0 {
-        return Err("no segment moved".into());
+        return Err(format!(
+            "no segment moved ({streams} stream(s), {seg}-byte segments, {buffer}-byte buffer): {why}"
+        ));
     }
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     Ok(el.as_secs_f64() * 1e9 / segments as f64)
@@ -242,8 +265,8 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
         &loads,
     )?;
 
-    pr.say("stream buffer size (segment count)");
-    let segs: u64 = if quick { 512 } else { 4096 };
+    pr.say("stream buffer size (256 KiB segments)");
+    let segs: u64 = if quick { 256 } else { 2048 };
     let sizes: &[u64] = if quick {
         &[16 << 20, 64 << 20, 256 << 20]
     } else {
@@ -253,15 +276,50 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
         .iter()
         .map(|&b| {
             (
-                format!("{} MiB, {} segments", b >> 20, b / (64 * 1024)),
-                Box::new(move || stream_segment_ns(1, b, segs))
+                format!("{} MiB, {} segments", b >> 20, b / (256 * 1024)),
+                Box::new(move || stream_segment_ns(Profile::IOMMU, 1, 256 * 1024, b, segs))
                     as Box<dyn Fn() -> Result<f64, String>>,
+            )
+        })
+        .collect();
+    // Under `iommu` (no cost model): on `coherent` a scattered 1 GiB buffer is 262,144 pages,
+    // more than the device's 65,536 stream descriptors; remapped, it is one IOVA range.
+    series(
+        &mut figs,
+        "scaling: 256 KiB capture segment, by buffer size",
+        "iommu",
+        "ns",
+        reps,
+        &loads,
+    )?;
+
+    pr.say("segment count (64 KiB segments)");
+    let segs: u64 = if quick { 512 } else { 4096 };
+    let counts: &[u32] = if quick {
+        &[64, 1024, 4096]
+    } else {
+        &[16, 64, 256, 1024, 4096]
+    };
+    let loads: Vec<Load<'static>> = counts
+        .iter()
+        .map(|&c| {
+            (
+                format!("{c} segments"),
+                Box::new(move || {
+                    stream_segment_ns(
+                        Profile::COHERENT,
+                        1,
+                        64 * 1024,
+                        u64::from(c) * 64 * 1024,
+                        segs,
+                    )
+                }) as Box<dyn Fn() -> Result<f64, String>>,
             )
         })
         .collect();
     series(
         &mut figs,
-        "scaling: 64 KiB capture segment, by buffer size",
+        "scaling: 64 KiB capture segment, by segments in the buffer",
         "coherent",
         "ns",
         reps,
@@ -274,7 +332,7 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
         .map(|&s| {
             (
                 format!("{s} stream(s), {s} handle(s)"),
-                Box::new(move || stream_segment_ns(s, 16 << 20, segs))
+                Box::new(move || stream_segment_ns(Profile::COHERENT, s, 64 * 1024, 16 << 20, segs))
                     as Box<dyn Fn() -> Result<f64, String>>,
             )
         })

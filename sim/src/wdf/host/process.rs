@@ -695,7 +695,21 @@ pub(super) fn submit_ioctl(
         rd.method = method;
         rd.queue = q;
         let accepting = q.is_some_and(|q| w.queue(q).is_ok_and(|qd| qd.accepting));
+        // A zero-length read or write never reaches a queue that does not allow them
+        // (`WDF_IO_QUEUE_CONFIG.AllowZeroLengthRequests`, FALSE by default): the framework
+        // completes it with STATUS_SUCCESS.
+        let zero = matches!(kind, ReqKind::Read | ReqKind::Write)
+            && in_len == 0
+            && out_len == 0
+            && q.is_some_and(|q| {
+                w.queue(q)
+                    .is_ok_and(|qd| qd.config.AllowZeroLengthRequests == 0)
+            });
         let r = w.insert(Kind::Request(Box::new(rd)), Some(dev), attributes.as_ref());
+        if zero {
+            w.request(r)?.state = ReqState::Presented;
+            return Ok(Some((r, None, true)));
+        }
         if accepting && let Some(q) = q {
             w.queue(q)?.waiting.push_back(r);
         }
@@ -704,6 +718,10 @@ pub(super) fn submit_ioctl(
     match queued {
         Some((r, Some(q), true)) => {
             dispatch(q);
+            (r, completion)
+        }
+        Some((r, None, true)) => {
+            complete(r, STATUS_SUCCESS, 0);
             (r, completion)
         }
         Some((r, _, _)) => {
