@@ -218,6 +218,7 @@ unsafe impl GlobalAlloc for DriverHeap {
 pub struct HeapLive {
     allocations: std::sync::atomic::AtomicU64,
     bytes: std::sync::atomic::AtomicU64,
+    frees: std::sync::atomic::AtomicU64,
 }
 
 impl HeapLive {
@@ -226,6 +227,12 @@ impl HeapLive {
     pub fn live(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.allocations.load(Relaxed), self.bytes.load(Relaxed))
+    }
+
+    /// The blocks freed so far.
+    #[must_use]
+    pub fn frees(&self) -> u64 {
+        self.frees.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -331,6 +338,7 @@ unsafe impl GlobalAlloc for RustPoolHeap {
             let h = unsafe { std::sync::Arc::from_raw(header.live) };
             h.allocations.fetch_sub(1, Relaxed);
             h.bytes.fetch_sub(header.size as u64, Relaxed);
+            h.frees.fetch_add(1, Relaxed);
         }
         let Some(outer) = outer(layout) else { return };
         // SAFETY: the start of the allocation `alloc` made, with the same outer layout.

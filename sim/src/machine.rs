@@ -459,13 +459,27 @@ impl Machine {
     /// Live pool allocations by tag.
     #[must_use]
     pub fn pool_usage(&self) -> Vec<(String, crate::mem::TagUsage)> {
-        self.0
+        let mut usage: Vec<(String, crate::mem::TagUsage)> = self
+            .0
             .lock()
             .mem
             .outstanding_pool()
             .into_iter()
             .map(|(t, u)| (crate::mem::tag_name(t), u))
-            .collect()
+            .collect();
+        // The driver's Rust heap through the drop-in wdk-alloc: pool tagged `rust` on Windows.
+        let (allocations, bytes) = self.0.rust_heap.live();
+        if allocations > 0 {
+            usage.push((
+                "rust".to_owned(),
+                crate::mem::TagUsage {
+                    allocations,
+                    bytes,
+                    frees: self.0.rust_heap.frees(),
+                },
+            ));
+        }
+        usage
     }
 
     /// Live MDLs.

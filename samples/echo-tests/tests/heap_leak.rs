@@ -29,6 +29,10 @@ fn a_rust_heap_leak_at_unload_is_bug_check_0xc4_0x62() {
     let after = machine.rust_heap_live();
     assert_eq!(after.0 - before.0, 2, "two blocks still live");
     assert_eq!(after.1 - before.1, 30, "of 10 and 20 bytes");
+    // As poolmon would show them: tag `rust`.
+    let usage = machine.pool_usage();
+    let rust = usage.iter().find(|(t, _)| t == "rust").expect("a rust row");
+    assert!(rust.1.allocations >= 2 && rust.1.bytes >= 30, "{usage:?}");
     host.remove(&device).expect("remove");
     let Err(HostError::BugCheck(b)) = host.unload() else {
         panic!("the unload of a driver that leaks its heap must stop the machine");
