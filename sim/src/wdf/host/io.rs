@@ -71,20 +71,26 @@ pub(crate) fn dispatch(q: usize) {
             return;
         };
         // `FxIoQueue::DispatchRequestToDriver`: the type's own callback, else EvtIoDefault.
-        match (kind, cfg.EvtIoDeviceControl, cfg.EvtIoDefault) {
-            (ReqKind::Ioctl { code }, Some(f), _) => {
+        match (
+            kind,
+            cfg.EvtIoDeviceControl,
+            cfg.EvtIoRead,
+            cfg.EvtIoWrite,
+            cfg.EvtIoDefault,
+        ) {
+            (ReqKind::Ioctl { code }, Some(f), _, _, _) => {
                 // SAFETY: the driver's EvtIoDeviceControl with a request it now owns.
                 callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, out_len, in_len, code) });
             }
-            (ReqKind::Read, _, _) if let Some(f) = cfg.EvtIoRead => {
+            (ReqKind::Read, _, Some(f), _, _) => {
                 // SAFETY: the driver's EvtIoRead with a request it now owns.
                 callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, out_len) });
             }
-            (ReqKind::Write, _, _) if let Some(f) = cfg.EvtIoWrite => {
+            (ReqKind::Write, _, _, Some(f), _) => {
                 // SAFETY: the driver's EvtIoWrite with a request it now owns.
                 callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST, in_len) });
             }
-            (_, _, Some(f)) => {
+            (_, _, _, _, Some(f)) => {
                 // SAFETY: the driver's EvtIoDefault with a request it now owns.
                 callback(|| unsafe { f(q as WDFQUEUE, r as WDFREQUEST) });
             }
