@@ -368,15 +368,7 @@ fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
     let before = lists(m);
     let t = Instant::now();
     for tid in 0..n {
-        let q = SendMadIn {
-            qp: 0,
-            dlid: mad::PERMISSIVE_LID,
-            mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid + 1)
-                .map_err(|e| e.to_string())?,
-            ..SendMadIn::default()
-        };
-        let mut b = [0u8; SendMadIn::SIZE];
-        q.encode(&mut b).map_err(|e| e.to_string())?;
+        let b = node_info_query(tid + 1)?;
         let recv = pr
             .ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
             .map_err(|e| e.to_string())?;
@@ -400,6 +392,20 @@ fn mad_rate(mapped: bool, n: u64) -> Result<(f64, f64), String> {
     pr.close(h).map_err(|e| e.to_string())?;
     shutdown(b)?;
     Ok((rate(n, el), per_mad))
+}
+
+/// The `SEND_MAD` input of the benchmarks' MAD: a directed-route `NodeInfo` Get to the local
+/// port, transaction ID `tid`, encoded.
+fn node_info_query(tid: u64) -> Result<[u8; SendMadIn::SIZE], String> {
+    let q = SendMadIn {
+        qp: 0,
+        dlid: mad::PERMISSIVE_LID,
+        mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid).map_err(|e| e.to_string())?,
+        ..SendMadIn::default()
+    };
+    let mut b = [0u8; SendMadIn::SIZE];
+    q.encode(&mut b).map_err(|e| e.to_string())?;
+    Ok(b)
 }
 
 /// The raw-ring baseline: the model driven without a driver — rings in common buffers, one

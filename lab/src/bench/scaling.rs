@@ -8,15 +8,14 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use rhca_hw::ioctl::{self, RecvMadOut, SendMadIn, SendMadOut, Strategy};
-use rhca_hw::mad::{self, attr};
+use rhca_hw::ioctl::{self, RecvMadOut, SendMadOut, Strategy};
 use rhca_hw::stream::Direction;
 use rhca_model::{ModelConfig, RhcaDevice};
 use rhca_tests::stream::Client;
 use wdk_sim::testkit::TestAdapter;
 use wdk_sim::{Config, Machine, Profile, STATUS_SUCCESS};
 
-use super::{Figure, Progress, Size, boot, figure, median, shutdown};
+use super::{Figure, Progress, Size, boot, figure, median, node_info_query, shutdown};
 
 /// Microseconds per MAD round trip with `k` round trips in flight (`k` `RECV_MAD`s and `k`
 /// `SEND_MAD`s issued before any is waited for), over `n` round trips.
@@ -35,15 +34,7 @@ fn mad_in_flight_us(k: u64, n: u64) -> Result<f64, String> {
         let mut sends = Vec::new();
         for _ in 0..k {
             tid += 1;
-            let q = SendMadIn {
-                qp: 0,
-                dlid: mad::PERMISSIVE_LID,
-                mad: mad::directed_route_get(attr::NODE_INFO, 0, &[0], tid)
-                    .map_err(|e| e.to_string())?,
-                ..SendMadIn::default()
-            };
-            let mut buf = [0u8; SendMadIn::SIZE];
-            q.encode(&mut buf).map_err(|e| e.to_string())?;
+            let buf = node_info_query(tid)?;
             recvs.push(
                 pr.ioctl_async(&h, ioctl::IOCTL_RHCA_RECV_MAD, &[], RecvMadOut::SIZE)
                     .map_err(|e| e.to_string())?,
