@@ -2,7 +2,8 @@
 //! (`cargo_make.rs` `setup_path`: `WDKBinRoot` and `WDKToolRoot` are full paths down to the SDK
 //! version folder, joined only with the host architecture) and the points a review found
 //! wrong: a newer LLVM left in place, the SDK package pinned to the WDK's version, builds
-//! without `--locked`. `.ci/run` parses the file as YAML (`python3 -c 'import yaml'`).
+//! without `--locked`; and its tool paths against windows-drivers-rs's own CI. `.ci/run` lints the
+//! file with yamllint (`.yamllint.yaml`) and parses it as YAML.
 
 use std::fs;
 
@@ -11,28 +12,59 @@ fn workflow() -> String {
         .expect("the workflow")
 }
 
+/// The environment windows-drivers-rs's own CI sets after a `NuGet` WDK install: the `$envVars`
+/// table of `.github/actions/install-wdk/action.yaml` (microsoft/windows-drivers-rs, read at
+/// commit 7d3000c6), with its `$hostWdkPackageDir` and `$targetWdkPackageDir` both
+/// `$wdkPackageDir` (an x64 host building for x64, one package). `$sdkVersion` is the
+/// three-part version there (`10.0.26100`), so the tool roots end in the SDK version folder
+/// `10.0.26100.0`, which wdk-build 0.6.0's `setup_path` joins with the host architecture only.
+const INSTALL_WDK_ENV: [(&str, &str); 7] = [
+    ("Version_Number", r"$sdkVersion.0"),
+    ("WindowsSdkBinPath", r"$($sdkPackageDir.FullName)\c\bin"),
+    ("WDKContentRoot", r"$wdkPackageDir\c\"),
+    ("WDKBinRoot", r"$wdkPackageDir\c\bin\$sdkVersion.0"),
+    ("WDKToolRoot", r"$wdkPackageDir\c\tools\$sdkVersion.0"),
+    ("NugetPackagesRoot", r"$packagesRootDir"),
+    ("FullVersionNumber", r"$version"),
+];
+
 #[test]
-fn the_tool_paths_carry_the_sdk_version_folder() {
+fn the_tool_paths_are_those_of_windows_drivers_rs_ci() {
     let w = workflow();
-    let set = |var: &str| {
-        w.lines()
-            .find(|l| l.trim_start().starts_with(&format!("\"{var}=")))
-            .unwrap_or_else(|| panic!("{var} is set"))
-            .to_owned()
-    };
+    // `"Name" = "value"` lines of the workflow's `$envVars` table, in order.
+    let ours: Vec<(String, String)> = w
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(" = ")?;
+            let k = k.strip_prefix('"')?.strip_suffix('"')?;
+            let v = v.strip_prefix('"')?.strip_suffix('"')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let theirs: Vec<(String, String)> = INSTALL_WDK_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    assert_eq!(ours, theirs);
+    // Every variable of the table reaches the job's environment.
+    assert!(w.contains(
+        r#"foreach ($v in $envVars.GetEnumerator()) { "$($v.Key)=$($v.Value)" >> $env:GITHUB_ENV }"#
+    ));
+    // `$sdkVersion` is the three-part WDK version, as in the action.
+    assert!(w.contains("$sdkVersion = $env:WDK_VERSION"));
+    let wdk = w
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("WDK_VERSION: "))
+        .expect("WDK_VERSION is set")
+        .trim_matches('"');
+    let parts: Vec<&str> = wdk.split('.').collect();
     assert!(
-        set("WDKBinRoot").contains("\\bin\\$sdkVersion\""),
-        "{}",
-        set("WDKBinRoot")
+        parts.len() == 3
+            && parts[..2] == ["10", "0"]
+            && parts[2].len() == 5
+            && parts[2].bytes().all(|b| b.is_ascii_digit()),
+        "WDK_VERSION {wdk} is not 10.0.XXXXX"
     );
-    assert!(
-        set("WDKToolRoot").contains("\\tools\\$sdkVersion\""),
-        "{}",
-        set("WDKToolRoot")
-    );
-    // WindowsSdkBinPath is the bin folder itself: wdk-build appends the version.
-    assert!(set("WindowsSdkBinPath").ends_with("\\c\\bin\" >> $env:GITHUB_ENV"));
-    assert!(set("Version_Number").contains("$sdkVersion"));
 }
 
 #[test]
