@@ -19,7 +19,7 @@ mod engine;
 mod queues;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -122,6 +122,12 @@ pub struct RhcaDevice {
     state: Mutex<State>,
     bus: OnceLock<Arc<dyn HostPort>>,
     wake: Condvar,
+    /// Counts the events that give the device work (doorbells, inbound packets, faults, resets,
+    /// the worker's stop), always incremented under `state`'s lock before `wake` is notified:
+    /// the worker compares it, under that lock, with the value it saw before its last service
+    /// round, so a doorbell rung between that round and the worker's wait is never slept
+    /// through.
+    kicks: AtomicU64,
 }
 
 impl std::fmt::Debug for RhcaDevice {
@@ -189,6 +195,7 @@ impl RhcaDevice {
             }),
             bus: OnceLock::new(),
             wake: Condvar::new(),
+            kicks: AtomicU64::new(0),
         }))
     }
 
@@ -232,6 +239,11 @@ impl RhcaDevice {
     /// would run (a stuck `INTx` device, seen once in 500 rebalance cycles). The bus takes only the
     /// machine lock, which is always taken after this one. MSI-X messages are events, not
     /// levels: they go after the unlock.
+    /// Records an event that gives the device work; called with `state` locked (see `kicks`).
+    fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::Release);
+    }
+
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let (r, msis) = {
             let mut st = self.lock();
@@ -267,6 +279,7 @@ impl RhcaDevice {
         self.with(|st| {
             st.reset();
             st.msix = [[0; 4]; 16];
+            self.kick();
         });
         self.wake.notify_all();
     }
@@ -296,7 +309,10 @@ impl RhcaDevice {
 
     /// Injects a fault.
     pub fn inject(&self, f: Fault) {
-        self.with(|st| st.inject(f));
+        self.with(|st| {
+            st.inject(f);
+            self.kick();
+        });
         self.wake.notify_all();
     }
 
@@ -319,7 +335,10 @@ impl RhcaDevice {
 
     /// Delivers `p` to the local port as if it arrived from the fabric.
     pub fn receive(&self, p: Packet) {
-        self.with(|st| st.inbound(p));
+        self.with(|st| {
+            st.inbound(p);
+            self.kick();
+        });
         self.wake.notify_all();
     }
 
@@ -336,10 +355,24 @@ impl RhcaDevice {
             .name("rhca-model".into())
             .spawn(move || {
                 while !flag.load(Ordering::Acquire) {
-                    if !dev.service() {
-                        let st = dev.lock();
-                        // Sleep until a doorbell, or briefly, so that timers (moderation,
-                        // stream rate, unsolicited MADs) still fire.
+                    let seen = dev.kicks.load(Ordering::Acquire);
+                    if dev.service() {
+                        continue;
+                    }
+                    // Nothing moved. A doorbell often follows within microseconds (the driver
+                    // posting the next WQE): poll for one briefly before sleeping.
+                    let kicked = || {
+                        (dev.kicks.load(Ordering::Acquire) != seen || flag.load(Ordering::Acquire))
+                            .then_some(())
+                    };
+                    if wdk_sim::spin::spin(kicked).is_some() {
+                        continue;
+                    }
+                    let st = dev.lock();
+                    // Sleep until a doorbell, or briefly, so that timers (moderation, stream
+                    // rate, unsolicited MADs) still fire; not at all if one was rung since the
+                    // round above (kicks change only under this lock).
+                    if dev.kicks.load(Ordering::Acquire) == seen {
                         let _ = dev.wake.wait_timeout(st, Duration::from_micros(200));
                     }
                 }
@@ -364,6 +397,11 @@ pub struct Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        {
+            // Under the lock, so that a worker between its check and its wait sees the kick.
+            let _st = self.dev.lock();
+            self.dev.kick();
+        }
         self.dev.wake.notify_all();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -396,7 +434,12 @@ impl PciFunction for RhcaDevice {
         if bar != 0 {
             return;
         }
-        self.with(|st| st.write(offset, value));
+        self.with(|st| {
+            st.write(offset, value);
+            if offset >= DOORBELLS {
+                self.kick();
+            }
+        });
         if offset >= DOORBELLS {
             self.wake.notify_all();
         }

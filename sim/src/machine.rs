@@ -802,7 +802,9 @@ impl Machine {
         if let Err(e) = spawned {
             panic!("wdk-sim: cannot start a simulated CPU: {e}");
         }
-        match rx.recv() {
+        // The call usually takes microseconds: poll for its result before blocking.
+        let outcome = crate::spin::spin(|| rx.try_recv().ok()).map_or_else(|| rx.recv(), Ok);
+        match outcome {
             Ok(Outcome::Done(v)) => Ok(v),
             Ok(Outcome::Halted(b)) => Err(b),
             Ok(Outcome::Panicked(p)) => resume_unwind(p),
@@ -852,7 +854,11 @@ mod cpu_pool {
         std::thread::Builder::new()
             .name("sim-cpu".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                // An idle CPU polls for the next call briefly before it blocks: a caller that
+                // makes system calls back to back then finds it awake.
+                while let Ok(job) =
+                    crate::spin::spin(|| rx.try_recv().ok()).map_or_else(|| rx.recv(), Ok)
+                {
                     job();
                     let mut idle = idle();
                     if idle.len() >= MAX_IDLE {

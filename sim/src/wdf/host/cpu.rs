@@ -29,7 +29,11 @@ pub(super) fn interrupt_cpu(rx: &Receiver<IrqEvent>) {
                     .min(Duration::from_millis(50))
             },
         );
-        match rx.recv_timeout(wait) {
+        // Interrupts come in bursts (a completion, then the next one microseconds later): poll
+        // briefly before sleeping.
+        let event =
+            crate::spin::spin(|| rx.try_recv().ok()).map_or_else(|| rx.recv_timeout(wait), Ok);
+        match event {
             Ok(IrqEvent::Quit) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
             Ok(e) => deliver(e),
             Err(_) => {}

@@ -76,6 +76,18 @@ impl Pending {
     #[must_use]
     pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
         let deadline = Instant::now() + timeout;
+        if self.core.mode == Mode::Threaded {
+            // A completion usually follows within microseconds (the DPC is running): poll for
+            // it before blocking on the condition variable.
+            let _ = crate::spin::spin(|| {
+                self.completion
+                    .done
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some()
+                    .then_some(())
+            });
+        }
         let mut g = self
             .completion
             .done
