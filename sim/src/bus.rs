@@ -411,6 +411,55 @@ impl DeviceBus {
         kind: Access,
         f: &mut dyn FnMut(&mut crate::mem::Memory, u64) -> Result<(), u64>,
     ) -> Result<(), Result<DmaFault, BugCheck>> {
+        let mut runs = st.hal.take_runs();
+        let r = self
+            .translate_locked(st, m, logical, len, kind, &mut runs)
+            .and_then(|()| {
+                for &(pa, _n) in &runs {
+                    f(&mut st.mem, pa).map_err(|at| Ok(DmaFault::NoMemory(at)))?;
+                }
+                Ok(())
+            });
+        st.hal.put_runs(runs);
+        r
+    }
+
+    /// One device write of `buf` at `logical` with the machine's state locked, as
+    /// [`DeviceBus::access_locked`] checks it; the bytes go to memory run by run with one frame
+    /// lookup each (the path every DMA write the device model makes takes, a capture burst's
+    /// pieces included). A piece with a page that has no frame writes nothing.
+    fn write_locked(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        logical: u64,
+        buf: &[u8],
+    ) -> Result<(), Result<DmaFault, BugCheck>> {
+        let mut runs = st.hal.take_runs();
+        let r = self
+            .translate_locked(st, m, logical, buf.len(), Access::Write, &mut runs)
+            .and_then(|()| {
+                st.mem
+                    .write_runs(&runs, buf)
+                    .map_err(|at| Ok(DmaFault::NoMemory(at)))
+            });
+        st.hal.put_runs(runs);
+        r
+    }
+
+    /// The checks of one device access and its translation into physical runs (each within
+    /// one page): the function present with bus mastering on, the address within the device's
+    /// width, every page mapped (under DMA remapping: bug check 0x26 otherwise), and an access
+    /// outside every range the driver mapped recorded as stray.
+    fn translate_locked(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        runs: &mut Vec<(u64, usize)>,
+    ) -> Result<(), Result<DmaFault, BugCheck>> {
         let slot = st
             .bus
             .slots
@@ -429,37 +478,25 @@ impl DeviceBus {
             return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
         }
         let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
-        let mut runs = st.hal.take_runs();
-        let translated = st
-            .hal
-            .translate(logical, len, kind, m.config.profile.iommu, &mut runs);
-        let r = match translated {
-            Ok(()) => {
-                if !st.hal.device_visible(logical, len, m.config.profile.iommu) {
-                    st.bus.slots[self.slot]
-                        .stray
-                        .push((logical, len, kind == Access::Write));
-                }
-                let mut out = Ok(());
-                for &(pa, _n) in &runs {
-                    if let Err(at) = f(&mut st.mem, pa) {
-                        out = Err(Ok(DmaFault::NoMemory(at)));
-                        break;
-                    }
-                }
-                out
-            }
-            Err(at) => Err(Err(BugCheck::dma(
-                0x26,
-                pdo,
-                at,
-                if kind == Access::Write { 2 } else { 1 },
-                "IOMMU detected DMA violation: device access outside every live mapping",
-                "windows-dma.md §5.2, §6",
-            ))),
-        };
-        st.hal.put_runs(runs);
-        r
+        let iommu = m.config.profile.iommu;
+        st.hal
+            .translate(logical, len, kind, iommu, runs)
+            .map_err(|at| {
+                Err(BugCheck::dma(
+                    0x26,
+                    pdo,
+                    at,
+                    if kind == Access::Write { 2 } else { 1 },
+                    "IOMMU detected DMA violation: device access outside every live mapping",
+                    "windows-dma.md §5.2, §6",
+                ))
+            })?;
+        if !st.hal.device_visible(logical, len, iommu) {
+            st.bus.slots[self.slot]
+                .stray
+                .push((logical, len, kind == Access::Write));
+        }
+        Ok(())
     }
 
     /// Writes each `(logical address, bytes)` piece in order, as one burst: the bus is taken
@@ -470,32 +507,13 @@ impl DeviceBus {
     /// # Errors
     /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
     /// were written.
-    #[expect(
-        clippy::significant_drop_tightening,
-        reason = "the lock covers every piece's translation and copy, as one bus transaction"
-    )]
     pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
         let m = self.machine().map_err(|f| (0, f))?;
         let (at, fault) = {
             let mut guard = m.lock();
             let mut failed = None;
             for (i, &(logical, buf)) in pieces.iter().enumerate() {
-                let len = buf.len();
-                let mut done = 0usize;
-                let r = self.access_locked(
-                    &mut guard,
-                    &m,
-                    logical,
-                    len,
-                    Access::Write,
-                    &mut |mem, pa| {
-                        let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
-                        mem.write_phys(pa, &buf[done..done + n])?;
-                        done += n;
-                        Ok(())
-                    },
-                );
-                match r {
+                match self.write_locked(&mut guard, &m, logical, buf) {
                     Ok(()) => {}
                     Err(Ok(f)) => return Err((i, f)),
                     Err(Err(b)) => {
@@ -535,14 +553,17 @@ impl DeviceBus {
     /// # Errors
     /// A [`DmaFault`]; nothing is written then.
     pub fn dma_write(&self, logical: u64, buf: &[u8]) -> Result<(), DmaFault> {
-        let len = buf.len();
-        let mut done = 0usize;
-        self.access(logical, len, Access::Write, &mut |mem, pa| {
-            let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
-            mem.write_phys(pa, &buf[done..done + n])?;
-            done += n;
-            Ok(())
-        })
+        let m = self.machine()?;
+        let fault = {
+            let mut guard = m.lock();
+            match self.write_locked(&mut guard, &m, logical, buf) {
+                Ok(()) => return Ok(()),
+                Err(Ok(f)) => return Err(f),
+                Err(Err(b)) => b,
+            }
+        };
+        m.record(fault);
+        Err(DmaFault::IommuFault(fault.params[2]))
     }
 
     fn signal(&self, i: Interrupt) -> bool {

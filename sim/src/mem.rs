@@ -432,23 +432,33 @@ impl Memory {
         Ok(())
     }
 
-    /// Copies `buf` into physical memory at `pa`; `Err(pa)` names the first unallocated byte
-    /// (nothing is written in that case).
-    pub(crate) fn write_phys(&mut self, pa: u64, buf: &[u8]) -> Result<(), u64> {
-        // Check the whole range first so that a faulting write changes nothing.
-        for (_, addr, _, _) in pieces(pa, buf.len()) {
-            self.frame(addr >> 12).ok_or(addr)?;
+    /// Copies `buf` over `runs` in order: physical addresses and lengths, each within one page,
+    /// as the HAL's translation makes them, together `buf.len()` bytes. `Err(pa)` names the
+    /// first run whose page is not allocated; nothing is written in that case.
+    pub(crate) fn write_runs(&mut self, runs: &[(u64, usize)], buf: &[u8]) -> Result<(), u64> {
+        // Check every run first so that a faulting write changes nothing.
+        for &(pa, _) in runs {
+            if !self.frames.contains_key(&(pa >> 12)) {
+                return Err(pa);
+            }
         }
-        for (at, addr, off, n) in pieces(pa, buf.len()) {
-            let host = self.frame(addr >> 12).ok_or(addr)?;
-            let src = &buf[at..at + n];
-            if let Some(ram) = self.ram.get_mut(&(addr >> 12)) {
+        let cached = !self.ram.is_empty();
+        let mut done = 0usize;
+        for &(pa, n) in runs {
+            let off = (pa & 0xFFF) as usize;
+            let src = &buf[done..done + n];
+            done += n;
+            assert!(off + n <= PAGE, "a run crosses a page boundary");
+            if cached && let Some(ram) = self.ram.get_mut(&(pa >> 12)) {
                 ram[off..off + n].copy_from_slice(src);
-            } else {
-                // SAFETY: as in read_phys, the destination is a live page and in bounds.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), (host + off) as *mut u8, n);
-                }
+                continue;
+            }
+            let host = self.frame(pa >> 12).ok_or(pa)?;
+            // SAFETY: as in read_phys, `host` is a live page of PAGE bytes (checked above, and
+            // nothing is freed in between: the caller holds the machine's lock) and
+            // `off + n <= PAGE` (asserted above).
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), (host + off) as *mut u8, n);
             }
         }
         Ok(())
@@ -728,7 +738,20 @@ mod tests {
         assert_eq!(b, [0x11; 4]);
         m.read_phys(p1 << 12, &mut b).unwrap();
         assert_eq!(b, [0x11; 4]);
-        assert!(m.write_phys(0x10, &b).is_err(), "unallocated frame");
+        assert_eq!(
+            m.write_runs(&[((p0 << 12) + 8, 4), (0x10, 4)], &[0x22; 8]),
+            Err(0x10),
+            "unallocated frame"
+        );
+        m.read_phys((p0 << 12) + 8, &mut b).unwrap();
+        assert_eq!(b, [0; 4], "a write with a run that faults writes nothing");
+        m.write_runs(&[((p0 << 12) + 4094, 2), (p1 << 12, 2)], &[0x33; 4])
+            .unwrap();
+        let mut two = [0u8; 2];
+        m.read_phys((p0 << 12) + 4094, &mut two).unwrap();
+        assert_eq!(two, [0x33; 2], "the first run, at the end of one frame");
+        m.read_phys(p1 << 12, &mut two).unwrap();
+        assert_eq!(two, [0x33; 2], "the second run, at the start of another");
         m.free_region(base);
         assert!(m.read_phys(p0 << 12, &mut b).is_err(), "freed frame");
         assert_eq!(m.pfn_of(base), None);

@@ -132,6 +132,12 @@ pub(crate) struct Hal {
     iommu: Iommu,
     /// Logical ranges a device may touch on non-remapped profiles (for stray-DMA reports).
     visible: BTreeMap<u64, u64>,
+    /// For each page of a visible range of at most [`VISIBLE_HINT_BYTES`], the last such range
+    /// added there: one hash lookup answers most accesses (a capture burst over an application
+    /// buffer's scattered pages touches one small range per page), the ordered map the rest.
+    visible_hint: FastMap<u64, (u64, u64)>,
+    /// The visible range that answered the last look-up (a large common buffer's, typically).
+    last_visible: Option<(u64, u64)>,
     /// Verifier: released double buffers, filled with 0x0F: (region, va, len).
     quarantine: VecDeque<(usize, usize, usize)>,
     /// The bus's translation runs, kept between accesses so that a device access allocates
@@ -209,24 +215,68 @@ impl Hal {
     }
 
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
-    pub(crate) fn device_visible(&self, logical: u64, len: usize, iommu: bool) -> bool {
+    pub(crate) fn device_visible(&mut self, logical: u64, len: usize, iommu: bool) -> bool {
         if iommu {
             return true;
         }
-        self.visible
-            .range(..=logical)
-            .next_back()
-            .is_some_and(|(&s, &l)| logical + len as u64 <= s + l)
+        let end = logical.saturating_add(len as u64);
+        let covers = |&(s, l): &(u64, u64)| s <= logical && end <= s + l;
+        if self.last_visible.as_ref().is_some_and(covers) {
+            return true;
+        }
+        let found = self
+            .visible_hint
+            .get(&(logical >> 12))
+            .copied()
+            .filter(covers)
+            .or_else(|| {
+                self.visible
+                    .range(..=logical)
+                    .next_back()
+                    .map(|(&s, &l)| (s, l))
+                    .filter(covers)
+            });
+        if found.is_some() {
+            self.last_visible = found;
+        }
+        found.is_some()
     }
 
     fn add_visible(&mut self, start: u64, len: u64) {
-        self.visible.insert(start, len);
+        if let Some(old) = self.visible.insert(start, len) {
+            self.unhint(start, old);
+        }
+        if len > 0 && len <= VISIBLE_HINT_BYTES {
+            for pfn in start >> 12..=(start + len - 1) >> 12 {
+                self.visible_hint.insert(pfn, (start, len));
+            }
+        }
     }
 
     fn remove_visible(&mut self, start: u64) {
-        self.visible.remove(&start);
+        if let Some(len) = self.visible.remove(&start) {
+            self.unhint(start, len);
+        }
+    }
+
+    /// Forgets the look-up shortcuts to the range `start, len`, which is no longer visible.
+    fn unhint(&mut self, start: u64, len: u64) {
+        if self.last_visible == Some((start, len)) {
+            self.last_visible = None;
+        }
+        if len > 0 && len <= VISIBLE_HINT_BYTES {
+            for pfn in start >> 12..=(start + len - 1) >> 12 {
+                if self.visible_hint.get(&pfn) == Some(&(start, len)) {
+                    self.visible_hint.remove(&pfn);
+                }
+            }
+        }
     }
 }
+
+/// The largest visible range whose pages get a look-up hint (larger ones are found through the
+/// ordered map, then stay in `last_visible` while the device works in them).
+const VISIBLE_HINT_BYTES: u64 = 64 * 1024;
 
 /// `BYTES_TO_PAGES(n)`.
 pub(crate) const fn bytes_to_pages(n: u64) -> u64 {
@@ -266,4 +316,52 @@ pub(crate) fn reports(hal: &Hal) -> Vec<AdapterReport> {
 /// The IOMMU's live page count (for tests).
 pub(crate) fn iommu_pages(hal: &Hal) -> usize {
     hal.iommu.table.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visibility_is_exact_with_and_without_the_lookup_hints() {
+        let mut h = Hal::default();
+        // A small range inside one page (hinted), a page-spanning one (hinted), a large one
+        // (found through the ordered map only).
+        h.add_visible(0x1_0100, 0x128);
+        h.add_visible(0x2_0F00, 0x200);
+        h.add_visible(0x10_0000, 0x40_0000);
+        for _ in 0..2 {
+            // Twice: the second look-ups are answered by the shortcuts.
+            assert!(h.device_visible(0x1_0100, 0x128, false));
+            assert!(
+                !h.device_visible(0x1_0100, 0x129, false),
+                "one byte past the end"
+            );
+            assert!(
+                !h.device_visible(0x1_00FF, 2, false),
+                "one byte before the start"
+            );
+            assert!(h.device_visible(0x2_1000, 0x100, false));
+            assert!(h.device_visible(0x12_3456, 0x1000, false));
+            assert!(
+                !h.device_visible(0x50_0000, 1, false),
+                "past the large range"
+            );
+        }
+        // A range replaced at the same start, then removed: no shortcut outlives it.
+        h.add_visible(0x1_0100, 0x10);
+        assert!(!h.device_visible(0x1_0100, 0x128, false));
+        assert!(h.device_visible(0x1_0100, 0x10, false));
+        h.remove_visible(0x1_0100);
+        assert!(!h.device_visible(0x1_0100, 0x10, false));
+        assert!(
+            h.device_visible(0x12_3456, 0x1000, false),
+            "now the last range found"
+        );
+        h.remove_visible(0x10_0000);
+        assert!(!h.device_visible(0x12_3456, 0x1000, false));
+        assert!(h.device_visible(0x2_0F00, 0x200, false));
+        // Under DMA remapping the IOMMU decides, not this table.
+        assert!(h.device_visible(0x99_0000, 8, true));
+    }
 }
