@@ -212,6 +212,9 @@ pub(crate) struct Memory {
     /// Single host pages freed and kept for the next one-page region (a slab, so that a small
     /// pool allocation does not cost the host a fresh zeroed page), at most [`SPARE_PAGES`].
     spare_pages: Vec<usize>,
+    /// The host page of each run of the write in progress ([`Memory::write_runs`]), kept so
+    /// that a device write allocates nothing and looks each frame up once.
+    hosts: Vec<usize>,
 }
 
 /// How many freed host pages [`Memory`] keeps for reuse.
@@ -280,6 +283,7 @@ impl Memory {
             noncoherent: config.profile.noncoherent,
             ram: FastMap::default(),
             spare_pages: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 
@@ -436,15 +440,19 @@ impl Memory {
     /// as the HAL's translation makes them, together `buf.len()` bytes. `Err(pa)` names the
     /// first run whose page is not allocated; nothing is written in that case.
     pub(crate) fn write_runs(&mut self, runs: &[(u64, usize)], buf: &[u8]) -> Result<(), u64> {
-        // Check every run first so that a faulting write changes nothing.
+        // Look every run's frame up first, so that a faulting write changes nothing.
+        let mut hosts = std::mem::take(&mut self.hosts);
+        hosts.clear();
         for &(pa, _) in runs {
-            if !self.frames.contains_key(&(pa >> 12)) {
+            let Some(host) = self.frame(pa >> 12) else {
+                self.hosts = hosts;
                 return Err(pa);
-            }
+            };
+            hosts.push(host);
         }
         let cached = !self.ram.is_empty();
         let mut done = 0usize;
-        for &(pa, n) in runs {
+        for (&(pa, n), &host) in runs.iter().zip(&hosts) {
             let off = (pa & 0xFFF) as usize;
             let src = &buf[done..done + n];
             done += n;
@@ -453,14 +461,14 @@ impl Memory {
                 ram[off..off + n].copy_from_slice(src);
                 continue;
             }
-            let host = self.frame(pa >> 12).ok_or(pa)?;
-            // SAFETY: as in read_phys, `host` is a live page of PAGE bytes (checked above, and
-            // nothing is freed in between: the caller holds the machine's lock) and
+            // SAFETY: as in read_phys, `host` is a live page of PAGE bytes (looked up above,
+            // and nothing is freed in between: the caller holds the machine's lock) and
             // `off + n <= PAGE` (asserted above).
             unsafe {
                 std::ptr::copy_nonoverlapping(src.as_ptr(), (host + off) as *mut u8, n);
             }
         }
+        self.hosts = hosts;
         Ok(())
     }
 
