@@ -440,8 +440,8 @@ impl DeviceBus {
             .translate_locked(st, m, logical, buf.len(), Access::Write, &mut runs)
             .and_then(|()| {
                 st.mem
-                    .write_runs(&runs, buf)
-                    .map_err(|at| Ok(DmaFault::NoMemory(at)))
+                    .write_runs(&runs, [buf])
+                    .map_err(|(_, at)| Ok(DmaFault::NoMemory(at)))
             });
         st.hal.put_runs(runs);
         r
@@ -507,24 +507,53 @@ impl DeviceBus {
     /// # Errors
     /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
     /// were written.
+    #[expect(
+        clippy::significant_drop_tightening,
+        reason = "the lock covers every piece's translation and copy, as one bus transaction"
+    )]
     pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
         let m = self.machine().map_err(|f| (0, f))?;
         let (at, fault) = {
             let mut guard = m.lock();
-            let mut failed = None;
+            let st = &mut *guard;
+            // Every piece is checked and translated first, then the burst is written in one
+            // pass over its runs. The first piece that faults (in its checks or translation, or
+            // a page without a frame) and everything after it are not written; the pieces
+            // before it are, as if they had been written one by one.
+            let mut runs = st.hal.take_runs();
+            let mut starts = st.hal.take_piece_starts();
+            let mut failed: Option<(usize, Result<DmaFault, BugCheck>)> = None;
             for (i, &(logical, buf)) in pieces.iter().enumerate() {
-                match self.write_locked(&mut guard, &m, logical, buf) {
-                    Ok(()) => {}
-                    Err(Ok(f)) => return Err((i, f)),
-                    Err(Err(b)) => {
-                        failed = Some((i, b));
-                        break;
-                    }
+                starts.push(runs.len());
+                if let Err(e) =
+                    self.translate_locked(st, &m, logical, buf.len(), Access::Write, &mut runs)
+                {
+                    runs.truncate(starts[i]);
+                    failed = Some((i, e));
+                    break;
                 }
             }
+            let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
+            let bufs = || pieces[..upto].iter().map(|p| p.1);
+            if let Err((run, pa)) = st.mem.write_runs(&runs, bufs()) {
+                // The piece the missing page belongs to faults; those before it are written.
+                let piece = starts.partition_point(|&s| s <= run) - 1;
+                let before = &runs[..starts[piece]];
+                let written = st
+                    .mem
+                    .write_runs(before, pieces[..piece].iter().map(|p| p.1));
+                debug_assert!(
+                    written.is_ok(),
+                    "every page before the missing one has a frame"
+                );
+                failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
+            }
+            st.hal.put_runs(runs);
+            st.hal.put_piece_starts(starts);
             match failed {
                 None => return Ok(()),
-                Some(x) => x,
+                Some((i, Ok(f))) => return Err((i, f)),
+                Some((i, Err(b))) => (i, b),
             }
         };
         let p2 = fault.params[2];

@@ -436,26 +436,37 @@ impl Memory {
         Ok(())
     }
 
-    /// Copies `buf` over `runs` in order: physical addresses and lengths, each within one page,
-    /// as the HAL's translation makes them, together `buf.len()` bytes. `Err(pa)` names the
-    /// first run whose page is not allocated; nothing is written in that case.
-    pub(crate) fn write_runs(&mut self, runs: &[(u64, usize)], buf: &[u8]) -> Result<(), u64> {
+    /// Copies the bytes of `bufs`, in order, over `runs`: physical addresses and lengths, each
+    /// within one page and within one of the buffers (the HAL's translation of each buffer's
+    /// device address makes them so), together as many bytes as the buffers hold.
+    /// `Err((i, pa))` names the first run whose page is not allocated, by index and address;
+    /// nothing is written in that case.
+    pub(crate) fn write_runs<'a>(
+        &mut self,
+        runs: &[(u64, usize)],
+        bufs: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), (usize, u64)> {
         // Look every run's frame up first, so that a faulting write changes nothing.
         let mut hosts = std::mem::take(&mut self.hosts);
         hosts.clear();
-        for &(pa, _) in runs {
+        for (i, &(pa, _)) in runs.iter().enumerate() {
             let Some(host) = self.frame(pa >> 12) else {
                 self.hosts = hosts;
-                return Err(pa);
+                return Err((i, pa));
             };
             hosts.push(host);
         }
         let cached = !self.ram.is_empty();
-        let mut done = 0usize;
+        let mut bufs = bufs.into_iter();
+        let mut cur: &[u8] = &[];
         for (&(pa, n), &host) in runs.iter().zip(&hosts) {
+            while cur.is_empty() {
+                cur = bufs.next().expect("the runs cover the buffers' bytes");
+            }
+            // PANIC: never: a run lies within one buffer (its translation made it so).
+            let (src, rest) = cur.split_at(n);
+            cur = rest;
             let off = (pa & 0xFFF) as usize;
-            let src = &buf[done..done + n];
-            done += n;
             assert!(off + n <= PAGE, "a run crosses a page boundary");
             if cached && let Some(ram) = self.ram.get_mut(&(pa >> 12)) {
                 ram[off..off + n].copy_from_slice(src);
@@ -747,14 +758,17 @@ mod tests {
         m.read_phys(p1 << 12, &mut b).unwrap();
         assert_eq!(b, [0x11; 4]);
         assert_eq!(
-            m.write_runs(&[((p0 << 12) + 8, 4), (0x10, 4)], &[0x22; 8]),
-            Err(0x10),
+            m.write_runs(&[((p0 << 12) + 8, 4), (0x10, 4)], [&[0x22u8; 8][..]]),
+            Err((1, 0x10)),
             "unallocated frame"
         );
         m.read_phys((p0 << 12) + 8, &mut b).unwrap();
         assert_eq!(b, [0; 4], "a write with a run that faults writes nothing");
-        m.write_runs(&[((p0 << 12) + 4094, 2), (p1 << 12, 2)], &[0x33; 4])
-            .unwrap();
+        m.write_runs(
+            &[((p0 << 12) + 4094, 2), (p1 << 12, 2)],
+            [&[0x33u8; 2][..], &[], &[0x33; 2]],
+        )
+        .unwrap();
         let mut two = [0u8; 2];
         m.read_phys((p0 << 12) + 4094, &mut two).unwrap();
         assert_eq!(two, [0x33; 2], "the first run, at the end of one frame");

@@ -172,3 +172,57 @@ fn iommu_cost_is_spent_outside_the_machines_lock() {
         "the bus and the machine waited {waited:?} for another CPU's IOMMU cost"
     );
 }
+
+#[test]
+fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
+    for profile in [Profile::COHERENT, Profile::IOMMU] {
+        let (m, att, bus) = machine(profile, 64);
+        let _cpu = m.enter();
+        let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
+        // Three pages the device may write, scattered or remapped.
+        let map = adapter.map_pool(3 * 4096, true).expect("mapping");
+        let at = |off: u64| {
+            let mut o = off;
+            for &(l, n) in &map.elements {
+                if o < u64::from(n) {
+                    return l + o;
+                }
+                o -= u64::from(n);
+            }
+            panic!("offset {off} beyond the mapping");
+        };
+        let (first, second, third) = ([0x11u8; 100], [0x22u8; 4096], [0x33u8; 8]);
+        // All three pieces land.
+        assert_eq!(
+            bus.dma_write_pieces(&[
+                (at(0), &first),
+                (at(4096), &second),
+                (at(3 * 4096 - 8), &third)
+            ]),
+            Ok(())
+        );
+        // A piece with no memory behind it (physical address 0x10 under `coherent`, an
+        // unmapped IOVA under remapping, which is also a bug check there) stops the burst: the
+        // piece before it is written, it and the one after are not.
+        let (before, after) = ([0x44u8; 16], [0x55u8; 16]);
+        let r = bus.dma_write_pieces(&[(at(200), &before), (0x10, &after), (at(300), &after)]);
+        if profile.iommu {
+            assert!(matches!(r, Err((1, DmaFault::IommuFault(_)))), "{r:?}");
+            let stop = m.bugcheck().expect("the IOMMU fault stopped the machine");
+            assert_eq!((stop.code, stop.params[0]), (0xE6, 0x26));
+            // The machine is stopped: nothing more runs on it, not even the teardown.
+            std::mem::forget((map, adapter));
+            continue;
+        }
+        assert_eq!(r, Err((1, DmaFault::NoMemory(0x10))));
+        let bytes = adapter.unmap_read(map);
+        assert_eq!(&bytes[..100], &first[..]);
+        assert_eq!(&bytes[4096..8192], &second[..]);
+        assert_eq!(&bytes[3 * 4096 - 8..], &third[..]);
+        assert_eq!(&bytes[200..216], &before[..], "the piece before the fault");
+        assert!(
+            bytes[300..316].iter().all(|&b| b == 0),
+            "the piece after it"
+        );
+    }
+}

@@ -143,6 +143,8 @@ pub(crate) struct Hal {
     /// The bus's translation runs, kept between accesses so that a device access allocates
     /// nothing ([`Hal::take_runs`]).
     runs: Vec<(u64, usize)>,
+    /// Where each piece of a burst starts in the runs, kept for the same reason.
+    piece_starts: Vec<usize>,
 }
 
 impl Drop for Hal {
@@ -171,8 +173,8 @@ impl Hal {
         self.iommu.stats
     }
 
-    /// Translates a device access into physical runs `(pa, len)`, written into `runs` (cleared
-    /// first, so a buffer kept across accesses allocates nothing); `Err(address)` on an IOMMU
+    /// Translates a device access into physical runs `(pa, len)`, appended to `runs` (a buffer
+    /// kept across accesses, so that an access allocates nothing); `Err(address)` on an IOMMU
     /// fault.
     pub(crate) fn translate(
         &self,
@@ -182,7 +184,6 @@ impl Hal {
         iommu: bool,
         runs: &mut Vec<(u64, usize)>,
     ) -> Result<(), u64> {
-        runs.clear();
         let mut at = logical;
         let end = logical + len as u64;
         while at < end {
@@ -203,15 +204,29 @@ impl Hal {
         Ok(())
     }
 
-    /// The run buffer for [`Hal::translate`], taken out of the HAL for one access and given
-    /// back with [`Hal::put_runs`].
+    /// The run buffer for [`Hal::translate`], taken out of the HAL (empty) for one access and
+    /// given back with [`Hal::put_runs`].
     pub(crate) fn take_runs(&mut self) -> Vec<(u64, usize)> {
-        std::mem::take(&mut self.runs)
+        let mut runs = std::mem::take(&mut self.runs);
+        runs.clear();
+        runs
     }
 
     /// Gives the run buffer back.
     pub(crate) fn put_runs(&mut self, runs: Vec<(u64, usize)>) {
         self.runs = runs;
+    }
+
+    /// The buffer of a burst's piece starts, as [`Hal::take_runs`].
+    pub(crate) fn take_piece_starts(&mut self) -> Vec<usize> {
+        let mut starts = std::mem::take(&mut self.piece_starts);
+        starts.clear();
+        starts
+    }
+
+    /// Gives the piece starts back.
+    pub(crate) fn put_piece_starts(&mut self, starts: Vec<usize>) {
+        self.piece_starts = starts;
     }
 
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
