@@ -13,7 +13,7 @@ pub struct SimMachine {
     pub m: Machine,
     host: Option<Host>,
     node: DevNode,
-    _dev: Arc<RhcaDevice>,
+    dev: Arc<RhcaDevice>,
     worker: Option<Worker>,
 }
 
@@ -62,9 +62,15 @@ impl SimMachine {
             m,
             host: Some(host),
             node,
-            _dev: dev,
+            dev,
             worker: Some(worker),
         })
+    }
+
+    /// The device model behind the machine's RHCA (its counters: what the device itself did).
+    #[must_use]
+    pub const fn device(&self) -> &Arc<RhcaDevice> {
+        &self.dev
     }
 
     /// A new process on the machine.
