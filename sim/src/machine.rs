@@ -231,6 +231,8 @@ pub(crate) struct Inner {
     pub(crate) dispatch_allocations: std::sync::atomic::AtomicU64,
     /// See [`State::rust_heap`]: the allocator reaches it without the machine lock.
     pub(crate) rust_heap: Arc<crate::heap::HeapLive>,
+    /// This machine among the live ones (how much its threads spin depends on it).
+    _live: crate::spin::LiveMachine,
 }
 
 impl std::fmt::Debug for Inner {
@@ -438,6 +440,7 @@ impl Machine {
             dpc_allocations: std::sync::atomic::AtomicU64::new(0),
             dispatch_allocations: std::sync::atomic::AtomicU64::new(0),
             rust_heap,
+            _live: crate::spin::LiveMachine::new(),
         }))
     }
 
