@@ -229,6 +229,11 @@ impl RhcaDevice {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Records an event that gives the device work; called with `state` locked (see `kicks`).
+    fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::Release);
+    }
+
     /// Runs `f` on the state, then signals the interrupts it produced.
     ///
     /// `INTx` level changes are signalled before the state lock is released: the bus keeps the
@@ -239,11 +244,6 @@ impl RhcaDevice {
     /// would run (a stuck `INTx` device, seen once in 500 rebalance cycles). The bus takes only the
     /// machine lock, which is always taken after this one. MSI-X messages are events, not
     /// levels: they go after the unlock.
-    /// Records an event that gives the device work; called with `state` locked (see `kicks`).
-    fn kick(&self) {
-        self.kicks.fetch_add(1, Ordering::Release);
-    }
-
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let (r, msis) = {
             let mut st = self.lock();
