@@ -379,17 +379,16 @@ impl DeviceBus {
         Ok(m)
     }
 
-    fn access(
+    /// Runs one device access `op` with the machine's state locked; a bug check it returns
+    /// stops the machine once the lock is released, and the device sees an IOMMU fault.
+    fn locked(
         &self,
-        logical: u64,
-        len: usize,
-        kind: Access,
-        f: &mut dyn FnMut(&mut crate::mem::Memory, u64) -> Result<(), u64>,
+        op: impl FnOnce(&mut crate::machine::State, &Inner) -> Result<(), Result<DmaFault, BugCheck>>,
     ) -> Result<(), DmaFault> {
         let m = self.machine()?;
         let fault = {
             let mut guard = m.lock();
-            match self.access_locked(&mut guard, &m, logical, len, kind, f) {
+            match op(&mut guard, &m) {
                 Ok(()) => return Ok(()),
                 Err(Ok(f)) => return Err(f),
                 Err(Err(b)) => b,
@@ -519,7 +518,9 @@ impl DeviceBus {
             // Every piece is checked and translated first, then the burst is written in one
             // pass over its runs. The first piece that faults (in its checks or translation, or
             // a page without a frame) and everything after it are not written; the pieces
-            // before it are, as if they had been written one by one.
+            // before it are, as if they had been written one by one. (One difference: a piece
+            // after a page without a frame has been translated, so it is recorded as stray DMA
+            // if it lies outside every mapped range, though it was never written.)
             let mut runs = st.hal.take_runs();
             let mut starts = st.hal.take_piece_starts();
             let mut failed: Option<(usize, Result<DmaFault, BugCheck>)> = None;
@@ -568,12 +569,14 @@ impl DeviceBus {
     pub fn dma_read(&self, logical: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
         let len = buf.len();
         let mut done = 0usize;
-        self.access(logical, len, Access::Read, &mut |mem, pa| {
-            // Runs arrive in order; each covers the next bytes up to a page boundary.
-            let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
-            mem.read_phys(pa, &mut buf[done..done + n])?;
-            done += n;
-            Ok(())
+        self.locked(|st, m| {
+            self.access_locked(st, m, logical, len, Access::Read, &mut |mem, pa| {
+                // Runs arrive in order; each covers the next bytes up to a page boundary.
+                let n = (0x1000 - (pa & 0xFFF) as usize).min(len - done);
+                mem.read_phys(pa, &mut buf[done..done + n])?;
+                done += n;
+                Ok(())
+            })
         })
     }
 
@@ -582,17 +585,7 @@ impl DeviceBus {
     /// # Errors
     /// A [`DmaFault`]; nothing is written then.
     pub fn dma_write(&self, logical: u64, buf: &[u8]) -> Result<(), DmaFault> {
-        let m = self.machine()?;
-        let fault = {
-            let mut guard = m.lock();
-            match self.write_locked(&mut guard, &m, logical, buf) {
-                Ok(()) => return Ok(()),
-                Err(Ok(f)) => return Err(f),
-                Err(Err(b)) => b,
-            }
-        };
-        m.record(fault);
-        Err(DmaFault::IommuFault(fault.params[2]))
+        self.locked(|st, m| self.write_locked(st, m, logical, buf))
     }
 
     fn signal(&self, i: Interrupt) -> bool {

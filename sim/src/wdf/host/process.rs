@@ -79,12 +79,12 @@ impl Pending {
         if self.core.mode == Mode::Threaded {
             // A completion usually follows within microseconds (the DPC is running): poll for
             // it before blocking on the condition variable.
+            // `try_lock`: a poll never makes the completing CPU wait for the lock.
             let _ = crate::spin::spin(|| {
                 self.completion
                     .done
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .is_some()
+                    .try_lock()
+                    .is_ok_and(|g| g.is_some())
                     .then_some(())
             });
         }
