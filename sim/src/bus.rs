@@ -503,16 +503,26 @@ impl DeviceBus {
     /// is still one transaction for the device's DMA engine). Every piece is checked as
     /// [`DeviceBus::dma_write`] checks it.
     ///
+    /// The checks and the translation run with the machine's lock held; the bytes are copied
+    /// after it is released (with the pages pinned, see `mem::DmaPin`), as a device's DMA engine
+    /// moves data while the CPUs run: a driver's register access, DPC or system call does not
+    /// wait for a 64 KiB copy. The burst takes effect as a whole when it is translated: a page
+    /// freed while it is copying keeps its bytes until the copy is done, and is not reused
+    /// before (a driver that frees memory the device still writes is caught by the next
+    /// burst's checks, as a later transaction would be on real hardware). On a platform with
+    /// cached pages the copy stays under the lock (it writes the pages' memory copies).
+    ///
     /// # Errors
     /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
     /// were written.
-    #[expect(
-        clippy::significant_drop_tightening,
-        reason = "the lock covers every piece's translation and copy, as one bus transaction"
-    )]
     pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        thread_local! {
+            /// Each run's host address and length, for the copy after the lock is released.
+            static HOSTS: std::cell::RefCell<Vec<(usize, usize)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
         let m = self.machine().map_err(|f| (0, f))?;
-        let (at, fault) = {
+        HOSTS.with_borrow_mut(|hosts| {
             let mut guard = m.lock();
             let st = &mut *guard;
             // Every piece is checked and translated first, then the burst is written in one
@@ -534,32 +544,57 @@ impl DeviceBus {
                     break;
                 }
             }
-            let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
-            let bufs = || pieces[..upto].iter().map(|p| p.1);
-            if let Err((run, pa)) = st.mem.write_runs(&runs, bufs()) {
-                // The piece the missing page belongs to faults; those before it are written.
-                let piece = starts.partition_point(|&s| s <= run) - 1;
-                let before = &runs[..starts[piece]];
-                let written = st
-                    .mem
-                    .write_runs(before, pieces[..piece].iter().map(|p| p.1));
-                debug_assert!(
-                    written.is_ok(),
-                    "every page before the missing one has a frame"
-                );
-                failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
+            let mut upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
+            let mut pin = None;
+            if st.mem.writes_need_lock() {
+                let bufs = || pieces[..upto].iter().map(|p| p.1);
+                if let Err((run, pa)) = st.mem.write_runs(&runs, bufs()) {
+                    // The piece the missing page belongs to faults; those before it are
+                    // written.
+                    let piece = starts.partition_point(|&s| s <= run) - 1;
+                    let before = &runs[..starts[piece]];
+                    let written = st
+                        .mem
+                        .write_runs(before, pieces[..piece].iter().map(|p| p.1));
+                    debug_assert!(
+                        written.is_ok(),
+                        "every page before the missing one has a frame"
+                    );
+                    failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
+                }
+            } else {
+                if let Err((run, pa)) = st.mem.resolve_runs(&runs, hosts) {
+                    // The piece the missing page belongs to faults; those before it are
+                    // written.
+                    let piece = starts.partition_point(|&s| s <= run) - 1;
+                    hosts.truncate(starts[piece]);
+                    upto = piece;
+                    failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
+                }
+                pin = Some(st.mem.pin());
             }
             st.hal.put_runs(runs);
             st.hal.put_piece_starts(starts);
-            match failed {
-                None => return Ok(()),
-                Some((i, Ok(f))) => return Err((i, f)),
-                Some((i, Err(b))) => (i, b),
+            drop(guard);
+            if let Some(pin) = pin {
+                // SAFETY: `hosts` was resolved with the lock held that took `pin`, which is
+                // held until the copy returns (and `m` keeps the machine alive); the runs
+                // cover exactly the bytes of the pieces before `upto` (their translation made
+                // them so), and the pieces are the device's buffers, not simulated memory.
+                unsafe {
+                    crate::mem::copy_to_runs(hosts, pieces[..upto].iter().map(|p| p.1), &pin);
+                };
             }
-        };
-        let p2 = fault.params[2];
-        m.record(fault);
-        Err((at, DmaFault::IommuFault(p2)))
+            match failed {
+                None => Ok(()),
+                Some((i, Ok(f))) => Err((i, f)),
+                Some((i, Err(fault))) => {
+                    let p2 = fault.params[2];
+                    m.record(fault);
+                    Err((i, DmaFault::IommuFault(p2)))
+                }
+            }
+        })
     }
 
     /// Reads `buf.len()` bytes at logical address `logical`.

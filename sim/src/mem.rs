@@ -12,13 +12,20 @@
 //!
 //! # Safety story
 //! Host pages come from `std::alloc` with page alignment and are freed only when their region is
-//! freed. Device accesses copy through raw pointers into live pages; the machine lock is held for
-//! the duration of the copy, and the driver side accesses device-visible memory with volatile
-//! operations, as it must on real hardware.
+//! freed. Device accesses copy through raw pointers into live pages; the driver side accesses
+//! device-visible memory with volatile operations, as it must on real hardware. A device read,
+//! and a write on a platform with cached pages, copies with the machine lock held. A burst
+//! write ([`Memory::resolve_runs`]) is checked and translated with the lock held and copied
+//! after it is released, as a device's DMA engine works beside the CPUs: the burst holds a
+//! [`DmaPin`] while it copies, and a region freed meanwhile keeps its host pages (neither
+//! returned to the host nor reused) until no pin is left, so the copy always lands in the pages
+//! it was translated to, which are still allocated.
 
 use crate::fasthash::{FastMap, FastSet};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::machine::Config;
 
@@ -215,6 +222,22 @@ pub(crate) struct Memory {
     /// The host page of each run of the write in progress ([`Memory::write_runs`]), kept so
     /// that a device write allocates nothing and looks each frame up once.
     hosts: Vec<usize>,
+    /// Device bursts copying outside the machine's lock ([`DmaPin`]).
+    pins: Arc<AtomicU32>,
+    /// Host regions (base, pages) freed while a burst was copying: released once none is.
+    deferred: Vec<(usize, usize)>,
+}
+
+/// A device burst copying into host pages outside the machine's lock: while any pin is alive,
+/// freed regions keep their host pages ([`Memory::free_region`]). Dropping it ends the copy.
+#[derive(Debug)]
+pub(crate) struct DmaPin(Arc<AtomicU32>);
+
+impl Drop for DmaPin {
+    fn drop(&mut self) {
+        // Release: the copy's writes happen before a free that sees the count drop.
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// How many freed host pages [`Memory`] keeps for reuse.
@@ -257,6 +280,12 @@ impl Drop for Memory {
             // freed once, here or in free_region (which removes it from the map).
             unsafe { host::free(r.base, r.pages) };
         }
+        for &(base, pages) in &self.deferred {
+            // SAFETY: a region's pages, kept by free_region while a burst was copying; the
+            // region is in no map any more, so they are freed once, here (no burst outlives
+            // the machine: each holds a reference to it).
+            unsafe { host::free(base, pages) };
+        }
         for &page in &self.spare_pages {
             // SAFETY: a one-page region's page, kept by free_region instead of freed; it is in
             // no region any more, so it is freed once, here.
@@ -284,6 +313,8 @@ impl Memory {
             ram: FastMap::default(),
             spare_pages: Vec::new(),
             hosts: Vec::new(),
+            pins: Arc::new(AtomicU32::new(0)),
+            deferred: Vec::new(),
         }
     }
 
@@ -314,6 +345,11 @@ impl Memory {
         contiguous: bool,
     ) -> Option<usize> {
         let pages = pages.max(1);
+        if !self.deferred.is_empty() && self.pins.load(Ordering::Acquire) == 0 {
+            for (base, pages) in std::mem::take(&mut self.deferred) {
+                self.release_host(base, pages);
+            }
+        }
         let pfns: Vec<u64> = if contiguous {
             let start = self.zone(zone).contiguous(pages as u64)?;
             (start..start + pages as u64).collect()
@@ -387,14 +423,58 @@ impl Memory {
             self.va_pages.remove(&(r.base / PAGE + i));
             self.free_frame(pfn);
         }
-        if r.pages == 1 && self.spare_pages.len() < SPARE_PAGES {
-            self.spare_pages.push(r.base);
+        if self.pins.load(Ordering::Acquire) > 0 {
+            // A burst may still be copying into these pages: keep them until it is done.
+            self.deferred.push((r.base, r.pages));
         } else {
-            // SAFETY: the region came from host::alloc with `r.pages` pages and was just removed
-            // from the map, so it is freed exactly once.
-            unsafe { host::free(r.base, r.pages) };
+            self.release_host(r.base, r.pages);
+            for (base, pages) in std::mem::take(&mut self.deferred) {
+                self.release_host(base, pages);
+            }
         }
         Some(r.kind)
+    }
+
+    /// Returns a freed region's host pages: a single page to the slab, others to the host.
+    fn release_host(&mut self, base: usize, pages: usize) {
+        if pages == 1 && self.spare_pages.len() < SPARE_PAGES {
+            self.spare_pages.push(base);
+        } else {
+            // SAFETY: the region came from host::alloc with `pages` pages and was removed from
+            // the map by free_region (directly or through `deferred`), so it is freed once.
+            unsafe { host::free(base, pages) };
+        }
+    }
+
+    /// Pins host memory for a burst that copies after the machine's lock is released.
+    pub(crate) fn pin(&self) -> DmaPin {
+        // Taken with the lock held; a free sees it under the same lock.
+        self.pins.fetch_add(1, Ordering::Relaxed);
+        DmaPin(self.pins.clone())
+    }
+
+    /// Whether device writes must be copied with the machine's lock held: on a platform with
+    /// cached pages, a write goes to the page's memory copy, which the lock guards.
+    pub(crate) fn writes_need_lock(&self) -> bool {
+        !self.ram.is_empty()
+    }
+
+    /// The host address of each run's bytes, into `out`, for a copy after the lock is released
+    /// (with a [`DmaPin`] held). `Err((i, pa))` names the first run whose page has no frame;
+    /// `out` then holds the runs before it.
+    pub(crate) fn resolve_runs(
+        &self,
+        runs: &[(u64, usize)],
+        out: &mut Vec<(usize, usize)>,
+    ) -> Result<(), (usize, u64)> {
+        out.clear();
+        for (i, &(pa, n)) in runs.iter().enumerate() {
+            let off = (pa & 0xFFF) as usize;
+            assert!(off + n <= PAGE, "a run crosses a page boundary");
+            let host = self.frame(pa >> 12).ok_or((i, pa))?;
+            out.push((host + off, n));
+        }
+        Ok(())
     }
 
     /// The region containing `va`: (base, pages, kind).
@@ -675,6 +755,39 @@ impl Memory {
     }
 }
 
+/// Copies the bytes of `bufs`, in order, into `runs` (host addresses and lengths from
+/// [`Memory::resolve_runs`]), after the machine's lock was released: a device burst's data
+/// movement.
+///
+/// # Safety
+/// `runs` must come from [`Memory::resolve_runs`] of a machine that is still alive, called with
+/// the lock held that also took `pin`, and `pin` must be held until this returns (the pages
+/// stay allocated then, see [`DmaPin`]); the runs must cover exactly the buffers' bytes, and no
+/// buffer may lie in those pages.
+pub(crate) unsafe fn copy_to_runs<'a>(
+    runs: &[(usize, usize)],
+    bufs: impl IntoIterator<Item = &'a [u8]>,
+    pin: &DmaPin,
+) {
+    let _ = pin;
+    let mut bufs = bufs.into_iter();
+    let mut cur: &[u8] = &[];
+    for &(host, n) in runs {
+        while cur.is_empty() {
+            cur = bufs.next().expect("the runs cover the buffers' bytes");
+        }
+        // PANIC: never: a run lies within one buffer (its translation made it so).
+        let (src, rest) = cur.split_at(n);
+        cur = rest;
+        // SAFETY: `host .. host + n` lies in one host page that was allocated when the run was
+        // resolved and is still (the caller holds the pin taken then: a region freed since
+        // keeps its pages); `src` is the caller's buffer, not in those pages. Simulated CPUs
+        // may touch these bytes meanwhile only through raw or volatile accesses, as they
+        // would memory under DMA on real hardware.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), host as *mut u8, n) };
+    }
+}
+
 /// Renders a pool tag (`'RHCA'` is stored little-endian, first character in the low byte).
 #[must_use]
 pub fn tag_name(tag: u32) -> String {
@@ -777,6 +890,46 @@ mod tests {
         m.free_region(base);
         assert!(m.read_phys(p0 << 12, &mut b).is_err(), "freed frame");
         assert_eq!(m.pfn_of(base), None);
+    }
+
+    #[test]
+    fn a_burst_copying_after_the_lock_keeps_freed_pages_until_it_is_done() {
+        let mut m = Memory::new(&Config::default());
+        let base = m.alloc_region(1, Kind::User, Zone::General, false).unwrap();
+        let pfn = m.pfn_of(base).unwrap();
+        let mut hosts = Vec::new();
+        m.resolve_runs(&[((pfn << 12) + 16, 8), (0x10, 4)], &mut hosts)
+            .expect_err("a run without a frame is named");
+        assert_eq!(hosts, [(base + 16, 8)], "the runs before it are resolved");
+        m.resolve_runs(&[((pfn << 12) + 16, 8)], &mut hosts)
+            .unwrap();
+        let pin = m.pin();
+        // The driver frees the buffer while the burst copies: the region is gone at once (its
+        // frame faults for the next burst), but its host page is neither freed nor reused.
+        m.free_region(base);
+        assert_eq!(m.pfn_of(base), None);
+        let other = m.alloc_region(1, Kind::User, Zone::General, false).unwrap();
+        assert_ne!(
+            other, base,
+            "a page a burst may still write is not handed out again"
+        );
+        // SAFETY: `hosts` was resolved before the pin was taken, in this thread, and the pin
+        // is held; the source is a distinct buffer.
+        unsafe { copy_to_runs(&hosts, [&[0x5Au8; 8][..]], &pin) };
+        assert_eq!(m.deferred, [(base, 1)]);
+        drop(pin);
+        // The next free or allocation returns the kept page (here to the slab).
+        let again = m.alloc_region(1, Kind::User, Zone::General, false).unwrap();
+        assert!(m.deferred.is_empty());
+        assert_eq!(
+            again, base,
+            "the kept page is reused once no burst is copying"
+        );
+        let mut b = [0xFFu8; 8];
+        m.read_va(again + 16, &mut b);
+        assert_eq!(b, [0; 8], "a reused page is zeroed");
+        m.free_region(other);
+        m.free_region(again);
     }
 
     #[test]

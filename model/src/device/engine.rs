@@ -16,8 +16,6 @@ use super::STREAM_BURST as BURST;
 /// Most scatter/gather pieces one burst writes as one bus transaction: a 64 KiB burst over 4 KiB
 /// pages that are not page-aligned touches 17.
 const MAX_PIECES: usize = 32;
-/// Segments an unthrottled engine moves per service round, so that queues get their turn.
-const SEGMENTS_PER_ROUND: u32 = 4;
 
 /// One stream engine's registers and state.
 #[derive(Debug, Default)]
@@ -250,7 +248,10 @@ impl State {
             return false;
         }
         let mut allowance = match self.cfg.stream_rate {
-            None => u64::from(cfg.seg_size) * u64::from(SEGMENTS_PER_ROUND),
+            // One burst per service round: the device's state is locked for a round, and a
+            // register access (a doorbell, the ISR reading its cause) should not wait for more
+            // than one burst's data movement, nor the queues for their turn.
+            None => u64::from(BURST),
             Some(rate) => {
                 let now = Instant::now();
                 let e = &mut self.se[n];
