@@ -282,6 +282,23 @@ fn shutdown(b: SimMachine) -> Result<(), String> {
     b.shutdown().map(drop)
 }
 
+/// A machine for a stream figure: platform `p`, the device model in `bench_data` mode.
+fn stream_machine(p: Platform) -> Result<SimMachine, String> {
+    let mut model = if p.profile.bounce {
+        ModelConfig::dma_32bit()
+    } else {
+        ModelConfig::default()
+    };
+    model.bench_data = true;
+    boot(
+        Config {
+            iommu_cost: p.cost,
+            ..Config::with_profile(p.profile)
+        },
+        model,
+    )
+}
+
 /// Bytes per second of a capture stream through the driver: the application's loop (WAIT and
 /// RELEASE, segments handed back unread) after one lap of warm-up, and the bytes the device
 /// moved meanwhile.
@@ -292,19 +309,7 @@ fn stream_rate(
     segs: u32,
     bytes: u64,
 ) -> Result<f64, String> {
-    let mut model = if p.profile.bounce {
-        ModelConfig::dma_32bit()
-    } else {
-        ModelConfig::default()
-    };
-    model.bench_data = true;
-    let b = boot(
-        Config {
-            iommu_cost: p.cost,
-            ..Config::with_profile(p.profile)
-        },
-        model,
-    )?;
+    let b = stream_machine(p)?;
     let pr = b.process();
     let h = b.open(&pr)?;
     let result = match Client::start(&pr, &h, &b.m, 0, Direction::Capture, seg, segs, strategy, 0) {
@@ -325,6 +330,108 @@ fn stream_rate(
     };
     pr.close(h).map_err(|e| e.to_string())?;
     shutdown(b)?;
+    result
+}
+
+/// One side of a [`stream_pair`]: a platform and a strategy.
+#[derive(Clone, Copy)]
+struct StreamSide {
+    platform: Platform,
+    strategy: Strategy,
+}
+
+/// Two capture streams through the driver, each on a machine of its own, booted side by side
+/// and taking turns: `windows` windows of `laps` laps of the ring each, alternating which goes
+/// first. Before a window opens the other stream is idle (its device has used every credit it
+/// was given), so a window has the host to itself and starts, as every window does, with an
+/// empty pipeline. Returns the two streams' bytes per second over all their windows: two
+/// figures measured under the same host load, whose ratio is stable where figures measured
+/// one after the other are not.
+fn stream_pair(
+    a: StreamSide,
+    b: StreamSide,
+    seg: u32,
+    segs: u32,
+    laps: u64,
+    windows: u64,
+) -> Result<(f64, f64), String> {
+    // One stream works at a time: the simulated machines may spin as a machine alone does.
+    let _turns = wdk_sim::spin::TakingTurns::new();
+    let ma = stream_machine(a.platform)?;
+    let mb = stream_machine(b.platform)?;
+    let (pa, pb) = (ma.process(), mb.process());
+    let (ha, hb) = (ma.open(&pa)?, mb.open(&pb)?);
+    let refused = |st: i32| format!("START refused: {st:#x}");
+    let result = (|| {
+        let ca = Client::start(
+            &pa,
+            &ha,
+            &ma.m,
+            0,
+            Direction::Capture,
+            seg,
+            segs,
+            a.strategy,
+            0,
+        )
+        .map_err(refused)?;
+        let cb = Client::start(
+            &pb,
+            &hb,
+            &mb.m,
+            0,
+            Direction::Capture,
+            seg,
+            segs,
+            b.strategy,
+            0,
+        )
+        .map_err(refused)?;
+        let sides = [(&ma, &ca), (&mb, &cb)];
+        // Segments handed back so far, per side: the device holds a credit for each one it
+        // has not filled (and one for every segment at START).
+        let mut released = [0u64; 2];
+        let mut time = [Duration::ZERO; 2];
+        let mut bytes = [0u64; 2];
+        let per_window = laps * u64::from(segs);
+        // Waits until side `i`'s device has used all its credits: it then moves nothing until
+        // the next window's first RELEASE.
+        let settle = |i: usize, released: u64| -> Result<(), String> {
+            let target = (released + u64::from(segs)) * u64::from(seg);
+            let t = Instant::now();
+            while sides[i].0.device().counters().bytes_streamed < target {
+                if t.elapsed() > Duration::from_secs(10) {
+                    return Err("a paired stream's device did not settle".into());
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Ok(())
+        };
+        // One lap each of warm-up.
+        for (i, released) in released.iter_mut().enumerate() {
+            *released += sides[i].1.drain(u64::from(segs)) / u64::from(seg);
+            settle(i, *released)?;
+        }
+        for w in 0..windows * 2 {
+            let i = usize::from((w % 2 == 1) ^ (w / 2 % 2 == 1));
+            let (m, c) = sides[i];
+            let streamed = || m.device().counters().bytes_streamed;
+            let (t, before) = (Instant::now(), streamed());
+            released[i] += c.drain(per_window) / u64::from(seg);
+            // The window ends with its last RELEASE; the device's work on the segments it was
+            // then given counts in the next window of this side (the windows start alike).
+            time[i] += t.elapsed();
+            bytes[i] += streamed() - before;
+            settle(i, released[i])?;
+        }
+        let _ = ca.stop();
+        let _ = cb.stop();
+        Ok((rate(bytes[0], time[0]), rate(bytes[1], time[1])))
+    })();
+    pa.close(ha).map_err(|e| e.to_string())?;
+    pb.close(hb).map_err(|e| e.to_string())?;
+    shutdown(ma)?;
+    shutdown(mb)?;
     result
 }
 
@@ -467,6 +574,8 @@ const MAD_CHUNK: u64 = 50;
 /// which goes first), so that a change in the host's load falls on both alike. Returns
 /// (inline rate, mapped rate, inline lists per MAD, mapped lists per MAD).
 fn mad_pair(n: u64) -> Result<(f64, f64, f64, f64), String> {
+    // One machine works at a time: they may spin as a machine alone does.
+    let _turns = wdk_sim::spin::TakingTurns::new();
     let mut inline = MadRig::boot(false)?;
     let mut mapped = MadRig::boot(true)?;
     // One chunk each to warm up (caches, the CPU pool, the receive ring), not counted.
@@ -763,7 +872,64 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
             ));
         }
     }
+    pr.say("stream: coherent against iommu-strict (persistent), side by side");
+    let persistent_on = |platform| StreamSide {
+        platform,
+        strategy: Strategy::PersistentSg,
+    };
+    figs.push(pair_figure(
+        PAIR_COHERENT_IOMMU,
+        "coherent",
+        "persistent",
+        size.reps,
+        || {
+            stream_pair(
+                persistent_on(PLATFORMS[0]),
+                persistent_on(PLATFORMS[1]),
+                seg,
+                segs,
+                4,
+                4,
+            )
+        },
+    )?);
     Ok(())
+}
+
+/// The paired figure of coherent against iommu-strict persistent streams.
+const PAIR_COHERENT_IOMMU: &str = "persistent stream, coherent vs iommu-strict (paired, 256 KiB)";
+/// The paired figure of persistent against per-segment streams at 4 KiB.
+const PAIR_PERSISTENT_REMAP: &str = "4 KiB segments, persistent vs per-segment re-mapping (paired)";
+
+/// A figure from `reps` repetitions of a [`stream_pair`]: the value is the first stream's
+/// rate, the baseline the second's, the ratio the median of the per-repetition ratios (not a
+/// physical limit: either may be faster).
+fn pair_figure(
+    name: &str,
+    profile: &str,
+    strategy: &str,
+    reps: usize,
+    mut pair: impl FnMut() -> Result<(f64, f64), String>,
+) -> Result<Figure, String> {
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        let (x, y) = pair()?;
+        a.push(x / GB);
+        b.push(y / GB);
+        ratios.push(if y > 0.0 { x / y } else { 0.0 });
+    }
+    Ok(Figure {
+        name: name.into(),
+        profile: profile.into(),
+        strategy: strategy.into(),
+        value: median(&a),
+        unit: "GB/s",
+        baseline: median(&b),
+        ratio: median(&ratios),
+        runs: a,
+        ratios,
+        limit: false,
+    })
 }
 
 /// The segment-size sweep under the strict IOMMU cost model, each repetition against the same
@@ -805,6 +971,29 @@ fn sweep(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String
             ));
         }
     }
+    pr.say("sweep: 4 KiB persistent against per-segment, side by side");
+    let on_iommu = |strategy| StreamSide {
+        platform: iommu,
+        strategy,
+    };
+    // Windows of 32 laps (2,048 segments), four per stream and repetition: 8,192 segments of
+    // each stream per repetition.
+    figs.push(pair_figure(
+        PAIR_PERSISTENT_REMAP,
+        iommu.name,
+        "persistent",
+        size.reps,
+        || {
+            stream_pair(
+                on_iommu(Strategy::PersistentSg),
+                on_iommu(Strategy::PerSegment),
+                4096,
+                segs,
+                32,
+                4,
+            )
+        },
+    )?);
     Ok(())
 }
 
@@ -1029,13 +1218,16 @@ fn find<'a>(figs: &'a [Figure], name: &str, profile: &str, strategy: &str) -> Op
 #[must_use]
 pub fn targets(figs: &[Figure]) -> Vec<Target> {
     let stream = "stream capture throughput";
-    let sweep4 = "segment sweep 4 KiB";
-    let per_vs_persistent = find(figs, sweep4, "iommu-strict", "persistent")
-        .zip(find(figs, sweep4, "iommu-strict", "per-segment"))
-        .map(|(p, s)| p.value / s.value);
-    let coherent_vs_iommu = find(figs, stream, "coherent", "persistent")
-        .zip(find(figs, stream, "iommu-strict", "persistent"))
-        .map(|(c, i)| c.value / i.value);
+    // Both ratios from streams measured side by side ([`stream_pair`]); measured one after
+    // the other, the 4 KiB ratio ranged from 1.1 to 3.5 across runs.
+    let remap = find(figs, PAIR_PERSISTENT_REMAP, "iommu-strict", "persistent");
+    let per_vs_persistent = remap.map(|f| f.ratio);
+    let remap_spread = remap.map(|f| {
+        let (lo, hi) = f.spread();
+        (1.0 - lo).max(hi - 1.0)
+    });
+    let coherent_vs_iommu =
+        find(figs, PAIR_COHERENT_IOMMU, "coherent", "persistent").map(|f| f.ratio);
     let errors = figs.iter().filter(|f| f.measurement_error()).count();
     vec![
         Target {
@@ -1061,6 +1253,12 @@ pub fn targets(figs: &[Figure]) -> Vec<Target> {
             measured: per_vs_persistent,
             need: 2.5,
             at_least: true,
+        },
+        Target {
+            what: "that ratio's spread under 15 % (largest repetition's distance from the median)",
+            measured: remap_spread,
+            need: 0.15,
+            at_least: false,
         },
         Target {
             what: "MAD mapped sends >= 0.90x inline sends through the same driver",
@@ -1243,6 +1441,11 @@ pub fn svg_sweep(figs: &[Figure]) -> String {
 pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
     match kind {
         "mad" => mad_rate(true, n).map(|_| ()),
+        // The device model's engine alone (no driver): 256 KiB segments of a 64-segment ring.
+        "engine" => {
+            let _ = engine_rate(256 * 1024, 64, n * 256 * 1024);
+            Ok(())
+        }
         "stream" => {
             let p = PLATFORMS[0];
             stream_rate(p, Strategy::PersistentSg, 64 * 1024, 16, n * 64 * 1024).map(|_| ())
@@ -1537,6 +1740,15 @@ mod tests {
         )
     }
 
+    fn pair(name: &str, profile: &str, ratios: [f64; 3]) -> Figure {
+        let mut n = 0;
+        pair_figure(name, profile, "persistent", 3, || {
+            n += 1;
+            Ok((ratios[n - 1] * GB, GB))
+        })
+        .expect("pairs")
+    }
+
     #[test]
     fn json_table_plots_and_targets() {
         let figs = vec![
@@ -1595,6 +1807,10 @@ mod tests {
                 (vec![10.0, 10.0, 10.0], vec![10.2, 9.8, 10.3]),
                 true,
             ),
+            // Streams side by side: coherent 1.05× iommu-strict; persistent 3× per-segment at
+            // 4 KiB, its repetitions within 10 % of that.
+            pair(PAIR_COHERENT_IOMMU, "coherent", [1.0, 1.05, 1.1]),
+            pair(PAIR_PERSISTENT_REMAP, "iommu-strict", [2.7, 3.0, 3.3]),
         ];
         let j = json(&figs);
         for key in [
@@ -1614,9 +1830,15 @@ mod tests {
         assert!(j.starts_with('[') && j.ends_with(']'));
         let t = targets(&figs);
         let met: Vec<bool> = t.iter().map(Target::met).collect();
-        // One measurement error; 0.95 ≥ 0.60; 9.5/8 ≥ 1; 6× ≥ 2.5×; the median of the
-        // per-repetition ratios (0.95, 0.90, 0.80) is 0.90 ≥ 0.90.
-        assert_eq!(met, vec![false, true, true, true, true]);
+        // One measurement error; 0.95 ≥ 0.60; the paired 1.05 ≥ 1; the paired 3.0 ≥ 2.5,
+        // its spread 0.1 ≤ 0.15; the median of the per-repetition ratios (0.95, 0.90, 0.80)
+        // is 0.90 ≥ 0.90.
+        assert_eq!(met, vec![false, true, true, true, true, true]);
+        let remap = &t[4];
+        assert!(
+            (remap.measured.unwrap_or(0.0) - 0.1).abs() < 1e-9,
+            "spread of the ratios"
+        );
         assert!(targets_text(&t).contains("MISSED"));
         let text = table(&figs);
         assert!(text.contains("iommu-strict"));

@@ -11,8 +11,9 @@
 //! The budget is short and bounded by time, so a waiter that finds nothing gives its core
 //! back quickly: on a host with fewer cores than busy threads, a long spin would only take the
 //! core from the thread that is to produce the answer. For the same reason only a machine
-//! alone in its process spins (a benchmark, `rhca-lab run`); machines side by side (a test
-//! suite) block at once. Nothing here changes what the machine does, only how soon a waiting
+//! alone in its process spins (a benchmark, `rhca-lab run`), or machines that take turns
+//! ([`TakingTurns`]: a benchmark comparing two); machines side by side (a test suite) block at
+//! once. Nothing here changes what the machine does, only how soon a waiting
 //! thread notices.
 
 use std::sync::OnceLock;
@@ -64,6 +65,38 @@ impl Drop for LiveMachine {
     }
 }
 
+/// Live [`TakingTurns`] guards.
+static TURNS: AtomicUsize = AtomicUsize::new(0);
+
+/// While alive, the machines of the process take turns, and spin as a machine alone does.
+///
+/// A benchmark that compares two machines side by side runs one while the other is idle: with
+/// one machine working at a time, spinning takes no core a working thread needs. Without it, two machines measured side by side would both block at every hand-off
+/// and measure a slower machine than either is alone.
+#[derive(Debug)]
+pub struct TakingTurns(());
+
+impl TakingTurns {
+    /// Declares that the process's machines take turns until the guard is dropped.
+    #[must_use]
+    pub fn new() -> Self {
+        TURNS.fetch_add(1, Ordering::AcqRel);
+        Self(())
+    }
+}
+
+impl Default for TakingTurns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TakingTurns {
+    fn drop(&mut self) {
+        TURNS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// How many threads may spin at once (`WDK_SIM_SPINNERS` overrides it). With one machine in
 /// the process, twice the host's cores: its application, simulated CPUs, interrupt CPU and
 /// device hand work to each other and each hand-off found awake saves a wake-up (a MAD round
@@ -81,11 +114,16 @@ fn max_spinners() -> usize {
     });
     let cores = *CORES
         .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
-    spinners_allowed(fixed, cores, LIVE.load(Ordering::Acquire))
+    let live = if TURNS.load(Ordering::Acquire) > 0 {
+        1
+    } else {
+        LIVE.load(Ordering::Acquire)
+    };
+    spinners_allowed(fixed, cores, live)
 }
 
 /// The policy of [`max_spinners`]: `fixed` if set, else twice the `cores` with at most one
-/// `live` machine, else none.
+/// `live` machine (or machines taking turns), else none.
 const fn spinners_allowed(fixed: Option<usize>, cores: usize, live: usize) -> usize {
     match fixed {
         Some(n) => n,
