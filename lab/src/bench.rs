@@ -574,8 +574,9 @@ const MAD_CHUNK: u64 = 50;
 /// which goes first), so that a change in the host's load falls on both alike. Returns
 /// (inline rate, mapped rate, inline lists per MAD, mapped lists per MAD).
 fn mad_pair(n: u64) -> Result<(f64, f64, f64, f64), String> {
-    // One machine works at a time: they may spin as a machine alone does.
-    let _turns = wdk_sim::spin::TakingTurns::new();
+    // Not `TakingTurns`: with turns of 50 round trips the idle machine's threads are still
+    // spinning down when the other's start, and the pair measured 3,600-3,950 round trips/s
+    // with spinning against 4,000-5,000 without.
     let mut inline = MadRig::boot(false)?;
     let mut mapped = MadRig::boot(true)?;
     // One chunk each to warm up (caches, the CPU pool, the receive ring), not counted.
@@ -1441,6 +1442,12 @@ pub fn svg_sweep(figs: &[Figure]) -> String {
 pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
     match kind {
         "mad" => mad_rate(true, n).map(|_| ()),
+        // The MAD figure's workload: inline and mapped sends on two machines taking turns.
+        "mad-pair" => {
+            let (inline, mapped, _, _) = mad_pair(n)?;
+            eprintln!("inline {inline:.0}/s, mapped {mapped:.0}/s");
+            Ok(())
+        }
         // The device model's engine alone (no driver): 256 KiB segments of a 64-segment ring.
         "engine" => {
             let _ = engine_rate(256 * 1024, 64, n * 256 * 1024);
@@ -1452,6 +1459,29 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         }
         // Any stream figure, for a profiler (perf): `stream:<platform>:<strategy>:<KiB>`, `n`
         // segments of a 64-segment ring.
+        // The 4 KiB pair's workload: persistent and per-segment streams taking turns, `n`
+        // windows each.
+        "remap-pair" => {
+            let on_iommu = |strategy| StreamSide {
+                platform: PLATFORMS[1],
+                strategy,
+            };
+            let (persistent, remap) = stream_pair(
+                on_iommu(Strategy::PersistentSg),
+                on_iommu(Strategy::PerSegment),
+                4096,
+                64,
+                32,
+                n,
+            )?;
+            eprintln!(
+                "persistent {:.3} GB/s, per-segment {:.3} GB/s: {:.2}",
+                persistent / GB,
+                remap / GB,
+                persistent / remap
+            );
+            Ok(())
+        }
         _ if kind.starts_with("stream:") => {
             let parts: Vec<&str> = kind.split(':').collect();
             let (Some(p), Some(st), Some(kib)) = (
