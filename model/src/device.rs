@@ -354,20 +354,26 @@ impl RhcaDevice {
         let handle = std::thread::Builder::new()
             .name("rhca-model".into())
             .spawn(move || {
+                // Whether the device has had nothing to do since its last sleep ran out.
+                let mut dormant = false;
                 while !flag.load(Ordering::Acquire) {
                     let seen = dev.kicks.load(Ordering::Acquire);
                     if dev.service() {
+                        dormant = false;
                         continue;
                     }
-                    // Nothing moved. A doorbell often follows within microseconds (the driver
-                    // posting the next WQE): poll for one briefly before sleeping.
+                    // Nothing moved. Just after work a doorbell often follows within
+                    // microseconds (the driver posting the next WQE): poll for one briefly
+                    // before sleeping. A dormant device does not: it would take a core from a
+                    // busy machine beside it every time its timer wakes it.
                     let kicked = || {
                         (dev.kicks.load(Ordering::Acquire) != seen || flag.load(Ordering::Acquire))
                             .then_some(())
                     };
-                    if wdk_sim::spin::spin(kicked).is_some() {
+                    if !dormant && wdk_sim::spin::spin(kicked).is_some() {
                         continue;
                     }
+                    dormant = true;
                     let st = dev.lock();
                     // Sleep until a doorbell, or briefly, so that timers (moderation, stream
                     // rate, unsolicited MADs) still fire; not at all if one was rung since the
