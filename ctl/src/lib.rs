@@ -263,7 +263,7 @@ pub fn capture<T: Transport>(
                 &encode(
                     &StreamWaitIn {
                         engine: 0,
-                        max_segments: 16,
+                        max_segments: ioctl::MAX_WAIT_SEGMENTS as u32,
                         ..StreamWaitIn::default()
                     },
                     StreamWaitIn::SIZE,

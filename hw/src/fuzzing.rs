@@ -19,7 +19,7 @@ use crate::wqe::{self, Limits, Wqe};
 use crate::{Ring, ioctl::AbiStruct};
 
 /// The largest encoding of any structure checked here (the stream WAIT reply).
-const MAX: usize = 512;
+const MAX: usize = crate::ioctl::StreamWaitOut::SIZE;
 
 /// Decode, and when that succeeds, check that the value survives an encode and a second decode.
 macro_rules! round_trip {

@@ -58,6 +58,10 @@ pub mod stream {
         StreamWaitOut, WAIT_FLAG_ENDED,
     };
     use rhca_hw::stream::{self as hw, Direction, RecordStatus};
+
+    /// Most segments a WAIT asks for: all one reply can hold.
+    #[expect(clippy::cast_possible_truncation, reason = "MAX_WAIT_SEGMENTS is 64")]
+    const WAIT_MAX: u32 = rhca_hw::ioctl::MAX_WAIT_SEGMENTS as u32;
     use wdk_sim::wdf::host::{Handle, IoResult, Pending, Process};
     use wdk_sim::{Machine, NTSTATUS, STATUS_SUCCESS};
 
@@ -288,7 +292,7 @@ pub mod stream {
         pub fn drain(&self, total: u64) -> u64 {
             let (mut done, mut bytes) = (0u64, 0u64);
             while done < total {
-                let w = self.wait(16);
+                let w = self.wait(WAIT_MAX);
                 if w.count == 0 || w.flags & WAIT_FLAG_ENDED != 0 {
                     break;
                 }
@@ -312,7 +316,7 @@ pub mod stream {
             let mut o = Outcome::default();
             let mut done = 0u64;
             while done < total {
-                let w = match self.try_wait(16) {
+                let w = match self.try_wait(WAIT_MAX) {
                     Ok(w) => w,
                     Err(e) => {
                         o.stalled = Some(e);

@@ -10,7 +10,7 @@ use crate::sys::{
     STATUS_INVALID_PARAMETER, STATUS_SUCCESS, ULONG, ULONG_PTR, WDFDEVICE, WDFFILEOBJECT, WDFQUEUE,
     WDFREQUEST, call_unsafe_wdf_function_binding,
 };
-use rhca_hw::ioctl::{MAX_ABI_SIZE, WireField};
+use rhca_hw::ioctl::WireField;
 use rhca_hw::wire::Writer;
 
 /// A `WDFREQUEST` the driver owns: the right, and the duty, to complete it once.
@@ -134,27 +134,45 @@ impl Request {
     /// # Errors
     /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
     pub fn write_output(&self, data: &[u8]) -> Result<(), NTSTATUS> {
+        self.with_output(data.len(), |b| {
+            b.copy_from_slice(data);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on the first `len` bytes of the output buffer.
+    ///
+    /// # Errors
+    /// `STATUS_BUFFER_TOO_SMALL`, the framework's status, or `f`'s error.
+    fn with_output(
+        &self,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> Result<(), NTSTATUS>,
+    ) -> Result<(), NTSTATUS> {
         let mut p: PVOID = null_mut();
-        let mut len = 0usize;
+        let mut have = 0usize;
         // SAFETY: a live request and out parameters.
         let st = unsafe {
             call_unsafe_wdf_function_binding!(
                 WdfRequestRetrieveOutputBuffer,
                 self.0,
-                data.len(),
+                len,
                 &raw mut p,
-                &raw mut len
+                &raw mut have
             )
         };
         if !NT_SUCCESS(st) {
             return Err(st);
         }
-        if len < data.len() || p.is_null() {
+        if have < len || p.is_null() {
             return Err(STATUS_BUFFER_TOO_SMALL);
         }
-        // SAFETY: the framework's buffer holds at least `data.len()` bytes until completion.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p.cast::<u8>(), data.len()) };
-        Ok(())
+        // SAFETY: the framework's buffer holds at least `len` bytes until the request
+        // completes, which this request (owned here) has not; it is the request's system
+        // buffer, which no device and no other thread reaches, so one exclusive slice over it
+        // for the duration of `f` is sound.
+        let b = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
+        f(b)
     }
 
     /// `WdfRequestCompleteWithInformation`: the request is gone afterwards.
@@ -174,12 +192,13 @@ impl Request {
     /// size, or completes it with the error (and no bytes). An output buffer too small for the
     /// value completes it with `STATUS_BUFFER_TOO_SMALL`.
     pub fn complete_with<T: WireField>(self, result: Result<T, NTSTATUS>) {
-        let mut raw = [0u8; MAX_ABI_SIZE];
+        // Encoded in place: a WAIT reply is 1,560 bytes, more than a kernel stack should carry
+        // a second copy of.
         let written = result.and_then(|v| {
-            let b = raw.get_mut(..T::SIZE).ok_or(STATUS_INVALID_PARAMETER)?;
-            v.write(&mut Writer::new(b))
-                .map_err(|_| STATUS_INVALID_PARAMETER)?;
-            self.write_output(b)?;
+            self.with_output(T::SIZE, |b| {
+                v.write(&mut Writer::new(b))
+                    .map_err(|_| STATUS_INVALID_PARAMETER)
+            })?;
             Ok(T::SIZE)
         });
         match written {
