@@ -459,6 +459,16 @@ impl DeviceBus {
         kind: Access,
         runs: &mut Vec<(u64, usize)>,
     ) -> Result<(), Result<DmaFault, BugCheck>> {
+        let slot = self.slot_checks(st)?;
+        self.translate_checked(st, m, slot, logical, len, kind, runs)
+    }
+
+    /// The checks of a device access that hold for a whole burst (the lock is held across it):
+    /// the function present with bus mastering on. Returns its address width and PDO.
+    fn slot_checks(
+        &self,
+        st: &crate::machine::State,
+    ) -> Result<(u32, u64), Result<DmaFault, BugCheck>> {
         let slot = st
             .bus
             .slots
@@ -470,13 +480,31 @@ impl DeviceBus {
         if !slot.bus_master {
             return Err(Ok(DmaFault::BusMasterDisabled));
         }
+        Ok((slot.width, std::ptr::from_ref(&*slot.pdo) as u64))
+    }
+
+    /// The checks of one access after [`DeviceBus::slot_checks`] (`(width, pdo)` is what they
+    /// returned) and its translation, as [`DeviceBus::translate_locked`] describes.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the access, the slot's checked facts and the run buffer, all needed per piece"
+    )]
+    fn translate_checked(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        (width, pdo): (u32, u64),
+        logical: u64,
+        len: usize,
+        kind: Access,
+        runs: &mut Vec<(u64, usize)>,
+    ) -> Result<(), Result<DmaFault, BugCheck>> {
         let end = logical
             .checked_add(len as u64)
             .ok_or(Ok(DmaFault::BeyondAddressWidth(logical)))?;
-        if slot.width < 64 && end > 1u64 << slot.width {
+        if width < 64 && end > 1u64 << width {
             return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
         }
-        let pdo = std::ptr::from_ref(&*slot.pdo) as u64;
         let iommu = m.config.profile.iommu;
         st.hal
             .translate(logical, len, kind, iommu, runs)
@@ -534,14 +562,26 @@ impl DeviceBus {
             let mut runs = st.hal.take_runs();
             let mut starts = st.hal.take_piece_starts();
             let mut failed: Option<(usize, Result<DmaFault, BugCheck>)> = None;
-            for (i, &(logical, buf)) in pieces.iter().enumerate() {
-                starts.push(runs.len());
-                if let Err(e) =
-                    self.translate_locked(st, &m, logical, buf.len(), Access::Write, &mut runs)
-                {
-                    runs.truncate(starts[i]);
-                    failed = Some((i, e));
-                    break;
+            // The slot's checks hold for the whole burst: the lock is held across it.
+            match self.slot_checks(st) {
+                Err(e) => failed = Some((0, e)),
+                Ok(slot) => {
+                    for (i, &(logical, buf)) in pieces.iter().enumerate() {
+                        starts.push(runs.len());
+                        if let Err(e) = self.translate_checked(
+                            st,
+                            &m,
+                            slot,
+                            logical,
+                            buf.len(),
+                            Access::Write,
+                            &mut runs,
+                        ) {
+                            runs.truncate(starts[i]);
+                            failed = Some((i, e));
+                            break;
+                        }
+                    }
                 }
             }
             let mut upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
