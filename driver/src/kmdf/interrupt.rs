@@ -105,11 +105,13 @@ fn service(c: &DeviceCtx) {
         return;
     };
     while let Some((mads, segments)) = handed {
-        let more = mads.is_full() || segments.is_full();
+        let more = mads.is_full() || segments.as_ref().is_some_and(Batch::is_full);
         for (req, m) in mads {
             req.complete_with(Ok(m));
         }
-        streams::complete_waits(segments);
+        if let Some(segments) = segments {
+            streams::complete_waits(segments);
+        }
         handed = if more {
             with_hca(c, |h, _| deliver(h, o)).flatten()
         } else {
@@ -122,10 +124,11 @@ fn service(c: &DeviceCtx) {
 }
 
 /// What one lock hold of the DPC hands out: received MADs and ready segments, each paired with
-/// its waiting request.
+/// its waiting request. The WAIT replies only when a stream has segments ready: each is a
+/// 1,560-byte reply, and a MAD's DPC should not move an empty batch of them out of the lock.
 type Handed = (
     Batch<(Request, RecvMadOut), RECV_BATCH>,
-    Batch<(Request, StreamWaitOut), { streams::WAIT_BATCH }>,
+    Option<Batch<(Request, StreamWaitOut), { streams::WAIT_BATCH }>>,
 );
 
 /// One [`Handed`] (`None` when nothing waits to be paired, the common case, which moves no
@@ -134,9 +137,13 @@ fn deliver(h: &mut Hca, o: &Objects) -> Option<Handed> {
     if !h.has_received() && !h.streams().any_ready() {
         return None;
     }
+    let mads = deliver_received(h, o.recv);
+    let streams = h.streams();
     Some((
-        deliver_received(h, o.recv),
-        streams::deliver_waits(h.streams(), &o.waits),
+        mads,
+        streams
+            .any_ready()
+            .then(|| streams::deliver_waits(streams, &o.waits)),
     ))
 }
 

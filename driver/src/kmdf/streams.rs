@@ -275,8 +275,8 @@ pub(super) extern "C" fn evt_stream_work(work: WDFWORKITEM) {
 }
 
 /// WAIT requests paired with segments per lock hold. Two, for the reason of `RECV_BATCH` in
-/// `interrupt.rs` (each entry is a ~400-byte reply moved out of the lock; the DPC builds the
-/// batch on every MAD interrupt too); more wait for the next hold.
+/// `interrupt.rs` (each entry is a 1,560-byte reply moved out of the lock); more wait for the
+/// next hold.
 pub(super) const WAIT_BATCH: usize = 2;
 
 /// The DPC's stream work, under the lock: pairs ready segments with queued WAIT requests, to be
