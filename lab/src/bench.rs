@@ -1455,7 +1455,7 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         }
         "stream" => {
             let p = PLATFORMS[0];
-            stream_rate(p, Strategy::PersistentSg, 64 * 1024, 16, n * 64 * 1024).map(|_| ())
+            stream_rate(p, Strategy::PersistentSg, 64 * 1024, 64, n * 64 * 1024).map(|_| ())
         }
         // Any stream figure, for a profiler (perf): `stream:<platform>:<strategy>:<KiB>`, `n`
         // segments of a 64-segment ring.
