@@ -138,12 +138,12 @@ fn deliver(h: &mut Hca, o: &Objects) -> Option<Handed> {
         return None;
     }
     let mads = deliver_received(h, o.recv);
-    let streams = h.streams();
+    let engines = h.streams();
     Some((
         mads,
-        streams
+        engines
             .any_ready()
-            .then(|| streams::deliver_waits(streams, &o.waits)),
+            .then(|| streams::deliver_waits(engines, &o.waits)),
     ))
 }
 
