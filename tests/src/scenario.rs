@@ -1015,7 +1015,7 @@ fn ops_with(
                 6 | 7 => {
                     let w = ioctl::StreamWaitIn {
                         engine,
-                        max_segments: 1 + rng.below(16) as u32,
+                        max_segments: 1 + rng.below(ioctl::MAX_WAIT_SEGMENTS as u64) as u32,
                         ..ioctl::StreamWaitIn::default()
                     };
                     let b = input(&|b| w.encode(b), ioctl::StreamWaitIn::SIZE);

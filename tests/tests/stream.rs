@@ -403,3 +403,57 @@ fn an_engine_dma_error_ends_the_stream_with_an_error_and_releases_everything() {
         l.finish();
     }
 }
+
+/// ABI version 2: one WAIT hands out up to 64 segments (a whole 64-segment ring), oldest first;
+/// a count of 0 or above 64 is refused and changes nothing.
+#[test]
+fn a_wait_hands_out_up_to_a_whole_ring_and_refuses_more() {
+    let l = lab("coherent");
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        0,
+        Direction::Capture,
+        4096,
+        64,
+        Strategy::PersistentSg,
+        0,
+    )
+    .unwrap();
+    for bad in [0, 65] {
+        let e = c.try_wait(bad).expect_err("refused");
+        assert!(e.contains("0xc000000d"), "max_segments {bad}: {e}");
+    }
+    // The device fills the ring on its START credits; its records reach the driver by
+    // interrupt (one per 16 segments), which the pause lets the DPC finish.
+    let t = std::time::Instant::now();
+    while l.dev.counters().segments < 64 {
+        assert!(t.elapsed().as_secs() < 10, "the device fills the ring");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (mut next, mut largest) = (0u64, 0u32);
+    while next < 64 {
+        let w = c.wait(64);
+        assert!(w.count >= 1 && w.count <= 64, "{}", w.count);
+        for s in &w.segments[..w.count as usize] {
+            assert_eq!((s.sequence, s.bytes), (next, 4096), "oldest first, whole");
+            next += 1;
+        }
+        largest = largest.max(w.count);
+    }
+    assert!(
+        largest > 16,
+        "a WAIT reported {largest} segments at most, no more than ABI version 1 could"
+    );
+    assert_eq!(c.release(0, 64), STATUS_SUCCESS, "the whole ring goes back");
+    let o = c.run(128);
+    assert!(o.verified >= 128 && o.bad == 0, "{o:?}");
+    let (st, r) = c.stop();
+    assert_eq!((st, r.status), (STATUS_SUCCESS, STATUS_SUCCESS));
+    p.close(h).unwrap();
+    l.finish();
+}
