@@ -345,11 +345,7 @@ impl Memory {
         contiguous: bool,
     ) -> Option<usize> {
         let pages = pages.max(1);
-        if !self.deferred.is_empty() && self.pins.load(Ordering::Acquire) == 0 {
-            for (base, pages) in std::mem::take(&mut self.deferred) {
-                self.release_host(base, pages);
-            }
-        }
+        self.reclaim_deferred();
         let pfns: Vec<u64> = if contiguous {
             let start = self.zone(zone).contiguous(pages as u64)?;
             (start..start + pages as u64).collect()
@@ -424,15 +420,23 @@ impl Memory {
             self.free_frame(pfn);
         }
         if self.pins.load(Ordering::Acquire) > 0 {
-            // A burst may still be copying into these pages: keep them until it is done.
+            // A burst may still be copying into these pages: keep them until none is.
             self.deferred.push((r.base, r.pages));
         } else {
             self.release_host(r.base, r.pages);
-            for (base, pages) in std::mem::take(&mut self.deferred) {
+            self.reclaim_deferred();
+        }
+        Some(r.kind)
+    }
+
+    /// Returns the host pages of freed regions once no burst is copying ([`DmaPin`]).
+    fn reclaim_deferred(&mut self) {
+        if !self.deferred.is_empty() && self.pins.load(Ordering::Acquire) == 0 {
+            // Popped, so the list keeps its buffer: nothing is allocated per free.
+            while let Some((base, pages)) = self.deferred.pop() {
                 self.release_host(base, pages);
             }
         }
-        Some(r.kind)
     }
 
     /// Returns a freed region's host pages: a single page to the slab, others to the host.
@@ -537,15 +541,8 @@ impl Memory {
             hosts.push(host);
         }
         let cached = !self.ram.is_empty();
-        let mut bufs = bufs.into_iter();
-        let mut cur: &[u8] = &[];
-        for (&(pa, n), &host) in runs.iter().zip(&hosts) {
-            while cur.is_empty() {
-                cur = bufs.next().expect("the runs cover the buffers' bytes");
-            }
-            // PANIC: never: a run lies within one buffer (its translation made it so).
-            let (src, rest) = cur.split_at(n);
-            cur = rest;
+        let srcs = run_sources(runs.iter().map(|r| r.1), bufs);
+        for ((&(pa, n), &host), src) in runs.iter().zip(&hosts).zip(srcs) {
             let off = (pa & 0xFFF) as usize;
             assert!(off + n <= PAGE, "a run crosses a page boundary");
             if cached && let Some(ram) = self.ram.get_mut(&(pa >> 12)) {
@@ -770,15 +767,7 @@ pub(crate) unsafe fn copy_to_runs<'a>(
     pin: &DmaPin,
 ) {
     let _ = pin;
-    let mut bufs = bufs.into_iter();
-    let mut cur: &[u8] = &[];
-    for &(host, n) in runs {
-        while cur.is_empty() {
-            cur = bufs.next().expect("the runs cover the buffers' bytes");
-        }
-        // PANIC: never: a run lies within one buffer (its translation made it so).
-        let (src, rest) = cur.split_at(n);
-        cur = rest;
+    for (&(host, n), src) in runs.iter().zip(run_sources(runs.iter().map(|r| r.1), bufs)) {
         // SAFETY: `host .. host + n` lies in one host page that was allocated when the run was
         // resolved and is still (the caller holds the pin taken then: a region freed since
         // keeps its pages); `src` is the caller's buffer, not in those pages. Simulated CPUs
@@ -786,6 +775,25 @@ pub(crate) unsafe fn copy_to_runs<'a>(
         // would memory under DMA on real hardware.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), host as *mut u8, n) };
     }
+}
+
+/// The bytes of `bufs`, in order, cut into pieces of the run lengths `lens`: each run lies
+/// within one buffer (its translation made it so), and the runs cover the buffers' bytes.
+fn run_sources<'a>(
+    lens: impl IntoIterator<Item = usize>,
+    bufs: impl IntoIterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = &'a [u8]> {
+    let mut bufs = bufs.into_iter();
+    let mut cur: &[u8] = &[];
+    lens.into_iter().map(move |n| {
+        while cur.is_empty() {
+            cur = bufs.next().expect("the runs cover the buffers' bytes");
+        }
+        // PANIC: never: a run lies within one buffer.
+        let (src, rest) = cur.split_at(n);
+        cur = rest;
+        src
+    })
 }
 
 /// Renders a pool tag (`'RHCA'` is stored little-endian, first character in the low byte).

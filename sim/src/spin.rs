@@ -13,8 +13,7 @@
 //! core from the thread that is to produce the answer. For the same reason only a machine
 //! alone in its process spins (a benchmark, `rhca-lab run`), or machines that take turns
 //! ([`TakingTurns`]: a benchmark comparing two); machines side by side (a test suite) block at
-//! once. Nothing here changes what the machine does, only how soon a waiting
-//! thread notices.
+//! once. Nothing here changes what the machine does, only how soon a waiting thread notices.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,8 +70,9 @@ static TURNS: AtomicUsize = AtomicUsize::new(0);
 /// While alive, the machines of the process take turns, and spin as a machine alone does.
 ///
 /// A benchmark that compares two machines side by side runs one while the other is idle: with
-/// one machine working at a time, spinning takes no core a working thread needs. Without it, two machines measured side by side would both block at every hand-off
-/// and measure a slower machine than either is alone.
+/// one machine working at a time, spinning takes no core a working thread needs. Without it,
+/// two machines measured side by side would both block at every hand-off and measure a slower
+/// machine than either is alone.
 #[derive(Debug)]
 pub struct TakingTurns(());
 

@@ -129,17 +129,6 @@ impl Request {
         T::decode_abi(b).map_err(|_| STATUS_INVALID_PARAMETER)
     }
 
-    /// Copies `data` into the output buffer.
-    ///
-    /// # Errors
-    /// `STATUS_BUFFER_TOO_SMALL` or the framework's status.
-    pub fn write_output(&self, data: &[u8]) -> Result<(), NTSTATUS> {
-        self.with_output(data.len(), |b| {
-            b.copy_from_slice(data);
-            Ok(())
-        })
-    }
-
     /// Runs `f` on the first `len` bytes of the output buffer.
     ///
     /// # Errors
