@@ -237,6 +237,18 @@ pub mod stream {
         /// When either request does not complete.
         #[must_use]
         pub fn stop(self) -> (NTSTATUS, IoResult) {
+            self.try_stop().expect("STOP")
+        }
+
+        /// As [`Client::stop`], for a caller that reports a machine stopped by a bug check
+        /// (the STOP's own path can be where a broken driver bug checks) instead of panicking.
+        ///
+        /// # Errors
+        /// Why the STOP request could not be sent or completed.
+        ///
+        /// # Panics
+        /// When the START request does not complete after a STOP that did.
+        pub fn try_stop(self) -> Result<(NTSTATUS, IoResult), String> {
             let mut b = [0u8; StreamStopIn::SIZE];
             StreamStopIn {
                 engine: self.engine,
@@ -247,9 +259,9 @@ pub mod stream {
             let st = self
                 .p
                 .ioctl(self.h, ioctl::IOCTL_RHCA_STREAM_STOP, &b, 0)
-                .expect("STOP")
+                .map_err(|e| format!("STOP: {e:?}"))?
                 .status;
-            (st, self.finish())
+            Ok((st, self.finish()))
         }
 
         /// The START's result (waits for it).

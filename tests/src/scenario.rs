@@ -332,7 +332,7 @@ fn io(rig: &Rig, k: u64, segs: u64, o: &mut Outcome) -> Result<(), String> {
         .map_err(|st| format!("START refused on a healthy device: {st:#x}"))?;
         let out = c.run(segs);
         account(o, &out, "on a healthy device");
-        let (st, r) = c.stop();
+        let (st, r) = c.try_stop()?;
         if st != STATUS_SUCCESS || r.status != STATUS_SUCCESS {
             o.errors.push(format!(
                 "stream STOP {st:#x}, START completed {:#x}",
@@ -426,7 +426,7 @@ fn through(
             out.verified, out.ended_early
         ));
     }
-    let (st, r) = c.stop();
+    let (st, r) = c.try_stop()?;
     if st != STATUS_SUCCESS || r.status != STATUS_SUCCESS {
         o.errors.push(format!(
             "stream STOP after a cancelled query {st:#x}, START completed {:#x}",
