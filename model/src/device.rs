@@ -13,7 +13,10 @@
 //! One mutex guards the device state. The device may take the machine's lock (every DMA does)
 //! while holding its own; the machine never calls into the device while holding its lock.
 //! Interrupts are signalled only after the device lock is released, because an interrupt sink
-//! (the driver's ISR) reads device registers.
+//! (the driver's ISR) reads device registers. A stream engine's capture burst is the one DMA
+//! made without the device lock: planned under it, written after it is released and committed
+//! under it again (`engine::Burst`), so that the driver's register accesses do not wait for
+//! 64 KiB of data movement.
 
 mod engine;
 mod queues;
@@ -32,7 +35,7 @@ use crate::config::{Counters, Fault, ModelConfig, RandomFaults};
 use crate::fabric::{Fabric, Packet};
 use crate::port::HostPort;
 
-use engine::Engine;
+use engine::{Burst, Engine};
 use queues::{Cq, Wq};
 
 /// BAR0's size (`docs/device.md` §1).
@@ -115,6 +118,11 @@ struct State {
     counters: Counters,
     /// Interrupts to signal once the lock is released.
     out: Vec<Interrupt>,
+    /// Capture bursts planned in this round, written once the lock is released
+    /// ([`engine::Burst`]).
+    bursts: Vec<Burst>,
+    /// Counts resets and removals: a burst planned under an older epoch is not written.
+    epoch: Arc<AtomicU64>,
 }
 
 /// The RHCA device model, a [`PciFunction`] on a `wdk-sim` machine.
@@ -128,6 +136,9 @@ pub struct RhcaDevice {
     /// round, so a doorbell rung between that round and the worker's wait is never slept
     /// through.
     kicks: AtomicU64,
+    /// The state's `epoch`, read by the bus (under its lock) before it writes a burst planned
+    /// in that epoch.
+    epoch: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RhcaDevice {
@@ -164,6 +175,7 @@ impl RhcaDevice {
         }
         let engines = cfg.caps.stream_engines as usize;
         let fabric = Fabric::new(&cfg);
+        let epoch = Arc::new(AtomicU64::new(0));
         Ok(Arc::new(Self {
             state: Mutex::new(State {
                 cfg,
@@ -192,10 +204,13 @@ impl RhcaDevice {
                 faults: Faults::default(),
                 counters: Counters::default(),
                 out: Vec::new(),
+                bursts: Vec::with_capacity(engines),
+                epoch: epoch.clone(),
             }),
             bus: OnceLock::new(),
             wake: Condvar::new(),
             kicks: AtomicU64::new(0),
+            epoch,
         }))
     }
 
@@ -286,15 +301,40 @@ impl RhcaDevice {
 
     /// One round of device work: fetch and execute posted WQEs, deliver inbound MADs, move
     /// stream data as credits allow, fire moderation timers. Returns whether anything moved.
+    ///
+    /// A round's capture bursts are written after the device's lock is released, then
+    /// committed under it again ([`engine::Burst`]): the driver's register accesses do not
+    /// wait for the data movement, as they do not on hardware.
     pub fn service(&self) -> bool {
-        let slow = self.with(|st| {
+        let (progress, slow, mut bursts) = self.with(|st| {
             let p = st.service();
-            (p, st.faults.slow)
+            (p, st.faults.slow, std::mem::take(&mut st.bursts))
         });
-        if slow.0 && !slow.1.is_zero() {
-            std::thread::sleep(slow.1);
+        if !bursts.is_empty() {
+            // A reset or removal since the plan cancels a burst the bus has not taken yet:
+            // the bus reads the epoch with its lock held, which a driver freeing the buffer
+            // after the reset also takes.
+            for b in &mut bursts {
+                let planned = b.epoch;
+                let live = || self.epoch.load(Ordering::Acquire) == planned;
+                match self.bus.get() {
+                    Some(bus) => b.write(bus.as_ref(), &live),
+                    None => b.outcome = engine::BurstOutcome::Cancelled,
+                }
+            }
+            self.with(|st| {
+                // Popped (engines' bursts are independent, so their order does not matter),
+                // and the list's buffer goes back: a round allocates nothing.
+                while let Some(b) = bursts.pop() {
+                    st.commit_burst(b);
+                }
+                st.bursts = bursts;
+            });
         }
-        slow.0
+        if progress && !slow.is_zero() {
+            std::thread::sleep(slow);
+        }
+        progress
     }
 
     /// Services the device until a round makes no progress (at most `10^6` rounds). Returns the
@@ -468,6 +508,11 @@ impl State {
         }
     }
 
+    /// Whether a capture burst is being written (without the device's lock).
+    fn bursting(&self) -> bool {
+        self.se.iter().any(Engine::in_flight)
+    }
+
     /// Whether the device may fetch work and move data now.
     fn running(&mut self) -> bool {
         !self.removed && self.ready() && self.enable && !self.quiesce && !self.fatal
@@ -493,16 +538,6 @@ impl State {
             .as_ref()
             .ok_or(DmaFault::NotPresent)?
             .dma_write(addr, buf)
-    }
-
-    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
-        if self.removed {
-            return Err((0, DmaFault::NotPresent));
-        }
-        self.bus
-            .as_ref()
-            .ok_or((0, DmaFault::NotPresent))?
-            .dma_write_pieces(pieces)
     }
 
     // ---- interrupts ----
@@ -605,7 +640,10 @@ impl State {
                 let ready = self.ready();
                 flag(ready, regs::STATUS_READY)
                     | flag(ready && self.enable, regs::STATUS_ENABLED)
-                    | flag(ready && self.quiesce, regs::STATUS_QUIESCED)
+                    | flag(
+                        ready && self.quiesce && !self.bursting(),
+                        regs::STATUS_QUIESCED,
+                    )
                     | flag(self.fatal, regs::STATUS_FATAL)
             }
             0x01C => self.int_cfg,
@@ -712,6 +750,8 @@ impl State {
 
     /// `CTRL.RESET`: abandon everything without DMA (§3.2).
     fn reset(&mut self) {
+        // A burst planned before the reset is not written (§3.2: no DMA from here on).
+        self.epoch.fetch_add(1, Ordering::Release);
         let fabric = Fabric::new(&self.cfg);
         self.enable = false;
         self.quiesce = false;
@@ -786,6 +826,7 @@ impl State {
             return;
         }
         self.counters.faults_injected += 1;
+        self.epoch.fetch_add(1, Ordering::Release);
         if let Some(b) = &self.bus {
             b.surprise_remove();
         }

@@ -37,6 +37,26 @@ pub trait HostPort: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// As [`HostPort::dma_write_pieces`], issued only if `live()` still returns true when the
+    /// bus takes the burst; returns whether it was issued (a burst that was not wrote
+    /// nothing). A bus with a lock calls `live` once with it held, so that nothing the bus
+    /// serialises (a driver freeing the buffer) can come between the answer and the burst;
+    /// `live` must therefore only read atomics. The device prepares a stream burst under its
+    /// own lock and writes it without, and passes whether no reset came in between.
+    ///
+    /// # Errors
+    /// As [`HostPort::dma_write_pieces`].
+    fn dma_write_pieces_if(
+        &self,
+        pieces: &[(u64, &[u8])],
+        live: &dyn Fn() -> bool,
+    ) -> Result<bool, (usize, DmaFault)> {
+        if !live() {
+            return Ok(false);
+        }
+        self.dma_write_pieces(pieces).map(|()| true)
+    }
+
     /// Sends the MSI-X message of table entry `vector`; false when it could not be delivered
     /// (the device is gone, or bus mastering is off).
     fn signal_msi(&self, vector: u32) -> bool;
@@ -60,6 +80,14 @@ impl HostPort for DeviceBus {
 
     fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
         Self::dma_write_pieces(self, pieces)
+    }
+
+    fn dma_write_pieces_if(
+        &self,
+        pieces: &[(u64, &[u8])],
+        live: &dyn Fn() -> bool,
+    ) -> Result<bool, (usize, DmaFault)> {
+        Self::dma_write_pieces_if(self, pieces, live)
     }
 
     fn signal_msi(&self, vector: u32) -> bool {

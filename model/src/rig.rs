@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{ModelConfig, RhcaDevice};
+use crate::{HostPort, ModelConfig, RhcaDevice};
 use rhca_hw::cqe::{CQE_SIZE, Cqe};
 use rhca_hw::mad::{self, MadHeader};
 use rhca_hw::regs::{self, WqId, cq, db, se, wq};
@@ -29,7 +29,7 @@ use rhca_hw::ring::Ring;
 use rhca_hw::stream::{self, Descriptor, Record};
 use rhca_hw::wqe::{Ctrl, DataSeg, Opcode, Payload, Wqe};
 use wdk_sim::testkit::{CommonBuffer, Mapping, TestAdapter};
-use wdk_sim::{Attached, Config, Entered, Machine, PciFunction, Profile};
+use wdk_sim::{Attached, Config, DeviceBus, Entered, Machine, PciFunction, Profile};
 
 /// A machine with one RHCA and a DMA adapter, entered on the test's thread.
 pub struct Rig {
@@ -83,9 +83,21 @@ impl Rig {
 
     /// A rig on a machine built from `config`, with device `model`.
     pub fn with(config: Config, model: ModelConfig) -> Self {
+        Self::with_port(config, model, |bus| Arc::new(bus))
+    }
+
+    /// As [`Rig::with`], with the device reaching the machine's bus through the port `wrap`
+    /// makes of it (a test's port that delays or watches the device's DMA).
+    pub fn with_port(
+        config: Config,
+        model: ModelConfig,
+        wrap: impl FnOnce(DeviceBus) -> Arc<dyn HostPort>,
+    ) -> Self {
         let width = model.caps.dma_width;
         let m = Machine::new(config);
-        let (dev, att) = RhcaDevice::attach(&m, model).expect("valid model configuration");
+        let dev = RhcaDevice::new(model).expect("valid model configuration");
+        let (att, bus) = m.attach(dev.clone());
+        dev.connect(wrap(bus));
         let cpu = m.enter();
         let adapter = TestAdapter::new(&att, width, 64 << 20).expect("adapter");
         Self {

@@ -544,6 +544,25 @@ impl DeviceBus {
     /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
     /// were written.
     pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
+        self.dma_write_pieces_if(pieces, &|| true).map(drop)
+    }
+
+    /// As [`DeviceBus::dma_write_pieces`], but the burst is issued only if `live()` returns
+    /// true when the bus takes it: `live` is called once, with the machine's lock held, before
+    /// any check (it must not take a lock the machine's holder could wait for; reading an
+    /// atomic is what it is for). A device model that prepares a burst without its own lock
+    /// held passes whether the burst is still wanted (no reset since), so that a reset the
+    /// driver wrote before it frees the buffer is never followed by the burst's DMA.
+    ///
+    /// Returns whether the burst was issued; a burst that was not wrote nothing.
+    ///
+    /// # Errors
+    /// As [`DeviceBus::dma_write_pieces`].
+    pub fn dma_write_pieces_if(
+        &self,
+        pieces: &[(u64, &[u8])],
+        live: &dyn Fn() -> bool,
+    ) -> Result<bool, (usize, DmaFault)> {
         thread_local! {
             /// Each run's host address and length, for the copy after the lock is released.
             static HOSTS: std::cell::RefCell<Vec<(usize, usize)>> =
@@ -552,6 +571,9 @@ impl DeviceBus {
         let m = self.machine().map_err(|f| (0, f))?;
         HOSTS.with_borrow_mut(|hosts| {
             let mut guard = m.lock();
+            if !live() {
+                return Ok(false);
+            }
             let st = &mut *guard;
             // Every piece is checked and translated first, then the burst is written in one
             // pass over its runs. The first piece that faults (in its checks or translation, or
@@ -626,7 +648,7 @@ impl DeviceBus {
                 };
             }
             match failed {
-                None => Ok(()),
+                None => Ok(true),
                 Some((i, Ok(f))) => Err((i, f)),
                 Some((i, Err(fault))) => {
                     let p2 = fault.params[2];

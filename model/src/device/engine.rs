@@ -48,11 +48,96 @@ pub(super) struct Engine {
     tokens: u64,
     last_refill: Option<Instant>,
     scratch: Vec<u8>,
+    /// The current capture burst's pieces: (device address, offset in the burst, bytes).
+    pieces: Vec<(u64, usize, usize)>,
     /// Benchmark data: the scratch holds the fixed capture bytes.
     bench_filled: bool,
+    /// A capture burst is being written without the device's lock ([`Burst`]): the engine
+    /// moves nothing else, and a STOP waits for it (`stop_pending`).
+    in_flight: bool,
+    /// A STOP (with its acknowledgement, or a quiesce's) that arrived while a burst was in
+    /// flight: it takes effect at that burst's end, the next burst boundary.
+    stop_pending: Option<bool>,
+}
+
+/// A capture burst, planned with the device's lock held and written without it.
+///
+/// Why: a 64 KiB burst takes microseconds to copy, and with the lock held every register
+/// access of the driver (its ISR reading `INT_CAUSE`, a credit write, a doorbell) waited for it,
+/// which a device's DMA engine does not make a CPU do; on a 2-core host the waiting ISR thread
+/// went to sleep and woke again for most bursts. The plan takes the engine's scratch and piece
+/// buffers (so nothing is allocated per burst) and marks it in flight; `commit_burst` gives them
+/// back and does what the end of the burst does (position, record, a STOP that waited).
+///
+/// A reset between the plan and the write cancels it: the bus asks, under its lock, whether
+/// the device's epoch is still the plan's (`RhcaDevice::service`), so a buffer the driver frees
+/// after writing `CTRL.RESET` is never written.
+#[derive(Debug)]
+pub(super) struct Burst {
+    pub(super) n: usize,
+    pub(super) epoch: u64,
+    seq: u64,
+    pos: u32,
+    len: u32,
+    pub(super) scratch: Vec<u8>,
+    pub(super) pieces: Vec<(u64, usize, usize)>,
+    pub(super) outcome: BurstOutcome,
+}
+
+/// How a [`Burst`]'s write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BurstOutcome {
+    /// Not written yet.
+    Planned,
+    /// Every piece written.
+    Written,
+    /// Not written: the device was reset (or removed) since the plan.
+    Cancelled,
+    /// The bus refused the piece at this device address; the pieces before it were written.
+    Fault(u64),
+}
+
+impl Burst {
+    /// Writes the burst's pieces through `bus` in transactions of at most [`MAX_PIECES`]
+    /// pieces, each issued only while `live()` holds. Called without the device's lock.
+    pub(super) fn write(&mut self, bus: &dyn crate::port::HostPort, live: &dyn Fn() -> bool) {
+        let mut refs: [(u64, &[u8]); MAX_PIECES] = [(0, &[]); MAX_PIECES];
+        self.outcome = BurstOutcome::Written;
+        for group in self.pieces.chunks(MAX_PIECES) {
+            for (r, &(addr, at, take)) in refs.iter_mut().zip(group) {
+                *r = (addr, &self.scratch[at..at + take]);
+            }
+            match bus.dma_write_pieces_if(&refs[..group.len()], live) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.outcome = BurstOutcome::Cancelled;
+                    return;
+                }
+                Err((i, _)) => {
+                    self.outcome = BurstOutcome::Fault(group[i].0);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What one step of an engine did.
+enum Step {
+    /// The chunk was moved (a playback read, with the device's lock held).
+    Moved,
+    /// A capture burst was planned; it is written after the lock is released.
+    Planned,
+    /// The engine stopped on a fault.
+    Failed,
 }
 
 impl Engine {
+    /// Whether a capture burst of this engine is being written.
+    pub(super) const fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     pub(super) fn timer_due(&self, now: Instant) -> bool {
         moderation_due(self.modr, self.unreported, self.first_unreported, now)
     }
@@ -206,6 +291,14 @@ impl State {
     /// STOP (or quiesce): stop at a burst boundary, write a `Stopped` record for a partial
     /// segment, acknowledge.
     pub(super) fn stop_engine(&mut self, n: usize, ack: bool) {
+        if self.se[n].in_flight {
+            // The burst being written ends first (STOP takes effect at a burst boundary);
+            // `commit_burst` stops the engine then. An acknowledgement asked for by either
+            // request is given.
+            let e = &mut self.se[n];
+            e.stop_pending = Some(ack || e.stop_pending.unwrap_or(false));
+            return;
+        }
         let was_running = self.se[n].running;
         if was_running && self.se[n].pos > 0 {
             let pos = self.se[n].pos;
@@ -243,14 +336,16 @@ impl State {
         let Some(cfg) = self.se[n].config else {
             return false;
         };
+        if self.se[n].in_flight {
+            return false;
+        }
         if !self.se[n].running || self.se[n].credits == 0 {
             self.se[n].last_refill = None;
             return false;
         }
         let mut allowance = match self.cfg.stream_rate {
-            // One burst per service round: the device's state is locked for a round, and a
-            // register access (a doorbell, the ISR reading its cause) should not wait for more
-            // than one burst's data movement, nor the queues for their turn.
+            // One burst per service round: the queues get their turn between bursts (and a
+            // capture burst is written after the round, without the device's lock).
             None => u64::from(BURST),
             Some(rate) => {
                 let now = Instant::now();
@@ -278,11 +373,15 @@ impl State {
             if chunk == 0 {
                 break;
             }
-            if !self.move_chunk(n, cfg, chunk) {
-                return true;
-            }
+            let step = self.move_chunk(n, cfg, chunk);
             allowance -= u64::from(chunk);
             progress = true;
+            match step {
+                Step::Failed => return true,
+                // The burst ends (and the segment with it) in `commit_burst`.
+                Step::Planned => break,
+                Step::Moved => {}
+            }
             if self.se[n].pos == cfg.seg_size {
                 let status = if self.se[n].mismatch {
                     RecordStatus::PatternMismatch
@@ -299,20 +398,9 @@ impl State {
         progress
     }
 
-    /// Writes `pieces` — (device address, offset in `data`, bytes) — as one burst; the address
-    /// of the piece that faulted otherwise.
-    fn write_pieces(&self, pieces: &[(u64, usize, usize)], data: &[u8]) -> Result<(), u64> {
-        let mut refs: [(u64, &[u8]); MAX_PIECES] = [(0, &[]); MAX_PIECES];
-        for (r, &(addr, at, take)) in refs.iter_mut().zip(pieces) {
-            *r = (addr, &data[at..at + take]);
-        }
-        self.dma_write_pieces(&refs[..pieces.len()])
-            .map_err(|(i, _)| pieces[i].0)
-    }
-
-    /// Moves `len` bytes at the current position. Returns false when the engine stopped on a
-    /// DMA fault.
-    fn move_chunk(&mut self, n: usize, cfg: stream::Config, len: u32) -> bool {
+    /// Moves `len` bytes at the current position: a playback reads them now; a capture plans a
+    /// [`Burst`] (into `self.bursts`) that is written once the device's lock is released.
+    fn move_chunk(&mut self, n: usize, cfg: stream::Config, len: u32) -> Step {
         let e = &mut self.se[n];
         let seg = e.seq % u64::from(cfg.seg_count);
         let start = seg * u64::from(cfg.seg_size) + u64::from(e.pos);
@@ -328,7 +416,8 @@ impl State {
             self.se[n].bench_filled = true;
         }
         if cfg.per_segment && self.se[n].loaded != Some(seq) && !self.load_group(n, cfg, seq) {
-            return false;
+            self.se[n].scratch = scratch;
+            return Step::Failed;
         }
         let inject = std::mem::take(&mut self.faults.stream_error[n]);
         let mut ok = !inject;
@@ -339,8 +428,8 @@ impl State {
             let first = table.partition_point(|&(_, l, off)| off + u64::from(l) <= start);
             // A capture writes the burst's pieces as one bus transaction (in runs of at most
             // MAX_PIECES, in order); a playback reads them one by one.
-            let mut pieces: [(u64, usize, usize); MAX_PIECES] = [(0, 0, 0); MAX_PIECES];
-            let mut count = 0usize;
+            let mut pieces = std::mem::take(&mut self.se[n].pieces);
+            pieces.clear();
             let mut done = 0usize;
             for &(addr, l, off) in &table[first..] {
                 if done == scratch.len() {
@@ -350,17 +439,8 @@ impl State {
                 let inner = at - off;
                 let take = ((u64::from(l) - inner) as usize).min(scratch.len() - done);
                 if capture {
-                    pieces[count] = (addr + inner, done, take);
-                    count += 1;
+                    pieces.push((addr + inner, done, take));
                     done += take;
-                    if count == MAX_PIECES {
-                        if let Err(a) = self.write_pieces(&pieces[..count], &scratch) {
-                            ok = false;
-                            fault_addr = a;
-                            break;
-                        }
-                        count = 0;
-                    }
                     continue;
                 }
                 if self
@@ -373,14 +453,22 @@ impl State {
                 }
                 done += take;
             }
-            if ok
-                && count > 0
-                && let Err(a) = self.write_pieces(&pieces[..count], &scratch)
-            {
-                ok = false;
-                fault_addr = a;
-            }
             self.se[n].table = table;
+            if capture {
+                self.se[n].in_flight = true;
+                self.bursts.push(Burst {
+                    n,
+                    epoch: self.epoch.load(Ordering::Relaxed),
+                    seq,
+                    pos,
+                    len,
+                    scratch,
+                    pieces,
+                    outcome: BurstOutcome::Planned,
+                });
+                return Step::Planned;
+            }
+            self.se[n].pieces = pieces;
         } else {
             self.counters.faults_injected += 1;
         }
@@ -397,22 +485,68 @@ impl State {
         }
         self.se[n].scratch = scratch;
         if !ok {
-            let code = if capture {
-                ErrorCode::DmaWriteFault
-            } else {
-                ErrorCode::DmaReadFault
-            };
-            self.finish_segment(n, RecordStatus::DmaError, pos);
-            let e = &mut self.se[n];
-            e.running = false;
-            e.error = true;
-            e.stopped = true;
-            self.error(code, source(n), seq as u32, fault_addr);
-            return false;
+            self.stop_on_fault(n, capture, seq, pos, fault_addr);
+            return Step::Failed;
         }
+        self.advance(n, len);
+        Step::Moved
+    }
+
+    /// The end of a burst: the engine's position moves on by `len` bytes.
+    fn advance(&mut self, n: usize, len: u32) {
         self.se[n].pos += len;
         self.counters.bytes_streamed += u64::from(len);
-        true
+    }
+
+    /// A DMA fault at `fault_addr` stops the engine with a `DmaError` record for the segment
+    /// with sequence `seq` (moved up to `pos`) and latches the error.
+    fn stop_on_fault(&mut self, n: usize, capture: bool, seq: u64, pos: u32, fault_addr: u64) {
+        let code = if capture {
+            ErrorCode::DmaWriteFault
+        } else {
+            ErrorCode::DmaReadFault
+        };
+        self.finish_segment(n, RecordStatus::DmaError, pos);
+        let e = &mut self.se[n];
+        e.running = false;
+        e.error = true;
+        e.stopped = true;
+        self.error(code, source(n), seq as u32, fault_addr);
+    }
+
+    /// The end of a capture burst written without the lock: gives the engine its buffers back,
+    /// moves its position (writing the segment's record when the burst ended it) or stops it on
+    /// the fault, then applies a STOP that waited for the burst. A burst of an engine that was
+    /// reset (or a device removed) since its plan changes nothing.
+    pub(super) fn commit_burst(&mut self, b: Burst) {
+        let n = b.n;
+        if self.removed
+            || b.epoch != self.epoch.load(Ordering::Relaxed)
+            || !self.se.get(n).is_some_and(|e| e.in_flight)
+        {
+            return;
+        }
+        let e = &mut self.se[n];
+        e.in_flight = false;
+        e.scratch = b.scratch;
+        e.pieces = b.pieces;
+        match b.outcome {
+            BurstOutcome::Written => {
+                self.advance(n, b.len);
+                if let Some(cfg) = self.se[n].config
+                    && self.se[n].pos == cfg.seg_size
+                {
+                    // A capture never sets `mismatch`: only a playback verifies.
+                    self.finish_segment(n, RecordStatus::Ok, cfg.seg_size);
+                }
+            }
+            BurstOutcome::Fault(addr) => self.stop_on_fault(n, true, b.seq, b.pos, addr),
+            // The epoch changed (checked above), or the plan was never written: nothing moved.
+            BurstOutcome::Cancelled | BurstOutcome::Planned => {}
+        }
+        if let Some(ack) = self.se[n].stop_pending.take() {
+            self.stop_engine(n, ack);
+        }
     }
 
     /// Segment-table mode: reads and validates the group of the segment with sequence `seq` as
