@@ -138,6 +138,10 @@ pub(crate) struct Hal {
     visible_hint: FastMap<u64, (u64, u64)>,
     /// The visible range that answered the last look-up (a large common buffer's, typically).
     last_visible: Option<(u64, u64)>,
+    /// For each page, how many visible ranges cover all of it: an access within one such page
+    /// is visible after one indexed load (a capture burst over an application buffer's
+    /// scattered pages makes one access per page; under `coherent` each is its own range).
+    full_pages: PageCounts,
     /// Verifier: released double buffers, filled with 0x0F: (region, va, len).
     quarantine: VecDeque<(usize, usize, usize)>,
     /// The bus's translation runs, kept between accesses so that a device access allocates
@@ -235,6 +239,9 @@ impl Hal {
             return true;
         }
         let end = logical.saturating_add(len as u64);
+        if len > 0 && logical >> 12 == (end - 1) >> 12 && self.full_pages.get(logical >> 12) > 0 {
+            return true;
+        }
         let covers = |&(s, l): &(u64, u64)| s <= logical && end <= s + l;
         if self.last_visible.as_ref().is_some_and(covers) {
             return true;
@@ -261,6 +268,7 @@ impl Hal {
         if let Some(old) = self.visible.insert(start, len) {
             self.unhint(start, old);
         }
+        self.count_full_pages(start, len, true);
         if len > 0 && len <= VISIBLE_HINT_BYTES {
             for pfn in start >> 12..=(start + len - 1) >> 12 {
                 self.visible_hint.insert(pfn, (start, len));
@@ -274,8 +282,18 @@ impl Hal {
         }
     }
 
+    /// Counts (or uncounts) the range `start, len` on every page it covers whole.
+    fn count_full_pages(&mut self, start: u64, len: u64, add: bool) {
+        let first = start.div_ceil(PAGE as u64);
+        let end = start.saturating_add(len) / PAGE as u64;
+        for pfn in first..end {
+            self.full_pages.change(pfn, add);
+        }
+    }
+
     /// Forgets the look-up shortcuts to the range `start, len`, which is no longer visible.
     fn unhint(&mut self, start: u64, len: u64) {
+        self.count_full_pages(start, len, false);
         if self.last_visible == Some((start, len)) {
             self.last_visible = None;
         }
@@ -285,6 +303,49 @@ impl Hal {
                     self.visible_hint.remove(&pfn);
                 }
             }
+        }
+    }
+}
+
+/// Counts per page number in a two-level table: a directory of leaves of [`LEAF`] counts (4 MiB
+/// of address space each), a leaf allocated when a page in it is first counted. A page number
+/// beyond [`MAX_COUNTED_PAGE`] is not counted (and reads 0), so that no address a device makes
+/// up grows the directory; the ordered map still answers for it.
+#[derive(Debug, Default)]
+struct PageCounts {
+    dir: Vec<Option<Box<[u32; LEAF]>>>,
+}
+
+/// Counts per leaf of a [`PageCounts`].
+const LEAF: usize = 1024;
+/// The highest page number counted: 64 GiB of address space, past every frame the machine has
+/// and every IOVA.
+const MAX_COUNTED_PAGE: u64 = (64 << 30) / PAGE as u64;
+
+impl PageCounts {
+    /// The count of page `pfn`.
+    fn get(&self, pfn: u64) -> u32 {
+        // CAST: pfn / LEAF is below the directory's length or the look-up misses.
+        let (d, i) = ((pfn / LEAF as u64) as usize, (pfn % LEAF as u64) as usize);
+        self.dir.get(d).and_then(Option::as_ref).map_or(0, |l| l[i])
+    }
+
+    /// Adds one to page `pfn`'s count, or takes one away.
+    fn change(&mut self, pfn: u64, add: bool) {
+        if pfn > MAX_COUNTED_PAGE {
+            return;
+        }
+        // CAST: pfn <= MAX_COUNTED_PAGE, so the index fits.
+        let (d, i) = ((pfn / LEAF as u64) as usize, (pfn % LEAF as u64) as usize);
+        if self.dir.len() <= d {
+            self.dir.resize_with(d + 1, || None);
+        }
+        let leaf = self.dir[d].get_or_insert_with(|| Box::new([0; LEAF]));
+        if add {
+            leaf[i] += 1;
+        } else {
+            debug_assert!(leaf[i] > 0, "a page uncounted more often than counted");
+            leaf[i] = leaf[i].saturating_sub(1);
         }
     }
 }
@@ -378,5 +439,36 @@ mod tests {
         assert!(h.device_visible(0x2_0F00, 0x200, false));
         // Under DMA remapping the IOMMU decides, not this table.
         assert!(h.device_visible(0x99_0000, 8, true));
+    }
+
+    #[test]
+    fn a_page_covered_whole_is_visible_while_any_range_covering_it_is() {
+        let mut h = Hal::default();
+        // Two ranges cover page 0x50 whole; one more covers only part of page 0x60.
+        h.add_visible(0x5_0000, 0x1000);
+        h.add_visible(0x4_F000, 0x2000);
+        h.add_visible(0x6_0800, 0x400);
+        assert_eq!(h.full_pages.get(0x50), 2);
+        assert_eq!(h.full_pages.get(0x60), 0, "covered in part only");
+        assert!(h.device_visible(0x5_0000, 0x1000, false));
+        assert!(h.device_visible(0x6_0800, 0x400, false));
+        assert!(!h.device_visible(0x6_0000, 0x1000, false));
+        h.remove_visible(0x5_0000);
+        assert!(
+            h.device_visible(0x5_0800, 0x800, false),
+            "the other range still covers it"
+        );
+        h.remove_visible(0x4_F000);
+        assert_eq!(h.full_pages.get(0x50), 0);
+        assert!(!h.device_visible(0x5_0800, 0x800, false));
+        // Replacing a range at the same start uncounts the pages of the old one.
+        h.add_visible(0x7_0000, 0x3000);
+        h.add_visible(0x7_0000, 0x1000);
+        assert_eq!((h.full_pages.get(0x70), h.full_pages.get(0x72)), (1, 0));
+        assert!(!h.device_visible(0x7_2000, 0x10, false));
+        // A range far beyond every frame is found through the ordered map, not counted.
+        h.add_visible(1 << 50, 0x2000);
+        assert!(h.device_visible((1 << 50) + 0x1000, 0x1000, false));
+        assert!(h.full_pages.dir.len() < 1 << 20);
     }
 }
