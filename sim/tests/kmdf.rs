@@ -1120,6 +1120,39 @@ fn a_level_interrupt_still_asserted_after_the_isr_interrupts_again() {
 }
 
 #[test]
+fn a_completed_request_gives_its_buffers_back_to_the_process() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let before = p.allocations();
+        // A pending request keeps its input and output buffers: the driver may still use them.
+        let wait = p.ioctl_async(&h, IOCTL_WAIT, &[7], 4).unwrap();
+        assert_eq!(p.allocations(), before + 2);
+        for n in 1..=200usize {
+            let out = p.ioctl(&h, IOCTL_ECHO, &[1; 8], 8).unwrap();
+            assert_eq!((out.status, n), (STATUS_SUCCESS, n));
+        }
+        assert_eq!(
+            p.allocations(),
+            before + 2,
+            "200 completed requests leave nothing behind"
+        );
+        wait.cancel().unwrap();
+        let done = wait.wait(T).unwrap();
+        assert_eq!(done.status, STATUS_CANCELLED);
+        assert_eq!(p.allocations(), before);
+        assert_eq!(
+            wait.wait(T),
+            Some(done),
+            "a second wait sees the same result"
+        );
+        p.close(h).unwrap();
+        r.finish();
+    }
+}
+
+#[test]
 fn cancellation_on_queue_and_in_the_driver() {
     for mode in MODES {
         let r = rig(mode, 0);

@@ -107,10 +107,7 @@ fn stream_segment_ns(
     }
     let t = Instant::now();
     let moved: u64 = std::thread::scope(|s| {
-        #[expect(
-            clippy::needless_collect,
-            reason = "every stream's thread starts before any is joined"
-        )]
+        // Collected: every stream's thread starts before any is joined.
         let runs: Vec<_> = clients
             .iter()
             .map(|c| s.spawn(move || c.drain(segs)))

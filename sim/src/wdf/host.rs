@@ -881,7 +881,7 @@ impl Host {
             core: self.core.clone(),
             handles: Mutex::new(Vec::new()),
             opened: Mutex::new(Vec::new()),
-            memory: Mutex::new(Vec::new()),
+            memory: Arc::new(Mutex::new(Vec::new())),
             identity,
         }
     }

@@ -33,7 +33,8 @@ pub struct Process {
     /// Every file object the process ever opened: a request sent on a handle closed since is
     /// still the process's, and its rundown waits for it.
     pub(super) opened: Mutex<Vec<usize>>,
-    pub(super) memory: Mutex<Vec<usize>>,
+    /// The process's user memory, released when it exits.
+    pub(super) memory: Arc<Mutex<Vec<usize>>>,
     pub(super) identity: Identity,
 }
 
@@ -69,12 +70,27 @@ pub struct Pending {
     pub(super) completion: Arc<Completion>,
     pub(super) user_out: usize,
     pub(super) out_len: usize,
+    /// Buffers the call allocated in the process for this request (its input and output), and
+    /// the process's memory list: released once the request has completed.
+    pub(super) owned: Option<Owned>,
+    /// The result, once seen: a second `wait` returns it again.
+    pub(super) result: std::sync::OnceLock<IoResult>,
+}
+
+/// User buffers a call allocated for one request, and the memory list of their process.
+#[derive(Debug)]
+pub(super) struct Owned {
+    pub(super) memory: Arc<Mutex<Vec<usize>>>,
+    pub(super) buffers: [usize; 2],
 }
 
 impl Pending {
     /// Waits up to `timeout` for completion.
     #[must_use]
     pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
+        if let Some(r) = self.result.get() {
+            return Some(r.clone());
+        }
         let deadline = Instant::now() + timeout;
         if self.core.mode == Mode::Threaded {
             // A completion usually follows within microseconds (the DPC is running): poll for
@@ -123,11 +139,38 @@ impl Pending {
         if self.user_out != 0 && !output.is_empty() {
             let _ = self.core.machine.cpu_read(self.user_out, &mut output);
         }
-        Some(IoResult {
+        let r = IoResult {
             status,
             information,
             output,
-        })
+        };
+        if self.result.set(r.clone()).is_ok() {
+            self.release_buffers();
+        }
+        Some(r)
+    }
+
+    /// Frees the user buffers the call allocated for this request, now that it has completed
+    /// (the driver may touch them no more): an application that sends millions of requests
+    /// does not grow by a page or two per request. A request that never completes keeps them
+    /// until the process exits.
+    fn release_buffers(&self) {
+        let Some(o) = &self.owned else { return };
+        // Taken out of the list first (a process that exits meanwhile frees each once), freed
+        // with the list's lock released.
+        let mine = {
+            let mut memory = o
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            o.buffers.map(|va| {
+                let i = memory.iter().rposition(|&m| va != 0 && m == va)?;
+                Some(memory.swap_remove(i))
+            })
+        };
+        for va in mine.into_iter().flatten() {
+            self.core.machine.free_user(va);
+        }
     }
 
     /// `CancelIoEx` for this request.
@@ -241,6 +284,8 @@ impl Process {
             completion: pending,
             user_out: 0,
             out_len: 0,
+            owned: None,
+            result: std::sync::OnceLock::new(),
         };
         let r = p
             .wait(Duration::from_secs(5))
@@ -262,6 +307,17 @@ impl Process {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(file);
         Ok(Handle { file, device: dev })
+    }
+
+    /// How many user allocations the process holds: those it made with [`Process::alloc`], and
+    /// the buffers its calls made for requests that have not completed (a completed request's
+    /// are freed when [`Pending::wait`] sees its completion).
+    #[must_use]
+    pub fn allocations(&self) -> usize {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// User memory of this process (a buffer for direct I/O).
@@ -316,7 +372,17 @@ impl Process {
             let _ = self.core.machine.cpu_write(user_in, input);
         }
         let user_out = if out_len == 0 { 0 } else { self.alloc(out_len) };
-        self.submit(h, code, method, user_in, input.len(), user_out, out_len)
+        let p = self.submit(h, code, method, user_in, input.len(), user_out, out_len)?;
+        Ok(self.owning(p, [user_in, user_out]))
+    }
+
+    /// `p`, which frees `buffers` (the call's own, in this process) once it has completed.
+    fn owning(&self, mut p: Pending, buffers: [usize; 2]) -> Pending {
+        p.owned = Some(Owned {
+            memory: self.memory.clone(),
+            buffers,
+        });
+        p
     }
 
     /// `DeviceIoControl` with a caller-supplied output buffer (`METHOD_OUT_DIRECT`/`IN_DIRECT`:
@@ -340,7 +406,9 @@ impl Process {
         if user_in != 0 {
             let _ = self.core.machine.cpu_write(user_in, input);
         }
-        self.submit(h, code, code & 3, user_in, input.len(), user_out, out_len)
+        let p = self.submit(h, code, code & 3, user_in, input.len(), user_out, out_len)?;
+        // The output buffer is the caller's; the input is the call's own.
+        Ok(self.owning(p, [user_in, 0]))
     }
 
     #[expect(
@@ -376,6 +444,8 @@ impl Process {
             completion,
             user_out,
             out_len,
+            owned: None,
+            result: std::sync::OnceLock::new(),
         })
     }
 
@@ -402,7 +472,8 @@ impl Process {
     /// A bug check during dispatch.
     pub fn read_async(&self, h: &Handle, len: usize) -> Result<Pending, HostError> {
         let user_out = if len == 0 { 0 } else { self.alloc(len) };
-        self.submit_rw(h, ReqKind::Read, 0, 0, user_out, len)
+        let p = self.submit_rw(h, ReqKind::Read, 0, 0, user_out, len)?;
+        Ok(self.owning(p, [0, user_out]))
     }
 
     /// `WriteFile`, synchronous: the bytes the driver took (`Information`).
@@ -431,7 +502,8 @@ impl Process {
         if user_in != 0 {
             let _ = self.core.machine.cpu_write(user_in, data);
         }
-        self.submit_rw(h, ReqKind::Write, user_in, data.len(), 0, 0)
+        let p = self.submit_rw(h, ReqKind::Write, user_in, data.len(), 0, 0)?;
+        Ok(self.owning(p, [user_in, 0]))
     }
 
     fn wait5(&self, p: &Pending) -> Result<IoResult, HostError> {
@@ -475,6 +547,8 @@ impl Process {
             // Buffered and direct reads land in the caller's buffer; `Pending::wait` reads it.
             user_out,
             out_len,
+            owned: None,
+            result: std::sync::OnceLock::new(),
         })
     }
 
