@@ -7,7 +7,7 @@
 //! would run beside the CPU. Tests call [`RhcaDevice::run_until_idle`] for deterministic
 //! interleavings; the lab and the driver tests start a [`Worker`] thread that services the device
 //! continuously and wakes on every doorbell. Either way the device touches host memory only by
-//! logical address through its [`DeviceBus`].
+//! logical address through its [`DeviceBus`](wdk_sim::DeviceBus).
 //!
 //! # Locking
 //! One mutex guards the device state. The device may take the machine's lock (every DMA does)
@@ -303,14 +303,17 @@ impl RhcaDevice {
     /// stream data as credits allow, fire moderation timers. Returns whether anything moved.
     ///
     /// A round's capture bursts are written after the device's lock is released, then
-    /// committed under it again ([`engine::Burst`]): the driver's register accesses do not
+    /// committed under it again (`engine::Burst`): the driver's register accesses do not
     /// wait for the data movement, as they do not on hardware.
     pub fn service(&self) -> bool {
-        let (progress, slow, mut bursts) = self.with(|st| {
+        let (progress, slow, bursts) = self.with(|st| {
             let p = st.service();
-            (p, st.faults.slow, std::mem::take(&mut st.bursts))
+            // Taken only when there is one, and given back after the commit: the list keeps its
+            // buffer, so a round allocates nothing.
+            let bursts = (!st.bursts.is_empty()).then(|| std::mem::take(&mut st.bursts));
+            (p, st.faults.slow, bursts)
         });
-        if !bursts.is_empty() {
+        if let Some(mut bursts) = bursts {
             // A reset or removal since the plan cancels a burst the bus has not taken yet:
             // the bus reads the epoch with its lock held, which a driver freeing the buffer
             // after the reset also takes.
@@ -323,8 +326,7 @@ impl RhcaDevice {
                 }
             }
             self.with(|st| {
-                // Popped (engines' bursts are independent, so their order does not matter),
-                // and the list's buffer goes back: a round allocates nothing.
+                // Popped: engines' bursts are independent, so their order does not matter.
                 while let Some(b) = bursts.pop() {
                     st.commit_burst(b);
                 }
