@@ -457,3 +457,84 @@ fn a_wait_hands_out_up_to_a_whole_ring_and_refuses_more() {
     p.close(h).unwrap();
     l.finish();
 }
+
+/// A WAIT that finds no segment ready looks at the record ring itself before it pends: the
+/// segments the device finished are handed out although the device's moderation held their
+/// interrupt back (here for good: SE0.MOD rewritten behind the driver to a count never reached
+/// and no timer). Without that look a WAIT would pend until the driver's watchdog (every
+/// 100 ms) polled the ring.
+#[test]
+fn a_wait_finds_segments_the_device_has_not_interrupted_for() {
+    use wdk_sim::PciFunction;
+    let l = lab("coherent");
+    // A slow device (a pause after every burst), so that the moderation is rewritten before
+    // the first quarter ring is done.
+    l.dev
+        .inject(rhca_model::Fault::Slow(std::time::Duration::from_millis(1)));
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let c = Client::start(
+        &p,
+        &h,
+        &l.m,
+        0,
+        Direction::Capture,
+        4096,
+        64,
+        Strategy::PersistentSg,
+        0,
+    )
+    .unwrap();
+    let modr = rhca_hw::regs::se::offset(0, rhca_hw::regs::se::MOD).unwrap();
+    l.dev.mmio_write(0, u64::from(modr), 0xFFFF);
+    let t = std::time::Instant::now();
+    while l.dev.counters().segments < 64 {
+        assert!(t.elapsed().as_secs() < 10, "the device fills the ring");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let interrupts = l.dev.counters().interrupts;
+    // The first WAIT completes in its own dispatch: when the call returns, its reply is there
+    // (had it pended, only the driver's 100 ms watchdog would have found the segments).
+    let mut b = [0u8; rhca_hw::ioctl::StreamWaitIn::SIZE];
+    rhca_hw::ioctl::StreamWaitIn {
+        engine: 0,
+        max_segments: 8,
+        ..Default::default()
+    }
+    .encode(&mut b)
+    .unwrap();
+    let pend = p
+        .ioctl_async(
+            &h,
+            rhca_hw::ioctl::IOCTL_RHCA_STREAM_WAIT,
+            &b,
+            rhca_hw::ioctl::StreamWaitOut::SIZE,
+        )
+        .unwrap();
+    let r = pend
+        .wait(std::time::Duration::ZERO)
+        .expect("the WAIT completed in its dispatch");
+    let first = rhca_hw::ioctl::StreamWaitOut::decode(&r.output).unwrap();
+    assert_eq!(first.count, 8);
+    let mut next = 8u64;
+    while next < 64 {
+        let w = c
+            .try_wait(64)
+            .expect("a WAIT returns the finished segments");
+        for s in &w.segments[..w.count as usize] {
+            assert_eq!(s.sequence, next, "oldest first");
+            next += 1;
+        }
+    }
+    assert_eq!(
+        l.dev.counters().interrupts,
+        interrupts,
+        "no interrupt brought them"
+    );
+    l.dev
+        .inject(rhca_model::Fault::Slow(std::time::Duration::ZERO));
+    assert_eq!(c.release(0, 64), STATUS_SUCCESS);
+    let _ = c.stop();
+    p.close(h).unwrap();
+    l.finish();
+}

@@ -151,7 +151,9 @@ pub(super) fn wait(c: &DeviceCtx, req: Request) {
         .and_then(|o| o.waits.get(n as usize).copied());
     let file = req.file();
     // Under the lock, so that segments becoming ready meanwhile find this request queued.
-    let outcome = with_hca_owning(c, req, |h, req, _| {
+    let outcome = with_hca_owning(c, req, |h, req, at| {
+        // Segments the device finished but has not interrupted for yet are ready too.
+        h.streams().poll_stream(n, at);
         match h.streams().wait(n, Some(file), max) {
             Ok(Some(out)) => Some((req, Ok(out))),
             Ok(None) => match queue {
