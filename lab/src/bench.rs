@@ -894,6 +894,24 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
             )
         },
     )?);
+    // The method's own resolution, in every run: the same stream on both machines.
+    pr.say("stream: coherent against coherent (persistent), side by side: the control");
+    figs.push(pair_figure(
+        PAIR_CONTROL,
+        "coherent",
+        "persistent",
+        size.reps,
+        || {
+            stream_pair(
+                persistent_on(PLATFORMS[0]),
+                persistent_on(PLATFORMS[0]),
+                seg,
+                segs,
+                4,
+                PAIR_WINDOWS,
+            )
+        },
+    )?);
     Ok(())
 }
 
@@ -904,6 +922,10 @@ const PAIR_WINDOWS: u64 = 8;
 
 /// The paired figure of coherent against iommu-strict persistent streams.
 const PAIR_COHERENT_IOMMU: &str = "persistent stream, coherent vs iommu-strict (paired, 256 KiB)";
+/// The control of the paired figures: two identical streams side by side, which a fair
+/// method reads as 1.0; how far it is from 1.0, and its spread, is how finely the paired
+/// figures of the same run resolve.
+const PAIR_CONTROL: &str = "persistent stream, coherent vs coherent (paired control)";
 /// The paired figure of persistent against per-segment streams at 4 KiB.
 const PAIR_PERSISTENT_REMAP: &str = "4 KiB segments, persistent vs per-segment re-mapping (paired)";
 
