@@ -873,26 +873,21 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
             ));
         }
     }
-    pr.say("stream: coherent against iommu-strict (persistent), side by side");
-    let persistent_on = |platform| StreamSide {
-        platform,
-        strategy: Strategy::PersistentSg,
+    // Persistent streams on platforms `a` and `b`, side by side: one repetition.
+    let persistent_pair = |a: Platform, b: Platform| {
+        let on = |platform| StreamSide {
+            platform,
+            strategy: Strategy::PersistentSg,
+        };
+        move || stream_pair(on(a), on(b), seg, segs, 4, PAIR_WINDOWS)
     };
+    pr.say("stream: coherent against iommu-strict (persistent), side by side");
     figs.push(pair_figure(
         PAIR_COHERENT_IOMMU,
         "coherent",
         "persistent",
         size.reps,
-        || {
-            stream_pair(
-                persistent_on(PLATFORMS[0]),
-                persistent_on(PLATFORMS[1]),
-                seg,
-                segs,
-                4,
-                PAIR_WINDOWS,
-            )
-        },
+        persistent_pair(PLATFORMS[0], PLATFORMS[1]),
     )?);
     // The method's own resolution, in every run: the same stream on both machines.
     pr.say("stream: coherent against coherent (persistent), side by side: the control");
@@ -901,16 +896,7 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
         "coherent",
         "persistent",
         size.reps,
-        || {
-            stream_pair(
-                persistent_on(PLATFORMS[0]),
-                persistent_on(PLATFORMS[0]),
-                seg,
-                segs,
-                4,
-                PAIR_WINDOWS,
-            )
-        },
+        persistent_pair(PLATFORMS[0], PLATFORMS[0]),
     )?);
     Ok(())
 }
