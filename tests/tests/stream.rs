@@ -404,16 +404,12 @@ fn an_engine_dma_error_ends_the_stream_with_an_error_and_releases_everything() {
     }
 }
 
-/// ABI version 2: one WAIT hands out up to 64 segments (a whole 64-segment ring), oldest first;
-/// a count of 0 or above 64 is refused and changes nothing.
-#[test]
-fn a_wait_hands_out_up_to_a_whole_ring_and_refuses_more() {
-    let l = lab("coherent");
-    let p = l.host().process();
-    let h = p.open(&l.node).unwrap();
-    let c = Client::start(
-        &p,
-        &h,
+/// A persistent capture stream on engine 0 of 64 segments of 4 KiB (the device fills the ring
+/// on its START credits).
+fn ring_of_4k<'a>(l: &'a Lab, p: &'a Process, h: &'a Handle) -> Client<'a> {
+    Client::start(
+        p,
+        h,
         &l.m,
         0,
         Direction::Capture,
@@ -422,18 +418,33 @@ fn a_wait_hands_out_up_to_a_whole_ring_and_refuses_more() {
         Strategy::PersistentSg,
         0,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Waits (bounded) until the device has written all 64 segments of [`ring_of_4k`].
+fn until_the_ring_is_filled(l: &Lab) {
+    let t = std::time::Instant::now();
+    while l.dev.counters().segments < 64 {
+        assert!(t.elapsed().as_secs() < 10, "the device fills the ring");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// ABI version 2: one WAIT hands out up to 64 segments (a whole 64-segment ring), oldest first;
+/// a count of 0 or above 64 is refused and changes nothing.
+#[test]
+fn a_wait_hands_out_up_to_a_whole_ring_and_refuses_more() {
+    let l = lab("coherent");
+    let p = l.host().process();
+    let h = p.open(&l.node).unwrap();
+    let c = ring_of_4k(&l, &p, &h);
     for bad in [0, 65] {
         let e = c.try_wait(bad).expect_err("refused");
         assert!(e.contains("0xc000000d"), "max_segments {bad}: {e}");
     }
     // The device fills the ring on its START credits; its records reach the driver by
     // interrupt (one per 16 segments), which the pause lets the DPC finish.
-    let t = std::time::Instant::now();
-    while l.dev.counters().segments < 64 {
-        assert!(t.elapsed().as_secs() < 10, "the device fills the ring");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    until_the_ring_is_filled(&l);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let (mut next, mut largest) = (0u64, 0u32);
     while next < 64 {
@@ -473,25 +484,10 @@ fn a_wait_finds_segments_the_device_has_not_interrupted_for() {
         .inject(rhca_model::Fault::Slow(std::time::Duration::from_millis(1)));
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
-    let c = Client::start(
-        &p,
-        &h,
-        &l.m,
-        0,
-        Direction::Capture,
-        4096,
-        64,
-        Strategy::PersistentSg,
-        0,
-    )
-    .unwrap();
+    let c = ring_of_4k(&l, &p, &h);
     let modr = rhca_hw::regs::se::offset(0, rhca_hw::regs::se::MOD).unwrap();
     l.dev.mmio_write(0, u64::from(modr), 0xFFFF);
-    let t = std::time::Instant::now();
-    while l.dev.counters().segments < 64 {
-        assert!(t.elapsed().as_secs() < 10, "the device fills the ring");
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    until_the_ring_is_filled(&l);
     let interrupts = l.dev.counters().interrupts;
     // The first WAIT completes in its own dispatch: when the call returns, its reply is there
     // (had it pended, only the driver's 100 ms watchdog would have found the segments).
