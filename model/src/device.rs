@@ -49,6 +49,8 @@ pub const MSIX_PBA: u64 = 0x3000;
 pub const STREAM_BURST: u32 = 64 * 1024;
 /// The doorbell page.
 const DOORBELLS: u64 = 0x1000;
+/// The stream engines' credit doorbells, after the queues' (`docs/device.md` §5.4).
+const STREAM_DOORBELLS: u64 = 0x1200;
 
 /// The first error latched since `INT_CAUSE.ERROR` was last cleared (§4.2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -482,15 +484,31 @@ impl PciFunction for RhcaDevice {
         if bar != 0 {
             return;
         }
+        // A queue's doorbell rung by a CPU that steps the device before its system call
+        // returns needs no wake-up of the device's thread; a stream engine's credit does (the
+        // engines run only there).
+        let wake =
+            offset >= DOORBELLS && !(offset < STREAM_DOORBELLS && wdk_sim::stepped_by_caller());
         self.with(|st| {
             st.write(offset, value);
             if offset >= DOORBELLS {
                 self.kick();
             }
         });
-        if offset >= DOORBELLS {
+        if wake {
             self.wake.notify_all();
         }
+    }
+
+    /// A round of the queues' work (WQEs, inbound MADs, completion moderation), for the CPU
+    /// that rang a doorbell. Stream engines are not moved here: their data movement runs on
+    /// the device's own thread, beside the CPUs, as on hardware.
+    fn step(&self) -> bool {
+        let (progress, slow) = self.with(|st| (st.service_queues(), st.faults.slow));
+        if progress && !slow.is_zero() {
+            std::thread::sleep(slow);
+        }
+        progress
     }
 
     fn dma_address_width(&self) -> u32 {
@@ -844,20 +862,42 @@ impl State {
         }
         let mut progress = false;
         if self.running() {
-            for n in 0..4 {
-                progress |= self.service_wq(n);
-                if self.removed {
-                    return true;
-                }
+            progress = self.queues();
+            if self.removed {
+                return true;
             }
-            self.unsolicited();
-            progress |= self.deliver_rx();
             for n in 0..self.se.len() {
                 progress |= self.service_engine(n);
             }
         }
         self.moderation_timers();
         progress
+    }
+
+    /// The queues' part of a round: [`State::service`] without the stream engines.
+    fn service_queues(&mut self) -> bool {
+        if self.removed {
+            return false;
+        }
+        let progress = self.running() && self.queues();
+        if self.removed {
+            return true;
+        }
+        self.moderation_timers();
+        progress
+    }
+
+    /// Work queues, then unsolicited and inbound MADs (the device must be running).
+    fn queues(&mut self) -> bool {
+        let mut progress = false;
+        for n in 0..4 {
+            progress |= self.service_wq(n);
+            if self.removed {
+                return true;
+            }
+        }
+        self.unsolicited();
+        progress | self.deliver_rx()
     }
 
     /// Unsolicited SMPs from the subnet manager at the configured rate.

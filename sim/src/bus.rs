@@ -31,6 +31,69 @@ pub trait PciFunction: Send + Sync {
     fn mmio_write(&self, bar: u8, offset: u64, value: u32);
     /// Address bits the device drives on the bus (32 or 64).
     fn dma_address_width(&self) -> u32;
+    /// One round of the work that register writes gave the function, done on the calling
+    /// thread: a simulated CPU that wrote its registers during a system call calls this until
+    /// it returns false, before the call returns to the application ([`stepped_by_caller`]).
+    /// Returns whether anything moved. The default does nothing: a function that runs only on
+    /// threads of its own needs nothing from the CPU.
+    ///
+    /// The work done here is the device's, not the driver's: the device runs beside the CPU
+    /// on hardware, and a round here is one order of events a real machine can show (the
+    /// device took until the end of the dispatch routine to fetch the doorbell's work).
+    fn step(&self) -> bool {
+        false
+    }
+}
+
+/// Whether the calling thread steps the functions it writes to ([`PciFunction::step`]).
+///
+/// True on a simulated CPU in a system call, which steps them before the call returns. A
+/// device model need not wake a thread of its own for work that a register write gives it
+/// here: it gets the round anyway.
+#[must_use]
+pub fn stepped_by_caller() -> bool {
+    STEPPED.try_with(|s| s.borrow().active).unwrap_or(false)
+}
+
+/// The functions a CPU owes a round of work ([`PciFunction::step`]): those it wrote to since
+/// it last stepped them, while it is in a system call that steps them.
+#[derive(Default)]
+struct Stepped {
+    active: bool,
+    touched: Vec<Arc<dyn PciFunction>>,
+}
+
+thread_local! {
+    static STEPPED: std::cell::RefCell<Stepped> = std::cell::RefCell::new(Stepped::default());
+}
+
+/// Starts (`true`) or ends (`false`) a system call that steps the functions it writes to. At
+/// the end, anything not yet stepped is forgotten: a doorbell the CPU rang without stepping it
+/// has also woken the device's own thread.
+pub(crate) fn set_stepping(on: bool) {
+    let _ = STEPPED.try_with(|s| {
+        let mut s = s.borrow_mut();
+        s.active = on;
+        if !on {
+            s.touched.clear();
+        }
+    });
+}
+
+/// Moves the functions written to since the last call into `into` (emptied first).
+pub(crate) fn take_touched(into: &mut Vec<Arc<dyn PciFunction>>) {
+    into.clear();
+    let _ = STEPPED.try_with(|s| std::mem::swap(&mut s.borrow_mut().touched, into));
+}
+
+/// Notes a register write to `func` by this thread, when it steps what it writes to.
+fn touched(func: &Arc<dyn PciFunction>) {
+    let _ = STEPPED.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.active && !s.touched.iter().any(|f| Arc::ptr_eq(f, func)) {
+            s.touched.push(func.clone());
+        }
+    });
 }
 
 /// PCI configuration-space identity.
@@ -834,5 +897,6 @@ pub unsafe fn write_register_ulong(register: *mut u32, value: u32) {
     });
     if present {
         func.mmio_write(bar, offset, value);
+        touched(&func);
     }
 }

@@ -23,7 +23,7 @@ mod common;
 #[global_allocator]
 static GLOBAL_ALLOCATOR: DriverHeap = DriverHeap;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ const REG_INT_ENABLE: u64 = 0x14;
 struct EchoDevice {
     bugs: u32,
     line: bool,
+    /// A KICK waiting for the device's next round (`DEV_STEPPED`).
+    kicked: AtomicBool,
     regs: [AtomicU32; 8],
     bus: OnceLock<DeviceBus>,
 }
@@ -71,20 +73,10 @@ impl PciFunction for EchoDevice {
     }
     fn mmio_write(&self, _bar: u8, offset: u64, value: u32) {
         match offset {
-            REG_KICK => {
-                let d = self.regs[1].load(Ordering::SeqCst);
-                self.regs[3].store(d.wrapping_mul(2).wrapping_add(1), Ordering::SeqCst);
-                self.regs[4].fetch_or(1, Ordering::SeqCst);
-                if self.regs[5].load(Ordering::SeqCst) != 0
-                    && let Some(b) = self.bus.get()
-                {
-                    let _ = if self.line {
-                        b.set_intx(true)
-                    } else {
-                        b.signal_msi(0)
-                    };
-                }
+            REG_KICK if self.bugs & DEV_STEPPED != 0 => {
+                self.kicked.store(true, Ordering::SeqCst);
             }
+            REG_KICK => self.compute(),
             REG_INT_STATUS => {
                 let cleared = self.regs[4].fetch_and(!value, Ordering::SeqCst) & !value;
                 let left = if self.bugs & DEV_CAUSE_DURING_ACK != 0 && value & 1 != 0 {
@@ -109,10 +101,48 @@ impl PciFunction for EchoDevice {
     fn dma_address_width(&self) -> u32 {
         64
     }
+    fn step(&self) -> bool {
+        let kicked = self.kicked.swap(false, Ordering::SeqCst);
+        if kicked {
+            self.compute();
+        }
+        kicked
+    }
+}
+
+impl EchoDevice {
+    fn new(bugs: u32, line: bool) -> Self {
+        Self {
+            bugs,
+            line,
+            kicked: AtomicBool::new(false),
+            regs: Default::default(),
+            bus: OnceLock::new(),
+        }
+    }
+
+    /// A KICK's work: the result, the cause, and the interrupt when enabled.
+    fn compute(&self) {
+        let d = self.regs[1].load(Ordering::SeqCst);
+        self.regs[3].store(d.wrapping_mul(2).wrapping_add(1), Ordering::SeqCst);
+        self.regs[4].fetch_or(1, Ordering::SeqCst);
+        if self.regs[5].load(Ordering::SeqCst) != 0
+            && let Some(b) = self.bus.get()
+        {
+            let _ = if self.line {
+                b.set_intx(true)
+            } else {
+                b.signal_msi(0)
+            };
+        }
+    }
 }
 
 /// Not a driver bug: the device raises a second cause while the first is acknowledged.
 const DEV_CAUSE_DURING_ACK: u32 = 1 << 16;
+/// Not a driver bug: the device does a KICK's work in its next round ([`PciFunction::step`]),
+/// not in the register write, and has no thread of its own: only a CPU that steps it moves it.
+const DEV_STEPPED: u32 = 1 << 17;
 
 // Bug bits the device reports to the driver.
 const BUG_DOUBLE_COMPLETE: u32 = 1 << 0;
@@ -977,6 +1007,7 @@ fn rig_with(mode: Mode, bugs: u32, ints: InterruptResources) -> Rig {
     let dev = Arc::new(EchoDevice {
         bugs,
         line: ints == InterruptResources::Line,
+        kicked: AtomicBool::new(false),
         regs: Default::default(),
         bus: OnceLock::new(),
     });
@@ -1072,15 +1103,38 @@ fn interrupts_reach_the_isr_and_the_dpc_completes_the_waiter() {
 }
 
 #[test]
+fn the_cpu_that_kicks_a_device_steps_it_and_takes_its_interrupt_before_returning() {
+    for ints in [InterruptResources::Msi(1), InterruptResources::Line] {
+        let r = rig_with(Mode::Threaded, DEV_STEPPED, ints);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        for v in [3u32, 9] {
+            let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            assert_eq!(
+                p.ioctl(&h, IOCTL_KICK, &v.to_le_bytes(), 0).unwrap().status,
+                STATUS_SUCCESS
+            );
+            // The device has no thread: only the KICK's CPU, stepping it once the dispatch
+            // routine returned, can have done the work, taken the interrupt and run the DPC
+            // that completes the waiter, all before the KICK returned.
+            let done = wait
+                .wait(Duration::ZERO)
+                .expect("completed within the KICK's system call");
+            assert_eq!(
+                (done.status, done.output),
+                (STATUS_SUCCESS, (v * 2 + 1).to_le_bytes().to_vec())
+            );
+        }
+        p.close(h).unwrap();
+        r.finish();
+    }
+}
+
+#[test]
 fn a_level_interrupt_still_asserted_after_the_isr_interrupts_again() {
     for mode in MODES {
         let m = Machine::with_profile(Profile::VERIFIER);
-        let dev = Arc::new(EchoDevice {
-            bugs: DEV_CAUSE_DURING_ACK,
-            line: true,
-            regs: Default::default(),
-            bus: OnceLock::new(),
-        });
+        let dev = Arc::new(EchoDevice::new(DEV_CAUSE_DURING_ACK, true));
         let (att, device_bus) = m.attach(dev.clone());
         let _ = dev.bus.set(device_bus);
         let host = Host::load_with(&m, driver_entry, mode).expect("DriverEntry");
@@ -1393,12 +1447,7 @@ fn a_request_never_completed_hangs_process_rundown() {
         rundown_limit: Duration::from_millis(200),
         ..Config::default()
     });
-    let dev = Arc::new(EchoDevice {
-        bugs: BUG_LEAK_PEND,
-        line: false,
-        regs: Default::default(),
-        bus: OnceLock::new(),
-    });
+    let dev = Arc::new(EchoDevice::new(BUG_LEAK_PEND, false));
     let (att, device_bus) = m.attach(dev.clone());
     let _ = dev.bus.set(device_bus);
     let host = Host::load_with(&m, driver_entry, Mode::Threaded).expect("DriverEntry");
@@ -1602,12 +1651,7 @@ fn a_deterministic_seed_replays_exactly() {
 fn a_failed_start_releases_what_it_took() {
     for mode in MODES {
         let m = Machine::with_profile(Profile::VERIFIER);
-        let dev = Arc::new(EchoDevice {
-            bugs: BUG_FAIL_START,
-            line: false,
-            regs: Default::default(),
-            bus: OnceLock::new(),
-        });
+        let dev = Arc::new(EchoDevice::new(BUG_FAIL_START, false));
         let (att, device_bus) = m.attach(dev.clone());
         let _ = dev.bus.set(device_bus);
         let host = Host::load_with(&m, driver_entry, mode).unwrap();

@@ -33,6 +33,7 @@ mod io;
 mod pnp;
 mod process;
 
+pub(crate) use cpu::runs_own_dpcs;
 use cpu::{deliver, flush_dpcs, interrupt_cpu, next_timer_due, run_dpcs};
 pub(crate) use cpu::{run_timers, run_work_item, run_work_items};
 use io::presented_on;
@@ -235,7 +236,11 @@ fn step<R: Send + 'static>(
     core: &Core,
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, HostError> {
-    let r = run(&core.machine, f)?;
+    let r = if core.mode == Mode::Threaded {
+        run(&core.machine, move || cpu::system_call(f))?
+    } else {
+        run(&core.machine, f)?
+    };
     pump(core, false)?;
     Ok(r)
 }
@@ -580,7 +585,11 @@ impl Host {
         let tx = self.core.tx.clone();
         let m = self.core.machine.clone();
         let sink: InterruptSink = Arc::new(move |i| {
-            let _ = tx.send(IrqEvent::Device(node.slot, i));
+            // A CPU stepping the device at the end of its system call takes the interrupt
+            // itself (`cpu::system_call`); otherwise the interrupt CPU does.
+            if !cpu::take_here(node.slot, i) {
+                let _ = tx.send(IrqEvent::Device(node.slot, i));
+            }
         });
         let status = step(&self.core, move || start_device(&node))?;
         if !NT_SUCCESS(status) {

@@ -430,8 +430,11 @@ pub(crate) struct WdfState {
     pub(crate) inits: HashMap<usize, DeviceInitData>,
     /// Interrupts whose DPC is queued, in order.
     pub(crate) dpcs: VecDeque<usize>,
-    /// The interrupt whose DPC the interrupt CPU is running.
+    /// The interrupt whose DPC is running.
     pub(crate) dpc_running: Option<usize>,
+    /// The CPU draining the DPC queue (`cpu::cpu_id`): one at a time, the interrupt CPU or a
+    /// CPU settling its system call's device work (`cpu::settle`).
+    pub(crate) dpc_cpu: Option<u64>,
     /// Work items enqueued, in order (run by a system worker thread at `PASSIVE_LEVEL`).
     pub(crate) work_items: VecDeque<usize>,
     /// The interrupt CPU's mailbox.

@@ -96,7 +96,9 @@ pub unsafe fn WdfInterruptQueueDpcForIsr(Interrupt: WDFINTERRUPT) -> crate::type
         }
         i.dpc_queued = true;
         w.dpcs.push_back(Interrupt as usize);
-        Ok((true, w.irq_tx.clone()))
+        // A CPU settling its system call's device work runs the DPC itself.
+        let wake = !crate::wdf::host::runs_own_dpcs();
+        Ok((true, w.irq_tx.clone().filter(|_| wake)))
     });
     if let Some(tx) = tx {
         let _ = tx.send(crate::wdf::host::IrqEvent::Dpc);

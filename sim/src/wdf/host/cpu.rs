@@ -192,11 +192,19 @@ pub(super) fn isr(slot: usize, message: u32) -> bool {
 }
 
 pub(super) fn run_dpcs() {
+    let me = cpu_id();
     set_irql(DISPATCH_LEVEL);
+    // The queue is drained by one CPU at a time: a CPU that finds another draining it leaves
+    // its DPCs to that one, which takes every DPC queued before it lets the queue go (the
+    // last look and the release are one step under the machine's lock).
     while let Some(h) = with_state(|st, _| {
         let w = &mut st.wdf;
+        if w.dpc_cpu.is_some_and(|c| c != me) {
+            return Ok(None);
+        }
         let h = w.dpcs.pop_front();
         w.dpc_running = h;
+        w.dpc_cpu = h.map(|_| me);
         Ok(h)
     }) {
         run_dpc(h);
@@ -206,6 +214,107 @@ pub(super) fn run_dpcs() {
         });
     }
     set_irql(PASSIVE_LEVEL);
+}
+
+/// A number naming the calling thread among the simulated CPUs (never 0).
+fn cpu_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    ID.with(|id| *id)
+}
+
+thread_local! {
+    /// Interrupts the functions signalled while this CPU stepped them ([`settle`]), to be
+    /// taken by this CPU; `None` when it is not stepping.
+    static TAKEN: std::cell::RefCell<Option<Vec<IrqEvent>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether an interrupt of the function in `slot` is taken by the calling CPU, which is
+/// stepping that function at the end of a system call: it then delivers it itself once the
+/// round is over (no lock of the device is held then). Otherwise it goes to the interrupt CPU.
+pub(super) fn take_here(slot: usize, i: Interrupt) -> bool {
+    TAKEN
+        .try_with(|t| {
+            t.borrow_mut().as_mut().is_some_and(|v| {
+                v.push(IrqEvent::Device(slot, i));
+                true
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the calling CPU runs the DPCs it queues itself (it is settling a system call's
+/// device work): the interrupt CPU need not be woken for them.
+pub(crate) fn runs_own_dpcs() -> bool {
+    TAKEN.try_with(|t| t.borrow().is_some()).unwrap_or(false)
+}
+
+/// Rounds of one function's work a CPU does at most per look ([`settle`]).
+const STEP_ROUNDS: usize = 256;
+/// Looks at the functions a CPU takes at most before it returns ([`settle`]).
+const SETTLE_LOOKS: usize = 64;
+
+/// Runs `call` as a system call whose device work the CPU settles before it returns: every
+/// function the call (or a DPC run here) wrote to is stepped ([`crate::bus::PciFunction::step`])
+/// on this CPU, the interrupts that produces are taken here (ISR at DIRQL, then the DPCs at
+/// `DISPATCH_LEVEL`), and again while they write registers, up to a bound.
+///
+/// On hardware the device works beside the CPU and interrupts whichever CPU its message
+/// targets; here the CPU that rang the doorbell does the device's round once its dispatch
+/// routine has returned, and takes the interrupt: one interleaving a real machine shows (the
+/// device fetched the work a little later, and its message targeted this CPU). It spares the
+/// hand-offs to the device's and the interrupt CPU's threads that made a simulated MAD round
+/// trip cost several context switches. The device's thread and the interrupt CPU still do
+/// everything else (stream engines, timers, work items, interrupts raised off a CPU).
+pub(super) fn system_call<R>(call: impl FnOnce() -> R) -> R {
+    crate::bus::set_stepping(true);
+    let r = call();
+    // A call that returns above PASSIVE_LEVEL is a bug the caller reports (0x4A); its device
+    // work is left to the device's own thread.
+    if crate::machine::irql() == PASSIVE_LEVEL {
+        settle();
+    }
+    crate::bus::set_stepping(false);
+    r
+}
+
+fn settle() {
+    let set_taken = |v: Option<Vec<IrqEvent>>| TAKEN.try_with(|t| t.replace(v)).ok().flatten();
+    let mut funcs = Vec::new();
+    let _ = set_taken(Some(Vec::new()));
+    for _ in 0..SETTLE_LOOKS {
+        crate::bus::take_touched(&mut funcs);
+        for f in &funcs {
+            for _ in 0..STEP_ROUNDS {
+                // The device's own allocations are not the driver's.
+                let _kernel = crate::heap::KernelEntry::new();
+                if !f.step() {
+                    break;
+                }
+            }
+        }
+        // Taken with the device's lock released: an ISR reads the device's registers.
+        let taken = set_taken(Some(Vec::new())).unwrap_or_default();
+        if funcs.is_empty() && taken.is_empty() {
+            break;
+        }
+        for e in taken {
+            deliver(e);
+        }
+        // With the queue empty or drained by the interrupt CPU, this returns at once.
+        run_dpcs();
+    }
+    // At the bound, what is still owed goes on as it would without this CPU: interrupts taken
+    // but not delivered are delivered now, and anything they start is the interrupt CPU's.
+    let left = set_taken(None).unwrap_or_default();
+    if !left.is_empty() {
+        for e in left {
+            deliver(e);
+        }
+        run_dpcs();
+    }
 }
 
 /// Calls interrupt `h`'s `EvtInterruptDpc` (dequeued by the caller) at `DISPATCH_LEVEL`.
