@@ -58,6 +58,10 @@ pub(super) struct SendQueue {
     /// while sends were outstanding.
     pub(super) watched_ci: u32,
     pub(super) stalled_ticks: u32,
+    /// Send buffers back from completed sends (unmapped), reused by the next mapped send
+    /// instead of a pool allocation and an MDL per MAD. At most one per slot: the capacity is
+    /// reserved up front, so the CQ poll never allocates to keep one.
+    pub(super) spare: Vec<DmaBuffer>,
 }
 
 /// A receive queue: its ring, the buffer each posted WQE points to, and where buffers come
@@ -147,6 +151,7 @@ impl MadPath {
                 slots: (0..ring.entries()).map(|_| None).collect(),
                 watched_ci: 0,
                 stalled_ticks: 0,
+                spare: Vec::with_capacity(ring.entries() as usize),
             })
         };
         let rq = |id: WqId| -> Result<RecvQueue, HcaError> {

@@ -114,8 +114,12 @@ impl Hca {
                     s.ci = s.wq.ring.next(i).raw();
                 }
                 if let Some(m) = slot.mapping {
-                    let _ = m.unmap(at);
+                    let b = m.unmap(at);
                     self.stats.mappings_released += 1;
+                    // Kept for the next send while there is reserved room (never grown here).
+                    if s.spare.len() < s.spare.capacity() {
+                        s.spare.push(b);
+                    }
                 }
                 if c.status == cqe::Status::Success {
                     self.stats.mad_sends += 1;

@@ -70,7 +70,10 @@ impl Hca {
                     }
                 }
             } else {
-                let Ok(mut b) = DmaBuffer::new(MAD_SIZE as u32, TAG_MAD) else {
+                // A buffer of an earlier send, or a new one.
+                let spare = self.mad.sq[q].spare.pop();
+                let Ok(mut b) = spare.map_or_else(|| DmaBuffer::new(MAD_SIZE as u32, TAG_MAD), Ok)
+                else {
                     return;
                 };
                 b.as_mut_slice().copy_from_slice(&front.input.mad);
@@ -85,7 +88,13 @@ impl Hca {
                         return;
                     }
                     // Not enough map registers right now: retry when a completion frees some.
-                    Err(_) => return,
+                    Err((_, b)) => {
+                        let s = &mut self.mad.sq[q];
+                        if s.spare.len() < s.spare.capacity() {
+                            s.spare.push(b);
+                        }
+                        return;
+                    }
                 }
             };
             let Some(w) = self.mad.overflow.pop_front() else {
