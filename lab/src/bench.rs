@@ -574,9 +574,10 @@ const MAD_CHUNK: u64 = 50;
 /// which goes first), so that a change in the host's load falls on both alike. Returns
 /// (inline rate, mapped rate, inline lists per MAD, mapped lists per MAD).
 fn mad_pair(n: u64) -> Result<(f64, f64, f64, f64), String> {
-    // Not `TakingTurns`: with turns of 50 round trips the idle machine's threads are still
-    // spinning down when the other's start, and the pair measured 3,600-3,950 round trips/s
-    // with spinning against 4,000-5,000 without.
+    // The machines take turns: a round trip is now two system calls on the application's
+    // CPU and nothing else (the idle machine's device and interrupt CPU sleep), so each
+    // machine may spin as one alone does.
+    let _turns = wdk_sim::spin::TakingTurns::new();
     let mut inline = MadRig::boot(false)?;
     let mut mapped = MadRig::boot(true)?;
     // One chunk each to warm up (caches, the CPU pool, the receive ring), not counted.
@@ -1455,6 +1456,8 @@ pub fn svg_sweep(figs: &[Figure]) -> String {
 pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
     match kind {
         "mad" => mad_rate(true, n).map(|_| ()),
+        // The same round trips with the MAD sent inline (nothing mapped per send).
+        "mad-inline" => mad_rate(false, n).map(|_| ()),
         // The MAD figure's workload: inline and mapped sends on two machines taking turns.
         "mad-pair" => {
             let (inline, mapped, _, _) = mad_pair(n)?;
