@@ -157,6 +157,15 @@ pub(super) fn mdl_pieces(mem: &Memory, req: &Request) -> Result<Vec<(usize, usiz
 
 /// Validates a request against the MDL and returns the map registers it needs.
 pub(crate) fn check_request(mem: &Memory, req: &Request) -> Result<u32, BugCheck> {
+    check_request_pieces(mem, req).map(|(registers, _)| registers)
+}
+
+/// As [`check_request`], also returning the pieces of the buffer to map (for
+/// [`map_request_pieces`] in the same critical section: the MDL cannot change in between).
+pub(crate) fn check_request_pieces(
+    mem: &Memory,
+    req: &Request,
+) -> Result<(u32, Vec<(usize, usize)>), BugCheck> {
     if req.length == 0 {
         return Err(BugCheck::dma(
             0x21,
@@ -169,7 +178,7 @@ pub(crate) fn check_request(mem: &Memory, req: &Request) -> Result<u32, BugCheck
     }
     let pieces = mdl_pieces(mem, req)?;
     let regs: u64 = pieces.iter().map(|&(va, n)| span_pages(va, n)).sum();
-    Ok(u32::try_from(regs).unwrap_or(u32::MAX))
+    Ok((u32::try_from(regs).unwrap_or(u32::MAX), pieces))
 }
 
 /// Maps `pieces` of a driver buffer for the device as the profile requires (directly, through a
@@ -361,6 +370,18 @@ pub(crate) fn map_request(
     req: &Request,
 ) -> Result<MapOutcome, BugCheck> {
     let pieces = mdl_pieces(mem, req)?;
+    map_request_pieces(hal, mem, cfg, adapter, req, pieces)
+}
+
+/// As [`map_request`], with the pieces [`check_request_pieces`] found.
+pub(crate) fn map_request_pieces(
+    hal: &mut Hal,
+    mem: &mut Memory,
+    cfg: &Config,
+    adapter: usize,
+    req: &Request,
+    pieces: Vec<(usize, usize)>,
+) -> Result<MapOutcome, BugCheck> {
     if req.v3 && req.write {
         // Version 3 mapping cleans the CPU caches before a memory→device transfer.
         for &(va, n) in &pieces {

@@ -44,8 +44,8 @@ use iommu::Iommu;
 pub(crate) use iommu::pay as iommu_pay;
 pub use iommu::{IommuCost, IommuStats};
 pub(crate) use mapping::{
-    MapOutcome, Mapped, Request, SgMap, check_request, flush_dma_buffer, known_mdl, map_pieces,
-    map_request, put_map, release_mapped,
+    MapOutcome, Mapped, Request, SgMap, check_request, check_request_pieces, flush_dma_buffer,
+    known_mdl, map_pieces, map_request, map_request_pieces, put_map, release_mapped,
 };
 pub(crate) use verifier::drain_quarantine;
 use verifier::{check_guards, check_quarantine};

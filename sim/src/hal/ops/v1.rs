@@ -463,7 +463,8 @@ pub(super) fn start_mapping(
             registers: 0,
             v3: ex.is_some(),
         };
-        req.registers = crate::hal::check_request(&st.mem, &req)?;
+        let (registers, pieces) = crate::hal::check_request_pieces(&st.mem, &req)?;
+        req.registers = registers;
         if req.registers > st.hal.adapters[&key].granted {
             return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
         }
@@ -491,7 +492,7 @@ pub(super) fn start_mapping(
             });
             return Ok(Start::Status(STATUS_SUCCESS));
         }
-        match crate::hal::map_request(&mut st.hal, &mut st.mem, cfg, key, &req)? {
+        match crate::hal::map_request_pieces(&mut st.hal, &mut st.mem, cfg, key, &req, pieces)? {
             MapOutcome::Mapped(list) if routine.is_none() => {
                 // Synchronous and routine-less: the caller holds the adapter object until
                 // FreeAdapterObject.
