@@ -125,14 +125,15 @@ impl Size {
     pub const DEFAULT: Self = Self {
         reps: 5,
         stream_bytes: 256 << 20,
-        mads: 2000,
+        // About 0.2 s per side and repetition at ~20 µs a round trip.
+        mads: 10_000,
         wqes: 16_384,
     };
     /// A quick run (CI, smoke tests).
     pub const QUICK: Self = Self {
         reps: 3,
         stream_bytes: 16 << 20,
-        mads: 200,
+        mads: 1000,
         wqes: 1024,
     };
 }
@@ -1458,6 +1459,15 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         "mad" => mad_rate(true, n).map(|_| ()),
         // The same round trips with the MAD sent inline (nothing mapped per send).
         "mad-inline" => mad_rate(false, n).map(|_| ()),
+        // The scaling series' workload: `mad-in-flight:<k>`, `n` round trips `k` at a time.
+        k if k.starts_with("mad-in-flight:") => {
+            let k = k["mad-in-flight:".len()..]
+                .parse()
+                .map_err(|_| format!("not a count: {k}"))?;
+            let us = scaling::mad_in_flight_us(k, n)?;
+            eprintln!("{us:.1} us per round trip, {k} in flight");
+            Ok(())
+        }
         // The MAD figure's workload: inline and mapped sends on two machines taking turns.
         "mad-pair" => {
             let (inline, mapped, _, _) = mad_pair(n)?;

@@ -19,7 +19,7 @@ use super::{Figure, Progress, Size, boot, figure, median, node_info_query, shutd
 
 /// Microseconds per MAD round trip with `k` round trips in flight (`k` `RECV_MAD`s and `k`
 /// `SEND_MAD`s issued before any is waited for), over `n` round trips.
-fn mad_in_flight_us(k: u64, n: u64) -> Result<f64, String> {
+pub(super) fn mad_in_flight_us(k: u64, n: u64) -> Result<f64, String> {
     let mut model = ModelConfig::default();
     // Every send mapped, as in the MAD figures of `bench`.
     model.caps.max_inline = 64;
