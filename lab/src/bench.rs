@@ -581,7 +581,7 @@ fn mad_pair(n: u64) -> Result<(f64, f64, f64, f64), String> {
     let _turns = wdk_sim::spin::TakingTurns::new();
     let mut inline = MadRig::boot(false)?;
     let mut mapped = MadRig::boot(true)?;
-    // One chunk each to warm up (caches, the CPU pool, the receive ring), not counted.
+    // One chunk each to warm up (caches, the receive ring), not counted.
     inline.round_trips(MAD_CHUNK)?;
     mapped.round_trips(MAD_CHUNK)?;
     let (li, lm) = (inline.lists(), mapped.lists());

@@ -52,6 +52,25 @@ thread_local! {
     };
 }
 
+/// The calling thread's watch, saved by a system call run on the caller's thread
+/// ([`crate::Machine::run`]) and put back with [`restore_watch`] when it returns or halts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SavedWatch(Watch);
+
+/// Saves the calling thread's watch.
+pub(crate) fn save_watch() -> SavedWatch {
+    SavedWatch(WATCH.try_with(Cell::get).unwrap_or(Watch {
+        context: Context::None,
+        kernel: 0,
+        violation: None,
+    }))
+}
+
+/// Puts back a watch saved with [`save_watch`].
+pub(crate) fn restore_watch(w: SavedWatch) {
+    let _ = WATCH.try_with(|c| c.set(w.0));
+}
+
 fn update(f: impl FnOnce(&mut Watch)) {
     // During thread teardown the slot may be gone: nothing to watch then.
     let _ = WATCH.try_with(|w| {

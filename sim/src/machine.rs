@@ -311,8 +311,13 @@ pub(crate) fn halt(b: BugCheck) -> ! {
         }
     });
     if hooked {
-        // The CPU stops here, as a real one does at KeBugCheckEx. Parking (rather than
-        // unwinding) keeps every extern "C" frame of driver code below us untouched.
+        // The CPU stops here, as a real one does at KeBugCheckEx. A system call running on a
+        // stack of its own leaves it for the caller's (`syscall_stack`), which never comes
+        // back to it; a CPU of its own parks. Either way no frame of driver code below us is
+        // unwound (its extern "C" frames cannot be).
+        if let Some(leave) = syscall_stack::leave() {
+            leave();
+        }
         loop {
             std::thread::park();
         }
@@ -747,7 +752,8 @@ impl Machine {
             .expect("wdk-sim: cannot start a simulated CPU")
     }
 
-    /// Runs `f` on a fresh simulated CPU at `PASSIVE_LEVEL` and waits for it.
+    /// Runs `f` as a simulated CPU at `PASSIVE_LEVEL`: on the calling thread, on a stack of its
+    /// own (`syscall_stack`), so that a bug check can stop it where it is.
     ///
     /// # Errors
     /// The [`BugCheck`] that stopped the machine, if `f` (or anything before it) stopped it.
@@ -766,7 +772,7 @@ impl Machine {
         }
         let (tx, rx) = mpsc::channel::<Outcome<R>>();
         let inner = self.0.clone();
-        let spawned = cpu_pool::submit(Box::new(move || {
+        syscall_stack::run(Box::new(move || {
             CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
             set_irql(PASSIVE_LEVEL);
             let halt_tx = tx.clone();
@@ -802,11 +808,8 @@ impl Machine {
             HALT_HOOK.with(|h| *h.borrow_mut() = None);
             let _ = tx.send(msg);
         }));
-        if let Err(e) = spawned {
-            panic!("wdk-sim: cannot start a simulated CPU: {e}");
-        }
-        // The call usually takes microseconds: poll for its result before blocking.
-        let outcome = crate::spin::spin(|| rx.try_recv().ok()).map_or_else(|| rx.recv(), Ok);
+        // The call has returned or halted: its outcome is there.
+        let outcome = rx.try_recv();
         match outcome {
             Ok(Outcome::Done(v)) => Ok(v),
             Ok(Outcome::Halted(b)) => Err(b),
@@ -823,54 +826,111 @@ impl Machine {
     }
 }
 
-/// The simulated CPUs that run harness steps and system calls: threads kept parked between
-/// calls instead of one new thread per call (each call still gets a CPU of its own; a CPU that
-/// halts on a bug check never comes back, and a new one takes its place).
-mod cpu_pool {
-    use std::sync::Mutex;
-    use std::sync::mpsc::{Sender, channel};
+/// System calls and harness steps run on the calling thread, each on a stack of its own: the
+/// calling thread is the simulated CPU for the call, as a Windows thread is the CPU that runs
+/// its own system call, and no hand-off to another thread is made (each one cost a wake-up and
+/// a context switch, most of a simulated MAD round trip).
+///
+/// A bug check stops a CPU where it is, with driver frames on its stack that cannot be unwound
+/// (they are `extern "C"`). On a stack of its own the call is simply left there: the caller's
+/// stack takes over with the bug check as the call's outcome, and the call's stack is never
+/// resumed nor freed (a stopped CPU's). The calling thread's per-CPU state (its machine,
+/// IRQL, halt hook, allocation watch) is saved before the call and put back after it, so a
+/// call that halts leaves the caller as it was.
+mod syscall_stack {
+    use std::cell::RefCell;
 
-    type Job = Box<dyn FnOnce() + Send>;
+    use corosensei::stack::DefaultStack;
+    use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-    /// Idle CPUs kept at most.
-    const MAX_IDLE: usize = 32;
+    type Job = Box<dyn FnOnce()>;
+    type Leave = Box<dyn Fn()>;
 
-    static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+    /// A call's stack: as much as a host thread's by default. The Windows kernel stack is far
+    /// smaller (24 KiB on x64), but the simulated kernel and a debug build of the driver are
+    /// not Windows's.
+    const STACK_BYTES: usize = 2 << 20;
+    /// Stacks kept per thread for its next calls.
+    const KEPT: usize = 4;
 
-    fn idle() -> std::sync::MutexGuard<'static, Vec<Sender<Job>>> {
-        IDLE.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    thread_local! {
+        static STACKS: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
+        /// How the call running on this thread leaves its stack at a bug check.
+        static LEAVE: RefCell<Option<Leave>> = const { RefCell::new(None) };
     }
 
-    /// Runs `job` on an idle CPU, or on a new one.
-    pub(super) fn submit(mut job: Job) -> std::io::Result<()> {
-        loop {
-            let Some(cpu) = idle().pop() else { break };
-            match cpu.send(job) {
-                Ok(()) => return Ok(()),
-                // That CPU is gone: take the job back and try the next.
-                Err(e) => job = e.0,
+    /// How the running call leaves its stack, if the calling thread is running one (taken: a
+    /// call leaves once).
+    pub(super) fn leave() -> Option<Leave> {
+        LEAVE.try_with(|l| l.borrow_mut().take()).ok().flatten()
+    }
+
+    /// Runs `job` on a stack of its own on the calling thread, until it returns or halts.
+    ///
+    /// # Panics
+    /// When the host cannot map a stack.
+    pub(super) fn run(job: Job) {
+        let stack = STACKS
+            .with(|s| s.borrow_mut().pop())
+            .map_or_else(|| DefaultStack::new(STACK_BYTES), Ok)
+            .unwrap_or_else(|e| panic!("wdk-sim: cannot map a simulated CPU's stack: {e}"));
+        let saved = Saved::take();
+        let mut call = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
+            let y: *const Yielder<(), ()> = y;
+            // SAFETY: the yielder lives as long as this body runs, and `leave` is called only
+            // from this body's stack (a halt inside `job`); after it the body never resumes.
+            let leave: Leave = Box::new(move || unsafe { (*y).suspend(()) });
+            LEAVE.with(|l| *l.borrow_mut() = Some(leave));
+            job();
+            LEAVE.with(|l| *l.borrow_mut() = None);
+        });
+        match call.resume(()) {
+            CoroutineResult::Return(()) => {
+                let stack = call.into_stack();
+                STACKS.with(|s| {
+                    let mut s = s.borrow_mut();
+                    if s.len() < KEPT {
+                        s.push(stack);
+                    }
+                });
+            }
+            // A bug check: the stopped CPU's stack stays as it is, never resumed (dropping
+            // the coroutine would unwind it through driver frames).
+            CoroutineResult::Yield(()) => std::mem::forget(call),
+        }
+        saved.restore();
+    }
+
+    /// The calling thread's per-CPU state, put back after a call.
+    struct Saved {
+        current: Option<std::sync::Arc<super::Inner>>,
+        irql: super::KIRQL,
+        hook: Option<super::HaltHook>,
+        watch: crate::heap::SavedWatch,
+        leave: Option<Leave>,
+    }
+
+    impl Saved {
+        fn take() -> Self {
+            Self {
+                current: super::CURRENT.with(|c| c.borrow().clone()),
+                irql: super::irql(),
+                hook: super::HALT_HOOK.with(|h| h.borrow_mut().take()),
+                watch: crate::heap::save_watch(),
+                leave: LEAVE.with(|l| l.borrow_mut().take()),
             }
         }
-        let (tx, rx) = channel::<Job>();
-        let me = tx.clone();
-        std::thread::Builder::new()
-            .name("sim-cpu".into())
-            .spawn(move || {
-                // An idle CPU polls for the next call briefly before it blocks: a caller that
-                // makes system calls back to back then finds it awake.
-                while let Ok(job) =
-                    crate::spin::spin(|| rx.try_recv().ok()).map_or_else(|| rx.recv(), Ok)
-                {
-                    job();
-                    let mut idle = idle();
-                    if idle.len() >= MAX_IDLE {
-                        return;
-                    }
-                    idle.push(me.clone());
-                }
-            })?;
-        tx.send(job)
-            .map_err(|_| std::io::Error::other("a new simulated CPU is gone"))
+
+        fn restore(self) {
+            super::CURRENT.with(|c| *c.borrow_mut() = self.current);
+            super::set_irql(self.irql);
+            super::HALT_HOOK.with(|h| *h.borrow_mut() = self.hook);
+            crate::heap::restore_watch(self.watch);
+            LEAVE.with(|l| *l.borrow_mut() = self.leave);
+            // A call that halted mid-way may have left the per-CPU state of the system call
+            // layer set.
+            crate::bus::set_stepping(false);
+            crate::wdf::host::forget_taken();
+        }
     }
 }

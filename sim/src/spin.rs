@@ -1,9 +1,9 @@
 //! Spinning briefly before blocking, for the simulated machine's hand-offs between threads.
 //!
 //! What it owns: the one policy every hand-off of the simulated machine uses before it blocks
-//! on a channel or a condition variable: a system call handed to a simulated CPU and its result
-//! handed back, a request's completion, an interrupt reaching the interrupt CPU, a doorbell
-//! reaching the device model. A blocked thread costs a futex wake and a context switch on each
+//! on a channel or a condition variable: a request's completion, an interrupt reaching the
+//! interrupt CPU, a doorbell reaching the device model. (A system call is no hand-off: it runs
+//! on the calling thread.) A blocked thread costs a futex wake and a context switch on each
 //! hand-off (several microseconds on a loaded two-core host, most of a simulated MAD round
 //! trip); a thread that polls for a short while first usually finds the answer already there.
 //! Windows spins the same way before it waits (a dispatcher object's wait, a queued spin lock).

@@ -1557,6 +1557,40 @@ fn an_irql_violation_is_caught() {
 }
 
 #[test]
+fn a_system_call_that_bug_checks_leaves_its_thread_as_it_was() {
+    for mode in MODES {
+        let r = rig(mode, BUG_IRQL);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        // The call runs on this thread and stops at DISPATCH_LEVEL inside the driver's callback.
+        assert!(matches!(
+            p.ioctl(&h, IOCTL_ECHO, &[1], 1),
+            Err(HostError::BugCheck(_))
+        ));
+        // This thread is the application again: not on the stopped machine, at no IRQL, in no
+        // driver callback, so what it allocates is nobody's driver allocation. (The call
+        // stopped at DISPATCH_LEVEL.)
+        // SAFETY: reads this thread's IRQL.
+        assert_eq!(unsafe { ntddk::KeGetCurrentIrql() }, 0);
+        let counted = r.m.dispatch_allocations();
+        let mut mine: Vec<Vec<u8>> = Vec::new();
+        for n in 0..8 {
+            mine.push(vec![0u8; 64 << n]);
+        }
+        assert_eq!(mine.iter().map(Vec::len).sum::<usize>(), 64 * 255);
+        assert_eq!(r.m.dispatch_allocations(), counted);
+        // And it makes system calls to another machine as before.
+        let r2 = rig(mode, 0);
+        let p2 = r2.host().process();
+        let h2 = p2.open(&r2.node).unwrap();
+        let out = p2.ioctl(&h2, IOCTL_ECHO, &[1, 2, 3], 3).unwrap();
+        assert_eq!((out.status, out.output), (STATUS_SUCCESS, vec![3, 2, 1]));
+        p2.close(h2).unwrap();
+        r2.finish();
+    }
+}
+
+#[test]
 fn a_callback_returning_at_another_irql_is_caught() {
     for mode in MODES {
         let r = rig(mode, BUG_RAISED_RETURN);

@@ -3,8 +3,9 @@
 //! user-mode handles, buffered and direct transfers, cancellation, process termination), and an
 //! interrupt CPU that runs ISRs at DIRQL and DPCs at `DISPATCH_LEVEL`.
 //!
-//! Execution is threaded: each PnP step and each system call runs on a fresh simulated CPU, the
-//! interrupt CPU runs beside them, and the device model runs on its own thread. After every
+//! Execution is threaded: each PnP step and each system call runs on the calling thread as a
+//! simulated CPU (on a stack of its own, which a bug check abandons), the interrupt CPU runs
+//! beside them, and the device model runs on its own thread. After every
 //! transition that releases hardware the harness checks that no DMA adapter, common buffer,
 //! map register or scatter/gather list is left, and at removal that no request was lost.
 //!
@@ -33,8 +34,8 @@ mod io;
 mod pnp;
 mod process;
 
-pub(crate) use cpu::runs_own_dpcs;
 use cpu::{deliver, flush_dpcs, interrupt_cpu, next_timer_due, run_dpcs};
+pub(crate) use cpu::{forget_taken, runs_own_dpcs};
 pub(crate) use cpu::{run_timers, run_work_item, run_work_items};
 use io::presented_on;
 pub(crate) use io::{cancel, complete, dispatch, purge, sequential};

@@ -245,6 +245,12 @@ pub(super) fn take_here(slot: usize, i: Interrupt) -> bool {
         .unwrap_or(false)
 }
 
+/// Forgets interrupts taken by a system call that halted before delivering them (the
+/// calling thread goes on as an application thread; the machine has stopped).
+pub(crate) fn forget_taken() {
+    let _ = TAKEN.try_with(|t| t.borrow_mut().take());
+}
+
 /// Whether the calling CPU runs the DPCs it queues itself (it is settling a system call's
 /// device work): the interrupt CPU need not be woken for them.
 pub(crate) fn runs_own_dpcs() -> bool {
