@@ -857,6 +857,16 @@ impl State {
     // ---- the service round ----
 
     fn service(&mut self) -> bool {
+        self.round(true)
+    }
+
+    /// The queues' part of a round: [`State::service`] without the stream engines.
+    fn service_queues(&mut self) -> bool {
+        self.round(false)
+    }
+
+    /// A round: the queues, the stream engines when `engines`, the moderation timers.
+    fn round(&mut self, engines: bool) -> bool {
         if self.removed {
             return false;
         }
@@ -866,22 +876,11 @@ impl State {
             if self.removed {
                 return true;
             }
-            for n in 0..self.se.len() {
-                progress |= self.service_engine(n);
+            if engines {
+                for n in 0..self.se.len() {
+                    progress |= self.service_engine(n);
+                }
             }
-        }
-        self.moderation_timers();
-        progress
-    }
-
-    /// The queues' part of a round: [`State::service`] without the stream engines.
-    fn service_queues(&mut self) -> bool {
-        if self.removed {
-            return false;
-        }
-        let progress = self.running() && self.queues();
-        if self.removed {
-            return true;
         }
         self.moderation_timers();
         progress
