@@ -9,7 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::mpsc;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::bugcheck::{self, BugCheck};
@@ -770,16 +770,16 @@ impl Machine {
         if let Some(b) = self.bugcheck() {
             return Err(b);
         }
-        let (tx, rx) = mpsc::channel::<Outcome<R>>();
+        // The call runs on this thread before `syscall_stack::run` returns: its outcome (or the
+        // bug check that stopped it) is left here.
+        let outcome: Rc<Cell<Option<Outcome<R>>>> = Rc::new(Cell::new(None));
+        let (slot, halted) = (outcome.clone(), outcome.clone());
         let inner = self.0.clone();
         syscall_stack::run(Box::new(move || {
             CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
             set_irql(PASSIVE_LEVEL);
-            let halt_tx = tx.clone();
             HALT_HOOK.with(|h| {
-                *h.borrow_mut() = Some(Box::new(move |b| {
-                    let _ = halt_tx.send(Outcome::Halted(b));
-                }));
+                *h.borrow_mut() = Some(Box::new(move |b| halted.set(Some(Outcome::Halted(b)))));
             });
             let out = catch_unwind(AssertUnwindSafe(f));
             let level = irql();
@@ -803,18 +803,14 @@ impl Machine {
                     None => Outcome::Panicked(p),
                 },
             };
-            // The CPU goes back to the pool clean: no machine, no halt hook.
-            CURRENT.with(|c| *c.borrow_mut() = None);
-            HALT_HOOK.with(|h| *h.borrow_mut() = None);
-            let _ = tx.send(msg);
+            // The caller's machine and halt hook come back with `syscall_stack::run`.
+            slot.set(Some(msg));
         }));
-        // The call has returned or halted: its outcome is there.
-        let outcome = rx.try_recv();
-        match outcome {
-            Ok(Outcome::Done(v)) => Ok(v),
-            Ok(Outcome::Halted(b)) => Err(b),
-            Ok(Outcome::Panicked(p)) => resume_unwind(p),
-            Err(_) => Err(self.bugcheck().unwrap_or_else(|| {
+        match outcome.take() {
+            Some(Outcome::Done(v)) => Ok(v),
+            Some(Outcome::Halted(b)) => Err(b),
+            Some(Outcome::Panicked(p)) => resume_unwind(p),
+            None => Err(self.bugcheck().unwrap_or_else(|| {
                 BugCheck::new(
                     0xDEAD,
                     [0; 4],

@@ -121,7 +121,9 @@ fn acquire(lock: PKSPIN_LOCK) {
     }
 }
 
-fn thread_token() -> u64 {
+/// A number naming the calling thread (never 0): a spin lock's owner, the CPU draining the
+/// DPC queue.
+pub(crate) fn thread_token() -> u64 {
     thread_local!(static TOKEN: u64 = {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)

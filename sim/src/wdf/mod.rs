@@ -432,7 +432,7 @@ pub(crate) struct WdfState {
     pub(crate) dpcs: VecDeque<usize>,
     /// The interrupt whose DPC is running.
     pub(crate) dpc_running: Option<usize>,
-    /// The CPU draining the DPC queue (`cpu::cpu_id`): one at a time, the interrupt CPU or a
+    /// The CPU draining the DPC queue (its `ntddk::thread_token`): one at a time, the interrupt CPU or a
     /// CPU settling its system call's device work (`cpu::settle`).
     pub(crate) dpc_cpu: Option<u64>,
     /// Work items enqueued, in order (run by a system worker thread at `PASSIVE_LEVEL`).

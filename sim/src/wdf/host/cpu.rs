@@ -192,7 +192,7 @@ pub(super) fn isr(slot: usize, message: u32) -> bool {
 }
 
 pub(super) fn run_dpcs() {
-    let me = cpu_id();
+    let me = crate::ntddk::thread_token();
     set_irql(DISPATCH_LEVEL);
     // The queue is drained by one CPU at a time: a CPU that finds another draining it leaves
     // its DPCs to that one, which takes every DPC queued before it lets the queue go (the
@@ -214,15 +214,6 @@ pub(super) fn run_dpcs() {
         });
     }
     set_irql(PASSIVE_LEVEL);
-}
-
-/// A number naming the calling thread among the simulated CPUs (never 0).
-fn cpu_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    thread_local! {
-        static ID: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    ID.with(|id| *id)
 }
 
 thread_local! {
