@@ -433,6 +433,32 @@ impl Machine {
     }
 }
 
+/// The address checks of one device access: `logical .. logical + len` neither wraps nor
+/// lies beyond the device's address width.
+#[inline]
+fn within_width(width: u32, logical: u64, len: usize) -> Result<(), Result<DmaFault, BugCheck>> {
+    let end = logical
+        .checked_add(len as u64)
+        .ok_or(Ok(DmaFault::BeyondAddressWidth(logical)))?;
+    if width < 64 && end > 1u64 << width {
+        return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
+    }
+    Ok(())
+}
+
+/// The bug check of a device access at `at` that the IOMMU refused (no live mapping, or a write
+/// through a read-only one), by the device whose PDO is `pdo`.
+fn iommu_violation(pdo: u64, at: u64, kind: Access) -> BugCheck {
+    BugCheck::dma(
+        0x26,
+        pdo,
+        at,
+        if kind == Access::Write { 2 } else { 1 },
+        "IOMMU detected DMA violation: device access outside every live mapping",
+        "windows-dma.md §5.2, §6",
+    )
+}
+
 impl DeviceBus {
     fn machine(&self) -> Result<Arc<Inner>, DmaFault> {
         let m = self.machine.upgrade().ok_or(DmaFault::MachineHalted)?;
@@ -562,31 +588,127 @@ impl DeviceBus {
         kind: Access,
         runs: &mut Vec<(u64, usize)>,
     ) -> Result<(), Result<DmaFault, BugCheck>> {
-        let end = logical
-            .checked_add(len as u64)
-            .ok_or(Ok(DmaFault::BeyondAddressWidth(logical)))?;
-        if width < 64 && end > 1u64 << width {
-            return Err(Ok(DmaFault::BeyondAddressWidth(logical)));
-        }
+        within_width(width, logical, len)?;
         let iommu = m.config.profile.iommu;
         st.hal
             .translate(logical, len, kind, iommu, runs)
-            .map_err(|at| {
-                Err(BugCheck::dma(
-                    0x26,
-                    pdo,
-                    at,
-                    if kind == Access::Write { 2 } else { 1 },
-                    "IOMMU detected DMA violation: device access outside every live mapping",
-                    "windows-dma.md §5.2, §6",
-                ))
-            })?;
+            .map_err(|at| Err(iommu_violation(pdo, at, kind)))?;
+        self.note_if_stray(st, logical, len, kind, iommu);
+        Ok(())
+    }
+
+    /// Records an access outside every range the driver mapped for a device (non-remapped
+    /// platforms: under DMA remapping the IOMMU's table is the check).
+    #[inline]
+    fn note_if_stray(
+        &self,
+        st: &mut crate::machine::State,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        iommu: bool,
+    ) {
         if !st.hal.device_visible(logical, len, iommu) {
             st.bus.slots[self.slot]
                 .stray
                 .push((logical, len, kind == Access::Write));
         }
-        Ok(())
+    }
+
+    /// A burst's checks and translation on a platform whose pages have no cached copies, with
+    /// the machine's lock held: each piece checked as [`DeviceBus::translate_checked`] checks
+    /// it and translated straight to the host runs it is copied to (`hosts`, cleared first) in
+    /// one pass, a frame looked up once per page. Returns the first piece that faulted and why;
+    /// `hosts` then holds the runs of the pieces before it, and nothing of it or after it was
+    /// checked: a DMA engine's burst ends at its first fault.
+    fn resolve_burst(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        (width, pdo): (u32, u64),
+        pieces: &[(u64, &[u8])],
+        hosts: &mut Vec<(usize, usize)>,
+    ) -> Option<(usize, Result<DmaFault, BugCheck>)> {
+        hosts.clear();
+        let iommu = m.config.profile.iommu;
+        for (i, &(logical, buf)) in pieces.iter().enumerate() {
+            let len = buf.len();
+            if let Err(e) = within_width(width, logical, len) {
+                return Some((i, e));
+            }
+            let mark = hosts.len();
+            // A page without a frame ends the burst with this piece, but only after the whole
+            // piece is translated: an IOMMU fault further on in it stops the machine, as when
+            // the translation ran before any frame was looked up.
+            let mut missing = None;
+            let mem = &st.mem;
+            let translated = st
+                .hal
+                .translate_each(logical, len, Access::Write, iommu, |pa, n| {
+                    if missing.is_none() {
+                        match mem.resolve_run(pa, n) {
+                            Some(run) => hosts.push(run),
+                            None => missing = Some(pa),
+                        }
+                    }
+                });
+            if let Err(at) = translated {
+                hosts.truncate(mark);
+                return Some((i, Err(iommu_violation(pdo, at, Access::Write))));
+            }
+            self.note_if_stray(st, logical, len, Access::Write, iommu);
+            if let Some(pa) = missing {
+                hosts.truncate(mark);
+                return Some((i, Ok(DmaFault::NoMemory(pa))));
+            }
+        }
+        None
+    }
+
+    /// A burst on a platform with cached pages, written with the machine's lock held (the
+    /// copy updates the pages' memory copies): every piece is checked and translated first,
+    /// then written in one pass over its runs. Returns the first piece that faulted (in its
+    /// checks or translation, or a page without a frame) and why; the pieces before it are
+    /// written, as if they had been written one by one. (One difference: a piece after a page
+    /// without a frame has been translated, so it is recorded as stray DMA if it lies outside
+    /// every mapped range, though it was never written.)
+    fn write_burst_locked(
+        &self,
+        st: &mut crate::machine::State,
+        m: &Inner,
+        slot: (u32, u64),
+        pieces: &[(u64, &[u8])],
+    ) -> Option<(usize, Result<DmaFault, BugCheck>)> {
+        let mut runs = st.hal.take_runs();
+        let mut starts = st.hal.take_piece_starts();
+        let mut failed = None;
+        for (i, &(logical, buf)) in pieces.iter().enumerate() {
+            starts.push(runs.len());
+            if let Err(e) =
+                self.translate_checked(st, m, slot, logical, buf.len(), Access::Write, &mut runs)
+            {
+                runs.truncate(starts[i]);
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
+        if let Err((run, pa)) = st.mem.write_runs(&runs, pieces[..upto].iter().map(|p| p.1)) {
+            // The piece the missing page belongs to faults; those before it are written.
+            let piece = starts.partition_point(|&s| s <= run) - 1;
+            let before = &runs[..starts[piece]];
+            let written = st
+                .mem
+                .write_runs(before, pieces[..piece].iter().map(|p| p.1));
+            debug_assert!(
+                written.is_ok(),
+                "every page before the missing one has a frame"
+            );
+            failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
+        }
+        st.hal.put_runs(runs);
+        st.hal.put_piece_starts(starts);
+        failed
     }
 
     /// Writes each `(logical address, bytes)` piece in order, as one burst: the bus is taken
@@ -638,68 +760,18 @@ impl DeviceBus {
                 return Ok(false);
             }
             let st = &mut *guard;
-            // Every piece is checked and translated first, then the burst is written in one
-            // pass over its runs. The first piece that faults (in its checks or translation, or
-            // a page without a frame) and everything after it are not written; the pieces
-            // before it are, as if they had been written one by one. (One difference: a piece
-            // after a page without a frame has been translated, so it is recorded as stray DMA
-            // if it lies outside every mapped range, though it was never written.)
-            let mut runs = st.hal.take_runs();
-            let mut starts = st.hal.take_piece_starts();
-            let mut failed: Option<(usize, Result<DmaFault, BugCheck>)> = None;
             // The slot's checks hold for the whole burst: the lock is held across it.
-            match self.slot_checks(st) {
-                Err(e) => failed = Some((0, e)),
+            let (failed, upto, pin) = match self.slot_checks(st) {
+                Err(e) => (Some((0, e)), 0, None),
+                Ok(slot) if st.mem.writes_need_lock() => {
+                    (self.write_burst_locked(st, &m, slot, pieces), 0, None)
+                }
                 Ok(slot) => {
-                    for (i, &(logical, buf)) in pieces.iter().enumerate() {
-                        starts.push(runs.len());
-                        if let Err(e) = self.translate_checked(
-                            st,
-                            &m,
-                            slot,
-                            logical,
-                            buf.len(),
-                            Access::Write,
-                            &mut runs,
-                        ) {
-                            runs.truncate(starts[i]);
-                            failed = Some((i, e));
-                            break;
-                        }
-                    }
+                    let failed = self.resolve_burst(st, &m, slot, pieces, hosts);
+                    let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
+                    (failed, upto, Some(st.mem.pin()))
                 }
-            }
-            let mut upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
-            let mut pin = None;
-            if st.mem.writes_need_lock() {
-                let bufs = || pieces[..upto].iter().map(|p| p.1);
-                if let Err((run, pa)) = st.mem.write_runs(&runs, bufs()) {
-                    // The piece the missing page belongs to faults; those before it are
-                    // written.
-                    let piece = starts.partition_point(|&s| s <= run) - 1;
-                    let before = &runs[..starts[piece]];
-                    let written = st
-                        .mem
-                        .write_runs(before, pieces[..piece].iter().map(|p| p.1));
-                    debug_assert!(
-                        written.is_ok(),
-                        "every page before the missing one has a frame"
-                    );
-                    failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
-                }
-            } else {
-                if let Err((run, pa)) = st.mem.resolve_runs(&runs, hosts) {
-                    // The piece the missing page belongs to faults; those before it are
-                    // written.
-                    let piece = starts.partition_point(|&s| s <= run) - 1;
-                    hosts.truncate(starts[piece]);
-                    upto = piece;
-                    failed = Some((piece, Ok(DmaFault::NoMemory(pa))));
-                }
-                pin = Some(st.mem.pin());
-            }
-            st.hal.put_runs(runs);
-            st.hal.put_piece_starts(starts);
+            };
             drop(guard);
             if let Some(pin) = pin {
                 // SAFETY: `hosts` was resolved with the lock held that took `pin`, which is

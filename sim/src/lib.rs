@@ -59,6 +59,7 @@ pub mod inline;
 mod machine;
 mod mem;
 pub mod ntddk;
+mod pagetable;
 pub mod spin;
 pub mod testkit;
 pub mod trace;

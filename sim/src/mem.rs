@@ -15,7 +15,7 @@
 //! freed. Device accesses copy through raw pointers into live pages; the driver side accesses
 //! device-visible memory with volatile operations, as it must on real hardware. A device read,
 //! and a write on a platform with cached pages, copies with the machine lock held. A burst
-//! write ([`Memory::resolve_runs`]) is checked and translated with the lock held and copied
+//! write ([`Memory::resolve_run`]) is checked and translated with the lock held and copied
 //! after it is released, as a device's DMA engine works beside the CPUs: the burst holds a
 //! [`DmaPin`] while it copies, and a region freed meanwhile keeps its host pages (neither
 //! returned to the host nor reused) until no pin is left, so the copy always lands in the pages
@@ -203,7 +203,8 @@ pub(crate) struct Memory {
     low: Frames,
     high: Frames,
     general_high: bool,
-    frames: FastMap<u64, usize>,
+    /// The host page behind each allocated frame (0: none).
+    frames: crate::pagetable::PageTable<usize>,
     va_pages: FastMap<usize, u64>,
     regions: BTreeMap<usize, Region>,
     pub(crate) pool: FastMap<usize, PoolAlloc>,
@@ -300,7 +301,7 @@ impl Memory {
             low: Frames::new(LOW, config.seed),
             high: Frames::new(HIGH, config.seed ^ 0x5555),
             general_high: config.profile.bounce,
-            frames: FastMap::default(),
+            frames: crate::pagetable::PageTable::default(),
             va_pages: FastMap::default(),
             regions: BTreeMap::new(),
             pool: FastMap::default(),
@@ -384,7 +385,10 @@ impl Memory {
         let cached = self.noncoherent && matches!(kind, Kind::Pool | Kind::User);
         for (i, &pfn) in pfns.iter().enumerate() {
             let va = base + i * PAGE;
-            self.frames.insert(pfn, va);
+            *self
+                .frames
+                .entry(pfn)
+                .expect("frames lie below the table's limit") = va;
             self.va_pages.insert(va / PAGE, pfn);
             if cached {
                 self.ram.insert(pfn, vec![0u8; PAGE].into_boxed_slice());
@@ -415,7 +419,9 @@ impl Memory {
         let r = self.regions.remove(&base)?;
         for (i, &pfn) in r.pfns.iter().enumerate() {
             self.ram.remove(&pfn);
-            self.frames.remove(&pfn);
+            if let Some(host) = self.frames.entry(pfn) {
+                *host = 0;
+            }
             self.va_pages.remove(&(r.base / PAGE + i));
             self.free_frame(pfn);
         }
@@ -463,22 +469,14 @@ impl Memory {
         !self.ram.is_empty()
     }
 
-    /// The host address of each run's bytes, into `out`, for a copy after the lock is released
-    /// (with a [`DmaPin`] held). `Err((i, pa))` names the first run whose page has no frame;
-    /// `out` then holds the runs before it.
-    pub(crate) fn resolve_runs(
-        &self,
-        runs: &[(u64, usize)],
-        out: &mut Vec<(usize, usize)>,
-    ) -> Result<(), (usize, u64)> {
-        out.clear();
-        for (i, &(pa, n)) in runs.iter().enumerate() {
-            let off = (pa & 0xFFF) as usize;
-            assert!(off + n <= PAGE, "a run crosses a page boundary");
-            let host = self.frame(pa >> 12).ok_or((i, pa))?;
-            out.push((host + off, n));
-        }
-        Ok(())
+    /// The host address and length of the physical run `pa, n` (within one page), for a copy
+    /// after the lock is released (with a [`DmaPin`] held), or `None` when its page has no
+    /// frame.
+    #[inline]
+    pub(crate) fn resolve_run(&self, pa: u64, n: usize) -> Option<(usize, usize)> {
+        let off = (pa & 0xFFF) as usize;
+        assert!(off + n <= PAGE, "a run crosses a page boundary");
+        Some((self.frame(pa >> 12)? + off, n))
     }
 
     /// The region containing `va`: (base, pages, kind).
@@ -498,8 +496,10 @@ impl Memory {
     }
 
     /// The host address of frame `pfn`, if it is allocated.
+    #[inline]
     pub(crate) fn frame(&self, pfn: u64) -> Option<usize> {
-        self.frames.get(&pfn).copied()
+        // A host page is never at address 0: 0 is the entry of a frame without one.
+        Some(self.frames.get(pfn)).filter(|&host| host != 0)
     }
 
     /// Copies physical memory at `pa` into `buf`; `Err(pa)` names the first unallocated byte.
@@ -753,11 +753,11 @@ impl Memory {
 }
 
 /// Copies the bytes of `bufs`, in order, into `runs` (host addresses and lengths from
-/// [`Memory::resolve_runs`]), after the machine's lock was released: a device burst's data
+/// [`Memory::resolve_run`]), after the machine's lock was released: a device burst's data
 /// movement.
 ///
 /// # Safety
-/// `runs` must come from [`Memory::resolve_runs`] of a machine that is still alive, called with
+/// `runs` must come from [`Memory::resolve_run`] of a machine that is still alive, called with
 /// the lock held that also took `pin`, and `pin` must be held until this returns (the pages
 /// stay allocated then, see [`DmaPin`]); the runs must cover exactly the buffers' bytes, and no
 /// buffer may lie in those pages.
@@ -905,12 +905,9 @@ mod tests {
         let mut m = Memory::new(&Config::default());
         let base = m.alloc_region(1, Kind::User, Zone::General, false).unwrap();
         let pfn = m.pfn_of(base).unwrap();
-        let mut hosts = Vec::new();
-        m.resolve_runs(&[((pfn << 12) + 16, 8), (0x10, 4)], &mut hosts)
-            .expect_err("a run without a frame is named");
-        assert_eq!(hosts, [(base + 16, 8)], "the runs before it are resolved");
-        m.resolve_runs(&[((pfn << 12) + 16, 8)], &mut hosts)
-            .unwrap();
+        assert_eq!(m.resolve_run(0x10, 4), None, "a run without a frame");
+        let hosts = [m.resolve_run((pfn << 12) + 16, 8).unwrap()];
+        assert_eq!(hosts, [(base + 16, 8)]);
         let pin = m.pin();
         // The driver frees the buffer while the burst copies: the region is gone at once (its
         // frame faults for the next burst), but its host page is neither freed nor reused.

@@ -175,7 +175,9 @@ fn iommu_cost_is_spent_outside_the_machines_lock() {
 
 #[test]
 fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
-    for profile in [Profile::COHERENT, Profile::IOMMU] {
+    // Coherent and remapped bursts are copied after the machine's lock is released; a
+    // non-coherent one is written under it (its pages have cached copies): both paths.
+    for profile in [Profile::COHERENT, Profile::IOMMU, Profile::NONCOHERENT] {
         let (m, att, bus) = machine(profile, 64);
         let _cpu = m.enter();
         let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
@@ -214,7 +216,12 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
             std::mem::forget((map, adapter));
             continue;
         }
-        assert_eq!(r, Err((1, DmaFault::NoMemory(0x10))));
+        assert_eq!(r, Err((1, DmaFault::NoMemory(0x10))), "{profile}");
+        assert_eq!(
+            m.stray_dma(att.slot),
+            [(0x10, 16, true)],
+            "{profile}: the faulting piece lies outside every mapping"
+        );
         let bytes = adapter.unmap_read(map);
         assert_eq!(&bytes[..100], &first[..]);
         assert_eq!(&bytes[4096..8192], &second[..]);

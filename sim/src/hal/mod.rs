@@ -141,7 +141,7 @@ pub(crate) struct Hal {
     /// For each page, how many visible ranges cover all of it: an access within one such page
     /// is visible after one indexed load (a capture burst over an application buffer's
     /// scattered pages makes one access per page; under `coherent` each is its own range).
-    full_pages: PageCounts,
+    full_pages: crate::pagetable::PageTable<u32>,
     /// Verifier: released double buffers, filled with 0x0F: (region, va, len).
     quarantine: VecDeque<(usize, usize, usize)>,
     /// The bus's translation runs, kept between accesses so that a device access allocates
@@ -188,6 +188,21 @@ impl Hal {
         iommu: bool,
         runs: &mut Vec<(u64, usize)>,
     ) -> Result<(), u64> {
+        self.translate_each(logical, len, kind, iommu, |pa, n| runs.push((pa, n)))
+    }
+
+    /// Translates a device access page by page, handing each physical run `(pa, len)` (within
+    /// one page, in order) to `each`; `Err(address)` on an IOMMU fault, after the runs before
+    /// it were handed over.
+    #[inline]
+    pub(crate) fn translate_each(
+        &self,
+        logical: u64,
+        len: usize,
+        kind: Access,
+        iommu: bool,
+        mut each: impl FnMut(u64, usize),
+    ) -> Result<(), u64> {
         let mut at = logical;
         let end = logical + len as u64;
         while at < end {
@@ -202,7 +217,7 @@ impl Hal {
                 at
             };
             // CAST: n <= 4096.
-            runs.push((pa, n as usize));
+            each(pa, n as usize);
             at += n;
         }
         Ok(())
@@ -234,6 +249,7 @@ impl Hal {
     }
 
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
+    #[inline]
     pub(crate) fn device_visible(&mut self, logical: u64, len: usize, iommu: bool) -> bool {
         if iommu {
             return true;
@@ -242,6 +258,14 @@ impl Hal {
         if len > 0 && logical >> 12 == (end - 1) >> 12 && self.full_pages.get(logical >> 12) > 0 {
             return true;
         }
+        self.visible_in_part(logical, end)
+    }
+
+    /// [`Hal::device_visible`] for an access that is not within one page covered whole: the
+    /// ranges are searched. Kept out of line, so that the common case above inlines into the
+    /// bus's per-page loop.
+    #[inline(never)]
+    fn visible_in_part(&mut self, logical: u64, end: u64) -> bool {
         let covers = |&(s, l): &(u64, u64)| s <= logical && end <= s + l;
         if self.last_visible.as_ref().is_some_and(covers) {
             return true;
@@ -287,7 +311,17 @@ impl Hal {
         let first = start.div_ceil(PAGE as u64);
         let end = start.saturating_add(len) / PAGE as u64;
         for pfn in first..end {
-            self.full_pages.change(pfn, add);
+            // A page beyond the table's reach is not counted (it reads 0): the ordered map
+            // answers for it.
+            let Some(count) = self.full_pages.entry(pfn) else {
+                continue;
+            };
+            if add {
+                *count += 1;
+            } else {
+                debug_assert!(*count > 0, "a page uncounted more often than counted");
+                *count = count.saturating_sub(1);
+            }
         }
     }
 
@@ -303,49 +337,6 @@ impl Hal {
                     self.visible_hint.remove(&pfn);
                 }
             }
-        }
-    }
-}
-
-/// Counts per page number in a two-level table: a directory of leaves of [`LEAF`] counts (4 MiB
-/// of address space each), a leaf allocated when a page in it is first counted. A page number
-/// beyond [`MAX_COUNTED_PAGE`] is not counted (and reads 0), so that no address a device makes
-/// up grows the directory; the ordered map still answers for it.
-#[derive(Debug, Default)]
-struct PageCounts {
-    dir: Vec<Option<Box<[u32; LEAF]>>>,
-}
-
-/// Counts per leaf of a [`PageCounts`].
-const LEAF: usize = 1024;
-/// The highest page number counted: 64 GiB of address space, past every frame the machine has
-/// and every IOVA.
-const MAX_COUNTED_PAGE: u64 = (64 << 30) / PAGE as u64;
-
-impl PageCounts {
-    /// The count of page `pfn`.
-    fn get(&self, pfn: u64) -> u32 {
-        // CAST: pfn / LEAF is below the directory's length or the look-up misses.
-        let (d, i) = ((pfn / LEAF as u64) as usize, (pfn % LEAF as u64) as usize);
-        self.dir.get(d).and_then(Option::as_ref).map_or(0, |l| l[i])
-    }
-
-    /// Adds one to page `pfn`'s count, or takes one away.
-    fn change(&mut self, pfn: u64, add: bool) {
-        if pfn > MAX_COUNTED_PAGE {
-            return;
-        }
-        // CAST: pfn <= MAX_COUNTED_PAGE, so the index fits.
-        let (d, i) = ((pfn / LEAF as u64) as usize, (pfn % LEAF as u64) as usize);
-        if self.dir.len() <= d {
-            self.dir.resize_with(d + 1, || None);
-        }
-        let leaf = self.dir[d].get_or_insert_with(|| Box::new([0; LEAF]));
-        if add {
-            leaf[i] += 1;
-        } else {
-            debug_assert!(leaf[i] > 0, "a page uncounted more often than counted");
-            leaf[i] = leaf[i].saturating_sub(1);
         }
     }
 }
@@ -469,6 +460,6 @@ mod tests {
         // A range far beyond every frame is found through the ordered map, not counted.
         h.add_visible(1 << 50, 0x2000);
         assert!(h.device_visible((1 << 50) + 0x1000, 0x1000, false));
-        assert!(h.full_pages.dir.len() < 1 << 20);
+        assert!(h.full_pages.directory_len() < 1 << 20);
     }
 }
