@@ -495,6 +495,13 @@ impl Memory {
         self.va_pages.get(&(va / PAGE)).copied()
     }
 
+    /// Frame `pfn`'s entry in the frame table (0: no host page), read only to bring it into
+    /// the caches (see `bus::touch_burst`).
+    #[inline]
+    pub(crate) fn frame_entry(&self, pfn: u64) -> usize {
+        self.frames.get(pfn)
+    }
+
     /// The host address of frame `pfn`, if it is allocated.
     #[inline]
     pub(crate) fn frame(&self, pfn: u64) -> Option<usize> {

@@ -248,6 +248,13 @@ impl Hal {
         self.piece_starts = starts;
     }
 
+    /// How many visible ranges cover page `page` whole, read only to bring the count into the
+    /// caches (see `bus::touch_burst`).
+    #[inline]
+    pub(crate) fn full_page_count(&self, page: u64) -> u32 {
+        self.full_pages.get(page)
+    }
+
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
     #[inline]
     pub(crate) fn device_visible(&mut self, logical: u64, len: usize, iommu: bool) -> bool {
