@@ -446,6 +446,37 @@ fn within_width(width: u32, logical: u64, len: usize) -> Result<(), Result<DmaFa
     Ok(())
 }
 
+/// The host run of a piece on a platform without remapping, when it is the common case: within
+/// one page, within the device's address width, on a page a mapped range covers whole (so not
+/// stray), with a frame. Two indexed loads; `None` sends the piece down the general path,
+/// which checks it in full (and reports what is wrong).
+///
+/// Why: under `coherent` a burst over a scattered buffer is one piece per page, and the general
+/// path's translation loop, closure and separate visibility check cost about 85 instructions
+/// per piece, a fifth of the page's copy.
+#[inline]
+fn one_page_run(
+    st: &crate::machine::State,
+    width: u32,
+    logical: u64,
+    len: usize,
+) -> Option<(usize, usize)> {
+    let off = (logical & 0xFFF) as usize;
+    if len == 0 || off + len > crate::mem::PAGE {
+        return None;
+    }
+    let end = logical.checked_add(len as u64)?;
+    if width < 64 && end > 1u64 << width {
+        return None;
+    }
+    let page = logical >> 12;
+    if st.hal.full_page_count(page) == 0 {
+        return None;
+    }
+    let host = st.mem.frame_entry(page);
+    (host != 0).then_some((host + off, len))
+}
+
 /// Loads the table entries that a burst's checks and translation are about to read (the
 /// frame behind each page, and on a platform without remapping its visibility count), in a
 /// loop of loads that depend on nothing, before they are read one by one.
@@ -458,14 +489,18 @@ fn within_width(width: u32, logical: u64, len: usize) -> Result<(), Result<DmaFa
 fn touch_burst(st: &crate::machine::State, iommu: bool, pieces: &[(u64, &[u8])]) {
     let mut acc = 0usize;
     for &(logical, buf) in pieces {
-        // A fault is the checking loop's to report.
-        let _ = st
-            .hal
-            .translate_each(logical, buf.len(), Access::Write, iommu, |pa, _| {
-                acc ^= st.mem.frame_entry(pa >> 12);
-            });
-        if !iommu {
-            acc ^= st.hal.full_page_count(logical >> 12) as usize;
+        if iommu {
+            // A fault is the checking loop's to report.
+            let _ = st
+                .hal
+                .translate_each(logical, buf.len(), Access::Write, iommu, |pa, _| {
+                    acc ^= st.mem.frame_entry(pa >> 12);
+                });
+        } else {
+            // A piece's first page: the further pages of a longer piece are its neighbours in
+            // both tables, and the first page's misses bring most of them in.
+            let page = logical >> 12;
+            acc ^= st.mem.frame_entry(page) ^ st.hal.full_page_count(page) as usize;
         }
     }
     // The loads must happen, though their values are not needed.
@@ -660,6 +695,10 @@ impl DeviceBus {
         touch_burst(st, iommu, pieces);
         for (i, &(logical, buf)) in pieces.iter().enumerate() {
             let len = buf.len();
+            if !iommu && let Some(run) = one_page_run(st, width, logical, len) {
+                hosts.push(run);
+                continue;
+            }
             if let Err(e) = within_width(width, logical, len) {
                 return Some((i, e));
             }

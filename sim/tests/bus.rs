@@ -233,3 +233,24 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
         );
     }
 }
+
+#[test]
+fn a_burst_piece_on_a_page_mapped_only_in_part_is_stray_only_outside_the_mapping() {
+    // A mapping of 100 bytes covers no page whole, so a piece on its page is checked against
+    // the ranges themselves, not the whole-page counts.
+    let (m, att, bus) = machine(Profile::COHERENT, 64);
+    let _cpu = m.enter();
+    let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
+    let map = adapter.map_pool(100, true).expect("mapping");
+    let (at, n) = map.elements[0];
+    assert_eq!(n, 100);
+    let inside = [0x66u8; 40];
+    assert_eq!(bus.dma_write_pieces(&[(at + 10, &inside)]), Ok(()));
+    assert!(m.stray_dma(att.slot).is_empty(), "inside the mapping");
+    // Past the mapping's end but on the same page (which has memory: the write lands).
+    assert_eq!(bus.dma_write_pieces(&[(at + 90, &inside)]), Ok(()));
+    assert_eq!(m.stray_dma(att.slot), [(at + 90, 40, true)]);
+    let bytes = adapter.unmap_read(map);
+    assert_eq!(&bytes[10..50], &inside[..]);
+    assert_eq!(&bytes[90..100], &inside[..10]);
+}
