@@ -78,6 +78,25 @@ const fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// Frames per block of the scattered walk (see [`Frames::scattered`]).
+const SCATTER_BLOCK: u64 = 512;
+
+/// A stride for a walk over `n` items that visits each once: coprime with `n`, derived from
+/// `seed`, and never 1 or `n - 1` (which would walk in order, forwards or backwards).
+fn walk_stride(seed: u64, n: u64) -> u64 {
+    if n < 4 {
+        // Too few items to walk out of order.
+        return 1;
+    }
+    // An odd stride alone is not enough: the sizes are not powers of two, and a stride sharing
+    // a factor with the size would hand out a frame twice once size / gcd frames are used.
+    let mut stride = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % n) | 1;
+    while gcd(stride, n) != 1 || stride == 1 || stride + 1 == n {
+        stride = (stride + 2) % n;
+    }
+    stride
+}
+
 /// A frame allocator over one range: a seeded permutation for scattered frames, runs for
 /// contiguous ones, and FIFO reuse of freed frames (so a stale address soon names new memory).
 #[derive(Debug)]
@@ -85,7 +104,9 @@ struct Frames {
     base: u64,
     size: u64,
     next: u64,
+    /// The walk's stride over blocks of [`SCATTER_BLOCK`] frames, and within a block.
     stride: u64,
+    inner_stride: u64,
     freed: VecDeque<u64>,
     contig_next: u64,
     contig_free: Vec<(u64, u64)>,
@@ -96,18 +117,16 @@ impl Frames {
         let total = range.1 - range.0;
         // The first half serves scattered frames, the second half contiguous runs.
         let size = total / 2;
-        // A stride coprime with the size makes the walk a permutation: every frame once. (An odd
-        // stride alone is not enough: the sizes are not powers of two, and a stride sharing a
-        // factor with the size would hand out a frame twice once size / gcd frames are used.)
-        let mut stride = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) % size) | 1;
-        while gcd(stride, size) != 1 {
-            stride += 2;
-        }
+        assert!(
+            size.is_multiple_of(SCATTER_BLOCK) && range.0.is_multiple_of(SCATTER_BLOCK),
+            "the scattered half is whole blocks"
+        );
         Self {
             base: range.0,
             size,
             next: 0,
-            stride,
+            stride: walk_stride(seed, size / SCATTER_BLOCK),
+            inner_stride: walk_stride(seed.rotate_left(17) ^ 0x5A5A, SCATTER_BLOCK),
             freed: VecDeque::new(),
             contig_next: range.0 + size,
             contig_free: Vec::new(),
@@ -119,7 +138,17 @@ impl Frames {
             return self.freed.pop_front();
         }
         if self.next < self.size {
-            let pfn = self.base + (self.next.wrapping_mul(self.stride) % self.size);
+            // A permutation of the blocks, and within each block a permutation of its frames:
+            // consecutive frames are never neighbours (a multi-page buffer is physically
+            // discontiguous, every page its own scatter/gather element), but a buffer's frames
+            // lie in few blocks. Why: the bus looks up every page a device writes in tables
+            // indexed by frame, and frames strewn over the whole range (as the walk was until
+            // the sixth session) made each look-up of a scattered buffer a cache miss.
+            let (block, i) = (self.next / SCATTER_BLOCK, self.next % SCATTER_BLOCK);
+            let blocks = self.size / SCATTER_BLOCK;
+            let pfn = self.base
+                + (block.wrapping_mul(self.stride) % blocks) * SCATTER_BLOCK
+                + i.wrapping_mul(self.inner_stride) % SCATTER_BLOCK;
             self.next += 1;
             return Some(pfn);
         }
@@ -856,10 +885,13 @@ mod tests {
         let v: Vec<u64> = (0..1000).map(|_| f.scattered().unwrap()).collect();
         let set: std::collections::HashSet<_> = v.iter().collect();
         assert_eq!(set.len(), v.len());
-        let adjacent = v.windows(2).filter(|w| w[1] == w[0] + 1).count();
-        assert!(
-            adjacent < 10,
-            "frames must not come out in order ({adjacent} adjacent pairs)"
+        let adjacent = v
+            .windows(2)
+            .filter(|w| w[1] == w[0] + 1 || w[0] == w[1] + 1)
+            .count();
+        assert_eq!(
+            adjacent, 0,
+            "consecutive frames must not be neighbours ({adjacent} adjacent pairs)"
         );
         assert!(v.iter().all(|&p| (LOW.0..LOW.1).contains(&p)));
         let c = f.contiguous(8).unwrap();
