@@ -477,36 +477,6 @@ fn one_page_run(
     (host != 0).then_some((host + off, len))
 }
 
-/// Loads the table entries that a burst's checks and translation are about to read (the
-/// frame behind each page, and on a platform without remapping its visibility count), in a
-/// loop of loads that depend on nothing, before they are read one by one.
-///
-/// Why: the pages of a scattered buffer lie far apart in those tables, and the burst's own
-/// copies push them out of the caches between bursts, so every look-up missed; in the checking
-/// loop each miss waited for the one before. Issued together, the misses overlap. Measured on
-/// the device model's engine alone (`profile-ops engine`, perf, three alternating runs): the
-/// burst's checks took 35 % fewer samples.
-fn touch_burst(st: &crate::machine::State, iommu: bool, pieces: &[(u64, &[u8])]) {
-    let mut acc = 0usize;
-    for &(logical, buf) in pieces {
-        if iommu {
-            // A fault is the checking loop's to report.
-            let _ = st
-                .hal
-                .translate_each(logical, buf.len(), Access::Write, iommu, |pa, _| {
-                    acc ^= st.mem.frame_entry(pa >> 12);
-                });
-        } else {
-            // A piece's first page: the further pages of a longer piece are its neighbours in
-            // both tables, and the first page's misses bring most of them in.
-            let page = logical >> 12;
-            acc ^= st.mem.frame_entry(page) ^ st.hal.full_page_count(page) as usize;
-        }
-    }
-    // The loads must happen, though their values are not needed.
-    std::hint::black_box(acc);
-}
-
 /// The bug check of a device access at `at` that the IOMMU refused (no live mapping, or a write
 /// through a read-only one), by the device whose PDO is `pdo`.
 fn iommu_violation(pdo: u64, at: u64, kind: Access) -> BugCheck {
@@ -692,7 +662,6 @@ impl DeviceBus {
     ) -> Option<(usize, Result<DmaFault, BugCheck>)> {
         hosts.clear();
         let iommu = m.config.profile.iommu;
-        touch_burst(st, iommu, pieces);
         for (i, &(logical, buf)) in pieces.iter().enumerate() {
             let len = buf.len();
             if !iommu && let Some(run) = one_page_run(st, width, logical, len) {

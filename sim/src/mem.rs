@@ -524,8 +524,8 @@ impl Memory {
         self.va_pages.get(&(va / PAGE)).copied()
     }
 
-    /// Frame `pfn`'s entry in the frame table (0: no host page), read only to bring it into
-    /// the caches (see `bus::touch_burst`).
+    /// Frame `pfn`'s entry in the frame table: its host page, or 0 for none (the bus's fast
+    /// path, `bus::one_page_run`).
     #[inline]
     pub(crate) fn frame_entry(&self, pfn: u64) -> usize {
         self.frames.get(pfn)

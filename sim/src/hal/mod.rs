@@ -248,8 +248,8 @@ impl Hal {
         self.piece_starts = starts;
     }
 
-    /// How many visible ranges cover page `page` whole, read only to bring the count into the
-    /// caches (see `bus::touch_burst`).
+    /// How many visible ranges cover page `page` whole (the bus's fast path,
+    /// `bus::one_page_run`).
     #[inline]
     pub(crate) fn full_page_count(&self, page: u64) -> u32 {
         self.full_pages.get(page)
