@@ -124,7 +124,11 @@ impl Size {
     /// The default size: under 10 minutes on two cores.
     pub const DEFAULT: Self = Self {
         reps: 5,
-        stream_bytes: 256 << 20,
+        // 64 laps of the 16 MiB ring at 256 KiB segments. With 16 laps (256 MiB, ~20 ms a
+        // repetition on this host) the full stack's repetitions lay 0.37-0.57 of the memcpy
+        // limit while the engine alone's lay within a few per cent: the stream's windows were
+        // too short for the host's noise (sixth session).
+        stream_bytes: 1 << 30,
         // About 0.2 s per side and repetition at ~20 µs a round trip.
         mads: 10_000,
         wqes: 16_384,
@@ -881,7 +885,7 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
             platform,
             strategy: Strategy::PersistentSg,
         };
-        move || stream_pair(on(a), on(b), seg, segs, 4, PAIR_WINDOWS)
+        move || stream_pair(on(a), on(b), seg, segs, PAIR_LAPS, PAIR_WINDOWS)
     };
     pr.say("stream: coherent against iommu-strict (persistent), side by side");
     figs.push(pair_figure(
@@ -907,6 +911,11 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
 /// repetitions lay up to 17-23 % from their median; each window is a few milliseconds of a
 /// host shared with other load, and more of them average it out.
 const PAIR_WINDOWS: u64 = 8;
+
+/// Laps of the ring per window of the 256 KiB pairs (coherent against iommu-strict, and the
+/// control): 256 MiB a window, 2 GiB per stream and repetition. With four laps (64 MiB, about
+/// 5 ms) the control read 0.86-1.07 over this session's first six runs.
+const PAIR_LAPS: u64 = 16;
 
 /// Laps of the 64-segment ring per window of the 4 KiB pair, and its windows per stream and
 /// repetition: 65,536 segments of each stream per repetition. With 32 laps and eight windows
