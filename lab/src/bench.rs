@@ -1303,6 +1303,31 @@ pub fn targets(figs: &[Figure]) -> Vec<Target> {
             need: 0.90,
             at_least: true,
         },
+        // The driver's own instructions (callgrind; not measured without valgrind).
+        Target {
+            what: "driver instructions per mapped MAD round trip <= 4,000",
+            measured: find(
+                figs,
+                "driver instructions per mapped MAD round trip",
+                "coherent",
+                "callgrind",
+            )
+            .map(|f| f.value),
+            need: 4000.0,
+            at_least: false,
+        },
+        Target {
+            what: "driver instructions per stream segment hand-over <= 400",
+            measured: find(
+                figs,
+                "driver instructions per stream segment",
+                "coherent",
+                "callgrind",
+            )
+            .map(|f| f.value),
+            need: 400.0,
+            at_least: false,
+        },
     ]
 }
 
@@ -1711,7 +1736,7 @@ pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
     for (kind, n, what, per) in [
         (
             "mad",
-            200u64,
+            500u64,
             "driver instructions per mapped MAD round trip",
             "MAD",
         ),
@@ -1903,8 +1928,9 @@ mod tests {
         let met: Vec<bool> = t.iter().map(Target::met).collect();
         // One measurement error; 0.95 ≥ 0.60; the paired 1.05 ≥ 1; the paired 3.0 ≥ 2.5,
         // its spread 0.1 ≤ 0.15; the median of the per-repetition ratios (0.95, 0.90, 0.80)
-        // is 0.90 ≥ 0.90.
-        assert_eq!(met, vec![false, true, true, true, true, true]);
+        // is 0.90 ≥ 0.90; no callgrind figures, so the driver's instructions are not measured.
+        assert_eq!(met, vec![false, true, true, true, true, true, false, false]);
+        assert!(t[6].measured.is_none() && t[7].measured.is_none());
         let remap = &t[4];
         assert!(
             (remap.measured.unwrap_or(0.0) - 0.1).abs() < 1e-9,
