@@ -35,6 +35,11 @@ pub struct Process {
     pub(super) opened: Mutex<Vec<usize>>,
     /// The process's user memory, released when it exits.
     pub(super) memory: Arc<Mutex<Vec<usize>>>,
+    /// The completions of the requests the process sent that had not completed when it last
+    /// sent one: its rundown waits for each to be signalled, not only for the request objects
+    /// to go (a completing CPU deletes the request, then unlocks its pages and frees its
+    /// buffers, and signals the completion last).
+    pub(super) issued: Mutex<Vec<Arc<crate::wdf::Completion>>>,
     pub(super) identity: Identity,
 }
 
@@ -438,6 +443,7 @@ impl Process {
                 out_len,
             )
         })?;
+        self.issue(&completion);
         Ok(Pending {
             core: self.core.clone(),
             request: req,
@@ -447,6 +453,22 @@ impl Process {
             owned: None,
             result: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records a request's completion for the process's rundown, forgetting those already
+    /// signalled.
+    fn issue(&self, completion: &Arc<crate::wdf::Completion>) {
+        let mut issued = self
+            .issued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        issued.retain(|c| {
+            c.done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none()
+        });
+        issued.push(completion.clone());
     }
 
     /// `ReadFile` of `len` bytes, synchronous: the bytes the driver returned (`Information`).
@@ -540,6 +562,7 @@ impl Process {
                     };
                 submit_ioctl(dev, file, kind, method, user_in, in_len, user_out, out_len)
             })?;
+        self.issue(&completion);
         Ok(Pending {
             core: self.core.clone(),
             request: req,
@@ -637,6 +660,31 @@ impl Process {
             if !pump(&self.core, true)? {
                 std::thread::sleep(Duration::from_millis(1));
             }
+        }
+        // Every request object is gone; a CPU may still be completing the last ones (unlocking
+        // their pages, freeing their buffers): the memory goes only once each is signalled. (In
+        // the deterministic mode completions run on this thread, done by now.)
+        let issued = std::mem::take(
+            &mut *self
+                .issued
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for c in issued {
+            let mut done = c
+                .done
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while done.is_none() && self.core.mode == Mode::Threaded {
+                if Instant::now() >= deadline || self.core.machine.bugcheck().is_some() {
+                    break;
+                }
+                done =
+                    c.cv.wait_timeout(done, Duration::from_millis(1))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+            }
+            drop(done);
         }
         // The address space goes away: later device DMA into these pages is a fault.
         let memory: Vec<usize> = std::mem::take(
