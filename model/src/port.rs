@@ -24,15 +24,25 @@ pub trait HostPort: Send + Sync + std::fmt::Debug {
     /// As [`HostPort::dma_read`].
     fn dma_write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaFault>;
 
-    /// Writes each `(device address, bytes)` piece in order, as one burst (the pieces of a
-    /// scatter/gather list that one DMA burst covers). The default writes them one by one;
-    /// a bus that can take a burst at once overrides it.
+    /// Writes `data` as one burst over the `(device address, length)` pieces, in order: the
+    /// first piece takes the first bytes, and so on (the pieces of a scatter/gather list that
+    /// one DMA burst covers; their lengths add up to `data`'s). The default writes them one by
+    /// one; a bus that can take a burst at once overrides it.
     ///
     /// # Errors
     /// The index of the first piece that failed and why; the pieces before it were written.
-    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
-        for (i, &(addr, buf)) in pieces.iter().enumerate() {
-            self.dma_write(addr, buf).map_err(|f| (i, f))?;
+    fn dma_write_pieces(
+        &self,
+        data: &[u8],
+        pieces: &[(u64, usize)],
+    ) -> Result<(), (usize, DmaFault)> {
+        let mut at = 0usize;
+        for (i, &(addr, len)) in pieces.iter().enumerate() {
+            let bytes = data
+                .get(at..at + len)
+                .ok_or((i, DmaFault::NoMemory(addr)))?;
+            self.dma_write(addr, bytes).map_err(|f| (i, f))?;
+            at += len;
         }
         Ok(())
     }
@@ -48,13 +58,14 @@ pub trait HostPort: Send + Sync + std::fmt::Debug {
     /// As [`HostPort::dma_write_pieces`].
     fn dma_write_pieces_if(
         &self,
-        pieces: &[(u64, &[u8])],
+        data: &[u8],
+        pieces: &[(u64, usize)],
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
         if !live() {
             return Ok(false);
         }
-        self.dma_write_pieces(pieces).map(|()| true)
+        self.dma_write_pieces(data, pieces).map(|()| true)
     }
 
     /// Sends the MSI-X message of table entry `vector`; false when it could not be delivered
@@ -78,16 +89,21 @@ impl HostPort for DeviceBus {
         Self::dma_write(self, addr, buf)
     }
 
-    fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
-        Self::dma_write_pieces(self, pieces)
+    fn dma_write_pieces(
+        &self,
+        data: &[u8],
+        pieces: &[(u64, usize)],
+    ) -> Result<(), (usize, DmaFault)> {
+        Self::dma_write_pieces(self, data, pieces)
     }
 
     fn dma_write_pieces_if(
         &self,
-        pieces: &[(u64, &[u8])],
+        data: &[u8],
+        pieces: &[(u64, usize)],
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
-        Self::dma_write_pieces_if(self, pieces, live)
+        Self::dma_write_pieces_if(self, data, pieces, live)
     }
 
     fn signal_msi(&self, vector: u32) -> bool {

@@ -62,7 +62,8 @@ impl HostPort for Gated {
 
     fn dma_write_pieces_if(
         &self,
-        pieces: &[(u64, &[u8])],
+        data: &[u8],
+        pieces: &[(u64, usize)],
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
         let mut held = self.held.lock().unwrap();
@@ -71,7 +72,7 @@ impl HostPort for Gated {
             held = self.opened.wait(held).unwrap();
         }
         drop(held);
-        self.bus.dma_write_pieces_if(pieces, live)
+        self.bus.dma_write_pieces_if(data, pieces, live)
     }
 
     fn signal_msi(&self, vector: u32) -> bool {

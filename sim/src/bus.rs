@@ -477,6 +477,11 @@ fn one_page_run(
     (host != 0).then_some((host + off, len))
 }
 
+/// The bytes a burst's `(address, length)` pieces cover.
+fn bytes_of(pieces: &[(u64, usize)]) -> usize {
+    pieces.iter().map(|p| p.1).sum()
+}
+
 /// The bug check of a device access at `at` that the IOMMU refused (no live mapping, or a write
 /// through a read-only one), by the device whose PDO is `pdo`.
 fn iommu_violation(pdo: u64, at: u64, kind: Access) -> BugCheck {
@@ -657,13 +662,12 @@ impl DeviceBus {
         st: &mut crate::machine::State,
         m: &Inner,
         (width, pdo): (u32, u64),
-        pieces: &[(u64, &[u8])],
+        pieces: &[(u64, usize)],
         hosts: &mut Vec<(usize, usize)>,
     ) -> Option<(usize, Result<DmaFault, BugCheck>)> {
         hosts.clear();
         let iommu = m.config.profile.iommu;
-        for (i, &(logical, buf)) in pieces.iter().enumerate() {
-            let len = buf.len();
+        for (i, &(logical, len)) in pieces.iter().enumerate() {
             if !iommu && let Some(run) = one_page_run(st, width, logical, len) {
                 hosts.push(run);
                 continue;
@@ -712,15 +716,16 @@ impl DeviceBus {
         st: &mut crate::machine::State,
         m: &Inner,
         slot: (u32, u64),
-        pieces: &[(u64, &[u8])],
+        data: &[u8],
+        pieces: &[(u64, usize)],
     ) -> Option<(usize, Result<DmaFault, BugCheck>)> {
         let mut runs = st.hal.take_runs();
         let mut starts = st.hal.take_piece_starts();
         let mut failed = None;
-        for (i, &(logical, buf)) in pieces.iter().enumerate() {
+        for (i, &(logical, len)) in pieces.iter().enumerate() {
             starts.push(runs.len());
             if let Err(e) =
-                self.translate_checked(st, m, slot, logical, buf.len(), Access::Write, &mut runs)
+                self.translate_checked(st, m, slot, logical, len, Access::Write, &mut runs)
             {
                 runs.truncate(starts[i]);
                 failed = Some((i, e));
@@ -728,13 +733,16 @@ impl DeviceBus {
             }
         }
         let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
-        if let Err((run, pa)) = st.mem.write_runs(&runs, pieces[..upto].iter().map(|p| p.1)) {
+        if let Err((run, pa)) = st
+            .mem
+            .write_runs(&runs, [&data[..bytes_of(&pieces[..upto])]])
+        {
             // The piece the missing page belongs to faults; those before it are written.
             let piece = starts.partition_point(|&s| s <= run) - 1;
             let before = &runs[..starts[piece]];
             let written = st
                 .mem
-                .write_runs(before, pieces[..piece].iter().map(|p| p.1));
+                .write_runs(before, [&data[..bytes_of(&pieces[..piece])]]);
             debug_assert!(
                 written.is_ok(),
                 "every page before the missing one has a frame"
@@ -746,8 +754,9 @@ impl DeviceBus {
         failed
     }
 
-    /// Writes each `(logical address, bytes)` piece in order, as one burst: the bus is taken
-    /// once for all of them (a burst over a scatter/gather list whose pages are not contiguous
+    /// Writes `data` over the `(logical address, length)` pieces in order, as one burst (the
+    /// first piece takes the first bytes, and so on; the lengths add up to `data`'s): the bus
+    /// is taken once for all of them (a burst over a scatter/gather list whose pages are not contiguous
     /// is still one transaction for the device's DMA engine). Every piece is checked as
     /// [`DeviceBus::dma_write`] checks it.
     ///
@@ -763,8 +772,15 @@ impl DeviceBus {
     /// # Errors
     /// The index of the first piece that faulted and its [`DmaFault`]; the pieces before it
     /// were written.
-    pub fn dma_write_pieces(&self, pieces: &[(u64, &[u8])]) -> Result<(), (usize, DmaFault)> {
-        self.dma_write_pieces_if(pieces, &|| true).map(drop)
+    ///
+    /// # Panics
+    /// When the pieces' lengths do not add up to `data`'s (a device model's bug).
+    pub fn dma_write_pieces(
+        &self,
+        data: &[u8],
+        pieces: &[(u64, usize)],
+    ) -> Result<(), (usize, DmaFault)> {
+        self.dma_write_pieces_if(data, pieces, &|| true).map(drop)
     }
 
     /// As [`DeviceBus::dma_write_pieces`], but the burst is issued only if `live()` returns
@@ -778,11 +794,20 @@ impl DeviceBus {
     ///
     /// # Errors
     /// As [`DeviceBus::dma_write_pieces`].
+    ///
+    /// # Panics
+    /// As [`DeviceBus::dma_write_pieces`].
     pub fn dma_write_pieces_if(
         &self,
-        pieces: &[(u64, &[u8])],
+        data: &[u8],
+        pieces: &[(u64, usize)],
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
+        assert_eq!(
+            bytes_of(pieces),
+            data.len(),
+            "a burst's pieces cover its bytes exactly"
+        );
         thread_local! {
             /// Each run's host address and length, for the copy after the lock is released.
             static HOSTS: std::cell::RefCell<Vec<(usize, usize)>> =
@@ -799,7 +824,7 @@ impl DeviceBus {
             let (failed, upto, pin) = match self.slot_checks(st) {
                 Err(e) => (Some((0, e)), 0, None),
                 Ok(slot) if st.mem.writes_need_lock() => {
-                    (self.write_burst_locked(st, &m, slot, pieces), 0, None)
+                    (self.write_burst_locked(st, &m, slot, data, pieces), 0, None)
                 }
                 Ok(slot) => {
                     let failed = self.resolve_burst(st, &m, slot, pieces, hosts);
@@ -814,7 +839,7 @@ impl DeviceBus {
                 // cover exactly the bytes of the pieces before `upto` (their translation made
                 // them so), and the pieces are the device's buffers, not simulated memory.
                 unsafe {
-                    crate::mem::copy_to_runs(hosts, pieces[..upto].iter().map(|p| p.1), &pin);
+                    crate::mem::copy_to_runs(hosts, [&data[..bytes_of(&pieces[..upto])]], &pin);
                 };
             }
             match failed {

@@ -195,19 +195,20 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
         };
         let (first, second, third) = ([0x11u8; 100], [0x22u8; 4096], [0x33u8; 8]);
         // All three pieces land.
+        let data = [&first[..], &second[..], &third[..]].concat();
         assert_eq!(
-            bus.dma_write_pieces(&[
-                (at(0), &first),
-                (at(4096), &second),
-                (at(3 * 4096 - 8), &third)
-            ]),
+            bus.dma_write_pieces(
+                &data,
+                &[(at(0), 100), (at(4096), 4096), (at(3 * 4096 - 8), 8)]
+            ),
             Ok(())
         );
         // A piece with no memory behind it (physical address 0x10 under `coherent`, an
         // unmapped IOVA under remapping, which is also a bug check there) stops the burst: the
         // piece before it is written, it and the one after are not.
         let (before, after) = ([0x44u8; 16], [0x55u8; 16]);
-        let r = bus.dma_write_pieces(&[(at(200), &before), (0x10, &after), (at(300), &after)]);
+        let data = [&before[..], &after[..], &after[..]].concat();
+        let r = bus.dma_write_pieces(&data, &[(at(200), 16), (0x10, 16), (at(300), 16)]);
         if profile.iommu {
             assert!(matches!(r, Err((1, DmaFault::IommuFault(_)))), "{r:?}");
             let stop = m.bugcheck().expect("the IOMMU fault stopped the machine");
@@ -245,10 +246,10 @@ fn a_burst_piece_on_a_page_mapped_only_in_part_is_stray_only_outside_the_mapping
     let (at, n) = map.elements[0];
     assert_eq!(n, 100);
     let inside = [0x66u8; 40];
-    assert_eq!(bus.dma_write_pieces(&[(at + 10, &inside)]), Ok(()));
+    assert_eq!(bus.dma_write_pieces(&inside, &[(at + 10, 40)]), Ok(()));
     assert!(m.stray_dma(att.slot).is_empty(), "inside the mapping");
     // Past the mapping's end but on the same page (which has memory: the write lands).
-    assert_eq!(bus.dma_write_pieces(&[(at + 90, &inside)]), Ok(()));
+    assert_eq!(bus.dma_write_pieces(&inside, &[(at + 90, 40)]), Ok(()));
     assert_eq!(m.stray_dma(att.slot), [(at + 90, 40, true)]);
     let bytes = adapter.unmap_read(map);
     assert_eq!(&bytes[10..50], &inside[..]);

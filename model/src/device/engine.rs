@@ -43,13 +43,17 @@ pub(super) struct Engine {
     table: Vec<(u64, u32, u64)>,
     /// Segment-table mode: the sequence whose group `table` holds.
     loaded: Option<u64>,
+    /// The index in `table` of the piece the last burst ended in: the next burst starts there
+    /// or in the piece after it (bursts move through the buffer in order), so it is found
+    /// without a search. Only a hint: it is checked before it is used.
+    next_piece: usize,
     pub(super) unreported: u32,
     pub(super) first_unreported: Option<Instant>,
     tokens: u64,
     last_refill: Option<Instant>,
     scratch: Scratch,
-    /// The current capture burst's pieces: (device address, offset in the burst, bytes).
-    pieces: Vec<(u64, usize, usize)>,
+    /// The current capture burst's pieces, in the burst's order: (device address, bytes).
+    pieces: Vec<(u64, usize)>,
     /// Benchmark data: the scratch holds the fixed capture bytes.
     bench_filled: bool,
     /// A capture burst is being written without the device's lock ([`Burst`]): the engine
@@ -133,7 +137,7 @@ pub(super) struct Burst {
     pos: u32,
     len: u32,
     pub(super) scratch: Scratch,
-    pub(super) pieces: Vec<(u64, usize, usize)>,
+    pub(super) pieces: Vec<(u64, usize)>,
     pub(super) outcome: BurstOutcome,
 }
 
@@ -154,13 +158,11 @@ impl Burst {
     /// Writes the burst's pieces through `bus` in transactions of at most [`MAX_PIECES`]
     /// pieces, each issued only while `live()` holds. Called without the device's lock.
     pub(super) fn write(&mut self, bus: &dyn crate::port::HostPort, live: &dyn Fn() -> bool) {
-        let mut refs: [(u64, &[u8]); MAX_PIECES] = [(0, &[]); MAX_PIECES];
         self.outcome = BurstOutcome::Written;
+        let mut at = 0usize;
         for group in self.pieces.chunks(MAX_PIECES) {
-            for (r, &(addr, at, take)) in refs.iter_mut().zip(group) {
-                *r = (addr, &self.scratch[at..at + take]);
-            }
-            match bus.dma_write_pieces_if(&refs[..group.len()], live) {
+            let bytes: usize = group.iter().map(|p| p.1).sum();
+            match bus.dma_write_pieces_if(&self.scratch[at..at + bytes], group, live) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.outcome = BurstOutcome::Cancelled;
@@ -171,7 +173,26 @@ impl Burst {
                     return;
                 }
             }
+            at += bytes;
         }
+    }
+}
+
+/// The index of the piece of `table` (logical address, length, buffer offset) that holds
+/// buffer offset `start`: `hint` or the piece after it when either does (a burst starts where
+/// the last one ended), else found by a binary search.
+fn piece_at(table: &[(u64, u32, u64)], hint: usize, start: u64) -> usize {
+    let holds = |i: usize| {
+        table
+            .get(i)
+            .is_some_and(|&(_, l, off)| off <= start && start < off + u64::from(l))
+    };
+    if holds(hint) {
+        hint
+    } else if holds(hint + 1) {
+        hint + 1
+    } else {
+        table.partition_point(|&(_, l, off)| off + u64::from(l) <= start)
     }
 }
 
@@ -476,35 +497,40 @@ impl State {
         let mut ok = !inject;
         let mut fault_addr = 0;
         if ok {
-            // Walk the descriptor pieces that cover [start, start + len).
+            // The descriptor pieces that overlap [start, end), in order; each is moved from
+            // where the burst enters it to where the burst leaves it.
             let table = std::mem::take(&mut self.se[n].table);
-            let first = table.partition_point(|&(_, l, off)| off + u64::from(l) <= start);
-            // A capture writes the burst's pieces as one bus transaction (in runs of at most
-            // MAX_PIECES, in order); a playback reads them one by one.
+            let end = start + u64::from(len);
+            let first = piece_at(&table, self.se[n].next_piece, start);
+            let past = first + table[first..].partition_point(|&(_, _, off)| off < end);
+            self.se[n].next_piece = past.saturating_sub(1).max(first);
+            let overlap = |&(addr, l, off): &(u64, u32, u64)| {
+                let from = start.max(off);
+                // CAST: within one burst, at most 64 KiB.
+                (
+                    addr + (from - off),
+                    (end.min(off + u64::from(l)) - from) as usize,
+                )
+            };
             let mut pieces = std::mem::take(&mut self.se[n].pieces);
             pieces.clear();
-            let mut done = 0usize;
-            for &(addr, l, off) in &table[first..] {
-                if done == scratch.len() {
-                    break;
-                }
-                let at = start + done as u64;
-                let inner = at - off;
-                let take = ((u64::from(l) - inner) as usize).min(scratch.len() - done);
-                if capture {
-                    pieces.push((addr + inner, done, take));
+            if capture {
+                // A capture writes them as one bus transaction (in runs of at most MAX_PIECES).
+                pieces.extend(table[first..past].iter().map(overlap));
+            } else {
+                // A playback reads them one by one.
+                let mut done = 0usize;
+                for (addr, take) in table[first..past].iter().map(overlap) {
+                    if self
+                        .dma_read(addr, &mut scratch[done..done + take])
+                        .is_err()
+                    {
+                        ok = false;
+                        fault_addr = addr;
+                        break;
+                    }
                     done += take;
-                    continue;
                 }
-                if self
-                    .dma_read(addr + inner, &mut scratch[done..done + take])
-                    .is_err()
-                {
-                    ok = false;
-                    fault_addr = addr + inner;
-                    break;
-                }
-                done += take;
             }
             self.se[n].table = table;
             if capture {
@@ -703,6 +729,24 @@ mod tests {
             let seg = 1u32 << log;
             assert!(seg.is_multiple_of(BURST) || BURST.is_multiple_of(seg));
         }
+    }
+
+    #[test]
+    fn a_burst_finds_its_first_piece_from_the_hint_or_by_search() {
+        // Three pieces of 4 KiB at buffer offsets 0, 4096, 8192.
+        let table = [
+            (0x10_000, 4096, 0),
+            (0x30_000, 4096, 4096),
+            (0x20_000, 4096, 8192),
+        ];
+        for start in [0u64, 100, 4095, 4096, 8191, 8192, 12_287] {
+            let want = (start / 4096) as usize;
+            for hint in [0, 1, 2, 3, 99] {
+                assert_eq!(piece_at(&table, hint, start), want, "{start} {hint}");
+            }
+        }
+        assert_eq!(piece_at(&table, 0, 12_288), 3, "past the end: none");
+        assert_eq!(piece_at(&[], 0, 0), 0);
     }
 
     #[test]
