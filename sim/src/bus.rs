@@ -465,10 +465,7 @@ fn one_page_run(
     if len == 0 || off + len > crate::mem::PAGE {
         return None;
     }
-    let end = logical.checked_add(len as u64)?;
-    if width < 64 && end > 1u64 << width {
-        return None;
-    }
+    within_width(width, logical, len).ok()?;
     let page = logical >> 12;
     if st.hal.full_page_count(page) == 0 {
         return None;
@@ -756,9 +753,9 @@ impl DeviceBus {
 
     /// Writes `data` over the `(logical address, length)` pieces in order, as one burst (the
     /// first piece takes the first bytes, and so on; the lengths add up to `data`'s): the bus
-    /// is taken once for all of them (a burst over a scatter/gather list whose pages are not contiguous
-    /// is still one transaction for the device's DMA engine). Every piece is checked as
-    /// [`DeviceBus::dma_write`] checks it.
+    /// is taken once for all of them (a burst over a scatter/gather list whose pages are not
+    /// contiguous is still one transaction for the device's DMA engine). Every piece is checked
+    /// as [`DeviceBus::dma_write`] checks it.
     ///
     /// The checks and the translation run with the machine's lock held; the bytes are copied
     /// after it is released (with the pages pinned, see `mem::DmaPin`), as a device's DMA engine
