@@ -147,12 +147,19 @@ impl Size {
 /// 1.0 µs, unmap 1.3 µs. The reference gives no split of the unmap into page-table update and
 /// IOTLB invalidation, so none is modelled: the measured 1.3 µs is charged per unmap, and the
 /// invalidation itself costs nothing extra.
+///
+/// The device's IOTLB miss: 41 ns, derived (an inference, not a measured per-miss latency) from
+/// the one IOTLB figure in §4, "up to 20 % throughput drop" at 200 Gb/s from IOTLB misses with
+/// 4 KiB pages (KTH, `PeerJ CS` 2023): at 25 GB/s a 4 KiB page takes 163.8 ns; a 20 % drop with
+/// every page missing makes it 163.8 / 0.8 = 204.8 ns, 41 ns more per miss. "Up to" makes it an
+/// upper bound, charged per miss of the model's one-entry IOTLB (`IommuCost`).
 pub const STRICT: IommuCost = IommuCost {
     map_ns: 1000,
     unmap_ns: 1300,
     invalidate_ns: 0,
     deferred: false,
     batch: 1,
+    iotlb_miss_ns: 41,
 };
 
 /// Deferred invalidation: one IOTLB flush per 256 unmaps (Linux's flush queue,

@@ -508,13 +508,14 @@ impl DeviceBus {
         op: impl FnOnce(&mut crate::machine::State, &Inner) -> Result<(), Result<DmaFault, BugCheck>>,
     ) -> Result<(), DmaFault> {
         let m = self.machine()?;
-        let fault = {
-            let mut guard = m.lock();
-            match op(&mut guard, &m) {
-                Ok(()) => return Ok(()),
-                Err(Ok(f)) => return Err(f),
-                Err(Err(b)) => b,
-            }
+        let r = op(&mut m.lock(), &m);
+        // The IOTLB misses of the access stall the device, not the machine: they are spent
+        // after the lock is released.
+        crate::hal::iommu_pay();
+        let fault = match r {
+            Ok(()) => return Ok(()),
+            Err(Ok(f)) => return Err(f),
+            Err(Err(b)) => b,
         };
         m.record(fault);
         Err(DmaFault::IommuFault(fault.params[2]))
@@ -839,6 +840,8 @@ impl DeviceBus {
                     crate::mem::copy_to_runs(hosts, [&data[..bytes_of(&pieces[..upto])]], &pin);
                 };
             }
+            // The burst's IOTLB misses stall the device (this thread), outside the lock.
+            crate::hal::iommu_pay();
             match failed {
                 None => Ok(true),
                 Some((i, Ok(f))) => Err((i, f)),

@@ -104,6 +104,7 @@ fn iommu_cost_model_counts_and_charges() {
         invalidate_ns: 10_000,
         deferred: false,
         batch: 1,
+        iotlb_miss_ns: 0,
     };
     let (s, elapsed) = map_unmap_cycles(Some(strict), 20);
     assert_eq!(s.invalidations, 20, "strict: one invalidation per unmap");
@@ -136,6 +137,7 @@ fn iommu_cost_is_spent_outside_the_machines_lock() {
         invalidate_ns: 0,
         deferred: false,
         batch: 1,
+        iotlb_miss_ns: 0,
     };
     let cfg = Config {
         iommu_cost: Some(slow),
@@ -254,4 +256,82 @@ fn a_burst_piece_on_a_page_mapped_only_in_part_is_stray_only_outside_the_mapping
     let bytes = adapter.unmap_read(map);
     assert_eq!(&bytes[10..50], &inside[..]);
     assert_eq!(&bytes[90..100], &inside[..10]);
+}
+
+#[test]
+fn a_devices_iotlb_misses_are_counted_per_page_it_moves_to_and_paid_outside_the_lock() {
+    // A miss costs the device 50 ms here, so that the time it spends shows against the lock.
+    let cost = IommuCost {
+        map_ns: 0,
+        unmap_ns: 0,
+        invalidate_ns: 0,
+        deferred: false,
+        batch: 1,
+        iotlb_miss_ns: 50_000_000,
+    };
+    let cfg = Config {
+        iommu_cost: Some(cost),
+        ..Config::with_profile(Profile::IOMMU)
+    };
+    let (m, att, bus) = machine_with(cfg, 64);
+    let _cpu = m.enter();
+    let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
+    let map = adapter.map_pool(4 * 4096, true).expect("mapping");
+    let other = adapter.map_pool(64, true).expect("mapping");
+    let [(iova, len)] = map.elements[..] else {
+        panic!("one remapped element: {:?}", map.elements);
+    };
+    let last = iova + u64::from(len) - 8;
+    let pages = (last >> 12) - (iova >> 12) + 1;
+    let misses = || m.iommu_stats().iotlb_misses;
+
+    // A burst over the whole buffer misses once per page; the device's thread spends the
+    // misses' time, and the machine answers meanwhile.
+    let before = misses();
+    let writer = {
+        let bus = bus.clone();
+        let data = vec![7u8; len as usize];
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let r = bus.dma_write_pieces(&data, &[(iova, data.len())]);
+            (r, t.elapsed())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let t = std::time::Instant::now();
+    assert!(bus.present(), "the lock is free while the device stalls");
+    let waited = t.elapsed();
+    let (r, took) = writer.join().unwrap();
+    assert_eq!(r, Ok(()));
+    assert_eq!(misses() - before, pages);
+    assert!(
+        took >= std::time::Duration::from_millis(50 * pages),
+        "the device's thread spent its misses' time ({took:?})"
+    );
+    assert!(
+        waited < std::time::Duration::from_millis(100),
+        "the bus waited {waited:?} for the device's IOTLB misses"
+    );
+
+    // The page translated last is the IOTLB's entry: a hit. Another page misses.
+    assert_eq!(bus.dma_write(last, &[1u8; 8]), Ok(()));
+    assert_eq!(misses() - before, pages, "a hit");
+    assert_eq!(bus.dma_read(iova, &mut [0u8; 8]), Ok(()));
+    assert_eq!(misses() - before, pages + 1, "a miss");
+    // An unmap's invalidation empties the IOTLB: the same page misses again.
+    assert_eq!(bus.dma_read(iova, &mut [0u8; 8]), Ok(()));
+    assert_eq!(misses() - before, pages + 1, "a hit");
+    adapter.unmap(other);
+    assert_eq!(bus.dma_read(iova, &mut [0u8; 8]), Ok(()));
+    assert_eq!(
+        misses() - before,
+        pages + 2,
+        "a miss after the invalidation"
+    );
+    assert_eq!(
+        m.iommu_stats().charged_ns,
+        misses() * 50_000_000,
+        "every miss charged, nothing else"
+    );
+    adapter.unmap(map);
 }

@@ -1,5 +1,6 @@
 //! DMA remapping: the IOVA allocator (delayed reuse, so a stale IOVA faults), the page table the
-//! bus translates through, and the cost model of map, unmap and IOTLB invalidation.
+//! bus translates through, and the cost model of map, unmap, IOTLB invalidation and the
+//! device's IOTLB misses.
 
 use crate::fasthash::FastMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -11,7 +12,13 @@ use super::{IOVA_END, IOVA_FIRST, IOVA_REUSE_DELAY};
 /// Nanoseconds the CPU spends per operation (busy-waited by the thread that mapped or unmapped,
 /// after it releases the machine's lock, so it shows in that thread's throughput without
 /// stalling the device's DMA), with IOTLB invalidation either per unmap (strict) or once per
-/// `batch` unmaps (deferred, as Linux's flush queue does).
+/// `batch` unmaps (deferred, as Linux's flush queue does); and nanoseconds the device's DMA
+/// stalls per IOTLB miss (busy-waited by the device's thread after its access, outside the
+/// lock). The IOTLB is modelled as one entry: a device access misses on every page other than
+/// the one the IOMMU translated last, and an invalidation empties it. A real IOTLB holds more
+/// entries (its size is not published), so this is exact for an access stream that moves
+/// through a buffer far larger than the IOTLB's reach (a circular buffer of thousands of 4 KiB
+/// pages, where every page misses) and pessimistic for one that returns to a few pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IommuCost {
     /// Per map call.
@@ -24,6 +31,8 @@ pub struct IommuCost {
     pub deferred: bool,
     /// Unmaps per invalidation when deferred (at least 1).
     pub batch: u32,
+    /// Per IOTLB miss of a device access (the device's DMA stalls; see above).
+    pub iotlb_miss_ns: u64,
 }
 
 /// What the IOMMU did.
@@ -35,7 +44,9 @@ pub struct IommuStats {
     pub unmaps: u64,
     /// IOTLB invalidations.
     pub invalidations: u64,
-    /// Nanoseconds charged by the cost model.
+    /// Device accesses' IOTLB misses (pages translated other than the last one).
+    pub iotlb_misses: u64,
+    /// Nanoseconds charged by the cost model (to the CPUs and to the device).
     pub charged_ns: u64,
 }
 
@@ -98,6 +109,8 @@ pub(super) struct Iommu {
     pub(super) cost: Option<IommuCost>,
     pub(super) stats: IommuStats,
     pub(super) unflushed: u32,
+    /// The one IOTLB entry: the IOVA page the IOMMU translated last, until an invalidation.
+    pub(super) tlb_page: Option<u64>,
 }
 
 thread_local! {
@@ -130,6 +143,20 @@ pub(crate) fn pay() {
 }
 
 impl Iommu {
+    /// A device access's translation of IOVA page `page`: a miss unless it is the page the
+    /// IOTLB holds, which it then holds. A miss's cost is charged to the calling thread (the
+    /// device's), as [`charge`] does.
+    #[inline]
+    pub(super) fn translated(&mut self, page: u64) {
+        if self.tlb_page != Some(page) {
+            self.tlb_page = Some(page);
+            self.stats.iotlb_misses += 1;
+            if let Some(c) = self.cost {
+                charge(&mut self.stats, c.iotlb_miss_ns);
+            }
+        }
+    }
+
     pub(super) fn alloc(&mut self, pages: u64) -> Option<u64> {
         if self.next == 0 {
             self.next = IOVA_FIRST;
@@ -172,10 +199,12 @@ impl Iommu {
             if !c.deferred || self.unflushed >= c.batch.max(1) {
                 self.unflushed = 0;
                 self.stats.invalidations += 1;
+                self.tlb_page = None;
                 charge(&mut self.stats, c.invalidate_ns);
             }
         } else {
             self.stats.invalidations += 1;
+            self.tlb_page = None;
         }
     }
 }

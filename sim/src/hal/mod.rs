@@ -181,7 +181,7 @@ impl Hal {
     /// kept across accesses, so that an access allocates nothing); `Err(address)` on an IOMMU
     /// fault.
     pub(crate) fn translate(
-        &self,
+        &mut self,
         logical: u64,
         len: usize,
         kind: Access,
@@ -193,10 +193,12 @@ impl Hal {
 
     /// Translates a device access page by page, handing each physical run `(pa, len)` (within
     /// one page, in order) to `each`; `Err(address)` on an IOMMU fault, after the runs before
-    /// it were handed over.
+    /// it were handed over. Under DMA remapping each page goes through the IOTLB model
+    /// (`Iommu::translated`), whose misses the device's thread pays for once it has released
+    /// the machine's lock ([`iommu_pay`]).
     #[inline]
     pub(crate) fn translate_each(
-        &self,
+        &mut self,
         logical: u64,
         len: usize,
         kind: Access,
@@ -209,6 +211,7 @@ impl Hal {
             let n = (0x1000 - (at & 0xFFF)).min(end - at);
             let pa = if iommu {
                 let &(pfn, writable) = self.iommu.table.get(&(at >> 12)).ok_or(at)?;
+                self.iommu.translated(at >> 12);
                 if kind == Access::Write && !writable {
                     return Err(at);
                 }
