@@ -32,9 +32,22 @@ pub(crate) struct Mapped {
     pub(super) length: usize,
     pub(super) route: Route,
     pub(super) iova: Option<(u64, u64)>,
-    pub(super) visible: Vec<(u64, u64)>,
     /// The elements as the device sees them: (logical address, length).
     pub(super) elements: Vec<(u64, u32)>,
+}
+
+impl Mapped {
+    /// The physical ranges this mapping makes visible to the device (the HAL's record of what
+    /// a device may access on a platform without remapping, see `Hal::device_visible`): its
+    /// elements, which are physical addresses there; none under remapping, where the IOMMU's
+    /// table is the record.
+    pub(super) fn visible(&self) -> &[(u64, u32)] {
+        if self.iova.is_some() {
+            &[]
+        } else {
+            &self.elements
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -202,8 +215,11 @@ pub(crate) fn map_pieces(
     let limit = if width >= 64 { u64::MAX } else { 1u64 << width };
     let length: usize = pieces.iter().map(|p| p.1).sum();
 
-    // Physical runs of the buffer.
-    let mut runs: Vec<(u64, usize)> = Vec::new();
+    // Physical runs of the buffer: the elements themselves when the device accesses the
+    // buffer's own pages without remapping (the common case, which then allocates nothing
+    // more), else only what decides the route.
+    let mut runs: Vec<(u64, u32)> = Vec::new();
+    let mut reachable = true;
     for &(va, n) in &pieces {
         let mut at = va;
         while at < va + n {
@@ -219,14 +235,18 @@ pub(crate) fn map_pieces(
                 )
             })?;
             let pa = (pfn << 12) | (at & (PAGE - 1)) as u64;
+            // CAST: chunk <= PAGE.
+            let chunk32 = chunk as u32;
+            reachable &= pa + chunk as u64 <= limit;
             match runs.last_mut() {
-                Some((s, l)) if *s + *l as u64 == pa => *l += chunk,
-                _ => runs.push((pa, chunk)),
+                Some((s, l)) if *s + u64::from(*l) == pa && l.checked_add(chunk32).is_some() => {
+                    *l += chunk32;
+                }
+                _ => runs.push((pa, chunk32)),
             }
             at += chunk;
         }
     }
-    let reachable = runs.iter().all(|&(pa, l)| pa + l as u64 <= limit);
 
     let mut route = Route::Direct;
     let mut device_base: Option<(usize, usize)> = None; // (va of device copy, offset of data)
@@ -283,7 +303,6 @@ pub(crate) fn map_pieces(
 
     // Elements as the device sees them.
     let mut iova = None;
-    let mut visible = Vec::new();
     let elements: Vec<(u64, u32)> = if cfg.profile.iommu {
         let (first_va, pfns) = match device_base {
             Some((region, off)) => {
@@ -323,29 +342,23 @@ pub(crate) fn map_pieces(
         )]
     } else if let Some((region, off)) = device_base {
         let pa = (mem.pfn_of(region).unwrap_or(0) << 12) + off as u64;
-        visible.push((pa, length as u64));
         vec![(pa, u32::try_from(length).unwrap_or(u32::MAX))]
     } else {
-        for &(pa, l) in &runs {
-            visible.push((pa, l as u64));
-        }
-        runs.iter()
-            .map(|&(pa, l)| (pa, u32::try_from(l).unwrap_or(u32::MAX)))
-            .collect()
+        runs
     };
 
-    for &(s, l) in &visible {
-        hal.add_visible(s, l);
-    }
-    Ok(Some(Mapped {
+    let mapped = Mapped {
         write,
         pieces,
         length,
         route,
         iova,
-        visible,
         elements,
-    }))
+    };
+    for &(s, l) in mapped.visible() {
+        hal.add_visible(s, u64::from(l));
+    }
+    Ok(Some(mapped))
 }
 
 /// Undoes a mapping whose list could not be written (the caller's buffer was too small).
@@ -353,7 +366,7 @@ pub(super) fn unmap_unused(hal: &mut Hal, mem: &mut Memory, m: &Mapped) {
     if let Route::Copy { region, .. } = m.route {
         mem.free_region(region);
     }
-    for &(s, _) in &m.visible {
+    for &(s, _) in m.visible() {
         hal.remove_visible(s);
     }
     if let Some((s, p)) = m.iova {
@@ -492,7 +505,7 @@ pub(crate) fn release_mapped(
     m: &Mapped,
 ) -> Result<(), BugCheck> {
     let result = release_route(hal, mem, cfg, m);
-    for &(s, _) in &m.visible {
+    for &(s, _) in m.visible() {
         hal.remove_visible(s);
     }
     if let Some((s, p)) = m.iova {
