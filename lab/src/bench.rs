@@ -227,10 +227,16 @@ pub const fn strategy_name(s: Strategy) -> &'static str {
     }
 }
 
+/// The median; of an even count, the mean of the two middle values (0.0 for none).
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    s.get(s.len() / 2).copied().unwrap_or(0.0)
+    let n = s.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => f64::midpoint(s[n / 2 - 1], s[n / 2]),
+    }
 }
 
 /// Bytes per second of the data movement a benchmark-data capture stream makes, done by the CPU
@@ -1850,6 +1856,13 @@ mod tests {
             Ok((ratios[n - 1] * GB, GB))
         })
         .expect("pairs")
+    }
+
+    #[test]
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert!((median(&[4.0, 1.0, 3.0, 2.0]) - 2.5).abs() < 1e-12);
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!(median(&[]).abs() < f64::EPSILON);
     }
 
     #[test]
