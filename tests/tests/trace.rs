@@ -170,10 +170,17 @@ fn a_queue_error_and_its_reset_are_traced() {
     let p = l.host().process();
     let h = p.open(&l.node).unwrap();
     l.dev.inject(Fault::DmaErrorNextSend);
-    // Sends until the fault has fired and the device has been reset.
-    for tid in 1..200u64 {
-        let _ = common::node_info(&p, &h, tid);
-        if stats(&p, &h).queue_resets > 0 && common::node_info(&p, &h, 1000 + tid).is_ok() {
+    // Sends until the fault has fired and the device has been reset. The reset runs in a work
+    // item, which a loaded host may start late: a count of sends was once used up before it
+    // ran (every send failing fast meanwhile), so the loop is bounded by time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tid = 0u64;
+    while std::time::Instant::now() < deadline {
+        tid += 1;
+        if common::node_info(&p, &h, tid).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if stats(&p, &h).queue_resets > 0 && common::node_info(&p, &h, (1 << 32) + tid).is_ok() {
             break;
         }
     }
