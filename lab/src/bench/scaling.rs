@@ -152,22 +152,59 @@ fn stream_segment_ns(
     Ok(el.as_secs_f64() * 1e9 / segments as f64)
 }
 
-/// A stream load's cost per segment over the cost per segment of the same data movement by
-/// `memcpy` (`memcpy_same_movement`: the engine's burst copied over a destination of the
-/// buffer's size), measured just before it. The memory hierarchy alone makes a segment cost
-/// more as the buffer outgrows the host's caches; this ratio takes that out, so that what
-/// still grows with the load is the simulator's and the driver's.
-fn over_memcpy(
-    seg: u32,
-    buffer: u64,
-    segs: u64,
-    ns: impl Fn() -> Result<f64, String>,
-) -> Result<f64, String> {
+/// Nanoseconds per segment of `seg` bytes of the same data movement by `memcpy` as a stream
+/// through a `buffer`-byte buffer makes over `segs` segments (`memcpy_same_movement`: the
+/// engine's burst copied over a destination of the buffer's size). The memory hierarchy alone
+/// makes a segment cost more as the buffer outgrows the host's caches; a stream's cost over
+/// this one takes that out, so that what still grows with the load is the simulator's and the
+/// driver's.
+fn memcpy_segment_ns(seg: u32, buffer: u64, segs: u64) -> Result<f64, String> {
     let len = usize::try_from(buffer).map_err(|e| e.to_string())?;
     let burst = ENGINE_BURST.min(seg) as usize;
     let limit = memcpy_same_movement(burst, len, segs * u64::from(seg));
-    let memcpy_ns = 1e9 * f64::from(seg) / limit.max(1.0);
-    Ok(ns()? / memcpy_ns)
+    Ok(1e9 * f64::from(seg) / limit.max(1.0))
+}
+
+/// One load of a stream-size series: its label, the segment and buffer sizes, and the
+/// measurement (nanoseconds per segment).
+struct StreamLoad {
+    label: String,
+    seg: u32,
+    buffer: u64,
+    ns: Box<dyn Fn() -> Result<f64, String>>,
+}
+
+/// Two scaling series from one set of measurements: the cost per segment at each load
+/// (`name`), and the same over the cost per segment of the same data movement by `memcpy`
+/// measured just before it (`over_name`, [`memcpy_segment_ns`]); each against its first load.
+fn stream_series(
+    figs: &mut Vec<Figure>,
+    (name, over_name): (&str, &str),
+    profile: &str,
+    reps: usize,
+    segs: u64,
+    loads: &[StreamLoad],
+) -> Result<(), String> {
+    let (mut raw, mut over) = (Vec::new(), Vec::new());
+    let (mut first_raw, mut first_over) = (None, None);
+    for l in loads {
+        let (mut ns, mut ratios) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let memcpy = memcpy_segment_ns(l.seg, l.buffer, segs)?;
+            let v = (l.ns)()?;
+            ns.push(v);
+            ratios.push(v / memcpy);
+        }
+        let base = *first_raw.get_or_insert_with(|| median(&ns));
+        raw.push(figure(name, profile, &l.label, "ns", base, ns));
+        let base = *first_over.get_or_insert_with(|| median(&ratios));
+        over.push(figure(
+            over_name, profile, &l.label, "x memcpy", base, ratios,
+        ));
+    }
+    figs.extend(raw);
+    figs.extend(over);
+    Ok(())
 }
 
 /// Nanoseconds per map + unmap (`GetScatterGatherList` and `PutScatterGatherList` of pool
@@ -283,45 +320,26 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
     } else {
         &[16 << 20, 64 << 20, 256 << 20, 1 << 30]
     };
-    let loads: Vec<Load<'static>> = sizes
+    let loads: Vec<StreamLoad> = sizes
         .iter()
-        .map(|&b| {
-            (
-                format!("{} MiB, {} segments", b >> 20, b / (256 * 1024)),
-                Box::new(move || stream_segment_ns(Profile::IOMMU, 1, 256 * 1024, b, segs))
-                    as Box<dyn Fn() -> Result<f64, String>>,
-            )
+        .map(|&b| StreamLoad {
+            label: format!("{} MiB, {} segments", b >> 20, b / (256 * 1024)),
+            seg: 256 * 1024,
+            buffer: b,
+            ns: Box::new(move || stream_segment_ns(Profile::IOMMU, 1, 256 * 1024, b, segs)),
         })
         .collect();
     // Under `iommu` (no cost model): on `coherent` a scattered 1 GiB buffer is 262,144 pages,
     // more than the device's 65,536 stream descriptors; remapped, it is one IOVA range.
-    series(
+    stream_series(
         &mut figs,
-        "scaling: 256 KiB capture segment, by buffer size",
+        (
+            "scaling: 256 KiB capture segment, by buffer size",
+            "scaling: 256 KiB capture segment over the same memcpy, by buffer size",
+        ),
         "iommu",
-        "ns",
         reps,
-        &loads,
-    )?;
-    let loads: Vec<Load<'static>> = sizes
-        .iter()
-        .map(|&b| {
-            (
-                format!("{} MiB, {} segments", b >> 20, b / (256 * 1024)),
-                Box::new(move || {
-                    over_memcpy(256 * 1024, b, segs, || {
-                        stream_segment_ns(Profile::IOMMU, 1, 256 * 1024, b, segs)
-                    })
-                }) as Box<dyn Fn() -> Result<f64, String>>,
-            )
-        })
-        .collect();
-    series(
-        &mut figs,
-        "scaling: 256 KiB capture segment over the same memcpy, by buffer size",
-        "iommu",
-        "x memcpy",
-        reps,
+        segs,
         &loads,
     )?;
 
@@ -332,51 +350,29 @@ pub fn run(size: Size, progress: bool) -> Result<Vec<Figure>, String> {
     } else {
         &[16, 64, 256, 1024, 4096]
     };
-    let loads: Vec<Load<'static>> = counts
-        .iter()
-        .map(|&c| {
-            (
-                format!("{c} segments"),
-                Box::new(move || {
-                    stream_segment_ns(
-                        Profile::COHERENT,
-                        1,
-                        64 * 1024,
-                        u64::from(c) * 64 * 1024,
-                        segs,
-                    )
-                }) as Box<dyn Fn() -> Result<f64, String>>,
-            )
-        })
-        .collect();
-    series(
-        &mut figs,
-        "scaling: 64 KiB capture segment, by segments in the buffer",
-        "coherent",
-        "ns",
-        reps,
-        &loads,
-    )?;
-    let loads: Vec<Load<'static>> = counts
+    let loads: Vec<StreamLoad> = counts
         .iter()
         .map(|&c| {
             let buffer = u64::from(c) * 64 * 1024;
-            (
-                format!("{c} segments"),
-                Box::new(move || {
-                    over_memcpy(64 * 1024, buffer, segs, || {
-                        stream_segment_ns(Profile::COHERENT, 1, 64 * 1024, buffer, segs)
-                    })
-                }) as Box<dyn Fn() -> Result<f64, String>>,
-            )
+            StreamLoad {
+                label: format!("{c} segments"),
+                seg: 64 * 1024,
+                buffer,
+                ns: Box::new(move || {
+                    stream_segment_ns(Profile::COHERENT, 1, 64 * 1024, buffer, segs)
+                }),
+            }
         })
         .collect();
-    series(
+    stream_series(
         &mut figs,
-        "scaling: 64 KiB capture segment over the same memcpy, by segments in the buffer",
+        (
+            "scaling: 64 KiB capture segment, by segments in the buffer",
+            "scaling: 64 KiB capture segment over the same memcpy, by segments in the buffer",
+        ),
         "coherent",
-        "x memcpy",
         reps,
+        segs,
         &loads,
     )?;
 
