@@ -486,6 +486,20 @@ impl Memory {
     }
 
     /// Pins host memory for a burst that copies after the machine's lock is released.
+    /// Waits, with the machine's lock held, until no burst is copying (every [`DmaPin`] has
+    /// been dropped). A burst takes effect when it is translated, under the lock; its bytes
+    /// land after. So a release that reads or refills memory a burst may still be writing (the
+    /// copy back from a bounce or Verifier buffer, the fill of a released Verifier buffer)
+    /// settles first: otherwise a burst translated before `PutScatterGatherList` would land
+    /// after the release and read as DMA after it (or be missing from the copy back). No new
+    /// burst can start meanwhile (each takes its pin under the lock), and a copy needs no lock
+    /// to finish, so the wait is short and cannot deadlock.
+    pub(crate) fn settle_copies(&self) {
+        while self.pins.load(Ordering::Acquire) > 0 {
+            std::thread::yield_now();
+        }
+    }
+
     pub(crate) fn pin(&self) -> DmaPin {
         // Taken with the lock held; a free sees it under the same lock.
         self.pins.fetch_add(1, Ordering::Relaxed);
@@ -904,6 +918,33 @@ mod tests {
             Some(c),
             "freed runs coalesce and are reused"
         );
+    }
+
+    #[test]
+    fn settling_waits_for_the_copies_in_flight() {
+        let mut m = Memory::new(&Config::default());
+        let base = m.alloc_region(1, Kind::Hal, Zone::General, false).unwrap();
+        let pfn = m.pfn_of(base).unwrap();
+        let run = m.resolve_run(pfn << 12, 8).unwrap();
+        // A burst resolved under the lock, its copy still running on the device's thread.
+        let pin = m.pin();
+        let copier = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: the run was resolved with the pin taken, which is held until this returns.
+            unsafe { copy_to_runs(&[run], [&[0xABu8; 8][..]], &pin) };
+            drop(pin);
+        });
+        let t = std::time::Instant::now();
+        m.settle_copies();
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(40),
+            "settled before the copy was done"
+        );
+        let mut b = [0u8; 8];
+        m.read_phys(pfn << 12, &mut b).unwrap();
+        assert_eq!(b, [0xAB; 8], "the copy landed before the settle returned");
+        copier.join().unwrap();
+        m.settle_copies();
     }
 
     #[test]

@@ -535,6 +535,8 @@ pub(super) fn release_route(
     else {
         return Ok(());
     };
+    // Bursts translated before this release land before it reads or refills the copy.
+    mem.settle_copies();
     let check = if verifier {
         check_guards(mem, va, map.length)
     } else {
@@ -616,6 +618,8 @@ pub(crate) fn flush_dma_buffer(
         mem.cache_sync(va, len, !read_operation);
     }
     if let Route::Copy { va: copy, .. } = route {
+        // Bursts translated before this flush land before it copies.
+        mem.settle_copies();
         if read_operation {
             if write {
                 return Err(BugCheck::sim(
