@@ -618,8 +618,6 @@ pub(crate) fn flush_dma_buffer(
         mem.cache_sync(va, len, !read_operation);
     }
     if let Route::Copy { va: copy, .. } = route {
-        // Bursts translated before this flush land before it copies.
-        mem.settle_copies();
         if read_operation {
             if write {
                 return Err(BugCheck::sim(
