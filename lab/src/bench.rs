@@ -1529,7 +1529,15 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         }
         // The device model's engine alone (no driver): 256 KiB segments of a 64-segment ring.
         "engine" => {
-            let _ = engine_rate(256 * 1024, 64, n * 256 * 1024);
+            let r = engine_rate(256 * 1024, 64, n * 256 * 1024);
+            eprintln!("{:.3} GB/s", r / GB);
+            Ok(())
+        }
+        // The stream figures' baseline alone: `n` 256 KiB segments' worth of the same data
+        // movement by memcpy.
+        "memcpy" => {
+            let r = memcpy_same_movement(ENGINE_BURST as usize, 16 << 20, n * 256 * 1024);
+            eprintln!("{:.3} GB/s", r / GB);
             Ok(())
         }
         "stream" => {
@@ -1577,7 +1585,9 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
                 ));
             };
             let seg = kib * 1024;
-            stream_rate(*p, *st, seg, 64, n * u64::from(seg)).map(|_| ())
+            let r = stream_rate(*p, *st, seg, 64, n * u64::from(seg))?;
+            eprintln!("{:.3} GB/s", r / GB);
+            Ok(())
         }
         _ => Err(format!("unknown profile-ops kind {kind}")),
     }
