@@ -490,6 +490,14 @@ impl Machine {
         usage
     }
 
+    /// User memory of every simulated process: (allocations live now, allocations made
+    /// since boot). Live: the buffers applications allocated, and those of calls in flight or
+    /// kept for reuse.
+    #[must_use]
+    pub fn user_allocations(&self) -> (usize, u64) {
+        self.0.lock().mem.user_regions()
+    }
+
     /// Live MDLs.
     #[must_use]
     pub fn live_mdls(&self) -> usize {

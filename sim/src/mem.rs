@@ -236,6 +236,8 @@ pub(crate) struct Memory {
     frames: crate::pagetable::PageTable<usize>,
     va_pages: FastMap<usize, u64>,
     regions: BTreeMap<usize, Region>,
+    /// User regions allocated since boot.
+    user_allocated: u64,
     pub(crate) pool: FastMap<usize, PoolAlloc>,
     freed_pool: FastSet<usize>,
     pub(crate) tags: BTreeMap<u32, TagUsage>,
@@ -333,6 +335,7 @@ impl Memory {
             frames: crate::pagetable::PageTable::default(),
             va_pages: FastMap::default(),
             regions: BTreeMap::new(),
+            user_allocated: 0,
             pool: FastMap::default(),
             freed_pool: FastSet::default(),
             tags: BTreeMap::new(),
@@ -657,8 +660,19 @@ impl Memory {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
     }
 
+    /// Live user regions, and user regions allocated since boot.
+    pub(crate) fn user_regions(&self) -> (usize, u64) {
+        let live = self
+            .regions
+            .values()
+            .filter(|r| r.kind == Kind::User)
+            .count();
+        (live, self.user_allocated)
+    }
+
     /// Allocates zeroed user memory for a simulated process.
     pub(crate) fn alloc_user(&mut self, len: usize) -> Option<usize> {
+        self.user_allocated += 1;
         self.alloc_region(len.div_ceil(PAGE), Kind::User, Zone::General, false)
     }
 

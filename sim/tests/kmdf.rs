@@ -1131,6 +1131,33 @@ fn the_cpu_that_kicks_a_device_steps_it_and_takes_its_interrupt_before_returning
 }
 
 #[test]
+fn a_buffered_call_reuses_the_buffers_of_completed_calls_and_shows_only_what_was_returned() {
+    for mode in MODES {
+        let r = rig(mode, 0);
+        let p = r.host().process();
+        let h = p.open(&r.node).unwrap();
+        let user = |r: &Rig| r.m.user_allocations();
+        let _ = p.ioctl(&h, IOCTL_ECHO, &[1; 8], 8).unwrap();
+        let before = user(&r);
+        for n in 1..=50u8 {
+            // An output buffer longer than the reply: the reused buffer holds an earlier
+            // call's bytes beyond it, and only the `Information` bytes come back.
+            let input: Vec<u8> = (0..8).map(|i| n.wrapping_mul(8).wrapping_add(i)).collect();
+            let out = p.ioctl(&h, IOCTL_ECHO, &input, 16).unwrap();
+            assert_eq!((out.status, out.information), (STATUS_SUCCESS, 8));
+            assert_eq!(out.output, input.iter().rev().copied().collect::<Vec<u8>>());
+        }
+        assert_eq!(
+            user(&r),
+            before,
+            "no user memory allocated or freed per call"
+        );
+        p.close(h).unwrap();
+        r.finish();
+    }
+}
+
+#[test]
 fn a_level_interrupt_still_asserted_after_the_isr_interrupts_again() {
     for mode in MODES {
         let m = Machine::with_profile(Profile::VERIFIER);

@@ -892,6 +892,7 @@ impl Host {
             handles: Mutex::new(Vec::new()),
             opened: Mutex::new(Vec::new()),
             memory: Arc::new(Mutex::new(Vec::new())),
+            spare: Arc::new(Mutex::new(Vec::new())),
             issued: Mutex::new(Vec::new()),
             identity,
         }

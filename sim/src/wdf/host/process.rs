@@ -35,6 +35,10 @@ pub struct Process {
     pub(super) opened: Mutex<Vec<usize>>,
     /// The process's user memory, released when it exits.
     pub(super) memory: Arc<Mutex<Vec<usize>>>,
+    /// Buffers of completed buffered calls kept for the next calls (their address and
+    /// capacity), as an application reuses its buffers: still in `memory`, not counted by
+    /// [`Process::allocations`]. See [`Process::call_buffer`].
+    pub(super) spare: SpareBuffers,
     /// The completions of the requests the process sent that had not completed when it last
     /// sent one: its rundown waits for each to be signalled, not only for the request objects
     /// to go (a completing CPU deletes the request, then unlocks its pages and frees its
@@ -87,6 +91,20 @@ pub struct Pending {
 pub(super) struct Owned {
     pub(super) memory: Arc<Mutex<Vec<usize>>>,
     pub(super) buffers: [usize; 2],
+    /// Where the buffers go back for reuse once the request has completed (their capacity
+    /// beside them), for a `METHOD_BUFFERED` call; `None`: they are freed.
+    pub(super) spare: Option<(SpareBuffers, [usize; 2])>,
+}
+
+/// A process's spare call buffers: (address, capacity) of each.
+pub(super) type SpareBuffers = Arc<Mutex<Vec<(usize, usize)>>>;
+
+/// Buffers of completed calls a process keeps for reuse, at most.
+const SPARE_CALL_BUFFERS: usize = 8;
+
+/// Capacity of a user buffer of `len` bytes: whole pages.
+fn capacity(len: usize) -> usize {
+    len.div_ceil(crate::mem::PAGE).max(1) * crate::mem::PAGE
 }
 
 impl Pending {
@@ -162,15 +180,31 @@ impl Pending {
     fn release_buffers(&self) {
         let Some(o) = &self.owned else { return };
         // Taken out of the list first (a process that exits meanwhile frees each once), freed
-        // with the list's lock released.
+        // with the list's lock released; a buffered call's buffers stay in the list and go
+        // back to the spares while there is room (a process that exited has taken them).
         let mine = {
             let mut memory = o
                 .memory
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut spare = o.spare.as_ref().map(|(s, caps)| {
+                (
+                    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                    caps,
+                )
+            });
+            let mut i = 0;
             o.buffers.map(|va| {
-                let i = memory.iter().rposition(|&m| va != 0 && m == va)?;
-                Some(memory.swap_remove(i))
+                let k = i;
+                i += 1;
+                let at = memory.iter().rposition(|&m| va != 0 && m == va)?;
+                if let Some((s, caps)) = spare.as_mut()
+                    && s.len() < SPARE_CALL_BUFFERS
+                {
+                    s.push((va, caps[k]));
+                    return None;
+                }
+                Some(memory.swap_remove(at))
             })
         };
         for va in mine.into_iter().flatten() {
@@ -319,10 +353,38 @@ impl Process {
     /// are freed when [`Pending::wait`] sees its completion).
     #[must_use]
     pub fn allocations(&self) -> usize {
-        self.memory
+        let memory = self
+            .memory
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        memory.len() - spare.len()
+    }
+
+    /// A user buffer of at least `len` bytes for a `METHOD_BUFFERED` call: a spare one left by
+    /// a completed call, else a new one. Its bytes are whatever the last call left there: only
+    /// the I/O manager reads or writes a buffered call's user buffers (the input, which the
+    /// caller writes first, and the `Information` bytes of the output, which the caller reads),
+    /// never the driver, so reusing them is what an application's reused buffers are.
+    fn call_buffer(&self, len: usize) -> usize {
+        {
+            // Lock order: the memory list, then the spares (as `release_buffers` and `kill`).
+            let _memory = self
+                .memory
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut spare = self
+                .spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(i) = spare.iter().position(|&(_, cap)| cap >= len) {
+                return spare.swap_remove(i).0;
+            }
+        }
+        self.alloc(len)
     }
 
     /// User memory of this process (a buffer for direct I/O).
@@ -368,17 +430,35 @@ impl Process {
         out_len: usize,
     ) -> Result<Pending, HostError> {
         let method = code & 3;
+        // A buffered call's user buffers are reused (`call_buffer`); the driver sees the
+        // others' (direct I/O, `METHOD_NEITHER`), so those are fresh, and freed once the call
+        // completes: a device DMA into them afterwards is a fault.
+        let buffered = method == 0;
+        let alloc = |len: usize| {
+            if buffered {
+                self.call_buffer(len)
+            } else {
+                self.alloc(len)
+            }
+        };
         let user_in = if input.is_empty() {
             0
         } else {
-            self.alloc(input.len())
+            alloc(input.len())
         };
         if user_in != 0 {
             let _ = self.core.machine.cpu_write(user_in, input);
         }
-        let user_out = if out_len == 0 { 0 } else { self.alloc(out_len) };
+        let user_out = if out_len == 0 { 0 } else { alloc(out_len) };
         let p = self.submit(h, code, method, user_in, input.len(), user_out, out_len)?;
-        Ok(self.owning(p, [user_in, user_out]))
+        let mut p = self.owning(p, [user_in, user_out]);
+        if buffered && let Some(o) = p.owned.as_mut() {
+            o.spare = Some((
+                self.spare.clone(),
+                [capacity(input.len()), capacity(out_len)],
+            ));
+        }
+        Ok(p)
     }
 
     /// `p`, which frees `buffers` (the call's own, in this process) once it has completed.
@@ -386,6 +466,7 @@ impl Process {
         p.owned = Some(Owned {
             memory: self.memory.clone(),
             buffers,
+            spare: None,
         });
         p
     }
@@ -686,13 +767,19 @@ impl Process {
             }
             drop(done);
         }
-        // The address space goes away: later device DMA into these pages is a fault.
-        let memory: Vec<usize> = std::mem::take(
-            &mut *self
+        // The address space goes away: later device DMA into these pages is a fault. The
+        // spares are in the memory list; no call reuses them after.
+        let memory: Vec<usize> = {
+            let mut memory = self
                 .memory
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.spare
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            std::mem::take(&mut *memory)
+        };
         for va in memory {
             self.core.machine.free_user(va);
         }
