@@ -50,6 +50,8 @@ struct EchoDevice {
     kicked: AtomicBool,
     regs: [AtomicU32; 8],
     bus: OnceLock<DeviceBus>,
+    /// The thread that last acknowledged an interrupt cause: the CPU that ran the ISR.
+    acked_by: std::sync::Mutex<Option<String>>,
 }
 
 impl PciFunction for EchoDevice {
@@ -78,6 +80,11 @@ impl PciFunction for EchoDevice {
             }
             REG_KICK => self.compute(),
             REG_INT_STATUS => {
+                *self
+                    .acked_by
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    std::thread::current().name().map(str::to_owned);
                 let cleared = self.regs[4].fetch_and(!value, Ordering::SeqCst) & !value;
                 let left = if self.bugs & DEV_CAUSE_DURING_ACK != 0 && value & 1 != 0 {
                     // A second cause arrives while the first is being acknowledged.
@@ -118,6 +125,7 @@ impl EchoDevice {
             kicked: AtomicBool::new(false),
             regs: Default::default(),
             bus: OnceLock::new(),
+            acked_by: std::sync::Mutex::new(None),
         }
     }
 
@@ -1010,6 +1018,7 @@ fn rig_with(mode: Mode, bugs: u32, ints: InterruptResources) -> Rig {
         kicked: AtomicBool::new(false),
         regs: Default::default(),
         bus: OnceLock::new(),
+        acked_by: std::sync::Mutex::new(None),
     });
     let (att, device_bus) = m.attach(dev.clone());
     let _ = dev.bus.set(device_bus);
@@ -1127,6 +1136,61 @@ fn the_cpu_that_kicks_a_device_steps_it_and_takes_its_interrupt_before_returning
         }
         p.close(h).unwrap();
         r.finish();
+    }
+}
+
+#[test]
+fn an_interrupt_raised_while_an_application_thread_waits_is_taken_on_that_thread() {
+    for ints in [InterruptResources::Msi(1), InterruptResources::Line] {
+        let m = Machine::with_profile(Profile::VERIFIER);
+        let dev = Arc::new(EchoDevice::new(0, ints == InterruptResources::Line));
+        let (att, device_bus) = m.attach(dev.clone());
+        let _ = dev.bus.set(device_bus);
+        let host = Host::load_with(&m, driver_entry, Mode::Threaded).expect("DriverEntry");
+        let node = host.add_device(&att, ints).expect("AddDevice");
+        host.start(&node).expect("start");
+        let p = host.process();
+        let h = p.open(&node).unwrap();
+        let me = std::thread::current().name().map(str::to_owned);
+        for v in [3u32, 11] {
+            let wait = p.ioctl_async(&h, IOCTL_WAIT, &[], 4).unwrap();
+            // The device finishes on its own a little later (as a device's thread does, off
+            // every CPU), while this thread is blocked in the wait.
+            dev.regs[1].store(v, Ordering::SeqCst);
+            let d = Arc::clone(&dev);
+            let device = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                d.compute();
+            });
+            let done = wait.wait(T).expect("completed by the DPC");
+            device.join().unwrap();
+            assert_eq!(
+                (done.status, done.output),
+                (STATUS_SUCCESS, (v * 2 + 1).to_le_bytes().to_vec())
+            );
+            assert_eq!(
+                *dev.acked_by.lock().unwrap(),
+                me,
+                "the waiting thread, an idle CPU, ran the ISR (not the interrupt CPU)"
+            );
+        }
+        // With no thread waiting, the interrupt CPU takes the interrupt.
+        dev.regs[1].store(5, Ordering::SeqCst);
+        dev.compute();
+        let deadline = std::time::Instant::now() + T;
+        while dev.regs[4].load(Ordering::SeqCst) != 0 {
+            assert!(std::time::Instant::now() < deadline, "never acknowledged");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            dev.acked_by.lock().unwrap().as_deref(),
+            Some("sim-interrupt-cpu")
+        );
+        p.close(h).unwrap();
+        host.remove(&node).expect("remove");
+        host.unload().expect("unload");
+        assert_eq!(m.leaks().unwrap(), Vec::<String>::new());
+        assert!(m.bugcheck().is_none());
     }
 }
 

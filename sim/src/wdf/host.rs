@@ -150,6 +150,9 @@ struct Core {
     driver_object: usize,
     registry: usize,
     tx: Sender<IrqEvent>,
+    /// Application threads waiting for a request, which take device interrupts (threaded
+    /// mode).
+    idle: Arc<cpu::IdleCpus>,
     mode: Mode,
     det: Mutex<DetState>,
     /// Per bus slot: the SIDs the device's DACL allows (the INF's `Security` value, which the
@@ -440,6 +443,7 @@ impl Host {
             driver_object: core::ptr::from_mut(&mut *driver) as usize,
             registry: core::ptr::from_mut(&mut *reg) as usize,
             tx: tx.clone(),
+            idle: Arc::default(),
             mode,
             det: Mutex::new(DetState::default()),
         });
@@ -584,11 +588,13 @@ impl Host {
     pub fn start(&self, d: &DevNode) -> Result<(), HostError> {
         let node = *d;
         let tx = self.core.tx.clone();
+        let idle = Arc::clone(&self.core.idle);
         let m = self.core.machine.clone();
         let sink: InterruptSink = Arc::new(move |i| {
             // A CPU stepping the device at the end of its system call takes the interrupt
-            // itself (`cpu::system_call`); otherwise the interrupt CPU does.
-            if !cpu::take_here(node.slot, i) {
+            // itself (`cpu::system_call`); else an application thread waiting for a request
+            // (an idle CPU, `cpu::IdleCpus`); otherwise the interrupt CPU.
+            if !cpu::take_here(node.slot, i) && !idle.take(IrqEvent::Device(node.slot, i)) {
                 let _ = tx.send(IrqEvent::Device(node.slot, i));
             }
         });

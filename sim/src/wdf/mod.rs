@@ -110,6 +110,10 @@ pub(crate) enum ReqState {
 pub(crate) struct Completion {
     pub(crate) done: Mutex<Option<(NTSTATUS, usize)>>,
     pub(crate) cv: Condvar,
+    /// Interrupts handed to the thread waiting for this result, as to an idle CPU
+    /// (`host::cpu::IdleCpus`); pushed with `done` held, so that a waiter that found none
+    /// before it blocked on `cv` is woken for them.
+    pub(crate) taken: Mutex<Vec<host::IrqEvent>>,
 }
 
 /// What kind of I/O a request carries.

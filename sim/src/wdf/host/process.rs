@@ -107,28 +107,53 @@ fn capacity(len: usize) -> usize {
     len.div_ceil(crate::mem::PAGE).max(1) * crate::mem::PAGE
 }
 
+/// A thread counted among the idle CPUs of its machine ([`super::cpu::IdleCpus`]) until dropped.
+struct IdleCpu<'a> {
+    core: &'a Core,
+    completion: &'a Arc<Completion>,
+}
+
+impl<'a> IdleCpu<'a> {
+    fn enter(core: &'a Core, completion: &'a Arc<Completion>) -> Self {
+        core.idle.enter(completion);
+        Self { core, completion }
+    }
+}
+
+impl Drop for IdleCpu<'_> {
+    fn drop(&mut self) {
+        self.core.idle.leave(self.completion, &self.core.tx);
+    }
+}
+
 impl Pending {
     /// Waits up to `timeout` for completion.
+    ///
+    /// In threaded mode the waiting thread is one of the machine's idle CPUs: a device
+    /// interrupt raised meanwhile may be handed to it, and it runs the ISR and the DPCs
+    /// ([`super::cpu::IdleCpus`]) before it looks at its request again.
     #[must_use]
     pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
         if let Some(r) = self.result.get() {
             return Some(r.clone());
         }
         let deadline = Instant::now() + timeout;
-        if self.core.mode == Mode::Threaded {
+        let threaded = self.core.mode == Mode::Threaded;
+        // While it waits, this thread is an idle CPU: the device's interrupts come here.
+        let _idle = threaded.then(|| IdleCpu::enter(&self.core, &self.completion));
+        let c = &*self.completion;
+        // A completion, or an interrupt for this thread to take.
+        let ready = || {
+            c.done.try_lock().is_ok_and(|g| g.is_some())
+                || c.taken.try_lock().is_ok_and(|t| !t.is_empty())
+        };
+        if threaded {
             // A completion usually follows within microseconds (the DPC is running): poll for
             // it before blocking on the condition variable.
             // `try_lock`: a poll never makes the completing CPU wait for the lock.
-            let _ = crate::spin::spin(|| {
-                self.completion
-                    .done
-                    .try_lock()
-                    .is_ok_and(|g| g.is_some())
-                    .then_some(())
-            });
+            let _ = crate::spin::spin(|| ready().then_some(()));
         }
-        let mut g = self
-            .completion
+        let mut g = c
             .done
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -137,12 +162,34 @@ impl Pending {
             if now >= deadline || self.core.machine.bugcheck().is_some() {
                 return None;
             }
-            if self.core.mode != Mode::Threaded {
+            if threaded {
+                let taken = std::mem::take(
+                    &mut *c
+                        .taken
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                if !taken.is_empty() {
+                    drop(g);
+                    // A bug check in an ISR or DPC stops the machine: the loop sees it.
+                    let _ = self
+                        .core
+                        .machine
+                        .run(move || super::cpu::take_interrupts(taken));
+                    // The DPC has usually completed this request (or is about to on another
+                    // CPU): look again before blocking.
+                    let _ = crate::spin::spin(|| ready().then_some(()));
+                    g = c
+                        .done
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    continue;
+                }
+            } else {
                 // The waiting thread drives the event loop: deliver everything pending.
                 drop(g);
                 let delivered = pump(&self.core, true).unwrap_or(false);
-                g = self
-                    .completion
+                g = c
                     .done
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -150,11 +197,9 @@ impl Pending {
                     continue;
                 }
             }
-            g = self
-                .completion
-                .cv
-                .wait_timeout(g, (deadline - now).min(Duration::from_millis(20)))
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            g =
+                c.cv.wait_timeout(g, (deadline - now).min(Duration::from_millis(20)))
+                    .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
         let (status, information) = (*g)?;
         drop(g);
