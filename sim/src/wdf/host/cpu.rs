@@ -90,20 +90,32 @@ impl IdleCpus {
 /// DPCs its ISRs queue are its own, as a system call's are ([`runs_own_dpcs`]): the interrupt
 /// CPU is not woken for them.
 pub(super) fn take_interrupts(events: Vec<IrqEvent>) {
-    let set_taken = |v: Option<Vec<IrqEvent>>| TAKEN.try_with(|t| t.replace(v)).ok().flatten();
     let _ = set_taken(Some(Vec::new()));
+    deliver_then_run_dpcs(events);
+    // Nothing steps a device on this thread meanwhile, so nothing else was taken.
+    stop_taking();
+}
+
+/// Replaces the interrupts this CPU has taken ([`TAKEN`]); returns what it held.
+fn set_taken(v: Option<Vec<IrqEvent>>) -> Option<Vec<IrqEvent>> {
+    TAKEN.try_with(|t| t.replace(v)).ok().flatten()
+}
+
+/// Delivers `events` on this CPU (each ISR at DIRQL), then runs the DPCs at `DISPATCH_LEVEL`.
+fn deliver_then_run_dpcs(events: Vec<IrqEvent>) {
     for e in events {
         deliver(e);
     }
+    // With the queue empty or drained by another CPU, this returns at once.
     run_dpcs();
-    // Nothing steps a device on this thread meanwhile, so nothing else was taken; whatever
-    // was is delivered as `settle` delivers what it leaves.
+}
+
+/// Stops taking interrupts on this CPU: those taken and not delivered are delivered now, and
+/// any raised after are the interrupt CPU's (or an idle CPU's).
+fn stop_taking() {
     let left = set_taken(None).unwrap_or_default();
     if !left.is_empty() {
-        for e in left {
-            deliver(e);
-        }
-        run_dpcs();
+        deliver_then_run_dpcs(left);
     }
 }
 
@@ -366,7 +378,6 @@ pub(super) fn system_call<R>(call: impl FnOnce() -> R) -> R {
 }
 
 fn settle() {
-    let set_taken = |v: Option<Vec<IrqEvent>>| TAKEN.try_with(|t| t.replace(v)).ok().flatten();
     let mut funcs = Vec::new();
     let _ = set_taken(Some(Vec::new()));
     for _ in 0..SETTLE_LOOKS {
@@ -385,21 +396,11 @@ fn settle() {
         if funcs.is_empty() && taken.is_empty() {
             break;
         }
-        for e in taken {
-            deliver(e);
-        }
-        // With the queue empty or drained by the interrupt CPU, this returns at once.
-        run_dpcs();
+        deliver_then_run_dpcs(taken);
     }
     // At the bound, what is still owed goes on as it would without this CPU: interrupts taken
     // but not delivered are delivered now, and anything they start is the interrupt CPU's.
-    let left = set_taken(None).unwrap_or_default();
-    if !left.is_empty() {
-        for e in left {
-            deliver(e);
-        }
-        run_dpcs();
-    }
+    stop_taking();
 }
 
 /// Calls interrupt `h`'s `EvtInterruptDpc` (dequeued by the caller) at `DISPATCH_LEVEL`.
