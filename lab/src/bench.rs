@@ -940,8 +940,9 @@ const PAIR_LAPS: u64 = 16;
 /// the host's scheduler more than the mapping: the persistent stream's device starved in some
 /// host phases and not in others, and the ratio's repetitions lay up to 64 % from their median
 /// (eighth session, two runs: 20 % and 64 %). With 1,024 segments the persistent stream runs
-/// at the engine's own 4 KiB rate, and over ten runs of this figure alone the repetitions lay
-/// 3-13 % from their median (32 windows: 5-7 %). The segment sweep keeps its 64-segment ring
+/// at the engine's own 4 KiB rate, and over eight runs of this figure alone with 16 or 32
+/// windows the repetitions lay 3-13 % from their median (32 windows: 5-7 %; eight windows
+/// 8-20 %). The segment sweep keeps its 64-segment ring
 /// at every size, so the shallow ring's cost stays in the report.
 const REMAP_PAIR_SEGS: u32 = 1024;
 const REMAP_PAIR_LAPS: u64 = 8;
