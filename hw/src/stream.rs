@@ -437,17 +437,37 @@ impl Record {
     }
 }
 
-/// The 64-bit pattern word at word offset `word` of the segment with sequence number `seq`.
+/// The 64-bit pattern word at word offset `word` of the segment with sequence number `seq`:
+/// the segment's seed ([`pattern_seed`]) exclusive-or `word` times an odd constant.
 ///
-/// The word mixes both numbers through the splitmix64 finalizer, so a lost, repeated, torn
-/// (two sequences in one segment), shifted or stale (zero or old) segment fails verification.
+/// A lost, repeated, torn (two sequences in one segment) or stale (old) segment has another
+/// seed, so every one of its words differs (the seed is a bijection of the sequence number);
+/// a shifted one has every word at the wrong multiple (an odd multiplier is a bijection of the
+/// word offset); a zeroed one differs wherever the seed differs from the multiple, which is
+/// at all but at most one word. Per word it is one addition and one exclusive-or when filled
+/// or checked in order ([`fill_pattern`], [`verify_pattern`]): the device model and the tests
+/// fill and check every byte of every gibibyte they stream.
 #[must_use]
 pub const fn pattern_word(seq: u64, word: u64) -> u64 {
-    let mut z = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ word.wrapping_add(0xD1B5_4A32_D192_ED03);
+    pattern_seed(seq) ^ word.wrapping_mul(PATTERN_STEP)
+}
+
+/// The seed of the segment with sequence number `seq`.
+///
+/// The splitmix64 finalizer of `seq × 0x9E3779B97F4A7C15 ⊕ 0xD1B54A32D192ED03`: a bijection of
+/// `seq` (each step is one), zero for a single sequence number, which is not 0 (the finalizer
+/// maps 0 to 0; the constant moves sequence 0 off it).
+#[must_use]
+pub const fn pattern_seed(seq: u64) -> u64 {
+    let mut z = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// The multiplier of the word offset in [`pattern_word`]: odd, so distinct offsets give distinct
+/// multiples (mod 2^64); the 64-bit golden-ratio constant's neighbour with well-spread bits.
+const PATTERN_STEP: u64 = 0xD6E8_FEB8_6659_FD93;
 
 /// Fills `buf` (a segment, or the part of it starting at byte `offset`) with the pattern of
 /// segment `seq`. `offset` and `buf.len()` must be multiples of 8.
@@ -456,8 +476,12 @@ pub const fn pattern_word(seq: u64, word: u64) -> u64 {
 /// [`Error::Misaligned`] when they are not.
 pub fn fill_pattern(buf: &mut [u8], seq: u64, offset: u64) -> Result<()> {
     check_pattern_span(buf.len(), offset)?;
-    for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
-        chunk.copy_from_slice(&pattern_word(seq, offset / 8 + i as u64).to_le_bytes());
+    let seed = pattern_seed(seq);
+    // The multiple of each next word, by addition: `pattern_word` without a multiply per word.
+    let mut step = (offset / 8).wrapping_mul(PATTERN_STEP);
+    for chunk in buf.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&(seed ^ step).to_le_bytes());
+        step = step.wrapping_add(PATTERN_STEP);
     }
     Ok(())
 }
@@ -469,13 +493,16 @@ pub fn fill_pattern(buf: &mut [u8], seq: u64, offset: u64) -> Result<()> {
 /// [`Error::Misaligned`] when `offset` or `buf.len()` is not a multiple of 8.
 pub fn verify_pattern(buf: &[u8], seq: u64, offset: u64) -> Result<Option<u64>> {
     check_pattern_span(buf.len(), offset)?;
+    let seed = pattern_seed(seq);
+    let first = offset / 8;
+    let mut step = first.wrapping_mul(PATTERN_STEP);
     for (i, chunk) in buf.chunks_exact(8).enumerate() {
-        let word = offset / 8 + i as u64;
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
-        if u64::from_le_bytes(w) != pattern_word(seq, word) {
-            return Ok(Some(word * 8));
+        if u64::from_le_bytes(w) != seed ^ step {
+            return Ok(Some((first + i as u64) * 8));
         }
+        step = step.wrapping_add(PATTERN_STEP);
     }
     Ok(None)
 }
@@ -757,5 +784,34 @@ mod tests {
         // Every word differs from its neighbours and from the same word of the next segment.
         assert_ne!(pattern_word(0, 0), pattern_word(0, 1));
         assert_ne!(pattern_word(0, 0), pattern_word(1, 0));
+    }
+
+    #[test]
+    fn the_pattern_filled_and_checked_in_order_is_pattern_word() {
+        for (seq, offset) in [(0u64, 0u64), (1, 8), (u64::MAX, 4096), (12_345, 1 << 40)] {
+            let mut seg = [0u8; 512];
+            fill_pattern(&mut seg, seq, offset).unwrap();
+            for (i, w) in seg.chunks_exact(8).enumerate() {
+                let want = pattern_word(seq, offset / 8 + i as u64);
+                assert_eq!(w, want.to_le_bytes(), "seq {seq} word {i}");
+            }
+            assert_eq!(verify_pattern(&seg, seq, offset), Ok(None));
+        }
+        // The seed of sequence 0 is not the finalizer's fixed point: a zeroed segment 0 fails
+        // at its first word.
+        assert_ne!(pattern_seed(0), 0);
+        assert_eq!(verify_pattern(&[0u8; 64], 0, 0), Ok(Some(0)));
+        // The seeds of a run of sequences are distinct, and so are a segment's words (no
+        // allocation here: the crate is `no_std`).
+        let distinct = |f: &dyn Fn(u64) -> u64| {
+            let mut v = [0u64; 2048];
+            for (i, x) in v.iter_mut().enumerate() {
+                *x = f(i as u64);
+            }
+            v.sort_unstable();
+            v.windows(2).all(|w| w[0] != w[1])
+        };
+        assert!(distinct(&pattern_seed));
+        assert!(distinct(&|w| pattern_word(7, w)));
     }
 }

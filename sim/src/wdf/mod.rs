@@ -44,8 +44,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::NTSTATUS;
-use crate::fasthash::FastMap;
 use crate::bugcheck::BugCheck;
+use crate::fasthash::FastMap;
 use crate::types::{KIRQL, KSPIN_LOCK, PVOID};
 use types::{
     _GUID, CM_PARTIAL_RESOURCE_DESCRIPTOR, PFN_WDF_OBJECT_CONTEXT_CLEANUP,
