@@ -55,11 +55,7 @@ pub(crate) struct SgMap {
     pub(super) mapped: Mapped,
     pub(super) registers: u32,
     /// Storage of a list the HAL allocated (`GetScatterGatherList`); `None` for Build. Owned here
-    /// so that the list stays valid until Put and is freed by it.
-    #[expect(
-        dead_code,
-        reason = "owns the list memory; never read, only dropped at Put"
-    )]
+    /// so that the list stays valid until Put, which hands it back to the HAL for reuse.
     pub(super) storage: Option<Box<[u64]>>,
 }
 
@@ -218,7 +214,7 @@ pub(crate) fn map_pieces(
     // Physical runs of the buffer: the elements themselves when the device accesses the
     // buffer's own pages without remapping (the common case, which then allocates nothing
     // more), else only what decides the route.
-    let mut runs: Vec<(u64, u32)> = Vec::new();
+    let mut runs = hal.take_elements();
     let mut reachable = true;
     for &(va, n) in &pieces {
         let mut at = va;
@@ -303,7 +299,9 @@ pub(crate) fn map_pieces(
 
     // Elements as the device sees them.
     let mut iova = None;
-    let elements: Vec<(u64, u32)> = if cfg.profile.iommu {
+    // Without remapping or a copy, the runs are the elements; otherwise one element replaces
+    // them.
+    if cfg.profile.iommu {
         let (first_va, pfns) = match device_base {
             Some((region, off)) => {
                 let all = mem
@@ -336,16 +334,17 @@ pub(crate) fn map_pieces(
         // A memory→device mapping is read-only to the device.
         hal.iommu.map(start, &pfns, !write);
         iova = Some((start, pages));
-        vec![(
+        runs.clear();
+        runs.push((
             (start << 12) | (first_va & (PAGE - 1)) as u64,
             u32::try_from(length).unwrap_or(u32::MAX),
-        )]
+        ));
     } else if let Some((region, off)) = device_base {
         let pa = (mem.pfn_of(region).unwrap_or(0) << 12) + off as u64;
-        vec![(pa, u32::try_from(length).unwrap_or(u32::MAX))]
-    } else {
-        runs
-    };
+        runs.clear();
+        runs.push((pa, u32::try_from(length).unwrap_or(u32::MAX)));
+    }
+    let elements = runs;
 
     let mapped = Mapped {
         write,
@@ -413,7 +412,7 @@ pub(crate) fn map_request_pieces(
         }
         (buf, None)
     } else {
-        let mut b = vec![0u64; need / 8].into_boxed_slice();
+        let mut b = hal.take_list_storage(need / 8);
         (b.as_mut_ptr() as usize, Some(b))
     };
     write_list(list, &mapped.elements);
@@ -494,7 +493,9 @@ pub(crate) fn put_map(
     a.counters.sg_lists_freed += 1;
     a.counters.map_registers_freed += u64::from(map.registers);
     a.registers_in_use = a.registers_in_use.saturating_sub(map.registers);
-    release_mapped(hal, mem, cfg, &map.mapped)
+    let released = release_mapped(hal, mem, cfg, &map.mapped);
+    hal.recycle_list(map.mapped.elements, map.storage);
+    released
 }
 
 /// Ends a mapping: copies device→memory data back, checks the verifier guards, unmaps.

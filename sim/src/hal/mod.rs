@@ -149,7 +149,18 @@ pub(crate) struct Hal {
     runs: Vec<(u64, usize)>,
     /// Where each piece of a burst starts in the runs, kept for the same reason.
     piece_starts: Vec<usize>,
+    /// Element vectors and list storage of released scatter/gather lists, for the next
+    /// `GetScatterGatherList` ([`Hal::take_elements`], [`Hal::take_list_storage`]): a mapped
+    /// send or receive then allocates nothing on the host for them. A list's storage at the
+    /// address of one just released is what the host allocator gave before as well (its
+    /// freed blocks are reused last-in, first-out), and is what Windows's HAL does with its
+    /// own lists; a stale pointer to it is caught only while no other list lives there.
+    spare_elements: Vec<Vec<(u64, u32)>>,
+    spare_lists: Vec<Box<[u64]>>,
 }
+
+/// Released element vectors and list storages the HAL keeps for reuse, at most, each.
+const SPARE_LISTS: usize = 16;
 
 impl Drop for Hal {
     fn drop(&mut self) {
@@ -237,6 +248,42 @@ impl Hal {
     /// Gives the run buffer back.
     pub(crate) fn put_runs(&mut self, runs: Vec<(u64, usize)>) {
         self.runs = runs;
+    }
+
+    /// An empty element vector for a new mapping: one a released list left, or a new one.
+    pub(crate) fn take_elements(&mut self) -> Vec<(u64, u32)> {
+        self.spare_elements.pop().unwrap_or_default()
+    }
+
+    /// Zeroed storage of `words` 8-byte words for a scatter/gather list the HAL allocates: a
+    /// released list's of that size, or a new one.
+    pub(crate) fn take_list_storage(&mut self, words: usize) -> Box<[u64]> {
+        match self.spare_lists.iter().rposition(|b| b.len() == words) {
+            Some(i) => {
+                let mut b = self.spare_lists.swap_remove(i);
+                b.fill(0);
+                b
+            }
+            None => vec![0u64; words].into_boxed_slice(),
+        }
+    }
+
+    /// Keeps a released list's element vector and storage for the next mappings (while there
+    /// is room).
+    pub(crate) fn recycle_list(
+        &mut self,
+        mut elements: Vec<(u64, u32)>,
+        storage: Option<Box<[u64]>>,
+    ) {
+        if self.spare_elements.len() < SPARE_LISTS {
+            elements.clear();
+            self.spare_elements.push(elements);
+        }
+        if let Some(b) = storage
+            && self.spare_lists.len() < SPARE_LISTS
+        {
+            self.spare_lists.push(b);
+        }
     }
 
     /// The buffer of a burst's piece starts, as [`Hal::take_runs`].
