@@ -684,8 +684,9 @@ impl Memory {
 
     /// Allocates zeroed user memory for a simulated process.
     pub(crate) fn alloc_user(&mut self, len: usize) -> Option<usize> {
+        let va = self.alloc_region(len.div_ceil(PAGE), Kind::User, Zone::General, false)?;
         self.user_allocated += 1;
-        self.alloc_region(len.div_ceil(PAGE), Kind::User, Zone::General, false)
+        Some(va)
     }
 
     /// Copies between two virtual ranges the machine maps (used by bounce buffering).
