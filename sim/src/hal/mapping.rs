@@ -83,9 +83,15 @@ pub(crate) enum MapOutcome {
     NoMemory,
 }
 
-pub(super) fn mdl_pieces(mem: &Memory, req: &Request) -> Result<Vec<(usize, usize)>, BugCheck> {
-    // The bytes to map: `length` bytes from `current_va`, walking the MDL chain.
-    let mut pieces = Vec::new();
+/// The bytes a request maps: `length` bytes from `current_va`, walking the MDL chain, as
+/// (virtual address, length) pieces, one per MDL, in `pieces` (cleared first; a released
+/// mapping's vector, so that a mapping allocates nothing on the host for them).
+pub(super) fn mdl_pieces(
+    mem: &Memory,
+    req: &Request,
+    mut pieces: Vec<(usize, usize)>,
+) -> Result<Vec<(usize, usize)>, BugCheck> {
+    pieces.clear();
     let mut mdl = req.mdl;
     let mut remaining = req.length;
     let mut first = true;
@@ -145,7 +151,9 @@ pub(super) fn mdl_pieces(mem: &Memory, req: &Request) -> Result<Vec<(usize, usiz
                 "windows-dma.md §5.2, §10 rule 22",
             ));
         }
-        if mem.region_of(start).is_none() {
+        // A page of a live region has a frame (regions and their pages come and go together):
+        // one hashed look-up instead of a search of the region map.
+        if mem.pfn_of(start).is_none() {
             return Err(BugCheck::dma(
                 0x22,
                 mdl as u64,
@@ -166,7 +174,7 @@ pub(super) fn mdl_pieces(mem: &Memory, req: &Request) -> Result<Vec<(usize, usiz
 
 /// Validates a request against the MDL and returns the map registers it needs.
 pub(crate) fn check_request(mem: &Memory, req: &Request) -> Result<u32, BugCheck> {
-    check_request_pieces(mem, req).map(|(registers, _)| registers)
+    check_request_pieces(mem, req, Vec::new()).map(|(registers, _)| registers)
 }
 
 /// As [`check_request`], also returning the pieces of the buffer to map (for
@@ -174,6 +182,7 @@ pub(crate) fn check_request(mem: &Memory, req: &Request) -> Result<u32, BugCheck
 pub(crate) fn check_request_pieces(
     mem: &Memory,
     req: &Request,
+    pieces: Vec<(usize, usize)>,
 ) -> Result<(u32, Vec<(usize, usize)>), BugCheck> {
     if req.length == 0 {
         return Err(BugCheck::dma(
@@ -185,7 +194,7 @@ pub(crate) fn check_request_pieces(
             "windows-dma.md §5.2, §10 rule 20",
         ));
     }
-    let pieces = mdl_pieces(mem, req)?;
+    let pieces = mdl_pieces(mem, req, pieces)?;
     let regs: u64 = pieces.iter().map(|&(va, n)| span_pages(va, n)).sum();
     Ok((u32::try_from(regs).unwrap_or(u32::MAX), pieces))
 }
@@ -381,7 +390,7 @@ pub(crate) fn map_request(
     adapter: usize,
     req: &Request,
 ) -> Result<MapOutcome, BugCheck> {
-    let pieces = mdl_pieces(mem, req)?;
+    let pieces = mdl_pieces(mem, req, hal.take_pieces())?;
     map_request_pieces(hal, mem, cfg, adapter, req, pieces)
 }
 
@@ -494,7 +503,7 @@ pub(crate) fn put_map(
     a.counters.map_registers_freed += u64::from(map.registers);
     a.registers_in_use = a.registers_in_use.saturating_sub(map.registers);
     let released = release_mapped(hal, mem, cfg, &map.mapped);
-    hal.recycle_list(map.mapped.elements, map.storage);
+    hal.recycle_list(map.mapped.elements, map.mapped.pieces, map.storage);
     released
 }
 

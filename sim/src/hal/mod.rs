@@ -157,6 +157,8 @@ pub(crate) struct Hal {
     /// own lists; a stale pointer to it is caught only while no other list lives there.
     spare_elements: Vec<Vec<(u64, u32)>>,
     spare_lists: Vec<Box<[u64]>>,
+    /// Piece vectors (the buffer's virtual pieces) of released mappings, for the same reason.
+    spare_pieces: Vec<Vec<(usize, usize)>>,
 }
 
 /// Released element vectors and list storages the HAL keeps for reuse, at most, each.
@@ -255,6 +257,11 @@ impl Hal {
         self.spare_elements.pop().unwrap_or_default()
     }
 
+    /// An empty piece vector for a new mapping: one a released mapping left, or a new one.
+    pub(crate) fn take_pieces(&mut self) -> Vec<(usize, usize)> {
+        self.spare_pieces.pop().unwrap_or_default()
+    }
+
     /// Zeroed storage of `words` 8-byte words for a scatter/gather list the HAL allocates: a
     /// released list's of that size, or a new one.
     pub(crate) fn take_list_storage(&mut self, words: usize) -> Box<[u64]> {
@@ -268,16 +275,21 @@ impl Hal {
         }
     }
 
-    /// Keeps a released list's element vector and storage for the next mappings (while there
-    /// is room).
+    /// Keeps a released list's element and piece vectors and its storage for the next
+    /// mappings (while there is room).
     pub(crate) fn recycle_list(
         &mut self,
         mut elements: Vec<(u64, u32)>,
+        mut pieces: Vec<(usize, usize)>,
         storage: Option<Box<[u64]>>,
     ) {
         if self.spare_elements.len() < SPARE_LISTS {
             elements.clear();
             self.spare_elements.push(elements);
+        }
+        if self.spare_pieces.len() < SPARE_LISTS {
+            pieces.clear();
+            self.spare_pieces.push(pieces);
         }
         if let Some(b) = storage
             && self.spare_lists.len() < SPARE_LISTS

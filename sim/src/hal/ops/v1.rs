@@ -5,7 +5,7 @@ use super::{Level, prologue};
 use crate::bugcheck::BugCheck;
 use crate::hal::packet::{self, Channel};
 use crate::hal::{Holder, PendingChannel};
-use crate::hal::{MapOutcome, Pending, Request};
+use crate::hal::{MapOutcome, Pending, Request, check_request_pieces};
 use crate::machine::{State, at_dispatch, with_state};
 use crate::typed::{DISPATCH_LEVEL, PASSIVE_LEVEL, TRUE};
 use crate::types::{
@@ -463,7 +463,7 @@ pub(super) fn start_mapping(
             registers: 0,
             v3: ex.is_some(),
         };
-        let (registers, pieces) = crate::hal::check_request_pieces(&st.mem, &req)?;
+        let (registers, pieces) = check_request_pieces(&st.mem, &req, st.hal.take_pieces())?;
         req.registers = registers;
         if req.registers > st.hal.adapters[&key].granted {
             return Ok(Start::Status(STATUS_INSUFFICIENT_RESOURCES));
