@@ -120,7 +120,7 @@ fn encode<T: AbiEncode>(v: &T, size: usize) -> Vec<u8> {
     b
 }
 
-/// The `encode` of the ABI structures, for [`encode`].
+/// The `encode` of the ABI structures, for `encode`.
 pub trait AbiEncode {
     /// Encodes into `out`.
     ///

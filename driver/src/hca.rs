@@ -5,7 +5,7 @@
 //! nothing but those — the MAD path (`mad`: send, receive and completion queues) and the stream
 //! engines ([`stream`], [`StreamEngines`] with its own methods). `bringup` resets, identifies,
 //! programs, enables, quiesces and recovers the device; `rings` holds ring memory and the
-//! [`WorkQueue`](rings::WorkQueue) post path both queue kinds share; [`HcaError`] is the
+//! `rings::WorkQueue` post path both queue kinds share; [`HcaError`] is the
 //! layer's one error type.
 //!
 //! The state lives behind the device's spin lock ([`crate::sys::SpinMutex`]); every method here

@@ -1,8 +1,8 @@
 //! The one error type of `rhca-hw`.
 //!
-//! Every decoder and validator in this crate returns [`Error`]. The variants name the field that
-//! failed and carry the offending value, so that a driver can log a hostile completion precisely
-//! and a test can assert the exact reason. Nothing here maps to `NTSTATUS`: only the driver's
+//! Every decoder and validator in this crate returns [`enum@Error`]. The variants name the field
+//! that failed and carry the offending value, so that a driver can log a hostile completion
+//! precisely and a test can assert the exact reason. Nothing here maps to `NTSTATUS`: only the driver's
 //! KMDF boundary does that.
 
 use thiserror::Error;

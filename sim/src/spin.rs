@@ -156,7 +156,7 @@ impl Drop for Spinning {
 /// Calls `poll` until it returns `Some` or the [`budget`] has passed; `None` then.
 ///
 /// The caller then blocks as it would have without spinning. A caller that finds as many
-/// threads spinning as [`max_spinners`] allows looks once and does not spin.
+/// threads spinning as `max_spinners` allows looks once and does not spin.
 pub fn spin<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     let budget = budget();
     if budget.is_zero() {

@@ -2,7 +2,7 @@
 //! descriptor of the VM's RAM, mapped here shared, with the protection the client gives.
 //!
 //! This is the crate's only `unsafe`: `mmap`/`munmap` of the client's descriptors and the byte
-//! copies in and out of the mappings. The safety story: a [`Region`] owns its mapping (unmapped
+//! copies in and out of the mappings. The safety story: a `Region` owns its mapping (unmapped
 //! on drop); the region table is behind a lock that every DMA holds for its copy, so a region
 //! is never unmapped while a copy runs; every access is bounds-checked against the table before
 //! a pointer is formed. The memory is shared with another process (the VM), which may write it

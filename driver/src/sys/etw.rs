@@ -9,7 +9,7 @@
 //! statics; wdk-sim gives the driver the same handle on each, `docs/sim-fidelity.md`.) Events are written from any IRQL, so nothing here allocates or
 //! blocks: descriptors live on the stack, and `DbgPrintEx` text is formatted into a stack buffer.
 //!
-//! Data descriptors are written through [`DataDescriptor`], our own `#[repr(C)]` record with
+//! Data descriptors are written through `DataDescriptor`, our own `#[repr(C)]` record with
 //! `EVENT_DATA_DESCRIPTOR`'s layout (asserted below): the WDK names its last member through an
 //! anonymous union (`Reserved` or `Type`), which bindgen spells differently from mingw-w64's
 //! header, so the driver never names it.
@@ -65,7 +65,7 @@ pub fn register(guid: &GUID) -> Result<(), NTSTATUS> {
 }
 
 /// `EtwUnregister`, at `EvtDriverUnload` (`PASSIVE_LEVEL`). No event is written afterwards:
-/// every device, and so every caller of [`write`], is gone by then.
+/// every device, and so every caller of [`write()`], is gone by then.
 pub fn unregister() {
     let handle = HANDLE.load(Ordering::Acquire);
     if handle != 0 {

@@ -4,7 +4,7 @@
 //! b6191d95, `src/framework/`; `../shared/reference/kmdf-1.33/framework-validation.md` and
 //! `docs/sim-fidelity.md` §8 give file and line) and returns the same status. Where the framework
 //! only breaks into the debugger (`FxVerifierDbgBreakPoint`, which the KMDF verifier turns into a
-//! `DbgBreakPoint`), the machine stops with [`verifier_break`]: wdk-sim runs every driver with
+//! `DbgBreakPoint`), the machine stops with `verifier_break`: wdk-sim runs every driver with
 //! the KMDF verifier on and `DbgBreakOnError` set, as a test machine for HLK runs is configured.
 
 use crate::bugcheck::BugCheck;

@@ -306,7 +306,7 @@ impl StreamEngines {
 
     /// Takes out every ending stream whose engine has stopped (or whose device is gone; every
     /// ending stream when `all`), after a last look at its records. Call under the lock; release
-    /// the result with [`finish`] at `PASSIVE_LEVEL` without it.
+    /// the result with [`super::build::finish`] at `PASSIVE_LEVEL` without it.
     ///
     /// Without allocating: at most one stream per engine, and at most
     /// [`regs::MAX_STREAM_ENGINES`] engines.

@@ -31,7 +31,7 @@ const MEMORY_ALLOCATION_ALIGNMENT: usize = 16;
 /// The declaration of a context type: what `WDF_DECLARE_CONTEXT_TYPE` makes in C.
 ///
 /// The framework's type info, with the Rust type it was declared for. Made by
-/// [`context_type!`] (one static per type), read by the framework and never written.
+/// `context_type!` (one static per type), read by the framework and never written.
 #[derive(Debug)]
 pub struct ContextTypeInfo {
     info: WDF_OBJECT_CONTEXT_TYPE_INFO,

@@ -399,7 +399,7 @@ pub unsafe fn WdfStringGetUnicodeString(String: WDFSTRING, UnicodeString: PUNICO
 // ---- the driver's version ----
 
 /// `NTSTATUS WdfDriverRetrieveVersionString(WDFDRIVER, WDFSTRING)`; PASSIVE_LEVEL. Assigns
-/// "Kernel Mode Driver Framework version 1.33.<build>" to the string ("(verifier on)" after
+/// "Kernel Mode Driver Framework version 1.33.`<build>`" to the string ("(verifier on)" after
 /// "Framework" when the machine runs the `verifier` profile).
 #[must_use]
 #[inline(never)]

@@ -131,7 +131,7 @@ impl Pending {
     ///
     /// In threaded mode the waiting thread is one of the machine's idle CPUs: a device
     /// interrupt raised meanwhile may be handed to it, and it runs the ISR and the DPCs
-    /// ([`super::cpu::IdleCpus`]) before it looks at its request again.
+    /// (`IdleCpus`) before it looks at its request again.
     #[must_use]
     pub fn wait(&self, timeout: Duration) -> Option<IoResult> {
         if let Some(r) = self.result.get() {
