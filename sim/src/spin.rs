@@ -8,6 +8,11 @@
 //! trip); a thread that polls for a short while first usually finds the answer already there.
 //! Windows spins the same way before it waits (a dispatcher object's wait, a queued spin lock).
 //!
+//! An application thread that waits for a request is one of the machine's idle CPUs (the
+//! device's interrupts go to it): it polls for as long as its recent waits lasted, within a
+//! limit ([`spin_idle`]), so that a device model raising interrupts at a steady pace does not
+//! pay for waking it, as a device does not on hardware.
+//!
 //! The budget is short and bounded by time, so a waiter that finds nothing gives its core
 //! back quickly: on a host with fewer cores than busy threads, a long spin would only take the
 //! core from the thread that is to produce the answer. For the same reason only a machine
@@ -15,6 +20,7 @@
 //! ([`TakingTurns`]: a benchmark comparing two); machines side by side (a test suite) block at
 //! once. Nothing here changes what the machine does, only how soon a waiting thread notices.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -157,8 +163,63 @@ impl Drop for Spinning {
 ///
 /// The caller then blocks as it would have without spinning. A caller that finds as many
 /// threads spinning as `max_spinners` allows looks once and does not spin.
-pub fn spin<T>(mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    let budget = budget();
+pub fn spin<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
+    spin_for(budget(), poll)
+}
+
+/// The longest an idle CPU polls before it blocks ([`spin_idle`]).
+pub const IDLE_POLL_MAX: Duration = Duration::from_micros(500);
+
+thread_local! {
+    /// How long this thread polls when it next waits as an idle CPU, beyond the [`budget`]
+    /// ([`spin_idle`], [`idle_slept`]).
+    static IDLE_POLL: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// As [`spin`], for a thread that waits as one of the simulated machine's idle CPUs.
+///
+/// Such a thread (an application thread blocked in a request's wait, which takes the device's
+/// interrupts) polls for as long as its recent waits lasted, up to [`IDLE_POLL_MAX`], and at
+/// least the [`budget`] ([`idle_slept`] says how long they lasted).
+///
+/// Why: a device model's thread that raises an interrupt for a thread asleep in a wait must
+/// wake it, a futex wake and an inter-processor interrupt between the host's virtual CPUs that
+/// the device's thread pays for (a capture stream's device spent 7-8 % of its time in the host
+/// kernel doing so, one wake per interrupt). A device does not pay for an interrupt on
+/// hardware: its MSI is a posted write, and the processor it wakes is woken by the interrupt
+/// controller. A waiter that polls while its interrupts come at a steady pace is woken by a
+/// store. This is what a virtual machine's halt polling does for its idle virtual CPUs, and for
+/// the same reason; like it, the window grows while waits end within it and falls back to the
+/// budget after one that did not.
+pub fn spin_idle<T>(poll: impl FnMut() -> Option<T>) -> Option<T> {
+    let base = budget();
+    if base.is_zero() {
+        return None;
+    }
+    spin_for(IDLE_POLL.with(Cell::get).max(base), poll)
+}
+
+/// Tells [`spin_idle`]'s policy how this thread's last idle wait went.
+///
+/// It polled in vain and then slept for `slept` before its answer came: the next wait polls
+/// long enough to have caught it (with a quarter to spare, and at least twice as long as this
+/// one did) when that is within [`IDLE_POLL_MAX`], else only for the [`budget`].
+pub fn idle_slept(slept: Duration) {
+    IDLE_POLL.with(|w| w.set(next_idle_poll(w.get().max(budget()), slept)));
+}
+
+/// The policy of [`idle_slept`]: the window after a wait that polled for `polled` and then
+/// slept for `slept`.
+fn next_idle_poll(polled: Duration, slept: Duration) -> Duration {
+    let waited = polled + slept;
+    if waited > IDLE_POLL_MAX {
+        return Duration::ZERO;
+    }
+    (waited + waited / 4).max(2 * polled).min(IDLE_POLL_MAX)
+}
+
+/// [`spin`] with a budget of `budget`.
+fn spin_for<T>(budget: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     if budget.is_zero() {
         return None;
     }
@@ -209,6 +270,46 @@ mod tests {
         );
         assert_eq!(spinners_allowed(Some(1), 2, 5), 1);
         assert_eq!(spinners_allowed(Some(0), 8, 1), 0);
+    }
+
+    #[test]
+    fn an_idle_wait_polls_as_long_as_recent_waits_lasted_within_the_limit() {
+        let us = Duration::from_micros;
+        // Interrupts every ~140 µs, a 20 µs window: the next window catches such a wait.
+        assert_eq!(next_idle_poll(us(20), us(120)), us(175));
+        // A short sleep still doubles the window, so that it reaches a steady pace quickly.
+        assert_eq!(next_idle_poll(us(100), us(4)), us(200));
+        // Never beyond the limit, and back to the budget after a wait longer than it.
+        assert_eq!(next_idle_poll(us(300), us(100)), IDLE_POLL_MAX);
+        assert_eq!(next_idle_poll(us(400), us(200)), Duration::ZERO);
+        assert_eq!(next_idle_poll(us(20), us(1000)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_thread_s_idle_window_follows_its_own_waits() {
+        // On a thread of its own: the window is per thread.
+        std::thread::spawn(|| {
+            let window = || IDLE_POLL.with(Cell::get);
+            assert_eq!(
+                window(),
+                Duration::ZERO,
+                "a new thread polls for the budget"
+            );
+            idle_slept(Duration::from_micros(150));
+            let grown = window();
+            assert!(
+                grown >= budget() + Duration::from_micros(150) && grown <= IDLE_POLL_MAX,
+                "{grown:?}"
+            );
+            idle_slept(Duration::from_millis(2));
+            assert_eq!(
+                window(),
+                Duration::ZERO,
+                "back to the budget after a long wait"
+            );
+        })
+        .join()
+        .expect("the policy's thread");
     }
 
     #[test]

@@ -148,11 +148,14 @@ impl Pending {
                 || c.taken.try_lock().is_ok_and(|t| !t.is_empty())
         };
         if threaded {
-            // A completion usually follows within microseconds (the DPC is running): poll for
-            // it before blocking on the condition variable.
+            // A completion usually follows within microseconds (the DPC is running), and the
+            // device's interrupts come at a pace this thread's recent waits have shown: poll
+            // before blocking on the condition variable, as an idle CPU (`spin::spin_idle`).
             // `try_lock`: a poll never makes the completing CPU wait for the lock.
-            let _ = crate::spin::spin(|| ready().then_some(()));
+            let _ = crate::spin::spin_idle(|| ready().then_some(()));
         }
+        // When this thread first blocked, for the idle-poll policy.
+        let mut asleep: Option<Instant> = None;
         let mut g = c
             .done
             .lock()
@@ -170,6 +173,9 @@ impl Pending {
                         .unwrap_or_else(std::sync::PoisonError::into_inner),
                 );
                 if !taken.is_empty() {
+                    if let Some(t) = asleep.take() {
+                        crate::spin::idle_slept(t.elapsed());
+                    }
                     drop(g);
                     // A bug check in an ISR or DPC stops the machine: the loop sees it.
                     let _ = self
@@ -197,9 +203,15 @@ impl Pending {
                     continue;
                 }
             }
+            if threaded {
+                asleep.get_or_insert(now);
+            }
             g =
                 c.cv.wait_timeout(g, (deadline - now).min(Duration::from_millis(20)))
                     .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        if let Some(t) = asleep {
+            crate::spin::idle_slept(t.elapsed());
         }
         let (status, information) = (*g)?;
         drop(g);
