@@ -1761,33 +1761,42 @@ fn marginal(later: u64, earlier: u64, ops: u64) -> f64 {
 }
 
 /// The callgrind figures (deterministic instruction counts), when valgrind is present. Each is
-/// a marginal cost: the difference between a run of `2n` operations and one of `n`, over `n`,
-/// so that booting, bring-up and teardown, which both runs share, drop out.
+/// a marginal cost: the difference between a run of `base + n` operations and one of `base`,
+/// over `n`, so that booting, bring-up and teardown, which both runs share, drop out.
+///
+/// Why a short base run: how many interrupts (and DPCs) a round trip takes depends on how
+/// valgrind's serialised threads interleave, which varies between runs (1,666 to 1,805 DPCs
+/// in three runs of 1,000 round trips), and the driver's cost per round trip with it. The
+/// difference of runs of 1,000 and 500 carried both runs' variation over 500 round trips and
+/// read 3,676 to 4,031 driver instructions per round trip over twenty full runs; a base run
+/// of 100 carries a tenth of it.
 ///
 /// # Errors
 /// A run that failed.
 pub fn instructions(pr_on: bool, figs: &mut Vec<Figure>) -> Result<(), String> {
-    for (kind, n, what, per) in [
+    for (kind, base, n, what, per) in [
         (
             "mad",
-            500u64,
+            100u64,
+            1000u64,
             "driver instructions per mapped MAD round trip",
             "MAD",
         ),
         (
             "stream",
-            512u64,
+            128u64,
+            1024u64,
             "driver instructions per stream segment (persistent, 64 KiB)",
             "segment",
         ),
     ] {
         if pr_on {
             eprintln!(
-                "callgrind: {what} ({n} and {} operations under valgrind)",
-                2 * n
+                "callgrind: {what} ({base} and {} operations under valgrind)",
+                base + n
             );
         }
-        let (Some(a), Some(b)) = (callgrind(kind, n)?, callgrind(kind, 2 * n)?) else {
+        let (Some(a), Some(b)) = (callgrind(kind, base)?, callgrind(kind, base + n)?) else {
             return Ok(());
         };
         let total = marginal(b.total, a.total, n);
