@@ -461,8 +461,18 @@ impl State {
                 return;
             }
         };
-        let mut buf = vec![0u8; geo.stride];
-        if self.dma_read(addr, &mut buf).is_err() {
+        // On the stack for every stride a conforming device offers (2^LOG_MAX_STRIDE bytes at
+        // most): a WQE fetch is on every round trip's path and allocated nothing else. A model
+        // configured with larger strides still works, from the heap.
+        let mut stack = [0u8; 1 << regs::LOG_MAX_STRIDE];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if geo.stride <= stack.len() {
+            &mut stack[..geo.stride]
+        } else {
+            heap.resize(geo.stride, 0);
+            &mut heap
+        };
+        if self.dma_read(addr, buf).is_err() {
             self.fail_wq(n, ErrorCode::DmaReadFault, raw, addr);
             return;
         }
@@ -485,7 +495,7 @@ impl State {
             qpn: id.qpn() as u8,
             receive: id.is_receive(),
         };
-        let wqe = match Wqe::decode_posted(&buf, &lim, ring, at) {
+        let wqe = match Wqe::decode_posted(buf, &lim, ring, at) {
             Ok(w) => w,
             Err(e) => {
                 let code = wqe::syndrome(&e);
