@@ -553,11 +553,11 @@ impl Memory {
         self.va_pages.get(&(va / PAGE)).copied()
     }
 
-    /// Frame `pfn`'s entry in the frame table: its host page, or 0 for none (the bus's fast
-    /// path, `bus::one_page_run`).
+    /// The frame table: each frame's host page by frame number, or 0 for none (the bus's fast
+    /// path, `bus::common_runs`).
     #[inline]
-    pub(crate) fn frame_entry(&self, pfn: u64) -> usize {
-        self.frames.get(pfn)
+    pub(crate) const fn frame_table(&self) -> &crate::pagetable::PageTable<usize> {
+        &self.frames
     }
 
     /// The host address of frame `pfn`, if it is allocated.
@@ -829,28 +829,32 @@ impl Memory {
     }
 }
 
-/// Copies the bytes of `bufs`, in order, into `runs` (host addresses and lengths from
+/// Copies the bytes of `src`, in order, into `runs` (host addresses and lengths from
 /// [`Memory::resolve_run`]), after the machine's lock was released: a device burst's data
 /// movement.
+///
+/// One source buffer (a burst's data), not several as [`Memory::write_runs`] takes: the cut of
+/// the source into runs is then one split per run, about half the instructions a run cost when
+/// it went through [`run_sources`].
 ///
 /// # Safety
 /// `runs` must come from [`Memory::resolve_run`] of a machine that is still alive, called with
 /// the lock held that also took `pin`, and `pin` must be held until this returns (the pages
-/// stay allocated then, see [`DmaPin`]); the runs must cover exactly the buffers' bytes, and no
-/// buffer may lie in those pages.
-pub(crate) unsafe fn copy_to_runs<'a>(
-    runs: &[(usize, usize)],
-    bufs: impl IntoIterator<Item = &'a [u8]>,
-    pin: &DmaPin,
-) {
+/// stay allocated then, see [`DmaPin`]); the runs must cover exactly the bytes of `src`, and
+/// `src` may not lie in those pages.
+pub(crate) unsafe fn copy_to_runs(runs: &[(usize, usize)], src: &[u8], pin: &DmaPin) {
     let _ = pin;
-    for (&(host, n), src) in runs.iter().zip(run_sources(runs.iter().map(|r| r.1), bufs)) {
+    let mut rest = src;
+    for &(host, n) in runs {
+        // PANIC: never: the runs cover the bytes of `src` (the caller's contract).
+        let (bytes, after) = rest.split_at(n);
         // SAFETY: `host .. host + n` lies in one host page that was allocated when the run was
         // resolved and is still (the caller holds the pin taken then: a region freed since
-        // keeps its pages); `src` is the caller's buffer, not in those pages. Simulated CPUs
+        // keeps its pages); `bytes` is the caller's buffer, not in those pages. Simulated CPUs
         // may touch these bytes meanwhile only through raw or volatile accesses, as they
         // would memory under DMA on real hardware.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), host as *mut u8, n) };
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), host as *mut u8, n) };
+        rest = after;
     }
 }
 
@@ -958,7 +962,7 @@ mod tests {
         let copier = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(50));
             // SAFETY: the run was resolved with the pin taken, which is held until this returns.
-            unsafe { copy_to_runs(&[run], [&[0xABu8; 8][..]], &pin) };
+            unsafe { copy_to_runs(&[run], &[0xABu8; 8], &pin) };
             drop(pin);
         });
         let t = std::time::Instant::now();
@@ -1027,7 +1031,7 @@ mod tests {
         );
         // SAFETY: `hosts` was resolved before the pin was taken, in this thread, and the pin
         // is held; the source is a distinct buffer.
-        unsafe { copy_to_runs(&hosts, [&[0x5Au8; 8][..]], &pin) };
+        unsafe { copy_to_runs(&hosts, &[0x5Au8; 8], &pin) };
         assert_eq!(m.deferred, [(base, 1)]);
         drop(pin);
         // The next free or allocation returns the kept page (here to the slab).

@@ -175,6 +175,18 @@ fn iommu_cost_is_spent_outside_the_machines_lock() {
     );
 }
 
+/// The logical address of byte `off` of a mapping with scatter/gather list `elements`.
+fn logical_at(elements: &[(u64, u32)], off: u64) -> u64 {
+    let mut o = off;
+    for &(l, n) in elements {
+        if o < u64::from(n) {
+            return l + o;
+        }
+        o -= u64::from(n);
+    }
+    panic!("offset {off} beyond the mapping");
+}
+
 #[test]
 fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
     // Coherent and remapped bursts are copied after the machine's lock is released; a
@@ -185,16 +197,7 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
         let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
         // Three pages the device may write, scattered or remapped.
         let map = adapter.map_pool(3 * 4096, true).expect("mapping");
-        let at = |off: u64| {
-            let mut o = off;
-            for &(l, n) in &map.elements {
-                if o < u64::from(n) {
-                    return l + o;
-                }
-                o -= u64::from(n);
-            }
-            panic!("offset {off} beyond the mapping");
-        };
+        let at = |off: u64| logical_at(&map.elements, off);
         let (first, second, third) = ([0x11u8; 100], [0x22u8; 4096], [0x33u8; 8]);
         // All three pieces land.
         let data = [&first[..], &second[..], &third[..]].concat();
@@ -235,6 +238,73 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
             "the piece after it"
         );
     }
+}
+
+#[test]
+fn a_burst_goes_back_to_the_fast_path_after_a_piece_that_needs_the_full_checks() {
+    // Under `coherent` a piece within one page that a mapping covers whole takes the bus's
+    // fast path; a piece on a page mapped only in part, or across a page boundary, takes the
+    // full checks, and the pieces after it the fast path again. Every piece lands, in order.
+    let (m, att, bus) = machine(Profile::COHERENT, 64);
+    let _cpu = m.enter();
+    let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
+    let map = adapter.map_pool(3 * 4096, true).expect("mapping");
+    let part = adapter.map_pool(100, true).expect("mapping");
+    let at = |off: u64| logical_at(&map.elements, off);
+    let (p, _) = part.elements[0];
+    let pieces = [
+        (at(0), 16),
+        (p + 10, 40),
+        (at(4096 + 100), 16),
+        (at(4096 + 200), 16),
+        (p + 60, 8),
+        (at(2 * 4096 + 8), 16),
+    ];
+    let data: Vec<u8> = (0..pieces.iter().map(|p| p.1).sum::<usize>())
+        .map(|i| u8::try_from(i % 251).unwrap() + 1)
+        .collect();
+    assert_eq!(bus.dma_write_pieces(&data, &pieces), Ok(()));
+    assert!(
+        m.stray_dma(att.slot).is_empty(),
+        "every piece lies in a mapping"
+    );
+    let bytes = adapter.unmap_read(map);
+    let part_bytes = adapter.unmap_read(part);
+    let mut from = 0;
+    let mut check = |landed: &[u8], what: &str| {
+        assert_eq!(landed, &data[from..from + landed.len()], "{what}");
+        from += landed.len();
+    };
+    check(&bytes[..16], "the first piece (fast path)");
+    check(
+        &part_bytes[10..50],
+        "a piece on a page mapped in part (full checks)",
+    );
+    check(&bytes[4096 + 100..4096 + 116], "the fast path again");
+    check(&bytes[4096 + 200..4096 + 216], "and again");
+    check(&part_bytes[60..68], "the full checks again");
+    check(&bytes[2 * 4096 + 8..2 * 4096 + 24], "the last piece");
+    assert_eq!(from, data.len());
+}
+
+#[test]
+fn a_burst_piece_beyond_the_device_width_after_fast_pieces_faults_at_its_index() {
+    // A 32-bit device: the fast path takes the first piece, the second lies beyond the
+    // device's reach and ends the burst there (the first written, the third not).
+    let (m, att, bus) = machine(Profile::COHERENT, 32);
+    let _cpu = m.enter();
+    let adapter = testkit::TestAdapter::new(&att, 32, 1 << 20).expect("adapter");
+    let map = adapter.map_pool(2 * 4096, true).expect("mapping");
+    let (l, _) = map.elements[0];
+    let data = [0x77u8; 48];
+    let r = bus.dma_write_pieces(&data, &[(l, 16), (1 << 33, 16), (l + 64, 16)]);
+    assert_eq!(r, Err((1, DmaFault::BeyondAddressWidth(1 << 33))));
+    let bytes = adapter.unmap_read(map);
+    assert_eq!(&bytes[..16], &data[..16]);
+    assert!(
+        bytes[64..80].iter().all(|&b| b == 0),
+        "the piece after the fault"
+    );
 }
 
 #[test]

@@ -310,11 +310,11 @@ impl Hal {
         self.piece_starts = starts;
     }
 
-    /// How many visible ranges cover page `page` whole (the bus's fast path,
-    /// `bus::one_page_run`).
+    /// How many visible ranges cover each page whole, by page number (the bus's fast path,
+    /// `bus::common_runs`).
     #[inline]
-    pub(crate) fn full_page_count(&self, page: u64) -> u32 {
-        self.full_pages.get(page)
+    pub(crate) const fn full_page_table(&self) -> &crate::pagetable::PageTable<u32> {
+        &self.full_pages
     }
 
     /// Whether `logical .. logical + len` lies in a range the driver mapped for a device.
