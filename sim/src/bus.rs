@@ -447,7 +447,7 @@ fn within_width(width: u32, logical: u64, len: usize) -> Result<(), Result<DmaFa
 }
 
 /// The host runs of the leading pieces of a burst on a platform without remapping that are
-/// the common case, pushed onto `hosts`: each within one page, within the device's address
+/// the common case, appended to `hosts`: each within one page, within the device's address
 /// width (`width` bits), on a page a mapped range covers whole (`full`, so not stray), with a
 /// frame (`frames`). Returns how many pieces it took; the first piece it did not take goes
 /// down the general path, which checks it in full (and reports what is wrong).

@@ -243,8 +243,8 @@ fn a_burst_writes_its_pieces_up_to_the_first_that_faults() {
 #[test]
 fn a_burst_goes_back_to_the_fast_path_after_a_piece_that_needs_the_full_checks() {
     // Under `coherent` a piece within one page that a mapping covers whole takes the bus's
-    // fast path; a piece on a page mapped only in part, or across a page boundary, takes the
-    // full checks, and the pieces after it the fast path again. Every piece lands, in order.
+    // fast path; a piece on a page mapped only in part takes the full checks, and the pieces
+    // after it the fast path again. Every piece lands, in order.
     let (m, att, bus) = machine(Profile::COHERENT, 64);
     let _cpu = m.enter();
     let adapter = testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter");
