@@ -306,16 +306,23 @@ fn bench_command(args: &[String]) -> ExitCode {
     }
 }
 
+/// Whether the arguments ask for the usage text: `help` as the command, or `--help` / `-h`
+/// anywhere (so that `rhca-lab bench --help` prints it instead of starting a minute of
+/// measurements).
+fn wants_help(args: &[String]) -> bool {
+    args.first().is_some_and(|a| a == "help") || args.iter().any(|a| a == "--help" || a == "-h")
+}
+
 /// Runs the command named by the arguments.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if wants_help(&args) {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match args.first().map(String::as_str) {
         Some("regs") => {
             print_regs();
-            ExitCode::SUCCESS
-        }
-        Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
             ExitCode::SUCCESS
         }
         Some("run") => {
@@ -361,7 +368,21 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::run_in;
+    use super::{run_in, wants_help};
+
+    #[test]
+    fn help_anywhere_asks_for_the_usage_not_the_command() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(wants_help(&args(&["help"])));
+        assert!(wants_help(&args(&["bench", "--help"])));
+        assert!(wants_help(&args(&["run", "-h"])));
+        assert!(!wants_help(&args(&["bench", "--quick"])));
+        assert!(
+            !wants_help(&args(&["scenario", "help"])),
+            "a scenario's name"
+        );
+        assert!(!wants_help(&args(&[])));
+    }
 
     #[test]
     fn a_scenario_process_that_dies_is_reported_not_fatal() {
