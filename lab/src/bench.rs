@@ -1617,6 +1617,25 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
             );
             Ok(())
         }
+        // The engine alone and its memcpy limit at other segment sizes (`engine:<KiB>`,
+        // `memcpy:<KiB>`): `n` segments of a 64-segment ring, as `stream:` below measures the
+        // driver's streams, so that the three can be compared at a ring that fits the caches.
+        _ if kind.starts_with("engine:") || kind.starts_with("memcpy:") => {
+            let seg = kind[7..]
+                .parse::<u32>()
+                .ok()
+                .filter(|k| (1..=64 * 1024).contains(k))
+                .map(|k| k * 1024)
+                .ok_or_else(|| format!("profile-ops {kind}: engine:<KiB> or memcpy:<KiB>"))?;
+            let (len, total) = (seg * 64, n * u64::from(seg));
+            let r = if kind.starts_with("engine:") {
+                engine_rate(seg, 64, total)
+            } else {
+                memcpy_same_movement(ENGINE_BURST.min(seg) as usize, len as usize, total)
+            };
+            eprintln!("{:.3} GB/s", r / GB);
+            Ok(())
+        }
         // Any stream figure, for a profiler (perf): `stream:<platform>:<strategy>:<KiB>`, `n`
         // segments of a 64-segment ring.
         _ if kind.starts_with("stream:") => {
