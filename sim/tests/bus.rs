@@ -405,3 +405,134 @@ fn a_devices_iotlb_misses_are_counted_per_page_it_moves_to_and_paid_outside_the_
     );
     adapter.unmap(map);
 }
+
+/// A coherent machine's device, and a user buffer of `pages` pages mapped for it to write.
+fn user_mapping(
+    pages: usize,
+) -> (
+    Machine,
+    Attached,
+    DeviceBus,
+    testkit::TestAdapter,
+    usize,
+    testkit::Mapping,
+) {
+    let (m, att, bus) = machine(Profile::COHERENT, 64);
+    let adapter = {
+        let _cpu = m.enter();
+        testkit::TestAdapter::new(&att, 64, 1 << 20).expect("adapter")
+    };
+    let va = m.alloc_user(pages * 4096);
+    let map = {
+        let _cpu = m.enter();
+        adapter
+            .map_user(va, u32::try_from(pages * 4096).unwrap(), true)
+            .expect("mapping")
+    };
+    (m, att, bus, adapter, va, map)
+}
+
+/// The bytes of user memory at `va`.
+fn user_bytes(m: &Machine, va: usize, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    m.cpu_read(va, &mut out).expect("user memory");
+    out
+}
+
+#[test]
+fn a_transaction_writes_its_bursts_in_order_and_stops_where_it_is_no_longer_wanted() {
+    // Four one-page bursts over a scattered buffer (each page its own S/G element).
+    let (m, att, bus, adapter, va, map) = user_mapping(4);
+    let _cpu = m.enter();
+    let data: Vec<Vec<u8>> = (1..=4u8).map(|k| vec![k; 4096]).collect();
+    let pieces: Vec<[(u64, usize); 1]> = (0..4u64)
+        .map(|k| [(logical_at(&map.elements, k * 4096), 4096)])
+        .collect();
+    let bursts: Vec<BurstData<'_>> = (0..4).map(|k| (&data[k][..], &pieces[k][..])).collect();
+    // Wanted for the first two bursts only: `live` is asked once before each.
+    let asked = std::cell::Cell::new(0);
+    let live = || {
+        asked.set(asked.get() + 1);
+        asked.get() <= 2
+    };
+    assert_eq!(bus.dma_write_bursts_if(&bursts, &live), Ok(2));
+    assert_eq!(asked.get(), 3, "asked before the first three bursts");
+    let bytes = user_bytes(&m, va, 4 * 4096);
+    assert!(bytes[..4096].iter().all(|&b| b == 1));
+    assert!(bytes[4096..8192].iter().all(|&b| b == 2));
+    assert!(
+        bytes[8192..].iter().all(|&b| b == 0),
+        "the bursts no longer wanted wrote nothing"
+    );
+    // Issued again, the last two land.
+    assert_eq!(bus.dma_write_bursts_if(&bursts[2..], &|| true), Ok(2));
+    let bytes = user_bytes(&m, va, 4 * 4096);
+    assert!(bytes[8192..12288].iter().all(|&b| b == 3));
+    assert!(bytes[12288..].iter().all(|&b| b == 4));
+    // A burst that needs the full checks ends the transaction before it, and is then checked
+    // as a transaction of its own: a piece with no memory behind it faults there.
+    let nowhere = [(0x10u64, 16usize)];
+    let mixed = [bursts[0], (&data[1][..16], &nowhere[..]), bursts[2]];
+    assert_eq!(bus.dma_write_bursts_if(&mixed, &|| true), Ok(1));
+    assert_eq!(
+        bus.dma_write_bursts_if(&mixed[1..], &|| true),
+        Err((0, 0, DmaFault::NoMemory(0x10)))
+    );
+    assert!(m.stray_dma(att.slot).iter().all(|s| s.0 == 0x10));
+    adapter.unmap(map);
+    // Put while this thread is inside the machine.
+    drop(adapter);
+}
+
+#[test]
+fn a_burst_after_an_unmap_is_issued_again_and_checked_as_if_it_came_alone() {
+    // Two mappings of one user buffer's halves: the first two bursts go to the first, the
+    // last two to the second, which the driver unmaps while the first burst is copied (the
+    // device's `live` runs then, without the machine's lock).
+    let (m, att, bus, adapter, va, first) = user_mapping(2);
+    let _cpu = m.enter();
+    let va2 = m.alloc_user(2 * 4096);
+    let second = adapter.map_user(va2, 2 * 4096, true).expect("mapping");
+    let data = [0xA5u8; 4096];
+    let pieces: Vec<[(u64, usize); 1]> = [&first, &first, &second, &second]
+        .iter()
+        .zip([0u64, 4096, 0, 4096])
+        .map(|(map, off)| [(logical_at(&map.elements, off), 4096)])
+        .collect();
+    let bursts: Vec<BurstData<'_>> = pieces.iter().map(|p| (&data[..], &p[..])).collect();
+    let second = std::cell::RefCell::new(Some(second));
+    let asked = std::cell::Cell::new(0);
+    let live = || {
+        asked.set(asked.get() + 1);
+        if asked.get() == 2
+            && let Some(map) = second.borrow_mut().take()
+        {
+            adapter.unmap(map);
+        }
+        true
+    };
+    // The unmap ends the transaction after its first burst: nothing the device translated
+    // before it is copied after it.
+    assert_eq!(bus.dma_write_bursts_if(&bursts, &live), Ok(1));
+    assert!(user_bytes(&m, va + 4096, 4096).iter().all(|&b| b == 0));
+    assert!(m.stray_dma(att.slot).is_empty());
+    // Issued again, every burst is checked anew: the two to the unmapped half are stray DMA
+    // (written, since nothing remaps the device's addresses under `coherent`), each a
+    // transaction of its own since it needs the full checks.
+    let mut issued = vec![];
+    let mut from = 1;
+    while from < bursts.len() {
+        let n = bus
+            .dma_write_bursts_if(&bursts[from..], &|| true)
+            .expect("written");
+        assert!(n > 0, "a transaction writes its first burst");
+        issued.push(n);
+        from += n;
+    }
+    assert_eq!(issued, [1, 1, 1]);
+    let stray: Vec<u64> = m.stray_dma(att.slot).iter().map(|s| s.0).collect();
+    assert_eq!(stray, [pieces[2][0].0, pieces[3][0].0]);
+    assert!(user_bytes(&m, va, 2 * 4096).iter().all(|&b| b == 0xA5));
+    adapter.unmap(first);
+    drop(adapter);
+}
