@@ -125,9 +125,6 @@ struct State {
     bursts: Vec<Burst>,
     /// Counts resets and removals: a burst planned under an older epoch is not written.
     epoch: Arc<AtomicU64>,
-    /// Counts the STOPs (and quiesces) that came while a capture round was in flight: the
-    /// round's bursts after the one being written are not written (`engine::Burst`).
-    stops: Arc<AtomicU64>,
 }
 
 /// The RHCA device model, a [`PciFunction`] on a `wdk-sim` machine.
@@ -144,8 +141,6 @@ pub struct RhcaDevice {
     /// The state's `epoch`, read by the bus (under its lock) before it writes a burst planned
     /// in that epoch.
     epoch: Arc<AtomicU64>,
-    /// The state's `stops`, read before each burst of a round after its first.
-    stops: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RhcaDevice {
@@ -183,7 +178,6 @@ impl RhcaDevice {
         let engines = cfg.caps.stream_engines as usize;
         let fabric = Fabric::new(&cfg);
         let epoch = Arc::new(AtomicU64::new(0));
-        let stops = Arc::new(AtomicU64::new(0));
         Ok(Arc::new(Self {
             state: Mutex::new(State {
                 cfg,
@@ -214,13 +208,11 @@ impl RhcaDevice {
                 out: Vec::new(),
                 bursts: Vec::with_capacity(engines),
                 epoch: epoch.clone(),
-                stops: stops.clone(),
             }),
             bus: OnceLock::new(),
             wake: Condvar::new(),
             kicks: AtomicU64::new(0),
             epoch,
-            stops,
         }))
     }
 
@@ -328,11 +320,10 @@ impl RhcaDevice {
             // the bus reads the epoch with its lock held, which a driver freeing the buffer
             // after the reset also takes.
             for b in &mut bursts {
-                let (epoch, stops) = (b.epoch, b.stops);
-                let live = || self.epoch.load(Ordering::Acquire) == epoch;
-                let unstopped = || self.stops.load(Ordering::Acquire) == stops;
+                let planned = b.epoch;
+                let live = || self.epoch.load(Ordering::Acquire) == planned;
                 match self.bus.get() {
-                    Some(bus) => b.write(bus.as_ref(), &live, &unstopped),
+                    Some(bus) => b.write(bus.as_ref(), &live),
                     None => b.outcome = engine::BurstOutcome::Cancelled,
                 }
             }

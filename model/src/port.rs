@@ -8,7 +8,7 @@
 //! as the client maps it, interrupts through the client's eventfds). The device model is the
 //! same code on both.
 
-use wdk_sim::{BurstData, DeviceBus, DmaFault};
+use wdk_sim::{DeviceBus, DmaFault};
 
 /// The bus as the device sees it.
 pub trait HostPort: Send + Sync + std::fmt::Debug {
@@ -68,30 +68,6 @@ pub trait HostPort: Send + Sync + std::fmt::Debug {
         self.dma_write_pieces(data, pieces).map(|()| true)
     }
 
-    /// Writes consecutive bursts, each `(data, pieces)` as [`HostPort::dma_write_pieces_if`]
-    /// writes one, and returns how many were issued: fewer than all when `live()` turned false
-    /// before one, or the bus stopped before one of its own accord; the bursts not issued wrote
-    /// nothing, and the device issues them again. A bus that takes several bursts in one
-    /// transaction overrides it; the default issues them one by one.
-    ///
-    /// # Errors
-    /// The burst and the index of its piece that failed, and why; the bursts before it and
-    /// that burst's pieces before the piece were written.
-    fn dma_write_bursts_if(
-        &self,
-        bursts: &[BurstData<'_>],
-        live: &dyn Fn() -> bool,
-    ) -> Result<usize, (usize, usize, DmaFault)> {
-        for (k, &(data, pieces)) in bursts.iter().enumerate() {
-            match self.dma_write_pieces_if(data, pieces, live) {
-                Ok(true) => {}
-                Ok(false) => return Ok(k),
-                Err((piece, fault)) => return Err((k, piece, fault)),
-            }
-        }
-        Ok(bursts.len())
-    }
-
     /// Sends the MSI-X message of table entry `vector`; false when it could not be delivered
     /// (the device is gone, or bus mastering is off).
     fn signal_msi(&self, vector: u32) -> bool;
@@ -128,14 +104,6 @@ impl HostPort for DeviceBus {
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
         Self::dma_write_pieces_if(self, data, pieces, live)
-    }
-
-    fn dma_write_bursts_if(
-        &self,
-        bursts: &[BurstData<'_>],
-        live: &dyn Fn() -> bool,
-    ) -> Result<usize, (usize, usize, DmaFault)> {
-        Self::dma_write_bursts_if(self, bursts, live)
     }
 
     fn signal_msi(&self, vector: u32) -> bool {

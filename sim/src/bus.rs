@@ -370,10 +370,8 @@ impl Machine {
     /// Removes a device from the bus abruptly (surprise removal): its registers read all-ones,
     /// writes are dropped and it can no longer perform DMA.
     pub fn surprise_remove(&self, slot: usize) {
-        let mut st = self.0.lock();
-        if let Some(s) = st.bus.slots.get_mut(slot) {
+        if let Some(s) = self.0.lock().bus.slots.get_mut(slot) {
             s.present = false;
-            st.mem.cut_transactions();
         }
     }
 
@@ -416,10 +414,8 @@ impl Machine {
 
     /// Sets the device's bus-master enable bit (PCI command register).
     pub fn set_bus_master(&self, slot: usize, enabled: bool) {
-        let mut st = self.0.lock();
-        if let Some(s) = st.bus.slots.get_mut(slot) {
+        if let Some(s) = self.0.lock().bus.slots.get_mut(slot) {
             s.bus_master = enabled;
-            st.mem.cut_transactions();
         }
     }
 
@@ -501,19 +497,6 @@ fn common_runs(
     }
     hosts.truncate(base + taken);
     taken
-}
-
-/// One burst of [`DeviceBus::dma_write_bursts_if`]: its bytes and the `(device address,
-/// length)` pieces they go to, in order.
-pub type BurstData<'a> = (&'a [u8], &'a [(u64, usize)]);
-
-/// A transaction's runs ([`DeviceBus::dma_write_bursts_if`]), kept between transactions so
-/// that one allocates nothing.
-struct Runs {
-    /// Each run's host address and length, for the copy after the lock is released.
-    hosts: Vec<(usize, usize)>,
-    /// Where each burst's runs end in `hosts`.
-    ends: Vec<usize>,
 }
 
 /// The bytes a burst's `(address, length)` pieces cover.
@@ -849,165 +832,54 @@ impl DeviceBus {
         pieces: &[(u64, usize)],
         live: &dyn Fn() -> bool,
     ) -> Result<bool, (usize, DmaFault)> {
-        self.dma_write_bursts_if(&[(data, pieces)], live)
-            .map(|written| written == 1)
-            .map_err(|(_, piece, fault)| (piece, fault))
-    }
-
-    /// Writes consecutive bursts, each `(data, pieces)` as [`DeviceBus::dma_write_pieces_if`]
-    /// writes one, in order, and returns how many were issued: all of them, or fewer when
-    /// `live()` turned false before one, or when the bus stopped before one (below). The
-    /// bursts not issued wrote nothing, and a device issues them again (or not).
-    ///
-    /// `live` is called with the machine's lock held before the first burst and without it
-    /// before each later one; it must only read atomics.
-    ///
-    /// Why: a transaction takes the machine's lock once for its checks and translations, and
-    /// a stream's device took it once per 64 KiB burst, beside an application thread that takes
-    /// it for every request; a capture stream ran ~6 % faster with one transaction per 256 KiB
-    /// (60 interleaved runs). Where the copy needs the lock (cached pages) or each burst pays
-    /// its own IOTLB misses (DMA remapping), every burst is still a transaction of its own.
-    /// Otherwise the first burst is checked and translated as a transaction of one always is;
-    /// the later ones are taken while every piece of theirs passes the fast checks (whole pages
-    /// visible to the device, allocated, within its reach), and are copied only while nothing
-    /// they depend on has changed since (see `mem::InFlight`: a range unmapped, a region freed
-    /// where they write, a release, the slot leaving the bus or bus mastering turned off, a
-    /// bug check). A burst not taken or not copied is issued again with every check: each
-    /// burst is checked as if it were a transaction of its own that came when the first did.
-    ///
-    /// # Errors
-    /// The burst and the index of its piece that faulted, and the [`DmaFault`]; the bursts
-    /// before it and that burst's pieces before the piece were written.
-    ///
-    /// # Panics
-    /// When a burst's pieces' lengths do not add up to its data's (a device model's bug).
-    pub fn dma_write_bursts_if(
-        &self,
-        bursts: &[BurstData<'_>],
-        live: &dyn Fn() -> bool,
-    ) -> Result<usize, (usize, usize, DmaFault)> {
-        for (data, pieces) in bursts {
-            assert_eq!(
-                bytes_of(pieces),
-                data.len(),
-                "a burst's pieces cover its bytes exactly"
-            );
-        }
-        let m = self.machine().map_err(|f| (0, 0, f))?;
-        if !(m.config.profile.iommu || m.config.profile.noncoherent) {
-            return self.transaction(&m, bursts, live);
-        }
-        let mut written = 0;
-        for (k, burst) in bursts.iter().enumerate() {
-            match self.transaction(&m, std::slice::from_ref(burst), live) {
-                Ok(1) => written += 1,
-                Ok(_) => break,
-                Err((_, piece, fault)) => return Err((k, piece, fault)),
-            }
-        }
-        Ok(written)
-    }
-
-    /// One transaction of [`DeviceBus::dma_write_bursts_if`]: the bursts' checks and
-    /// translations with the lock held, their copies after it is released.
-    fn transaction(
-        &self,
-        m: &Arc<Inner>,
-        bursts: &[BurstData<'_>],
-        live: &dyn Fn() -> bool,
-    ) -> Result<usize, (usize, usize, DmaFault)> {
+        assert_eq!(
+            bytes_of(pieces),
+            data.len(),
+            "a burst's pieces cover its bytes exactly"
+        );
         thread_local! {
-            static RUNS: std::cell::RefCell<Runs> = const {
-                std::cell::RefCell::new(Runs {
-                    hosts: Vec::new(),
-                    ends: Vec::new(),
-                })
-            };
+            /// Each run's host address and length, for the copy after the lock is released.
+            static HOSTS: std::cell::RefCell<Vec<(usize, usize)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
         }
-        let Some(&(first_data, first_pieces)) = bursts.first() else {
-            return Ok(0);
-        };
-        RUNS.with_borrow_mut(|Runs { hosts, ends }| {
-            hosts.clear();
-            ends.clear();
+        let m = self.machine().map_err(|f| (0, f))?;
+        HOSTS.with_borrow_mut(|hosts| {
             let mut guard = m.lock();
             if !live() {
-                return Ok(0);
+                return Ok(false);
             }
             let st = &mut *guard;
-            // The slot's checks hold for the whole transaction: the lock is held across it,
-            // and a change to the slot ends it after the burst being copied (`InFlight`).
+            // The slot's checks hold for the whole burst: the lock is held across it.
             let (failed, upto, pin) = match self.slot_checks(st) {
                 Err(e) => (Some((0, e)), 0, None),
-                Ok(slot) if st.mem.writes_need_lock() => (
-                    self.write_burst_locked(st, m, slot, first_data, first_pieces),
-                    0,
-                    None,
-                ),
+                Ok(slot) if st.mem.writes_need_lock() => {
+                    (self.write_burst_locked(st, &m, slot, data, pieces), 0, None)
+                }
                 Ok(slot) => {
-                    let failed = self.resolve_burst(st, m, slot, first_pieces, hosts);
-                    ends.push(hosts.len());
-                    if failed.is_none() {
-                        let (full, frames) = (st.hal.full_page_table(), st.mem.frame_table());
-                        for &(_, pieces) in &bursts[1..] {
-                            let mark = hosts.len();
-                            if common_runs(full, frames, slot.0, pieces, hosts) < pieces.len() {
-                                // This burst needs the full checks: it is issued again.
-                                hosts.truncate(mark);
-                                break;
-                            }
-                            ends.push(hosts.len());
-                        }
-                    }
-                    let upto = failed.as_ref().map_or(first_pieces.len(), |f| f.0);
-                    let pin = if ends.len() > 1 {
-                        let first = hosts.iter().map(|r| r.0).min().unwrap_or(0);
-                        let end = hosts.iter().map(|r| r.0 + r.1).max().unwrap_or(0);
-                        st.mem.pin_span(first, end)
-                    } else {
-                        st.mem.pin()
-                    };
-                    (failed, upto, Some(pin))
+                    let failed = self.resolve_burst(st, &m, slot, pieces, hosts);
+                    let upto = failed.as_ref().map_or(pieces.len(), |f| f.0);
+                    (failed, upto, Some(st.mem.pin()))
                 }
             };
             drop(guard);
-            let mut written = usize::from(failed.is_none());
             if let Some(pin) = pin {
                 // SAFETY: `hosts` was resolved with the lock held that took `pin`, which is
-                // held until the copies return (and `m` keeps the machine alive); the first
-                // burst's runs cover exactly the bytes of its pieces before `upto` (their
-                // translation made them so), and the pieces are the device's buffers, not
-                // simulated memory.
+                // held until the copy returns (and `m` keeps the machine alive); the runs
+                // cover exactly the bytes of the pieces before `upto` (their translation made
+                // them so), and the pieces are the device's buffers, not simulated memory.
                 unsafe {
-                    crate::mem::copy_to_runs(
-                        &hosts[..ends[0]],
-                        &first_data[..bytes_of(&first_pieces[..upto])],
-                        &pin,
-                    );
+                    crate::mem::copy_to_runs(hosts, &data[..bytes_of(&pieces[..upto])], &pin);
                 };
-                for (k, run) in ends.windows(2).enumerate() {
-                    if !live() || !pin.uncut() {
-                        break;
-                    }
-                    // SAFETY: as above; burst `k + 1`'s runs cover exactly its bytes (every
-                    // piece was taken), and nothing they depend on has changed since they were
-                    // resolved (`uncut`): a copy a change overtakes lands as one begun before
-                    // it, in pages the pin keeps.
-                    unsafe {
-                        crate::mem::copy_to_runs(&hosts[run[0]..run[1]], bursts[k + 1].0, &pin);
-                    };
-                    written += 1;
-                }
             }
             // The burst's IOTLB misses stall the device (this thread), outside the lock.
             crate::hal::iommu_pay();
             match failed {
-                None => Ok(written),
-                Some((i, Ok(f))) => Err((0, i, f)),
+                None => Ok(true),
+                Some((i, Ok(f))) => Err((i, f)),
                 Some((i, Err(fault))) => {
                     let p2 = fault.params[2];
                     m.record(fault);
-                    Err((0, i, DmaFault::IommuFault(p2)))
+                    Err((i, DmaFault::IommuFault(p2)))
                 }
             }
         })
@@ -1090,12 +962,10 @@ impl DeviceBus {
     /// Removes the device from the bus, as a hot-unplug would (used by fault injection): its
     /// registers read all-ones, writes are dropped, DMA and interrupts stop.
     pub fn surprise_remove(&self) {
-        if let Some(m) = self.machine.upgrade() {
-            let mut st = m.lock();
-            if let Some(s) = st.bus.slots.get_mut(self.slot) {
-                s.present = false;
-                st.mem.cut_transactions();
-            }
+        if let Some(m) = self.machine.upgrade()
+            && let Some(s) = m.lock().bus.slots.get_mut(self.slot)
+        {
+            s.present = false;
         }
     }
 

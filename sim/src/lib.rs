@@ -69,7 +69,7 @@ pub mod wdf;
 
 pub use bugcheck::BugCheck;
 pub use bus::{
-    Attached, BurstData, DeviceBus, DmaFault, Interrupt, InterruptSink, PciFunction, PciIdentity,
+    Attached, DeviceBus, DmaFault, Interrupt, InterruptSink, PciFunction, PciIdentity,
     read_register_ulong, stepped_by_caller, write_register_ulong,
 };
 pub use hal::{AdapterReport, DmaCounters, IommuCost, IommuStats};

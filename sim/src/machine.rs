@@ -233,9 +233,6 @@ pub(crate) struct Inner {
     pub(crate) rust_heap: Arc<crate::heap::HeapLive>,
     /// This machine among the live ones (how much its threads spin depends on it).
     _live: crate::spin::LiveMachine,
-    /// Shared with device bursts in flight: a bug check ends their transactions' later
-    /// bursts ([`crate::mem::InFlight`]).
-    in_flight: Arc<crate::mem::InFlight>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -264,16 +261,12 @@ impl Inner {
 
     /// Records a bug check (the first one stops the machine; later ones are ignored).
     pub(crate) fn record(&self, b: BugCheck) {
-        let first = {
-            let mut h = self
-                .halted
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            h.is_none().then(|| *h = Some(b)).is_some()
-        };
-        if first {
-            // A stopped machine takes no more DMA: not a transaction's later bursts either.
-            self.in_flight.cut();
+        let mut h = self
+            .halted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if h.is_none() {
+            *h = Some(b);
         }
     }
 }
@@ -436,12 +429,10 @@ impl Machine {
     #[must_use]
     pub fn new(config: Config) -> Self {
         let rust_heap = Arc::new(crate::heap::HeapLive::default());
-        let mem = crate::mem::Memory::new(&config);
-        let in_flight = mem.in_flight();
         let state = State {
             rust_heap: rust_heap.clone(),
-            hal: crate::hal::Hal::new(&config, in_flight.clone()),
-            mem,
+            mem: crate::mem::Memory::new(&config),
+            hal: crate::hal::Hal::new(&config),
             bus: crate::bus::Bus::default(),
             wdf: crate::wdf::WdfState::default(),
             faults: KernelFaults::default(),
@@ -455,7 +446,6 @@ impl Machine {
             dispatch_allocations: std::sync::atomic::AtomicU64::new(0),
             rust_heap,
             _live: crate::spin::LiveMachine::new(),
-            in_flight,
         }))
     }
 

@@ -25,7 +25,7 @@ use crate::fasthash::{FastMap, FastSet};
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::machine::Config;
 
@@ -259,64 +259,21 @@ pub(crate) struct Memory {
     /// The host page of each run of the write in progress ([`Memory::write_runs`]), kept so
     /// that a device write allocates nothing and looks each frame up once.
     hosts: Vec<usize>,
-    /// Device bursts copying outside the machine's lock ([`DmaPin`]), and the count that ends
-    /// a transaction of several bursts early ([`InFlight`]).
-    in_flight: Arc<InFlight>,
-    /// The host addresses (first, end) that every transaction holding a pin writes within: a
-    /// superset, grown under the lock as transactions start and reset when none is left, so a
-    /// free that overlaps it may meet a transaction's later bursts ([`Memory::free_region`]).
-    in_flight_span: (usize, usize),
+    /// Device bursts copying outside the machine's lock ([`DmaPin`]).
+    pins: Arc<AtomicU32>,
     /// Host regions (base, pages) freed while a burst was copying: released once none is.
     deferred: Vec<(usize, usize)>,
-}
-
-/// What device bursts copying outside the machine's lock share with the machine: how many
-/// are copying, and a count of the changes that end a transaction of several bursts early.
-///
-/// A transaction is translated and checked under the lock, all its bursts at once, and copied
-/// after it is released. Its first burst is what a transaction of one burst always was. Its
-/// later bursts are copied only while the count has not moved since the translation: every
-/// change that could make a check or a translation of a later burst come out otherwise moves
-/// it (a range that stops being visible to devices, a region freed where a transaction
-/// writes, a release that settles copies, a slot that leaves or stops bus mastering, a bug
-/// check), with the lock held. The copier reads it between bursts and stops; the bursts it did
-/// not copy are issued again, each checked under the lock, as if the change had come between
-/// transactions of one burst.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    pins: AtomicU32,
-    cut: AtomicU64,
-}
-
-impl InFlight {
-    /// Ends every transaction's later bursts (called with the machine's lock held).
-    pub(crate) fn cut(&self) {
-        // Release: a copier that reads the new count also sees the change made before it.
-        self.cut.fetch_add(1, Ordering::Release);
-    }
 }
 
 /// A device burst copying into host pages outside the machine's lock: while any pin is alive,
 /// freed regions keep their host pages ([`Memory::free_region`]). Dropping it ends the copy.
 #[derive(Debug)]
-pub(crate) struct DmaPin {
-    in_flight: Arc<InFlight>,
-    /// The cut count when the transaction was translated.
-    cut: u64,
-}
-
-impl DmaPin {
-    /// Whether nothing has changed since the transaction was translated that its later bursts
-    /// depend on ([`InFlight`]).
-    pub(crate) fn uncut(&self) -> bool {
-        self.in_flight.cut.load(Ordering::Acquire) == self.cut
-    }
-}
+pub(crate) struct DmaPin(Arc<AtomicU32>);
 
 impl Drop for DmaPin {
     fn drop(&mut self) {
         // Release: the copy's writes happen before a free that sees the count drop.
-        self.in_flight.pins.fetch_sub(1, Ordering::Release);
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -399,8 +356,7 @@ impl Memory {
             spare_pages: Vec::new(),
             spare_pairs: Vec::new(),
             hosts: Vec::new(),
-            in_flight: Arc::default(),
-            in_flight_span: (0, 0),
+            pins: Arc::new(AtomicU32::new(0)),
             deferred: Vec::new(),
         }
     }
@@ -511,13 +467,7 @@ impl Memory {
             self.va_pages.remove(&(r.base / PAGE + i));
             self.free_frame(pfn);
         }
-        if self.in_flight.pins.load(Ordering::Acquire) > 0 {
-            let (first, end) = self.in_flight_span;
-            if r.base < end && first < r.base + r.pages * PAGE {
-                // A transaction's later bursts may be meant for these pages: they are issued
-                // again, and find them gone.
-                self.in_flight.cut();
-            }
+        if self.pins.load(Ordering::Acquire) > 0 {
             // A burst may still be copying into these pages: keep them until none is.
             self.deferred.push((r.base, r.pages));
         } else {
@@ -529,7 +479,7 @@ impl Memory {
 
     /// Returns the host pages of freed regions once no burst is copying ([`DmaPin`]).
     fn reclaim_deferred(&mut self) {
-        if !self.deferred.is_empty() && self.in_flight.pins.load(Ordering::Acquire) == 0 {
+        if !self.deferred.is_empty() && self.pins.load(Ordering::Acquire) == 0 {
             // Popped, so the list keeps its buffer: nothing is allocated per free.
             while let Some((base, pages)) = self.deferred.pop() {
                 self.release_host(base, pages);
@@ -559,48 +509,16 @@ impl Memory {
     /// after the release and read as DMA after it (or be missing from the copy back). No new
     /// burst can start meanwhile (each takes its pin under the lock), and a copy needs no lock
     /// to finish, so the wait is short and cannot deadlock.
-    /// Transactions of several bursts stop after the burst they are copying.
     pub(crate) fn settle_copies(&self) {
-        if self.in_flight.pins.load(Ordering::Acquire) > 0 {
-            self.in_flight.cut();
-        }
-        while self.in_flight.pins.load(Ordering::Acquire) > 0 {
+        while self.pins.load(Ordering::Acquire) > 0 {
             std::thread::yield_now();
         }
     }
 
     pub(crate) fn pin(&self) -> DmaPin {
         // Taken with the lock held; a free sees it under the same lock.
-        self.in_flight.pins.fetch_add(1, Ordering::Relaxed);
-        DmaPin {
-            in_flight: self.in_flight.clone(),
-            cut: self.in_flight.cut.load(Ordering::Relaxed),
-        }
-    }
-
-    /// [`Memory::pin`] for a transaction whose runs lie within host addresses `first .. end`
-    /// (its later bursts are cut short by a free there).
-    pub(crate) fn pin_span(&mut self, first: usize, end: usize) -> DmaPin {
-        self.in_flight_span = if self.in_flight.pins.load(Ordering::Acquire) == 0 {
-            (first, end)
-        } else {
-            (
-                self.in_flight_span.0.min(first),
-                self.in_flight_span.1.max(end),
-            )
-        };
-        self.pin()
-    }
-
-    /// The record shared with the bursts in flight, for the parts of the machine whose changes
-    /// end a transaction's later bursts ([`InFlight`]).
-    pub(crate) fn in_flight(&self) -> Arc<InFlight> {
-        self.in_flight.clone()
-    }
-
-    /// Ends the later bursts of every transaction in flight ([`InFlight`]).
-    pub(crate) fn cut_transactions(&self) {
-        self.in_flight.cut();
+        self.pins.fetch_add(1, Ordering::Relaxed);
+        DmaPin(self.pins.clone())
     }
 
     /// Whether device writes must be copied with the machine's lock held: on a platform with
@@ -1058,31 +976,6 @@ mod tests {
         assert_eq!(b, [0xAB; 8], "the copy landed before the settle returned");
         copier.join().unwrap();
         m.settle_copies();
-    }
-
-    #[test]
-    fn a_transaction_is_cut_by_a_free_where_it_writes_and_not_elsewhere() {
-        let mut m = Memory::new(&Config::default());
-        let ring = m.alloc_region(4, Kind::User, Zone::General, false).unwrap();
-        let other = m.alloc_region(1, Kind::Pool, Zone::General, false).unwrap();
-        let later = m.alloc_region(1, Kind::Pool, Zone::General, false).unwrap();
-        // A transaction writing the ring's middle two pages.
-        let pin = m.pin_span(ring + PAGE, ring + 3 * PAGE);
-        assert!(pin.uncut());
-        m.free_region(other);
-        assert!(pin.uncut(), "a free elsewhere leaves the transaction whole");
-        m.free_region(ring);
-        assert!(!pin.uncut(), "a free where it writes ends its later bursts");
-        drop(pin);
-        // With no transaction in flight, the span starts afresh.
-        let pin = m.pin_span(later, later + PAGE);
-        let spare = m.alloc_region(4, Kind::User, Zone::General, false).unwrap();
-        m.free_region(spare);
-        assert!(pin.uncut(), "the span is the live transaction's alone");
-        m.free_region(later);
-        assert!(!pin.uncut());
-        drop(pin);
-        m.reclaim_deferred();
     }
 
     #[test]

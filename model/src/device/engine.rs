@@ -16,14 +16,6 @@ use super::STREAM_BURST as BURST;
 /// Most scatter/gather pieces one burst writes as one bus transaction: a 64 KiB burst over 4 KiB
 /// pages that are not page-aligned touches 17.
 const MAX_PIECES: usize = 32;
-/// Most bursts an engine plans in one service round (within one segment), handed to the bus
-/// together ([`Burst::write`]): the bus may take them in one transaction, and the device's
-/// round, its locks and its commit are paid once for them. Each is still a burst of its own:
-/// a STOP takes effect at the next burst boundary, and the bus checks each as if it came
-/// alone.
-const ROUND_BURSTS: u32 = 4;
-/// The bus bursts one call to the bus hands over ([`Burst::write`]).
-const CALL_BURSTS: usize = 8;
 
 /// One stream engine's registers and state.
 #[derive(Debug, Default)]
@@ -60,10 +52,8 @@ pub(super) struct Engine {
     tokens: u64,
     last_refill: Option<Instant>,
     scratch: Scratch,
-    /// The current capture round's pieces, in order: (device address, bytes).
+    /// The current capture burst's pieces, in the burst's order: (device address, bytes).
     pieces: Vec<(u64, usize)>,
-    /// Where each burst of the current capture round ends ([`Burst`]).
-    ends: Vec<(usize, usize)>,
     /// Benchmark data: the scratch holds the fixed capture bytes.
     bench_filled: bool,
     /// A capture burst is being written without the device's lock ([`Burst`]): the engine
@@ -139,28 +129,15 @@ impl std::ops::DerefMut for Scratch {
 /// A reset between the plan and the write cancels it: the bus asks, under its lock, whether
 /// the device's epoch is still the plan's (`RhcaDevice::service`), so a buffer the driver frees
 /// after writing `CTRL.RESET` is never written.
-///
-/// A round's plan holds up to [`ROUND_BURSTS`] bursts of one segment (`ends`), written in
-/// order; a STOP that comes meanwhile lets the burst being written finish and cancels the rest
-/// (`stops`), and the commit moves the engine on by the bytes written.
 #[derive(Debug)]
 pub(super) struct Burst {
     pub(super) n: usize,
     pub(super) epoch: u64,
-    /// The device's count of STOPs when the round was planned.
-    pub(super) stops: u64,
     seq: u64,
     pos: u32,
     len: u32,
     pub(super) scratch: Scratch,
-    /// Benchmark data: every burst's bytes are the scratch's first ones.
-    shared_data: bool,
     pub(super) pieces: Vec<(u64, usize)>,
-    /// Where each burst ends: its last piece's index plus one, and its last byte's offset in
-    /// the round plus one.
-    ends: Vec<(usize, usize)>,
-    /// Bytes of the round written, from its start.
-    written: u32,
     pub(super) outcome: BurstOutcome,
 }
 
@@ -178,68 +155,25 @@ pub(super) enum BurstOutcome {
 }
 
 impl Burst {
-    /// Writes the round's bursts through `bus`, each cut into bus bursts of at most
-    /// [`MAX_PIECES`] pieces and handed over [`CALL_BURSTS`] at a time, while `live()` holds
-    /// (no reset since the plan) and, before each burst after the first, `unstopped()` (no
-    /// STOP since): the first burst was planned before any STOP that comes now, and a STOP
-    /// takes effect at its end. Called without the device's lock. `written` says how far it
-    /// got; a round the bus stopped early (it may, see `HostPort::dma_write_bursts_if`) is
-    /// simply shorter, and the next round goes on from there.
-    pub(super) fn write(
-        &mut self,
-        bus: &dyn crate::port::HostPort,
-        live: &dyn Fn() -> bool,
-        unstopped: &dyn Fn() -> bool,
-    ) {
+    /// Writes the burst's pieces through `bus` in transactions of at most [`MAX_PIECES`]
+    /// pieces, each issued only while `live()` holds. Called without the device's lock.
+    pub(super) fn write(&mut self, bus: &dyn crate::port::HostPort, live: &dyn Fn() -> bool) {
         self.outcome = BurstOutcome::Written;
-        self.written = 0;
-        let mut call: [wdk_sim::BurstData<'_>; CALL_BURSTS] = [(&[], &[]); CALL_BURSTS];
-        // Whether each bus burst of the call begins one of the round's bursts.
-        let mut begins = [false; CALL_BURSTS];
-        let mut n = 0;
-        let (mut piece, mut byte) = (0usize, 0usize);
-        for (k, &(piece_end, byte_end)) in self.ends.iter().enumerate() {
-            let data = if self.shared_data {
-                &self.scratch[..byte_end - byte]
-            } else {
-                &self.scratch[byte..byte_end]
-            };
-            let mut at = 0;
-            for (g, group) in self.pieces[piece..piece_end].chunks(MAX_PIECES).enumerate() {
-                let bytes: usize = group.iter().map(|p| p.1).sum();
-                call[n] = (&data[at..at + bytes], group);
-                begins[n] = g == 0 && k > 0;
-                n += 1;
-                at += bytes;
-                let last = k + 1 == self.ends.len() && at == data.len();
-                if n == CALL_BURSTS || last {
-                    // Called once before each bus burst, in order (the port's contract).
-                    let next = std::cell::Cell::new(0);
-                    let go_on = || {
-                        let i = next.replace(next.get() + 1);
-                        live() && (!begins[i] || unstopped())
-                    };
-                    let done = bus.dma_write_bursts_if(&call[..n], &go_on);
-                    let taken = match done {
-                        Ok(taken) | Err((taken, _, _)) => taken,
-                    };
-                    let moved: usize = call[..taken].iter().map(|b| b.0.len()).sum();
-                    // CAST: a round is at most a segment, which is below 4 GiB.
-                    self.written += moved as u32;
-                    if let Err((i, p, _)) = done {
-                        self.outcome = BurstOutcome::Fault(call[i].1[p].0);
-                        return;
-                    }
-                    if taken < n {
-                        if self.written == 0 {
-                            self.outcome = BurstOutcome::Cancelled;
-                        }
-                        return;
-                    }
-                    n = 0;
+        let mut at = 0usize;
+        for group in self.pieces.chunks(MAX_PIECES) {
+            let bytes: usize = group.iter().map(|p| p.1).sum();
+            match bus.dma_write_pieces_if(&self.scratch[at..at + bytes], group, live) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.outcome = BurstOutcome::Cancelled;
+                    return;
+                }
+                Err((i, _)) => {
+                    self.outcome = BurstOutcome::Fault(group[i].0);
+                    return;
                 }
             }
-            (piece, byte) = (piece_end, byte_end);
+            at += bytes;
         }
     }
 }
@@ -259,42 +193,6 @@ fn piece_at(table: &[(u64, u32, u64)], hint: usize, start: u64) -> usize {
         hint + 1
     } else {
         table.partition_point(|&(_, l, off)| off + u64::from(l) <= start)
-    }
-}
-
-/// Cuts a capture round's `pieces` (in order) into bursts of at most `burst` bytes, splitting
-/// a piece that crosses a burst boundary in two; `ends` gets each burst's end (its last piece's
-/// index plus one, its last byte's offset plus one). Every burst but the last is `burst` bytes,
-/// so a STOP between bursts leaves the segment moved up to a burst boundary.
-fn cut_into_bursts(pieces: &mut Vec<(u64, usize)>, ends: &mut Vec<(usize, usize)>, burst: usize) {
-    ends.clear();
-    let (mut i, mut at) = (0, 0);
-    loop {
-        let limit = at + burst;
-        // The piece that reaches the next boundary, if one does: the pieces before it lie
-        // whole in the burst (one addition and one compare each: a round over a scattered
-        // buffer is 64 pieces).
-        let mut reach = at;
-        let Some(k) = pieces[i..].iter().position(|p| {
-            reach += p.1;
-            reach >= limit
-        }) else {
-            if reach > at {
-                ends.push((pieces.len(), reach));
-            }
-            return;
-        };
-        let j = i + k;
-        if reach > limit {
-            // The piece crosses the boundary: its tail begins the next burst.
-            let (addr, len) = pieces[j];
-            let tail = reach - limit;
-            pieces[j] = (addr, len - tail);
-            // A piece is at most a segment long (below 4 GiB): the cut address fits.
-            pieces.insert(j + 1, (addr + (len - tail) as u64, tail));
-        }
-        ends.push((j + 1, limit));
-        (i, at) = (j + 1, limit);
     }
 }
 
@@ -468,10 +366,9 @@ impl State {
     /// segment, acknowledge.
     pub(super) fn stop_engine(&mut self, n: usize, ack: bool) {
         if self.se[n].in_flight {
-            // The burst being written ends first (STOP takes effect at a burst boundary), and
-            // the round's bursts after it are not written (`Burst::write`); `commit_burst`
-            // stops the engine then. An acknowledgement asked for by either request is given.
-            self.stops.fetch_add(1, Ordering::Release);
+            // The burst being written ends first (STOP takes effect at a burst boundary);
+            // `commit_burst` stops the engine then. An acknowledgement asked for by either
+            // request is given.
             let e = &mut self.se[n];
             e.stop_pending = Some(ack || e.stop_pending.unwrap_or(false));
             return;
@@ -520,16 +417,10 @@ impl State {
             self.se[n].last_refill = None;
             return false;
         }
-        // A capture plans a round of bursts, written after the round without the device's
-        // lock ([`Burst`]); a playback reads one burst a round, with the lock held.
-        let limit = if cfg.direction == Direction::Capture {
-            BURST * ROUND_BURSTS
-        } else {
-            BURST
-        };
         let mut allowance = match self.cfg.stream_rate {
-            // One round's worth: the queues get their turn between rounds.
-            None => u64::from(limit),
+            // One burst per service round: the queues get their turn between bursts (and a
+            // capture burst is written after the round, without the device's lock).
+            None => u64::from(BURST),
             Some(rate) => {
                 let now = Instant::now();
                 let e = &mut self.se[n];
@@ -550,8 +441,8 @@ impl State {
             let e = &self.se[n];
             // The pattern is made of 8-byte words, so a throttled engine moves whole words.
             let chunk = (cfg.seg_size - e.pos)
-                .min(limit)
-                .min(allowance.min(u64::from(limit)) as u32)
+                .min(BURST)
+                .min(allowance.min(u64::from(BURST)) as u32)
                 & !7;
             if chunk == 0 {
                 break;
@@ -590,11 +481,8 @@ impl State {
         let seq = e.seq;
         let pos = e.pos;
         let mut scratch = std::mem::take(&mut e.scratch);
+        scratch.set_len(len as usize);
         let capture = cfg.direction == Direction::Capture;
-        // Benchmark data: one burst's bytes, the same for every burst (a round writes them
-        // once per burst), so that the source of the data movement is one burst long.
-        let shared_data = capture && self.cfg.bench_data;
-        scratch.set_len(if shared_data { len.min(BURST) } else { len } as usize);
         if capture && !self.cfg.bench_data {
             let _ = stream::fill_pattern(&mut scratch, seq, u64::from(pos));
         } else if capture && !self.se[n].bench_filled {
@@ -661,7 +549,17 @@ impl State {
             }
             self.se[n].table = table;
             if capture {
-                self.plan_round(n, (seq, pos, len), scratch, shared_data, pieces);
+                self.se[n].in_flight = true;
+                self.bursts.push(Burst {
+                    n,
+                    epoch: self.epoch.load(Ordering::Relaxed),
+                    seq,
+                    pos,
+                    len,
+                    scratch,
+                    pieces,
+                    outcome: BurstOutcome::Planned,
+                });
                 return Step::Planned;
             }
             self.se[n].pieces = pieces;
@@ -686,35 +584,6 @@ impl State {
         }
         self.advance(n, len);
         Step::Moved
-    }
-
-    /// Puts a capture round (segment `seq`, from byte `pos`, `len` bytes over `pieces`) in the
-    /// round's list, cut into bursts, to be written once the device's lock is released.
-    fn plan_round(
-        &mut self,
-        n: usize,
-        (seq, pos, len): (u64, u32, u32),
-        scratch: Scratch,
-        shared_data: bool,
-        mut pieces: Vec<(u64, usize)>,
-    ) {
-        let mut ends = std::mem::take(&mut self.se[n].ends);
-        cut_into_bursts(&mut pieces, &mut ends, BURST as usize);
-        self.se[n].in_flight = true;
-        self.bursts.push(Burst {
-            n,
-            epoch: self.epoch.load(Ordering::Relaxed),
-            stops: self.stops.load(Ordering::Relaxed),
-            seq,
-            pos,
-            len,
-            scratch,
-            shared_data,
-            pieces,
-            ends,
-            written: 0,
-            outcome: BurstOutcome::Planned,
-        });
     }
 
     /// The end of a burst: the engine's position moves on by `len` bytes.
@@ -755,12 +624,9 @@ impl State {
         e.in_flight = false;
         e.scratch = b.scratch;
         e.pieces = b.pieces;
-        e.ends = b.ends;
-        debug_assert!(b.written <= b.len, "a round writes at most its bytes");
         match b.outcome {
             BurstOutcome::Written => {
-                // The whole round, or its bursts up to where a STOP or the bus ended it.
-                self.advance(n, b.written);
+                self.advance(n, b.len);
                 if let Some(cfg) = self.se[n].config
                     && self.se[n].pos == cfg.seg_size
                 {
@@ -768,11 +634,7 @@ impl State {
                     self.finish_segment(n, RecordStatus::Ok, cfg.seg_size);
                 }
             }
-            BurstOutcome::Fault(addr) => {
-                // The bursts before the one that faulted were written.
-                self.advance(n, b.written);
-                self.stop_on_fault(n, true, b.seq, b.pos + b.written, addr);
-            }
+            BurstOutcome::Fault(addr) => self.stop_on_fault(n, true, b.seq, b.pos, addr),
             // The epoch changed (checked above), or the plan was never written: nothing moved.
             BurstOutcome::Cancelled | BurstOutcome::Planned => {}
         }
@@ -919,75 +781,5 @@ mod tests {
         s.set_len(BURST as usize + 16);
         assert_eq!(s.as_ptr().align_offset(Scratch::ALIGN), 0);
         assert_eq!((&s[..8], s.len()), (&[7; 8][..], BURST as usize + 16));
-    }
-
-    /// Each byte's device address, in order, of `pieces`.
-    fn addresses(pieces: &[(u64, usize)]) -> Vec<u64> {
-        pieces
-            .iter()
-            .flat_map(|&(a, n)| (a..a + n as u64).step_by(1))
-            .collect()
-    }
-
-    /// Checks a cut: the same bytes in the same order, every burst `burst` bytes but the last.
-    fn check_cut(original: &[(u64, usize)], burst: usize) -> Vec<(usize, usize)> {
-        let mut pieces = original.to_vec();
-        let mut ends = vec![(7, 7)];
-        cut_into_bursts(&mut pieces, &mut ends, burst);
-        assert_eq!(addresses(&pieces), addresses(original), "{original:?}");
-        let total: usize = original.iter().map(|p| p.1).sum();
-        let (mut piece, mut byte) = (0, 0);
-        for (k, &(piece_end, byte_end)) in ends.iter().enumerate() {
-            let bytes: usize = pieces[piece..piece_end].iter().map(|p| p.1).sum();
-            assert_eq!(bytes, byte_end - byte, "burst {k} of {original:?}");
-            if k + 1 < ends.len() {
-                assert_eq!(bytes, burst, "burst {k} of {original:?} is whole");
-            } else {
-                assert!(
-                    bytes > 0 && bytes <= burst,
-                    "the last burst of {original:?}"
-                );
-            }
-            (piece, byte) = (piece_end, byte_end);
-        }
-        assert_eq!((piece, byte), (pieces.len(), total), "{original:?}");
-        ends
-    }
-
-    #[test]
-    fn a_round_is_cut_into_whole_bursts_at_their_boundaries() {
-        // Scattered pages: the boundaries fall between pieces, nothing is split.
-        let pages: Vec<(u64, usize)> = (0..64u64).map(|i| ((i * 7 % 64) << 12, 4096)).collect();
-        let ends = check_cut(&pages, 1 << 20);
-        assert_eq!(ends.len(), 1, "a burst larger than the round");
-        let pages: Vec<(u64, usize)> = (0..16u64).map(|i| ((i * 5 % 16) << 12, 4096)).collect();
-        let ends = check_cut(&pages, 16 * 1024);
-        assert_eq!(ends, [(4, 16384), (8, 32768), (12, 49152), (16, 65536)]);
-        // One contiguous piece (a common buffer): cut in four.
-        let ends = check_cut(&[(0x10_0000, 4 * 4096)], 4096);
-        assert_eq!(ends, [(1, 4096), (2, 8192), (3, 12288), (4, 16384)]);
-        // Pieces across boundaries, one ending on one, a short last burst.
-        check_cut(
-            &[
-                (0x1000, 3000),
-                (0x9000, 5000),
-                (0x20000, 192),
-                (0x30000, 8),
-                (0x40000, 9000),
-            ],
-            4096,
-        );
-        // Every mix of small lengths.
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        for _ in 0..200 {
-            let mut v = Vec::new();
-            for i in 0..=(seed % 9) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                v.push((i << 20, (seed % 300 + 1) as usize));
-            }
-            check_cut(&v, (seed % 97 + 8) as usize);
-        }
     }
 }

@@ -159,9 +159,6 @@ pub(crate) struct Hal {
     spare_lists: Vec<Box<[u64]>>,
     /// Piece vectors (the buffer's virtual pieces) of released mappings, for the same reason.
     spare_pieces: Vec<Vec<(usize, usize)>>,
-    /// Shared with device bursts in flight: a range that stops being visible ends their
-    /// transactions' later bursts ([`crate::mem::InFlight`]).
-    in_flight: std::sync::Arc<crate::mem::InFlight>,
 }
 
 /// Released element vectors and list storages the HAL keeps for reuse, at most, each.
@@ -182,10 +179,9 @@ impl Drop for Hal {
 
 impl Hal {
     /// The HAL of a machine configured with `config`.
-    pub(crate) fn new(config: &Config, in_flight: std::sync::Arc<crate::mem::InFlight>) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         let mut h = Self::default();
         h.iommu.cost = config.iommu_cost;
-        h.in_flight = in_flight;
         h
     }
 
@@ -400,8 +396,6 @@ impl Hal {
 
     /// Forgets the look-up shortcuts to the range `start, len`, which is no longer visible.
     fn unhint(&mut self, start: u64, len: u64) {
-        // A burst translated while the range was visible must not be followed by another.
-        self.in_flight.cut();
         self.count_full_pages(start, len, false);
         if self.last_visible == Some((start, len)) {
             self.last_visible = None;
