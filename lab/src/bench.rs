@@ -1583,6 +1583,14 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
             eprintln!("{:.3} GB/s", r / GB);
             Ok(())
         }
+        // Target 2's figure alone, as `bench` measures it: `n` repetitions of the persistent
+        // stream under `coherent`, each bracketed by the memcpy limit; prints each ratio.
+        "target2" => {
+            let f = target2_figure(usize::try_from(n).unwrap_or(1))?;
+            let ratios: Vec<String> = f.ratios.iter().map(|r| format!("{r:.3}")).collect();
+            eprintln!("median {:.3} of {}", f.ratio, ratios.join(" "));
+            Ok(())
+        }
         // The stream figures' baseline alone: `n` 256 KiB segments' worth of the same data
         // movement by memcpy.
         "memcpy" => {
@@ -1660,6 +1668,27 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         }
         _ => Err(format!("unknown profile-ops kind {kind}")),
     }
+}
+
+/// Target 2's figure as `bench` measures it, alone: `reps` repetitions of the persistent stream
+/// under `coherent` (256 KiB segments, the default size's bytes), each bracketed by the memcpy
+/// limit of the same data movement.
+fn target2_figure(reps: usize) -> Result<Figure, String> {
+    let (seg, segs) = (256 * 1024u32, 64u32);
+    let total = stream_total(Size::DEFAULT, seg, segs);
+    let base =
+        || Ok(memcpy_same_movement(ENGINE_BURST as usize, (seg * segs) as usize, total) / GB);
+    let pairs = paired(reps, base, || {
+        Ok(stream_rate(PLATFORMS[0], Strategy::PersistentSg, seg, segs, total)? / GB)
+    })?;
+    Ok(figure_paired(
+        "stream capture throughput (256 KiB segments)",
+        "coherent",
+        "persistent",
+        "GB/s",
+        pairs,
+        true,
+    ))
 }
 
 /// One callgrind run: instruction counts of a whole `profile-ops` process.
