@@ -1940,6 +1940,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_profile_kind_with_a_bad_segment_size_is_refused_with_its_form() {
+        for kind in [
+            "engine:x",
+            "engine:0",
+            "memcpy:",
+            "memcpy:65537",
+            "engine:-4",
+        ] {
+            let e = profile_ops(kind, 1).expect_err(kind);
+            assert!(e.contains("engine:<KiB> or memcpy:<KiB>"), "{kind}: {e}");
+        }
+        // A good one runs: 8 segments of 4 KiB by memcpy.
+        assert_eq!(profile_ops("memcpy:4", 8), Ok(()));
+    }
+
+    #[test]
     fn only_the_drivers_calls_into_rhca_hw_count() {
         let tree = "\
    100 ( 1.00%)  < ???:rhca::hca::rings::WorkQueue::post (4x) [x]
