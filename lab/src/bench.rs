@@ -858,6 +858,27 @@ fn stream_total(size: Size, seg: u32, segs: u32) -> u64 {
         .max(MIN_LAPS * u64::from(seg) * u64::from(segs))
 }
 
+/// One stream figure of [`streams`]: `size.reps` repetitions of strategy `s` on platform `p`
+/// (256 KiB segments, a 16 MiB ring), each bracketed by the memcpy limit of the same data
+/// movement.
+fn stream_figure(p: Platform, s: Strategy, size: Size) -> Result<Figure, String> {
+    let (seg, segs) = (256 * 1024u32, 64u32);
+    let total = stream_total(size, seg, segs);
+    let base =
+        || Ok(memcpy_same_movement(ENGINE_BURST as usize, (seg * segs) as usize, total) / GB);
+    let pairs = paired(size.reps, base, || {
+        Ok(stream_rate(p, s, seg, segs, total)? / GB)
+    })?;
+    Ok(figure_paired(
+        "stream capture throughput (256 KiB segments)",
+        p.name,
+        strategy_name(s),
+        "GB/s",
+        pairs,
+        true,
+    ))
+}
+
 fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
     let (seg, segs) = (256 * 1024u32, 64u32);
     let total = stream_total(size, seg, segs);
@@ -879,17 +900,7 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
                 continue;
             }
             pr.say(&format!("stream: {} / {}", p.name, strategy_name(s)));
-            let pairs = paired(size.reps, base, || {
-                Ok(stream_rate(p, s, seg, segs, total)? / GB)
-            })?;
-            figs.push(figure_paired(
-                "stream capture throughput (256 KiB segments)",
-                p.name,
-                strategy_name(s),
-                "GB/s",
-                pairs,
-                true,
-            ));
+            figs.push(stream_figure(p, s, size)?);
         }
     }
     // Persistent streams on platforms `a` and `b`, side by side: one repetition.
@@ -1586,7 +1597,12 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         // Target 2's figure alone, as `bench` measures it: `n` repetitions of the persistent
         // stream under `coherent`, each bracketed by the memcpy limit; prints each ratio.
         "target2" => {
-            let f = target2_figure(usize::try_from(n).unwrap_or(1))?;
+            let reps = usize::try_from(n).unwrap_or(1);
+            let size = Size {
+                reps,
+                ..Size::DEFAULT
+            };
+            let f = stream_figure(PLATFORMS[0], Strategy::PersistentSg, size)?;
             let ratios: Vec<String> = f.ratios.iter().map(|r| format!("{r:.3}")).collect();
             eprintln!("median {:.3} of {}", f.ratio, ratios.join(" "));
             Ok(())
@@ -1632,7 +1648,8 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
             let seg = kind[7..]
                 .parse::<u32>()
                 .ok()
-                .filter(|k| (1..=64 * 1024).contains(k))
+                // At most 16 MiB, so that the ring's 64 segments stay within a `u32`.
+                .filter(|k| (1..=16 * 1024).contains(k))
                 .map(|k| k * 1024)
                 .ok_or_else(|| format!("profile-ops {kind}: engine:<KiB> or memcpy:<KiB>"))?;
             let (len, total) = (seg * 64, n * u64::from(seg));
@@ -1668,27 +1685,6 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
         }
         _ => Err(format!("unknown profile-ops kind {kind}")),
     }
-}
-
-/// Target 2's figure as `bench` measures it, alone: `reps` repetitions of the persistent stream
-/// under `coherent` (256 KiB segments, the default size's bytes), each bracketed by the memcpy
-/// limit of the same data movement.
-fn target2_figure(reps: usize) -> Result<Figure, String> {
-    let (seg, segs) = (256 * 1024u32, 64u32);
-    let total = stream_total(Size::DEFAULT, seg, segs);
-    let base =
-        || Ok(memcpy_same_movement(ENGINE_BURST as usize, (seg * segs) as usize, total) / GB);
-    let pairs = paired(reps, base, || {
-        Ok(stream_rate(PLATFORMS[0], Strategy::PersistentSg, seg, segs, total)? / GB)
-    })?;
-    Ok(figure_paired(
-        "stream capture throughput (256 KiB segments)",
-        "coherent",
-        "persistent",
-        "GB/s",
-        pairs,
-        true,
-    ))
 }
 
 /// One callgrind run: instruction counts of a whole `profile-ops` process.
@@ -1945,7 +1941,7 @@ mod tests {
             "engine:x",
             "engine:0",
             "memcpy:",
-            "memcpy:65537",
+            "memcpy:16385",
             "engine:-4",
         ] {
             let e = profile_ops(kind, 1).expect_err(kind);
