@@ -842,9 +842,6 @@ fn figure(
     }
 }
 
-/// Stream throughput per strategy × platform (256 KiB segments, a 16 MiB buffer), and the
-/// device model's engine alone, each repetition against the same data movement by `memcpy`
-/// ([`memcpy_same_movement`]) measured just before it.
 /// Laps of the ring a timed stream window covers at least. The device may be up to one ring
 /// ahead of the application when the window opens (it holds a credit for every segment after
 /// the warm-up lap), and those bytes count in the window without costing it time: over 16 laps
@@ -858,11 +855,41 @@ fn stream_total(size: Size, seg: u32, segs: u32) -> u64 {
         .max(MIN_LAPS * u64::from(seg) * u64::from(segs))
 }
 
+/// The stream table's segments: 256 KiB, 256 of them, a 64 MiB ring.
+///
+/// Why 64 MiB and not the 16 MiB the table had until the twelfth session: the host's L3 is
+/// 32 MiB, shared with other tenants, and a 16 MiB ring lies at its edge. Its memcpy limit ran
+/// at 19.9-34.4 GB/s across ten processes in one minute (the ring held in the L3 or not,
+/// depending on the neighbours), the same movement over 64 MiB at 16.6-17.6 GB/s; the stack's
+/// footprint is larger than the bare copy's, so at 16 MiB it fell out of the L3 while its
+/// baseline stayed in, and target 2 read 0.31-0.56 in such runs. A device's DMA writes go to
+/// memory, not into a core's caches, so the memory system, not the neighbours' cache use, is
+/// the ceiling worth measuring against. The 16 MiB figure stays in the report
+/// ([`L3_EDGE_SEGS`]), as information.
+const STREAM_SEG: u32 = 256 * 1024;
+/// See [`STREAM_SEG`].
+const STREAM_SEGS: u32 = 256;
+/// The informational 16 MiB ring (64 segments of [`STREAM_SEG`]), at the host's L3's edge.
+const L3_EDGE_SEGS: u32 = 64;
+/// The name of the stream table's figures (the targets find target 2's among them).
+const STREAM_TABLE: &str = "stream capture throughput (256 KiB segments, 64 MiB ring)";
+
 /// One stream figure of [`streams`]: `size.reps` repetitions of strategy `s` on platform `p`
-/// (256 KiB segments, a 16 MiB ring), each bracketed by the memcpy limit of the same data
+/// (256 KiB segments, a 64 MiB ring), each bracketed by the memcpy limit of the same data
 /// movement.
 fn stream_figure(p: Platform, s: Strategy, size: Size) -> Result<Figure, String> {
-    let (seg, segs) = (256 * 1024u32, 64u32);
+    stream_figure_on(p, s, size, STREAM_SEGS, STREAM_TABLE)
+}
+
+/// [`stream_figure`] on a ring of `segs` segments of [`STREAM_SEG`], named `name`.
+fn stream_figure_on(
+    p: Platform,
+    s: Strategy,
+    size: Size,
+    segs: u32,
+    name: &str,
+) -> Result<Figure, String> {
+    let seg = STREAM_SEG;
     let total = stream_total(size, seg, segs);
     let base =
         || Ok(memcpy_same_movement(ENGINE_BURST as usize, (seg * segs) as usize, total) / GB);
@@ -870,7 +897,7 @@ fn stream_figure(p: Platform, s: Strategy, size: Size) -> Result<Figure, String>
         Ok(stream_rate(p, s, seg, segs, total)? / GB)
     })?;
     Ok(figure_paired(
-        "stream capture throughput (256 KiB segments)",
+        name,
         p.name,
         strategy_name(s),
         "GB/s",
@@ -879,15 +906,19 @@ fn stream_figure(p: Platform, s: Strategy, size: Size) -> Result<Figure, String>
     ))
 }
 
+/// Stream throughput per strategy × platform (256 KiB segments, a 64 MiB ring), the device
+/// model's engine alone, and the persistent stream on a 16 MiB ring for information, each
+/// repetition bracketed by the same data movement by `memcpy` ([`memcpy_same_movement`]); then
+/// the persistent stream's pairs (coherent against iommu-strict, and the control).
 fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), String> {
-    let (seg, segs) = (256 * 1024u32, 64u32);
+    let (seg, segs) = (STREAM_SEG, STREAM_SEGS);
     let total = stream_total(size, seg, segs);
     let base =
         || Ok(memcpy_same_movement(ENGINE_BURST as usize, (seg * segs) as usize, total) / GB);
     pr.say("device model engine alone (no driver), against the same data movement by memcpy");
     let pairs = paired(size.reps, base, || Ok(engine_rate(seg, segs, total) / GB))?;
     figs.push(figure_paired(
-        "engine alone, no driver (256 KiB segments)",
+        "engine alone, no driver (256 KiB segments, 64 MiB ring)",
         "coherent",
         "raw",
         "GB/s",
@@ -903,7 +934,17 @@ fn streams(size: Size, pr: &Progress, figs: &mut Vec<Figure>) -> Result<(), Stri
             figs.push(stream_figure(p, s, size)?);
         }
     }
-    // Persistent streams on platforms `a` and `b`, side by side: one repetition.
+    pr.say("stream: coherent / persistent on a 16 MiB ring (informational: the L3's edge)");
+    figs.push(stream_figure_on(
+        PLATFORMS[0],
+        Strategy::PersistentSg,
+        size,
+        L3_EDGE_SEGS,
+        "informational: the same on a 16 MiB ring (the limit swings with the shared L3)",
+    )?);
+    // Persistent streams on platforms `a` and `b`, side by side: one repetition. These pairs
+    // compare the stack with itself on a 16 MiB ring: both sides see the same L3.
+    let (seg, segs) = (STREAM_SEG, L3_EDGE_SEGS);
     let persistent_pair = |a: Platform, b: Platform| {
         let on = |platform| StreamSide {
             platform,
@@ -1302,7 +1343,7 @@ fn find<'a>(figs: &'a [Figure], name: &str, profile: &str, strategy: &str) -> Op
 /// The targets (issue 17), evaluated on `figs`.
 #[must_use]
 pub fn targets(figs: &[Figure]) -> Vec<Target> {
-    let stream = "stream capture throughput";
+    let stream = STREAM_TABLE;
     // Both ratios from streams measured side by side ([`stream_pair`]); measured one after
     // the other, the 4 KiB ratio ranged from 1.1 to 3.5 across runs.
     let remap = find(figs, PAIR_PERSISTENT_REMAP, "iommu-strict", "persistent");
@@ -1435,7 +1476,7 @@ pub fn svg_strategies(figs: &[Figure]) -> String {
     let max = rows.iter().map(|f| f.ratio).fold(1.0f64, f64::max).max(1.0);
     let plot_h = h - bottom - top;
     let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{left}\" y=\"24\" font-size=\"15\">Stream capture throughput / single-core memcpy (256 KiB segments, median)</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"{left}\" y=\"24\" font-size=\"15\">Stream capture throughput / single-core memcpy (256 KiB segments, 64 MiB ring, median)</text>\n"
     );
     let profiles: Vec<&str> = PLATFORMS.iter().map(|p| p.name).collect();
     let group_w = (w - left - 20.0) / profiles.len() as f64;
@@ -1997,20 +2038,8 @@ mod tests {
     #[test]
     fn json_table_plots_and_targets() {
         let figs = vec![
-            fig(
-                "stream capture throughput (256 KiB segments)",
-                "coherent",
-                "persistent",
-                9.5,
-                10.0,
-            ),
-            fig(
-                "stream capture throughput (256 KiB segments)",
-                "iommu-strict",
-                "persistent",
-                8.0,
-                10.0,
-            ),
+            fig(STREAM_TABLE, "coherent", "persistent", 9.5, 10.0),
+            fig(STREAM_TABLE, "iommu-strict", "persistent", 8.0, 10.0),
             fig(
                 "segment sweep 4 KiB",
                 "iommu-strict",
@@ -2103,6 +2132,25 @@ mod tests {
         assert!(svg_sweep(&figs).contains("<polyline"));
         let (lo, hi) = figs[0].spread();
         assert!(lo < 1.0 && hi > 1.0);
+    }
+
+    #[test]
+    fn target_2_reads_the_64_mib_table_and_not_the_16_mib_figure() {
+        // The informational 16 MiB figure first, where a look-up by a prefix it shares would
+        // find it.
+        let figs = vec![
+            fig(
+                "informational: the same on a 16 MiB ring (the limit swings with the shared L3)",
+                "coherent",
+                "persistent",
+                3.0,
+                10.0,
+            ),
+            fig(STREAM_TABLE, "coherent", "persistent", 9.0, 10.0),
+        ];
+        let t = targets(&figs);
+        assert!((t[1].measured.unwrap_or(0.0) - 0.9).abs() < 1e-9, "{t:?}");
+        assert!(!svg_strategies(&figs).contains("16 MiB ring (the limit"));
     }
 
     #[test]
