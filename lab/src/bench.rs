@@ -1603,6 +1603,18 @@ pub fn svg_sweep(figs: &[Figure]) -> String {
     o
 }
 
+/// `profile-ops target2`: target 2's figure with `reps` repetitions; prints each ratio.
+fn target2_alone(reps: usize) -> Result<(), String> {
+    let size = Size {
+        reps,
+        ..Size::DEFAULT
+    };
+    let f = stream_figure(PLATFORMS[0], Strategy::PersistentSg, size)?;
+    let ratios: Vec<String> = f.ratios.iter().map(|r| format!("{r:.3}")).collect();
+    eprintln!("median {:.3} of {}", f.ratio, ratios.join(" "));
+    Ok(())
+}
+
 /// The work the callgrind figures measure, run in a child process under valgrind
 /// (`rhca-lab profile-ops <mad|stream> <n>`): `n` mapped MAD round trips, or `n` segments of a
 /// persistent capture stream, on a coherent machine.
@@ -1629,29 +1641,20 @@ pub fn profile_ops(kind: &str, n: u64) -> Result<(), String> {
             eprintln!("inline {inline:.0}/s, mapped {mapped:.0}/s");
             Ok(())
         }
-        // The device model's engine alone (no driver): 256 KiB segments of a 64-segment ring.
+        // The device model's engine alone (no driver), on the stream table's 64 MiB ring.
         "engine" => {
-            let r = engine_rate(256 * 1024, 64, n * 256 * 1024);
+            let r = engine_rate(STREAM_SEG, STREAM_SEGS, n * u64::from(STREAM_SEG));
             eprintln!("{:.3} GB/s", r / GB);
             Ok(())
         }
         // Target 2's figure alone, as `bench` measures it: `n` repetitions of the persistent
-        // stream under `coherent`, each bracketed by the memcpy limit; prints each ratio.
-        "target2" => {
-            let reps = usize::try_from(n).unwrap_or(1);
-            let size = Size {
-                reps,
-                ..Size::DEFAULT
-            };
-            let f = stream_figure(PLATFORMS[0], Strategy::PersistentSg, size)?;
-            let ratios: Vec<String> = f.ratios.iter().map(|r| format!("{r:.3}")).collect();
-            eprintln!("median {:.3} of {}", f.ratio, ratios.join(" "));
-            Ok(())
-        }
-        // The stream figures' baseline alone: `n` 256 KiB segments' worth of the same data
-        // movement by memcpy.
+        // stream under `coherent` on the table's 64 MiB ring, each bracketed by the memcpy
+        // limit; prints each ratio.
+        "target2" => target2_alone(usize::try_from(n).unwrap_or(1)),
+        // The stream table's baseline alone: `n` segments' worth, over its 64 MiB ring.
         "memcpy" => {
-            let r = memcpy_same_movement(ENGINE_BURST as usize, 16 << 20, n * 256 * 1024);
+            let (burst, ring) = (ENGINE_BURST as usize, (STREAM_SEG * STREAM_SEGS) as usize);
+            let r = memcpy_same_movement(burst, ring, n * u64::from(STREAM_SEG));
             eprintln!("{:.3} GB/s", r / GB);
             Ok(())
         }
