@@ -133,9 +133,11 @@ impl Size {
         mads: 10_000,
         wqes: 16_384,
     };
-    /// A quick run (CI, smoke tests).
+    /// A quick run (a smoke run; about 40 s on two cores).
     pub const QUICK: Self = Self {
         reps: 3,
+        // Below [`MIN_LAPS`] of every ring: each stream figure moves its 16 laps, 1 GiB on the
+        // table's 64 MiB ring, and only the sweep's smaller rings move less.
         stream_bytes: 16 << 20,
         mads: 1000,
         wqes: 1024,
